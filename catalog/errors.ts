@@ -1,0 +1,150 @@
+/**
+ * The one coded error type shared by swpkg, swport and pkg.
+ *
+ * The code is the contract: tests assert codes, never wording, and codes are
+ * only ever added. Each code maps to one process exit code (DESIGN.md):
+ * 0 ok, 1 unexpected, 2 usage, 3 refused by verification, 4 cannot resolve,
+ * 5 network or fetch, 6 lock held, 7 store or filesystem.
+ */
+
+export const ExitCode = {
+  OK: 0,
+  UNEXPECTED: 1,
+  USAGE: 2,
+  VERIFICATION: 3,
+  RESOLVE: 4,
+  NETWORK: 5,
+  LOCKED: 6,
+  STORE: 7,
+} as const;
+export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
+
+/** Every error code and the exit code it maps to. Only ever add rows. */
+export const ERROR_CODES = {
+  // usage and input
+  E_USAGE: ExitCode.USAGE,
+  E_INVALID_MANIFEST: ExitCode.USAGE,
+  E_INVALID_VERSION: ExitCode.USAGE,
+  E_INVALID_RANGE: ExitCode.USAGE,
+  E_INVALID_JSON: ExitCode.USAGE,
+  E_NOT_FOUND: ExitCode.USAGE,
+  E_INVALID_KEY: ExitCode.USAGE,
+  E_INVALID_RECIPE: ExitCode.USAGE,
+  E_UNKNOWN_PORT: ExitCode.USAGE,
+  E_UNSUPPORTED_TARGET: ExitCode.USAGE,
+  E_CONFIRM: ExitCode.USAGE,
+  // verification: refused because something is not what it claims to be
+  E_SIGNATURE: ExitCode.VERIFICATION,
+  E_UNKNOWN_KEY: ExitCode.VERIFICATION,
+  E_THRESHOLD: ExitCode.VERIFICATION,
+  E_EXPIRED: ExitCode.VERIFICATION,
+  E_ROLLBACK: ExitCode.VERIFICATION,
+  E_EQUIVOCATION: ExitCode.VERIFICATION,
+  E_INCOMPATIBLE: ExitCode.VERIFICATION,
+  E_HASH_MISMATCH: ExitCode.VERIFICATION,
+  E_TOO_LARGE: ExitCode.VERIFICATION,
+  E_UNSAFE_PATH: ExitCode.VERIFICATION,
+  E_CORRUPT: ExitCode.VERIFICATION,
+  E_BAD_ROOT: ExitCode.VERIFICATION,
+  E_UNTRUSTED: ExitCode.VERIFICATION,
+  E_IMMUTABLE: ExitCode.VERIFICATION,
+  E_REPRODUCIBILITY: ExitCode.VERIFICATION,
+  // resolution
+  E_RESOLVE: ExitCode.RESOLVE,
+  E_CONFLICT: ExitCode.RESOLVE,
+  E_FILE_CONFLICT: ExitCode.RESOLVE,
+  E_NEEDED: ExitCode.RESOLVE,
+  E_NOT_INSTALLED: ExitCode.RESOLVE,
+  // network and fetch
+  E_NETWORK: ExitCode.NETWORK,
+  E_HTTP: ExitCode.NETWORK,
+  E_STALLED: ExitCode.NETWORK,
+  E_FETCH: ExitCode.NETWORK,
+  // lock
+  E_LOCKED: ExitCode.LOCKED,
+  // store and filesystem
+  E_STORE: ExitCode.STORE,
+  E_DISK_FULL: ExitCode.STORE,
+  E_READ_ONLY: ExitCode.STORE,
+  E_BUILD: ExitCode.STORE,
+  E_PATCH: ExitCode.STORE,
+  // anything else
+  E_INTERNAL: ExitCode.UNEXPECTED,
+} as const;
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export interface SwpkgErrorInit {
+  /** The fix, in words a user can act on. */
+  hint?: string;
+  /** Facts: path, package, key id, expected vs actual. JSON-serialisable. */
+  details?: Record<string, unknown>;
+  cause?: unknown;
+}
+
+export class SwpkgError extends Error {
+  readonly code: ErrorCode;
+  readonly hint: string | undefined;
+  readonly details: Record<string, unknown>;
+
+  constructor(code: ErrorCode, message: string, init: SwpkgErrorInit = {}) {
+    super(message, init.cause === undefined ? undefined : { cause: init.cause });
+    this.name = 'SwpkgError';
+    this.code = code;
+    this.hint = init.hint;
+    this.details = init.details ?? {};
+  }
+
+  get exitCode(): ExitCode {
+    return ERROR_CODES[this.code];
+  }
+
+  toJSON(): { code: ErrorCode; message: string; hint?: string; details: Record<string, unknown> } {
+    return {
+      code: this.code,
+      message: this.message,
+      ...(this.hint === undefined ? {} : { hint: this.hint }),
+      details: this.details,
+    };
+  }
+}
+
+export function isSwpkgError(e: unknown): e is SwpkgError {
+  return e instanceof SwpkgError;
+}
+
+/** Maps Node filesystem errors to store codes so disk-full and read-only are told apart. */
+export function fromFsError(e: unknown, what: string): SwpkgError {
+  if (e instanceof SwpkgError) return e;
+  const err = e as NodeJS.ErrnoException;
+  if (err?.code === 'ENOSPC' || err?.code === 'EDQUOT') {
+    return new SwpkgError('E_DISK_FULL', `no space left while ${what}`, {
+      hint: 'free space on the filesystem (pkg gc removes unreferenced store entries) and retry',
+      details: { errno: err.code, path: err.path },
+      cause: e,
+    });
+  }
+  if (err?.code === 'EROFS') {
+    return new SwpkgError('E_READ_ONLY', `filesystem is read-only while ${what}`, {
+      hint: 'remount the filesystem read-write or choose another --root',
+      details: { errno: err.code, path: err.path },
+      cause: e,
+    });
+  }
+  if (err?.code === 'ENOENT') {
+    return new SwpkgError('E_NOT_FOUND', `${what}: ${err.path ?? 'file'} does not exist`, {
+      details: { errno: err.code, path: err.path },
+      cause: e,
+    });
+  }
+  return new SwpkgError('E_STORE', `${what}: ${err?.message ?? String(e)}`, {
+    details: { errno: err?.code, path: err?.path },
+    cause: e,
+  });
+}
+
+/** Wraps anything thrown into a SwpkgError for rendering at the edge. */
+export function toSwpkgError(e: unknown): SwpkgError {
+  if (e instanceof SwpkgError) return e;
+  const message = e instanceof Error ? e.message : String(e);
+  return new SwpkgError('E_INTERNAL', message, { cause: e, hint: 'this is a bug; please report it with the command you ran' });
+}

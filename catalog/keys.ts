@@ -1,0 +1,142 @@
+import * as ed from '@noble/ed25519';
+import { sha512 } from '@noble/hashes/sha2.js';
+import { randomBytes } from 'node:crypto';
+import { SwpkgError } from './errors.js';
+import { sha256Hex } from './hash.js';
+import { canonicalBytes } from './canonical-json.js';
+
+ed.hashes.sha512 = sha512;
+
+/** A public key as it appears in roots and `.pub` files. */
+export interface PublicKey {
+  type: 'ed25519';
+  /** 32 bytes, lowercase hex. */
+  public: string;
+}
+
+/** A private key file's content. Written 0600, never into a web root. */
+export interface PrivateKeyFile {
+  type: 'ed25519-private';
+  keyid: string;
+  /** 32-byte seed, lowercase hex. */
+  seed: string;
+  public: string;
+}
+
+export interface PublicKeyFile extends PublicKey {
+  keyid: string;
+}
+
+export interface KeyPair {
+  keyid: string;
+  seed: Uint8Array;
+  publicKey: Uint8Array;
+}
+
+const HEX64 = /^[0-9a-f]{64}$/;
+const HEX128 = /^[0-9a-f]{128}$/;
+
+export function hexToBytes(hex: string): Uint8Array {
+  return Uint8Array.from(Buffer.from(hex, 'hex'));
+}
+export function bytesToHex(b: Uint8Array): string {
+  return Buffer.from(b).toString('hex');
+}
+
+/** Key ids are the SHA-256 of the public key bytes (DESIGN.md). */
+export function keyIdOf(publicKey: Uint8Array): string {
+  return sha256Hex(publicKey);
+}
+
+export function generateKeyPair(): KeyPair {
+  const seed = Uint8Array.from(randomBytes(32));
+  return keyPairFromSeed(seed);
+}
+
+export function keyPairFromSeed(seed: Uint8Array): KeyPair {
+  const publicKey = ed.getPublicKey(seed);
+  return { keyid: keyIdOf(publicKey), seed, publicKey };
+}
+
+export function toPrivateKeyFile(k: KeyPair): PrivateKeyFile {
+  return { type: 'ed25519-private', keyid: k.keyid, seed: bytesToHex(k.seed), public: bytesToHex(k.publicKey) };
+}
+
+export function toPublicKeyFile(k: KeyPair): PublicKeyFile {
+  return { type: 'ed25519', keyid: k.keyid, public: bytesToHex(k.publicKey) };
+}
+
+/** Parses a private key file; the seed must re-derive the recorded public key. */
+export function parsePrivateKeyFile(value: unknown, source: string): KeyPair {
+  const v = value as Partial<PrivateKeyFile> | null;
+  if (!v || typeof v !== 'object' || v.type !== 'ed25519-private' || typeof v.seed !== 'string' || !HEX64.test(v.seed)) {
+    throw new SwpkgError('E_INVALID_KEY', `${source} is not an swpkg private key`, {
+      hint: 'create one with `swpkg key generate --out DIR`; pass the file without .pub',
+      details: { source },
+    });
+  }
+  const k = keyPairFromSeed(hexToBytes(v.seed));
+  if (v.public !== undefined && v.public !== bytesToHex(k.publicKey)) {
+    throw new SwpkgError('E_INVALID_KEY', `${source}: public key does not match the seed`, { details: { source } });
+  }
+  return k;
+}
+
+/** Parses and checks a public key (`.pub` file or root entry). Small-order keys are refused. */
+export function parsePublicKey(value: unknown, source: string): PublicKeyFile {
+  const v = value as Partial<PublicKey> | null;
+  if (!v || typeof v !== 'object' || v.type !== 'ed25519' || typeof v.public !== 'string' || !HEX64.test(v.public)) {
+    throw new SwpkgError('E_INVALID_KEY', `${source} is not an ed25519 public key`, { details: { source } });
+  }
+  const bytes = hexToBytes(v.public);
+  assertUsablePublicKey(bytes, source);
+  return { type: 'ed25519', public: v.public, keyid: keyIdOf(bytes) };
+}
+
+/**
+ * A small-order (or non-canonical) public key lets anyone forge signatures
+ * that verify under it, so such a key is refused when a root is loaded.
+ */
+export function assertUsablePublicKey(bytes: Uint8Array, source: string): void {
+  let point: ed.Point;
+  try {
+    point = ed.Point.fromBytes(bytes, false);
+  } catch (e) {
+    throw new SwpkgError('E_INVALID_KEY', `${source}: public key is not a valid curve point`, { cause: e, details: { source } });
+  }
+  if (point.isSmallOrder()) {
+    throw new SwpkgError('E_INVALID_KEY', `${source}: public key has small order and cannot be trusted`, {
+      details: { source, public: bytesToHex(bytes) },
+    });
+  }
+}
+
+export interface Signature {
+  keyid: string;
+  /** 64 bytes, lowercase hex. */
+  sig: string;
+}
+
+export function signBytes(message: Uint8Array, key: KeyPair): Signature {
+  return { keyid: key.keyid, sig: bytesToHex(ed.sign(message, key.seed)) };
+}
+
+/** Signs the canonical (RFC 8785) bytes of `signed`. */
+export function signCanonical(signed: unknown, key: KeyPair): Signature {
+  return signBytes(canonicalBytes(signed), key);
+}
+
+/** Strict RFC 8032 verification: non-canonical S and point encodings are refused (zip215: false). */
+export function verifyBytes(message: Uint8Array, sigHex: string, publicHex: string): boolean {
+  if (!HEX128.test(sigHex) || !HEX64.test(publicHex)) return false;
+  try {
+    return ed.verify(hexToBytes(sigHex), message, hexToBytes(publicHex), { zip215: false });
+  } catch {
+    return false;
+  }
+}
+
+/** Fingerprint of a root: SHA-256 of the canonical bytes of its `signed` part. */
+export function fingerprintOf(signed: unknown): string {
+  return sha256Hex(canonicalBytes(signed));
+}

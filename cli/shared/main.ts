@@ -1,0 +1,37 @@
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { Config, run, flush } from '@oclif/core';
+
+/**
+ * Starts one of the two oclif binaries from the single package.json: the
+ * oclif section is chosen here per binary (explicit `bin`, its own command
+ * folder), so `swpkg` and `swport` share dependencies but not command trees.
+ */
+export async function main(bin: 'swpkg' | 'swport', argv: string[]): Promise<void> {
+  const root = fileURLToPath(new URL('../../..', import.meta.url)); // dist/cli/shared -> repo root
+  const pjson = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as Record<string, unknown>;
+  pjson['oclif'] = {
+    bin,
+    dirname: bin,
+    commands: `./dist/cli/${bin}/commands`,
+    topicSeparator: ' ',
+    helpOptions: { flagSortOrder: 'none' },
+  };
+  const config = await Config.load({ root, pjson: pjson as never });
+  try {
+    await run(argv, config);
+  } catch (err) {
+    // Only oclif's own exits (help, version, parse errors outside a command) reach here.
+    const e = err as { oclif?: { exit?: number }; message?: string };
+    if (e.oclif?.exit !== undefined && e.oclif.exit !== 0) {
+      process.stderr.write(`error E_USAGE: ${e.message ?? 'usage'}\n  fix: run \`${bin} --help\`\n`);
+      process.exitCode = 2;
+    } else if (e.oclif?.exit === undefined) {
+      process.stderr.write(`error E_INTERNAL: ${e.message ?? String(err)}\n`);
+      process.exitCode = 1;
+    }
+  } finally {
+    await flush();
+  }
+}

@@ -1,0 +1,3 @@
+import { main } from '../shared/main.js';
+
+await main('swpkg', process.argv.slice(2));

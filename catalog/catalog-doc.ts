@@ -1,0 +1,230 @@
+import { SwpkgError } from './errors.js';
+import { canonicalBytes, parseJson } from './canonical-json.js';
+import { sha256Hex, SHA256_HEX } from './hash.js';
+import { signBytes, type KeyPair } from './keys.js';
+import { ARCHES, assertName, assertVersion, validateDepends } from './manifest.js';
+import { assertNotExpired, checkThreshold, parseSignatures, type RootDocument, type Signed } from './root.js';
+
+/** The client format this code understands; catalogs demanding more are refused as incompatible. */
+export const CLIENT_FORMAT = 1;
+export const CATALOG_FORMAT = 1;
+/** A client never reads more catalog than this unless configured (endless-data attack). */
+export const DEFAULT_MAX_CATALOG_BYTES = 64 * 1024 * 1024;
+
+export interface CatalogPackage {
+  name: string;
+  version: string;
+  arch: string;
+  abi: string;
+  depends: Record<string, string>;
+  provides: string[];
+  conflicts: string[];
+  size: number;
+  installedSize: number;
+  sha256: string;
+  path: string;
+  summary: string;
+  license: string;
+}
+
+export interface CatalogCompatibility {
+  arch: string[];
+  abi: string[];
+  minClientFormat: number;
+}
+
+export interface CatalogSigned {
+  type: 'catalog';
+  format: number;
+  repo: string;
+  version: number;
+  generated: string;
+  expires: string;
+  compatibility: CatalogCompatibility;
+  packages: CatalogPackage[];
+}
+
+export type CatalogDocument = Signed<CatalogSigned>;
+
+export interface ClientIdentity {
+  arch: string;
+  abi: string;
+  format: number;
+}
+
+export const DEFAULT_CLIENT: ClientIdentity = { arch: 'x86_64', abi: 'linux-musl-static', format: CLIENT_FORMAT };
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function badCatalog(why: string, details: Record<string, unknown> = {}): SwpkgError {
+  return new SwpkgError('E_INVALID_JSON', `catalog: ${why}`, { details });
+}
+
+const PACKAGE_PATH = /^packages\/[A-Za-z0-9+._-]+\.swpkg$/;
+
+function parsePackageEntry(v: unknown, i: number): CatalogPackage {
+  if (!isRecord(v)) throw badCatalog(`packages[${i}] must be an object`);
+  const str = (k: string): string => {
+    const x = v[k];
+    if (typeof x !== 'string') throw badCatalog(`packages[${i}].${k} must be a string`, { field: `packages[${i}].${k}` });
+    return x;
+  };
+  const int = (k: string): number => {
+    const x = v[k];
+    if (typeof x !== 'number' || !Number.isSafeInteger(x) || x < 0) throw badCatalog(`packages[${i}].${k} must be a non-negative integer`);
+    return x;
+  };
+  const list = (k: string): string[] => {
+    const x = v[k] ?? [];
+    if (!Array.isArray(x) || x.some((e) => typeof e !== 'string')) throw badCatalog(`packages[${i}].${k} must be an array of strings`);
+    return x as string[];
+  };
+  const sha256 = str('sha256');
+  if (!SHA256_HEX.test(sha256)) throw badCatalog(`packages[${i}].sha256 is not a SHA-256 digest`);
+  const path = str('path');
+  // The path is joined onto the repository URL: it must stay a plain file under packages/.
+  if (!PACKAGE_PATH.test(path)) {
+    throw new SwpkgError('E_UNSAFE_PATH', `catalog: packages[${i}].path ${JSON.stringify(path)} is not a plain packages/ file name`, { details: { path } });
+  }
+  return {
+    name: assertName(v['name'], `packages[${i}].name`),
+    version: assertVersion(v['version'], `packages[${i}].version`),
+    arch: str('arch'),
+    abi: str('abi'),
+    depends: validateDepends(v['depends'], `packages[${i}].depends`),
+    provides: list('provides'),
+    conflicts: list('conflicts'),
+    size: int('size'),
+    installedSize: int('installedSize'),
+    sha256,
+    path,
+    summary: str('summary'),
+    license: str('license'),
+  };
+}
+
+/** Structural parse of an untrusted catalog document; trust checks are in verifyCatalog. */
+export function parseCatalog(value: unknown): CatalogDocument {
+  if (!isRecord(value) || !isRecord(value['signed'])) throw badCatalog('is not a signed document ({signed, signatures})');
+  const s = value['signed'];
+  if (s['type'] !== 'catalog') throw badCatalog(`type is ${JSON.stringify(s['type'])}, expected "catalog"`);
+  const version = s['version'];
+  if (typeof version !== 'number' || !Number.isSafeInteger(version) || version < 1) throw badCatalog('version must be a positive integer');
+  if (typeof s['format'] !== 'number') throw badCatalog('format must be a number');
+  if (typeof s['repo'] !== 'string') throw badCatalog('repo must be a string');
+  for (const k of ['generated', 'expires']) {
+    if (typeof s[k] !== 'string' || Number.isNaN(Date.parse(s[k]))) throw badCatalog(`${k} must be an ISO-8601 time`);
+  }
+  const c = s['compatibility'];
+  if (!isRecord(c) || !Array.isArray(c['arch']) || !Array.isArray(c['abi']) || typeof c['minClientFormat'] !== 'number') {
+    throw badCatalog('compatibility must have arch[], abi[] and minClientFormat');
+  }
+  if (!Array.isArray(s['packages'])) throw badCatalog('packages must be an array');
+  const packages = s['packages'].map(parsePackageEntry);
+  const seen = new Set<string>();
+  for (const p of packages) {
+    const id = `${p.name}@${p.version}@${p.arch}`;
+    if (seen.has(id)) throw badCatalog(`lists ${id} twice`);
+    seen.add(id);
+  }
+  return {
+    signed: {
+      type: 'catalog',
+      format: s['format'],
+      repo: s['repo'],
+      version,
+      generated: s['generated'] as string,
+      expires: s['expires'] as string,
+      compatibility: { arch: c['arch'] as string[], abi: c['abi'] as string[], minClientFormat: c['minClientFormat'] },
+      packages,
+    },
+    signatures: parseSignatures(value['signatures'], 'catalog'),
+  };
+}
+
+export function signCatalog(signed: CatalogSigned, keys: KeyPair[]): CatalogDocument {
+  const message = canonicalBytes(signed);
+  return { signed, signatures: keys.map((k) => signBytes(message, k)).sort((a, b) => (a.keyid < b.keyid ? -1 : 1)) };
+}
+
+export interface LastAccepted {
+  version: number;
+  sha256: string;
+}
+
+export interface VerifyCatalogOptions {
+  root: RootDocument;
+  now: Date;
+  lastAccepted?: LastAccepted;
+  maxBytes?: number;
+  /** Whose compatibility to check; `null` skips it (a publisher checking its own root). */
+  client?: ClientIdentity | null;
+}
+
+/**
+ * The one gate a catalog passes before anything uses it. Order matters:
+ * size before parsing (endless data), signatures before any field is
+ * believed, then freshness (expiry = freeze), monotonic version (rollback),
+ * same version with other bytes (equivocation), and compatibility.
+ */
+export function verifyCatalog(bytes: Uint8Array, o: VerifyCatalogOptions): CatalogDocument {
+  const max = o.maxBytes ?? DEFAULT_MAX_CATALOG_BYTES;
+  if (bytes.length > max) {
+    throw new SwpkgError('E_TOO_LARGE', `catalog is ${bytes.length} bytes, more than the ${max} allowed`, {
+      hint: 'raise the limit only if you expect a catalog this large',
+      details: { size: bytes.length, limit: max },
+    });
+  }
+  const doc = parseCatalog(parseJson(bytes, 'catalog'));
+  const root = o.root.signed;
+  checkThreshold(doc.signed, doc.signatures, root.roles.catalog, root.keys, `catalog v${doc.signed.version}`);
+  assertNotExpired(doc.signed.expires, o.now, `catalog v${doc.signed.version}`);
+  const sha256 = sha256Hex(bytes);
+  if (o.lastAccepted) {
+    if (doc.signed.version < o.lastAccepted.version) {
+      throw new SwpkgError('E_ROLLBACK', `catalog version ${doc.signed.version} is older than version ${o.lastAccepted.version} already accepted`, {
+        hint: 'a mirror is serving stale metadata or someone is replaying an old catalog; try another mirror',
+        details: { offered: doc.signed.version, accepted: o.lastAccepted.version },
+      });
+    }
+    if (doc.signed.version === o.lastAccepted.version && sha256 !== o.lastAccepted.sha256) {
+      throw new SwpkgError('E_EQUIVOCATION', `catalog version ${doc.signed.version} has different content than the copy already accepted`, {
+        hint: 'the publisher signed two different catalogs with one version; report it',
+        details: { version: doc.signed.version, accepted: o.lastAccepted.sha256, offered: sha256 },
+      });
+    }
+  }
+  if (o.client === null) return doc;
+  const client = o.client ?? DEFAULT_CLIENT;
+  const compat = doc.signed.compatibility;
+  if (doc.signed.format > CATALOG_FORMAT || compat.minClientFormat > client.format) {
+    throw new SwpkgError('E_INCOMPATIBLE', `catalog needs client format ${compat.minClientFormat} (catalog format ${doc.signed.format}); this client speaks ${client.format}`, {
+      hint: 'upgrade pkg',
+      details: { catalogFormat: doc.signed.format, minClientFormat: compat.minClientFormat, clientFormat: client.format },
+    });
+  }
+  if (!compat.arch.includes(client.arch) && !compat.arch.includes('any')) {
+    throw new SwpkgError('E_INCOMPATIBLE', `catalog is for ${compat.arch.join(', ')}; this machine is ${client.arch}`, {
+      hint: 'add the repository built for this architecture',
+      details: { catalogArch: compat.arch, clientArch: client.arch },
+    });
+  }
+  if (!compat.abi.includes(client.abi)) {
+    throw new SwpkgError('E_INCOMPATIBLE', `catalog is for ABI ${compat.abi.join(', ')}; this machine runs ${client.abi}`, {
+      hint: 'add the repository built for this ABI',
+      details: { catalogAbi: compat.abi, clientAbi: client.abi },
+    });
+  }
+  return doc;
+}
+
+/** Packages of a verified catalog usable by this client (its arch or `any`, its ABI). */
+export function compatiblePackages(doc: CatalogDocument, client: ClientIdentity = DEFAULT_CLIENT): CatalogPackage[] {
+  return doc.signed.packages.filter((p) => (p.arch === client.arch || p.arch === 'any') && p.abi === client.abi);
+}
+
+export function isArch(a: string): boolean {
+  return (ARCHES as readonly string[]).includes(a);
+}

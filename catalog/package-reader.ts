@@ -1,0 +1,361 @@
+import { createReadStream, openSync, writeSync, closeSync, fsyncSync, mkdirSync, symlinkSync, chmodSync } from 'node:fs';
+import { mkdir, rm } from 'node:fs/promises';
+import { createHash, type Hash } from 'node:crypto';
+import { createGunzip } from 'node:zlib';
+import { once } from 'node:events';
+import { join, dirname } from 'node:path';
+import { Parser, type ReadEntry } from 'tar';
+import { SwpkgError, fromFsError } from './errors.js';
+import { parseJson, canonicalBytes } from './canonical-json.js';
+import { validateManifest, type FileEntry, type PackageManifest } from './manifest.js';
+import { verifyBytes, type PublicKeyFile, type Signature } from './keys.js';
+import { MANIFEST_ENTRY, SIGNATURE_ENTRY } from './package-writer.js';
+
+/** The manifest is small; anything larger is not a package we wrote. */
+const MAX_MANIFEST_BYTES = 16 * 1024 * 1024;
+const MAX_SIGNATURE_BYTES = 64 * 1024;
+
+export interface PackageHeader {
+  manifest: PackageManifest;
+  signature?: Signature;
+}
+
+export interface VerifiedPackage extends PackageHeader {
+  sha256: string;
+  size: number;
+}
+
+export interface ReadOptions {
+  /** Refuse the archive beyond this many compressed bytes (E_TOO_LARGE). */
+  maxBytes?: number;
+  /** Refuse unless the whole archive hashes to this (E_HASH_MISMATCH). */
+  expectedSha256?: string;
+}
+
+export interface ExtractOptions extends ReadOptions {
+  /** fsync each file before returning, so a rename of destDir afterwards survives power loss. Default true. */
+  fsync?: boolean;
+}
+
+function corrupt(path: string, why: string, cause?: unknown): SwpkgError {
+  return new SwpkgError('E_CORRUPT', `${path} is not a valid .swpkg: ${why}`, {
+    hint: 'download or build the package again; if it keeps failing the publisher shipped a broken file',
+    details: { path },
+    cause,
+  });
+}
+
+/** What happens to each verified payload entry: nothing (verify) or written below a folder (extract). */
+interface Sink {
+  dir(e: FileEntry): void;
+  symlink(e: FileEntry): void;
+  fileStart(e: FileEntry): void;
+  fileData(chunk: Buffer): void;
+  fileEnd(e: FileEntry): void;
+  abort(): void;
+}
+
+const nullSink: Sink = { dir() {}, symlink() {}, fileStart() {}, fileData() {}, fileEnd() {}, abort() {} };
+
+function tarTypeOf(entry: ReadEntry): 'file' | 'dir' | 'symlink' | 'other' {
+  switch (entry.type) {
+    case 'File':
+    case 'OldFile':
+    case 'ContiguousFile':
+      return 'file';
+    case 'Directory':
+      return 'dir';
+    case 'SymbolicLink':
+      return 'symlink';
+    default:
+      return 'other';
+  }
+}
+
+/**
+ * Streams an archive once: hashes the compressed bytes, checks every entry
+ * against the manifest (order, type, mode, size, SHA-256, link target) and
+ * hands verified data to the sink. Throws on the first discrepancy; the
+ * caller decides what a partial sink output means (extract deletes it).
+ */
+async function streamPackage(path: string, opts: ReadOptions, sink: Sink, headerOnly: boolean): Promise<VerifiedPackage> {
+  const pkgHash = createHash('sha256');
+  let compressed = 0;
+  let failure: unknown;
+  let manifest: PackageManifest | undefined;
+  let signature: Signature | undefined;
+  let index = 0; // entries seen (manifest = 0)
+  let fileIdx = 0; // next expected manifest file
+  let current: { entry: FileEntry; hash: Hash; n: number } | undefined;
+  let done = false;
+
+  const fail = (e: unknown): void => {
+    if (failure === undefined) failure = e;
+  };
+
+  const parser = new Parser({ strict: true });
+  parser.on('warn', (_code: string, message: string) => fail(corrupt(path, `tar: ${message}`)));
+  parser.on('error', (e: Error) => fail(corrupt(path, `tar: ${e.message}`, e)));
+
+  parser.on('entry', (entry: ReadEntry) => {
+    if (failure !== undefined || done) {
+      entry.resume();
+      return;
+    }
+    const type = tarTypeOf(entry);
+    const rawPath = entry.path;
+    const entryPath = type === 'dir' && rawPath.endsWith('/') ? rawPath.slice(0, -1) : rawPath;
+    const position = index++;
+    try {
+      if (position === 0) {
+        if (entryPath !== MANIFEST_ENTRY || type !== 'file') throw corrupt(path, `first entry must be ${MANIFEST_ENTRY}, found ${JSON.stringify(entryPath)}`);
+        if (entry.size > MAX_MANIFEST_BYTES) throw corrupt(path, 'manifest is too large');
+        collect(entry, (buf) => {
+          manifest = validateManifest(parseJson(buf, `${path}: ${MANIFEST_ENTRY}`));
+        });
+        return;
+      }
+      if (manifest === undefined) throw corrupt(path, 'manifest unreadable');
+      if (position === 1 && entryPath === SIGNATURE_ENTRY) {
+        if (type !== 'file' || entry.size > MAX_SIGNATURE_BYTES) throw corrupt(path, 'signature entry is malformed');
+        collect(entry, (buf) => {
+          const s = parseJson(buf, `${path}: ${SIGNATURE_ENTRY}`) as Partial<Signature> | null;
+          if (!s || typeof s.keyid !== 'string' || typeof s.sig !== 'string') throw corrupt(path, 'signature entry is malformed');
+          signature = { keyid: s.keyid, sig: s.sig };
+          if (headerOnly) done = true;
+        });
+        return;
+      }
+      if (headerOnly) {
+        done = true;
+        entry.resume();
+        return;
+      }
+      const expected = manifest.files[fileIdx++];
+      if (type === 'other') {
+        throw new SwpkgError('E_UNSAFE_PATH', `${path}: entry ${JSON.stringify(entryPath)} is a ${entry.type}; only files, folders and symlinks are allowed`, {
+          details: { path, entry: entryPath, type: entry.type },
+        });
+      }
+      if (!expected || expected.path !== entryPath) {
+        throw new SwpkgError('E_UNSAFE_PATH', `${path}: entry ${JSON.stringify(entryPath)} is not the next file the manifest lists (${expected ? JSON.stringify(expected.path) : 'none'})`, {
+          details: { path, entry: entryPath, expected: expected?.path },
+        });
+      }
+      if (expected.type !== type || ((entry.mode ?? 0) & 0o7777) !== expected.mode) {
+        throw new SwpkgError('E_HASH_MISMATCH', `${path}: ${entryPath} differs from its manifest entry (type or mode)`, {
+          details: { path, entry: entryPath, expectedType: expected.type, actualType: type, expectedMode: expected.mode, actualMode: entry.mode },
+        });
+      }
+      if (type === 'dir') {
+        sink.dir(expected);
+        entry.resume();
+      } else if (type === 'symlink') {
+        if (entry.linkpath !== expected.target) {
+          throw new SwpkgError('E_HASH_MISMATCH', `${path}: symlink ${entryPath} points elsewhere than its manifest says`, {
+            details: { path, entry: entryPath, expected: expected.target, actual: entry.linkpath },
+          });
+        }
+        sink.symlink(expected);
+        entry.resume();
+      } else {
+        if (entry.size !== expected.size) {
+          throw new SwpkgError('E_HASH_MISMATCH', `${path}: ${entryPath} is ${entry.size} bytes, the manifest says ${expected.size}`, {
+            details: { path, entry: entryPath, expected: expected.size, actual: entry.size },
+          });
+        }
+        sink.fileStart(expected);
+        current = { entry: expected, hash: createHash('sha256'), n: 0 };
+        const cur = current;
+        entry.on('data', (chunk: Buffer) => {
+          if (failure !== undefined) return;
+          cur.hash.update(chunk);
+          cur.n += chunk.length;
+          try {
+            sink.fileData(chunk);
+          } catch (e) {
+            fail(e);
+          }
+        });
+        entry.on('end', () => {
+          if (failure !== undefined) return;
+          const actual = cur.hash.digest('hex');
+          if (actual !== cur.entry.sha256 || cur.n !== cur.entry.size) {
+            fail(
+              new SwpkgError('E_HASH_MISMATCH', `${path}: ${cur.entry.path} does not match its SHA-256 in the manifest`, {
+                details: { path, entry: cur.entry.path, expected: cur.entry.sha256, actual },
+              }),
+            );
+            return;
+          }
+          try {
+            sink.fileEnd(cur.entry);
+          } catch (e) {
+            fail(e);
+          }
+        });
+      }
+    } catch (e) {
+      fail(e);
+      entry.resume();
+    }
+  });
+
+  function collect(entry: ReadEntry, then: (buf: Buffer) => void): void {
+    const chunks: Buffer[] = [];
+    entry.on('data', (c: Buffer) => chunks.push(c));
+    entry.on('end', () => {
+      if (failure !== undefined) return;
+      try {
+        then(Buffer.concat(chunks));
+      } catch (e) {
+        fail(e);
+      }
+    });
+  }
+
+  const input = createReadStream(path, { highWaterMark: 1 << 20 });
+  const gunzip = createGunzip();
+  input.on('error', (e) => fail(fromFsError(e, `reading ${path}`)));
+  gunzip.on('error', (e) => fail(corrupt(path, `gzip: ${e.message}`, e)));
+  input.on('data', (chunk) => {
+    const buf = chunk as Buffer;
+    compressed += buf.length;
+    pkgHash.update(buf);
+    if (opts.maxBytes !== undefined && compressed > opts.maxBytes) {
+      fail(
+        new SwpkgError('E_TOO_LARGE', `${path} is larger than the ${opts.maxBytes} bytes allowed`, {
+          details: { path, limit: opts.maxBytes },
+        }),
+      );
+      input.destroy();
+    }
+  });
+  input.pipe(gunzip);
+  try {
+    for await (const chunk of gunzip) {
+      if (failure !== undefined || done) break;
+      if (!parser.write(chunk as Buffer)) await once(parser, 'drain');
+    }
+    if (failure === undefined && !done) {
+      const ended = once(parser, 'end');
+      parser.end();
+      await ended;
+    }
+  } catch (e) {
+    fail(e instanceof SwpkgError ? e : corrupt(path, (e as Error).message, e));
+  } finally {
+    input.destroy();
+    gunzip.destroy();
+  }
+  if (failure !== undefined) {
+    sink.abort();
+    throw failure instanceof SwpkgError ? failure : corrupt(path, String((failure as Error)?.message ?? failure), failure);
+  }
+  if (manifest === undefined) throw corrupt(path, 'archive ended before its manifest');
+  if (!headerOnly) {
+    if (fileIdx !== manifest.files.length) {
+      throw corrupt(path, `archive ended after ${fileIdx} of ${manifest.files.length} files the manifest lists`);
+    }
+  }
+  const result: VerifiedPackage = { manifest, sha256: pkgHash.digest('hex'), size: compressed };
+  if (signature !== undefined) result.signature = signature;
+  if (!headerOnly && opts.expectedSha256 !== undefined && result.sha256 !== opts.expectedSha256) {
+    throw new SwpkgError('E_HASH_MISMATCH', `${path} has SHA-256 ${result.sha256}, expected ${opts.expectedSha256}`, {
+      details: { path, expected: opts.expectedSha256, actual: result.sha256 },
+    });
+  }
+  return result;
+}
+
+/** Reads only the manifest and signature entries; the payload is not checked. */
+export async function readPackageHeader(path: string): Promise<PackageHeader> {
+  const r = await streamPackage(path, {}, nullSink, true);
+  const out: PackageHeader = { manifest: r.manifest };
+  if (r.signature !== undefined) out.signature = r.signature;
+  return out;
+}
+
+/** Reads the whole archive and checks every entry against the manifest, without writing anything. */
+export async function verifyPackageFile(path: string, opts: ReadOptions = {}): Promise<VerifiedPackage> {
+  return streamPackage(path, opts, nullSink, false);
+}
+
+/**
+ * Extracts into `destDir`, which must not exist. Every byte is checked while
+ * it streams; on any failure the partial folder is removed, so a caller that
+ * renames destDir into place afterwards only ever publishes a verified tree.
+ */
+export async function extractPackage(path: string, destDir: string, opts: ExtractOptions = {}): Promise<VerifiedPackage> {
+  try {
+    await mkdir(dirname(destDir), { recursive: true });
+    await mkdir(destDir, { mode: 0o755 });
+  } catch (e) {
+    throw fromFsError(e, `creating ${destDir}`);
+  }
+  const fsync = opts.fsync ?? true;
+  let fd: number | undefined;
+  const sink: Sink = {
+    dir(e) {
+      mkdirSync(join(destDir, e.path), { mode: 0o755 });
+      chmodSync(join(destDir, e.path), e.mode);
+    },
+    symlink(e) {
+      symlinkSync(e.target!, join(destDir, e.path));
+    },
+    fileStart(e) {
+      // 'wx': an entry can never write through something already there.
+      fd = openSync(join(destDir, e.path), 'wx', 0o600);
+    },
+    fileData(chunk) {
+      let off = 0;
+      while (off < chunk.length) off += writeSync(fd!, chunk, off);
+    },
+    fileEnd(e) {
+      if (fsync) fsyncSync(fd!);
+      closeSync(fd!);
+      fd = undefined;
+      chmodSync(join(destDir, e.path), e.mode);
+    },
+    abort() {
+      if (fd !== undefined) closeSync(fd);
+      fd = undefined;
+    },
+  };
+  try {
+    return await streamPackage(path, opts, sink, false);
+  } catch (e) {
+    await rm(destDir, { recursive: true, force: true });
+    throw e instanceof SwpkgError ? e : fromFsError(e, `extracting ${path}`);
+  }
+}
+
+/**
+ * Checks a package's own signature against keys the caller trusts. The
+ * signature covers the manifest's canonical bytes, which hash every file.
+ */
+export function verifyPackageSignature(header: PackageHeader, trustedKeys: PublicKeyFile[]): { keyid: string } {
+  const sig = header.signature;
+  if (!sig) {
+    throw new SwpkgError('E_UNTRUSTED', `${header.manifest.name}@${header.manifest.version} is not signed`, {
+      hint: 'install it from a repository, sign it with `swpkg pack --key`, or pass --allow-untrusted if you trust this file',
+    });
+  }
+  const key = trustedKeys.find((k) => k.keyid === sig.keyid);
+  if (!key) {
+    throw new SwpkgError('E_UNKNOWN_KEY', `${header.manifest.name}@${header.manifest.version} is signed by key ${sig.keyid}, which is not trusted`, {
+      hint: 'trust the key with `pkg key add FILE.pub`, or add the repository whose catalog key signed it',
+      details: { keyid: sig.keyid },
+    });
+  }
+  if (!verifyBytes(canonicalBytes(header.manifest), sig.sig, key.public)) {
+    throw new SwpkgError('E_SIGNATURE', `the signature of ${header.manifest.name}@${header.manifest.version} does not verify`, {
+      details: { keyid: sig.keyid },
+    });
+  }
+  return { keyid: sig.keyid };
+}
+
+export async function removeQuietly(path: string): Promise<void> {
+  await rm(path, { recursive: true, force: true });
+}

@@ -1,0 +1,182 @@
+import { createReadStream, createWriteStream } from 'node:fs';
+import { lstat, readdir, readlink, rename, rm } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { createGzip } from 'node:zlib';
+import { once } from 'node:events';
+import { join } from 'node:path';
+import type { Writable } from 'node:stream';
+import { SwpkgError, fromFsError } from './errors.js';
+import { sha256File } from './hash.js';
+import { canonicalBytes } from './canonical-json.js';
+import { signCanonical, type KeyPair, type Signature } from './keys.js';
+import { comparePaths, validateManifest, validateMeta, type FileEntry, type PackageManifest, type PackageMeta } from './manifest.js';
+import { tarHeader, padding, TAR_END } from './tar-writer.js';
+import type { Reporter } from './reporter.js';
+
+export const MANIFEST_ENTRY = '.SWPKG/manifest.json';
+export const SIGNATURE_ENTRY = '.SWPKG/signature.json';
+
+export interface PackOptions {
+  /** Folder whose contents become the payload (its own name is not part of paths). */
+  dir: string;
+  meta: PackageMeta;
+  out: string;
+  /** Signs the manifest's canonical bytes into .SWPKG/signature.json. */
+  key?: KeyPair;
+  /** mtime of every entry; default 0. Same inputs → same bytes. */
+  sourceDateEpoch?: number;
+  reporter?: Reporter;
+}
+
+export interface PackResult {
+  manifest: PackageManifest;
+  sha256: string;
+  size: number;
+  path: string;
+}
+
+/**
+ * Walks `dir` in byte order of paths. Modes are normalised (dirs 0755, files
+ * 0755 when any execute bit is set else 0644) so a different umask on another
+ * build machine does not change the package bytes.
+ */
+async function scanPayload(dir: string): Promise<FileEntry[]> {
+  const out: FileEntry[] = [];
+  async function walk(rel: string): Promise<void> {
+    const abs = rel ? join(dir, rel) : dir;
+    let names: string[];
+    try {
+      names = (await readdir(abs)).sort(comparePaths);
+    } catch (e) {
+      throw fromFsError(e, `reading ${abs}`);
+    }
+    for (const name of names) {
+      const path = rel ? `${rel}/${name}` : name;
+      if (path === '.SWPKG') throw new SwpkgError('E_UNSAFE_PATH', `${dir} contains .SWPKG/, which is reserved`, { details: { path } });
+      const st = await lstat(join(dir, path));
+      if (st.isDirectory()) {
+        out.push({ path, type: 'dir', mode: 0o755 });
+        await walk(path);
+      } else if (st.isFile()) {
+        if (st.mode & 0o6000) {
+          throw new SwpkgError('E_UNSAFE_PATH', `${path} has setuid/setgid bits; packages may not carry them`, {
+            hint: 'chmod u-s,g-s the file before packing',
+            details: { path },
+          });
+        }
+        const { sha256, size } = await sha256File(join(dir, path));
+        out.push({ path, type: 'file', mode: st.mode & 0o111 ? 0o755 : 0o644, size, sha256 });
+      } else if (st.isSymbolicLink()) {
+        out.push({ path, type: 'symlink', mode: 0o777, target: await readlink(join(dir, path)) });
+      } else {
+        throw new SwpkgError('E_UNSAFE_PATH', `${path} is a device, fifo or socket; packages hold only files, folders and symlinks`, {
+          details: { path },
+        });
+      }
+    }
+  }
+  await walk('');
+  // Readdir order per folder is not global byte order ("a/b" vs "a-b"): sort once more.
+  return out.sort((a, b) => comparePaths(a.path, b.path));
+}
+
+/** Builds the manifest for a folder without writing anything. */
+export async function buildManifest(dir: string, meta: PackageMeta): Promise<PackageManifest> {
+  const m = validateMeta(meta);
+  const files = await scanPayload(dir);
+  const manifest = {
+    format: 1,
+    ...m,
+    depends: m.depends ?? {},
+    provides: m.provides ?? [],
+    conflicts: m.conflicts ?? [],
+    installedSize: files.reduce((n, f) => n + (f.size ?? 0), 0),
+    files,
+  };
+  // The writer's output goes through the same validation the reader applies.
+  return validateManifest(manifest);
+}
+
+async function write(stream: Writable, chunk: Buffer): Promise<void> {
+  if (!stream.write(chunk)) await once(stream, 'drain');
+}
+
+/**
+ * Writes a reproducible `.swpkg`: gzip'd tar, `.SWPKG/manifest.json` first,
+ * the optional signature second, then the payload in manifest order. Streams
+ * every file (memory stays flat) and lands the output with a rename, so a
+ * crash never leaves a half package under the final name.
+ */
+export async function packPackage(opts: PackOptions): Promise<PackResult> {
+  const manifest = await buildManifest(opts.dir, opts.meta);
+  const mtime = opts.sourceDateEpoch ?? 0;
+  const manifestBytes = Buffer.from(canonicalBytes(manifest));
+  const signature: Signature | undefined = opts.key ? signCanonical(manifest, opts.key) : undefined;
+
+  const tmp = `${opts.out}.tmp-${process.pid}`;
+  const hash = createHash('sha256');
+  let size = 0;
+  const gzip = createGzip({ level: 6 });
+  const file = createWriteStream(tmp, { mode: 0o644 });
+  gzip.on('data', (chunk: Buffer) => {
+    hash.update(chunk);
+    size += chunk.length;
+  });
+  const finished = new Promise<void>((resolve, reject) => {
+    file.on('close', resolve);
+    file.on('error', reject);
+    gzip.on('error', reject);
+  });
+  gzip.pipe(file);
+  try {
+    await write(gzip, tarHeader({ path: MANIFEST_ENTRY, type: 'file', mode: 0o644, size: manifestBytes.length, mtime }));
+    await write(gzip, Buffer.concat([manifestBytes, padding(manifestBytes.length)]));
+    if (signature) {
+      const sigBytes = Buffer.from(canonicalBytes(signature));
+      await write(gzip, tarHeader({ path: SIGNATURE_ENTRY, type: 'file', mode: 0o644, size: sigBytes.length, mtime }));
+      await write(gzip, Buffer.concat([sigBytes, padding(sigBytes.length)]));
+    }
+    let done = 0;
+    for (const f of manifest.files) {
+      const header: { path: string; type: typeof f.type; mode: number; size: number; mtime: number; linkTarget?: string } = {
+        path: f.path,
+        type: f.type,
+        mode: f.mode,
+        size: f.size ?? 0,
+        mtime,
+      };
+      if (f.target !== undefined) header.linkTarget = f.target;
+      await write(gzip, tarHeader(header));
+      if (f.type === 'file') {
+        const inner = createHash('sha256');
+        let n = 0;
+        for await (const chunk of createReadStream(join(opts.dir, f.path), { highWaterMark: 1 << 20 })) {
+          const buf = chunk as Buffer;
+          inner.update(buf);
+          n += buf.length;
+          await write(gzip, buf);
+        }
+        // The file changed between scan and write: the manifest would lie.
+        if (n !== f.size || inner.digest('hex') !== f.sha256) {
+          throw new SwpkgError('E_HASH_MISMATCH', `${f.path} changed while it was being packed`, {
+            hint: 'pack a folder nothing else is writing to',
+            details: { path: f.path },
+          });
+        }
+        await write(gzip, padding(n));
+        done += n;
+        opts.reporter?.progress(`packing ${manifest.name}`, done, manifest.installedSize);
+      }
+    }
+    await write(gzip, TAR_END);
+    gzip.end();
+    await finished;
+    await rename(tmp, opts.out);
+  } catch (e) {
+    gzip.destroy();
+    file.destroy();
+    await rm(tmp, { force: true });
+    throw e instanceof SwpkgError ? e : fromFsError(e, `writing ${opts.out}`);
+  }
+  return { manifest, sha256: hash.digest('hex'), size, path: opts.out };
+}

@@ -1,0 +1,168 @@
+import { describe, expect, it } from 'vitest';
+import { mkdir, writeFile, symlink, readFile, chmod, readdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { gzipSync, gunzipSync } from 'node:zlib';
+import {
+  packPackage,
+  verifyPackageFile,
+  extractPackage,
+  readPackageHeader,
+  verifyPackageSignature,
+  generateKeyPair,
+  toPublicKeyFile,
+  sha256File,
+  tarHeader,
+  padding,
+  TAR_END,
+  canonicalBytes,
+  sha256Hex,
+  type PackageMeta,
+  type PackageManifest,
+} from '../../../catalog/index.js';
+import { tempDir, treeHash } from '../../helpers/tmp.js';
+
+const meta: PackageMeta = { name: 'hello', version: '1.0.0', arch: 'x86_64', abi: 'linux-musl-static', summary: 'says hello', license: 'MIT' };
+
+async function payload(dir: string): Promise<void> {
+  await mkdir(join(dir, 'bin'), { recursive: true });
+  await mkdir(join(dir, 'share/doc/hello'), { recursive: true });
+  await writeFile(join(dir, 'bin/hello'), '#!/bin/sh\necho hello\n');
+  await chmod(join(dir, 'bin/hello'), 0o755);
+  await writeFile(join(dir, 'share/doc/hello/README'), 'read me\n');
+  await symlink('hello', join(dir, 'bin/hi'));
+  await writeFile(join(dir, 'share/doc/hello/' + 'x'.repeat(150)), 'long name\n');
+}
+
+/** Writes a raw .swpkg from hand-made entries: for malformed input our writer refuses to produce. */
+async function rawPackage(out: string, manifest: unknown, entries: { path: string; type: 'file' | 'dir' | 'symlink'; mode?: number; data?: Buffer; target?: string; typeflag?: string }[]): Promise<void> {
+  const parts: Buffer[] = [];
+  const m = Buffer.from(canonicalBytes(manifest));
+  parts.push(tarHeader({ path: '.SWPKG/manifest.json', type: 'file', mode: 0o644, size: m.length, mtime: 0 }), m, padding(m.length));
+  for (const e of entries) {
+    const data = e.data ?? Buffer.alloc(0);
+    const h = tarHeader({ path: e.path, type: e.type, mode: e.mode ?? 0o644, size: data.length, mtime: 0, ...(e.target ? { linkTarget: e.target } : {}) });
+    if (e.typeflag) {
+      h.write(e.typeflag, 156, 1, 'ascii');
+      let sum = 0;
+      h.fill(' ', 148, 156);
+      for (const b of h.subarray(0, 512)) sum += b;
+      h.write(sum.toString(8).padStart(6, '0') + '\0 ', 148, 8, 'ascii');
+    }
+    parts.push(h, data, padding(data.length));
+  }
+  parts.push(TAR_END);
+  await writeFile(out, gzipSync(Buffer.concat(parts)));
+}
+
+function manifestFor(files: PackageManifest['files']): PackageManifest {
+  return { format: 1, ...meta, depends: {}, provides: [], conflicts: [], installedSize: files.reduce((n, f) => n + (f.size ?? 0), 0), files };
+}
+
+describe('.swpkg writer and reader', () => {
+  it('packs, verifies and extracts a package with its files, links and long names', async () => {
+    const d = await tempDir();
+    await payload(join(d, 'src'));
+    const r = await packPackage({ dir: join(d, 'src'), meta, out: join(d, 'hello.swpkg') });
+    expect(r.manifest.files.map((f) => f.path)).toContain('bin/hi');
+    expect((await sha256File(r.path)).sha256).toBe(r.sha256);
+    const v = await verifyPackageFile(r.path);
+    expect(v.sha256).toBe(r.sha256);
+    expect(v.manifest).toEqual(r.manifest);
+    await extractPackage(r.path, join(d, 'out'), { expectedSha256: r.sha256 });
+    expect(await treeHash(join(d, 'out'))).toBe(await treeHash(join(d, 'src')));
+    expect((await stat(join(d, 'out/bin/hello'))).mode & 0o777).toBe(0o755);
+  });
+
+  it('is reproducible: same inputs give the same bytes', async () => {
+    const d = await tempDir();
+    await payload(join(d, 'src'));
+    const a = await packPackage({ dir: join(d, 'src'), meta, out: join(d, 'a.swpkg'), sourceDateEpoch: 1700000000 });
+    await chmod(join(d, 'src/share/doc/hello/README'), 0o600); // umask noise is normalised away
+    const b = await packPackage({ dir: join(d, 'src'), meta, out: join(d, 'b.swpkg'), sourceDateEpoch: 1700000000 });
+    expect(b.sha256).toBe(a.sha256);
+    expect(await readFile(a.path)).toEqual(await readFile(b.path));
+  });
+
+  it('signs the manifest and verifies against trusted keys only', async () => {
+    const d = await tempDir();
+    await payload(join(d, 'src'));
+    const key = generateKeyPair();
+    const r = await packPackage({ dir: join(d, 'src'), meta, out: join(d, 'hello.swpkg'), key });
+    const header = await readPackageHeader(r.path);
+    expect(verifyPackageSignature(header, [toPublicKeyFile(key)]).keyid).toBe(key.keyid);
+    expect(() => verifyPackageSignature(header, [toPublicKeyFile(generateKeyPair())])).toThrow(expect.objectContaining({ code: 'E_UNKNOWN_KEY' }));
+    const tampered = { ...header, manifest: { ...header.manifest, summary: 'evil' } };
+    expect(() => verifyPackageSignature(tampered, [toPublicKeyFile(key)])).toThrow(expect.objectContaining({ code: 'E_SIGNATURE' }));
+    const unsigned = await packPackage({ dir: join(d, 'src'), meta, out: join(d, 'u.swpkg') });
+    const unsignedHeader = await readPackageHeader(unsigned.path);
+    expect(() => verifyPackageSignature(unsignedHeader, [toPublicKeyFile(key)])).toThrow(expect.objectContaining({ code: 'E_UNTRUSTED' }));
+  });
+
+  it('refuses to pack setuid files and leaves no output', async () => {
+    const d = await tempDir();
+    await payload(join(d, 'src'));
+    await chmod(join(d, 'src/bin/hello'), 0o4755);
+    await expect(packPackage({ dir: join(d, 'src'), meta, out: join(d, 'x.swpkg') })).rejects.toMatchObject({ code: 'E_UNSAFE_PATH' });
+    expect(await readdir(d)).toEqual(['src']);
+  });
+
+  it('refuses bad metadata with the field named', async () => {
+    const d = await tempDir();
+    await payload(join(d, 'src'));
+    await expect(packPackage({ dir: join(d, 'src'), meta: { ...meta, version: 'v1' }, out: join(d, 'x.swpkg') })).rejects.toMatchObject({ code: 'E_INVALID_VERSION', details: { field: 'version' } });
+    await expect(packPackage({ dir: join(d, 'src'), meta: { ...meta, name: 'Bad Name' }, out: join(d, 'x.swpkg') })).rejects.toMatchObject({ code: 'E_INVALID_MANIFEST', details: { field: 'name' } });
+    await expect(packPackage({ dir: join(d, 'src'), meta: { ...meta, depends: { zlib: 'not a range!' } }, out: join(d, 'x.swpkg') })).rejects.toMatchObject({ code: 'E_INVALID_RANGE' });
+    expect(await readdir(d)).toEqual(['src']);
+  });
+
+  const data = Buffer.from('payload\n');
+  const fileEntry = (path: string) => ({ path, type: 'file' as const, mode: 0o644, size: data.length, sha256: sha256Hex(data) });
+  const cases: { name: string; code: string; build: (out: string) => Promise<void> }[] = [
+    { name: '.. in a path', code: 'E_UNSAFE_PATH', build: (o) => rawPackage(o, { ...manifestFor([fileEntry('../evil')]) }, [{ path: '../evil', type: 'file', data }]) },
+    { name: 'an absolute path', code: 'E_UNSAFE_PATH', build: (o) => rawPackage(o, manifestFor([fileEntry('/etc/evil')]), [{ path: '/etc/evil', type: 'file', data }]) },
+    { name: 'a path the manifest does not list', code: 'E_UNSAFE_PATH', build: (o) => rawPackage(o, manifestFor([fileEntry('a')]), [{ path: '../a', type: 'file', data }]) },
+    { name: 'duplicate paths', code: 'E_INVALID_MANIFEST', build: (o) => rawPackage(o, manifestFor([fileEntry('a'), fileEntry('a')]), [{ path: 'a', type: 'file', data }, { path: 'a', type: 'file', data }]) },
+    { name: 'a symlink escaping the package', code: 'E_UNSAFE_PATH', build: (o) => rawPackage(o, manifestFor([{ path: 'x', type: 'symlink', mode: 0o777, target: '../../etc/passwd' }]), [{ path: 'x', type: 'symlink', mode: 0o777, target: '../../etc/passwd' }]) },
+    { name: 'an absolute symlink', code: 'E_UNSAFE_PATH', build: (o) => rawPackage(o, manifestFor([{ path: 'x', type: 'symlink', mode: 0o777, target: '/etc/passwd' }]), [{ path: 'x', type: 'symlink', mode: 0o777, target: '/etc/passwd' }]) },
+    { name: 'a file below a symlink', code: 'E_UNSAFE_PATH', build: (o) => rawPackage(o, manifestFor([{ path: 'l', type: 'symlink', mode: 0o777, target: '.' }, fileEntry('l/x')]), [{ path: 'l', type: 'symlink', mode: 0o777, target: '.' }, { path: 'l/x', type: 'file', data }]) },
+    { name: 'a setuid file', code: 'E_UNSAFE_PATH', build: (o) => rawPackage(o, manifestFor([{ ...fileEntry('s'), mode: 0o4755 }]), [{ path: 's', type: 'file', mode: 0o4755, data }]) },
+    { name: 'a hardlink entry', code: 'E_UNSAFE_PATH', build: (o) => rawPackage(o, manifestFor([fileEntry('a')]), [{ path: 'a', type: 'file', data: Buffer.alloc(0), typeflag: '1', target: 'b' }]) },
+    { name: 'a device node', code: 'E_UNSAFE_PATH', build: (o) => rawPackage(o, manifestFor([fileEntry('a')]), [{ path: 'a', type: 'file', data: Buffer.alloc(0), typeflag: '3' }]) },
+    { name: 'content that does not match its hash', code: 'E_HASH_MISMATCH', build: (o) => rawPackage(o, manifestFor([fileEntry('a')]), [{ path: 'a', type: 'file', data: Buffer.from('PAYLOAD\n') }]) },
+    { name: 'a size that differs from the manifest', code: 'E_HASH_MISMATCH', build: (o) => rawPackage(o, manifestFor([fileEntry('a')]), [{ path: 'a', type: 'file', data: Buffer.from('payload!!\n') }]) },
+    { name: 'a missing file', code: 'E_CORRUPT', build: (o) => rawPackage(o, manifestFor([fileEntry('a'), fileEntry('b')]), [{ path: 'a', type: 'file', data }]) },
+    { name: 'an unknown manifest field', code: 'E_INVALID_MANIFEST', build: (o) => rawPackage(o, { ...manifestFor([]), evil: true }, []) },
+    { name: 'a non-semver version', code: 'E_INVALID_VERSION', build: (o) => rawPackage(o, { ...manifestFor([]), version: '1.0' }, []) },
+    { name: 'a wrong installedSize', code: 'E_INVALID_MANIFEST', build: (o) => rawPackage(o, { ...manifestFor([]), installedSize: 5 }, []) },
+    { name: 'no manifest first', code: 'E_CORRUPT', build: (o) => writeFile(o, gzipSync(Buffer.concat([tarHeader({ path: 'a', type: 'file', mode: 0o644, size: 0, mtime: 0 }), TAR_END]))) },
+    { name: 'not gzip at all', code: 'E_CORRUPT', build: (o) => writeFile(o, 'hello, I am not a package') },
+  ];
+  for (const c of cases) {
+    it(`refuses ${c.name} (${c.code}) and extracts nothing`, async () => {
+      const d = await tempDir();
+      const file = join(d, 'bad.swpkg');
+      await c.build(file);
+      const before = await treeHash(d);
+      await expect(verifyPackageFile(file)).rejects.toMatchObject({ code: c.code });
+      await expect(extractPackage(file, join(d, 'out'))).rejects.toMatchObject({ code: c.code });
+      expect(await treeHash(d)).toBe(before);
+    });
+  }
+
+  it('refuses truncated gzip, one flipped byte, and a size over the cap', async () => {
+    const d = await tempDir();
+    await payload(join(d, 'src'));
+    const r = await packPackage({ dir: join(d, 'src'), meta, out: join(d, 'ok.swpkg') });
+    const bytes = await readFile(r.path);
+    await writeFile(join(d, 'trunc.swpkg'), bytes.subarray(0, bytes.length - 40));
+    await expect(verifyPackageFile(join(d, 'trunc.swpkg'))).rejects.toMatchObject({ code: 'E_CORRUPT' });
+    // Flip one byte inside the payload (after decompression) and recompress: the per-file hash catches it.
+    const tar = gunzipSync(bytes);
+    const at = tar.indexOf('read me');
+    tar[at] = 'R'.charCodeAt(0);
+    await writeFile(join(d, 'flip.swpkg'), gzipSync(tar));
+    await expect(verifyPackageFile(join(d, 'flip.swpkg'))).rejects.toMatchObject({ code: 'E_HASH_MISMATCH' });
+    await expect(verifyPackageFile(r.path, { expectedSha256: '0'.repeat(64) })).rejects.toMatchObject({ code: 'E_HASH_MISMATCH' });
+    await expect(verifyPackageFile(r.path, { maxBytes: 100 })).rejects.toMatchObject({ code: 'E_TOO_LARGE' });
+  });
+});

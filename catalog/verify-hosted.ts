@@ -1,0 +1,171 @@
+import { join } from 'node:path';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { isSwpkgError } from './errors.js';
+import { parseJson } from './canonical-json.js';
+import { sha256Hex, sha256File } from './hash.js';
+import { verifyPackageFile } from './package-reader.js';
+import { assertRootCurrent, parseRoot, rootFingerprint, verifyRootSelfSigned, verifyRootUpdate, type RootDocument } from './root.js';
+import { verifyCatalog, type CatalogDocument } from './catalog-doc.js';
+import type { HostedRepo } from './publish.js';
+import { silentReporter, type Reporter } from './reporter.js';
+
+/**
+ * How verify-hosted reads a published root: a folder or a URL. Injected so
+ * the same checks run against both, and the core never speaks HTTP itself.
+ */
+export interface RepoReader {
+  /** The file's bytes, or undefined when it does not exist (404 / ENOENT). Small files only. */
+  read(path: string, maxBytes: number): Promise<Uint8Array | undefined>;
+  /** Streams a (possibly large) file to `dest`; false when it does not exist. */
+  download(path: string, dest: string, maxBytes: number): Promise<boolean>;
+}
+
+export interface HostedCheck {
+  name: string;
+  ok: boolean;
+  detail: string;
+  code?: string;
+}
+
+export interface VerifyHostedResult {
+  ok: boolean;
+  checks: HostedCheck[];
+  warnings: string[];
+  catalogVersion?: number;
+  expires?: string;
+  packages: number;
+}
+
+const SMALL = 64 * 1024 * 1024;
+
+/**
+ * Checks a published repository from the outside, the way a client would:
+ * hints, root chain, catalog signature and freshness, sidecars, and every
+ * package's bytes against the catalog. Each check is reported, none stops
+ * the others (except where later checks need an earlier result).
+ */
+export async function verifyHosted(reader: RepoReader, opts: { now?: Date; reporter?: Reporter; pinnedFingerprint?: string } = {}): Promise<VerifyHostedResult> {
+  const now = opts.now ?? new Date();
+  const reporter = opts.reporter ?? silentReporter;
+  const checks: HostedCheck[] = [];
+  const warnings: string[] = [];
+  const pass = (name: string, detail: string): void => {
+    checks.push({ name, ok: true, detail });
+  };
+  const failCheck = (name: string, e: unknown): void => {
+    checks.push({ name, ok: false, detail: e instanceof Error ? e.message : String(e), ...(isSwpkgError(e) ? { code: e.code } : {}) });
+  };
+  const check = async <T>(name: string, fn: () => Promise<[T, string]>): Promise<T | undefined> => {
+    try {
+      const [value, detail] = await fn();
+      pass(name, detail);
+      return value;
+    } catch (e) {
+      failCheck(name, e);
+      return undefined;
+    }
+  };
+  const need = async (path: string): Promise<Uint8Array> => {
+    const b = await reader.read(path, SMALL);
+    if (b === undefined) throw new Error(`${path} is missing`);
+    return b;
+  };
+
+  const hosted = await check('hosted-repo.json', async () => {
+    const h = parseJson(await need('hosted-repo.json'), 'hosted-repo.json') as HostedRepo;
+    if (typeof h?.name !== 'string' || typeof h.catalog !== 'string' || typeof h.rootFingerprint !== 'string') {
+      throw new Error('hosted-repo.json lacks name, catalog or rootFingerprint');
+    }
+    return [h, `repository "${h.name}", catalog at ${h.catalog}`];
+  });
+
+  const pinned = await check('repo-root.pub', async () => {
+    const root = parseRoot(parseJson(await need('repo-root.pub'), 'repo-root.pub'), 'repo-root.pub');
+    verifyRootSelfSigned(root, now, 'repo-root.pub');
+    const fp = rootFingerprint(root);
+    if (hosted && hosted.rootFingerprint !== fp) throw new Error(`fingerprint ${fp} differs from hosted-repo.json's ${hosted.rootFingerprint}`);
+    if (opts.pinnedFingerprint && opts.pinnedFingerprint !== fp) throw new Error(`fingerprint ${fp} differs from the pinned ${opts.pinnedFingerprint}`);
+    return [root, `root v${root.signed.version}, fingerprint ${fp}`];
+  });
+
+  const root = await check('root chain (roots/N.json)', async () => {
+    const first = parseRoot(parseJson(await need('roots/1.json'), 'roots/1.json'), 'roots/1.json');
+    verifyRootSelfSigned(first, new Date(0), 'roots/1.json');
+    let trusted: RootDocument = first;
+    for (let n = 2; n < 10000; n++) {
+      const b = await reader.read(`roots/${n}.json`, SMALL);
+      if (b === undefined) break;
+      trusted = verifyRootUpdate(trusted, parseJson(b, `roots/${n}.json`), `roots/${n}.json`);
+    }
+    assertRootCurrent(trusted, now);
+    if (pinned && rootFingerprint(pinned) !== rootFingerprint(trusted)) {
+      throw new Error(`repo-root.pub is v${pinned.signed.version} but the chain ends at v${trusted.signed.version}`);
+    }
+    return [trusted, `roots 1..${trusted.signed.version} chain correctly`];
+  });
+
+  const catalogPath = hosted?.catalog ?? 'catalog.json';
+  let catalogBytes: Uint8Array | undefined;
+  const catalog = await check('catalog signature and freshness', async () => {
+    catalogBytes = await need(catalogPath);
+    const trust = root ?? pinned;
+    if (!trust) throw new Error('no trusted root to check the catalog against');
+    const doc: CatalogDocument = verifyCatalog(catalogBytes, { root: trust, now, client: null });
+    return [doc, `catalog v${doc.signed.version}, ${doc.signed.packages.length} package(s), expires ${doc.signed.expires}`];
+  });
+
+  if (catalog) {
+    const left = Date.parse(catalog.signed.expires) - now.getTime();
+    if (left < 7 * 86400 * 1000) warnings.push(`catalog expires in ${(left / 86400000).toFixed(1)} days (${catalog.signed.expires}): republish soon`);
+  }
+
+  await check(`${catalogPath}.sha256 sidecar`, async () => {
+    if (!catalogBytes) throw new Error('catalog unavailable');
+    const side = new TextDecoder().decode(await need(`${catalogPath}.sha256`)).trim().split(/\s+/)[0];
+    const actual = sha256Hex(catalogBytes);
+    if (side !== actual) throw new Error(`sidecar says ${side}, catalog hashes to ${actual}`);
+    return [true, actual];
+  });
+
+  await check('index.html', async () => {
+    const b = await need('index.html');
+    return [true, `${b.length} bytes`];
+  });
+
+  let count = 0;
+  if (catalog) {
+    const tmp = await mkdtemp(join(tmpdir(), 'swpkg-verify-'));
+    try {
+      let i = 0;
+      for (const p of catalog.signed.packages) {
+        reporter.progress('checking packages', ++i, catalog.signed.packages.length);
+        await check(p.path, async () => {
+          const dest = join(tmp, 'pkg.swpkg');
+          if (!(await reader.download(p.path, dest, p.size))) throw new Error('missing');
+          const { sha256, size } = await sha256File(dest);
+          if (size !== p.size) throw new Error(`size ${size}, catalog says ${p.size}`);
+          if (sha256 !== p.sha256) throw new Error(`SHA-256 ${sha256}, catalog says ${p.sha256}`);
+          const v = await verifyPackageFile(dest);
+          if (v.manifest.name !== p.name || v.manifest.version !== p.version) throw new Error(`contains ${v.manifest.name}@${v.manifest.version}`);
+          const side = await reader.read(`${p.path}.sha256`, 4096);
+          if (side === undefined) throw new Error('sidecar .sha256 missing');
+          const sideHash = new TextDecoder().decode(side).trim().split(/\s+/)[0];
+          if (sideHash !== sha256) throw new Error(`sidecar says ${sideHash}`);
+          await rm(dest, { force: true });
+          count++;
+          return [true, `${sha256} (${size} bytes)`];
+        });
+      }
+    } finally {
+      await rm(tmp, { recursive: true, force: true });
+    }
+  }
+
+  const result: VerifyHostedResult = { ok: checks.every((c) => c.ok), checks, warnings, packages: count };
+  if (catalog) {
+    result.catalogVersion = catalog.signed.version;
+    result.expires = catalog.signed.expires;
+  }
+  return result;
+}

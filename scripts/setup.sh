@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs everything the project needs on a fresh Debian 12 machine: apt packages, the deb-src
+# entry for Debian source packages, and npm dependencies (including Node 24 from the npm registry).
+# Idempotent: a second run only checks.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(
+  qemu-system-x86 qemu-utils musl-tools bubblewrap chromium e2fsprogs cpio busybox-static
+  pacman-package-manager dpkg-dev apt-utils libarchive-tools zstd nginx-light curl hyperfine
+  xz-utils bzip2 file bc patch make gcc
+)
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+sudo_cmd=()
+[ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  "${sudo_cmd[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [ -x scripts/setup-apt-sources.sh ] || [ -f scripts/setup-apt-sources.sh ]; then
+  "${sudo_cmd[@]}" bash scripts/setup-apt-sources.sh
+fi
+
+if [ ! -x node_modules/.bin/node ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "setup: npm ci"
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+node_modules/.bin/node --version | grep -q '^v24\.' || { echo "setup: Node 24 missing from node_modules" >&2; exit 1; }

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# The CI-sized test suite (README's test command): setup, build, static checks, all unit and
+# integration tests, a few ports built and smoke-tested, and a subset of the guest scenarios.
+# `scripts/test.sh --full` runs every port twice (reproducibility) and every guest scenario.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+FULL=0
+[ "${1:-}" = "--full" ] && FULL=1
+
+declare -a SUMMARY=()
+stage() {
+  local name=$1; shift
+  local t0=$SECONDS
+  echo "=== stage: $name"
+  if "$@"; then
+    SUMMARY+=("$(printf '%-28s %5ds  ok' "$name" $((SECONDS - t0)))")
+  else
+    local rc=$?
+    SUMMARY+=("$(printf '%-28s %5ds  FAILED (exit %d)' "$name" $((SECONDS - t0)) "$rc")")
+    print_summary
+    exit "$rc"
+  fi
+}
+print_summary() {
+  echo "=== stage times"
+  printf '%s\n' "${SUMMARY[@]}"
+}
+
+stage setup bash scripts/setup.sh
+export PATH="$PWD/node_modules/.bin:$PATH"
+stage build npm run --silent build
+stage typecheck npx tsc -p tsconfig.json
+stage lint npm run --silent lint
+stage "unit+integration tests" npx vitest run
+if [ -f scripts/build-ports.sh ]; then
+  if [ "$FULL" = 1 ]; then
+    stage "ports (all, twice)" bash scripts/build-ports.sh --all --twice
+  else
+    stage "ports (CI subset)" bash scripts/build-ports.sh lua zlib bzip2
+  fi
+fi
+if [ -f test/acceptance/run.ts ]; then
+  if [ "$FULL" = 1 ]; then
+    stage "guest acceptance (all)" npm run --silent test:acceptance -- --all
+  else
+    stage "guest acceptance (CI subset)" npm run --silent test:acceptance -- --ci
+  fi
+fi
+print_summary

@@ -1,0 +1,157 @@
+import { describe, expect, it } from 'vitest';
+import { mkdir, writeFile, readFile, readdir, stat, rm, copyFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import {
+  packPackage,
+  publishRepository,
+  verifyHosted,
+  generateKeyPair,
+  rotatePublishedRoot,
+  parseRoot,
+  verifyCatalog,
+  verifyRootSelfSigned,
+  type KeyPair,
+  type PackageMeta,
+} from '../../../catalog/index.js';
+import { startStaticServer } from '../../../repo-server/index.js';
+import { DirRepoReader, HttpRepoReader } from '../../../cli/shared/repo-readers.js';
+import { tempDir, treeHash } from '../../helpers/tmp.js';
+
+async function makePackage(dir: string, name: string, version: string, extra: Partial<PackageMeta> = {}, content = `${name} ${version}\n`): Promise<string> {
+  const src = join(dir, `src-${name}-${version}`);
+  await mkdir(join(src, 'bin'), { recursive: true });
+  await writeFile(join(src, 'bin', name), content);
+  const out = join(dir, 'pkgs', `${name}-${version}.swpkg`);
+  await mkdir(join(dir, 'pkgs'), { recursive: true });
+  await packPackage({ dir: src, meta: { name, version, arch: 'x86_64', abi: 'linux-musl-static', summary: `${name} tool`, license: 'MIT', ...extra }, out });
+  return out;
+}
+
+async function setup(): Promise<{ d: string; key: KeyPair; web: string }> {
+  const d = await tempDir();
+  await makePackage(d, 'zlib', '1.2.13');
+  await makePackage(d, 'curl', '7.88.1', { depends: { zlib: '^1.2.0' } });
+  return { d, key: generateKeyPair(), web: join(d, 'web') };
+}
+
+describe('repo publish', () => {
+  it('writes a complete web root that verifies from a folder and over HTTP', async () => {
+    const { d, key, web } = await setup();
+    const r = await publishRepository({ packagesDir: join(d, 'pkgs'), out: web, key, name: 'main' });
+    expect(r.packages.map((p) => p.path)).toEqual(['packages/curl-7.88.1-x86_64.swpkg', 'packages/zlib-1.2.13-x86_64.swpkg']);
+    const files = (await readdir(web)).sort();
+    expect(files).toEqual(['catalog.json', 'catalog.json.sha256', 'hosted-repo.json', 'index.html', 'packages', 'repo-root.pub', 'retention.json', 'roots']);
+    // no private key material anywhere in the web root
+    for (const f of ['repo-root.pub', 'hosted-repo.json', 'catalog.json', 'roots/1.json']) {
+      expect(await readFile(join(web, f), 'utf8')).not.toContain(Buffer.from(key.seed).toString('hex'));
+    }
+    const local = await verifyHosted(new DirRepoReader(web));
+    expect(local.checks.filter((c) => !c.ok)).toEqual([]);
+    expect(local.packages).toBe(2);
+    const server = await startStaticServer({ root: web });
+    try {
+      const remote = await verifyHosted(new HttpRepoReader(server.url));
+      expect(remote.ok).toBe(true);
+      expect(remote.warnings).toEqual([]);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('always increases the catalog version, even from an empty folder', async () => {
+    const { d, key, web } = await setup();
+    const now = new Date('2026-11-24T00:00:00Z');
+    const a = await publishRepository({ packagesDir: join(d, 'pkgs'), out: web, key, now });
+    const b = await publishRepository({ packagesDir: join(d, 'pkgs'), out: web, key, now });
+    expect(b.catalogVersion).toBe(a.catalogVersion + 1);
+    const fresh = await publishRepository({ packagesDir: join(d, 'pkgs'), out: join(d, 'web2'), key, now: new Date(now.getTime() + 1000) });
+    expect(fresh.catalogVersion).toBeGreaterThan(a.catalogVersion);
+  });
+
+  it('refuses different bytes under a published name and writes nothing', async () => {
+    const { d, key, web } = await setup();
+    await publishRepository({ packagesDir: join(d, 'pkgs'), out: web, key });
+    const before = await treeHash(web);
+    await rm(join(d, 'pkgs', 'zlib-1.2.13.swpkg'));
+    await makePackage(d, 'zlib', '1.2.13', {}, 'different bytes\n');
+    await expect(publishRepository({ packagesDir: join(d, 'pkgs'), out: web, key })).rejects.toMatchObject({ code: 'E_IMMUTABLE' });
+    expect(await treeHash(web)).toBe(before);
+  });
+
+  it('refuses a corrupt package and a key the root does not accept, writing nothing', async () => {
+    const { d, key, web } = await setup();
+    await publishRepository({ packagesDir: join(d, 'pkgs'), out: web, key });
+    const before = await treeHash(web);
+    await expect(publishRepository({ packagesDir: join(d, 'pkgs'), out: web, key: generateKeyPair() })).rejects.toMatchObject({ code: 'E_UNKNOWN_KEY' });
+    await writeFile(join(d, 'pkgs', 'broken.swpkg'), 'not a package');
+    await expect(publishRepository({ packagesDir: join(d, 'pkgs'), out: web, key })).rejects.toMatchObject({ code: 'E_CORRUPT' });
+    expect(await treeHash(web)).toBe(before);
+  });
+
+  it('keeps superseded packages for the retention window, then deletes them', async () => {
+    const { d, key, web } = await setup();
+    const t0 = new Date('2026-11-24T00:00:00Z');
+    await publishRepository({ packagesDir: join(d, 'pkgs'), out: web, key, now: t0 });
+    await rm(join(d, 'pkgs', 'zlib-1.2.13.swpkg'));
+    await makePackage(d, 'zlib', '1.3.0');
+    const r1 = await publishRepository({ packagesDir: join(d, 'pkgs'), out: web, key, now: new Date(t0.getTime() + 1000) });
+    expect(r1.retained).toEqual(['packages/zlib-1.2.13-x86_64.swpkg']);
+    await stat(join(web, 'packages/zlib-1.2.13-x86_64.swpkg'));
+    const r2 = await publishRepository({ packagesDir: join(d, 'pkgs'), out: web, key, now: new Date(t0.getTime() + 8 * 86400000) });
+    expect(r2.deleted).toEqual(['packages/zlib-1.2.13-x86_64.swpkg']);
+    await expect(stat(join(web, 'packages/zlib-1.2.13-x86_64.swpkg'))).rejects.toThrow();
+  });
+
+  it('rotates the root: v2 chains from v1 and signs later catalogs with a new catalog key', async () => {
+    const { d, key, web } = await setup();
+    await publishRepository({ packagesDir: join(d, 'pkgs'), out: web, key });
+    const newRoot = generateKeyPair();
+    const newCatalog = generateKeyPair();
+    const r = await rotatePublishedRoot({ out: web, oldRootKeys: [key], newRootKeys: [newRoot], catalogKeys: [{ type: 'ed25519', public: Buffer.from(newCatalog.publicKey).toString('hex') }], expiresIn: 86400 * 365 });
+    expect(r.version).toBe(2);
+    await expect(publishRepository({ packagesDir: join(d, 'pkgs'), out: web, key })).rejects.toMatchObject({ code: 'E_UNKNOWN_KEY' });
+    await publishRepository({ packagesDir: join(d, 'pkgs'), out: web, key: newCatalog });
+    const root2 = parseRoot(JSON.parse(await readFile(join(web, 'repo-root.pub'), 'utf8')), 'repo-root.pub');
+    verifyRootSelfSigned(root2, new Date());
+    verifyCatalog(await readFile(join(web, 'catalog.json')), { root: root2, now: new Date() });
+    const v = await verifyHosted(new DirRepoReader(web));
+    expect(v.checks.filter((c) => !c.ok)).toEqual([]);
+  });
+
+  it('verify-hosted reports a missing package and a wrong sidecar as FAIL', async () => {
+    const { d, key, web } = await setup();
+    await publishRepository({ packagesDir: join(d, 'pkgs'), out: web, key });
+    await rm(join(web, 'packages/zlib-1.2.13-x86_64.swpkg'));
+    await writeFile(join(web, 'catalog.json.sha256'), `${'0'.repeat(64)}  catalog.json\n`);
+    const v = await verifyHosted(new DirRepoReader(web));
+    expect(v.ok).toBe(false);
+    const failed = v.checks.filter((c) => !c.ok).map((c) => c.name).sort();
+    expect(failed).toEqual(['catalog.json.sha256 sidecar', 'packages/zlib-1.2.13-x86_64.swpkg']);
+  });
+
+  it('verify-hosted fails a flipped byte in a package and in the catalog', async () => {
+    const { d, key, web } = await setup();
+    await publishRepository({ packagesDir: join(d, 'pkgs'), out: web, key });
+    const p = join(web, 'packages/curl-7.88.1-x86_64.swpkg');
+    const bytes = await readFile(p);
+    bytes[bytes.length - 10] = bytes[bytes.length - 10]! ^ 0xff;
+    await writeFile(p, bytes);
+    const cat = await readFile(join(web, 'catalog.json'), 'utf8');
+    await copyFile(join(web, 'catalog.json'), join(d, 'catalog.bak'));
+    await writeFile(join(web, 'catalog.json'), cat.replace('"curl tool"', '"curl tooL"'));
+    const v = await verifyHosted(new DirRepoReader(web));
+    const failed = v.checks.filter((c) => !c.ok);
+    expect(failed.find((c) => c.name === 'catalog signature and freshness')?.code).toBe('E_SIGNATURE');
+    await copyFile(join(d, 'catalog.bak'), join(web, 'catalog.json'));
+    const v2 = await verifyHosted(new DirRepoReader(web));
+    expect(v2.checks.filter((c) => !c.ok).map((c) => c.name)).toEqual(['packages/curl-7.88.1-x86_64.swpkg']);
+  });
+
+  it('warns when the catalog expires within 7 days', async () => {
+    const { d, key, web } = await setup();
+    await publishRepository({ packagesDir: join(d, 'pkgs'), out: web, key, expiresIn: 3 * 86400 });
+    const v = await verifyHosted(new DirRepoReader(web));
+    expect(v.ok).toBe(true);
+    expect(v.warnings.join()).toMatch(/expires in/);
+  });
+});

@@ -16,3 +16,4 @@ export * from './meta-file.js';
 export * from './publish.js';
 export * from './verify-hosted.js';
 export * from './index-html.js';
+export * from './resolver.js';

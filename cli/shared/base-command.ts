@@ -1,4 +1,4 @@
-import { Command, Flags } from '@oclif/core';
+import { Command, Flags, type Interfaces } from '@oclif/core';
 import { SwpkgError, toSwpkgError, ERROR_CODES, type ErrorCode } from '../../catalog/index.js';
 import type { Reporter } from '../../catalog/index.js';
 import { TerminalReporter } from './terminal-reporter.js';
@@ -25,6 +25,23 @@ export abstract class BaseCommand<T> extends Command {
       return { info() {}, warn: (m) => warnings.push(m), progress() {} };
     }
     return new TerminalReporter(process.stderr, (m) => warnings.push(m));
+  }
+
+  /** Flag and argument errors (unknown flag, missing file, bad value) are usage errors: exit 2. */
+  protected override async parse<F extends Record<string, any>, B extends Record<string, any>, A extends Record<string, any>>(
+    options?: Interfaces.Input<F, B, A>,
+    argv?: string[],
+  ): Promise<Interfaces.ParserOutput<F, B, A>> {
+    try {
+      return await super.parse(options, argv);
+    } catch (e) {
+      if (e instanceof SwpkgError) throw e;
+      const id = (this.id ?? '').replaceAll(':', ' ');
+      throw new SwpkgError('E_USAGE', (e as Error).message.split('\n')[0] ?? 'invalid arguments', {
+        hint: `run \`${this.config.bin} ${id} --help\``,
+        cause: e,
+      });
+    }
   }
 
   /** Renders the result for people; only called without --json. */

@@ -3,6 +3,17 @@ import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { Config, run, flush } from '@oclif/core';
 
+const TOPICS = {
+  swpkg: {
+    key: { description: 'Create signing keys.' },
+    repo: { description: 'Index, sign, publish and check signed static repositories.' },
+  },
+  swport: {
+    catalog: { description: 'Check and list the ports catalog.' },
+    recipe: { description: 'Validate, fetch, build and package one port.' },
+  },
+};
+
 /**
  * Starts one of the two oclif binaries from the single package.json: the
  * oclif section is chosen here per binary (explicit `bin`, its own command
@@ -14,8 +25,9 @@ export async function main(bin: 'swpkg' | 'swport', argv: string[]): Promise<voi
   pjson['oclif'] = {
     bin,
     dirname: bin,
-    commands: `./dist/cli/${bin}/commands`,
+    commands: { strategy: 'explicit', target: `./dist/cli/${bin}/commands.js`, identifier: 'COMMANDS' },
     topicSeparator: ' ',
+    topics: TOPICS[bin],
     helpOptions: { flagSortOrder: 'none' },
   };
   const config = await Config.load({ root, pjson: pjson as never });

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(
   qemu-system-x86 qemu-utils musl-tools bubblewrap chromium e2fsprogs cpio busybox-static
   pacman-package-manager dpkg-dev apt-utils libarchive-tools zstd nginx-light curl hyperfine
-  xz-utils bzip2 file bc patch make gcc
+  xz-utils bzip2 file bc patch make gcc jq
 )
 
 missing=()

@@ -22,14 +22,21 @@
  *   with itself (the Debian "provides X, conflicts X" idiom);
  * - ranges follow npm `semver` (a prerelease satisfies a range only when the
  *   range names a prerelease of the same version); `*` means any version,
- *   prereleases included;
+ *   prereleases included but tried after every release;
  * - dependency cycles are fine.
  *
- * The search is backtracking with conflict-directed backjumping: when a
- * requirement cannot be met, the search jumps back to the most recent choice
- * that contributed to the failure instead of retrying unrelated choices, which
- * keeps independent sub-problems from multiplying. It is bounded by
- * `maxSteps` candidate tries and then fails with E_RESOLVE rather than hang.
+ * The search is depth-first backtracking over requirements, with one step of
+ * look-ahead (a candidate whose dependency has nothing left is refused before
+ * it is chosen), conflict-directed backjumping (a dead end jumps back to the
+ * latest choice that contributed to it, not merely the previous one) and
+ * learned nogoods (sets of choices proven incompatible are never retried), so
+ * independent sub-problems and long dependency chains do not multiply. The
+ * brute-force comparison in test/unit/resolver checks it stays complete. It is
+ * bounded by `maxSteps` candidate tries and then fails with E_RESOLVE rather
+ * than hang.
+ *
+ * Explanations are gathered at dead ends (a requirement whose every candidate
+ * was refused for a direct reason) and reported most recent first.
  */
 import semver from 'semver';
 import type { Range, SemVer } from 'semver';
@@ -155,6 +162,8 @@ interface DepRef {
   name: string;
   rangeText: string;
   range: Range | null;
+  /** The search's options for this requirement, once computed (nodes live for one resolve). */
+  options?: unknown;
 }
 
 /** One version of one package that could be in the final set. */
@@ -255,10 +264,6 @@ function makeNode<C, I>(
     installed: undefined,
     candidate: undefined,
   };
-}
-
-function inRange(v: SemVer, r: Range | null): boolean {
-  return r === null || r.test(v);
 }
 
 function nodeFits(n: Node<unknown, unknown>, r: Range | null): boolean {
@@ -401,6 +406,8 @@ interface Req<C, I> {
   name: string;
   rangeText: string;
   range: Range | null;
+  /** The dependency entry this requirement comes from, which caches its options. */
+  dep?: DepRef;
   kind: ReqKind;
   by: Sel<C, I> | null;
   /** Decision level that selected `by` (0 for the request and the world). */
@@ -509,7 +516,7 @@ class Search<C extends Candidate, I extends InstalledPackage> {
       const level: Level<C, I> = {
         n: this.levels.length + 1,
         req: this.pending.req,
-        options: this.optionsFor(this.pending.req.name, this.pending.req.range, this.pending.req.rangeText),
+        options: this.optionsFor(this.pending.req.dep ?? this.pending.req),
         idx: 0,
         rest: this.pending.next,
         undoLen: this.undo.length,
@@ -534,10 +541,15 @@ class Search<C extends Candidate, I extends InstalledPackage> {
   }
 
   /** Static: depends only on the catalog, the installed set, removals and upgrades, so it is cached per requirement. */
-  private optionsFor(name: string, range: Range | null, rangeText: string): Options<C, I> {
+  private optionsFor(ref: DepRef): Options<C, I> {
+    if (ref.options) return ref.options as Options<C, I>;
+    const { name, range, rangeText } = ref;
     const key = `${name}\0${range === null ? '*' : rangeText}`;
     const hit = this.optionsCache.get(key);
-    if (hit) return hit;
+    if (hit) {
+      ref.options = hit;
+      return hit;
+    }
     const keep: Node<C, I>[] = [];
     const real: Node<C, I>[] = [];
     const providers: Node<C, I>[] = [];
@@ -563,8 +575,16 @@ class Search<C extends Candidate, I extends InstalledPackage> {
     for (const n of byName) consider(n, true);
     for (const n of byProvide) consider(n, false);
     if (versionMisses.length > 0) misses.unshift(describeVersionMisses(name, range, rangeText, versionMisses));
-    const out = { cands: [...keep, ...real, ...providers], misses, unknown: byName.length === 0 && byProvide.length === 0 };
+    // "Any version" admits prereleases, but only after every release: `pkg install foo` must not pick 2.0.0-rc.1 over 1.9.0.
+    const releasesFirst = (xs: Node<C, I>[]): Node<C, I>[] =>
+      range === null ? [...xs.filter((n) => n.sv.prerelease.length === 0), ...xs.filter((n) => n.sv.prerelease.length > 0)] : xs;
+    const out = {
+      cands: [...keep, ...releasesFirst(real), ...releasesFirst(providers)],
+      misses,
+      unknown: byName.length === 0 && byProvide.length === 0,
+    };
     this.optionsCache.set(key, out);
+    ref.options = out;
     return out;
   }
 
@@ -589,7 +609,7 @@ class Search<C extends Candidate, I extends InstalledPackage> {
       const node = cands[level.idx++]!;
       if (++this.steps > this.maxSteps) throw new Unsatisfiable(true);
       const rejections = this.check(node);
-      if (rejections.length === 0) {
+      if (rejections === null) {
         this.select(node, level);
         level.selectedAny = true;
         return true;
@@ -642,66 +662,69 @@ class Search<C extends Candidate, I extends InstalledPackage> {
    * is chosen, a conflict either way, or (looking one step ahead) one of its
    * dependencies has no candidate left. Empty when it can join.
    */
-  private check(node: Node<C, I>): Rejection[] {
-    const out: Rejection[] = [];
-    const reject = (kind: Rejection['kind'], text: string, levels: number[], extra: Partial<Rejection> = {}): void => {
-      out.push({ kind, text, levels, allLevels: false, standalone: false, node: node.id, ...extra });
-    };
-    for (const ng of this.nogoods.get(node) ?? []) {
-      if (!ng.every((n) => n === node || this.selected.get(n.name)?.node === n)) continue;
-      const others = ng.filter((n) => n !== node);
-      // Its reasons were recorded when it was learned; it only saves the search from repeating them.
-      reject('learned', `${node.id} cannot be chosen with ${others.map((n) => n.id).join(', ')}`, others.map((n) => this.selected.get(n.name)!.level), {
-        allLevels: true,
-        standalone: true,
-      });
-      return out;
+  private check(node: Node<C, I>): Rejection[] | null {
+    // The common case (nothing against the node) allocates nothing: this runs once per search step.
+    const ngs = this.nogoods.get(node);
+    if (ngs !== undefined) {
+      for (const ng of ngs) {
+        if (!ng.every((n) => n === node || this.selected.get(n.name)?.node === n)) continue;
+        const others = ng.filter((n) => n !== node);
+        // Its reasons were recorded when it was learned; it only saves the search from repeating them.
+        const text = `${node.id} cannot be chosen with ${others.map((n) => n.id).join(', ')}`;
+        const levels = others.map((n) => this.selected.get(n.name)!.level);
+        return [{ kind: 'learned', text, levels, allLevels: true, standalone: true, node: node.id }];
+      }
     }
+    let out: Rejection[] | null = null;
     const same = this.selected.get(node.name);
-    if (same) reject('clash', `${same.node.id} is already chosen (${this.role(same)})`, [same.level]);
+    if (same) {
+      const text = `${same.node.id} is already chosen (${this.role(same)})`;
+      (out ??= []).push({ kind: 'clash', text, levels: [same.level], allLevels: false, standalone: false, node: node.id });
+    }
     for (const c of node.conflicts) {
-      const hit = (m: Sel<C, I>): void => {
-        if (m.node.name !== node.name && conflictHits(c, m.node)) reject('conflict', `${node.id} conflicts with ${m.node.id} (${this.role(m)})`, [m.level]);
-      };
       const m = this.selected.get(c.name);
-      if (m) hit(m);
-      for (const p of this.providersSel.get(c.name) ?? []) hit(p);
+      const candidates = m ? [m, ...(this.providersSel.get(c.name) ?? [])] : (this.providersSel.get(c.name) ?? []);
+      for (const x of candidates) {
+        if (x.node.name === node.name || !conflictHits(c, x.node)) continue;
+        const text = `${node.id} conflicts with ${x.node.id} (${this.role(x)})`;
+        (out ??= []).push({ kind: 'conflict', text, levels: [x.level], allLevels: false, standalone: false, node: node.id });
+      }
     }
     if (this.conflictsSel.size > 0) {
-      const declared = (t: string): void => {
-        for (const { sel, c } of this.conflictsSel.get(t) ?? []) {
-          if (sel.node.name !== node.name && conflictHits(c, node)) reject('conflict', `${sel.node.id} (${this.role(sel)}) conflicts with ${node.id}`, [sel.level]);
+      for (let i = -1; i < node.provideNames.length; i++) {
+        for (const { sel, c } of this.conflictsSel.get(i < 0 ? node.name : node.provideNames[i]!) ?? []) {
+          if (sel.node.name === node.name || !conflictHits(c, node)) continue;
+          const text = `${sel.node.id} (${this.role(sel)}) conflicts with ${node.id}`;
+          (out ??= []).push({ kind: 'conflict', text, levels: [sel.level], allLevels: false, standalone: false, node: node.id });
         }
-      };
-      declared(node.name);
-      for (const t of node.provideNames) declared(t);
+      }
     }
-    if (out.length > 0) return out;
+    if (out) return out;
     for (const d of node.deps) {
       if (this.isSatisfied(d) || satisfies(node, d.name, d.range)) continue;
-      const o = this.optionsFor(d.name, d.range, d.rangeText);
-      const what = (): string => `${node.id} requires ${d.name}${rangeText(d)}`;
+      const o = this.optionsFor(d);
       if (o.cands.length === 0) {
         const kind = o.unknown ? 'missing' : o.misses.every((m) => m.endsWith('is being removed')) ? 'removed' : 'version';
-        reject(kind, `${what()}, but ${this.whyNone(d.name, o)}`, [], { standalone: true });
-        return out;
+        const text = `${node.id} requires ${d.name}${rangeText(d)}, but ${this.whyNone(d.name, o)}`;
+        return [{ kind, text, levels: [], allLevels: false, standalone: true, node: node.id }];
       }
-      const blockers: Sel<C, I>[] = [];
+      let blockers: Sel<C, I>[] | null = null;
       for (const c of o.cands) {
         const s = this.selected.get(c.name);
         if (!s) {
-          blockers.length = 0;
+          blockers = null;
           break;
         }
-        if (!blockers.includes(s)) blockers.push(s);
+        if (!blockers) blockers = [s];
+        else if (!blockers.includes(s)) blockers.push(s);
       }
-      if (blockers.length > 0) {
+      if (blockers) {
         const why = blockers.map((s) => `${s.node.id} is already chosen (${this.role(s)})`).join('; ');
-        reject('clash', `${what()}, but ${why}`, blockers.map((s) => s.level), { standalone: true, allLevels: true });
-        return out;
+        const text = `${node.id} requires ${d.name}${rangeText(d)}, but ${why}`;
+        return [{ kind: 'clash', text, levels: blockers.map((s) => s.level), allLevels: true, standalone: true, node: node.id }];
       }
     }
-    return out;
+    return null;
   }
 
   private select(node: Node<C, I>, level: Level<C, I>): void {
@@ -714,7 +737,10 @@ class Search<C extends Candidate, I extends InstalledPackage> {
     let pending = level.rest;
     for (let i = node.deps.length - 1; i >= 0; i--) {
       const d = node.deps[i]!;
-      pending = { req: { name: d.name, rangeText: d.rangeText, range: d.range, kind: 'depends', by: sel, origin: level.n }, next: pending };
+      pending = {
+        req: { name: d.name, rangeText: d.rangeText, range: d.range, dep: d, kind: 'depends', by: sel, origin: level.n },
+        next: pending,
+      };
     }
     this.pending = pending;
   }
@@ -745,7 +771,12 @@ class Search<C extends Candidate, I extends InstalledPackage> {
     for (const r of level.rejections) {
       if (!r.standalone || r.kind === 'learned') continue;
       const c = [...chain, r.node];
-      this.addProblem({ requirement: r.text.slice(0, r.text.indexOf(', but ')), kind: r.kind as ResolveProblem['kind'], text: r.text + via(c), chain: c });
+      this.addProblem({
+        requirement: r.text.slice(0, r.text.indexOf(', but ')),
+        kind: r.kind,
+        text: r.text + via(c),
+        chain: c,
+      });
     }
     if (plain.length > 0) {
       const kinds = new Set(plain.map((r) => r.kind));
@@ -770,7 +801,6 @@ class Search<C extends Candidate, I extends InstalledPackage> {
     if (sel.via.kind === 'depends' && sel.via.by) parts.push(`${sel.via.by.node.id} requires ${sel.via.name}${rangeText(sel.via)}`);
     return parts.join('; ');
   }
-
 }
 
 function describeRequirement(req: Req<unknown, unknown>): string {
@@ -824,18 +854,25 @@ export function didYouMean(name: string, known: Iterable<string>): string | unde
   return best;
 }
 
-/** Levenshtein distance, giving up (returning limit + 1) once a row exceeds `limit`. */
+/**
+ * Edit distance counting a swap of two neighbours as one edit (optimal string
+ * alignment: "ngnix" is one edit from "nginx"), giving up (returning
+ * limit + 1) once a whole row exceeds `limit`.
+ */
 function editDistance(a: string, b: string, limit: number): number {
+  let prev2: number[] = [];
   let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
   for (let i = 1; i <= a.length; i++) {
     const row = [i];
     let rowMin = i;
     for (let j = 1; j <= b.length; j++) {
-      const v = Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+      let v = Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) v = Math.min(v, prev2[j - 2]! + 1);
       row.push(v);
       rowMin = Math.min(rowMin, v);
     }
     if (rowMin > limit) return limit + 1;
+    prev2 = prev;
     prev = row;
   }
   return prev[b.length]!;
@@ -846,29 +883,43 @@ function editDistance(a: string, b: string, limit: number): number {
 
 type Pkg = Pick<InstalledPackage, 'name' | 'version' | 'depends' | 'provides' | 'conflicts'>;
 
-function nodesOf(installed: readonly Pkg[]): { nodes: Node<unknown, unknown>[]; ranges: RangeCache } {
-  const ranges = new RangeCache();
-  return { nodes: installed.map((p) => makeNode<unknown, unknown>(p, ranges)), ranges };
-}
+/** An installed set indexed by name and provided name, so each dependency is looked up, not scanned for. */
+class InstalledGraph {
+  readonly nodes: Node<unknown, unknown>[];
+  readonly byName = new Map<string, Node<unknown, unknown>>();
+  private readonly providers = new Map<string, Node<unknown, unknown>[]>();
 
-function satisfiersIn(nodes: readonly Node<unknown, unknown>[], d: DepRef): Node<unknown, unknown>[] {
-  return nodes.filter((n) => satisfies(n, d.name, d.range));
-}
-
-/** Names reachable from `roots` through dependencies met inside `nodes`. */
-function reachable(nodes: readonly Node<unknown, unknown>[], roots: Iterable<string>): Set<string> {
-  const byName = new Map(nodes.map((n) => [n.name, n]));
-  const seen = new Set<string>();
-  const stack = [...roots].filter((r) => byName.has(r));
-  while (stack.length > 0) {
-    const name = stack.pop()!;
-    if (seen.has(name)) continue;
-    seen.add(name);
-    for (const d of byName.get(name)!.deps) {
-      for (const s of satisfiersIn(nodes, d)) if (!seen.has(s.name)) stack.push(s.name);
+  constructor(installed: readonly Pkg[]) {
+    const ranges = new RangeCache();
+    this.nodes = installed.map((p) => makeNode<unknown, unknown>(p, ranges));
+    for (const n of this.nodes) {
+      this.byName.set(n.name, n);
+      for (const v of n.provideNames) push(this.providers, v, n);
     }
   }
-  return seen;
+
+  satisfiers(d: DepRef): Node<unknown, unknown>[] {
+    const out: Node<unknown, unknown>[] = [];
+    const real = this.byName.get(d.name);
+    if (real && satisfies(real, d.name, d.range)) out.push(real);
+    for (const p of this.providers.get(d.name) ?? []) if (p !== real && satisfies(p, d.name, d.range)) out.push(p);
+    return out;
+  }
+
+  /** Names reachable from `roots` through dependencies met inside the set. */
+  reachable(roots: Iterable<string>): Set<string> {
+    const seen = new Set<string>();
+    const stack = [...roots].filter((r) => this.byName.has(r));
+    while (stack.length > 0) {
+      const name = stack.pop()!;
+      if (seen.has(name)) continue;
+      seen.add(name);
+      for (const d of this.byName.get(name)!.deps) {
+        for (const s of this.satisfiers(d)) if (!seen.has(s.name)) stack.push(s.name);
+      }
+    }
+    return seen;
+  }
 }
 
 interface NeedRecord {
@@ -878,12 +929,12 @@ interface NeedRecord {
 }
 
 function needs(installed: readonly Pkg[], removing: ReadonlySet<string>): NeedRecord[] {
-  const { nodes } = nodesOf(installed);
+  const g = new InstalledGraph(installed);
   const out: NeedRecord[] = [];
-  for (const n of nodes) {
+  for (const n of g.nodes) {
     if (removing.has(n.name)) continue;
     for (const d of n.deps) {
-      const sat = satisfiersIn(nodes, d).filter((s) => s.name !== n.name);
+      const sat = g.satisfiers(d).filter((s) => s.name !== n.name);
       if (sat.length > 0 && sat.every((s) => removing.has(s.name))) {
         out.push({ dependent: n.id, requires: `${d.name}${rangeText(d)}`, satisfiedBy: sat.map((s) => s.name) });
       }
@@ -904,9 +955,9 @@ export function findReverseDependencies(installed: readonly Pkg[], name: string 
 
 /** Installed packages no explicit (world) name needs, directly or through others. Sorted. */
 export function orphans(installed: readonly Pkg[], world: Iterable<string>): string[] {
-  const { nodes } = nodesOf(installed);
-  const keep = reachable(nodes, world);
-  return nodes
+  const g = new InstalledGraph(installed);
+  const keep = g.reachable(world);
+  return g.nodes
     .map((n) => n.name)
     .filter((n) => !keep.has(n))
     .sort();
@@ -1005,9 +1056,8 @@ export function resolve<C extends Candidate, I extends InstalledPackage>(req: Re
 }
 
 function assertRemovable(installed: readonly InstalledPackage[], removing: ReadonlySet<string>, worldAfter: string[]): void {
-  const { nodes } = nodesOf(installed.filter((p) => !removing.has(p.name)));
   // Only packages that stay matter: a dependent that would itself be pruned as no longer needed does not block.
-  const staying = reachable(nodes, worldAfter);
+  const staying = new InstalledGraph(installed.filter((p) => !removing.has(p.name))).reachable(worldAfter);
   const blocking = needs(installed, removing).filter((r) => staying.has(r.dependent.slice(0, r.dependent.lastIndexOf('@'))));
   if (blocking.length === 0) return;
   const explanation = blocking.map((b) => `${b.dependent} requires ${b.requires}, which only ${b.satisfiedBy.join(', ')} provides`);
@@ -1023,7 +1073,9 @@ function unsatisfiable(problems: ResolveProblem[], searchSteps: number, gaveUp: 
   const lines = problems.slice(0, MAX_EXPLANATION_LINES).map((p) => p.text);
   if (problems.length > MAX_EXPLANATION_LINES) lines.push(`… and ${problems.length - MAX_EXPLANATION_LINES} more`);
   if (gaveUp) {
-    lines.unshift(`the search gave up after ${maxSteps} candidate tries (too many combinations); ask for specific versions (NAME@RANGE) to narrow it`);
+    lines.unshift(
+      `the search gave up after ${maxSteps} candidate tries (too many combinations); ask for specific versions (NAME@RANGE) to narrow it`,
+    );
   }
   if (lines.length === 0) lines.push('no combination of available versions meets every requirement');
   const conflictOnly = !gaveUp && problems.length > 0 && problems.every((p) => p.kind === 'conflict');
@@ -1051,10 +1103,17 @@ function buildPlan<C extends Candidate, I extends InstalledPackage>(
 ): Plan<C, I> {
   const selected = search.selected;
   const sorted = [...selected.values()].sort((a, b) => (a.node.name < b.node.name ? -1 : 1));
+  const providers = new Map<string, Sel<C, I>[]>();
+  // Who depends on each name, for explaining version changes.
+  const dependents = new Map<string, { by: Sel<C, I>; d: DepRef }[]>();
+  for (const x of sorted) {
+    for (const v of x.node.provideNames) push(providers, v, x);
+    for (const d of x.node.deps) push(dependents, d.name, { by: x, d });
+  }
   const satisfierOf = (name: string, range: Range | null): Sel<C, I> | undefined => {
     const s = selected.get(name);
-    if (s && inRange(s.node.sv, range)) return s;
-    return sorted.find((x) => x.node.name !== name && satisfies(x.node, name, range));
+    if (s && nodeFits(s.node, range)) return s;
+    return providers.get(name)?.find((x) => satisfies(x.node, name, range));
   };
   const requested = new Set<string>();
   for (const r of roots) {
@@ -1095,10 +1154,10 @@ function buildPlan<C extends Candidate, I extends InstalledPackage>(
     const before = u.installedByName.get(s.node.name);
     if (before) {
       // A version change of an installed package is explained by whoever rules the installed version out.
-      const why = sorted.flatMap((x) =>
-        x.node.deps
-          .filter((d) => satisfies(s.node, d.name, d.range) && !satisfies(before, d.name, d.range))
-          .map((d) => `${x.node.id} (requires ${d.name}${rangeText(d)})`),
+      const why = [s.node.name, ...s.node.provideNames].flatMap((name) =>
+        (dependents.get(name) ?? [])
+          .filter(({ d }) => satisfies(s.node, d.name, d.range) && !satisfies(before, d.name, d.range))
+          .map(({ by, d }) => `${by.node.id} (requires ${d.name}${rangeText(d)})`),
       );
       if (why.length > 0) return `needed by ${why.join(', ')}`;
     }
@@ -1109,7 +1168,12 @@ function buildPlan<C extends Candidate, I extends InstalledPackage>(
   const removes: PlanStep<C, I>[] = [];
   for (const [name, node] of [...u.installedByName].sort(([a], [b]) => (a < b ? -1 : 1))) {
     if (selected.has(name)) continue;
-    const step: PlanStep<C, I> = { action: 'remove', name, from: node.version, reason: removing.has(name) ? 'requested' : 'no longer needed' };
+    const step: PlanStep<C, I> = {
+      action: 'remove',
+      name,
+      from: node.version,
+      reason: removing.has(name) ? 'requested' : 'no longer needed',
+    };
     if (node.installed) step.installed = node.installed;
     removes.push(step);
   }
@@ -1150,5 +1214,10 @@ function buildPlan<C extends Candidate, I extends InstalledPackage>(
     else if (n.candidate) out.candidate = n.candidate;
     return out;
   });
-  return { steps: [...removes, ...changes, ...keeps], final, world: [...world].filter((w) => selected.has(w)).sort(), searchSteps: search.steps };
+  return {
+    steps: [...removes, ...changes, ...keeps],
+    final,
+    world: [...world].filter((w) => selected.has(w)).sort(),
+    searchSteps: search.steps,
+  };
 }

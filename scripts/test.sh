@@ -29,6 +29,8 @@ print_summary() {
 stage setup bash scripts/setup.sh
 export PATH="$PWD/node_modules/.bin:$PATH"
 stage build npm run --silent build
+# The pinned guest kernel and busybox, verified by SHA-256 (from ../shared/sources, else apt).
+stage "guest kernel fetch" node dist/images/kernel-packages.js
 stage typecheck npx tsc -p tsconfig.json
 stage lint npm run --silent lint
 stage "unit+integration tests" npx vitest run

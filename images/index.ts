@@ -1,0 +1,54 @@
+// Public API of images/: the guest artifact set (build, verify) and the QEMU runner with its serial console.
+export {
+  ARTIFACT_FILES,
+  baseDiskPathOf,
+  buildImages,
+  sharedLibraries,
+  verifyArtifacts,
+  type ArtifactFile,
+  type ArtifactManifest,
+  type BuildImagesOptions,
+  type BuildImagesResult,
+} from './build-images.js';
+export {
+  BASE_LABEL,
+  STORE_LABEL,
+  createStoreImage,
+  makeExt4Image,
+  type CreateStoreImageOptions,
+  type Ext4ImageOptions,
+} from './store-image.js';
+export { writeCpioNewc, type CpioEntry } from './cpio-archive.js';
+export {
+  fetchGuestPackages,
+  findRepoRoot,
+  readKernelPin,
+  type FetchGuestPackagesOptions,
+  type GuestModule,
+  type KernelArtifacts,
+} from './kernel-packages.js';
+export { moduleLoadOrder, readModuleInfo, type ModuleInfo } from './module-info.js';
+export { bundlePkgClient, PKG_ENTRY } from './pkg-bundle.js';
+export { chooseAccelerator, qemuVersion, type Accelerator, type AcceleratorChoice } from './accelerator.js';
+export { netdevArgument, normalisePorts, ensureRelayScript, type GuestNetworkMode, type PortForward } from './guest-network.js';
+export {
+  BOOT_FAIL,
+  BOOT_OK,
+  GUEST_FATAL,
+  GUEST_PROMPT,
+  KERNEL_PANIC,
+  SHUTDOWN_OK,
+  SerialConsole,
+  type RunResult,
+  type WaitResult,
+} from './serial-console.js';
+export {
+  kernelAppend,
+  qemuArguments,
+  shellQuote,
+  startGuest,
+  type BootTiming,
+  type GuestHandle,
+  type StartGuestOptions,
+  type StopResult,
+} from './run-guest.js';

@@ -1,0 +1,496 @@
+import { spawn, type ChildProcessByStdio } from 'node:child_process';
+import { createWriteStream, existsSync, type WriteStream } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import type { Readable, Writable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import { SwpkgError, silentReporter, type Reporter } from '../catalog/index.js';
+import { findRepoRoot } from './kernel-packages.js';
+import { chooseAccelerator, qemuVersion, type AcceleratorChoice } from './accelerator.js';
+import { ARTIFACT_FILES, verifyArtifacts, type ArtifactManifest } from './build-images.js';
+import { ensureRelayScript, netdevArgument, normalisePorts, type GuestNetworkMode, type PortForward } from './guest-network.js';
+import { BOOT_OK, GUEST_FATAL, GUEST_PROMPT, SHUTDOWN_OK, SerialConsole } from './serial-console.js';
+import { createStoreImage } from './store-image.js';
+
+const SETPRIV = '/usr/bin/setpriv';
+
+export interface StartGuestOptions {
+  /** Folder with vmlinuz, initramfs.cpio.gz, base.img, manifest.json; default `<repo>/build/images`. */
+  artifactsDir?: string;
+  /** The writable store disk for /pkg (see createStoreImage); the guest writes to it. */
+  storeImage: string;
+  /** TCP ports the guest reaches as 10.0.2.2:PORT; a number forwards the same port number. */
+  hostPorts?: ReadonlyArray<number | PortForward>;
+  /** Default 'restricted'; see GuestNetworkMode. */
+  network?: GuestNetworkMode;
+  /** Default 1024. */
+  memoryMiB?: number;
+  /** Default 1. */
+  cpus?: number;
+  /** Limit for the boot (QEMU start to a shell that answers); default 180 s. */
+  timeoutMs?: number;
+  /** The whole serial transcript is appended here (raw bytes). */
+  serialLog?: string;
+  /** Default 'auto': KVM only when a probe shows it works. */
+  accel?: 'auto' | 'kvm' | 'tcg';
+  /** QEMU `-rtc base=`: 'utc' (default) or a date like '2030-01-01T00:00:00' for clock scenarios. */
+  rtcBase?: string;
+  /** Guest host name (default 'swpkg'). */
+  hostname?: string;
+  /** QEMU is killed after this long whatever happens; default 2 h. */
+  maxLifetimeMs?: number;
+  /** Re-hash the artifacts against manifest.json before booting; default true. */
+  verify?: boolean;
+  /** Default `$SWPKG_QEMU` or qemu-system-x86_64. */
+  qemu?: string;
+  reporter?: Reporter;
+}
+
+export interface BootTiming {
+  /** Host wall time from QEMU start (or the reboot command) to a shell that answers. */
+  wallMs: number;
+  /** Guest uptime (s) printed with SWPKG-BOOT-OK. */
+  uptime: number;
+  /** Guest uptime (s) at each init step: init, modules, disks, network. */
+  steps: Record<string, number>;
+}
+
+export interface StopResult {
+  /** The guest powered off by itself within the limit (otherwise it was killed). */
+  clean: boolean;
+  /** What the shutdown script reported for /pkg: clean, read-only, busy, none; null if it never said. */
+  store: string | null;
+  exitCode: number | null;
+  signal: string | null;
+}
+
+export interface GuestHandle {
+  console: SerialConsole;
+  pid: number;
+  /** argv[0] is the QEMU binary; exactly what was started (under `launcher`). */
+  argv: string[];
+  /** Prefix QEMU was started under (setpriv with a parent-death signal), or empty. */
+  launcher: string[];
+  /** The same, shell-quoted, for the evidence record. */
+  commandLine: string;
+  qemuVersion: string;
+  accelerator: AcceleratorChoice;
+  memoryMiB: number;
+  cpus: number;
+  network: { mode: GuestNetworkMode; ports: PortForward[]; netdev: string };
+  artifactsDir: string;
+  manifest: ArtifactManifest;
+  storeImage: string;
+  serialLog: string | null;
+  /** Timing of the latest boot. */
+  boot: BootTiming;
+  readonly exited: boolean;
+  /** Resolves when QEMU has exited. */
+  exit: Promise<{ code: number | null; signal: string | null }>;
+  /** `poweroff` in the guest, waits for QEMU to exit; kills it if it does not within `timeoutMs` (default 60 s). */
+  stop(opts?: { timeoutMs?: number }): Promise<StopResult>;
+  /** SIGKILL: a power cut for the guest. Resolves when QEMU is gone. */
+  kill(): Promise<void>;
+  /** `reboot` in the guest and wait for the next boot's shell (default limit: the boot limit). */
+  reboot(opts?: { timeoutMs?: number }): Promise<BootTiming & { store: string | null }>;
+}
+
+/** Quotes an argv for a POSIX shell (the evidence record's command line). */
+export function shellQuote(argv: readonly string[]): string {
+  return argv.map((a) => (/^[A-Za-z0-9_@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(' ');
+}
+
+/** Kernel command line: serial console, quiet, reboot at once on panic (the host notices), our init's settings. */
+export function kernelAppend(mode: GuestNetworkMode, hostname: string): string {
+  if (!/^[a-z0-9][a-z0-9-]{0,62}$/.test(hostname)) throw new SwpkgError('E_USAGE', `invalid guest host name ${JSON.stringify(hostname)}`);
+  return `console=ttyS0,115200 quiet loglevel=3 panic=-1 swpkg.net=${mode} swpkg.hostname=${hostname}`;
+}
+
+/**
+ * The QEMU argv for an artifact set. q35, virtio disks (base read-only) and
+ * virtio-net on user networking, serial console on stdio, no display, no
+ * monitor, no default devices.
+ */
+export function qemuArguments(o: {
+  artifactsDir: string;
+  storeImage: string;
+  accel: AcceleratorChoice['accel'];
+  memoryMiB: number;
+  cpus: number;
+  netdev: string;
+  append: string;
+  rtcBase: string;
+}): string[] {
+  const opt = (p: string): string => p.replace(/,/g, ',,');
+  return [
+    '-name',
+    'swpkg-guest',
+    '-machine',
+    `q35,accel=${o.accel}`,
+    // TCG's "max" offers every instruction it emulates (Node's V8 uses SSE4/AVX paths when present).
+    '-cpu',
+    o.accel === 'kvm' ? 'host' : 'max',
+    '-m',
+    String(o.memoryMiB),
+    '-smp',
+    String(o.cpus),
+    '-nodefaults',
+    '-no-user-config',
+    '-display',
+    'none',
+    '-monitor',
+    'none',
+    '-chardev',
+    'stdio,id=ser0,signal=off',
+    '-serial',
+    'chardev:ser0',
+    '-kernel',
+    join(o.artifactsDir, ARTIFACT_FILES.kernel),
+    '-initrd',
+    join(o.artifactsDir, ARTIFACT_FILES.initramfs),
+    '-append',
+    o.append,
+    '-drive',
+    `file=${opt(join(o.artifactsDir, ARTIFACT_FILES.base))},if=virtio,format=raw,readonly=on`,
+    '-drive',
+    `file=${opt(o.storeImage)},if=virtio,format=raw`,
+    '-netdev',
+    o.netdev,
+    '-device',
+    'virtio-net-pci,netdev=n0',
+    '-rtc',
+    `base=${o.rtcBase},clock=host`,
+  ];
+}
+
+function parseBoot(text: string, okMatch: RegExpExecArray, wallMs: number): BootTiming {
+  const steps: Record<string, number> = {};
+  for (const m of text.matchAll(/SWPKG-BOOT step=([a-z]+) t=([0-9.]+)/g)) {
+    if (m[1] !== undefined && m[2] !== undefined) steps[m[1]] = Number(m[2]);
+  }
+  return { wallMs, uptime: Number(okMatch[1]), steps };
+}
+
+/** Waits for a boot that started at transcript offset `from`: the OK line, the prompt, a shell that answers. */
+async function waitForBoot(con: SerialConsole, from: number, started: number, timeoutMs: number): Promise<BootTiming> {
+  const deadline = started + timeoutMs;
+  const left = (): number => Math.max(1, deadline - Date.now());
+  const ok = await con.waitFor(BOOT_OK, left(), { from, failOn: GUEST_FATAL });
+  await con.waitFor(GUEST_PROMPT, left(), { from: ok.end });
+  await con.sync(left());
+  return parseBoot(con.transcript(from).slice(0, ok.end - from), ok.match, Date.now() - started);
+}
+
+/**
+ * Boots the guest under QEMU and returns once its shell answers on the serial
+ * console. Every wait is bounded; on any failure QEMU is killed before the
+ * error is thrown, and QEMU never outlives this process (killed on exit) or
+ * `maxLifetimeMs`.
+ */
+export async function startGuest(o: StartGuestOptions): Promise<GuestHandle> {
+  const reporter = o.reporter ?? silentReporter;
+  const artifactsDir = resolve(o.artifactsDir ?? join(findRepoRoot(dirname(fileURLToPath(import.meta.url))), 'build', 'images'));
+  const qemu = o.qemu ?? process.env.SWPKG_QEMU ?? 'qemu-system-x86_64';
+  const memoryMiB = o.memoryMiB ?? 1024;
+  const cpus = o.cpus ?? 1;
+  const timeoutMs = o.timeoutMs ?? 180_000;
+  const mode = o.network ?? 'restricted';
+  const storeImage = resolve(o.storeImage);
+  if (!existsSync(storeImage)) {
+    throw new SwpkgError('E_NOT_FOUND', `store image ${storeImage} does not exist`, {
+      hint: 'make one with createStoreImage',
+      details: { path: storeImage },
+    });
+  }
+  if (storeImage === join(artifactsDir, ARTIFACT_FILES.store)) {
+    reporter.warn(`booting with the template ${ARTIFACT_FILES.store} itself: the guest will change it; use a fresh store per run`);
+  }
+  const rtcBase = o.rtcBase ?? 'utc';
+  if (!/^(utc|localtime|\d{4}-\d\d-\d\d(T\d\d:\d\d:\d\d)?)$/.test(rtcBase)) {
+    throw new SwpkgError('E_USAGE', `rtcBase must be utc, localtime or a date like 2030-01-01T00:00:00, not ${JSON.stringify(rtcBase)}`);
+  }
+  const manifest = o.verify === false ? await verifyArtifactsShallow(artifactsDir) : await verifyArtifacts(artifactsDir);
+  const ports = normalisePorts(o.hostPorts ?? []);
+  const relayScript = await ensureRelayScript();
+  const netdev = netdevArgument(mode, ports, { node: process.execPath, script: relayScript });
+  const accelerator = await chooseAccelerator(qemu, o.accel ?? 'auto');
+  const version = await qemuVersion(qemu);
+  const args = qemuArguments({
+    artifactsDir,
+    storeImage,
+    accel: accelerator.accel,
+    memoryMiB,
+    cpus,
+    netdev,
+    append: kernelAppend(mode, o.hostname ?? 'swpkg'),
+    rtcBase,
+  });
+  const argv = [qemu, ...args];
+
+  let log: WriteStream | null = null;
+  if (o.serialLog) {
+    await mkdir(dirname(resolve(o.serialLog)), { recursive: true });
+    log = createWriteStream(o.serialLog, { flags: 'a' });
+  }
+  reporter.info(`starting ${shellQuote(argv)}`);
+  const started = Date.now();
+  // setpriv (util-linux, always on Debian) execs QEMU with a parent-death signal: if this process is
+  // killed outright, QEMU dies with it instead of idling on; the pid stays QEMU's.
+  const launcher = existsSync(SETPRIV) ? [SETPRIV, '--pdeathsig', 'KILL', '--'] : [];
+  const child: ChildProcessByStdio<Writable, Readable, Readable> = spawn(launcher[0] ?? qemu, [...launcher.slice(1), qemu, ...args], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => {
+    stderr = (stderr + d.toString()).slice(-16_384);
+  });
+  const con = new SerialConsole(child.stdin, child.stdout, (chunk) => log?.write(chunk));
+  let exited = false;
+  const killOnExit = (): void => {
+    if (!exited) child.kill('SIGKILL');
+  };
+  process.on('exit', killOnExit);
+  const lifetime = setTimeout(() => killOnExit(), o.maxLifetimeMs ?? 2 * 3600_000);
+  lifetime.unref();
+  const exit = new Promise<{ code: number | null; signal: string | null }>((resolveExit) => {
+    const done = (code: number | null, signal: string | null, why: string): void => {
+      if (exited) return;
+      exited = true;
+      clearTimeout(lifetime);
+      process.off('exit', killOnExit);
+      con.close(why);
+      log?.end();
+      resolveExit({ code, signal });
+    };
+    child.on('error', (e) => done(null, null, `QEMU could not start: ${e.message}`));
+    const onGone = (code: number | null, signal: string | null): void => {
+      const last = stderr.trim().split('\n').slice(-3).join(' | ');
+      done(code, signal, `QEMU exited with ${signal ?? `code ${code}`}${last ? `: ${last}` : ''}`);
+    };
+    // 'close' comes after the last serial and stderr bytes were read; 'exit' can come before them.
+    // Should a pipe stay open past QEMU (nothing of ours holds one), the exit still counts after 2 s.
+    child.on('close', onGone);
+    child.on('exit', (code, signal) => setTimeout(() => onGone(code, signal), 2_000).unref());
+  });
+  const kill = async (): Promise<void> => {
+    if (!exited) child.kill('SIGKILL');
+    await Promise.race([exit, new Promise((r) => setTimeout(r, 10_000).unref())]);
+  };
+
+  let boot: BootTiming;
+  try {
+    boot = await waitForBoot(con, 0, started, timeoutMs);
+  } catch (e) {
+    await kill();
+    const err = e instanceof SwpkgError ? e : new SwpkgError('E_INTERNAL', String(e), { cause: e });
+    throw new SwpkgError(err.code, `guest did not boot: ${err.message}`, {
+      hint: o.serialLog ? `the serial log is in ${o.serialLog}` : 'pass serialLog to keep the transcript',
+      details: { ...err.details, qemuStderr: stderr.slice(-4000), commandLine: shellQuote(argv) },
+      cause: e,
+    });
+  }
+
+  const handle: GuestHandle = {
+    console: con,
+    pid: child.pid ?? -1,
+    argv,
+    launcher,
+    commandLine: shellQuote(argv),
+    qemuVersion: version,
+    accelerator,
+    memoryMiB,
+    cpus,
+    network: { mode, ports, netdev },
+    artifactsDir,
+    manifest,
+    storeImage,
+    serialLog: o.serialLog ?? null,
+    boot,
+    get exited() {
+      return exited;
+    },
+    exit,
+    kill,
+    async stop(opts = {}) {
+      const limit = opts.timeoutMs ?? 60_000;
+      if (exited) {
+        const r = await exit;
+        return { clean: false, store: null, exitCode: r.code, signal: r.signal };
+      }
+      const from = con.position;
+      const deadline = Date.now() + limit;
+      try {
+        await con.sync(Math.min(15_000, limit));
+        con.write('poweroff\n');
+      } catch {
+        // A shell that does not answer cannot power off; the kill below is the answer.
+      }
+      const r = await Promise.race([
+        exit,
+        new Promise<null>((res) => setTimeout(() => res(null), Math.max(1, deadline - Date.now())).unref()),
+      ]);
+      if (r === null) {
+        await kill();
+        const k = await exit;
+        return { clean: false, store: SHUTDOWN_OK.exec(con.transcript(from))?.[1] ?? null, exitCode: k.code, signal: k.signal };
+      }
+      return { clean: true, store: SHUTDOWN_OK.exec(con.transcript(from))?.[1] ?? null, exitCode: r.code, signal: r.signal };
+    },
+    async reboot(opts = {}) {
+      const limit = opts.timeoutMs ?? timeoutMs;
+      const t0 = Date.now();
+      await con.sync(Math.min(15_000, limit));
+      const from = con.position;
+      con.write('reboot\n');
+      const down = await con.waitFor(SHUTDOWN_OK, Math.max(1, t0 + limit - Date.now()), { from });
+      const b = await waitForBoot(con, down.end, t0, limit);
+      handle.boot = b;
+      return { ...b, store: down.match[1] ?? null };
+    },
+  };
+  return handle;
+}
+
+/** Reads the manifest without re-hashing (for callers that just built and verified the set). */
+async function verifyArtifactsShallow(artifactsDir: string): Promise<ArtifactManifest> {
+  try {
+    return JSON.parse(await readFile(join(artifactsDir, ARTIFACT_FILES.manifest), 'utf8')) as ArtifactManifest;
+  } catch (e) {
+    throw new SwpkgError('E_NOT_FOUND', `${join(artifactsDir, ARTIFACT_FILES.manifest)} is missing or unreadable`, {
+      hint: 'build the images first',
+      cause: e,
+    });
+  }
+}
+
+function usage(): string {
+  return [
+    'usage: run-guest [--artifacts DIR] [--store FILE] [--port GUEST[:HOST]]... [--net restricted|host-loopback]',
+    '                 [--memory MIB] [--accel auto|kvm|tcg] [--serial-log FILE] [--rtc utc|DATE]',
+    '                 [--timeout MS] [--exec CMD]... [--exec-timeout MS] [--json]',
+    'Without --exec the serial console is attached to this terminal (Ctrl-] kills the guest).',
+    'Without --store a fresh blank store is made in a temporary folder and deleted afterwards.',
+    '',
+  ].join('\n');
+}
+
+async function main(argv: string[]): Promise<number> {
+  const o: Partial<StartGuestOptions> & { hostPorts: PortForward[] } = { hostPorts: [] };
+  const execs: string[] = [];
+  let json = false;
+  let execTimeout = 120_000;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const val = (): string => {
+      const v = argv[++i];
+      if (v === undefined) throw new SwpkgError('E_USAGE', `${a} needs a value`);
+      return v;
+    };
+    if (a === '--artifacts') o.artifactsDir = val();
+    else if (a === '--store') o.storeImage = val();
+    else if (a === '--port') {
+      const [g, h] = val().split(':');
+      o.hostPorts.push({ guest: Number(g), host: Number(h ?? g) });
+    } else if (a === '--net') {
+      const v = val();
+      if (v !== 'restricted' && v !== 'host-loopback') throw new SwpkgError('E_USAGE', `--net is restricted or host-loopback, not ${v}`);
+      o.network = v;
+    } else if (a === '--memory') o.memoryMiB = Number(val());
+    else if (a === '--accel') {
+      const v = val();
+      if (v !== 'auto' && v !== 'kvm' && v !== 'tcg') throw new SwpkgError('E_USAGE', `--accel is auto, kvm or tcg, not ${v}`);
+      o.accel = v;
+    } else if (a === '--serial-log') o.serialLog = val();
+    else if (a === '--rtc') o.rtcBase = val();
+    else if (a === '--timeout') o.timeoutMs = Number(val());
+    else if (a === '--exec') execs.push(val());
+    else if (a === '--exec-timeout') execTimeout = Number(val());
+    else if (a === '--json') json = true;
+    else {
+      process.stderr.write(usage());
+      return 2;
+    }
+  }
+  let tmp: string | null = null;
+  if (o.storeImage === undefined) {
+    tmp = await mkdtemp(join(tmpdir(), 'swpkg-run-'));
+    o.storeImage = (await createStoreImage({ path: join(tmp, 'store.img') })).path;
+  }
+  const reporter: Reporter = {
+    info: (m) => process.stderr.write(`${m}\n`),
+    warn: (m) => process.stderr.write(`warning: ${m}\n`),
+    progress() {},
+  };
+  try {
+    const g = await startGuest({ ...o, storeImage: o.storeImage, reporter });
+    process.stderr.write(
+      `booted in ${g.boot.wallMs} ms (guest uptime ${g.boot.uptime} s, ${g.accelerator.accel}: ${g.accelerator.reason})\n`,
+    );
+    if (execs.length > 0) {
+      const results: Array<{ cmd: string; exitCode: number; output: string; ms: number }> = [];
+      for (const cmd of execs) {
+        const r = await g.console.run(cmd, execTimeout);
+        results.push({ cmd, ...r });
+        if (!json)
+          process.stdout.write(
+            `$ ${cmd}\n${r.output}${r.output.endsWith('\n') || r.output === '' ? '' : '\n'}[exit ${r.exitCode}, ${r.ms} ms]\n`,
+          );
+      }
+      const stop = await g.stop();
+      if (json)
+        process.stdout.write(
+          JSON.stringify({ ok: true, result: { commandLine: g.commandLine, boot: g.boot, results, stop } }, null, 2) + '\n',
+        );
+      return results.every((r) => r.exitCode === 0) ? 0 : 1;
+    }
+    // Interactive: the terminal becomes the serial line.
+    process.stdout.write(g.console.transcript(0));
+    g.console.write('\n');
+    const stdin = process.stdin;
+    if (stdin.isTTY) stdin.setRawMode(true);
+    const onData = (d: Buffer): void => {
+      if (d.includes(0x1d)) {
+        void g.kill();
+        return;
+      }
+      if (!g.exited) g.console.write(d.toString('utf8'));
+    };
+    stdin.on('data', onData);
+    const from = g.console.position;
+    let printed = from;
+    const pump = setInterval(() => {
+      const t = g.console.transcript(printed);
+      if (t.length > 0) {
+        process.stdout.write(t);
+        printed += t.length;
+      }
+    }, 20);
+    const r = await g.exit;
+    clearInterval(pump);
+    process.stdout.write(g.console.transcript(printed));
+    stdin.off('data', onData);
+    if (stdin.isTTY) stdin.setRawMode(false);
+    stdin.pause();
+    process.stderr.write(`\nQEMU exited (${r.signal ?? `code ${r.code}`})\n`);
+    return 0;
+  } finally {
+    if (tmp) await rm(tmp, { recursive: true, force: true });
+  }
+}
+
+// Run as a program only when this very file is the entry (not when bundled into another tool).
+if (
+  process.argv[1] !== undefined &&
+  resolve(process.argv[1]) === fileURLToPath(import.meta.url) &&
+  /(^|\/)run-guest\.[cm]?[jt]s$/.test(process.argv[1])
+) {
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (e: unknown) => {
+      const err = e instanceof SwpkgError ? e : new SwpkgError('E_INTERNAL', String((e as Error)?.message ?? e), { cause: e });
+      process.stderr.write(`error ${err.code}: ${err.message}\n${err.hint ? `hint: ${err.hint}\n` : ''}`);
+      process.exit(err.exitCode);
+    },
+  );
+}

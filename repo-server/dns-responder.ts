@@ -1,5 +1,5 @@
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
-import { isIP, isIPv4, isIPv6 } from 'node:net';
+import { createServer, isIP, isIPv4, isIPv6, type Server, type Socket as TcpSocket } from 'node:net';
 import dnsPacket from 'dns-packet';
 import type { DecodedPacket, Packet, Question, StringAnswer } from 'dns-packet';
 import { SwpkgError } from '../catalog/index.js';
@@ -31,8 +31,11 @@ export interface DnsResponder {
   close(): Promise<void>;
 }
 
-// RFC 1035 §4.2.1: without EDNS a UDP answer is at most 512 bytes.
+// RFC 1035 §4.2.1: without EDNS a UDP answer is at most 512 bytes; over TCP (§4.2.2) a 2-byte length prefix allows 65535.
 const MAX_UDP = 512;
+const MAX_TCP = 65535;
+const TCP_IDLE_MS = 10_000;
+const MAX_TCP_CONNECTIONS = 64;
 const RCODE = { NOERROR: 0, FORMERR: 1, NXDOMAIN: 3, NOTIMP: 4, REFUSED: 5 } as const;
 const LABEL = /^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$/;
 
@@ -62,7 +65,7 @@ export async function startDnsResponder(opts: DnsResponderOptions): Promise<DnsR
   socket.on('message', (msg: Buffer, rinfo: RemoteInfo) => {
     let reply: Buffer | undefined;
     try {
-      reply = answer(msg, zone, ttl, opts.log, rinfo);
+      reply = answer(msg, zone, ttl, opts.log, rinfo, MAX_UDP);
     } catch {
       reply = undefined;
     }
@@ -80,6 +83,25 @@ export async function startDnsResponder(opts: DnsResponderOptions): Promise<DnsR
   // After bind, socket errors are per-datagram (e.g. ECONNREFUSED echoes); they must not crash the host process.
   socket.on('error', () => {});
   const port = socket.address().port;
+  // The same zone over TCP on the same port: a guest whose network drops all UDP (QEMU
+  // `restrict=on`) resolves with `options use-vc`, i.e. over TCP.
+  let tcp: Server;
+  try {
+    tcp = await listenTcp(host, port, (msg, peer) => {
+      let reply: Buffer | undefined;
+      try {
+        reply = answer(msg, zone, ttl, opts.log, peer, MAX_TCP);
+      } catch {
+        reply = undefined;
+      }
+      if (reply) answered++;
+      else dropped++;
+      return reply;
+    });
+  } catch (e) {
+    socket.close();
+    throw e;
+  }
 
   let closed: Promise<void> | undefined;
   return {
@@ -87,7 +109,10 @@ export async function startDnsResponder(opts: DnsResponderOptions): Promise<DnsR
     port,
     stats: () => ({ answered, dropped }),
     close(): Promise<void> {
-      closed ??= new Promise<void>((resolve) => socket.close(() => resolve()));
+      closed ??= Promise.all([
+        new Promise<void>((resolve) => socket.close(() => resolve())),
+        new Promise<void>((resolve) => tcp.close(() => resolve())),
+      ]).then(() => undefined);
       return closed;
     },
   };
@@ -120,7 +145,8 @@ function answer(
   zone: Map<string, { A: string[]; AAAA: string[] }>,
   ttl: number,
   log: ((line: string) => void) | undefined,
-  rinfo: RemoteInfo,
+  rinfo: Pick<RemoteInfo, 'address' | 'port'>,
+  maxSize: number,
 ): Buffer | undefined {
   // The fixed header is 12 bytes; anything shorter has no id to answer to.
   if (msg.length < 12) return undefined;
@@ -140,7 +166,7 @@ function answer(
   const reply = (rcode: number, qs: Question[], answers: StringAnswer[]): Buffer => {
     const packet: Packet = { type: 'response', id, flags: dnsPacket.AUTHORITATIVE_ANSWER | rd | rcode, questions: qs, answers };
     const buf = dnsPacket.encode(packet);
-    if (buf.length <= MAX_UDP) return buf;
+    if (buf.length <= maxSize) return buf;
     return dnsPacket.encode({ ...packet, flags: (packet.flags ?? 0) | dnsPacket.TRUNCATED_RESPONSE, answers: [] });
   };
 
@@ -168,6 +194,57 @@ function answer(
 
 function logSafe(s: string): string {
   return s.replace(/[^\x21-\x7e]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+}
+
+/**
+ * DNS over TCP: each message is preceded by its 2-byte length. Connections are
+ * bounded in number and idle time; a bad length or message closes the connection.
+ */
+function listenTcp(host: string, port: number, respond: (msg: Buffer, peer: { address: string; port: number }) => Buffer | undefined): Promise<Server> {
+  const connections = new Set<TcpSocket>();
+  const server = createServer((conn) => {
+    if (connections.size >= MAX_TCP_CONNECTIONS) {
+      conn.destroy();
+      return;
+    }
+    connections.add(conn);
+    conn.on('close', () => connections.delete(conn));
+    conn.on('error', () => conn.destroy());
+    conn.setTimeout(TCP_IDLE_MS, () => conn.destroy());
+    let buf = Buffer.alloc(0);
+    conn.on('data', (chunk: Buffer) => {
+      buf = Buffer.concat([buf, chunk]);
+      while (buf.length >= 2) {
+        const len = buf.readUInt16BE(0);
+        if (len < 12) {
+          conn.destroy();
+          return;
+        }
+        if (buf.length < 2 + len) break;
+        const msg = buf.subarray(2, 2 + len);
+        buf = buf.subarray(2 + len);
+        const reply = respond(Buffer.from(msg), { address: conn.remoteAddress ?? '?', port: conn.remotePort ?? 0 });
+        if (!reply) {
+          conn.destroy();
+          return;
+        }
+        const prefix = Buffer.alloc(2);
+        prefix.writeUInt16BE(reply.length);
+        conn.write(Buffer.concat([prefix, reply]));
+      }
+    });
+  });
+  const origClose = server.close.bind(server);
+  server.close = ((cb?: (err?: Error) => void) => {
+    for (const c of connections) c.destroy();
+    return origClose(cb);
+  }) as typeof server.close;
+  return new Promise((resolve, reject) => {
+    server.once('error', (e: NodeJS.ErrnoException) =>
+      reject(new SwpkgError('E_USAGE', `cannot bind the DNS responder (TCP) to ${host}:${port}: ${e.code ?? e.message}`, { details: { host, port, errno: e.code }, cause: e })),
+    );
+    server.listen({ host, port, exclusive: true }, () => resolve(server));
+  });
 }
 
 function bind(socket: Socket, host: string, port: number): Promise<void> {

@@ -173,3 +173,38 @@ describe('DNS responder', () => {
     }
   });
 });
+
+describe('DNS over TCP (for guests whose network drops UDP)', () => {
+  it('answers a length-prefixed query on the same port and survives a bad length', async () => {
+    const { createConnection } = await import('node:net');
+    const dnsPacketMod = (await import('dns-packet')).default;
+    const { startDnsResponder } = await import('../../../repo-server/index.js');
+    const r = await startDnsResponder({ zone: { 'repo.test': { A: ['10.0.2.2'] } } });
+    try {
+      const ask = (payload: Buffer): Promise<Buffer | undefined> =>
+        new Promise((resolve, reject) => {
+          const c = createConnection({ host: '127.0.0.1', port: r.port });
+          const timer = setTimeout(() => { c.destroy(); reject(new Error('timeout')); }, 5000);
+          let got = Buffer.alloc(0);
+          c.on('data', (d) => {
+            got = Buffer.concat([got, d]);
+            if (got.length >= 2 && got.length >= 2 + got.readUInt16BE(0)) { clearTimeout(timer); c.destroy(); resolve(got.subarray(2)); }
+          });
+          c.on('close', () => { clearTimeout(timer); resolve(got.length ? got.subarray(2) : undefined); });
+          c.on('error', () => undefined);
+          c.write(payload);
+        });
+      const q = dnsPacketMod.encode({ type: 'query', id: 7, flags: dnsPacketMod.RECURSION_DESIRED, questions: [{ type: 'A', name: 'repo.test' }] });
+      const len = Buffer.alloc(2);
+      len.writeUInt16BE(q.length);
+      const bad = await ask(Buffer.from([0, 3, 1, 2, 3]));
+      expect(bad).toBeUndefined();
+      const reply = await ask(Buffer.concat([len, q]));
+      const decoded = dnsPacketMod.decode(reply!);
+      expect(decoded.id).toBe(7);
+      expect(decoded.answers?.[0]).toMatchObject({ type: 'A', data: '10.0.2.2' });
+    } finally {
+      await r.close();
+    }
+  });
+});

@@ -6,7 +6,7 @@ import { SwpkgError } from './errors.js';
  * `canonicalize` package by the RFC's author so the RFC's test vectors apply.
  */
 export function canonicalJson(value: unknown): string {
-  const out = (canonicalizeImpl as unknown as (v: unknown) => string | undefined)(value);
+  const out: string | undefined = canonicalizeImpl(value);
   if (out === undefined) throw new SwpkgError('E_INVALID_JSON', 'value has no canonical JSON form');
   return out;
 }

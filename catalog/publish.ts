@@ -1,4 +1,4 @@
-import { copyFile, mkdir, readdir, readFile, rename, rm, stat, writeFile, open } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, readFile, rename, rm, stat, open } from 'node:fs/promises';
 import { join, basename } from 'node:path';
 import { SwpkgError, fromFsError } from './errors.js';
 import { parseJson } from './canonical-json.js';

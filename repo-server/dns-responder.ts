@@ -235,10 +235,10 @@ function listenTcp(host: string, port: number, respond: (msg: Buffer, peer: { ad
     });
   });
   const origClose = server.close.bind(server);
-  server.close = ((cb?: (err?: Error) => void) => {
+  server.close = (cb?: (err?: Error) => void) => {
     for (const c of connections) c.destroy();
     return origClose(cb);
-  }) as typeof server.close;
+  };
   return new Promise((resolve, reject) => {
     server.once('error', (e: NodeJS.ErrnoException) =>
       reject(new SwpkgError('E_USAGE', `cannot bind the DNS responder (TCP) to ${host}:${port}: ${e.code ?? e.message}`, { details: { host, port, errno: e.code }, cause: e })),

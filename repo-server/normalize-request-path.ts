@@ -26,7 +26,6 @@ const ABSOLUTE_FORM = /^https?:\/\/[^/?#]*/i;
 // %2F and %5C would let a decoded segment carry a separator; %00 truncates paths in C.
 const ENCODED_FORBIDDEN = /%(2f|5c|00)/i;
 // C0 controls and DEL: never part of a file name we publish, and a log-injection vector.
-// eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f]/;
 
 /**

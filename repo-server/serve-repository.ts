@@ -47,7 +47,7 @@ export async function serveRepository(opts: ServeRepositoryOptions): Promise<Ser
     ...(opts.timeouts ? { timeouts: opts.timeouts } : {}),
   });
   if (!dnsOpts) {
-    return { url: http.url, host: http.host, port: http.port, root: http.root, metrics: http.metrics, close: http.close };
+    return { url: http.url, host: http.host, port: http.port, root: http.root, metrics: () => http.metrics(), close: (o?: { graceMs?: number }) => http.close(o) };
   }
   let dns;
   try {
@@ -69,7 +69,7 @@ export async function serveRepository(opts: ServeRepositoryOptions): Promise<Ser
     port: http.port,
     root: http.root,
     dns: dnsInfo,
-    metrics: http.metrics,
+    metrics: () => http.metrics(),
     async close(o?: { graceMs?: number }): Promise<void> {
       await Promise.all([http.close(o), dns.close()]);
     },

@@ -1,5 +1,5 @@
 import { Command, Flags, type Interfaces } from '@oclif/core';
-import { SwpkgError, toSwpkgError, ERROR_CODES, type ErrorCode } from '../../catalog/index.js';
+import { SwpkgError, toSwpkgError, ERROR_CODES } from '../../catalog/index.js';
 import type { Reporter } from '../../catalog/index.js';
 import { TerminalReporter } from './terminal-reporter.js';
 
@@ -28,7 +28,7 @@ export abstract class BaseCommand<T> extends Command {
   }
 
   /** Flag and argument errors (unknown flag, missing file, bad value) are usage errors: exit 2. */
-  protected override async parse<F extends Record<string, any>, B extends Record<string, any>, A extends Record<string, any>>(
+  protected override async parse<F extends Record<string, unknown>, B extends Record<string, unknown>, A extends Record<string, unknown>>(
     options?: Interfaces.Input<F, B, A>,
     argv?: string[],
   ): Promise<Interfaces.ParserOutput<F, B, A>> {
@@ -74,9 +74,9 @@ export abstract class BaseCommand<T> extends Command {
       err instanceof SwpkgError
         ? err
         : isParseError
-          ? new SwpkgError('E_USAGE', err.message, { hint: `run \`${this.config.bin} ${this.id ?? ''} --help\`` })
+          ? new SwpkgError('E_USAGE', err.message, { hint: `run \`${this.config.bin} ${(this.id ?? '').replaceAll(':', ' ')} --help\`` })
           : toSwpkgError(err);
-    process.exitCode = ERROR_CODES[coded.code as ErrorCode];
+    process.exitCode = ERROR_CODES[coded.code];
     if (this.jsonEnabled()) {
       this.logJson(this.toErrorJson(coded));
       return undefined;

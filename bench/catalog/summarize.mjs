@@ -1,0 +1,72 @@
+#!/usr/bin/env node
+// Markdown table from bench-catalog.sh results.   node summarize.mjs RESULTS_DIR
+// Every row is a ratio between swpkg and a baseline measured in the same run:
+// absolute times on a shared 2-core machine are noise, ratios are the result.
+// Hyperfine rows use the median of the runs. MB = 10^6 bytes, MiB = 2^20.
+import { readFileSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+
+const dir = process.argv[2];
+if (!dir || !existsSync(dir)) {
+  console.error('usage: summarize.mjs RESULTS_DIR');
+  process.exit(2);
+}
+const load = (name) => (existsSync(join(dir, name)) ? JSON.parse(readFileSync(join(dir, name), 'utf8')) : undefined);
+const hf = (id) => load(`${id}.json`)?.results[0];
+const meta = load('meta.json') ?? {};
+const mem = load('mem.json') ?? {};
+const f = (x, d = 2) => (x >= 1000 ? Math.round(x).toLocaleString('en-US') : x.toFixed(d));
+const rows = [];
+// ratio = swpkg time / baseline time: below 1 swpkg is faster, above 1 slower.
+const ratio = (a, b) => `${f(a / b)}x`;
+const span = (r) => `${f(r.median, 2)} s, ${f(r.min, 2)}–${f(r.max, 2)}`;
+
+const idx = hf('index-swpkg');
+const n = meta.packages;
+if (idx && n) {
+  const rate = (r) => `${f(n / r.median, 1)} pkg/s (${span(r)})`;
+  for (const [id, what] of [
+    ['index-repo-add', 'pacman `repo-add` (.pkg.tar.zst)'],
+    ['index-dpkg-scanpackages', '`dpkg-scanpackages` (.deb, gzip)'],
+    ['index-floor', 'floor: `sha256sum` + `gzip -dc | sha256sum` of the same .swpkg'],
+  ]) {
+    const b = hf(id);
+    if (b) rows.push([`\`${meta.indexCommand ?? "swpkg repo index"}\`, ${n} packages`, rate(idx), what, rate(b), ratio(idx.median, b.median)]);
+  }
+}
+const p = hf('pack200-swpkg');
+const t = hf('pack200-tar');
+if (p && t && meta.pack200) {
+  const mbs = (r) => `${f(meta.pack200.payloadBytes / r.median / 1e6, 1)} MB/s (${span(r)})`;
+  rows.push([`pack ${meta.pack200.mib} MiB folder`, mbs(p), '`tar -czf` (gzip -6)', mbs(t), ratio(p.median, t.median)]);
+  rows.push([`pack ${meta.pack200.mib} MiB: output size`, `${meta.pack200.swpkgBytes} B`, '`tar -czf` output', `${meta.pack200.tarBytes} B`, `${(meta.pack200.swpkgBytes / meta.pack200.tarBytes).toFixed(4)}x`]);
+}
+const mib = (k) => `${f(k / 1024, 1)} MiB`;
+const el = (s) => `${f(s, 2)} s`;
+for (const [id, base, what, bWhat] of [
+  ['pack-1g', 'pack-tiny', 'swpkg pack, 1 GiB payload', '`swpkg pack` of one small corpus package'],
+  ['verify-1g', 'verify-tiny', 'swpkg verify, 1 GiB package', '`swpkg verify` of one small corpus package'],
+]) {
+  const a = mem[id];
+  const b = mem[base];
+  if (!a || !b) continue;
+  const flat = a.maxRssKiB < 200 * 1024 ? 'flat' : 'NOT flat (>= 200 MiB)';
+  rows.push([`${what}: peak RSS`, `${mib(a.maxRssKiB)} (${flat})`, bWhat, mib(b.maxRssKiB), `${f(a.maxRssKiB / b.maxRssKiB)}x`]);
+}
+for (const [id, base, what, bWhat] of [
+  ['pack-1g', 'tar-1g', 'swpkg pack, 1 GiB payload: time', '`tar -czf` of the same folder'],
+  ['verify-1g', 'gunzip-1g', 'swpkg verify, 1 GiB package: time', '`sha256sum` + `gzip -dc | sha256sum` of it'],
+]) {
+  const a = mem[id];
+  const b = mem[base];
+  if (a && b) rows.push([what, `${el(a.elapsedS)}, ${mib(a.maxRssKiB)} RSS`, bWhat, `${el(b.elapsedS)}, ${mib(b.maxRssKiB)} RSS`, ratio(a.elapsedS, b.elapsedS)]);
+}
+
+console.log('| measure | swpkg | baseline | baseline value | ratio swpkg/baseline |');
+console.log('|---|---:|---|---:|---:|');
+for (const r of rows) console.log(`| ${r.join(' | ')} |`);
+console.log('\nTime ratios below 1: swpkg faster; above 1: slower. RSS ratio: 1 GiB run over a small-package run (flat ≈ 1).');
+if (meta.packCorpus) {
+  const c = meta.packCorpus;
+  console.log(`Packing the corpus in-process (packPackage): ${c.packages} packages in ${f(c.seconds, 1)} s = ${f(c.packages / c.seconds, 1)} pkg/s; ${f(c.payloadBytes / 1048576, 1)} MiB payload -> ${f(c.archiveBytes / 1048576, 1)} MiB .swpkg.`);
+}

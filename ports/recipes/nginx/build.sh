@@ -1,0 +1,17 @@
+# nginx's own configure (not autoconf). PCRE2, zlib and OpenSSL are the ports'
+# static libraries from the build sysroot ($SYSROOT); user and group are fixed
+# so the host's /etc/group cannot change the binary.
+./configure \
+  --prefix="$PREFIX" \
+  --sbin-path="$PREFIX/bin/nginx" \
+  --conf-path="$PREFIX/etc/nginx/nginx.conf" \
+  --user=nobody --group=nogroup \
+  --with-cc="$CC" \
+  --with-cc-opt="$CFLAGS -I$SYSROOT/include" \
+  --with-ld-opt="-L$SYSROOT/lib -static" \
+  --with-threads \
+  --with-pcre --with-pcre-jit \
+  --with-http_ssl_module --with-http_v2_module --with-http_gzip_static_module \
+  --with-http_stub_status_module --with-http_realip_module
+make -j"$JOBS"
+make install DESTDIR="$DESTDIR"

@@ -1,0 +1,239 @@
+import { createWriteStream } from 'node:fs';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { buildImages, createStoreImage, verifyArtifacts, type ArtifactManifest } from '../../images/index.js';
+import { settleArtifactSets, snapshotArtifactSet, type DeploymentRecord } from './artifact-sets.js';
+import {
+  createEvidenceDir,
+  pointLatest,
+  pruneStoreImages,
+  renderManifest,
+  writeJson,
+  type RunResult,
+  type ScenarioResult,
+} from './evidence.js';
+import { GuestSession, ScenarioTranscript } from './guest-session.js';
+import { startServe, type ServedRoot } from './host-servers.js';
+import { check, errorText, hostRun, repoRoot, seconds, utcStamp } from './util.js';
+
+const USAGE = `usage: run.ts --main-job --web-root DIR [--install NAMES] [--evidence DIR] [--artifacts DIR]
+
+The guest half of scripts/main-job.sh: serves the published web root DIR with
+\`swpkg serve\`, builds (incrementally) and boots the guest, adds the repository
+with its root key over the serial console, updates, installs NAMES (default
+"curl lua") with their dependencies and runs them, then writes an evidence folder.`;
+
+/** The repository's port as the guest sees it (http://10.0.2.2:8080/). */
+const GUEST_PORT = 8080;
+
+export async function runMainJob(argv: string[]): Promise<number> {
+  let webRoot = '';
+  let evidence = '';
+  let artifacts = '';
+  let install = ['curl', 'lua'];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const v = argv[i + 1];
+    if (a === '--help') {
+      process.stdout.write(USAGE + '\n');
+      return 0;
+    }
+    if (v === undefined) {
+      process.stderr.write(`${a} needs a value\n${USAGE}\n`);
+      return 2;
+    }
+    i++;
+    if (a === '--web-root') webRoot = v;
+    else if (a === '--evidence') evidence = v;
+    else if (a === '--artifacts') artifacts = v;
+    else if (a === '--install') install = v.split(/[ ,]+/).filter(Boolean);
+    else {
+      process.stderr.write(`unknown argument ${a}\n${USAGE}\n`);
+      return 2;
+    }
+  }
+  if (!webRoot) {
+    process.stderr.write(`--web-root is required\n${USAGE}\n`);
+    return 2;
+  }
+  const root = repoRoot();
+  const started = new Date();
+  const base = resolve(evidence || join(root, 'evidence'));
+  const runDir = await createEvidenceDir(base, `${utcStamp(started)}-main-job`);
+  const hostLog = createWriteStream(join(runDir, 'host.log'));
+  const t0 = Date.now();
+  const info = (l: string): void => {
+    process.stdout.write(`[${((Date.now() - t0) / 1000).toFixed(1).padStart(6)} s] ${l}\n`);
+    hostLog.write(`${new Date().toISOString()} ${l}\n`);
+  };
+  const reporter = {
+    info: (m: string) => hostLog.write(`info ${m}\n`),
+    warn: (m: string) => info(`warning: ${m}`),
+    progress: () => undefined,
+  };
+  const artifactsDir = resolve(artifacts || join(root, 'build', 'images'));
+  const timings: Record<string, unknown> = {};
+  const transcript = new ScenarioTranscript();
+  let server: ServedRoot | null = null;
+  let session: GuestSession | null = null;
+  let manifest: ArtifactManifest | null = null;
+  let deployment: DeploymentRecord | null = null;
+  let why: string | undefined;
+  const storeImage = join(runDir, 'store.img');
+  const hard = setTimeout(() => {
+    info('HARD LIMIT (60 min) reached: killing the guest and the server');
+    void (async () => {
+      await session?.kill();
+      await server?.stop();
+      process.exit(1);
+    })();
+  }, 60 * 60_000);
+  hard.unref();
+
+  const timed = async <T>(name: string, fn: () => Promise<T>): Promise<T> => {
+    const s = Date.now();
+    info(`-- ${name}`);
+    const r = await fn();
+    timings[name] = seconds(Date.now() - s);
+    info(`   ${name}: ${seconds(Date.now() - s)} s`);
+    return r;
+  };
+
+  try {
+    const hosted = await readFile(join(webRoot, 'hosted-repo.json'));
+    const rootPub = await readFile(join(webRoot, 'repo-root.pub'), 'utf8');
+    manifest = await timed('guest images (build what is missing)', async () => {
+      const before = await snapshotArtifactSet(artifactsDir);
+      const r = await buildImages({ outDir: artifactsDir, pkg: 'bundle', reporter });
+      for (const s of r.steps) info(`   ${s.skipped ? 'up to date' : 'built     '} ${s.name} (${s.ms} ms)`);
+      deployment = await settleArtifactSets(artifactsDir, before);
+      return verifyArtifacts(artifactsDir);
+    });
+    await writeJson(join(runDir, 'artifacts.json'), manifest);
+    server = await timed('swpkg serve', () => startServe({ repoRoot: root, name: 'main', root: webRoot, logDir: join(runDir, 'servers') }));
+    info(`   serving ${webRoot} at ${server.url} (the guest sees http://10.0.2.2:${GUEST_PORT}/)`);
+    await createStoreImage({ path: storeImage, sizeMiB: 2048 });
+    session = new GuestSession({
+      artifactsDir,
+      storeImage,
+      serialLog: join(runDir, 'serial.log'),
+      hostPorts: [{ guest: GUEST_PORT, host: server.port }],
+      memoryMiB: 1024,
+      cpus: 1,
+      bootTimeoutMs: 240_000,
+      maxLifetimeMs: 60 * 60_000,
+      onInfo: info,
+    });
+    session.transcript = transcript;
+    const s = session;
+    const boot = await timed('boot', () => s.boot('boot'));
+    timings['bootMarker'] = { shellAfterMs: boot.wallMs, guestUptimeAtMarkerSeconds: boot.uptime, steps: boot.steps };
+    await timed('pkg repo add + update', async () => {
+      await s.writeFile('/tmp/acc/main-root.pub', rootPub);
+      await s.pkgOk(`repo add main http://10.0.2.2:${GUEST_PORT}/ --key /tmp/acc/main-root.pub`);
+      await s.pkgOk('update');
+    });
+    await timed(`pkg install ${install.join(' ')}`, async () => {
+      const r = await s.pkg(`install ${install.join(' ')} --yes`, { timeoutMs: 1_800_000 });
+      const lines =
+        (r.json?.result as { plan?: { lines?: Array<{ action: string; name: string; to?: string; reason: string }> } } | undefined)?.plan
+          ?.lines ?? [];
+      for (const l of lines) info(`   ${l.action} ${l.name} ${l.to ?? ''} (${l.reason})`);
+    });
+    await timed('run the installed programs', async () => {
+      if (install.includes('curl')) {
+        const r = await s.sh(`curl -fsS --max-time 60 http://10.0.2.2:${GUEST_PORT}/hosted-repo.json`, { timeoutMs: 120_000 });
+        check(
+          r.output === hosted.toString('utf8'),
+          'curl in the guest fetched something other than hosted-repo.json',
+          r.output.slice(0, 500),
+        );
+        info(`   curl fetched hosted-repo.json through the guest (${r.output.length} bytes, identical to the file served)`);
+        const v = await s.sh('curl --version | head -1');
+        info(`   ${v.output.trim()}`);
+      }
+      if (install.includes('lua')) {
+        const v = await s.sh('lua -v');
+        check(/^Lua 5\.4/.test(v.output.trim()), `lua -v printed ${v.output.trim()}`);
+        info(`   ${v.output.trim()}`);
+      }
+      const d = await s.pkg('doctor', { timeoutMs: 900_000 });
+      check((d.json?.result as { healthy?: boolean } | undefined)?.healthy === true, 'pkg doctor is not clean');
+      info('   pkg doctor: healthy');
+    });
+  } catch (e) {
+    why = errorText(e);
+    transcript.note(`FAILED: ${why}`);
+    info(`MAIN JOB FAILED: ${why}`);
+  } finally {
+    clearTimeout(hard);
+    await session?.stop().catch(() => session?.kill());
+    await server?.stop();
+  }
+  const finished = new Date();
+  await writeFile(
+    join(runDir, 'scenarios', '01-main-job.txt'),
+    `main job\nresult: ${why ? `FAIL: ${why}` : 'PASS'}\n\n${transcript.render()}`,
+  );
+  const sc: ScenarioResult = {
+    name: 'main-job',
+    ok: why === undefined,
+    seconds: seconds(finished.getTime() - started.getTime()),
+    ...(why ? { why } : {}),
+    transcript: 'scenarios/01-main-job.txt',
+    commands: transcript.commands.length,
+  };
+  if (session) timings['boots'] = session.boots;
+  const result: RunResult = {
+    format: 1,
+    mode: '--main-job',
+    started: started.toISOString(),
+    finished: finished.toISOString(),
+    seconds: sc.seconds,
+    ok: sc.ok,
+    scenarios: [sc],
+    notRun: [],
+    timings,
+    evidence: runDir,
+  };
+  await writeJson(join(runDir, 'result.json'), result);
+  const g = session?.guest;
+  const git = await hostRun('git', ['rev-parse', 'HEAD'], { cwd: root, timeoutMs: 30_000 });
+  const st = await hostRun('git', ['status', '--porcelain'], { cwd: root, timeoutMs: 60_000 });
+  const dirty = st.stdout.split('\n').filter((l) => l.trim() !== '').length;
+  await writeFile(
+    join(runDir, 'manifest.txt'),
+    renderManifest(result, {
+      git: {
+        revision: git.stdout.trim() || 'unknown',
+        branch: '',
+        worktree: st.code !== 0 ? 'unknown' : dirty === 0 ? 'clean' : `dirty (${dirty} changed or untracked paths)`,
+      },
+      host: { node: process.version, kernel: process.platform },
+      qemu: g
+        ? {
+            version: g.qemuVersion,
+            commandLine: g.commandLine,
+            accelerator: g.accelerator.accel,
+            accelReason: g.accelerator.reason,
+            memoryMiB: g.memoryMiB,
+            cpus: g.cpus,
+            network: `QEMU user networking, mode ${g.network.mode}; guest 10.0.2.15/24, no default route, host 10.0.2.2`,
+            boots: session?.boots ?? [],
+          }
+        : null,
+      artifactsDir,
+      manifest,
+      deployment,
+      storeImage,
+      repositories: [`main  http://10.0.2.2:${GUEST_PORT}/ -> ${webRoot}`],
+      seedPorts: install,
+      forwards: g ? g.network.ports.map((p) => `10.0.2.2:${p.guest} -> 127.0.0.1:${p.host}`) : [],
+    }),
+  );
+  await pointLatest(base, runDir);
+  await pruneStoreImages(base, 2);
+  hostLog.end();
+  info(`${sc.ok ? 'MAIN JOB PASSED' : 'MAIN JOB FAILED'}; evidence: ${runDir} (result.json, manifest.txt, serial.log)`);
+  return sc.ok ? 0 : 1;
+}

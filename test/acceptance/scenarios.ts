@@ -1,0 +1,707 @@
+import type { ArtifactManifest } from '../../images/index.js';
+import type { Reporter } from '../../catalog/index.js';
+import type { DnsTcpRelay } from './dns-tcp-relay.js';
+import {
+  DNS_REPO_HOST,
+  GUEST_PORTS,
+  prepareRejectionRoots,
+  publishHelloUpgrade,
+  type Fixture,
+  type RootName,
+  type SeedPort,
+} from './fixture.js';
+import type { GuestSession } from './guest-session.js';
+import type { ServedRoot } from './host-servers.js';
+import { AcceptanceFailure, check, median } from './util.js';
+
+/** Everything a scenario can use. */
+export interface ScenarioContext {
+  s: GuestSession;
+  f: Fixture;
+  servers: Record<RootName, ServedRoot>;
+  relay: DnsTcpRelay;
+  manifest: ArtifactManifest;
+  /** `bin/pkg --version` and `bin/swpkg --version` on the host. */
+  host: { pkgVersion: string; swpkgVersion: string; packageJsonVersion: string };
+  /** Filled as scenarios measure (result.json "timings"). */
+  timings: Record<string, unknown>;
+  /** Power cuts to make (CI: fewer). */
+  powerCuts: number;
+  reporter: Reporter;
+  info: (line: string) => void;
+}
+
+export interface Scenario {
+  name: string;
+  title: string;
+  /** In the --ci subset. */
+  ci: boolean;
+  run(c: ScenarioContext): Promise<void>;
+}
+
+interface RepoInfo {
+  name: string;
+  url: string;
+  rootVersion: number;
+  pinnedFingerprint?: string;
+  catalogVersion?: number;
+}
+interface Listed {
+  name: string;
+  version: string;
+  repo: string | null;
+  explicit?: boolean;
+  latest?: string;
+}
+interface PlanLine {
+  action: string;
+  name: string;
+  from?: string;
+  to?: string;
+  reason: string;
+}
+interface Transaction {
+  plan: { lines: PlanLine[]; empty: boolean };
+  generation: number | null;
+  previousGeneration: number | null;
+}
+interface Doctor {
+  healthy: boolean;
+  current: number | null;
+  packages: number;
+  filesChecked: number;
+  problems: unknown[];
+  leftovers: string[];
+}
+
+const url = (port: number): string => `http://10.0.2.2:${port}/`;
+const MAIN_URL = url(GUEST_PORTS.main);
+const AUX = `http://10.0.2.2:${GUEST_PORTS.aux}`;
+
+async function repoList(c: ScenarioContext): Promise<RepoInfo[]> {
+  return c.s.pkgOk<RepoInfo[]>('repo list');
+}
+
+async function installed(c: ScenarioContext): Promise<Map<string, Listed>> {
+  const l = await c.s.pkgOk<Listed[]>('list');
+  return new Map(l.map((p) => [p.name, p]));
+}
+
+async function doctorClean(c: ScenarioContext): Promise<Doctor> {
+  const d = await c.s.pkg('doctor', { timeoutMs: 900_000, expect: 'any' });
+  const r = d.json?.result as Doctor | undefined;
+  const problems = (d.json?.error?.details ?? r?.problems) as unknown;
+  check(
+    d.exitCode === 0 && d.json?.ok === true && r?.healthy === true,
+    `pkg doctor is not clean (exit ${d.exitCode})`,
+    JSON.stringify(problems ?? d.stdout).slice(0, 3000),
+  );
+  return r;
+}
+
+/** The root document goes over the serial console, the channel the guest already trusts; never from the mirror. */
+async function ensureMainRepo(c: ScenarioContext): Promise<void> {
+  const repos = await repoList(c);
+  const main = repos.find((r) => r.name === 'main');
+  if (!main) {
+    c.s.transcript.note('setup: the main repository is not configured yet; adding it and fetching its catalog');
+    await c.s.writeFile('/tmp/acc/main-root.pub', c.f.mainRootPub);
+    await c.s.pkgOk(`repo add main ${MAIN_URL} --key /tmp/acc/main-root.pub`);
+    await c.s.pkgOk('update main');
+    return;
+  }
+  if (main.url !== MAIN_URL) {
+    c.s.transcript.note(`setup: main points at ${main.url} (left by an earlier failure); pointing it back`);
+    await c.s.pkgOk(`repo set main ${MAIN_URL}`);
+  }
+  if (main.catalogVersion === undefined) await c.s.pkgOk('update main');
+}
+
+async function ensureInstalled(c: ScenarioContext, names: string[]): Promise<void> {
+  const have = await installed(c);
+  const missing = names.filter((n) => !have.has(n));
+  if (missing.length === 0) return;
+  c.s.transcript.note(`setup: installing ${missing.join(' ')} (needed by this scenario)`);
+  await ensureMainRepo(c);
+  await c.s.pkgOk(`install ${missing.join(' ')} --yes`, { timeoutMs: 900_000 });
+}
+
+/** Runs a seed port's smoke script in the guest exactly as ports/builder/smoke-test.ts runs it on the host. */
+async function smoke(c: ScenarioContext, p: SeedPort): Promise<void> {
+  check(p.smokeFile !== undefined && p.smokeSha256 !== undefined, `${p.name}: no smoke script`);
+  const dir = `/tmp/acc/smoke-work/${p.name}`;
+  await c.s.sh(
+    `mkdir -p /tmp/acc/smoke && wget -q -O /tmp/acc/smoke/${p.name}.sh ${AUX}/${p.smokeFile} && ` +
+      `[ "$(sha256sum /tmp/acc/smoke/${p.name}.sh | cut -d ' ' -f 1)" = ${p.smokeSha256} ]`,
+    { timeoutMs: 60_000 },
+  );
+  const env = `PATH=/pkg/current/bin:/pkg/current/sbin:/bin PKG_PREFIX=/pkg/current SMOKE_HTTP_URL=${AUX} HOME=${dir} TMPDIR=${dir} TZ=UTC`;
+  const r = await c.s.sh(`rm -rf ${dir} && mkdir -p ${dir} && (cd ${dir} && env -i ${env} /bin/sh /tmp/acc/smoke/${p.name}.sh)`, {
+    timeoutMs: 600_000,
+    expect: 'any',
+  });
+  check(r.exitCode === 0, `${p.name}: smoke test failed in the guest (exit ${r.exitCode})`, r.output.split('\n').slice(-15).join('\n'));
+}
+
+async function runHello(c: ScenarioContext, version: string): Promise<void> {
+  const r = await c.s.sh('hello');
+  check(
+    r.output.trim() === `hello ${version}: greetings from libgreet 1.0.0`,
+    `hello printed ${JSON.stringify(r.output.trim())}, expected version ${version}`,
+  );
+}
+
+function seedBuilt(c: ScenarioContext): SeedPort[] {
+  return c.f.seed.filter((p) => p.file !== undefined);
+}
+
+/** Installs every built seed port, each port with runtime dependencies first and alone (its plan proves resolution by name). */
+async function installSeed(c: ScenarioContext): Promise<void> {
+  const built = seedBuilt(c);
+  const have = await installed(c);
+  const todo = built.filter((p) => !have.has(p.name));
+  if (todo.length === 0) return;
+  const t0 = Date.now();
+  for (const p of todo.filter((x) => x.depends.length > 0)) {
+    const tx = await c.s.pkgOk<Transaction>(`install ${p.name} --yes`, { timeoutMs: 1_200_000 });
+    for (const d of p.depends) {
+      const line = tx.plan.lines.find((l) => l.name === d);
+      const already = have.has(d);
+      check(
+        already || (line !== undefined && line.action === 'install'),
+        `installing ${p.name} did not pull in its dependency ${d}`,
+        JSON.stringify(tx.plan.lines),
+      );
+      c.s.transcript.note(`${p.name} -> ${d}: ${already ? 'already installed' : `resolved by name (${line?.reason ?? ''})`}`);
+    }
+  }
+  const now = await installed(c);
+  const left = todo.filter((p) => !now.has(p.name)).map((p) => p.name);
+  if (left.length > 0) await c.s.pkgOk<Transaction>(`install ${left.join(' ')} --yes`, { timeoutMs: 1_200_000 });
+  c.timings['installSeedSet'] = { seconds: Math.round((Date.now() - t0) / 100) / 10, packages: todo.map((p) => p.name) };
+}
+
+export const SCENARIOS: Scenario[] = [
+  {
+    name: 'boot',
+    title: 'Boot markers appear; pkg --version matches the host tools',
+    ci: true,
+    async run(c) {
+      const g = c.s.guest!;
+      const log = g.console.transcript(0);
+      for (const step of ['init', 'modules', 'disks', 'network'])
+        check(new RegExp(`SWPKG-BOOT step=${step} `).test(log), `boot marker step=${step} missing`);
+      check(/(?:^|\n)SWPKG-BOOT-OK t=/.test(log), 'SWPKG-BOOT-OK missing');
+      check(!/SWPKG-BOOT-FAIL/.test(log), 'SWPKG-BOOT-FAIL printed');
+      c.s.transcript.note(
+        `boot markers: ${JSON.stringify(g.boot.steps)}, OK at guest uptime ${g.boot.uptime} s, shell after ${g.boot.wallMs} ms`,
+      );
+      const kernel = await c.s.sh('uname -r');
+      check(
+        kernel.output.trim() === c.manifest.kernel.release,
+        `guest kernel ${kernel.output.trim()}, artifact manifest says ${c.manifest.kernel.release}`,
+      );
+      const v = await c.s.sh('pkg --version', { timeoutMs: 120_000 });
+      check(
+        v.output.trim() === c.host.pkgVersion,
+        `guest pkg --version "${v.output.trim()}", host bin/pkg --version "${c.host.pkgVersion}"`,
+      );
+      check(
+        c.host.swpkgVersion.startsWith(`swpkg/${c.host.packageJsonVersion} `) && c.host.pkgVersion === `pkg ${c.host.packageJsonVersion}`,
+        `host tools disagree: swpkg "${c.host.swpkgVersion}", pkg "${c.host.pkgVersion}", package.json ${c.host.packageJsonVersion}`,
+      );
+      check(c.manifest.pkgClient !== null, 'the artifact set has no pkg client');
+      const bundle = await c.s.sh('sha256sum /usr/lib/pkg/pkg.mjs');
+      check(
+        bundle.output.startsWith(c.manifest.pkgClient.sha256),
+        'the guest pkg bundle differs from the artifact manifest',
+        bundle.output,
+      );
+      const mounts = await c.s.sh('grep -E " /pkg | /usr " /proc/mounts');
+      check(
+        / \/pkg ext4 rw/.test(mounts.output) && / \/usr ext4 ro/.test(mounts.output),
+        '/pkg must be rw ext4 and /usr ro ext4',
+        mounts.output,
+      );
+      const net = await c.s.sh('ip route; grep -v "^options" /etc/resolv.conf');
+      check(!/default/.test(net.output), 'the guest has a default route', net.output);
+      check(
+        /nameserver 10\.0\.2\.2\n?$/.test(net.output.trim()) && (net.output.match(/nameserver/g) ?? []).length === 1,
+        'resolv.conf must name only 10.0.2.2',
+        net.output,
+      );
+
+      // Performance: pkg start-up against bare Node, warm runs (the first run above loaded the caches).
+      const pkgMs: number[] = [];
+      const nodeMs: number[] = [];
+      for (let i = 0; i < 3; i++) {
+        nodeMs.push(await timeGuest(c, 'node -e 0'));
+        pkgMs.push(await timeGuest(c, 'pkg --version'));
+      }
+      c.timings['pkgVersionVsNode'] = {
+        pkgVersionMs: pkgMs,
+        nodeEmptyMs: nodeMs,
+        medianPkgMs: median(pkgMs),
+        medianNodeMs: median(nodeMs),
+        ratio: Math.round((median(pkgMs) / median(nodeMs)) * 100) / 100,
+        how: 'guest /proc/uptime before and after (10 ms resolution), 3 warm runs each, median',
+      };
+    },
+  },
+  {
+    name: 'repo',
+    title: 'pkg repo add with the root key, pkg update, pkg search, pkg info',
+    ci: true,
+    async run(c) {
+      const before = await repoList(c);
+      if (before.some((r) => r.name === 'main')) {
+        c.s.transcript.note('main was already configured (a scenario before this one needed it): removing it to add it afresh');
+        await c.s.pkgOk('repo remove main');
+      }
+      await c.s.writeFile('/tmp/acc/main-root.pub', c.f.mainRootPub);
+      const cur = c.f.publishes[c.f.publishes.length - 1]!;
+      const added = await c.s.pkgOk<RepoInfo>(`repo add main ${MAIN_URL} --key /tmp/acc/main-root.pub`);
+      check(
+        added.pinnedFingerprint === cur.rootFingerprint,
+        `pinned fingerprint ${added.pinnedFingerprint}, the host published ${cur.rootFingerprint}`,
+      );
+      // A second add of the same name is refused (usage), and nothing about the pin changes.
+      await c.s.pkg(`repo add main ${MAIN_URL} --key /tmp/acc/main-root.pub`, { expect: 2 });
+      const t0 = Date.now();
+      const up = await c.s.pkgOk<{ repos: Array<{ repo: string; version: number; packages: number; changed: boolean }> }>('update');
+      c.timings['pkgUpdate'] = { ms: Date.now() - t0, packages: up.repos[0]?.packages };
+      const u = up.repos.find((r) => r.repo === 'main');
+      check(
+        u !== undefined && u.version === cur.catalogVersion,
+        `pkg update accepted catalog v${u?.version}, the host published v${cur.catalogVersion}`,
+      );
+      check(u.packages === cur.packages.length, `catalog has ${u.packages} packages, the host published ${cur.packages.length}`);
+      const again = await c.s.pkgOk<{ repos: Array<{ changed: boolean }> }>('update');
+      check(again.repos[0]?.changed === false, 'a second pkg update with nothing new reported a change');
+      const hits = await c.s.pkgOk<Array<{ name: string; version: string; installed: string | null }>>('search hello');
+      check(
+        hits.some((h) => h.name === 'hello' && h.version === c.f.test['hello']!.version),
+        'pkg search hello did not find hello',
+        JSON.stringify(hits),
+      );
+      for (const p of seedBuilt(c).slice(0, 3)) {
+        const h = await c.s.pkgOk<Array<{ name: string }>>(`search ${p.name}`);
+        check(
+          h.some((x) => x.name === p.name),
+          `pkg search ${p.name} did not find the seed port`,
+        );
+      }
+      const none = await c.s.pkgOk<unknown[]>('search no-such-package-xyz');
+      check(none.length === 0, 'pkg search for a nonsense term found something');
+      const info = await c.s.pkgOk<{
+        name: string;
+        installed: unknown;
+        available: Array<{ version: string; depends: Record<string, string>; sha256: string }>;
+      }>('info hello');
+      check(info.installed === null, 'pkg info hello says it is installed before any install');
+      const a = info.available.find((x) => x.version === '1.0.0');
+      check(
+        a !== undefined && a.depends['libgreet'] === '^1.0.0',
+        'pkg info hello: 1.0.0 with depends libgreet ^1.0.0 expected',
+        JSON.stringify(info),
+      );
+      check(a.sha256 === c.f.test['hello']!.sha256, 'pkg info hello: sha256 differs from the package the host packed');
+      await c.s.pkgRefused('info no-such-package-xyz', 2, 'E_NOT_FOUND');
+      const human = await c.s.sh('pkg repo list');
+      check(human.output.includes('main') && human.output.includes(MAIN_URL), 'pkg repo list (text) does not show main', human.output);
+    },
+  },
+  {
+    name: 'install-seed',
+    title: 'pkg install of every seed port (dependencies by name), then its smoke test in the guest',
+    ci: true,
+    async run(c) {
+      await ensureMainRepo(c);
+      const failed: string[] = [];
+      for (const p of c.f.seed.filter((x) => x.failed)) failed.push(`${p.name}: ${p.failed}`);
+      await installSeed(c);
+      const have = await installed(c);
+      for (const p of seedBuilt(c)) {
+        const got = have.get(p.name);
+        if (!got || got.version !== p.version) {
+          failed.push(`${p.name}: not installed after pkg install (have ${got?.version ?? 'nothing'})`);
+          continue;
+        }
+        try {
+          await smoke(c, p);
+          c.s.transcript.note(`${p.name} ${p.version}: smoke test passed in the guest`);
+        } catch (e) {
+          failed.push(e instanceof AcceptanceFailure ? e.why : String(e));
+        }
+      }
+      const files = await c.s.pkgOk<{ files: Array<{ path: string }> }>(`files ${seedBuilt(c)[0]?.name ?? 'lua'}`);
+      check(files.files.length > 0, 'pkg files lists nothing for an installed port');
+      check(failed.length === 0, `seed ports failing: ${failed.join('; ')}`);
+    },
+  },
+  {
+    name: 'reboot',
+    title: 'Reboot: everything installed is still installed and still runs; pkg doctor clean',
+    ci: true,
+    async run(c) {
+      await ensureMainRepo(c);
+      await installSeed(c);
+      await ensureInstalled(c, ['hello']);
+      const before = await installed(c);
+      const digest = await c.s.storeDigest();
+      const r = await c.s.reboot();
+      check(r.store === 'clean', `the shutdown script reported store=${r.store ?? 'nothing'} (expected clean)`);
+      const after = await installed(c);
+      check(
+        JSON.stringify([...after.entries()].sort()) === JSON.stringify([...before.entries()].sort()),
+        'the installed set changed across the reboot',
+        `before ${JSON.stringify([...before.keys()])}, after ${JSON.stringify([...after.keys()])}`,
+      );
+      const d2 = await c.s.storeDigest();
+      check(
+        d2.digest === digest.digest && d2.current === digest.current,
+        'the store tree changed across the reboot',
+        `${JSON.stringify(digest)} vs ${JSON.stringify(d2)}`,
+      );
+      await runHello(c, before.get('hello')?.version ?? '1.0.0');
+      const failed: string[] = [];
+      for (const p of seedBuilt(c)) {
+        if (!after.has(p.name)) continue;
+        try {
+          await smoke(c, p);
+        } catch (e) {
+          failed.push(e instanceof AcceptanceFailure ? e.why : String(e));
+        }
+      }
+      check(failed.length === 0, `after the reboot: ${failed.join('; ')}`);
+      await doctorClean(c);
+    },
+  },
+  {
+    name: 'upgrade-rollback',
+    title: 'pkg upgrade to a version published while the guest runs; pkg rollback; both survive a reboot',
+    ci: true,
+    async run(c) {
+      await ensureMainRepo(c);
+      let have = await installed(c);
+      if (have.get('hello')?.version !== '1.0.0') {
+        c.s.transcript.note('setup: installing hello@1.0.0 (it must be the installed version before the upgrade)');
+        await c.s.pkgOk('install hello@1.0.0 --yes', { timeoutMs: 600_000 });
+      }
+      await runHello(c, '1.0.0');
+      const gBefore = (await c.s.storeDigest()).current;
+      const { pkg, publish } = await publishHelloUpgrade(c.f, c.reporter);
+      c.s.transcript.host(`published hello@${pkg.version} (sha256 ${pkg.sha256.slice(0, 16)}…): main catalog v${publish.catalogVersion}`);
+      const up = await c.s.pkgOk<{ repos: Array<{ repo: string; version: number; changed: boolean }> }>('update main');
+      check(
+        up.repos[0]?.version === publish.catalogVersion && up.repos[0].changed,
+        `pkg update did not accept catalog v${publish.catalogVersion}`,
+        JSON.stringify(up),
+      );
+      const upg = await c.s.pkgOk<Listed[]>('list --upgradable');
+      check(
+        upg.some((p) => p.name === 'hello' && p.latest === '1.1.0'),
+        'pkg list --upgradable does not offer hello 1.1.0',
+        JSON.stringify(upg),
+      );
+      const dry = await c.s.pkgOk<Transaction & { dryRun: boolean }>('upgrade --dry-run');
+      check(
+        dry.dryRun && dry.plan.lines.some((l) => l.name === 'hello' && l.action === 'upgrade' && l.to === '1.1.0'),
+        'upgrade --dry-run plan lacks hello -> 1.1.0',
+        JSON.stringify(dry.plan),
+      );
+      check((await c.s.storeDigest()).current === gBefore, 'upgrade --dry-run changed current');
+      const tx = await c.s.pkgOk<Transaction>('upgrade --yes', { timeoutMs: 600_000 });
+      check(
+        tx.plan.lines.some((l) => l.name === 'hello' && l.action === 'upgrade' && l.from === '1.0.0' && l.to === '1.1.0'),
+        'upgrade plan lacks hello 1.0.0 -> 1.1.0',
+        JSON.stringify(tx.plan),
+      );
+      await runHello(c, '1.1.0');
+      const r1 = await c.s.reboot();
+      check(r1.store === 'clean', `shutdown reported store=${r1.store}`);
+      await runHello(c, '1.1.0');
+      check((await installed(c)).get('hello')?.version === '1.1.0', 'hello is not 1.1.0 after the reboot');
+      const rb = await c.s.pkgOk<{ from: number | null; to: number; changed: boolean }>('rollback');
+      check(
+        rb.changed && rb.from === tx.generation,
+        `rollback went from ${rb.from} (expected the upgrade's generation ${tx.generation})`,
+        JSON.stringify(rb),
+      );
+      await runHello(c, '1.0.0');
+      const r2 = await c.s.reboot();
+      check(r2.store === 'clean', `shutdown reported store=${r2.store}`);
+      await runHello(c, '1.0.0');
+      have = await installed(c);
+      check(have.get('hello')?.version === '1.0.0', 'hello is not 1.0.0 after rollback and reboot');
+      const gens = await c.s.pkgOk<Array<{ number: number; current: boolean; command: string }>>('generations');
+      const cur = gens.find((g) => g.current);
+      check(cur?.number === rb.to, `pkg generations marks ${cur?.number} current, rollback said ${rb.to}`);
+      check(
+        gens.some((g) => g.number === tx.generation),
+        'the upgraded generation is gone after rollback (it must stay for a switch forward)',
+      );
+      await doctorClean(c);
+    },
+  },
+  {
+    name: 'remove-gc',
+    title: 'pkg remove (refused while needed, allowed after), pkg gc',
+    ci: true,
+    async run(c) {
+      await ensureMainRepo(c);
+      await ensureInstalled(c, ['hello']);
+      // libgreet explicit too, so removing hello leaves it, and its own removal is the "allowed after" step.
+      await c.s.pkgOk('install libgreet --yes');
+      const before = await c.s.storeDigest();
+      const refused = await c.s.pkgRefused('remove libgreet --yes', 4, 'E_NEEDED');
+      check(
+        JSON.stringify(refused.json?.error).includes('hello'),
+        'E_NEEDED does not name hello, the package that needs libgreet',
+        JSON.stringify(refused.json?.error),
+      );
+      const same = await c.s.storeDigest();
+      check(same.digest === before.digest && same.current === before.current, 'a refused remove changed the store');
+      await c.s.pkgRefused('remove no-such-package-xyz --yes', 4, 'E_NOT_INSTALLED');
+      const rmHello = await c.s.pkgOk<Transaction>('remove hello --yes');
+      check(
+        rmHello.plan.lines.some((l) => l.name === 'hello' && l.action === 'remove'),
+        'remove hello plan lacks hello',
+      );
+      // ash remembers where it found a command; ask the file system, not the shell's hash.
+      await c.s.sh('test ! -e /pkg/current/bin/hello');
+      let have = await installed(c);
+      check(
+        !have.has('hello') && have.has('libgreet'),
+        'after remove hello: hello must be gone and libgreet (explicit) kept',
+        JSON.stringify([...have.keys()]),
+      );
+      await c.s.pkgOk<Transaction>('remove libgreet --yes');
+      have = await installed(c);
+      check(!have.has('libgreet'), 'libgreet still installed after its remove was allowed');
+      await c.s.sh('test ! -e /pkg/current/share/libgreet/greeting.txt');
+      const storeBefore = await c.s.sh('ls /pkg/store');
+      check(/-hello-/.test(storeBefore.output), 'the store has no hello entry before gc (nothing to collect)', storeBefore.output);
+      const gc = await c.s.pkgOk<{ removedGenerations: number[]; removedStoreEntries: string[]; freedBytes: number }>('gc --keep 1');
+      check(
+        gc.removedStoreEntries.some((e) => /-hello-/.test(e)),
+        'pkg gc --keep 1 removed no hello store entry',
+        JSON.stringify(gc),
+      );
+      const storeAfter = await c.s.sh('ls /pkg/store');
+      check(!/-hello-/.test(storeAfter.output), 'hello store entries remain after gc', storeAfter.output);
+      const gens = await c.s.pkgOk<unknown[]>('generations');
+      check(gens.length <= 2, `pkg gc --keep 1 left ${gens.length} generations`);
+      await doctorClean(c);
+    },
+  },
+  {
+    name: 'rejections',
+    title: 'Rejections in the guest (expired, replayed, unknown key, incompatible, tampered package) leave the store unchanged',
+    ci: true,
+    async run(c) {
+      await ensureMainRepo(c);
+      await c.s.pkgOk('update main');
+      const victim = c.f.test['extra']!;
+      const have = await installed(c);
+      if (have.has(victim.name)) {
+        c.s.transcript.note(`setup: ${victim.name} is installed; removing it so the tampered download is needed`);
+        await c.s.pkgOk(`remove ${victim.name} --yes`);
+      }
+      await c.s.sh(`rm -f /pkg/cache/*${victim.name}* 2>/dev/null; true`);
+      const what = await prepareRejectionRoots(c.f, victim);
+      for (const [k, v] of Object.entries(what)) c.s.transcript.host(`root ${k} (guest port ${GUEST_PORTS[k as RootName]}): ${v}`);
+      const accepted = (await repoList(c)).find((r) => r.name === 'main')!.catalogVersion;
+      const cases: Array<{ root: RootName; cmd: string; code: string }> = [
+        { root: 'expired', cmd: 'update main', code: 'E_EXPIRED' },
+        { root: 'replay', cmd: 'update main', code: 'E_ROLLBACK' },
+        { root: 'unknownKey', cmd: 'update main', code: 'E_UNKNOWN_KEY' },
+        { root: 'incompatibleArch', cmd: 'update main', code: 'E_INCOMPATIBLE' },
+        { root: 'incompatibleAbi', cmd: 'update main', code: 'E_INCOMPATIBLE' },
+        { root: 'tampered', cmd: `install ${victim.name} --yes`, code: 'E_HASH_MISMATCH' },
+      ];
+      const failures: string[] = [];
+      // Every case must leave exactly this state: the digest covers the store, the generations and `current`.
+      const before = await c.s.storeDigest();
+      try {
+        for (const k of cases) {
+          try {
+            await c.s.pkgOk(`repo set main ${url(GUEST_PORTS[k.root])}`);
+            const r = await c.s.pkgRefused(k.cmd, 3, k.code);
+            c.s.transcript.note(`${k.root}: refused with ${k.code}: ${r.json?.error?.message ?? ''}`);
+            const after = await c.s.storeDigest();
+            check(after.digest === before.digest && after.current === before.current, `${k.root}: the store changed after the refusal`);
+          } catch (e) {
+            failures.push(e instanceof AcceptanceFailure ? e.why : String(e));
+          }
+        }
+      } finally {
+        await c.s.pkgOk(`repo set main ${MAIN_URL}`);
+      }
+      const v = (await repoList(c)).find((x) => x.name === 'main')?.catalogVersion;
+      check(v === accepted, `the accepted main catalog moved from v${accepted} to v${v} during the attacks`);
+      // The genuine repository still works after all of it.
+      await c.s.pkgOk('update main');
+      const good = await c.s.pkgOk<Transaction>(`install ${victim.name} --yes`);
+      check(good.generation !== null, `installing ${victim.name} from the genuine repository failed after the attacks`);
+      await c.s.sh(victim.name);
+      await c.s.pkgOk(`remove ${victim.name} --yes`);
+      check(failures.length === 0, failures.join('; '));
+    },
+  },
+  {
+    name: 'dns-repo',
+    title: 'DNS-hosted repository: the guest resolves the repository host name through the repo server and installs from it',
+    ci: true,
+    async run(c) {
+      const dnsUrl = `http://${DNS_REPO_HOST}:${GUEST_PORTS.dnsRepo}/`;
+      const repos = await repoList(c);
+      if (repos.some((r) => r.name === 'dnsrepo')) await c.s.pkgOk('repo remove dnsrepo');
+      const resolved = await c.s.sh(
+        `node -e "require('dns').lookup(${JSON.stringify(DNS_REPO_HOST).replace(/"/g, "'")}, 4, (e, a) => { console.log(e ? e.code : a); process.exitCode = e ? 1 : 0; })"`,
+        { timeoutMs: 120_000 },
+      );
+      check(resolved.output.trim() === '10.0.2.2', `${DNS_REPO_HOST} resolved to ${resolved.output.trim()}`);
+      await c.s.writeFile('/tmp/acc/dns-root.pub', c.f.dnsRootPub);
+      await c.s.pkgOk(`repo add dnsrepo ${dnsUrl} --key /tmp/acc/dns-root.pub`);
+      const up = await c.s.pkgOk<{ repos: Array<{ repo: string; version: number }> }>('update dnsrepo');
+      check(up.repos[0]?.version === c.f.dnsPublish.catalogVersion, 'dnsrepo catalog version differs from the host publish');
+      const tx = await c.s.pkgOk<Transaction>('install dnsdemo --yes');
+      check(tx.generation !== null, 'install dnsdemo made no generation');
+      const out = await c.s.sh('dnsdemo');
+      check(out.output.trim() === `dnsdemo 1.0.0 from ${DNS_REPO_HOST}`, `dnsdemo printed ${out.output.trim()}`);
+      const dnsLines = c.servers.dnsRepo.lines().filter((l) => l.toLowerCase().includes(DNS_REPO_HOST));
+      check(
+        dnsLines.length > 0,
+        `the repo server's DNS responder logged no query for ${DNS_REPO_HOST}`,
+        c.servers.dnsRepo.lines().slice(-10).join('\n'),
+      );
+      c.s.transcript.host(`DNS responder log (${dnsLines.length} lines for ${DNS_REPO_HOST}), first: ${dnsLines[0]}`);
+      c.s.transcript.host(`TCP relay: ${JSON.stringify(c.relay.stats())}`);
+      const listed = (await repoList(c)).find((r) => r.name === 'dnsrepo');
+      check(listed?.url === dnsUrl, `dnsrepo URL is ${listed?.url}`);
+      await c.s.pkgOk('remove dnsdemo --yes');
+      await c.s.pkgOk('repo remove dnsrepo');
+    },
+  },
+  {
+    name: 'local-file',
+    title: 'Local file install: a signed .swpkg installs; an unsigned one is refused without --allow-untrusted',
+    ci: true,
+    async run(c) {
+      await ensureMainRepo(c);
+      const get = async (id: string): Promise<string> => {
+        const t = c.f.test[id]!;
+        const name = t.file.split('/').pop()!;
+        const dest = `/tmp/acc/${name}`;
+        await c.s.sh(`wget -q -O ${dest} ${AUX}/files/${name} && [ "$(sha256sum ${dest} | cut -d ' ' -f 1)" = ${t.sha256} ]`);
+        return dest;
+      };
+      const signed = await get('localSigned');
+      const unsigned = await get('localUnsigned');
+      const stranger = await get('localStranger');
+      const keys = await c.s.pkgOk<Array<{ keyid: string; source: string }>>('key list');
+      check(
+        keys.some((k) => k.keyid === c.f.keys.catalog.keyid),
+        "the main repository's catalog key is not among the trusted keys",
+        JSON.stringify(keys),
+      );
+      const tx = await c.s.pkgOk<Transaction>(`install ${signed} --yes`);
+      check(
+        tx.plan.lines.some((l) => l.name === 'local-signed' && l.action === 'install'),
+        'signed local install plan lacks local-signed',
+      );
+      const o1 = await c.s.sh('local-signed');
+      check(o1.output.trim() === 'local-signed 1.0.0', 'local-signed did not run');
+      for (const [file, code] of [
+        [unsigned, 'E_UNTRUSTED'],
+        [stranger, 'E_UNKNOWN_KEY'],
+      ] as const) {
+        const before = await c.s.storeDigest();
+        await c.s.pkgRefused(`install ${file} --yes`, 3, code);
+        const after = await c.s.storeDigest();
+        check(after.digest === before.digest && after.current === before.current, `refusing ${file} changed the store`);
+      }
+      const forced = await c.s.pkg(`install ${unsigned} --yes --allow-untrusted`, { expect: 0 });
+      check(forced.json?.ok === true, 'install --allow-untrusted failed');
+      check(
+        (forced.json.warnings ?? []).some((w) => /NOT signed by a trusted key|untrusted/i.test(w)) ||
+          /NOT signed|untrusted/i.test(forced.stderr),
+        '--allow-untrusted installed without saying loudly that the file is untrusted',
+        forced.stdout + forced.stderr,
+      );
+      const o2 = await c.s.sh('local-unsigned');
+      check(o2.output.trim() === 'local-unsigned 1.0.0', 'local-unsigned did not run');
+      const list = await installed(c);
+      check(list.get('local-signed')?.repo === null, 'pkg list should show local-signed as a local file ([file])');
+      await c.s.pkgOk('remove local-signed local-unsigned --yes');
+    },
+  },
+  {
+    name: 'power-cut',
+    title: 'Power cut in the middle of an install: after the next boot current is old or new, doctor clean, install can be rerun',
+    ci: true,
+    async run(c) {
+      await ensureMainRepo(c);
+      // Each cut pauses pkg at a named step (PKG_TEST_PAUSE_AT, userland/crash-point.ts) and kills QEMU there.
+      const points = ['store.extract', 'generation.linked', 'current.renamed', 'transaction.download'].slice(0, Math.max(1, c.powerCuts));
+      const outcomes: string[] = [];
+      for (const point of points) {
+        const have = await installed(c);
+        if (have.has('power')) await c.s.pkgOk('remove power --yes');
+        const before = await c.s.storeDigest();
+        const gensBefore = await c.s.pkgOk<Array<{ number: number }>>('generations');
+        await c.s.sh('rm -f /tmp/acc/pause');
+        await c.s.sh(
+          `PKG_TEST_PAUSE_AT=${point}:1 PKG_TEST_PAUSE_FILE=/tmp/acc/pause pkg install power --yes </dev/null >/tmp/acc/power.log 2>&1 &`,
+        );
+        const waited = await c.s.sh(
+          'i=0; while [ ! -e /tmp/acc/pause ] && [ $i -lt 1500 ]; do sleep 0.2; i=$((i+1)); done; [ -e /tmp/acc/pause ]',
+          {
+            timeoutMs: 400_000,
+            expect: 'any',
+          },
+        );
+        if (waited.exitCode !== 0) {
+          await c.s.sh('cat /tmp/acc/power.log', { expect: 'any' });
+          throw new AcceptanceFailure(`pkg never reached ${point} (the pause file did not appear)`);
+        }
+        c.s.transcript.note(`pkg install power is paused at ${point}; cutting the power now`);
+        await c.s.powerCutAndBoot();
+        const cur = await c.s.storeDigest();
+        const gens = await c.s.pkgOk<Array<{ number: number; current: boolean }>>('generations');
+        const now = await installed(c);
+        const old = cur.current === before.current;
+        const curNumber = Number(/(\d+)\/?$/.exec(cur.current)?.[1] ?? NaN);
+        const newer = !old && now.has('power') && !gensBefore.some((g) => g.number === curNumber);
+        check(
+          old || newer,
+          `after the power cut at ${point}, current is ${cur.current}: neither the old ${before.current} nor a new generation with power`,
+          JSON.stringify(gens),
+        );
+        outcomes.push(`${point}: ${old ? 'old' : 'new'} generation current (${cur.current})`);
+        c.s.transcript.note(`after the cut at ${point}: ${old ? 'the old' : 'the new'} generation is current (${cur.current})`);
+        if (old) check(!now.has('power'), `current is the old generation but power is listed as installed`);
+        const doc = await doctorClean(c);
+        c.s.transcript.note(`doctor: healthy, ${doc.leftovers.length} leftover(s) noted for the next writer`);
+        const rerun = await c.s.pkg('install power --yes', { expect: 0, timeoutMs: 600_000 });
+        check(rerun.json?.ok === true, 'rerunning the install failed');
+        const out = await c.s.sh('power');
+        check(out.output.trim() === 'power 1.0.0', 'power does not run after the rerun');
+        await doctorClean(c);
+      }
+      c.timings['powerCuts'] = outcomes;
+    },
+  },
+];
+
+async function timeGuest(c: ScenarioContext, cmd: string): Promise<number> {
+  // Guest uptime in centiseconds before and after: the guest's own clock, no serial-line latency.
+  const r = await c.s.sh(
+    `t0=$(cut -d ' ' -f 1 /proc/uptime | tr -d .); ${cmd} >/dev/null; rc=$?; t1=$(cut -d ' ' -f 1 /proc/uptime | tr -d .); echo $(( (t1 - t0) * 10 )); (exit $rc)`,
+    { timeoutMs: 120_000 },
+  );
+  const ms = Number(r.output.trim().split('\n').pop());
+  check(Number.isFinite(ms), `could not time ${cmd}`, r.output);
+  return ms;
+}

@@ -1,0 +1,138 @@
+import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { generateKeyPair, signCanonical, toPublicKeyFile } from '../../catalog/index.js';
+import { buildFakeRepo, buildPackage, cleanupFakeRepos, type FakeRepo } from '../helpers/fake-repo.js';
+import { startTableServer, type TableServer } from '../helpers/http-table-server.js';
+import { tempDir, treeHash } from '../helpers/tmp.js';
+import { pkgJson } from '../integration/userland/helpers.js';
+import { craftManifest, craftSwpkg, serveCrafted, type CraftEntry } from './craft.js';
+
+/**
+ * Every refusal of the core API reached through `pkg install` (the catalog
+ * refusals through `pkg update` are in test/integration/userland/update.test.ts):
+ * each asserts the error code and that the whole root is byte-for-byte as before.
+ */
+let repo: FakeRepo;
+let server: TableServer;
+let root: string;
+
+beforeEach(async () => {
+  repo = await buildFakeRepo({
+    packages: [
+      { name: 'base', version: '1.0.0', files: { 'bin/base': 'base\n' } },
+      { name: 'other', version: '1.0.0', files: { 'bin/base': 'other\n' } },
+    ],
+  });
+  server = await startTableServer(repo.table);
+  root = await tempDir('pkg-root-');
+  expect((await pkgJson(root, ['repo', 'add', 'main', server.url, '--fingerprint', repo.fingerprint])).json?.ok).toBe(true);
+  expect((await pkgJson(root, ['update'])).json?.ok).toBe(true);
+  expect((await pkgJson(root, ['install', 'base', '--yes'])).json?.ok).toBe(true);
+});
+afterEach(async () => {
+  await server.close();
+});
+afterAll(cleanupFakeRepos);
+
+/** Runs `pkg update` (to accept the crafted catalog), then the install, and checks code + unchanged root. */
+async function refused(args: string[], code: string): Promise<void> {
+  expect((await pkgJson(root, ['update'])).json?.ok).toBe(true);
+  const before = await treeHash(root);
+  const r = await pkgJson(root, args);
+  expect(r.json?.error?.code, r.stdout).toBe(code);
+  expect(await treeHash(root)).toBe(before);
+}
+
+const ok: CraftEntry[] = [
+  { path: 'bin', type: 'dir' },
+  { path: 'bin/evil', type: 'file', content: 'x\n' },
+];
+
+describe('attacks through pkg install', () => {
+  it('a package whose bytes differ from the catalog (E_HASH_MISMATCH)', async () => {
+    await repo.publish([{ name: 'victim', version: '1.0.0' }]);
+    const real = await repo.bytes('packages/victim-1.0.0-x86_64.swpkg');
+    const forged = Buffer.from(real);
+    forged[forged.length - 10] = forged[forged.length - 10]! ^ 0xff;
+    repo.table.set('packages/victim-1.0.0-x86_64.swpkg', { body: forged });
+    await refused(['install', 'victim', '--yes'], 'E_HASH_MISMATCH');
+  });
+
+  it('a package larger than the catalog declares (E_TOO_LARGE)', async () => {
+    await repo.publish([{ name: 'victim', version: '1.0.0' }]);
+    const real = await repo.bytes('packages/victim-1.0.0-x86_64.swpkg');
+    repo.table.set('packages/victim-1.0.0-x86_64.swpkg', { body: Buffer.concat([real, Buffer.alloc(4096, 7)]), omitLength: true });
+    await refused(['install', 'victim', '--yes'], 'E_TOO_LARGE');
+  });
+
+  it('a tar entry that climbs out of the package (E_UNSAFE_PATH)', async () => {
+    const bytes = craftSwpkg({
+      manifest: craftManifest('evil', '1.0.0', ok),
+      entries: [...ok, { path: '../escape', type: 'file', content: 'owned\n' }],
+    });
+    await serveCrafted(repo, bytes, { name: 'evil', version: '1.0.0' });
+    await refused(['install', 'evil', '--yes'], 'E_UNSAFE_PATH');
+  });
+
+  it('a manifest listing an absolute symlink (E_UNSAFE_PATH)', async () => {
+    const files: CraftEntry[] = [
+      { path: 'etc', type: 'dir' },
+      { path: 'etc/passwd', type: 'symlink', target: '/etc/passwd' },
+    ];
+    const bytes = craftSwpkg({ manifest: craftManifest('evil', '1.0.0', files), entries: files });
+    await serveCrafted(repo, bytes, { name: 'evil', version: '1.0.0' });
+    await refused(['install', 'evil', '--yes'], 'E_UNSAFE_PATH');
+  });
+
+  it('a file whose content differs from its manifest entry (E_HASH_MISMATCH)', async () => {
+    const manifest = craftManifest('evil', '1.0.0', ok);
+    const bytes = craftSwpkg({
+      manifest,
+      entries: [
+        { path: 'bin', type: 'dir' },
+        { path: 'bin/evil', type: 'file', content: 'y\n' },
+      ],
+    });
+    await serveCrafted(repo, bytes, { name: 'evil', version: '1.0.0' });
+    await refused(['install', 'evil', '--yes'], 'E_HASH_MISMATCH');
+  });
+
+  it('a package for another architecture listed as x86_64 (E_INCOMPATIBLE)', async () => {
+    const bytes = craftSwpkg({ manifest: craftManifest('evil', '1.0.0', ok, { arch: 'aarch64' }), entries: ok });
+    await serveCrafted(repo, bytes, { name: 'evil', version: '1.0.0' });
+    await refused(['install', 'evil', '--yes'], 'E_INCOMPATIBLE');
+  });
+
+  it('a package that is another one than the catalog says (E_CORRUPT)', async () => {
+    const bytes = craftSwpkg({ manifest: craftManifest('trojan', '9.9.9', ok), entries: ok });
+    await serveCrafted(repo, bytes, { name: 'evil', version: '1.0.0' });
+    await refused(['install', 'evil', '--yes'], 'E_CORRUPT');
+  });
+
+  it('two packages owning one file (E_FILE_CONFLICT naming both owners)', async () => {
+    await refused(['install', 'other', '--yes'], 'E_FILE_CONFLICT');
+    const r = await pkgJson(root, ['install', 'other', '--yes']);
+    expect(r.json?.error?.details['owners']).toEqual(['base@1.0.0', 'other@1.0.0']);
+  });
+
+  it('a local file with a forged signature, an unknown key, or none (E_SIGNATURE, E_UNKNOWN_KEY, E_UNTRUSTED)', async () => {
+    const dir = await tempDir();
+    const trusted = generateKeyPair();
+    const pub = join(dir, 'trusted.pub');
+    await writeFile(pub, JSON.stringify(toPublicKeyFile(trusted)));
+    await pkgJson(root, ['key', 'add', pub]);
+    const manifest = craftManifest('local', '1.0.0', ok);
+    // Signed by another key but claiming the trusted key's id.
+    const forgedSig = { keyid: trusted.keyid, sig: signCanonical(manifest, generateKeyPair()).sig };
+    const forged = join(dir, 'forged.swpkg');
+    await writeFile(forged, craftSwpkg({ manifest, signature: forgedSig, entries: ok }));
+    await refused(['install', forged, '--yes', '--allow-untrusted'], 'E_SIGNATURE');
+    const unknown = await buildPackage(dir, { name: 'stranger', version: '1.0.0', signWith: generateKeyPair() });
+    await refused(['install', unknown.file, '--yes'], 'E_UNKNOWN_KEY');
+    const unsigned = await buildPackage(dir, { name: 'plain', version: '1.0.0' });
+    await refused(['install', unsigned.file, '--yes'], 'E_UNTRUSTED');
+    const arm = await buildPackage(dir, { name: 'arm', version: '1.0.0', arch: 'aarch64', signWith: trusted });
+    await refused(['install', arm.file, '--yes'], 'E_INCOMPATIBLE');
+  });
+});

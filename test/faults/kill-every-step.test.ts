@@ -1,0 +1,210 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execFileSync } from 'node:child_process';
+import { mkdtemp, readFile, readlink, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createContext, doctor, readCurrent, readCatalogState } from '../../userland/index.js';
+import { buildFakeRepo, cleanupFakeRepos, type FakeRepo } from '../helpers/fake-repo.js';
+import { startTableServer, type TableServer } from '../helpers/http-table-server.js';
+import { pkg, pkgBundle, spawnPkg } from '../integration/userland/helpers.js';
+
+/**
+ * Kill at every step (DESIGN.md: "A kill -9 or power loss at any instant
+ * leaves either the old or the new generation current, both complete; the
+ * next run cleans leftovers").
+ *
+ * For each flow (install, upgrade, remove, rollback, update, gc): a clean run
+ * with PKG_TEST_CRASH_TRACE lists every crash point it passes (name:n);
+ * then, for each point, a copy of the starting root is handed to the built
+ * `pkg` with PKG_TEST_CRASH_AT=name:n, which SIGKILLs itself there. After
+ * each kill: `pkg doctor` finds no problem, `current` is the old or the new
+ * generation with exactly the old or the new package set, and rerunning the
+ * command succeeds and reaches the new state with no leftovers.
+ */
+
+interface Flow {
+  name: string;
+  /** Commands run once to build the starting root (template). */
+  setup: string[][];
+  /** Publishing between setup steps, by index (run before setup[i]). */
+  before?: Record<number, (repo: FakeRepo) => Promise<void>>;
+  command: string[];
+  /** What `current` must hold after a complete run. */
+  final: string[];
+}
+
+// Order matters: upgrade publishes 1.1.0 versions, and update publishes more; earlier flows see 1.0.0 only.
+const FLOWS: Flow[] = [
+  { name: 'install', setup: [], command: ['install', 'app', 'tool', '--yes'], final: ['app@1.0.0', 'lib@1.0.0', 'tool@1.0.0'] },
+  { name: 'remove', setup: [['install', 'app', 'tool', '--yes']], command: ['remove', 'app', '--yes'], final: ['tool@1.0.0'] },
+  {
+    name: 'rollback',
+    setup: [
+      ['install', 'app', '--yes'],
+      ['install', 'tool', '--yes'],
+    ],
+    command: ['rollback'],
+    final: ['app@1.0.0', 'lib@1.0.0'],
+  },
+  {
+    name: 'gc',
+    setup: [
+      ['install', 'app', '--yes'],
+      ['install', 'tool', '--yes'],
+      ['remove', 'app', '--yes'],
+    ],
+    command: ['gc', '--keep', '1'],
+    final: ['tool@1.0.0'],
+  },
+  {
+    name: 'upgrade',
+    setup: [['install', 'app', 'tool', '--yes'], ['update']],
+    before: {
+      1: (r) =>
+        r.publish([
+          { name: 'lib', version: '1.1.0', files: libFiles('1.1.0') },
+          { name: 'app', version: '1.1.0', depends: { lib: '^1.1.0' }, files: appFiles('1.1.0') },
+        ]),
+    },
+    command: ['upgrade', '--yes'],
+    final: ['app@1.1.0', 'lib@1.1.0', 'tool@1.0.0'],
+  },
+  { name: 'update', setup: [], before: {}, command: ['update'], final: [] },
+];
+
+function libFiles(v: string): Record<string, string> {
+  return { 'lib/libx.a': `lib ${v}\n`, 'include/x.h': `/* ${v} */\n`, [`share/lib/${v}.txt`]: v };
+}
+function appFiles(v: string): Record<string, string> {
+  return { 'bin/app': `#!/bin/sh\necho app ${v}\n`, 'share/app/data.txt': `app data ${v}\n` };
+}
+
+let repo: FakeRepo;
+let server: TableServer;
+let work: string;
+
+beforeAll(async () => {
+  await pkgBundle();
+  repo = await buildFakeRepo({
+    packages: [
+      { name: 'lib', version: '1.0.0', files: libFiles('1.0.0') },
+      { name: 'app', version: '1.0.0', depends: { lib: '^1.0.0' }, files: appFiles('1.0.0') },
+      {
+        name: 'tool',
+        version: '1.0.0',
+        files: { 'bin/tool': '#!/bin/sh\necho tool\n', 'lib/tool.so': { symlink: 'tool.so.1' }, 'lib/tool.so.1': 'so\n' },
+      },
+    ],
+  });
+  server = await startTableServer(repo.table);
+  work = await mkdtemp(join(tmpdir(), 'pkg-kill-'));
+}, 300_000);
+
+afterAll(async () => {
+  await server?.close();
+  await cleanupFakeRepos();
+  if (work) await rm(work, { recursive: true, force: true });
+});
+
+async function pool<T>(items: T[], width: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) await fn(items[next++]!);
+  };
+  await Promise.all(Array.from({ length: width }, worker));
+}
+
+function copyTree(from: string, to: string): void {
+  execFileSync('cp', ['-a', from, to]);
+}
+
+async function installedSet(root: string): Promise<string[]> {
+  const g = await readCurrent(createContext({ root }));
+  return (g?.packages ?? []).map((p) => `${p.name}@${p.version}`).sort();
+}
+
+async function currentTarget(root: string): Promise<string | null> {
+  try {
+    return await readlink(join(root, 'current'));
+  } catch {
+    return null;
+  }
+}
+
+describe('kill -9 at every step', () => {
+  let total = 0;
+
+  for (const flow of FLOWS) {
+    it(`${flow.name}: survives a SIGKILL at each of its steps`, async () => {
+      const template = join(work, `${flow.name}-template`);
+      expect((await pkg(template, ['repo', 'add', 'main', server.url, '--fingerprint', repo.fingerprint, '--json'])).json?.ok).toBe(true);
+      expect((await pkg(template, ['update', '--json'])).json?.ok).toBe(true);
+      for (const [i, cmd] of flow.setup.entries()) {
+        await flow.before?.[i]?.(repo);
+        const r = await pkg(template, [...cmd, '--json']);
+        expect(r.json?.ok, `${cmd.join(' ')}: ${r.stdout}`).toBe(true);
+      }
+      if (flow.name === 'update') await repo.publish([{ name: 'extra', version: '0.0.1' }]);
+      const ctxT = createContext({ root: template });
+      const oldSet = await installedSet(template);
+      const oldCurrent = await currentTarget(template);
+      const oldCatalog = (await readCatalogState(ctxT, 'main'))?.version;
+
+      // The trace run: which crash points this command passes, in order.
+      const traceRoot = join(work, `${flow.name}-trace`);
+      copyTree(template, traceRoot);
+      const traceFile = join(work, `${flow.name}.trace`);
+      const clean = await spawnPkg(traceRoot, flow.command, { PKG_TEST_CRASH_TRACE: traceFile });
+      expect(clean.code, clean.stderr).toBe(0);
+      const points = (await readFile(traceFile, 'utf8')).trim().split('\n');
+      const newSet = await installedSet(traceRoot);
+      const newCurrent = await currentTarget(traceRoot);
+      const newCatalog = (await readCatalogState(createContext({ root: traceRoot }), 'main'))?.version;
+      if (flow.final.length) expect(newSet).toEqual(flow.final);
+      expect(new Set(points).size).toBe(points.length);
+      total += points.length;
+
+      const one = async (point: string): Promise<void> => {
+        const root = join(work, `${flow.name}-${point.replace(/[^a-z0-9.-]/gi, '_')}`);
+        copyTree(template, root);
+        const killed = await spawnPkg(root, flow.command, { PKG_TEST_CRASH_AT: point });
+        expect(killed.signal, `${point}: ${killed.stderr}`).toBe('SIGKILL');
+
+        const ctx = createContext({ root });
+        const report = await doctor(ctx);
+        expect(report.problems, `${flow.name} killed at ${point}`).toEqual([]);
+        const cur = await currentTarget(root);
+        expect([oldCurrent, newCurrent], `${flow.name} killed at ${point}: current`).toContain(cur);
+        const set = await installedSet(root);
+        expect([JSON.stringify(oldSet), JSON.stringify(newSet)], `${flow.name} killed at ${point}: installed set`).toContain(
+          JSON.stringify(set),
+        );
+        const cat = (await readCatalogState(ctx, 'main'))?.version;
+        expect([oldCatalog, newCatalog]).toContain(cat);
+
+        // The next run cleans up and completes the change.
+        const rerun = await pkg(root, [...flow.command, '--json']);
+        if (cur === newCurrent && (flow.name === 'rollback' || flow.name === 'remove')) {
+          // The change had landed before the kill: rolling back again finds nothing older, removing
+          // again finds nothing installed. Both say so with their code and change nothing.
+          expect(rerun.json?.error?.code, rerun.stdout).toBe(flow.name === 'rollback' ? 'E_NOT_FOUND' : 'E_NOT_INSTALLED');
+          expect(await installedSet(root)).toEqual(newSet);
+        } else {
+          expect(rerun.json?.ok, `${flow.name} rerun after ${point}: ${rerun.stdout}`).toBe(true);
+          expect(await installedSet(root)).toEqual(newSet);
+        }
+        const after = await doctor(ctx);
+        expect(after.problems).toEqual([]);
+        expect(after.leftovers, `${flow.name} after ${point}`).toEqual([]);
+        if (flow.name !== 'update') expect(after.partialDownloads).toEqual([]);
+        await rm(root, { recursive: true, force: true });
+      };
+      // Two kills in flight: each spawn waits on process start, the checks run in this process meanwhile.
+      await pool(points, 2, one);
+    }, 180_000);
+  }
+
+  it('covered at least 50 distinct crash points', () => {
+    expect(total).toBeGreaterThanOrEqual(50);
+  });
+});

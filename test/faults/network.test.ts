@@ -1,0 +1,122 @@
+import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { randomBytes } from 'node:crypto';
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { buildFakeRepo, cleanupFakeRepos, type FakeRepo } from '../helpers/fake-repo.js';
+import { startTableServer, type TableServer } from '../helpers/http-table-server.js';
+import { tempDir, treeHash } from '../helpers/tmp.js';
+import { pkgJson } from '../integration/userland/helpers.js';
+
+/**
+ * Network faults during `pkg install` against a loopback server: a reset
+ * mid-stream (the next run resumes with Range), a stall, more bytes than
+ * declared, wrong bytes, 404/500, a stale catalog, and failover to a mirror.
+ */
+const PATH = 'packages/big-1.0.0-x86_64.swpkg';
+let repo: FakeRepo;
+let server: TableServer;
+let root: string;
+
+beforeEach(async () => {
+  // Incompressible content so the package is large enough to cut in the middle.
+  repo = await buildFakeRepo({ packages: [{ name: 'big', version: '1.0.0', files: { 'share/big/blob': randomBytes(600_000) } }] });
+  server = await startTableServer(repo.table);
+  root = await tempDir('pkg-root-');
+  expect((await pkgJson(root, ['repo', 'add', 'main', server.url, '--fingerprint', repo.fingerprint])).json?.ok).toBe(true);
+  expect((await pkgJson(root, ['update'])).json?.ok).toBe(true);
+});
+afterEach(async () => {
+  await server.close();
+});
+afterAll(cleanupFakeRepos);
+
+async function refused(code: string, env: Record<string, string> = {}): Promise<void> {
+  const before = await treeHash(root);
+  const r = await pkgJson(root, ['install', 'big', '--yes'], env);
+  expect(r.json?.error?.code, r.stdout).toBe(code);
+  expect(await treeHash(root)).toBe(before);
+}
+
+describe('network faults during install', () => {
+  it('a reset mid-stream fails the run (E_NETWORK, exit 5); the next run resumes with Range', async () => {
+    const body = await repo.bytes(PATH);
+    repo.table.set(PATH, (req) => (req.count === 0 ? { body, truncateAt: 200_000 } : { body }));
+    const first = await pkgJson(root, ['install', 'big', '--yes'], { PKG_FETCH_RETRIES: '0' });
+    expect(first.json?.error?.code).toBe('E_NETWORK');
+    expect(first.code).toBe(5);
+    const parts = (await readdir(join(root, 'cache'))).filter((n) => n.endsWith('.part'));
+    expect(parts).toHaveLength(1);
+    const have = (await readFile(join(root, 'cache', parts[0]!))).length;
+    expect(have).toBeGreaterThan(0);
+    expect((await pkgJson(root, ['doctor'])).json?.result.partialDownloads).toHaveLength(1);
+
+    const second = await pkgJson(root, ['install', 'big', '--yes'], { PKG_FETCH_RETRIES: '0' });
+    expect(second.json?.ok, second.stdout).toBe(true);
+    expect(second.json?.result.downloads[0]).toMatchObject({ name: 'big', resumedFrom: have, bytes: body.length - have });
+    const pkgRequests = server.requests.filter((r) => r.path === PATH);
+    expect(pkgRequests.map((r) => r.range)).toEqual([undefined, `bytes=${have}-`]);
+    expect((await pkgJson(root, ['doctor'])).json?.ok).toBe(true);
+    expect(await readdir(join(root, 'cache'))).toEqual([]);
+  });
+
+  it('a reset is resumed within the same run when retries are allowed', async () => {
+    const body = await repo.bytes(PATH);
+    repo.table.set(PATH, (req) => (req.count === 0 ? { body, truncateAt: 100_000 } : { body }));
+    const r = await pkgJson(root, ['install', 'big', '--yes']);
+    expect(r.json?.ok, r.stdout).toBe(true);
+    expect(r.json?.warnings?.join('\n')).toMatch(/resuming/);
+  });
+
+  it('a stall fails with E_STALLED', async () => {
+    repo.table.set(PATH, { body: await repo.bytes(PATH), stallAfter: 1000 });
+    const r = await pkgJson(root, ['install', 'big', '--yes'], { PKG_STALL_TIMEOUT: '0.5', PKG_FETCH_RETRIES: '0' });
+    expect(r.json?.error?.code).toBe('E_STALLED');
+    expect(r.code).toBe(5);
+  });
+
+  it('more bytes than the catalog declares fail with E_TOO_LARGE and leave nothing', async () => {
+    repo.table.set(PATH, { body: Buffer.concat([await repo.bytes(PATH), randomBytes(5000)]) });
+    await refused('E_TOO_LARGE');
+  });
+
+  it('wrong bytes fail with E_HASH_MISMATCH and leave nothing', async () => {
+    repo.table.set(PATH, { body: randomBytes((await repo.bytes(PATH)).length) });
+    await refused('E_HASH_MISMATCH');
+  });
+
+  it('404 and 500 fail with E_HTTP', async () => {
+    repo.table.delete(PATH);
+    await refused('E_HTTP');
+    repo.table.set(PATH, { status: 500 });
+    await refused('E_HTTP');
+  });
+
+  it('a stale catalog from the server is refused by update (E_ROLLBACK) and the accepted one kept', async () => {
+    const stale = await repo.bytes('catalog.json');
+    await repo.publish([{ name: 'newer', version: '1.0.0' }]);
+    expect((await pkgJson(root, ['update'])).json?.ok).toBe(true);
+    repo.table.set('catalog.json', { body: stale });
+    const before = await treeHash(root);
+    expect((await pkgJson(root, ['update'])).json?.error?.code).toBe('E_ROLLBACK');
+    expect(await treeHash(root)).toBe(before);
+    expect((await pkgJson(root, ['search', 'newer'])).json?.result).toHaveLength(1);
+  });
+
+  it('fails over to the next mirror when the first is down', async () => {
+    const mirror = await startTableServer(repo.table);
+    try {
+      const set = await pkgJson(root, ['repo', 'set', 'main', server.url, '--mirror', mirror.url]);
+      expect(set.json?.ok).toBe(true);
+      // Both servers mount the same table: the first request (the primary) gets 503, the mirror the file.
+      const body = await repo.bytes(PATH);
+      let primaryHits = 0;
+      repo.table.set(PATH, () => (primaryHits++ === 0 ? { status: 503 } : { body }));
+      const r = await pkgJson(root, ['install', 'big', '--yes']);
+      expect(r.json?.ok, r.stdout).toBe(true);
+      expect(r.json?.warnings?.join('\n')).toMatch(/trying the next mirror/);
+      expect(mirror.requests.some((q) => q.path === PATH)).toBe(true);
+    } finally {
+      await mirror.close();
+    }
+  });
+});

@@ -1,0 +1,204 @@
+import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createRoot, generateKeyPair, parseJson, signCatalog, type CatalogDocument } from '../../../catalog/index.js';
+import { buildFakeRepo, cleanupFakeRepos, type FakeRepo } from '../../helpers/fake-repo.js';
+import { startTableServer, type TableServer } from '../../helpers/http-table-server.js';
+import { tempDir, treeHash } from '../../helpers/tmp.js';
+import { pkgJson } from './helpers.js';
+
+/**
+ * `pkg repo add` and `pkg update` against a real signed repository on a
+ * loopback server: every refusal of the trust rules reached through the
+ * client, each asserting the error code and that nothing under the root
+ * changed.
+ */
+let repo: FakeRepo;
+let server: TableServer;
+let root: string;
+
+beforeEach(async () => {
+  repo = await buildFakeRepo({
+    packages: [
+      { name: 'alpha', version: '1.0.0' },
+      { name: 'beta', version: '2.0.0', depends: { alpha: '^1' } },
+    ],
+  });
+  server = await startTableServer(repo.table);
+  root = await tempDir('pkg-root-');
+});
+afterEach(async () => {
+  await server.close();
+});
+afterAll(cleanupFakeRepos);
+
+async function addAndUpdate(): Promise<void> {
+  const add = await pkgJson(root, ['repo', 'add', 'main', server.url, '--fingerprint', repo.fingerprint]);
+  expect(add.json?.ok, JSON.stringify(add.json)).toBe(true);
+  const up = await pkgJson(root, ['update']);
+  expect(up.json?.ok, up.stdout + up.stderr).toBe(true);
+}
+
+/** Replaces the served catalog with `doc` (JSON bytes). */
+function serveCatalog(doc: unknown): void {
+  repo.table.set('catalog.json', { body: Buffer.from(JSON.stringify(doc, null, 2)) });
+}
+
+async function currentCatalog(): Promise<CatalogDocument> {
+  return parseJson(await repo.bytes('catalog.json'), 'catalog') as CatalogDocument;
+}
+
+async function expectRefused(code: string, env: Record<string, string> = {}): Promise<void> {
+  const before = await treeHash(root);
+  const r = await pkgJson(root, ['update'], env);
+  expect(r.json?.error?.code, r.stdout).toBe(code);
+  expect(await treeHash(root)).toBe(before);
+}
+
+describe('pkg repo add', () => {
+  it('pins by fingerprint or by root file, and lists the repository', async () => {
+    const a = await pkgJson(root, ['repo', 'add', 'main', server.url, '--fingerprint', repo.fingerprint]);
+    expect(a.json?.result).toMatchObject({ name: 'main', rootVersion: 1, pinnedFingerprint: repo.fingerprint });
+    const b = await pkgJson(root, ['repo', 'add', 'other', server.url, '--key', repo.rootFile]);
+    expect(b.json?.ok).toBe(true);
+    const l = await pkgJson(root, ['repo', 'list']);
+    expect(l.json?.result.map((r: { name: string }) => r.name)).toEqual(['main', 'other']);
+  });
+
+  it('refuses a wrong fingerprint, a missing trust anchor and a duplicate name', async () => {
+    const before = await treeHash(root);
+    const wrong = await pkgJson(root, ['repo', 'add', 'main', server.url, '--fingerprint', 'ab'.repeat(32)]);
+    expect(wrong.json?.error?.code).toBe('E_BAD_ROOT');
+    expect(await treeHash(root)).toBe(before);
+    const none = await pkgJson(root, ['repo', 'add', 'main', server.url]);
+    expect(none.json?.error?.code).toBe('E_USAGE');
+    await pkgJson(root, ['repo', 'add', 'main', server.url, '--fingerprint', repo.fingerprint]);
+    const dup = await pkgJson(root, ['repo', 'add', 'main', server.url, '--fingerprint', repo.fingerprint]);
+    expect(dup.json?.error?.code).toBe('E_USAGE');
+  });
+
+  it('removes a repository with its root and catalog', async () => {
+    await addAndUpdate();
+    const r = await pkgJson(root, ['repo', 'remove', 'main']);
+    expect(r.json?.ok).toBe(true);
+    expect((await pkgJson(root, ['repo', 'list'])).json?.result).toEqual([]);
+    expect((await pkgJson(root, ['repo', 'remove', 'main'])).json?.error?.code).toBe('E_NOT_FOUND');
+  });
+});
+
+describe('pkg update', () => {
+  it('accepts the catalog, keeps it, and reports "current" the second time', async () => {
+    await addAndUpdate();
+    const again = await pkgJson(root, ['update']);
+    expect(again.json?.result.repos[0]).toMatchObject({ repo: 'main', version: repo.catalogVersion, changed: false, packages: 2 });
+    await repo.publish([{ name: 'gamma', version: '0.1.0' }]);
+    const next = await pkgJson(root, ['update']);
+    expect(next.json?.result.repos[0]).toMatchObject({ changed: true, version: repo.catalogVersion, packages: 3 });
+    const search = await pkgJson(root, ['search', 'gam']);
+    expect(search.json?.result.map((h: { name: string }) => h.name)).toEqual(['gamma']);
+  });
+
+  it('refuses a catalog whose signed part was altered (E_SIGNATURE)', async () => {
+    await addAndUpdate();
+    const doc = await currentCatalog();
+    doc.signed.version += 1;
+    doc.signed.packages[0]!.summary = 'tampered';
+    serveCatalog(doc);
+    await expectRefused('E_SIGNATURE');
+  });
+
+  it('refuses a catalog signed by a key the root does not list (E_UNKNOWN_KEY)', async () => {
+    await addAndUpdate();
+    const doc = await currentCatalog();
+    serveCatalog(signCatalog({ ...doc.signed, version: doc.signed.version + 1 }, [generateKeyPair()]));
+    await expectRefused('E_UNKNOWN_KEY');
+  });
+
+  it('refuses an expired catalog (freeze attack)', async () => {
+    await addAndUpdate();
+    const doc = await currentCatalog();
+    serveCatalog(signCatalog({ ...doc.signed, version: doc.signed.version + 1, expires: '2001-01-01T00:00:00Z' }, [repo.key]));
+    await expectRefused('E_EXPIRED');
+  });
+
+  it('refuses an older catalog than the one accepted (rollback), i.e. a stale mirror', async () => {
+    const old = await repo.bytes('catalog.json');
+    await repo.publish([{ name: 'gamma', version: '0.1.0' }]);
+    await addAndUpdate();
+    repo.table.set('catalog.json', { body: old });
+    await expectRefused('E_ROLLBACK');
+  });
+
+  it('refuses the same version with different content (E_EQUIVOCATION)', async () => {
+    await addAndUpdate();
+    const doc = await currentCatalog();
+    serveCatalog(signCatalog({ ...doc.signed, packages: doc.signed.packages.slice(1) }, [repo.key]));
+    await expectRefused('E_EQUIVOCATION');
+  });
+
+  it('refuses an incompatible catalog (architecture, client format)', async () => {
+    await pkgJson(root, ['repo', 'add', 'main', server.url, '--fingerprint', repo.fingerprint]);
+    await expectRefused('E_INCOMPATIBLE', { PKG_CLIENT_ARCH: 'aarch64' });
+    const doc = await currentCatalog();
+    serveCatalog(signCatalog({ ...doc.signed, compatibility: { ...doc.signed.compatibility, minClientFormat: 2 } }, [repo.key]));
+    await expectRefused('E_INCOMPATIBLE');
+  });
+
+  it('refuses an oversized catalog (endless data)', async () => {
+    await pkgJson(root, ['repo', 'add', 'main', server.url, '--fingerprint', repo.fingerprint]);
+    await expectRefused('E_TOO_LARGE', { PKG_MAX_CATALOG_BYTES: '100' });
+  });
+
+  it('reports HTTP failures with E_HTTP and an unreachable server with E_NETWORK', async () => {
+    await pkgJson(root, ['repo', 'add', 'main', server.url, '--fingerprint', repo.fingerprint]);
+    repo.table.set('catalog.json', { status: 500 });
+    await expectRefused('E_HTTP');
+    repo.table.delete('catalog.json');
+    await expectRefused('E_HTTP');
+    await server.close();
+    await expectRefused('E_NETWORK');
+    server = await startTableServer(repo.table);
+  });
+
+  it('reports a catalog that stalls as E_STALLED', async () => {
+    await pkgJson(root, ['repo', 'add', 'main', server.url, '--fingerprint', repo.fingerprint]);
+    repo.table.set('catalog.json', { body: await repo.bytes('catalog.json'), stallAfter: 10 });
+    await expectRefused('E_STALLED', { PKG_STALL_TIMEOUT: '0.5' });
+  });
+
+  it('fails over to a mirror when the first is down or stale', async () => {
+    const mirror = await startTableServer(repo.table);
+    const dead = await startTableServer(new Map());
+    await dead.close();
+    try {
+      const add = await pkgJson(root, ['repo', 'add', 'main', dead.url, '--key', repo.rootFile, '--mirror', mirror.url]);
+      expect(add.json?.ok).toBe(true);
+      const up = await pkgJson(root, ['update']);
+      expect(up.json?.result.repos[0].source).toBe(`${mirror.url}catalog.json`);
+      expect(up.json?.warnings?.join('\n')).toMatch(/trying the next mirror/);
+    } finally {
+      await mirror.close();
+    }
+  });
+
+  it('follows a root rotation and keeps the new root', async () => {
+    await addAndUpdate();
+    await repo.rotateRoot();
+    await repo.publish();
+    const up = await pkgJson(root, ['update']);
+    expect(up.json?.result.repos[0]).toMatchObject({ rootVersion: 2, rotatedRoots: [2] });
+    const list = await pkgJson(root, ['repo', 'list']);
+    expect(list.json?.result[0].rootVersion).toBe(2);
+  });
+
+  it('refuses a rotated root not signed by the old root keys, keeping the old root', async () => {
+    await addAndUpdate();
+    const rogue = generateKeyPair();
+    const forged = createRoot({ rootKeys: [rogue], catalogKeys: [rogue], version: 2, expires: new Date(Date.now() + 86400_000) });
+    repo.table.set('roots/2.json', { body: Buffer.from(JSON.stringify(forged)) });
+    await expectRefused('E_UNKNOWN_KEY');
+  });
+
+  it('stops at an expired root', async () => {
+    await addAndUpdate();
+    await expectRefused('E_EXPIRED', { PKG_TEST_NOW: new Date(Date.now() + 400 * 86400_000).toISOString() });
+  });
+});

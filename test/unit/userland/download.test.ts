@@ -1,0 +1,200 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { setupServer } from 'msw/node';
+import { createHash, randomBytes } from 'node:crypto';
+import { readFile, readdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { downloadFile, fetchBytes, fetchTransport, undiciTransport, type HttpTransport } from '../../../userland/index.js';
+import {
+  startTableServer,
+  tableHandlers,
+  type RequestInfo,
+  type ResponseTable,
+  type TableServer,
+} from '../../helpers/http-table-server.js';
+import { tempDir } from '../../helpers/tmp.js';
+
+/**
+ * Edge cases of the download path. The same response table is mounted by
+ * msw (WHATWG fetch transport; unhandled requests are errors) for plain
+ * answers, and by a loopback server (undici transport) for what needs a
+ * real socket: resets mid-stream, stalls, bodies cut off while streaming.
+ */
+const BASE = 'http://repo.test';
+const MIRROR = 'http://mirror.test';
+const table: ResponseTable = new Map();
+const mirrorTable: ResponseTable = new Map();
+const requests: RequestInfo[] = [];
+const server = setupServer(...tableHandlers(table, BASE, requests), ...tableHandlers(mirrorTable, MIRROR));
+const loopTable: ResponseTable = new Map();
+let loop: TableServer;
+let undici: HttpTransport;
+
+beforeAll(async () => {
+  server.listen({ onUnhandledFrame: 'error' });
+  loop = await startTableServer(loopTable);
+  undici = await undiciTransport();
+});
+afterEach(() => {
+  table.clear();
+  mirrorTable.clear();
+  loopTable.clear();
+  requests.length = 0;
+  loop.requests.length = 0;
+});
+afterAll(async () => {
+  server.close();
+  await undici.close?.();
+  await loop.close();
+});
+
+const transport = fetchTransport();
+const limits = { stallMs: 300, minBytes: 1 };
+const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
+const payload = randomBytes(200_000);
+
+async function codeOf(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+    return 'none';
+  } catch (e) {
+    return (e as { code?: string }).code ?? String(e);
+  }
+}
+
+describe('downloadFile', () => {
+  it('downloads, verifies and renames into place', async () => {
+    const dir = await tempDir();
+    table.set('p.swpkg', { body: payload });
+    const dest = join(dir, 'p.swpkg');
+    const r = await downloadFile([`${BASE}/p.swpkg`], { transport, dest, size: payload.length, sha256: sha(payload), limits });
+    expect(r.transferred).toBe(payload.length);
+    expect(sha(await readFile(dest))).toBe(sha(payload));
+    expect(await readdir(dir)).toEqual(['p.swpkg']);
+  });
+
+  it('starts over when the server ignores Range', async () => {
+    const dir = await tempDir();
+    const dest = join(dir, 'p.swpkg');
+    await writeFile(`${dest}.part`, payload.subarray(0, 1000));
+    table.set('p.swpkg', { body: payload, ignoreRange: true });
+    const r = await downloadFile([`${BASE}/p.swpkg`], { transport, dest, size: payload.length, sha256: sha(payload), limits });
+    expect(r.transferred).toBe(payload.length);
+    expect(sha(await readFile(dest))).toBe(sha(payload));
+  });
+
+  it('refuses more bytes than declared by Content-Length before reading the body', async () => {
+    const dir = await tempDir();
+    const dest = join(dir, 'p.swpkg');
+    table.set('p.swpkg', { body: Buffer.concat([payload, randomBytes(10)]) });
+    expect(await codeOf(downloadFile([`${BASE}/p.swpkg`], { transport, dest, size: payload.length, sha256: sha(payload), limits }))).toBe(
+      'E_TOO_LARGE',
+    );
+    expect(await readdir(dir)).toEqual([]);
+  });
+
+  it('refuses the wrong bytes and deletes them', async () => {
+    const dir = await tempDir();
+    const dest = join(dir, 'p.swpkg');
+    const wrong = Buffer.from(payload);
+    wrong[100] = wrong[100]! ^ 1;
+    table.set('p.swpkg', { body: wrong });
+    expect(await codeOf(downloadFile([`${BASE}/p.swpkg`], { transport, dest, size: payload.length, sha256: sha(payload), limits }))).toBe(
+      'E_HASH_MISMATCH',
+    );
+    expect(await readdir(dir)).toEqual([]);
+  });
+
+  it('fails over to the next mirror and reports every failure when all fail', async () => {
+    const dir = await tempDir();
+    const dest = join(dir, 'p.swpkg');
+    table.set('p.swpkg', { status: 500 });
+    mirrorTable.set('p.swpkg', { body: payload });
+    await downloadFile([`${BASE}/p.swpkg`, `${MIRROR}/p.swpkg`], { transport, dest, size: payload.length, sha256: sha(payload), limits });
+    expect(sha(await readFile(dest))).toBe(sha(payload));
+
+    const dest2 = join(dir, 'q.swpkg');
+    const wrong = randomBytes(payload.length);
+    mirrorTable.set('q.swpkg', { body: wrong });
+    let err: { code?: string; details?: Record<string, unknown> } = {};
+    try {
+      await downloadFile([`${BASE}/q.swpkg`, `${MIRROR}/q.swpkg`], {
+        transport,
+        dest: dest2,
+        size: payload.length,
+        sha256: sha(payload),
+        limits,
+      });
+    } catch (e) {
+      err = e as typeof err;
+    }
+    // A refused file says more than a missing one: the verification failure is reported.
+    expect(err.code).toBe('E_HASH_MISMATCH');
+    expect((err.details?.['mirrors'] as unknown[]).length).toBe(2);
+  });
+});
+
+describe('fetchBytes', () => {
+  it('caps documents and maps statuses', async () => {
+    table.set('c.json', { body: Buffer.from('x'.repeat(100)) });
+    expect(await codeOf(fetchBytes(`${BASE}/c.json`, { transport, maxBytes: 99, limits }))).toBe('E_TOO_LARGE');
+    expect((await fetchBytes(`${BASE}/c.json`, { transport, maxBytes: 100, limits })).length).toBe(100);
+    expect(await codeOf(fetchBytes(`${BASE}/missing.json`, { transport, maxBytes: 100, limits }))).toBe('E_HTTP');
+  });
+
+  it('times out when no headers arrive', async () => {
+    table.set('slow.json', { body: Buffer.from('{}'), delayMs: 2000 });
+    expect(await codeOf(fetchBytes(`${BASE}/slow.json`, { transport, maxBytes: 100, limits }))).toBe('E_STALLED');
+  });
+});
+
+describe('downloadFile over a real socket', () => {
+  const url = (): string => `${loop.url}p.swpkg`;
+
+  it('resumes a reset transfer with Range and hashes the part it already had', async () => {
+    const dir = await tempDir();
+    loopTable.set('p.swpkg', (req) => (req.count === 0 ? { body: payload, truncateAt: 70_000 } : { body: payload }));
+    const dest = join(dir, 'p.swpkg');
+    const r = await downloadFile([url()], { transport: undici, dest, size: payload.length, sha256: sha(payload), limits, retries: 1 });
+    expect(r.resumedFrom).toBeGreaterThan(0);
+    expect(loop.requests.map((q) => q.range)).toEqual([undefined, `bytes=${r.resumedFrom}-`]);
+    expect(sha(await readFile(dest))).toBe(sha(payload));
+  });
+
+  it('leaves the .part for the next run when retries are exhausted, and that run resumes', async () => {
+    const dir = await tempDir();
+    const dest = join(dir, 'p.swpkg');
+    loopTable.set('p.swpkg', { body: payload, truncateAt: 50_000 });
+    expect(
+      await codeOf(downloadFile([url()], { transport: undici, dest, size: payload.length, sha256: sha(payload), limits, retries: 0 })),
+    ).toBe('E_NETWORK');
+    const part = await readFile(`${dest}.part`);
+    expect(part.length).toBeGreaterThan(0);
+    loopTable.set('p.swpkg', { body: payload });
+    const r = await downloadFile([url()], { transport: undici, dest, size: payload.length, sha256: sha(payload), limits, retries: 0 });
+    expect(r.resumedFrom).toBe(part.length);
+    expect(loop.requests[loop.requests.length - 1]!.range).toBe(`bytes=${part.length}-`);
+    expect(sha(await readFile(dest))).toBe(sha(payload));
+  });
+
+  it('refuses a body that runs past the declared size while streaming (no Content-Length)', async () => {
+    const dir = await tempDir();
+    const dest = join(dir, 'p.swpkg');
+    loopTable.set('p.swpkg', { body: Buffer.concat([payload, randomBytes(10)]), omitLength: true });
+    expect(await codeOf(downloadFile([url()], { transport: undici, dest, size: payload.length, sha256: sha(payload), limits }))).toBe(
+      'E_TOO_LARGE',
+    );
+    expect(await readdir(dir)).toEqual([]);
+    loopTable.set('c.json', { body: Buffer.from('x'.repeat(100)), omitLength: true });
+    expect(await codeOf(fetchBytes(`${loop.url}c.json`, { transport: undici, maxBytes: 99, limits }))).toBe('E_TOO_LARGE');
+  });
+
+  it('reports a stall as E_STALLED and keeps what arrived for a resume', async () => {
+    const dir = await tempDir();
+    loopTable.set('p.swpkg', { body: payload, stallAfter: 1000 });
+    const dest = join(dir, 'p.swpkg');
+    expect(
+      await codeOf(downloadFile([url()], { transport: undici, dest, size: payload.length, sha256: sha(payload), limits, retries: 0 })),
+    ).toBe('E_STALLED');
+    expect((await readFile(`${dest}.part`)).length).toBe(1000);
+  });
+});

@@ -1,0 +1,494 @@
+import { UsageProblem, type FlagSpec, type ArgSpec, type Parsed } from './args.js';
+import type * as Api from '../index.js';
+import { formatBytes } from './terminal-reporter.js';
+
+/** What a command gets: the library (loaded lazily), a context, and how to ask for confirmation. */
+export interface RunEnv {
+  api: typeof Api;
+  ctx: Api.PkgContext;
+  /** Asks the person (or refuses without a terminal); undefined with --yes. */
+  confirm: ((plan: Api.PlanView) => Promise<boolean>) | undefined;
+}
+
+export type Print = (line: string) => void;
+
+export interface CommandDef<R = unknown> {
+  words: string[];
+  args: ArgSpec[];
+  flags: FlagSpec[];
+  summary: string;
+  description: string;
+  examples: string[];
+  /** Changes the installed set after showing a plan: needs --yes (or a terminal to ask). */
+  confirms?: boolean;
+  run(env: RunEnv, p: Parsed): Promise<R>;
+  render(result: R, print: Print): void;
+  /** A result that is still a failure (doctor finding problems): printed, then this error decides the exit code. */
+  failure?(result: R): { code: 'E_STORE'; message: string; hint: string } | undefined;
+}
+
+/** Checks each definition against its own result type R before it joins the untyped command table. */
+function def<R>(c: CommandDef<R>): CommandDef {
+  return c;
+}
+
+const dryRun: FlagSpec = { name: 'dry-run', short: 'n', type: 'boolean', summary: 'Show the plan and change nothing.' };
+
+export function renderPlan(plan: Api.PlanView, print: Print): void {
+  if (plan.empty) {
+    print('Nothing to do.');
+    return;
+  }
+  print(`Plan (generation ${plan.fromGeneration ?? 'none'} -> next):`);
+  const rows = plan.lines.map((l) => {
+    const version = l.action === 'install' ? l.to! : l.action === 'remove' ? l.from! : l.from === l.to ? l.to! : `${l.from} -> ${l.to}`;
+    return [
+      l.action,
+      `${l.name} ${version}`,
+      l.repo === undefined ? '' : l.repo === null ? '[file]' : `[${l.repo}]`,
+      l.download ? formatBytes(l.download) : '',
+      `(${l.reason})`,
+    ];
+  });
+  const widths = [0, 1, 2, 3].map((i) => Math.max(...rows.map((r) => r[i]!.length)));
+  for (const r of rows)
+    print(
+      `  ${r
+        .map((c, i) => (i === 3 ? c.padStart(widths[i]!) : i < 4 ? c.padEnd(widths[i]!) : c))
+        .join('  ')
+        .trimEnd()}`,
+    );
+  const delta = plan.installedSizeDelta;
+  print(
+    `${plan.downloadCount} to download (${formatBytes(plan.downloadBytes)}); installed size ${delta >= 0 ? '+' : ''}${formatBytes(delta)}`,
+  );
+}
+
+function renderTransaction(r: Api.TransactionResult, print: Print): void {
+  if (r.dryRun) {
+    renderPlan(r.plan, print);
+    print('Dry run: nothing was changed.');
+    return;
+  }
+  if (r.plan.empty) {
+    print('Nothing to do.');
+    return;
+  }
+  const resumed = r.downloads.filter((d) => d.resumedFrom > 0);
+  for (const d of resumed) print(`resumed ${d.name} ${d.version} from byte ${d.resumedFrom}`);
+  print(
+    `Generation ${r.generation} is now current${r.previousGeneration !== null ? ` (was ${r.previousGeneration}; \`pkg rollback\` returns to it)` : ''}.`,
+  );
+}
+
+function table(rows: string[][], print: Print): void {
+  if (rows.length === 0) return;
+  const n = Math.max(...rows.map((r) => r.length));
+  const widths = Array.from({ length: n }, (_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  for (const r of rows)
+    print(
+      r
+        .map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!)))
+        .join('  ')
+        .trimEnd(),
+    );
+}
+
+function flagString(p: Parsed, name: string): string | undefined {
+  const v = p.flags[name];
+  return typeof v === 'string' ? v : undefined;
+}
+
+function flagStrings(p: Parsed, name: string): string[] {
+  const v = p.flags[name];
+  return Array.isArray(v) ? v : [];
+}
+
+function repoAddLike(words: string[], replace: boolean): CommandDef {
+  return def<Api.RepoInfo>({
+    words,
+    args: [
+      { name: 'NAME', required: true },
+      { name: 'URL', required: true },
+    ],
+    flags: [
+      { name: 'key', type: 'string', value: 'FILE', summary: 'Pin this root document (repo-root.pub, obtained over a channel you trust).' },
+      {
+        name: 'fingerprint',
+        type: 'string',
+        value: 'HEX',
+        summary: 'Pin the root whose SHA-256 fingerprint is HEX (fetched from URL, then checked).',
+      },
+      {
+        name: 'mirror',
+        type: 'strings',
+        value: 'URL',
+        summary: 'Another base URL serving the same files; tried in order when one fails. Repeatable.',
+      },
+    ],
+    summary: replace ? 'Change a repository (URL, mirrors, or its pinned root).' : 'Add a repository and pin its root of trust.',
+    description: replace
+      ? 'Replaces the URL and mirrors of repository NAME (adding it if missing). With --key or --fingerprint the pinned root is replaced too and the accepted catalog is forgotten.'
+      : 'Adds repository NAME served at URL. Trust is never implicit: give the root document (--key) or its fingerprint (--fingerprint). Everything pkg later fetches from URL or a mirror is verified against this root, following signed root rotations.',
+    examples: replace
+      ? ['pkg repo set main http://10.0.2.2:8080/ --mirror http://10.0.2.2:8081/']
+      : [
+          'pkg repo add main http://10.0.2.2:8080/ --fingerprint 3f1c...e9',
+          'pkg repo add main http://10.0.2.2:8080/ --key ./repo-root.pub --mirror http://10.0.2.2:8081/',
+        ],
+    async run({ api, ctx }, p) {
+      const key = flagString(p, 'key');
+      const fingerprint = flagString(p, 'fingerprint');
+      return api.addRepository(ctx, {
+        name: p.args[0]!,
+        url: p.args[1]!,
+        ...(key !== undefined ? { keyFile: key } : {}),
+        ...(fingerprint !== undefined ? { fingerprint } : {}),
+        mirrors: flagStrings(p, 'mirror'),
+        replace,
+      });
+    },
+    render(r, print) {
+      print(
+        `${r.name}  ${r.url}  root v${r.rootVersion} (fingerprint ${r.pinnedFingerprint})${r.mirrors.length ? `  mirrors: ${r.mirrors.join(' ')}` : ''}`,
+      );
+      print('Run `pkg update` to fetch its catalog.');
+    },
+  });
+}
+
+export const COMMANDS: CommandDef[] = [
+  repoAddLike(['repo', 'add'], false),
+  repoAddLike(['repo', 'set'], true),
+  def<Api.RepoInfo[]>({
+    words: ['repo', 'list'],
+    args: [],
+    flags: [],
+    summary: 'List repositories, their pinned roots and accepted catalogs.',
+    description:
+      'Shows each repository in priority order with its URL, mirrors, the root version it trusts now and the catalog version last accepted.',
+    examples: ['pkg repo list', 'pkg repo list --json'],
+    run: ({ api, ctx }) => api.listRepositories(ctx),
+    render(rs, print) {
+      if (rs.length === 0) return print('No repositories. Add one with `pkg repo add NAME URL --fingerprint HEX`.');
+      table(
+        [
+          ['NAME', 'URL', 'ROOT', 'CATALOG', 'PACKAGES', 'EXPIRES'],
+          ...rs.map((r) => [
+            r.name,
+            r.url + (r.mirrors.length ? ` (+${r.mirrors.length} mirror${r.mirrors.length > 1 ? 's' : ''})` : ''),
+            `v${r.rootVersion}`,
+            r.catalogVersion === undefined ? '-' : `v${r.catalogVersion}`,
+            String(r.packages ?? '-'),
+            r.catalogExpires ?? '-',
+          ]),
+        ],
+        print,
+      );
+    },
+  }),
+  def<{ removed: string }>({
+    words: ['repo', 'remove'],
+    args: [{ name: 'NAME', required: true }],
+    flags: [],
+    summary: 'Forget a repository, its pinned root and its catalog.',
+    description: 'Installed packages from the repository stay installed; they are no longer upgraded from it.',
+    examples: ['pkg repo remove main'],
+    run: ({ api, ctx }, p) => api.removeRepository(ctx, p.args[0]!),
+    render: (r, print) => print(`Removed repository ${r.removed}.`),
+  }),
+  def<Api.TrustedKey>({
+    words: ['key', 'add'],
+    args: [{ name: 'FILE', required: true }],
+    flags: [],
+    summary: 'Trust a public key for installing local .swpkg files.',
+    description:
+      'A local `pkg install ./FILE.swpkg` needs a signature by a catalog key of a configured repository or by a key added here (a `.pub` file from `swpkg key generate`).',
+    examples: ['pkg key add ./builder.pub'],
+    run: ({ api, ctx }, p) => api.addTrustedKey(ctx, p.args[0]!),
+    render: (k, print) => print(`Trusting key ${k.keyid}.`),
+  }),
+  def<Api.TrustedKey[]>({
+    words: ['key', 'list'],
+    args: [],
+    flags: [],
+    summary: 'List keys trusted for local package installs.',
+    description: "Catalog keys of each repository's current root, and keys added with `pkg key add`.",
+    examples: ['pkg key list'],
+    run: ({ api, ctx }) => api.trustedKeys(ctx),
+    render: (ks, print) =>
+      ks.length
+        ? table(
+            ks.map((k) => [k.keyid, k.source]),
+            print,
+          )
+        : print('No trusted keys.'),
+  }),
+  def<{ removed: string }>({
+    words: ['key', 'remove'],
+    args: [{ name: 'KEYID', required: true }],
+    flags: [],
+    summary: 'Stop trusting a key added with `pkg key add`.',
+    description: 'Catalog keys of repositories cannot be removed here; remove the repository instead.',
+    examples: ['pkg key remove 5d3a...c1'],
+    run: ({ api, ctx }, p) => api.removeTrustedKey(ctx, p.args[0]!),
+    render: (r, print) => print(`No longer trusting ${r.removed}.`),
+  }),
+  def<Api.UpdateResult>({
+    words: ['update'],
+    args: [{ name: 'REPO', variadic: true }],
+    flags: [],
+    summary: 'Fetch and verify the catalogs of all (or the named) repositories.',
+    description:
+      'For each repository: follows signed root rotations (roots/N+1.json until 404), fetches the catalog (size-capped, stall-guarded, mirror failover) and verifies it against the trusted root. Refuses bad or missing signatures, unknown keys, expired catalogs, versions older than the one accepted (rollback), same version with other bytes, incompatible catalogs and oversized ones; a refusal keeps the previously accepted catalog.',
+    examples: ['pkg update', 'pkg update main --json'],
+    run: ({ api, ctx }, p) => api.updateRepositories(ctx, { repos: p.args }),
+    render(r, print) {
+      for (const u of r.repos) {
+        const what = u.changed
+          ? u.previousVersion === undefined
+            ? `catalog v${u.version} accepted`
+            : `catalog v${u.previousVersion} -> v${u.version}`
+          : `catalog v${u.version} is current`;
+        print(
+          `${u.repo}: ${what}, ${u.packages} packages, expires ${u.expires}${u.rotatedRoots.length ? `; root rotated to v${u.rootVersion}` : ''}`,
+        );
+      }
+    },
+  }),
+  def<Api.SearchHit[]>({
+    words: ['search'],
+    args: [{ name: 'TERM', required: true }],
+    flags: [],
+    summary: 'Search package names and summaries in the accepted catalogs.',
+    description:
+      'Case-insensitive; shows the newest version of each match and whether it is installed. Reads only; never waits for a writer.',
+    examples: ['pkg search lua', 'pkg search compress --json'],
+    run: ({ api, ctx }, p) => api.searchPackages(ctx, p.args[0]!),
+    render(hits, print) {
+      if (hits.length === 0) return print('No matches.');
+      table(
+        hits.map((h) => [h.name, h.version, `[${h.repo}]`, h.installed ? `installed ${h.installed}` : '', h.summary]),
+        print,
+      );
+    },
+  }),
+  def<Api.PackageInfo>({
+    words: ['info'],
+    args: [{ name: 'NAME', required: true }],
+    flags: [],
+    summary: 'Show an installed or available package.',
+    description: 'The installed version (store entry, files, dependencies) and every version the catalogs offer.',
+    examples: ['pkg info lua'],
+    run: ({ api, ctx }, p) => api.packageInfo(ctx, p.args[0]!),
+    render(r, print) {
+      const i = r.installed;
+      const top = i ?? r.available[0]!;
+      print(`${r.name}: ${top.summary}`);
+      if (i) {
+        print(`  installed: ${i.version} (${i.explicit ? 'explicit' : 'dependency'}, from ${i.repo ?? 'a local file'})`);
+        print(`  license:   ${i.license}${i.homepage ? `, ${i.homepage}` : ''}`);
+        print(`  store:     store/${i.store}  (${i.files} paths, ${formatBytes(i.installedSize)})`);
+        const deps = Object.entries(i.depends);
+        if (deps.length) print(`  depends:   ${deps.map(([n, v]) => `${n}@${v}`).join(', ')}`);
+      }
+      if (r.available.length) {
+        print('  available:');
+        for (const a of r.available)
+          print(
+            `    ${a.version}  [${a.repo}]  ${formatBytes(a.size)}  depends: ${
+              Object.entries(a.depends)
+                .map(([n, v]) => `${n}@${v}`)
+                .join(', ') || '-'
+            }`,
+          );
+      }
+    },
+  }),
+  def<Api.ListedPackage[]>({
+    words: ['list'],
+    args: [],
+    flags: [
+      { name: 'installed', type: 'boolean', summary: 'Installed packages (the default).' },
+      { name: 'upgradable', type: 'boolean', summary: 'Installed packages with a newer version in a catalog.' },
+      { name: 'available', type: 'boolean', summary: 'Everything the catalogs offer (newest version of each).' },
+    ],
+    summary: 'List installed, upgradable or available packages.',
+    description: 'Reads the current generation and the accepted catalogs; never waits for a writer.',
+    examples: ['pkg list', 'pkg list --upgradable', 'pkg list --available --json'],
+    run({ api, ctx }, p) {
+      const chosen = (['upgradable', 'available', 'installed'] as const).filter((f) => p.flags[f]);
+      if (chosen.length > 1) throw new UsageProblem('give only one of --installed, --upgradable, --available');
+      return api.listPackages(ctx, chosen[0] ?? 'installed');
+    },
+    render(ps, print) {
+      if (ps.length === 0) return print('None.');
+      table(
+        ps.map((x) => [
+          x.name,
+          x.latest ? `${x.version} -> ${x.latest}` : x.version,
+          x.repo === null ? '[file]' : `[${x.repo}]`,
+          x.explicit === undefined ? '' : x.explicit ? 'explicit' : 'dependency',
+          x.summary ?? '',
+        ]),
+        print,
+      );
+    },
+  }),
+  def<Api.PackageFiles>({
+    words: ['files'],
+    args: [{ name: 'NAME', required: true }],
+    flags: [],
+    summary: 'List the paths an installed package provides.',
+    description: 'Paths are relative to the active generation (`/pkg/current/` in the guest).',
+    examples: ['pkg files lua'],
+    run: ({ api, ctx }, p) => api.packageFiles(ctx, p.args[0]!),
+    render(r, print) {
+      for (const f of r.files) print(f.type === 'dir' ? `${f.path}/` : f.type === 'symlink' ? `${f.path} -> ${f.target}` : f.path);
+    },
+  }),
+  def<Api.TransactionResult>({
+    words: ['install'],
+    args: [{ name: 'NAME[@RANGE]|FILE.swpkg', required: true, variadic: true }],
+    flags: [
+      dryRun,
+      {
+        name: 'allow-untrusted',
+        type: 'boolean',
+        summary: 'Install local files whose signature no trusted key vouches for (says so loudly).',
+      },
+    ],
+    confirms: true,
+    summary: 'Install packages and what they depend on.',
+    description:
+      'Resolves the request against the accepted catalogs (explaining in words when it cannot), shows the plan, then downloads (resumable, size-capped, hashed while streaming), verifies every file before extraction, builds a new generation and switches `current` atomically. A local ./FILE.swpkg must be signed by a trusted key unless --allow-untrusted.',
+    examples: ['pkg install lua --yes', 'pkg install curl@^8 nginx --dry-run', 'pkg install ./hello-1.0.0-x86_64.swpkg --yes'],
+    run: ({ api, ctx, confirm }, p) =>
+      api.installPackages(ctx, {
+        specs: p.args,
+        dryRun: p.flags['dry-run'] === true,
+        allowUntrusted: p.flags['allow-untrusted'] === true,
+        ...(confirm ? { confirm } : {}),
+      }),
+    render: renderTransaction,
+  }),
+  def<Api.TransactionResult>({
+    words: ['remove'],
+    args: [{ name: 'NAME', required: true, variadic: true }],
+    flags: [dryRun, { name: 'cascade', type: 'boolean', summary: 'Also remove every installed package that needs NAME.' }],
+    confirms: true,
+    summary: 'Remove packages (and dependencies nothing needs any more).',
+    description:
+      'Refuses while another installed package needs NAME and names it (E_NEEDED), unless --cascade. Builds a new generation without them; `pkg rollback` brings them back.',
+    examples: ['pkg remove lua --yes', 'pkg remove zlib --cascade --dry-run'],
+    run: ({ api, ctx, confirm }, p) =>
+      api.removePackages(ctx, {
+        names: p.args,
+        cascade: p.flags['cascade'] === true,
+        dryRun: p.flags['dry-run'] === true,
+        ...(confirm ? { confirm } : {}),
+      }),
+    render: renderTransaction,
+  }),
+  def<Api.TransactionResult>({
+    words: ['autoremove'],
+    args: [],
+    flags: [dryRun],
+    confirms: true,
+    summary: 'Remove installed dependencies no explicitly installed package needs.',
+    description: 'Orphan cleanup; `pkg remove` does the same for what it leaves behind.',
+    examples: ['pkg autoremove --dry-run'],
+    run: ({ api, ctx, confirm }, p) => api.removeOrphans(ctx, { dryRun: p.flags['dry-run'] === true, ...(confirm ? { confirm } : {}) }),
+    render: renderTransaction,
+  }),
+  def<Api.TransactionResult>({
+    words: ['upgrade'],
+    args: [{ name: 'NAME', variadic: true }],
+    flags: [dryRun],
+    confirms: true,
+    summary: 'Upgrade installed packages (all, or the named ones) to the newest fitting versions.',
+    description:
+      'Run `pkg update` first to see new versions. Same steps as install: plan, download, verify, new generation, atomic switch.',
+    examples: ['pkg upgrade --dry-run', 'pkg upgrade lua --yes'],
+    run: ({ api, ctx, confirm }, p) =>
+      api.upgradePackages(ctx, { names: p.args, dryRun: p.flags['dry-run'] === true, ...(confirm ? { confirm } : {}) }),
+    render: renderTransaction,
+  }),
+  def<Api.RollbackResult>({
+    words: ['rollback'],
+    args: [],
+    flags: [{ name: 'to', type: 'number', value: 'N', summary: 'Generation to switch to (default: the newest older than current).' }],
+    summary: 'Switch back to an older generation.',
+    description:
+      'Only `current` changes, in one atomic rename; the generations themselves stay, so you can switch forward again with --to.',
+    examples: ['pkg rollback', 'pkg rollback --to 3'],
+    run: ({ api, ctx }, p) => api.rollback(ctx, typeof p.flags['to'] === 'number' ? { to: p.flags['to'] } : {}),
+    render: (r, print) =>
+      print(
+        r.changed
+          ? `Generation ${r.to} is now current${r.from !== null ? ` (was ${r.from})` : ''}.`
+          : `Generation ${r.to} is already current.`,
+      ),
+  }),
+  def<Api.GenerationSummary[]>({
+    words: ['generations'],
+    args: [],
+    flags: [],
+    summary: 'List generations.',
+    description: 'Each generation records its time, the command that made it and the catalog versions it came from.',
+    examples: ['pkg generations'],
+    run: ({ api, ctx }) => api.listGenerations(ctx),
+    render(gs, print) {
+      if (gs.length === 0) return print('No generations yet.');
+      table(
+        [
+          ['', 'GEN', 'TIME', 'PACKAGES', 'COMMAND'],
+          ...gs.map((g) => [g.current ? '*' : '', String(g.number), g.time, String(g.packages), g.command]),
+        ],
+        print,
+      );
+    },
+  }),
+  def<Api.DoctorReport>({
+    words: ['doctor'],
+    args: [],
+    flags: [],
+    summary: 'Check the store: re-hash installed files, check links, find leftovers.',
+    description:
+      'Exits 0 when healthy. Problems (exit 7, E_STORE): a dangling `current`, files that differ from their manifest (drift), wrong or missing generation links, generations missing store entries. Leftovers of interrupted runs are listed but are not problems: the next writer removes them.',
+    examples: ['pkg doctor', 'pkg doctor --json'],
+    run: ({ api, ctx }) => api.doctor(ctx),
+    failure: (r) =>
+      r.healthy
+        ? undefined
+        : {
+            code: 'E_STORE',
+            message: `pkg doctor found ${r.problems.length} problem(s) under ${r.root}`,
+            hint: r.problems.some((p) => p.kind === 'dangling-current')
+              ? 'point current at a complete generation: `pkg rollback --to N` (see `pkg generations`)'
+              : 'reinstall the affected packages, or `pkg rollback` to a generation whose store entries are intact',
+          },
+    render(r, print) {
+      print(`root ${r.root}: generation ${r.current ?? 'none'} current, ${r.packages} package(s), ${r.filesChecked} path(s) checked`);
+      for (const p of r.problems) print(`  problem (${p.kind}) ${p.path}${p.package ? ` [${p.package}]` : ''}: ${p.detail}`);
+      for (const l of r.leftovers) print(`  leftover ${l} (removed by the next writer)`);
+      for (const u of r.unreferenced) print(`  unreferenced ${u} (\`pkg gc\` removes it)`);
+      for (const d of r.partialDownloads) print(`  partial download ${d} (resumed by the next install)`);
+      print(r.healthy ? 'healthy' : `${r.problems.length} problem(s)`);
+    },
+  }),
+  def<Api.GcResult>({
+    words: ['gc'],
+    args: [],
+    flags: [{ name: 'keep', type: 'number', value: 'N', summary: 'Generations to keep besides the current one (default 5).' }],
+    summary: 'Delete old generations and store entries nothing references.',
+    description:
+      'Keeps the newest N generations and the current one; then deletes store entries no kept generation uses, finished downloads, and partial downloads older than a week.',
+    examples: ['pkg gc', 'pkg gc --keep 2'],
+    run: ({ api, ctx }, p) => api.collectGarbage(ctx, typeof p.flags['keep'] === 'number' ? { keep: p.flags['keep'] } : {}),
+    render: (r, print) =>
+      print(
+        `Removed ${r.removedGenerations.length} generation(s), ${r.removedStoreEntries.length} store entr${r.removedStoreEntries.length === 1 ? 'y' : 'ies'}, ${r.removedCacheFiles.length} cached file(s); freed ${formatBytes(r.freedBytes)}.`,
+      ),
+  }),
+];

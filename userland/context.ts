@@ -1,0 +1,64 @@
+import { DEFAULT_CLIENT, silentReporter, type ClientIdentity, type Reporter } from '../catalog/index.js';
+import { rootPaths, type RootPaths } from './paths.js';
+import { DEFAULT_LIMITS, type TransferLimits } from './download.js';
+import type { HttpTransport } from './http-transport.js';
+
+/** Everything a pkg operation needs from outside: where, when, who, and how to reach the network. */
+export interface PkgOptions {
+  /** The pkg root (`/pkg` in the guest). */
+  root: string;
+  reporter?: Reporter;
+  /** Reference time for expiry checks; default the clock. */
+  now?: () => Date;
+  /** What this machine is, for catalog and package compatibility. */
+  client?: ClientIdentity;
+  /** The network; default undici (see defaultTransport), created on first use. */
+  transport?: HttpTransport;
+  limits?: Partial<TransferLimits>;
+  /** Resume attempts per mirror after a reset or stall. */
+  retries?: number;
+  /** How long a writer waits for the lock (default 30 s). */
+  lockTimeoutMs?: number;
+  /** The command line, recorded in the lock and in generation.json. */
+  command?: string;
+  /** Catalog size cap (default 64 MiB). */
+  maxCatalogBytes?: number;
+}
+
+export interface PkgContext {
+  paths: RootPaths;
+  reporter: Reporter;
+  now(): Date;
+  client: ClientIdentity;
+  limits: TransferLimits;
+  retries: number;
+  lockTimeoutMs: number;
+  command: string;
+  maxCatalogBytes: number;
+  transport(): Promise<HttpTransport>;
+  /** Frees network resources; call once when done. */
+  close(): Promise<void>;
+}
+
+export function createContext(o: PkgOptions): PkgContext {
+  let transport: Promise<HttpTransport> | undefined = o.transport ? Promise.resolve(o.transport) : undefined;
+  const ownsTransport = o.transport === undefined;
+  return {
+    paths: rootPaths(o.root),
+    reporter: o.reporter ?? silentReporter,
+    now: o.now ?? (() => new Date()),
+    client: o.client ?? DEFAULT_CLIENT,
+    limits: { ...DEFAULT_LIMITS, ...o.limits },
+    retries: o.retries ?? 2,
+    lockTimeoutMs: o.lockTimeoutMs ?? 30_000,
+    command: o.command ?? 'pkg',
+    maxCatalogBytes: o.maxCatalogBytes ?? 64 * 1024 * 1024,
+    transport() {
+      transport ??= import('./http-transport.js').then((m) => m.defaultTransport());
+      return transport;
+    },
+    async close() {
+      if (transport && ownsTransport) await (await transport).close?.();
+    },
+  };
+}

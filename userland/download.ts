@@ -1,0 +1,360 @@
+import { createHash, type Hash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { open, rename, rm, stat, truncate } from 'node:fs/promises';
+import { SwpkgError, ERROR_CODES, ExitCode, fromFsError, type Reporter } from '../catalog/index.js';
+import { networkError, type HttpResponse, type HttpTransport } from './http-transport.js';
+import { crashPoint } from './crash-point.js';
+
+/** Bounds every transfer: too slow is a stall, too long is an endless-data attack. */
+export interface TransferLimits {
+  /** A window with fewer than `minBytes` bytes received is a stall (E_STALLED). */
+  stallMs: number;
+  minBytes: number;
+}
+
+export const DEFAULT_LIMITS: TransferLimits = { stallMs: 30_000, minBytes: 1 };
+
+/** Error codes that mean "this mirror failed, another may work". Anything else (disk full) stops at once. */
+function isMirrorFailure(e: unknown): boolean {
+  if (!(e instanceof SwpkgError)) return false;
+  const exit = ERROR_CODES[e.code];
+  return exit === ExitCode.NETWORK || exit === ExitCode.VERIFICATION || e.code === 'E_INVALID_JSON';
+}
+
+/**
+ * Runs `attempt` against each base URL in order until one succeeds (mirror
+ * failover). When all fail, the error reported is a verification failure if
+ * any mirror produced one (a refused file says more than a refused
+ * connection), else the last; `details.mirrors` lists every attempt.
+ */
+export async function tryMirrors<T>(bases: string[], attempt: (base: string) => Promise<T>, reporter?: Reporter): Promise<T> {
+  const failures: { base: string; error: SwpkgError }[] = [];
+  for (const base of bases) {
+    try {
+      return await attempt(base);
+    } catch (e) {
+      if (!isMirrorFailure(e)) throw e;
+      const err = e as SwpkgError;
+      failures.push({ base, error: err });
+      if (bases.length > 1 && base !== bases[bases.length - 1])
+        reporter?.warn(`${base}: ${err.code} ${err.message}; trying the next mirror`);
+    }
+  }
+  const verification = failures.find((f) => ERROR_CODES[f.error.code] === ExitCode.VERIFICATION);
+  const chosen = (verification ?? failures[failures.length - 1])!.error;
+  if (failures.length > 1) {
+    chosen.details['mirrors'] = failures.map((f) => ({ url: f.base, code: f.error.code, message: f.error.message }));
+  }
+  throw chosen;
+}
+
+/** Joins a repository base URL and a relative path; the base is treated as a folder. */
+export function joinUrl(base: string, path: string): string {
+  return new URL(path, base.endsWith('/') ? base : `${base}/`).toString();
+}
+
+function httpError(url: string, status: number): SwpkgError {
+  return new SwpkgError('E_HTTP', `${url} answered HTTP ${status}`, {
+    hint:
+      status === 404
+        ? 'the file is not on this server: check the repository URL, or run `pkg update` if the catalog is old'
+        : 'the server failed; retry later or use another mirror',
+    details: { url, status },
+  });
+}
+
+function tooLarge(url: string, limit: number, seen: number): SwpkgError {
+  return new SwpkgError('E_TOO_LARGE', `${url} sent more than the ${limit} bytes it may have`, {
+    hint: 'the server sends more data than the signed metadata declares (endless-data attack or a broken mirror); use another mirror',
+    details: { url, limit, received: seen },
+  });
+}
+
+/**
+ * Reads a body while enforcing the stall rule: every `stallMs` at least
+ * `minBytes` must have arrived, or the transfer is aborted with E_STALLED.
+ */
+async function* guarded(url: string, res: HttpResponse, limits: TransferLimits, ctl: AbortController): AsyncGenerator<Uint8Array> {
+  let window = 0;
+  let stalled: SwpkgError | undefined;
+  const timer = setInterval(() => {
+    if (window < limits.minBytes) {
+      stalled = new SwpkgError('E_STALLED', `${url}: fewer than ${limits.minBytes} bytes in ${limits.stallMs} ms`, {
+        hint: 'the transfer stalled (slow mirror or slow-retrieval attack); rerun to resume, or add a mirror',
+        details: { url, stallMs: limits.stallMs, minBytes: limits.minBytes },
+      });
+      ctl.abort(stalled);
+      void res.discard();
+    }
+    window = 0;
+  }, limits.stallMs);
+  try {
+    for await (const chunk of res.body) {
+      if (stalled) throw stalled;
+      window += chunk.length;
+      yield chunk;
+    }
+    if (stalled) throw stalled;
+  } catch (e) {
+    if (stalled) throw stalled;
+    throw networkError(url, e);
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+export interface FetchBytesOptions {
+  transport: HttpTransport;
+  maxBytes: number;
+  limits: TransferLimits;
+}
+
+/**
+ * GETs a small document (catalog, root, hosted-repo.json) into memory,
+ * refusing more than `maxBytes`. Non-200 answers are E_HTTP with
+ * `details.status`, so callers can tell 404 (e.g. the end of a root walk).
+ */
+export async function fetchBytes(url: string, o: FetchBytesOptions): Promise<Uint8Array> {
+  const ctl = new AbortController();
+  const res = await o.transport.get(url, {
+    headers: { 'accept-encoding': 'identity' },
+    signal: ctl.signal,
+    headersTimeoutMs: o.limits.stallMs,
+  });
+  if (res.status !== 200) {
+    await res.discard();
+    throw httpError(url, res.status);
+  }
+  const declared = Number(res.header('content-length') ?? NaN);
+  if (Number.isFinite(declared) && declared > o.maxBytes) {
+    await res.discard();
+    throw tooLarge(url, o.maxBytes, declared);
+  }
+  const chunks: Uint8Array[] = [];
+  let n = 0;
+  for await (const chunk of guarded(url, res, o.limits, ctl)) {
+    n += chunk.length;
+    if (n > o.maxBytes) {
+      await res.discard();
+      throw tooLarge(url, o.maxBytes, n);
+    }
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks, n);
+}
+
+export interface DownloadOptions {
+  transport: HttpTransport;
+  /** Final location; bytes land in `dest + '.part'` first and move only when verified. */
+  dest: string;
+  /** Exact size the signed catalog declares; more is E_TOO_LARGE. */
+  size: number;
+  sha256: string;
+  limits: TransferLimits;
+  /** Resume attempts on the same mirror after a reset or stall (default 2). */
+  retries?: number;
+  reporter?: Reporter;
+  label?: string;
+}
+
+export interface DownloadResult {
+  path: string;
+  /** Bytes transferred in this run (0 when the cache already held the file). */
+  transferred: number;
+  /** Where the successful attempt resumed (bytes already in `.part` from an interrupted run or attempt); 0 for a fresh download. */
+  resumedFrom: number;
+  cached: boolean;
+}
+
+async function hashPrefix(path: string, hash: Hash): Promise<number> {
+  let n = 0;
+  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) {
+    hash.update(chunk as Buffer);
+    n += (chunk as Buffer).length;
+  }
+  return n;
+}
+
+async function sizeOf(path: string): Promise<number | undefined> {
+  try {
+    return (await stat(path)).size;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Downloads one package file with resume, a size cap, a stall rule and
+ * SHA-256 computed while streaming. Order of trust: nothing under `dest` is
+ * ever unverified; `.part` holds unverified bytes and is either resumed
+ * (its bytes re-hashed first), completed and verified, or deleted when the
+ * server is proven wrong (too large, wrong hash).
+ *
+ * Crash safety: a kill at any instant leaves at most a `.part` (resumed
+ * next time) or a verified `dest` (renamed after fsync).
+ */
+export async function downloadFile(urls: string[], o: DownloadOptions): Promise<DownloadResult> {
+  const cachedSize = await sizeOf(o.dest);
+  if (cachedSize !== undefined) {
+    const h = createHash('sha256');
+    await hashPrefix(o.dest, h);
+    if (cachedSize === o.size && h.digest('hex') === o.sha256) return { path: o.dest, transferred: 0, resumedFrom: 0, cached: true };
+    await rm(o.dest, { force: true });
+  }
+  let transferred = 0;
+  let resumedFrom = 0;
+  const result = await tryMirrors(
+    urls,
+    async (url) => {
+      const retries = o.retries ?? 2;
+      let restarted = false;
+      for (let attempt = 0; ; attempt++) {
+        try {
+          const r = await downloadOnce(url, o);
+          transferred += r.transferred;
+          resumedFrom = r.resumedFrom;
+          return r;
+        } catch (e) {
+          if (e instanceof SwpkgError && e.details['transferred'] !== undefined) transferred += Number(e.details['transferred']);
+          // A resumed part that ends with the wrong hash may be a torn write from a crash: start over once.
+          if (e instanceof SwpkgError && e.code === 'E_HASH_MISMATCH' && Number(e.details['resumedFrom']) > 0 && !restarted) {
+            restarted = true;
+            o.reporter?.warn(`${url}: the resumed download did not verify; downloading it again from the start`);
+            continue;
+          }
+          const retryable = e instanceof SwpkgError && (e.code === 'E_NETWORK' || e.code === 'E_STALLED');
+          if (!retryable || attempt >= retries) throw e;
+          o.reporter?.warn(`${url}: ${e.message}; resuming (attempt ${attempt + 2} of ${retries + 1})`);
+        }
+      }
+    },
+    o.reporter,
+  );
+  return { path: result.path, transferred, resumedFrom, cached: false };
+}
+
+async function downloadOnce(url: string, o: DownloadOptions): Promise<DownloadResult> {
+  const part = `${o.dest}.part`;
+  let have = (await sizeOf(part)) ?? 0;
+  if (have > o.size) {
+    // More than the catalog allows can never become the right file.
+    await rm(part, { force: true });
+    have = 0;
+  }
+  let hash = createHash('sha256');
+  if (have > 0) {
+    const hashed = await hashPrefix(part, hash);
+    have = hashed;
+  }
+  const resumedFrom = have;
+  const ctl = new AbortController();
+  const headers: Record<string, string> = { 'accept-encoding': 'identity' };
+  if (have > 0) headers['range'] = `bytes=${have}-`;
+  crashPoint('download.request');
+  const res = await o.transport.get(url, { headers, signal: ctl.signal, headersTimeoutMs: o.limits.stallMs });
+  if (have > 0 && res.status === 416) {
+    await res.discard();
+    // The server has nothing past our part: either the part is complete, or it is garbage.
+    if (have === o.size && hash.copy().digest('hex') === o.sha256) return finish(part, o, 0, resumedFrom);
+    await rm(part, { force: true });
+    throw new SwpkgError('E_NETWORK', `${url}: the server refused to resume; the partial download was discarded`, {
+      hint: 'rerun to download it again from the start',
+      details: { url, resumedFrom },
+    });
+  }
+  if (res.status === 200 && have > 0) {
+    // The server ignored Range and sends the whole file: start over.
+    have = 0;
+    hash = createHash('sha256');
+    await truncate(part, 0).catch(() => {});
+  } else if (res.status === 206) {
+    const m = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(res.header('content-range') ?? '');
+    if (!m || Number(m[1]) !== have) {
+      await res.discard();
+      await rm(part, { force: true });
+      throw new SwpkgError(
+        'E_NETWORK',
+        `${url}: the server answered a resume with the wrong range (${res.header('content-range') ?? 'none'})`,
+        {
+          details: { url, asked: have, contentRange: res.header('content-range') },
+        },
+      );
+    }
+  } else if (res.status !== 200) {
+    await res.discard();
+    throw httpError(url, res.status);
+  }
+  const declared = Number(res.header('content-length') ?? NaN);
+  if (Number.isFinite(declared) && have + declared > o.size) {
+    await res.discard();
+    await rm(part, { force: true });
+    throw tooLarge(url, o.size, have + declared);
+  }
+
+  let fh;
+  try {
+    fh = await open(part, have > 0 ? 'a' : 'w', 0o644);
+  } catch (e) {
+    await res.discard();
+    throw fromFsError(e, `opening ${part}`);
+  }
+  let got = 0;
+  let closed = false;
+  try {
+    for await (const chunk of guarded(url, res, o.limits, ctl)) {
+      if (have + got + chunk.length > o.size) {
+        await res.discard();
+        await fh.close();
+        closed = true;
+        await rm(part, { force: true });
+        throw tooLarge(url, o.size, have + got + chunk.length);
+      }
+      hash.update(chunk);
+      try {
+        await fh.write(chunk);
+      } catch (e) {
+        throw fromFsError(e, `writing ${part}`);
+      }
+      got += chunk.length;
+      o.reporter?.progress(o.label ?? url, have + got, o.size);
+    }
+    crashPoint('download.received');
+  } catch (e) {
+    if (!closed) await fh.close().catch(() => {});
+    closed = true;
+    if (e instanceof SwpkgError && (e.code === 'E_DISK_FULL' || e.code === 'E_READ_ONLY')) {
+      // Do not leave a part that filled the disk: the store must be as before.
+      await rm(part, { force: true });
+    }
+    if (e instanceof SwpkgError) {
+      e.details['transferred'] = got;
+      e.details['resumedFrom'] = resumedFrom;
+    }
+    throw e;
+  } finally {
+    if (!closed) await fh.close().catch(() => {});
+  }
+  const total = have + got;
+  const digest = hash.digest('hex');
+  if (total !== o.size || digest !== o.sha256) {
+    await rm(part, { force: true });
+    throw new SwpkgError('E_HASH_MISMATCH', `${url} is not the file the catalog signed (${total} bytes, SHA-256 ${digest})`, {
+      hint: 'the mirror serves different bytes than the signed catalog names (tampering or a broken mirror); use another mirror or tell the publisher',
+      details: { url, expectedSha256: o.sha256, actualSha256: digest, expectedSize: o.size, actualSize: total, resumedFrom },
+    });
+  }
+  return finish(part, o, got, resumedFrom);
+}
+
+async function finish(part: string, o: DownloadOptions, transferred: number, resumedFrom: number): Promise<DownloadResult> {
+  crashPoint('download.verified');
+  // No fsync: a cached file is only ever used after it hashes right again (and re-extracted bytes are
+  // checked file by file), so a copy torn by power loss is downloaded again, never trusted.
+  try {
+    await rename(part, o.dest);
+  } catch (e) {
+    throw fromFsError(e, `moving ${part} into place`);
+  }
+  crashPoint('download.renamed');
+  return { path: o.dest, transferred, resumedFrom, cached: false };
+}

@@ -1,0 +1,287 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, open, readFile, readlink, rename, rm, symlink, lstat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { SwpkgError, fromFsError, parseJson, type PackageManifest } from '../catalog/index.js';
+import type { PkgContext } from './context.js';
+import { ensureDir, fsyncDir, listDir, makeDurable } from './fs-util.js';
+import { TMP_PREFIX } from './paths.js';
+import { crashPoint } from './crash-point.js';
+
+/** One installed package as a generation records it. */
+export interface GenerationPackage {
+  name: string;
+  version: string;
+  arch: string;
+  abi: string;
+  /** SHA-256 of the `.swpkg` bytes; also the first part of the store folder's name. */
+  sha256: string;
+  size: number;
+  installedSize: number;
+  /** Store folder name under `store/`. */
+  store: string;
+  /** In the world: asked for by a person, not pulled in as a dependency. */
+  explicit: boolean;
+  /** Repository it came from; null for a local `.swpkg` file. */
+  repo: string | null;
+  depends: Record<string, string>;
+  provides: string[];
+  conflicts: string[];
+}
+
+/** `generations/N/generation.json`. */
+export interface Generation {
+  format: 1;
+  number: number;
+  time: string;
+  command: string;
+  /** The generation that was current when this one was built. */
+  parent: number | null;
+  /** Catalog version per repository the packages were resolved against. */
+  catalogs: Record<string, number>;
+  packages: GenerationPackage[];
+}
+
+/** The generation metadata file, at the top of each generation beside the package tree. */
+export const GENERATION_FILE = 'generation.json';
+
+function damaged(path: string, why: string): SwpkgError {
+  return new SwpkgError('E_STORE', `${path} is damaged: ${why}`, {
+    hint: 'run `pkg doctor`; `pkg rollback --to N` switches to another generation',
+    details: { path },
+  });
+}
+
+export function generationDir(ctx: PkgContext, n: number): string {
+  return join(ctx.paths.generations, String(n));
+}
+
+export async function readGeneration(ctx: PkgContext, n: number): Promise<Generation> {
+  const path = join(generationDir(ctx, n), GENERATION_FILE);
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
+      throw new SwpkgError('E_NOT_FOUND', `generation ${n} does not exist`, { hint: 'see `pkg generations`', details: { generation: n } });
+    }
+    throw fromFsError(e, `reading ${path}`);
+  }
+  const g = parseJson(text, path) as Generation;
+  if (!g || g.format !== 1 || g.number !== n || !Array.isArray(g.packages)) throw damaged(path, 'not a generation record');
+  return g;
+}
+
+/** Generation numbers present on disk, ascending (staging folders excluded). */
+export async function listGenerationNumbers(ctx: PkgContext): Promise<number[]> {
+  return (await listDir(ctx.paths.generations))
+    .filter((n) => /^[1-9][0-9]*$/.test(n))
+    .map(Number)
+    .sort((a, b) => a - b);
+}
+
+/**
+ * The number `current` points at, or undefined when nothing was ever
+ * installed. A `current` that is not a link to `generations/N` with a
+ * readable generation is "dangling": E_STORE, which `pkg doctor` reports.
+ */
+export async function currentNumber(ctx: PkgContext): Promise<number | undefined> {
+  let target: string;
+  try {
+    target = await readlink(ctx.paths.current);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return undefined;
+    throw new SwpkgError('E_STORE', `${ctx.paths.current} is not a symlink`, {
+      hint: 'run `pkg doctor`; `pkg rollback --to N` points it at a generation again',
+      details: { path: ctx.paths.current, errno: code },
+    });
+  }
+  const m = /^generations\/([1-9][0-9]*)$/.exec(target);
+  if (!m)
+    throw new SwpkgError('E_STORE', `current points to ${target}, not to a generation`, { hint: 'run `pkg doctor`', details: { target } });
+  const n = Number(m[1]);
+  try {
+    await lstat(join(generationDir(ctx, n), GENERATION_FILE));
+  } catch {
+    throw new SwpkgError('E_STORE', `current points to generation ${n}, which does not exist (dangling)`, {
+      hint: 'run `pkg doctor`, then `pkg rollback --to N` to an existing generation',
+      details: { target, generation: n },
+    });
+  }
+  return n;
+}
+
+/** The active generation, or undefined on a fresh root. Readers call this without any lock. */
+export async function readCurrent(ctx: PkgContext): Promise<Generation | undefined> {
+  const n = await currentNumber(ctx);
+  return n === undefined ? undefined : readGeneration(ctx, n);
+}
+
+/** What a generation's tree holds: real folders, and links (into the store, or a package's own symlink). */
+export interface TreePlan {
+  dirs: string[];
+  links: { path: string; target: string; owner: string }[];
+}
+
+export interface TreeInput {
+  pkg: Pick<GenerationPackage, 'name' | 'version' | 'store'>;
+  manifest: PackageManifest;
+}
+
+/**
+ * Merges every package's files into one tree, or refuses with
+ * E_FILE_CONFLICT naming both owners of a path. Folders may be shared;
+ * anything else at one path (or a path below another package's file or
+ * symlink) is a conflict. Pure: runs before anything is extracted.
+ */
+export function planTree(inputs: TreeInput[]): TreePlan {
+  const owner = new Map<string, { type: 'dir' | 'file' | 'symlink'; who: string[] }>();
+  const conflicts: { path: string; owners: string[] }[] = [];
+  const note = (path: string, a: string, b: string): void => {
+    if (conflicts.length < 50) conflicts.push({ path, owners: [a, b] });
+  };
+  owner.set(GENERATION_FILE, { type: 'file', who: ['pkg (generation record)'] });
+  const links: TreePlan['links'] = [];
+  for (const { pkg, manifest } of [...inputs].sort((a, b) => (a.pkg.name < b.pkg.name ? -1 : 1))) {
+    const me = `${pkg.name}@${pkg.version}`;
+    for (const f of manifest.files) {
+      const segs = f.path.split('/');
+      // A path below someone else's file or symlink would be written through it.
+      let blocked = false;
+      for (let k = 1; k < segs.length; k++) {
+        const parent = owner.get(segs.slice(0, k).join('/'));
+        if (parent && parent.type !== 'dir') {
+          note(f.path, parent.who[0]!, me);
+          blocked = true;
+          break;
+        }
+      }
+      if (blocked) continue;
+      const prev = owner.get(f.path);
+      if (prev) {
+        if (prev.type === 'dir' && f.type === 'dir') {
+          prev.who.push(me);
+          continue;
+        }
+        note(f.path, prev.who[0]!, me);
+        continue;
+      }
+      owner.set(f.path, { type: f.type, who: [me] });
+      if (f.type === 'file') {
+        // Relative, so a store built on the host works mounted anywhere: up to the root, then into store/.
+        links.push({ path: f.path, target: `${'../'.repeat(segs.length + 1)}store/${pkg.store}/${f.path}`, owner: me });
+      } else if (f.type === 'symlink') {
+        // A package's own symlink is copied as it is: it resolves inside the merged tree, also across packages.
+        links.push({ path: f.path, target: f.target!, owner: me });
+      }
+    }
+  }
+  const first = conflicts[0];
+  if (first) {
+    throw new SwpkgError(
+      'E_FILE_CONFLICT',
+      `${first.path} is in both ${first.owners[0]} and ${first.owners[1]}${conflicts.length > 1 ? ` (and ${conflicts.length - 1} more conflicting path(s))` : ''}`,
+      {
+        hint: `remove one of them first (pkg remove ${first.owners[0]!.split('@')[0]}), or install another version`,
+        details: { path: first.path, owners: first.owners, conflicts },
+      },
+    );
+  }
+  const dirs = [...owner.entries()]
+    .filter(([, v]) => v.type === 'dir')
+    .map(([p]) => p)
+    .sort();
+  return { dirs, links };
+}
+
+/** Every folder on the way to `path`, shallowest first. */
+function parents(path: string): string[] {
+  const segs = path.split('/');
+  const out: string[] = [];
+  for (let k = 1; k < segs.length; k++) out.push(segs.slice(0, k).join('/'));
+  return out;
+}
+
+/**
+ * Builds generation N beside the others: `generations/.tmp-*` gets the tree
+ * and generation.json, the filesystem is synced, then it is renamed to
+ * `generations/N` and the parent fsynced. A crash before the rename leaves a
+ * `.tmp-*` the next writer removes; after it, a complete generation that
+ * `current` does not point at yet (harmless; `pkg generations` lists it).
+ */
+export async function buildGeneration(
+  ctx: PkgContext,
+  o: { packages: GenerationPackage[]; tree: TreePlan; command: string; catalogs: Record<string, number>; parent: number | null },
+): Promise<Generation> {
+  await ensureDir(ctx.paths.generations);
+  const existing = await listGenerationNumbers(ctx);
+  const number = (existing[existing.length - 1] ?? 0) + 1;
+  const tmp = join(ctx.paths.generations, `${TMP_PREFIX}${number}-${randomBytes(4).toString('hex')}`);
+  const gen: Generation = {
+    format: 1,
+    number,
+    time: ctx.now().toISOString(),
+    command: o.command,
+    parent: o.parent,
+    catalogs: o.catalogs,
+    packages: [...o.packages].sort((a, b) => (a.name < b.name ? -1 : 1)),
+  };
+  try {
+    await mkdir(tmp, { mode: 0o755 });
+    crashPoint('generation.tmp');
+    const made = new Set<string>(['']);
+    const allDirs = new Set<string>(o.tree.dirs);
+    for (const l of o.tree.links) for (const p of parents(l.path)) allDirs.add(p);
+    for (const d of [...allDirs].sort()) {
+      for (const p of [...parents(d), d]) {
+        if (made.has(p)) continue;
+        await mkdir(join(tmp, p), { mode: 0o755 });
+        made.add(p);
+      }
+    }
+    crashPoint('generation.dirs');
+    let i = 0;
+    for (const l of o.tree.links) {
+      await symlink(l.target, join(tmp, l.path));
+      if (++i % 5000 === 0) crashPoint('generation.links');
+    }
+    crashPoint('generation.linked');
+    const fh = await open(join(tmp, GENERATION_FILE), 'wx', 0o444);
+    try {
+      await fh.writeFile(JSON.stringify(gen, null, 2) + '\n');
+    } finally {
+      await fh.close();
+    }
+    crashPoint('generation.recorded');
+    // One syncfs for the whole tree (folders, links, record) before the rename publishes it.
+    await makeDurable([tmp]);
+    crashPoint('generation.synced');
+    await rename(tmp, generationDir(ctx, number));
+    await fsyncDir(ctx.paths.generations);
+    crashPoint('generation.renamed');
+  } catch (e) {
+    await rm(tmp, { recursive: true, force: true }).catch(() => {});
+    throw e instanceof SwpkgError ? e : fromFsError(e, `building generation ${number}`);
+  }
+  return gen;
+}
+
+/**
+ * Points `current` at generation N atomically: a new symlink `current.new`,
+ * renamed over `current` (rename(2) replaces the link in one step), then the
+ * root folder fsynced. A crash before the rename leaves the old `current`
+ * and a stray `current.new` (removed by the next writer); after it, the new.
+ */
+export async function switchCurrent(ctx: PkgContext, n: number): Promise<void> {
+  try {
+    await rm(ctx.paths.currentNew, { force: true });
+    await symlink(`generations/${n}`, ctx.paths.currentNew);
+    crashPoint('current.staged');
+    await rename(ctx.paths.currentNew, ctx.paths.current);
+    crashPoint('current.renamed');
+    await fsyncDir(ctx.paths.root);
+    crashPoint('current.synced');
+  } catch (e) {
+    throw fromFsError(e, `switching current to generation ${n}`);
+  }
+}

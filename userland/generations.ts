@@ -1,0 +1,188 @@
+import { randomBytes } from 'node:crypto';
+import { lstat, readdir, rename, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { SwpkgError, fromFsError } from '../catalog/index.js';
+import type { PkgContext } from './context.js';
+import { exists, fsyncDir, listDir, removeTree } from './fs-util.js';
+import { currentNumber, generationDir, listGenerationNumbers, readGeneration, switchCurrent } from './generation.js';
+import { discardStoreEntry, listStoreEntries } from './store.js';
+import { TRASH_PREFIX } from './paths.js';
+import { withWriterLock } from './writer.js';
+import { crashPoint } from './crash-point.js';
+
+export interface GenerationSummary {
+  number: number;
+  time: string;
+  command: string;
+  parent: number | null;
+  packages: number;
+  current: boolean;
+  catalogs: Record<string, number>;
+}
+
+/** `pkg generations`: every generation on disk, oldest first. A reader: no lock. */
+export async function listGenerations(ctx: PkgContext): Promise<GenerationSummary[]> {
+  let cur: number | undefined;
+  try {
+    cur = await currentNumber(ctx);
+  } catch {
+    cur = undefined;
+  }
+  const out: GenerationSummary[] = [];
+  for (const n of await listGenerationNumbers(ctx)) {
+    const g = await readGeneration(ctx, n);
+    out.push({
+      number: n,
+      time: g.time,
+      command: g.command,
+      parent: g.parent,
+      packages: g.packages.length,
+      current: n === cur,
+      catalogs: g.catalogs,
+    });
+  }
+  return out;
+}
+
+export interface RollbackResult {
+  from: number | null;
+  to: number;
+  changed: boolean;
+}
+
+/** A generation may become current only if its record reads and every store entry it links into is there. */
+async function assertComplete(ctx: PkgContext, n: number): Promise<void> {
+  const g = await readGeneration(ctx, n);
+  for (const p of g.packages) {
+    if (!(await exists(join(ctx.paths.store, p.store)))) {
+      throw new SwpkgError('E_STORE', `generation ${n} needs store entry ${p.store}, which is gone`, {
+        hint: 'choose another generation (`pkg generations`)',
+        details: { generation: n, missing: p.store },
+      });
+    }
+  }
+}
+
+/**
+ * `pkg rollback [--to N]`: makes an older generation current again (default:
+ * the newest one older than current). Only `current` changes, in one
+ * rename, so a crash leaves either generation current. Also the way out of
+ * a dangling `current` (`--to N`).
+ */
+export async function rollback(ctx: PkgContext, o: { to?: number } = {}): Promise<RollbackResult> {
+  return withWriterLock(ctx, async () => {
+    let cur: number | undefined;
+    try {
+      cur = await currentNumber(ctx);
+    } catch (e) {
+      if (o.to === undefined) throw e;
+      cur = undefined;
+    }
+    const all = await listGenerationNumbers(ctx);
+    let to = o.to;
+    if (to === undefined) {
+      const older = all.filter((n) => cur !== undefined && n < cur);
+      to = older[older.length - 1];
+      if (to === undefined) {
+        throw new SwpkgError(
+          'E_NOT_FOUND',
+          cur === undefined ? 'nothing is installed yet' : `generation ${cur} is the oldest; there is nothing to roll back to`,
+          {
+            hint: 'see `pkg generations`',
+            details: { current: cur, generations: all },
+          },
+        );
+      }
+    }
+    if (!all.includes(to)) {
+      throw new SwpkgError('E_NOT_FOUND', `generation ${to} does not exist`, {
+        hint: 'see `pkg generations`',
+        details: { generation: to, generations: all },
+      });
+    }
+    if (to === cur) return { from: cur, to, changed: false };
+    await assertComplete(ctx, to);
+    crashPoint('rollback.checked');
+    await switchCurrent(ctx, to);
+    ctx.reporter.info(`current is now generation ${to}${cur !== undefined ? ` (was ${cur})` : ''}`);
+    return { from: cur ?? null, to, changed: true };
+  });
+}
+
+export interface GcResult {
+  removedGenerations: number[];
+  removedStoreEntries: string[];
+  removedCacheFiles: string[];
+  freedBytes: number;
+}
+
+async function du(path: string): Promise<number> {
+  let total = 0;
+  let st;
+  try {
+    st = await lstat(path);
+  } catch {
+    return 0;
+  }
+  total += st.size;
+  if (st.isDirectory()) for (const n of await readdir(path)) total += await du(join(path, n));
+  return total;
+}
+
+const STALE_PART_MS = 7 * 24 * 3600 * 1000;
+
+/**
+ * `pkg gc [--keep N]`: deletes generations beyond the newest N (never the
+ * current one), then store entries no remaining generation references, then
+ * finished downloads and week-old partial ones. Each deletion renames the
+ * entry aside first, so a crash never leaves a half-deleted generation or
+ * store entry under its real name.
+ */
+export async function collectGarbage(ctx: PkgContext, o: { keep?: number } = {}): Promise<GcResult> {
+  const keep = o.keep ?? 5;
+  if (!Number.isInteger(keep) || keep < 1)
+    throw new SwpkgError('E_USAGE', '--keep must be a whole number of at least 1', { details: { keep } });
+  return withWriterLock(ctx, async () => {
+    const cur = await currentNumber(ctx);
+    const all = await listGenerationNumbers(ctx);
+    const kept = new Set(all.slice(-keep));
+    if (cur !== undefined) kept.add(cur);
+    const result: GcResult = { removedGenerations: [], removedStoreEntries: [], removedCacheFiles: [], freedBytes: 0 };
+    for (const n of all) {
+      if (kept.has(n)) continue;
+      const aside = join(ctx.paths.generations, `${TRASH_PREFIX}${n}-${randomBytes(4).toString('hex')}`);
+      try {
+        await rename(generationDir(ctx, n), aside);
+        await fsyncDir(ctx.paths.generations);
+      } catch (e) {
+        throw fromFsError(e, `removing generation ${n}`);
+      }
+      crashPoint('gc.generation');
+      result.freedBytes += await du(aside);
+      await removeTree(aside);
+      result.removedGenerations.push(n);
+    }
+    const referenced = new Set<string>();
+    for (const n of kept) for (const p of (await readGeneration(ctx, n)).packages) referenced.add(p.store);
+    for (const dir of await listStoreEntries(ctx)) {
+      if (referenced.has(dir)) continue;
+      result.freedBytes += await du(join(ctx.paths.store, dir));
+      await discardStoreEntry(ctx, dir);
+      crashPoint('gc.store');
+      result.removedStoreEntries.push(dir);
+    }
+    for (const n of await listDir(ctx.paths.cache)) {
+      const path = join(ctx.paths.cache, n);
+      const st = await stat(path).catch(() => undefined);
+      if (!st) continue;
+      if (n.endsWith('.part') && Date.now() - st.mtimeMs < STALE_PART_MS) continue;
+      result.freedBytes += st.size;
+      await rm(path, { recursive: true, force: true });
+      result.removedCacheFiles.push(n);
+    }
+    ctx.reporter.info(
+      `removed ${result.removedGenerations.length} generation(s), ${result.removedStoreEntries.length} store entr${result.removedStoreEntries.length === 1 ? 'y' : 'ies'}, ${result.removedCacheFiles.length} cached file(s)`,
+    );
+    return result;
+  });
+}

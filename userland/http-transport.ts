@@ -1,0 +1,166 @@
+import { SwpkgError } from '../catalog/index.js';
+
+/** One HTTP response as the download code needs it: status, headers, a body stream it can abandon. */
+export interface HttpResponse {
+  status: number;
+  /** Lower-case header names. */
+  header(name: string): string | undefined;
+  body: AsyncIterable<Uint8Array>;
+  /** Stops reading and frees the connection. */
+  discard(): Promise<void>;
+}
+
+export interface HttpRequest {
+  headers: Record<string, string>;
+  signal: AbortSignal;
+  /** No response headers within this time is a stall (slow retrieval). */
+  headersTimeoutMs: number;
+}
+
+/**
+ * The network edge of pkg, kept small so tests can swap it: `undiciTransport`
+ * talks to real servers; `fetchTransport` goes through WHATWG fetch, where
+ * msw intercepts unit-level edge cases.
+ */
+export interface HttpTransport {
+  get(url: string, req: HttpRequest): Promise<HttpResponse>;
+  close?(): Promise<void>;
+}
+
+/** Network failures as coded errors: refused, reset, DNS, TLS all become E_NETWORK with the errno. */
+export function networkError(url: string, e: unknown): SwpkgError {
+  if (e instanceof SwpkgError) return e;
+  const err = e as { code?: string; message?: string; cause?: { code?: string; message?: string } };
+  const code = err?.code ?? err?.cause?.code;
+  if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT') {
+    return new SwpkgError('E_STALLED', `${url}: the server stopped answering (${code})`, {
+      hint: 'the mirror is too slow or unreachable; retry, or add another mirror with `pkg repo set NAME URL --mirror URL`',
+      details: { url, errno: code },
+      cause: e,
+    });
+  }
+  return new SwpkgError('E_NETWORK', `${url}: ${err?.cause?.message ?? err?.message ?? String(e)}`, {
+    hint: 'check the network and the repository URL; an interrupted download resumes on the next run',
+    details: { url, errno: code },
+    cause: e,
+  });
+}
+
+/**
+ * The production transport: undici's `request` with its own bounded timeouts.
+ * Loaded lazily so commands that never touch the network start fast.
+ */
+export async function undiciTransport(o: { connectTimeoutMs?: number } = {}): Promise<HttpTransport> {
+  const { Agent, request, interceptors } = await import('undici');
+  const base = new Agent({
+    connectTimeout: o.connectTimeoutMs ?? 30_000,
+    // pkg measures stalls itself (bytes per window); undici's own timers are the outer bound.
+    bodyTimeout: 0,
+    headersTimeout: 0,
+    keepAliveTimeout: 4_000,
+    connections: 8,
+  });
+  // Static hosts and CDNs redirect; a bounded number of hops keeps a loop from running forever.
+  const agent = base.compose(interceptors.redirect({ maxRedirections: 5 }));
+  return {
+    async get(url, req) {
+      let timer: NodeJS.Timeout | undefined;
+      const ctl = new AbortController();
+      const onAbort = (): void => ctl.abort(req.signal.reason);
+      req.signal.addEventListener('abort', onAbort, { once: true });
+      try {
+        const pending = request(url, { method: 'GET', headers: req.headers, signal: ctl.signal, dispatcher: agent });
+        const res = await new Promise<Awaited<ReturnType<typeof request>>>((resolve, reject) => {
+          timer = setTimeout(() => {
+            const err = new SwpkgError('E_STALLED', `${url}: no answer within ${req.headersTimeoutMs} ms`, {
+              hint: 'the mirror is too slow or unreachable; retry, or add another mirror',
+              details: { url, timeoutMs: req.headersTimeoutMs },
+            });
+            ctl.abort(err);
+            reject(err);
+          }, req.headersTimeoutMs);
+          pending.then(resolve, reject);
+        });
+        return {
+          status: res.statusCode,
+          header: (name) => {
+            const v = res.headers[name.toLowerCase()];
+            return Array.isArray(v) ? v[0] : v;
+          },
+          body: res.body as AsyncIterable<Uint8Array>,
+          discard: async () => {
+            // Destroying an undici body emits AbortError: nobody reads it any more, so swallow it here.
+            res.body.on('error', () => {});
+            try {
+              res.body.destroy();
+            } catch {
+              // already closed
+            }
+          },
+        };
+      } catch (e) {
+        if (req.signal.aborted && req.signal.reason instanceof SwpkgError) throw req.signal.reason;
+        throw networkError(url, e);
+      } finally {
+        if (timer) clearTimeout(timer);
+        req.signal.removeEventListener('abort', onAbort);
+      }
+    },
+    async close() {
+      await base.close();
+    },
+  };
+}
+
+/** Set by the guest bundle (userland/cli/bundle.ts); undefined in the tsc build and in tests. */
+declare const PKG_BUILTIN_FETCH: boolean | undefined;
+
+/**
+ * The transport pkg uses unless one is injected: the undici package, or in
+ * the one-file guest bundle Node's own copy of undici behind fetch — the
+ * package is 70% of the bundle's bytes, and every `pkg` start pays for
+ * decoding them. Both are bounded the same way: pkg's own header timer and
+ * stall rule, not the library's defaults.
+ */
+export async function defaultTransport(): Promise<HttpTransport> {
+  if (typeof PKG_BUILTIN_FETCH === 'boolean' && PKG_BUILTIN_FETCH) return fetchTransport();
+  return undiciTransport();
+}
+
+/** A transport over WHATWG fetch (globalThis.fetch at call time by default), which msw intercepts in unit tests. */
+export function fetchTransport(fetchImpl?: typeof fetch): HttpTransport {
+  const fetchFn = (url: string, init: RequestInit): Promise<Response> => (fetchImpl ?? globalThis.fetch)(url, init);
+  return {
+    async get(url, req) {
+      let timer: NodeJS.Timeout | undefined;
+      try {
+        const res = await new Promise<Response>((resolve, reject) => {
+          timer = setTimeout(
+            () =>
+              reject(
+                new SwpkgError('E_STALLED', `${url}: no answer within ${req.headersTimeoutMs} ms`, {
+                  details: { url, timeoutMs: req.headersTimeoutMs },
+                }),
+              ),
+            req.headersTimeoutMs,
+          );
+          fetchFn(url, { headers: req.headers, signal: req.signal, redirect: 'follow' }).then(resolve, reject);
+        });
+        const body = res.body;
+        return {
+          status: res.status,
+          header: (name) => res.headers.get(name) ?? undefined,
+          body: (body ?? (async function* () {})()) as AsyncIterable<Uint8Array>,
+          discard: async () => {
+            await body?.cancel().catch(() => {});
+          },
+        };
+      } catch (e) {
+        if (req.signal.aborted && req.signal.reason instanceof SwpkgError) throw req.signal.reason;
+        throw networkError(url, e);
+      } finally {
+        if (timer) clearTimeout(timer);
+      }
+    },
+  };
+}

@@ -1,0 +1,79 @@
+// Public API of the target client `pkg`: repositories, update, queries, install/remove/upgrade,
+// generations and rollback, doctor, gc. Library code reports through the Reporter; only
+// userland/cli prints.
+export { createContext, type PkgContext, type PkgOptions } from './context.js';
+export { rootPaths, storeDirName, type RootPaths } from './paths.js';
+export {
+  addRepository,
+  listRepositories,
+  removeRepository,
+  readRepos,
+  loadTrustedRoot,
+  type AddRepoOptions,
+  type RepoConfig,
+  type RepoInfo,
+} from './repos.js';
+export { updateRepositories, type RepoUpdate, type UpdateResult } from './update.js';
+export { readCatalogState, loadCatalog, type CatalogState, type LoadedCatalog } from './catalog-store.js';
+export {
+  searchPackages,
+  packageInfo,
+  listPackages,
+  packageFiles,
+  type SearchHit,
+  type PackageInfo,
+  type ListedPackage,
+  type ListFilter,
+  type PackageFiles,
+  type CatalogEntry,
+} from './query.js';
+export {
+  installPackages,
+  removePackages,
+  removeOrphans,
+  upgradePackages,
+  type InstallOptions,
+  type RemoveOptions,
+  type UpgradeOptions,
+  type MutationOptions,
+  type TransactionResult,
+  type PlanView,
+  type PlanLine,
+  type Available,
+  type PackageSource,
+} from './transaction.js';
+export { listGenerations, rollback, collectGarbage, type GenerationSummary, type RollbackResult, type GcResult } from './generations.js';
+export {
+  readCurrent,
+  readGeneration,
+  currentNumber,
+  planTree,
+  GENERATION_FILE,
+  type Generation,
+  type GenerationPackage,
+  type TreePlan,
+} from './generation.js';
+export { checkStoreEntry, readStoreManifest, type StoreProblem } from './store.js';
+export { doctor, type DoctorReport, type DoctorProblem } from './doctor.js';
+export { addTrustedKey, removeTrustedKey, trustedKeys, type TrustedKey } from './trusted-keys.js';
+export { acquireWriterLock, readLockHolder, type LockHolder, type WriterLock } from './lock.js';
+export { withWriterLock, findLeftovers, cleanupLeftovers } from './writer.js';
+export {
+  downloadFile,
+  fetchBytes,
+  tryMirrors,
+  joinUrl,
+  DEFAULT_LIMITS,
+  type TransferLimits,
+  type DownloadOptions,
+  type DownloadResult,
+} from './download.js';
+export {
+  undiciTransport,
+  fetchTransport,
+  defaultTransport,
+  type HttpTransport,
+  type HttpResponse,
+  type HttpRequest,
+} from './http-transport.js';
+export { crashPoint } from './crash-point.js';

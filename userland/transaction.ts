@@ -1,0 +1,569 @@
+import { rm } from 'node:fs/promises';
+import { join, resolve as resolvePath } from 'node:path';
+import {
+  SwpkgError,
+  ERROR_CODES,
+  ExitCode,
+  compatiblePackages,
+  findReverseDependencies,
+  parseRequirement,
+  readPackageHeader,
+  resolve,
+  verifyPackageFile,
+  verifyPackageSignature,
+  type PackageManifest,
+  type Plan,
+  type Reporter,
+  type Requirement,
+  type Signature,
+} from '../catalog/index.js';
+import type { PkgContext } from './context.js';
+import { readRepos } from './repos.js';
+import { loadCatalog, type LoadedCatalog } from './catalog-store.js';
+import { downloadFile, joinUrl } from './download.js';
+import { commitStoreEntries, discardStoreEntry, readStoreManifest, reuseStoreEntry, stageStoreEntry, type StagedEntry } from './store.js';
+import {
+  buildGeneration,
+  planTree,
+  readCurrent,
+  switchCurrent,
+  type Generation,
+  type GenerationPackage,
+  type TreeInput,
+} from './generation.js';
+import { storeDirName } from './paths.js';
+import { ensureDir, exists, removeTree } from './fs-util.js';
+import { trustedKeys } from './trusted-keys.js';
+import { withWriterLock } from './writer.js';
+import { crashPoint } from './crash-point.js';
+import { eachLimit } from './each-limit.js';
+
+/** Where a package's bytes come from. */
+export type PackageSource =
+  | { kind: 'repo'; repo: string; bases: string[]; path: string }
+  | { kind: 'file'; path: string; manifest: PackageManifest; signature?: Signature; trustedBy?: { keyid: string; source: string } };
+
+/** One installable package: a catalog entry of a configured repository, or a local `.swpkg` file. */
+export interface Available {
+  name: string;
+  version: string;
+  arch: string;
+  abi: string;
+  depends: Record<string, string>;
+  provides: string[];
+  conflicts: string[];
+  size: number;
+  installedSize: number;
+  sha256: string;
+  summary: string;
+  /** Repository it comes from; absent for a local file. */
+  repo?: string;
+  source: PackageSource;
+}
+
+/** One line of a plan as shown to people and in --json. */
+export interface PlanLine {
+  action: 'install' | 'upgrade' | 'downgrade' | 'remove' | 'keep';
+  name: string;
+  from?: string;
+  to?: string;
+  /** Repository, or null for a local file. */
+  repo?: string | null;
+  reason: string;
+  /** Bytes to download for this package (0 when the store or cache already has it). */
+  download: number;
+}
+
+/** What a mutation will do, computed before anything changes. */
+export interface PlanView {
+  command: string;
+  fromGeneration: number | null;
+  lines: PlanLine[];
+  downloadCount: number;
+  downloadBytes: number;
+  /** Change of the installed size in bytes (negative when space is freed). */
+  installedSizeDelta: number;
+  /** Explicitly installed names afterwards. */
+  world: string[];
+  /** True when there is nothing to change. */
+  empty: boolean;
+  warnings: string[];
+}
+
+export interface TransactionResult {
+  plan: PlanView;
+  dryRun: boolean;
+  /** The generation now current (unchanged when nothing was to do or on --dry-run). */
+  generation: number | null;
+  previousGeneration: number | null;
+  downloads: { name: string; version: string; bytes: number; resumedFrom: number; cached: boolean }[];
+}
+
+export interface MutationOptions {
+  dryRun?: boolean;
+  /** Asked with the plan before anything changes; false cancels (E_CONFIRM). Absent: proceed. */
+  confirm?: (plan: PlanView) => Promise<boolean>;
+}
+
+interface World {
+  current: Generation | undefined;
+  available: Available[];
+  catalogVersions: Record<string, number>;
+  /** Repositories configured but never updated (nothing to resolve from). */
+  notUpdated: string[];
+}
+
+/**
+ * Loads the installed set and the catalogs to resolve against. Mutations
+ * re-verify each accepted catalog against the trusted root and the clock
+ * (an expired catalog refuses installs: freeze attack), queries do not.
+ */
+async function loadWorld(ctx: PkgContext, o: { catalogs: boolean | 'lenient'; warn: (m: string) => void }): Promise<World> {
+  const current = await readCurrent(ctx);
+  const available: Available[] = [];
+  const catalogVersions: Record<string, number> = {};
+  const notUpdated: string[] = [];
+  if (o.catalogs) {
+    for (const r of await readRepos(ctx)) {
+      let loaded: LoadedCatalog | undefined;
+      try {
+        loaded = await loadCatalog(ctx, r.name, { fresh: true });
+      } catch (e) {
+        if (o.catalogs !== 'lenient' || !(e instanceof SwpkgError)) throw e;
+        o.warn(`repository ${r.name} is left out: ${e.code} ${e.message}`);
+        continue;
+      }
+      if (!loaded) {
+        notUpdated.push(r.name);
+        continue;
+      }
+      catalogVersions[r.name] = loaded.state.version;
+      available.push(...availableFrom(ctx, loaded, [r.url, ...r.mirrors]));
+    }
+  }
+  return { current, available, catalogVersions, notUpdated };
+}
+
+export function availableFrom(ctx: PkgContext, c: LoadedCatalog, bases: string[]): Available[] {
+  return compatiblePackages(c.doc, ctx.client).map((p) => ({
+    name: p.name,
+    version: p.version,
+    arch: p.arch,
+    abi: p.abi,
+    depends: p.depends,
+    provides: p.provides,
+    conflicts: p.conflicts,
+    size: p.size,
+    installedSize: p.installedSize,
+    sha256: p.sha256,
+    summary: p.summary,
+    repo: c.repo,
+    source: { kind: 'repo', repo: c.repo, bases, path: p.path },
+  }));
+}
+
+/** Downloads in flight: hides per-request latency; more buys nothing on one link. */
+const DOWNLOADS_IN_FLIGHT = 4;
+/** Extractions in flight: gunzip runs on libuv threads while the main thread hashes and writes. */
+const EXTRACTIONS_IN_FLIGHT = 2;
+
+/** One progress line for all downloads of a transaction (bytes of every package together). */
+function aggregateProgress(ctx: PkgContext, items: Available[]): (name: string) => Reporter {
+  const total = items.reduce((n, c) => n + c.size, 0);
+  const done = new Map<string, number>();
+  let sum = 0;
+  return (name) => ({
+    info: (m) => ctx.reporter.info(m),
+    warn: (m) => ctx.reporter.warn(m),
+    progress: (_label, d) => {
+      sum += d - (done.get(name) ?? 0);
+      done.set(name, d);
+      ctx.reporter.progress(`downloading ${items.length} package${items.length === 1 ? '' : 's'}`, sum, total);
+    },
+  });
+}
+
+function cachePath(ctx: PkgContext, a: Available): string {
+  return join(ctx.paths.cache, `${a.name}-${a.version}-${a.sha256.slice(0, 16)}.swpkg`);
+}
+
+function isFileSpec(spec: string): boolean {
+  return spec.endsWith('.swpkg') || spec.startsWith('./') || spec.startsWith('/') || spec.startsWith('../');
+}
+
+/**
+ * Reads and fully verifies a local package (every file against its
+ * manifest), checks it fits this machine, and decides trust: its signature
+ * must verify under a trusted key unless `allowUntrusted`. A signature that
+ * is present but wrong is refused even then: it proves tampering.
+ */
+async function localCandidate(ctx: PkgContext, file: string, allowUntrusted: boolean, warn: (m: string) => void): Promise<Available> {
+  const path = resolvePath(file);
+  const v = await verifyPackageFile(path);
+  const m = v.manifest;
+  if ((m.arch !== ctx.client.arch && m.arch !== 'any') || m.abi !== ctx.client.abi) {
+    throw new SwpkgError(
+      'E_INCOMPATIBLE',
+      `${file} is built for ${m.arch}/${m.abi}; this machine is ${ctx.client.arch}/${ctx.client.abi}`,
+      {
+        hint: 'get the package built for this machine',
+        details: { file, arch: m.arch, abi: m.abi, clientArch: ctx.client.arch, clientAbi: ctx.client.abi },
+      },
+    );
+  }
+  let trustedBy: { keyid: string; source: string } | undefined;
+  const keys = await trustedKeys(ctx);
+  try {
+    const { keyid } = verifyPackageSignature({ manifest: m, ...(v.signature ? { signature: v.signature } : {}) }, keys);
+    trustedBy = { keyid, source: keys.find((k) => k.keyid === keyid)?.source ?? '' };
+  } catch (e) {
+    if (!(e instanceof SwpkgError) || e.code === 'E_SIGNATURE') throw e;
+    if (!allowUntrusted) {
+      throw new SwpkgError(e.code, `${file}: ${e.message}; refusing to install a package no trusted key vouches for`, {
+        hint: 'trust its signer with `pkg key add KEY.pub`, install it from a configured repository, or pass --allow-untrusted if you trust this file',
+        details: { ...e.details, file },
+        cause: e,
+      });
+    }
+    warn(`${file} (${m.name}@${m.version}) is NOT signed by a trusted key (${e.message}); installing it because of --allow-untrusted`);
+  }
+  const source: PackageSource = {
+    kind: 'file',
+    path,
+    manifest: m,
+    ...(v.signature ? { signature: v.signature } : {}),
+    ...(trustedBy ? { trustedBy } : {}),
+  };
+  return {
+    name: m.name,
+    version: m.version,
+    arch: m.arch,
+    abi: m.abi,
+    depends: m.depends,
+    provides: m.provides,
+    conflicts: m.conflicts,
+    size: v.size,
+    installedSize: m.installedSize,
+    sha256: v.sha256,
+    summary: m.summary,
+    source,
+  };
+}
+
+type PkgPlan = Plan<Available, GenerationPackage>;
+
+async function view(ctx: PkgContext, plan: PkgPlan, w: World, warnings: string[]): Promise<PlanView> {
+  const lines: PlanLine[] = [];
+  let downloadBytes = 0;
+  let downloadCount = 0;
+  let delta = 0;
+  for (const s of plan.steps) {
+    const line: PlanLine = { action: s.action, name: s.name, reason: s.reason, download: 0 };
+    if (s.from !== undefined) line.from = s.from;
+    if (s.to !== undefined) line.to = s.to;
+    if (s.candidate) {
+      line.repo = s.candidate.repo ?? null;
+      const stored = await exists(join(ctx.paths.store, storeDirName(s.candidate.sha256, s.candidate.name, s.candidate.version)));
+      const cached = s.candidate.source.kind === 'repo' && (await exists(cachePath(ctx, s.candidate)));
+      if (s.candidate.source.kind === 'repo' && !stored && !cached) {
+        line.download = s.candidate.size;
+        downloadBytes += s.candidate.size;
+        downloadCount++;
+      }
+      delta += s.candidate.installedSize;
+    } else if (s.installed) {
+      line.repo = s.installed.repo;
+    }
+    if (s.installed && s.action !== 'keep') delta -= s.installed.installedSize;
+    lines.push(line);
+  }
+  const explicitBefore = new Set((w.current?.packages ?? []).filter((p) => p.explicit).map((p) => p.name));
+  const worldChanged = plan.world.length !== explicitBefore.size || plan.world.some((n) => !explicitBefore.has(n));
+  return {
+    command: ctx.command,
+    fromGeneration: w.current?.number ?? null,
+    lines,
+    downloadCount,
+    downloadBytes,
+    installedSizeDelta: delta,
+    world: plan.world,
+    empty: !worldChanged && lines.every((l) => l.action === 'keep'),
+    warnings,
+  };
+}
+
+/**
+ * Applies a plan: download (resumable, capped, hashed while streaming) →
+ * read each new manifest → refuse file conflicts → extract into the store
+ * (verified while extracting) → build generation N+1 → switch `current`.
+ * Nothing is visible before the switch. On failure, store entries added by
+ * this run are removed again, and so are its downloads unless the failure
+ * was the network's (then they stay for the next run to resume).
+ */
+async function apply(
+  ctx: PkgContext,
+  plan: PkgPlan,
+  w: World,
+  catalogs: Record<string, number>,
+): Promise<{ generation: Generation; downloads: TransactionResult['downloads'] }> {
+  const downloads: TransactionResult['downloads'] = [];
+  const addedStore: string[] = [];
+  const staged: StagedEntry[] = [];
+  const fetchedFiles: string[] = [];
+  const files = new Map<string, string>();
+  const transport = plan.final.some((p) => p.candidate?.source.kind === 'repo') ? await ctx.transport() : undefined;
+  try {
+    // 1. Downloads, a few at a time. The store already holding the same bytes (by hash, re-checked)
+    // means nothing to fetch or extract.
+    const toFetch: Available[] = [];
+    for (const p of plan.final) {
+      const c = p.candidate;
+      if (!c) continue;
+      if (await reuseStoreEntry(ctx, c.sha256, c.name, c.version)) continue;
+      if (c.source.kind === 'file') files.set(c.name, c.source.path);
+      else toFetch.push(c);
+    }
+    if (toFetch.length > 0) await ensureDir(ctx.paths.cache);
+    const progress = aggregateProgress(ctx, toFetch);
+    await eachLimit(toFetch, DOWNLOADS_IN_FLIGHT, async (c) => {
+      const source = c.source as Extract<PackageSource, { kind: 'repo' }>;
+      const dest = cachePath(ctx, c);
+      const hadFile = await exists(dest);
+      crashPoint('transaction.download');
+      const r = await downloadFile(
+        source.bases.map((b) => joinUrl(b, source.path)),
+        {
+          transport: transport!,
+          dest,
+          size: c.size,
+          sha256: c.sha256,
+          limits: ctx.limits,
+          retries: ctx.retries,
+          reporter: progress(c.name),
+          label: c.name,
+        },
+      );
+      if (!hadFile) fetchedFiles.push(dest);
+      files.set(c.name, dest);
+      downloads.push({ name: c.name, version: c.version, bytes: r.transferred, resumedFrom: r.resumedFrom, cached: r.cached });
+    });
+    downloads.sort((a, b) => (a.name < b.name ? -1 : 1));
+    crashPoint('transaction.downloaded');
+
+    // 2. Manifests of the whole next set, then the merged tree: file conflicts are refused before any extraction.
+    const inputs: TreeInput[] = [];
+    for (const p of plan.final) {
+      if (p.installed) {
+        inputs.push({ pkg: p.installed, manifest: await readStoreManifest(ctx, p.installed.store) });
+        continue;
+      }
+      const c = p.candidate!;
+      const store = storeDirName(c.sha256, c.name, c.version);
+      let manifest: PackageManifest;
+      if (c.source.kind === 'file') manifest = c.source.manifest;
+      else if (!files.has(c.name)) manifest = await readStoreManifest(ctx, store);
+      else manifest = (await readPackageHeader(files.get(c.name)!)).manifest;
+      if (manifest.name !== c.name || manifest.version !== c.version || manifest.arch !== c.arch || manifest.abi !== c.abi) {
+        throw new SwpkgError(
+          manifest.name !== c.name || manifest.version !== c.version ? 'E_CORRUPT' : 'E_INCOMPATIBLE',
+          `${c.name}@${c.version} from ${c.repo ?? 'a file'} contains ${manifest.name}@${manifest.version} (${manifest.arch}/${manifest.abi})`,
+          {
+            hint: 'the repository catalog and the package disagree; tell the publisher',
+            details: { expected: `${c.name}@${c.version}`, actual: `${manifest.name}@${manifest.version}` },
+          },
+        );
+      }
+      inputs.push({ pkg: { name: c.name, version: c.version, store }, manifest });
+    }
+    const tree = planTree(inputs);
+    crashPoint('transaction.planned-tree');
+
+    // 3. Into the store: extract and verify each into store/.tmp-*, then one syncfs and the renames.
+    const toStage = plan.final.filter((p) => p.candidate && files.has(p.candidate.name)).map((p) => p.candidate!);
+    await eachLimit(toStage, EXTRACTIONS_IN_FLIGHT, async (c) => {
+      const entry = await stageStoreEntry(ctx, files.get(c.name)!, {
+        sha256: c.sha256,
+        size: c.size,
+        name: c.name,
+        version: c.version,
+        ...(c.source.kind === 'file' && c.source.signature ? { signature: c.source.signature } : {}),
+      });
+      staged.push(entry);
+      if (entry.dir !== storeDirName(c.sha256, c.name, c.version))
+        throw new SwpkgError('E_INTERNAL', `store entry ${entry.dir} is not the expected one`);
+      ctx.reporter.progress('verifying and extracting', staged.length, toStage.length);
+    });
+    const records: GenerationPackage[] = [];
+    for (const p of plan.final) {
+      if (p.installed) {
+        records.push({ ...p.installed, explicit: p.explicit });
+        continue;
+      }
+      const c = p.candidate!;
+      const expectDir = storeDirName(c.sha256, c.name, c.version);
+      records.push({
+        name: c.name,
+        version: c.version,
+        arch: c.arch,
+        abi: c.abi,
+        sha256: c.sha256,
+        size: c.size,
+        installedSize: c.installedSize,
+        store: expectDir,
+        explicit: p.explicit,
+        repo: c.repo ?? null,
+        depends: c.depends,
+        provides: c.provides,
+        conflicts: c.conflicts,
+      });
+    }
+    await commitStoreEntries(ctx, staged, (dir) => addedStore.push(dir));
+    staged.length = 0;
+    crashPoint('transaction.stored');
+
+    // 4. The new generation, then the one atomic step that makes it visible.
+    const generation = await buildGeneration(ctx, {
+      packages: records,
+      tree,
+      command: ctx.command,
+      catalogs,
+      parent: w.current?.number ?? null,
+    });
+    await switchCurrent(ctx, generation.number);
+    crashPoint('transaction.switched');
+
+    // 5. Downloads now live in the store.
+    for (const f of files.values()) if (f.startsWith(ctx.paths.cache)) await rm(f, { force: true });
+    crashPoint('transaction.cleaned');
+    return { generation, downloads };
+  } catch (e) {
+    for (const e of staged) await removeTree(e.tmp).catch(() => {});
+    for (const dir of addedStore) await discardStoreEntry(ctx, dir).catch(() => {});
+    const exit = e instanceof SwpkgError ? ERROR_CODES[e.code] : ExitCode.UNEXPECTED;
+    if (exit !== ExitCode.NETWORK) for (const f of fetchedFiles) await rm(f, { force: true }).catch(() => {});
+    throw e;
+  }
+}
+
+async function transaction(
+  ctx: PkgContext,
+  o: MutationOptions & { catalogs: boolean | 'lenient'; warnings?: string[] },
+  makePlan: (w: World) => Promise<PkgPlan>,
+): Promise<TransactionResult> {
+  const warnings = o.warnings ?? [];
+  // Reported as they happen, so they show even when planning then fails.
+  const warn = (m: string): void => {
+    warnings.push(m);
+    ctx.reporter.warn(m);
+  };
+  const run = async (): Promise<TransactionResult> => {
+    const w = await loadWorld(ctx, { catalogs: o.catalogs, warn });
+    for (const r of w.notUpdated) warn(`repository ${r} has no catalog yet; run \`pkg update\``);
+    const plan = await makePlan(w);
+    const pv = await view(ctx, plan, w, warnings);
+    const base: TransactionResult = {
+      plan: pv,
+      dryRun: o.dryRun === true,
+      generation: w.current?.number ?? null,
+      previousGeneration: w.current?.number ?? null,
+      downloads: [],
+    };
+    if (o.dryRun || pv.empty) return base;
+    if (o.confirm && !(await o.confirm(pv))) {
+      throw new SwpkgError('E_CONFIRM', 'cancelled; nothing was changed', { hint: 'answer y, or pass --yes' });
+    }
+    crashPoint('transaction.confirmed');
+    const catalogs = o.catalogs !== false ? { ...(w.current?.catalogs ?? {}), ...w.catalogVersions } : (w.current?.catalogs ?? {});
+    const { generation, downloads } = await apply(ctx, plan, w, catalogs);
+    return { ...base, generation: generation.number, downloads };
+  };
+  // --dry-run only reads: it takes no lock, like the other readers.
+  return o.dryRun ? run() : withWriterLock(ctx, run);
+}
+
+export interface InstallOptions extends MutationOptions {
+  /** `NAME`, `NAME@RANGE`, or a path to a `.swpkg` file. */
+  specs: string[];
+  allowUntrusted?: boolean;
+}
+
+/**
+ * `pkg install`: adds the requested packages (and what they need) to the
+ * installed set. Local files must carry a signature from a trusted key
+ * unless `allowUntrusted`.
+ */
+export async function installPackages(ctx: PkgContext, o: InstallOptions): Promise<TransactionResult> {
+  if (o.specs.length === 0)
+    throw new SwpkgError('E_USAGE', 'name at least one package to install', { hint: 'pkg install NAME[@RANGE]... | ./FILE.swpkg' });
+  const warnings: string[] = [];
+  // Installing only local files does not need every catalog to be usable: one that fails its checks is left out (and said so).
+  const onlyFiles = o.specs.every(isFileSpec);
+  return transaction(ctx, { ...o, catalogs: onlyFiles ? 'lenient' : true, warnings }, async (w) => {
+    const local: Available[] = [];
+    const install: Requirement[] = [];
+    for (const spec of o.specs) {
+      if (isFileSpec(spec)) {
+        const c = await localCandidate(ctx, spec, o.allowUntrusted === true, (m) => {
+          warnings.push(m);
+          ctx.reporter.warn(m);
+        });
+        local.push(c);
+        install.push({ name: c.name, range: c.version });
+      } else {
+        install.push(parseRequirement(spec));
+      }
+    }
+    // Local files first: for the same NAME@VERSION the first entry wins.
+    return resolve<Available, GenerationPackage>({ available: [...local, ...w.available], installed: w.current?.packages ?? [], install });
+  });
+}
+
+export interface RemoveOptions extends MutationOptions {
+  names: string[];
+  /** Also remove every installed package that needs one of `names`, transitively. */
+  cascade?: boolean;
+}
+
+/**
+ * `pkg remove`: refuses (E_NEEDED, naming them) while another installed
+ * package needs a name, unless `cascade`. Dependencies nothing needs any
+ * more are removed with it (orphan cleanup).
+ */
+export async function removePackages(ctx: PkgContext, o: RemoveOptions): Promise<TransactionResult> {
+  if (o.names.length === 0) throw new SwpkgError('E_USAGE', 'name at least one package to remove');
+  return transaction(ctx, { ...o, catalogs: false }, async (w) => {
+    const installed = w.current?.packages ?? [];
+    const removing = new Set(o.names);
+    if (o.cascade) {
+      for (let i = 0; i <= installed.length; i++) {
+        const more = findReverseDependencies(installed, [...removing]).filter((n) => !removing.has(n));
+        if (more.length === 0) break;
+        for (const n of more) removing.add(n);
+      }
+    }
+    return resolve<Available, GenerationPackage>({ available: [], installed, remove: [...removing] });
+  });
+}
+
+/** `pkg autoremove`: removes installed dependencies no explicitly installed package needs. */
+export async function removeOrphans(ctx: PkgContext, o: MutationOptions = {}): Promise<TransactionResult> {
+  return transaction(ctx, { ...o, catalogs: false }, async (w) =>
+    resolve<Available, GenerationPackage>({ available: [], installed: w.current?.packages ?? [] }),
+  );
+}
+
+export interface UpgradeOptions extends MutationOptions {
+  /** Names to upgrade; empty means everything installed. */
+  names?: string[];
+}
+
+/** `pkg upgrade [NAME...]`: moves installed packages to the highest versions the catalogs offer that fit. */
+export async function upgradePackages(ctx: PkgContext, o: UpgradeOptions = {}): Promise<TransactionResult> {
+  return transaction(ctx, { ...o, catalogs: true }, async (w) =>
+    resolve<Available, GenerationPackage>({
+      available: w.available,
+      installed: w.current?.packages ?? [],
+      upgrade: o.names && o.names.length > 0 ? o.names : 'all',
+    }),
+  );
+}

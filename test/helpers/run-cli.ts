@@ -7,6 +7,8 @@ export interface CliResult {
   code: number;
   stdout: string;
   stderr: string;
+  // Tests read arbitrary fields of the parsed --json output and assert them; the shape is what they check.
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
   json: any;
 }
 

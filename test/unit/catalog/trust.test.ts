@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import * as ed from '@noble/ed25519';
+import { createHash } from 'node:crypto';
 import {
   createRoot,
   rotateRoot,
@@ -76,7 +77,7 @@ describe('Ed25519 strictness', () => {
   it('refuses a root listing a small-order public key', () => {
     const { root } = setup();
     const smallOrder = bytesToHex(ed.Point.ZERO.toBytes()); // identity point: order 1
-    const keyid = require('node:crypto').createHash('sha256').update(Buffer.from(smallOrder, 'hex')).digest('hex') as string;
+    const keyid = createHash('sha256').update(Buffer.from(smallOrder, 'hex')).digest('hex');
     const evil = structuredClone(root) as unknown as { signed: { keys: Record<string, unknown>; roles: { catalog: { keyids: string[] } } } };
     evil.signed.keys[keyid] = { type: 'ed25519', public: smallOrder };
     evil.signed.roles.catalog.keyids.push(keyid);
@@ -145,7 +146,7 @@ describe('verifyCatalog: one case per attack', () => {
   }
   it('accepts a good catalog, a newer one, and the same bytes again', () => {
     expect(verifyCatalog(goodBytes, { root, now: NOW }).signed.version).toBe(100);
-    const sha = require('node:crypto').createHash('sha256').update(goodBytes).digest('hex') as string;
+    const sha = createHash('sha256').update(goodBytes).digest('hex');
     expect(verifyCatalog(goodBytes, { root, now: NOW, lastAccepted: { version: 100, sha256: sha } }).signed.version).toBe(100);
     expect(verifyCatalog(enc(signCatalog(catalog(101), [catKey])), { root, now: NOW, lastAccepted: { version: 100, sha256: sha } }).signed.version).toBe(101);
   });

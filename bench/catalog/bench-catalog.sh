@@ -4,7 +4,7 @@
 #          over the same content (anchor kit, /work/shared/bench), plus a gunzip+sha256 floor
 #   pack   `swpkg pack` of a 200 MiB incompressible folder vs `tar -czf` (both gzip level 6)
 #   mem    peak RSS of `swpkg pack` / `swpkg verify` on a 1 GiB payload vs the same commands on a
-#          small package (flat means a ratio near 1, and well under 200 MiB)
+#          small package (flat: the peak does not grow with the payload; the bar is under 200 MiB)
 #
 #   BENCH_DIR=/tmp/x bench/catalog/bench-catalog.sh [index] [pack] [mem]     (default: all three)
 #
@@ -25,7 +25,6 @@ KIT_NODE=${KIT_NODE:-/usr/bin/node}
 NODE24=$ROOT/node_modules/.bin/node
 N=${N:-1000}
 RUNS=${RUNS:-3}
-EPOCH=1704067200
 export SWPKG=$ROOT/bin/swpkg
 export C=$BENCH_DIR/corpus P=$BENCH_DIR/pkgs/small S=$BENCH_DIR/swpkg/small W=$BENCH_DIR/work-catalog
 RES=$BENCH_DIR/results-catalog
@@ -96,20 +95,9 @@ sec_index() {
   put "$META" packCorpus "$packed"
   put "$META" packages "$N"
 
-  # `repo index` is the documented command; while commands/repo/index.ts is discovered by oclif as the
-  # topic command `swpkg repo` itself, the same code answers as `swpkg repo DIR` (same flags).
-  export INDEX_CMD='repo index'
-  mkdir -p "$W/probe" && cp "$(find "$S" -name '*.swpkg' | sort | head -1)" "$W/probe/"
-  if ! "$SWPKG" repo index "$W/probe" --name probe --out "$W/probe.json" >/dev/null 2>&1; then
-    "$SWPKG" repo "$W/probe" --name probe --out "$W/probe.json" >/dev/null 2>&1 || { echo "swpkg repo index does not run" >&2; exit 1; }
-    echo "warning: \`swpkg repo index DIR\` fails (oclif maps commands/repo/index.ts to \`swpkg repo\`); timing \`swpkg repo DIR\`" >&2
-    INDEX_CMD='repo'
-  fi
-  put "$META" indexCommand "\"swpkg $INDEX_CMD\""
-  # INDEX_CMD is unquoted on purpose: it is one or two words.
-  hf index-swpkg '' '"$SWPKG" $INDEX_CMD "$S" --name bench --out "$W/catalog.json" >/dev/null'
-  # repo-add forks several tools per package and took ~30 min per run on the shared 2-core box,
-  # 50x the swpkg time: one run (REPO_ADD_RUNS) is enough for a ratio that size.
+  hf index-swpkg '' '"$SWPKG" repo index "$S" --name bench --out "$W/catalog.json" >/dev/null'
+  # repo-add forks several tools per package and took 12 to 30 min per run on the shared 2-core box,
+  # ~40x the swpkg time: one run (REPO_ADD_RUNS) is enough for a ratio that size.
   hf index-repo-add 'rm -rf "$W/repo" && mkdir -p "$W/repo"' 'repo-add -q "$W/repo/bench.db.tar.gz" "$P"/arch/*.pkg.tar.zst' 0 "${REPO_ADD_RUNS:-1}"
   hf index-dpkg-scanpackages '' 'cd "$P" && dpkg-scanpackages deb-gz /dev/null > "$W/Packages" 2>/dev/null'
   # What `repo index` cannot avoid doing: read and hash every archive and inflate it.

@@ -86,7 +86,9 @@ function parsePackageEntry(v: unknown, i: number): CatalogPackage {
   const path = str('path');
   // The path is joined onto the repository URL: it must stay a plain file under packages/.
   if (!PACKAGE_PATH.test(path)) {
-    throw new SwpkgError('E_UNSAFE_PATH', `catalog: packages[${i}].path ${JSON.stringify(path)} is not a plain packages/ file name`, { details: { path } });
+    throw new SwpkgError('E_UNSAFE_PATH', `catalog: packages[${i}].path ${JSON.stringify(path)} is not a plain packages/ file name`, {
+      details: { path },
+    });
   }
   return {
     name: assertName(v['name'], `packages[${i}].name`),
@@ -184,10 +186,14 @@ export function verifyCatalog(bytes: Uint8Array, o: VerifyCatalogOptions): Catal
   const sha256 = sha256Hex(bytes);
   if (o.lastAccepted) {
     if (doc.signed.version < o.lastAccepted.version) {
-      throw new SwpkgError('E_ROLLBACK', `catalog version ${doc.signed.version} is older than version ${o.lastAccepted.version} already accepted`, {
-        hint: 'a mirror is serving stale metadata or someone is replaying an old catalog; try another mirror',
-        details: { offered: doc.signed.version, accepted: o.lastAccepted.version },
-      });
+      throw new SwpkgError(
+        'E_ROLLBACK',
+        `catalog version ${doc.signed.version} is older than version ${o.lastAccepted.version} already accepted`,
+        {
+          hint: 'a mirror is serving stale metadata or someone is replaying an old catalog; try another mirror',
+          details: { offered: doc.signed.version, accepted: o.lastAccepted.version },
+        },
+      );
     }
     if (doc.signed.version === o.lastAccepted.version && sha256 !== o.lastAccepted.sha256) {
       throw new SwpkgError('E_EQUIVOCATION', `catalog version ${doc.signed.version} has different content than the copy already accepted`, {
@@ -200,10 +206,14 @@ export function verifyCatalog(bytes: Uint8Array, o: VerifyCatalogOptions): Catal
   const client = o.client ?? DEFAULT_CLIENT;
   const compat = doc.signed.compatibility;
   if (doc.signed.format > CATALOG_FORMAT || compat.minClientFormat > client.format) {
-    throw new SwpkgError('E_INCOMPATIBLE', `catalog needs client format ${compat.minClientFormat} (catalog format ${doc.signed.format}); this client speaks ${client.format}`, {
-      hint: 'upgrade pkg',
-      details: { catalogFormat: doc.signed.format, minClientFormat: compat.minClientFormat, clientFormat: client.format },
-    });
+    throw new SwpkgError(
+      'E_INCOMPATIBLE',
+      `catalog needs client format ${compat.minClientFormat} (catalog format ${doc.signed.format}); this client speaks ${client.format}`,
+      {
+        hint: 'upgrade pkg',
+        details: { catalogFormat: doc.signed.format, minClientFormat: compat.minClientFormat, clientFormat: client.format },
+      },
+    );
   }
   if (!compat.arch.includes(client.arch) && !compat.arch.includes('any')) {
     throw new SwpkgError('E_INCOMPATIBLE', `catalog is for ${compat.arch.join(', ')}; this machine is ${client.arch}`, {

@@ -69,7 +69,12 @@ const ABI_RE = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 const MAX_PATH = 4096;
 const MAX_SEGMENT = 255;
 
-function bad(field: string, value: unknown, why: string, code: 'E_INVALID_MANIFEST' | 'E_INVALID_VERSION' | 'E_UNSAFE_PATH' | 'E_INVALID_RANGE' = 'E_INVALID_MANIFEST'): SwpkgError {
+function bad(
+  field: string,
+  value: unknown,
+  why: string,
+  code: 'E_INVALID_MANIFEST' | 'E_INVALID_VERSION' | 'E_UNSAFE_PATH' | 'E_INVALID_RANGE' = 'E_INVALID_MANIFEST',
+): SwpkgError {
   return new SwpkgError(code, `manifest field ${field} ${why}`, {
     details: { field, value: typeof value === 'string' || typeof value === 'number' ? value : JSON.stringify(value)?.slice(0, 200) },
   });
@@ -201,13 +206,15 @@ function validateBuild(value: unknown): BuildInfo | undefined {
     }
   }
   if (value['recipeSha256'] !== undefined) {
-    if (typeof value['recipeSha256'] !== 'string' || !SHA256_HEX.test(value['recipeSha256'])) throw bad('build.recipeSha256', value['recipeSha256'], 'must be a SHA-256 hex digest');
+    if (typeof value['recipeSha256'] !== 'string' || !SHA256_HEX.test(value['recipeSha256']))
+      throw bad('build.recipeSha256', value['recipeSha256'], 'must be a SHA-256 hex digest');
     b.recipeSha256 = value['recipeSha256'];
   }
   if (value['sources'] !== undefined) {
     if (!Array.isArray(value['sources'])) throw bad('build.sources', value['sources'], 'must be an array');
     b.sources = value['sources'].map((s: unknown, i) => {
-      if (!isRecord(s) || typeof s['sha256'] !== 'string' || !SHA256_HEX.test(s['sha256'])) throw bad(`build.sources[${i}]`, s, 'needs a sha256');
+      if (!isRecord(s) || typeof s['sha256'] !== 'string' || !SHA256_HEX.test(s['sha256']))
+        throw bad(`build.sources[${i}]`, s, 'needs a sha256');
       const out: SourceInfo = { sha256: s['sha256'] };
       const name = optionalString(s, 'name');
       const url = optionalString(s, 'url', 4096);
@@ -258,7 +265,20 @@ export function validateMeta(value: unknown): PackageMeta {
 }
 
 const MANIFEST_KEYS = new Set([
-  'format', 'name', 'version', 'arch', 'abi', 'summary', 'license', 'homepage', 'depends', 'provides', 'conflicts', 'installedSize', 'files', 'build',
+  'format',
+  'name',
+  'version',
+  'arch',
+  'abi',
+  'summary',
+  'license',
+  'homepage',
+  'depends',
+  'provides',
+  'conflicts',
+  'installedSize',
+  'files',
+  'build',
 ]);
 
 /**
@@ -309,7 +329,8 @@ export function validateFiles(value: unknown): FileEntry[] {
     const field = `files[${i}]`;
     if (!isRecord(raw)) throw bad(field, raw, 'must be an object');
     for (const key of Object.keys(raw)) {
-      if (!['path', 'type', 'mode', 'size', 'sha256', 'target'].includes(key)) throw bad(`${field}.${key}`, raw[key], 'is not a known file field');
+      if (!['path', 'type', 'mode', 'size', 'sha256', 'target'].includes(key))
+        throw bad(`${field}.${key}`, raw[key], 'is not a known file field');
     }
     const path = assertSafePath(raw['path'], `${field}.path`);
     if (seen.has(path)) throw bad(`${field}.path`, path, 'is listed twice');
@@ -319,7 +340,8 @@ export function validateFiles(value: unknown): FileEntry[] {
     if (type === 'file') {
       const size = raw['size'];
       const sha = raw['sha256'];
-      if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) throw bad(`${field}.size`, size, 'must be a non-negative integer');
+      if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0)
+        throw bad(`${field}.size`, size, 'must be a non-negative integer');
       if (typeof sha !== 'string' || !SHA256_HEX.test(sha)) throw bad(`${field}.sha256`, sha, 'must be a lowercase SHA-256 hex digest');
       if (raw['target'] !== undefined) throw bad(`${field}.target`, raw['target'], 'is only for symlinks');
       entry.size = size;
@@ -328,7 +350,8 @@ export function validateFiles(value: unknown): FileEntry[] {
       entry.target = assertSafeLinkTarget(path, raw['target'], `${field}.target`);
       if (raw['size'] !== undefined || raw['sha256'] !== undefined) throw bad(field, raw, 'a symlink has no size or sha256');
     } else if (type === 'dir') {
-      if (raw['size'] !== undefined || raw['sha256'] !== undefined || raw['target'] !== undefined) throw bad(field, raw, 'a dir has no size, sha256 or target');
+      if (raw['size'] !== undefined || raw['sha256'] !== undefined || raw['target'] !== undefined)
+        throw bad(field, raw, 'a dir has no size, sha256 or target');
     } else {
       throw bad(`${field}.type`, type, 'must be file, dir or symlink (devices, fifos and hardlinks are refused)', 'E_UNSAFE_PATH');
     }
@@ -355,7 +378,10 @@ export function validateFiles(value: unknown): FileEntry[] {
 /** Parses `a@^1.2,b` into `{a: '^1.2', b: '*'}` for `swpkg pack --depends`. */
 export function parseDependsList(list: string): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const part of list.split(',').map((s) => s.trim()).filter(Boolean)) {
+  for (const part of list
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)) {
     const at = part.indexOf('@', 1);
     const name = at < 0 ? part : part.slice(0, at);
     const range = at < 0 ? '*' : part.slice(at + 1);

@@ -108,7 +108,8 @@ async function streamPackage(path: string, opts: ReadOptions, sink: Sink, header
     const position = index++;
     try {
       if (position === 0) {
-        if (entryPath !== MANIFEST_ENTRY || type !== 'file') throw corrupt(path, `first entry must be ${MANIFEST_ENTRY}, found ${JSON.stringify(entryPath)}`);
+        if (entryPath !== MANIFEST_ENTRY || type !== 'file')
+          throw corrupt(path, `first entry must be ${MANIFEST_ENTRY}, found ${JSON.stringify(entryPath)}`);
         if (entry.size > MAX_MANIFEST_BYTES) throw corrupt(path, 'manifest is too large');
         collect(entry, (buf) => {
           manifest = validateManifest(parseJson(buf, `${path}: ${MANIFEST_ENTRY}`));
@@ -133,18 +134,33 @@ async function streamPackage(path: string, opts: ReadOptions, sink: Sink, header
       }
       const expected = manifest.files[fileIdx++];
       if (type === 'other') {
-        throw new SwpkgError('E_UNSAFE_PATH', `${path}: entry ${JSON.stringify(entryPath)} is a ${entry.type}; only files, folders and symlinks are allowed`, {
-          details: { path, entry: entryPath, type: entry.type },
-        });
+        throw new SwpkgError(
+          'E_UNSAFE_PATH',
+          `${path}: entry ${JSON.stringify(entryPath)} is a ${entry.type}; only files, folders and symlinks are allowed`,
+          {
+            details: { path, entry: entryPath, type: entry.type },
+          },
+        );
       }
       if (!expected || expected.path !== entryPath) {
-        throw new SwpkgError('E_UNSAFE_PATH', `${path}: entry ${JSON.stringify(entryPath)} is not the next file the manifest lists (${expected ? JSON.stringify(expected.path) : 'none'})`, {
-          details: { path, entry: entryPath, expected: expected?.path },
-        });
+        throw new SwpkgError(
+          'E_UNSAFE_PATH',
+          `${path}: entry ${JSON.stringify(entryPath)} is not the next file the manifest lists (${expected ? JSON.stringify(expected.path) : 'none'})`,
+          {
+            details: { path, entry: entryPath, expected: expected?.path },
+          },
+        );
       }
       if (expected.type !== type || ((entry.mode ?? 0) & 0o7777) !== expected.mode) {
         throw new SwpkgError('E_HASH_MISMATCH', `${path}: ${entryPath} differs from its manifest entry (type or mode)`, {
-          details: { path, entry: entryPath, expectedType: expected.type, actualType: type, expectedMode: expected.mode, actualMode: entry.mode },
+          details: {
+            path,
+            entry: entryPath,
+            expectedType: expected.type,
+            actualType: type,
+            expectedMode: expected.mode,
+            actualMode: entry.mode,
+          },
         });
       }
       if (type === 'dir') {
@@ -344,10 +360,14 @@ export function verifyPackageSignature(header: PackageHeader, trustedKeys: Publi
   }
   const key = trustedKeys.find((k) => k.keyid === sig.keyid);
   if (!key) {
-    throw new SwpkgError('E_UNKNOWN_KEY', `${header.manifest.name}@${header.manifest.version} is signed by key ${sig.keyid}, which is not trusted`, {
-      hint: 'trust the key with `pkg key add FILE.pub`, or add the repository whose catalog key signed it',
-      details: { keyid: sig.keyid },
-    });
+    throw new SwpkgError(
+      'E_UNKNOWN_KEY',
+      `${header.manifest.name}@${header.manifest.version} is signed by key ${sig.keyid}, which is not trusted`,
+      {
+        hint: 'trust the key with `pkg key add FILE.pub`, or add the repository whose catalog key signed it',
+        details: { keyid: sig.keyid },
+      },
+    );
   }
   if (!verifyBytes(canonicalBytes(header.manifest), sig.sig, key.public)) {
     throw new SwpkgError('E_SIGNATURE', `the signature of ${header.manifest.name}@${header.manifest.version} does not verify`, {

@@ -187,7 +187,10 @@ async function latestRoot(out: string): Promise<RootDocument | undefined> {
   } catch {
     return undefined;
   }
-  const versions = names.map((n) => /^(\d+)\.json$/.exec(n)?.[1]).filter((v): v is string => v !== undefined).map(Number);
+  const versions = names
+    .map((n) => /^(\d+)\.json$/.exec(n)?.[1])
+    .filter((v): v is string => v !== undefined)
+    .map(Number);
   if (versions.length === 0) return undefined;
   const n = Math.max(...versions);
   return parseRoot(await readJsonIfExists(join(out, 'roots', `${n}.json`), `roots/${n}.json`), `roots/${n}.json`);
@@ -222,9 +225,13 @@ export async function publishRepository(o: PublishOptions): Promise<PublishResul
     });
   }
   if (root.signed.roles.catalog.threshold > 1) {
-    throw new SwpkgError('E_THRESHOLD', `root v${root.signed.version} needs ${root.signed.roles.catalog.threshold} catalog signatures; publish signs with one key`, {
-      hint: 'use `swpkg repo index` and `swpkg repo sign` with each key',
-    });
+    throw new SwpkgError(
+      'E_THRESHOLD',
+      `root v${root.signed.version} needs ${root.signed.roles.catalog.threshold} catalog signatures; publish signs with one key`,
+      {
+        hint: 'use `swpkg repo index` and `swpkg repo sign` with each key',
+      },
+    );
   }
   const previous = await readJsonIfExists(join(o.out, 'catalog.json'), 'catalog.json');
   let previousDoc: CatalogDocument | undefined;
@@ -298,7 +305,13 @@ export async function publishRepository(o: PublishOptions): Promise<PublishResul
   }
 
   // 5. Catalog last, sidecar after it.
-  const signed = buildCatalog({ repo: name, packages, now, expiresIn, ...(previousDoc ? { previousVersion: previousDoc.signed.version } : {}) });
+  const signed = buildCatalog({
+    repo: name,
+    packages,
+    now,
+    expiresIn,
+    ...(previousDoc ? { previousVersion: previousDoc.signed.version } : {}),
+  });
   const doc = signCatalog(signed, [o.key]);
   const catalogText = JSON.stringify(doc, null, 2) + '\n';
   const hosted: HostedRepo = {
@@ -343,7 +356,14 @@ export async function publishRepository(o: PublishOptions): Promise<PublishResul
     expires: signed.expires,
     rootVersion: root.signed.version,
     rootFingerprint: hosted.rootFingerprint,
-    packages: plan.map(({ pkg, added }) => ({ name: pkg.name, version: pkg.version, arch: pkg.arch, path: pkg.path, sha256: pkg.sha256, added })),
+    packages: plan.map(({ pkg, added }) => ({
+      name: pkg.name,
+      version: pkg.version,
+      arch: pkg.arch,
+      path: pkg.path,
+      sha256: pkg.sha256,
+      added,
+    })),
     retained: retained.sort(),
     deleted: expired.sort(),
   };
@@ -363,7 +383,10 @@ export async function publishRoot(out: string, root: RootDocument): Promise<void
   await writeAtomic(join(out, 'repo-root.pub'), JSON.stringify(root, null, 2) + '\n');
   const hosted = (await readJsonIfExists(join(out, 'hosted-repo.json'), 'hosted-repo.json')) as HostedRepo | undefined;
   if (hosted) {
-    await writeAtomic(join(out, 'hosted-repo.json'), JSON.stringify({ ...hosted, rootFingerprint: rootFingerprint(root), rootVersion: root.signed.version }, null, 2) + '\n');
+    await writeAtomic(
+      join(out, 'hosted-repo.json'),
+      JSON.stringify({ ...hosted, rootFingerprint: rootFingerprint(root), rootVersion: root.signed.version }, null, 2) + '\n',
+    );
   }
 }
 
@@ -397,7 +420,11 @@ export async function indexToFile(o: IndexToFileOptions): Promise<CatalogSigned>
  * `swpkg repo sign`: adds one signature to a catalog document in place, so
  * several catalog keys can sign in turn to meet a threshold.
  */
-export async function signCatalogFile(o: { file: string; key: KeyPair; out?: string }): Promise<{ version: number; signatures: number; keyid: string }> {
+export async function signCatalogFile(o: {
+  file: string;
+  key: KeyPair;
+  out?: string;
+}): Promise<{ version: number; signatures: number; keyid: string }> {
   const doc = parseCatalog(await readJsonIfExists(o.file, o.file));
   const mine = signCatalog(doc.signed, [o.key]).signatures[0]!;
   const signatures = [...doc.signatures.filter((s) => s.keyid !== o.key.keyid), mine].sort((a, b) => (a.keyid < b.keyid ? -1 : 1));
@@ -418,7 +445,9 @@ export async function rotatePublishedRoot(o: {
 }): Promise<{ version: number; fingerprint: string }> {
   const current = await latestRoot(o.out);
   if (!current) {
-    throw new SwpkgError('E_NOT_FOUND', `${o.out} has no roots/ folder: nothing to rotate`, { hint: 'publish the repository first (`swpkg repo publish`)' });
+    throw new SwpkgError('E_NOT_FOUND', `${o.out} has no roots/ folder: nothing to rotate`, {
+      hint: 'publish the repository first (`swpkg repo publish`)',
+    });
   }
   const now = o.now ?? new Date();
   const next = rotateRoot({

@@ -1,15 +1,6 @@
 import { SwpkgError } from './errors.js';
 import { canonicalBytes } from './canonical-json.js';
-import {
-  bytesToHex,
-  parsePublicKey,
-  signBytes,
-  verifyBytes,
-  fingerprintOf,
-  type KeyPair,
-  type PublicKey,
-  type Signature,
-} from './keys.js';
+import { bytesToHex, parsePublicKey, signBytes, verifyBytes, fingerprintOf, type KeyPair, type PublicKey, type Signature } from './keys.js';
 
 export interface Signed<T> {
   signed: T;
@@ -74,7 +65,8 @@ export function parseRoot(value: unknown, source: string): RootDocument {
   const s = value['signed'];
   if (s['type'] !== 'root') throw badRoot(source, `type is ${JSON.stringify(s['type'])}, expected "root"`);
   const version = s['version'];
-  if (typeof version !== 'number' || !Number.isSafeInteger(version) || version < 1) throw badRoot(source, 'version must be a positive integer');
+  if (typeof version !== 'number' || !Number.isSafeInteger(version) || version < 1)
+    throw badRoot(source, 'version must be a positive integer');
   parseTime(s['expires'], 'expires', source);
   if (!isRecord(s['keys'])) throw badRoot(source, 'keys must be an object');
   const keys: Record<string, PublicKey> = {};
@@ -220,11 +212,21 @@ export function verifyRootUpdate(trusted: RootDocument, candidate: unknown, sour
   const next = parseRoot(candidate, source);
   const want = trusted.signed.version + 1;
   if (next.signed.version !== want) {
-    throw new SwpkgError(next.signed.version < want ? 'E_ROLLBACK' : 'E_BAD_ROOT', `${source} has version ${next.signed.version}, expected ${want}`, {
-      details: { expected: want, actual: next.signed.version },
-    });
+    throw new SwpkgError(
+      next.signed.version < want ? 'E_ROLLBACK' : 'E_BAD_ROOT',
+      `${source} has version ${next.signed.version}, expected ${want}`,
+      {
+        details: { expected: want, actual: next.signed.version },
+      },
+    );
   }
-  checkThreshold(next.signed, next.signatures, trusted.signed.roles.root, trusted.signed.keys, `${source} (by the keys of root v${trusted.signed.version})`);
+  checkThreshold(
+    next.signed,
+    next.signatures,
+    trusted.signed.roles.root,
+    trusted.signed.keys,
+    `${source} (by the keys of root v${trusted.signed.version})`,
+  );
   checkThreshold(next.signed, next.signatures, next.signed.roles.root, next.signed.keys, `${source} (by its own root keys)`);
   return next;
 }

@@ -45,7 +45,10 @@ const SMALL = 64 * 1024 * 1024;
  * package's bytes against the catalog. Each check is reported, none stops
  * the others (except where later checks need an earlier result).
  */
-export async function verifyHosted(reader: RepoReader, opts: { now?: Date; reporter?: Reporter; pinnedFingerprint?: string } = {}): Promise<VerifyHostedResult> {
+export async function verifyHosted(
+  reader: RepoReader,
+  opts: { now?: Date; reporter?: Reporter; pinnedFingerprint?: string } = {},
+): Promise<VerifyHostedResult> {
   const now = opts.now ?? new Date();
   const reporter = opts.reporter ?? silentReporter;
   const checks: HostedCheck[] = [];
@@ -84,8 +87,10 @@ export async function verifyHosted(reader: RepoReader, opts: { now?: Date; repor
     const root = parseRoot(parseJson(await need('repo-root.pub'), 'repo-root.pub'), 'repo-root.pub');
     verifyRootSelfSigned(root, now, 'repo-root.pub');
     const fp = rootFingerprint(root);
-    if (hosted && hosted.rootFingerprint !== fp) throw new Error(`fingerprint ${fp} differs from hosted-repo.json's ${hosted.rootFingerprint}`);
-    if (opts.pinnedFingerprint && opts.pinnedFingerprint !== fp) throw new Error(`fingerprint ${fp} differs from the pinned ${opts.pinnedFingerprint}`);
+    if (hosted && hosted.rootFingerprint !== fp)
+      throw new Error(`fingerprint ${fp} differs from hosted-repo.json's ${hosted.rootFingerprint}`);
+    if (opts.pinnedFingerprint && opts.pinnedFingerprint !== fp)
+      throw new Error(`fingerprint ${fp} differs from the pinned ${opts.pinnedFingerprint}`);
     return [root, `root v${root.signed.version}, fingerprint ${fp}`];
   });
 
@@ -117,12 +122,16 @@ export async function verifyHosted(reader: RepoReader, opts: { now?: Date; repor
 
   if (catalog) {
     const left = Date.parse(catalog.signed.expires) - now.getTime();
-    if (left < 7 * 86400 * 1000) warnings.push(`catalog expires in ${(left / 86400000).toFixed(1)} days (${catalog.signed.expires}): republish soon`);
+    if (left < 7 * 86400 * 1000)
+      warnings.push(`catalog expires in ${(left / 86400000).toFixed(1)} days (${catalog.signed.expires}): republish soon`);
   }
 
   await check(`${catalogPath}.sha256 sidecar`, async () => {
     if (!catalogBytes) throw new Error('catalog unavailable');
-    const side = new TextDecoder().decode(await need(`${catalogPath}.sha256`)).trim().split(/\s+/)[0];
+    const side = new TextDecoder()
+      .decode(await need(`${catalogPath}.sha256`))
+      .trim()
+      .split(/\s+/)[0];
     const actual = sha256Hex(catalogBytes);
     if (side !== actual) throw new Error(`sidecar says ${side}, catalog hashes to ${actual}`);
     return [true, actual];
@@ -147,7 +156,8 @@ export async function verifyHosted(reader: RepoReader, opts: { now?: Date; repor
           if (size !== p.size) throw new Error(`size ${size}, catalog says ${p.size}`);
           if (sha256 !== p.sha256) throw new Error(`SHA-256 ${sha256}, catalog says ${p.sha256}`);
           const v = await verifyPackageFile(dest);
-          if (v.manifest.name !== p.name || v.manifest.version !== p.version) throw new Error(`contains ${v.manifest.name}@${v.manifest.version}`);
+          if (v.manifest.name !== p.name || v.manifest.version !== p.version)
+            throw new Error(`contains ${v.manifest.name}@${v.manifest.version}`);
           const side = await reader.read(`${p.path}.sha256`, 4096);
           if (side === undefined) throw new Error('sidecar .sha256 missing');
           const sideHash = new TextDecoder().decode(side).trim().split(/\s+/)[0];

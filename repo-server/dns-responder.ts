@@ -127,12 +127,19 @@ function normalizeZone(zone: Record<string, DnsZoneEntry>): Map<string, { A: str
   for (const [rawName, entry] of Object.entries(zone)) {
     const name = normalizeName(rawName);
     if (name.length === 0 || name.length > 253 || !name.split('.').every((l) => LABEL.test(l))) {
-      throw new SwpkgError('E_USAGE', `invalid DNS name in the zone: ${rawName}`, { hint: 'use a name such as repo.test', details: { name: rawName } });
+      throw new SwpkgError('E_USAGE', `invalid DNS name in the zone: ${rawName}`, {
+        hint: 'use a name such as repo.test',
+        details: { name: rawName },
+      });
     }
     const A = entry.A ?? [];
     const AAAA = entry.AAAA ?? [];
-    for (const a of A) if (!isIPv4(a)) throw new SwpkgError('E_USAGE', `not an IPv4 address for ${rawName}: ${a}`, { details: { name: rawName, address: a } });
-    for (const a of AAAA) if (!isIPv6(a)) throw new SwpkgError('E_USAGE', `not an IPv6 address for ${rawName}: ${a}`, { details: { name: rawName, address: a } });
+    for (const a of A)
+      if (!isIPv4(a))
+        throw new SwpkgError('E_USAGE', `not an IPv4 address for ${rawName}: ${a}`, { details: { name: rawName, address: a } });
+    for (const a of AAAA)
+      if (!isIPv6(a))
+        throw new SwpkgError('E_USAGE', `not an IPv6 address for ${rawName}: ${a}`, { details: { name: rawName, address: a } });
     const prev = out.get(name);
     out.set(name, { A: [...(prev?.A ?? []), ...A], AAAA: [...(prev?.AAAA ?? []), ...AAAA] });
   }
@@ -185,9 +192,12 @@ function answer(
     // `ANY` arrives as a type string dns-packet knows but its typings omit.
     const type = q.type as string;
     if (type === 'A' || type === 'ANY') for (const a of entry.A) answers.push({ type: 'A', name: q.name, ttl, class: 'IN', data: a });
-    if (type === 'AAAA' || type === 'ANY') for (const a of entry.AAAA) answers.push({ type: 'AAAA', name: q.name, ttl, class: 'IN', data: a });
+    if (type === 'AAAA' || type === 'ANY')
+      for (const a of entry.AAAA) answers.push({ type: 'AAAA', name: q.name, ttl, class: 'IN', data: a });
   }
-  log?.(`dns ${rinfo.address}:${rinfo.port} ${q.type} ${logSafe(q.name)} -> ${rcode === RCODE.NXDOMAIN ? 'NXDOMAIN' : answers.map((a) => a.data).join(',') || 'NOERROR (no data)'}`);
+  log?.(
+    `dns ${rinfo.address}:${rinfo.port} ${q.type} ${logSafe(q.name)} -> ${rcode === RCODE.NXDOMAIN ? 'NXDOMAIN' : answers.map((a) => a.data).join(',') || 'NOERROR (no data)'}`,
+  );
   // The question is echoed as received (case preserved) so 0x20-randomising resolvers accept it.
   return reply(rcode, [{ name: q.name, type: q.type, class: q.class ?? 'IN' }], answers);
 }
@@ -200,7 +210,11 @@ function logSafe(s: string): string {
  * DNS over TCP: each message is preceded by its 2-byte length. Connections are
  * bounded in number and idle time; a bad length or message closes the connection.
  */
-function listenTcp(host: string, port: number, respond: (msg: Buffer, peer: { address: string; port: number }) => Buffer | undefined): Promise<Server> {
+function listenTcp(
+  host: string,
+  port: number,
+  respond: (msg: Buffer, peer: { address: string; port: number }) => Buffer | undefined,
+): Promise<Server> {
   const connections = new Set<TcpSocket>();
   const server = createServer((conn) => {
     if (connections.size >= MAX_TCP_CONNECTIONS) {
@@ -241,7 +255,12 @@ function listenTcp(host: string, port: number, respond: (msg: Buffer, peer: { ad
   };
   return new Promise((resolve, reject) => {
     server.once('error', (e: NodeJS.ErrnoException) =>
-      reject(new SwpkgError('E_USAGE', `cannot bind the DNS responder (TCP) to ${host}:${port}: ${e.code ?? e.message}`, { details: { host, port, errno: e.code }, cause: e })),
+      reject(
+        new SwpkgError('E_USAGE', `cannot bind the DNS responder (TCP) to ${host}:${port}: ${e.code ?? e.message}`, {
+          details: { host, port, errno: e.code },
+          cause: e,
+        }),
+      ),
     );
     server.listen({ host, port, exclusive: true }, () => resolve(server));
   });
@@ -257,7 +276,13 @@ function bind(socket: Socket, host: string, port: number): Promise<void> {
           : e.code === 'EACCES'
             ? 'port 53 needs root (or CAP_NET_BIND_SERVICE): run as root or choose a port ≥ 1024'
             : 'use 127.0.0.1 or ::1';
-      reject(new SwpkgError('E_USAGE', `cannot bind the DNS responder to ${host}:${port}: ${e.code ?? e.message}`, { hint, details: { host, port, errno: e.code }, cause: e }));
+      reject(
+        new SwpkgError('E_USAGE', `cannot bind the DNS responder to ${host}:${port}: ${e.code ?? e.message}`, {
+          hint,
+          details: { host, port, errno: e.code },
+          cause: e,
+        }),
+      );
     };
     socket.once('error', onError);
     socket.bind({ address: host, port, exclusive: true }, () => {

@@ -34,7 +34,10 @@ export interface ServeRepositoryHandle {
 export async function serveRepository(opts: ServeRepositoryOptions): Promise<ServeRepositoryHandle> {
   const dnsOpts = opts.dns;
   if (dnsOpts) {
-    if (dnsOpts.addresses.length === 0) throw new SwpkgError('E_USAGE', 'the DNS responder needs at least one address to answer with', { hint: 'pass --dns-address 10.0.2.2' });
+    if (dnsOpts.addresses.length === 0)
+      throw new SwpkgError('E_USAGE', 'the DNS responder needs at least one address to answer with', {
+        hint: 'pass --dns-address 10.0.2.2',
+      });
     for (const a of dnsOpts.addresses) {
       if (!isIPv4(a) && !isIPv6(a)) throw new SwpkgError('E_USAGE', `not an IP address: ${a}`, { details: { address: a } });
     }
@@ -47,7 +50,14 @@ export async function serveRepository(opts: ServeRepositoryOptions): Promise<Ser
     ...(opts.timeouts ? { timeouts: opts.timeouts } : {}),
   });
   if (!dnsOpts) {
-    return { url: http.url, host: http.host, port: http.port, root: http.root, metrics: () => http.metrics(), close: (o?: { graceMs?: number }) => http.close(o) };
+    return {
+      url: http.url,
+      host: http.host,
+      port: http.port,
+      root: http.root,
+      metrics: () => http.metrics(),
+      close: (o?: { graceMs?: number }) => http.close(o),
+    };
   }
   let dns;
   try {

@@ -173,7 +173,13 @@ export async function startStaticServer(opts: StaticServerOptions): Promise<Stat
     await serveFile(req, res, p.segments, p.directory, false);
   }
 
-  async function serveFile(req: IncomingMessage, res: ServerResponse, segments: string[], directory: boolean, isIndex: boolean): Promise<void> {
+  async function serveFile(
+    req: IncomingMessage,
+    res: ServerResponse,
+    segments: string[],
+    directory: boolean,
+    isIndex: boolean,
+  ): Promise<void> {
     const fh = await openInsideRoot(realRoot, segments);
     if (!fh) {
       sendText(req, res, 404, 'not found\n');
@@ -254,7 +260,14 @@ export async function startStaticServer(opts: StaticServerOptions): Promise<Stat
     bodyBytes.set(res, (bodyBytes.get(res) ?? 0) + n);
   }
 
-  function sendBody(req: IncomingMessage, res: ServerResponse, status: number, text: string, type: string, extra: Record<string, string> = {}): void {
+  function sendBody(
+    req: IncomingMessage,
+    res: ServerResponse,
+    status: number,
+    text: string,
+    type: string,
+    extra: Record<string, string> = {},
+  ): void {
     const body = Buffer.from(text, 'utf8');
     res.writeHead(status, {
       'Content-Type': type,
@@ -342,7 +355,10 @@ async function resolveRoot(root: string): Promise<string> {
   }
   const st = await stat(real);
   if (!st.isDirectory()) {
-    throw new SwpkgError('E_USAGE', `not a folder: ${root}`, { hint: 'pass the folder that holds the published repository', details: { path: root } });
+    throw new SwpkgError('E_USAGE', `not a folder: ${root}`, {
+      hint: 'pass the folder that holds the published repository',
+      details: { path: root },
+    });
   }
   return real;
 }

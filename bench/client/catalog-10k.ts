@@ -64,5 +64,8 @@ await writeFile(join(www, 'repo-root.pub'), JSON.stringify(root, null, 2));
 await writeFile(join(www, 'roots', '1.json'), JSON.stringify(root, null, 2));
 await writeFile(join(www, 'catalog.json'), JSON.stringify(doc));
 const last = `syn-${String(names - 1).padStart(5, '0')}`;
-await writeFile(join(out, 'repo.json'), JSON.stringify({ fingerprint: rootFingerprint(root), last, packages: packages.length }, null, 2) + '\n');
+await writeFile(
+  join(out, 'repo.json'),
+  JSON.stringify({ fingerprint: rootFingerprint(root), last, packages: packages.length }, null, 2) + '\n',
+);
 process.stdout.write(`${packages.length} catalog entries; ${JSON.stringify(doc).length} bytes\n`);

@@ -50,7 +50,13 @@ async function worker(): Promise<void> {
       license: 'MIT',
       depends: Object.fromEntries(m.depends.map((d) => [d, '*'])),
     };
-    const r = await packPackage({ dir: join(corpus, 'src', name, 'payload'), meta, out: join(inDir, `${m.name}-${m.version}-any.swpkg`), key, sourceDateEpoch: 1704067200 });
+    const r = await packPackage({
+      dir: join(corpus, 'src', name, 'payload'),
+      meta,
+      out: join(inDir, `${m.name}-${m.version}-any.swpkg`),
+      key,
+      sourceDateEpoch: 1704067200,
+    });
     payloadBytes += r.manifest.installedSize;
   }
 }
@@ -58,6 +64,12 @@ await Promise.all(Array.from({ length: jobs }, worker));
 const r = await publishRepository({ packagesDir: inDir, out: join(out, 'www'), key, name: 'swbench', expiresIn: 30 * 86400 });
 await writeFile(
   join(out, 'repo.json'),
-  JSON.stringify({ name: r.name, fingerprint: r.rootFingerprint, names: r.packages.map((p) => p.name), packages: r.packages.length, payloadBytes }, null, 2) + '\n',
+  JSON.stringify(
+    { name: r.name, fingerprint: r.rootFingerprint, names: r.packages.map((p) => p.name), packages: r.packages.length, payloadBytes },
+    null,
+    2,
+  ) + '\n',
 );
-process.stdout.write(`packed ${r.packages.length} packages (${payloadBytes} payload bytes); catalog v${r.catalogVersion}; fingerprint ${r.rootFingerprint}\n`);
+process.stdout.write(
+  `packed ${r.packages.length} packages (${payloadBytes} payload bytes); catalog v${r.catalogVersion}; fingerprint ${r.rootFingerprint}\n`,
+);

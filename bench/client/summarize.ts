@@ -32,7 +32,11 @@ const ratio = (a: string, b: string, what: string): void => {
   lines.push(x && y ? `- ${what}: **${(x.mean / y.mean).toFixed(2)}×** (${fmt(x.mean)} vs ${fmt(y.mean)})` : `- ${what}: not run`);
 };
 lines.push('', 'Ratios (pkg time ÷ baseline time, same run; below 1 means pkg is faster):');
-ratio('install-pkg-repo', 'install-pacman', 'install from the repository (download, verify, extract, generation) vs pacman -U of local files');
+ratio(
+  'install-pkg-repo',
+  'install-pacman',
+  'install from the repository (download, verify, extract, generation) vs pacman -U of local files',
+);
 ratio('install-pkg-repo', 'install-dpkg', 'install from the repository vs dpkg -i of local files');
 ratio('install-pkg-files', 'install-pacman', 'install of local .swpkg files vs pacman -U');
 ratio('install-pkg-files', 'install-dpkg', 'install of local .swpkg files vs dpkg -i');

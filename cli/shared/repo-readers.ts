@@ -36,7 +36,8 @@ export class DirRepoReader implements RepoReader {
       throw e;
     }
     try {
-      if ((await fh.stat()).size > maxBytes) throw new SwpkgError('E_TOO_LARGE', `${path} is larger than the ${maxBytes} bytes the catalog declares`);
+      if ((await fh.stat()).size > maxBytes)
+        throw new SwpkgError('E_TOO_LARGE', `${path} is larger than the ${maxBytes} bytes the catalog declares`);
       await pipeline(fh.createReadStream(), createWriteStream(dest));
     } finally {
       await fh.close().catch(() => {});
@@ -48,7 +49,10 @@ export class DirRepoReader implements RepoReader {
 /** Reads a published root over HTTP(S) the way a client would; every read is bounded in size and time. */
 export class HttpRepoReader implements RepoReader {
   private readonly base: string;
-  constructor(base: string, private readonly timeoutMs = 30000) {
+  constructor(
+    base: string,
+    private readonly timeoutMs = 30000,
+  ) {
     this.base = base.endsWith('/') ? base : `${base}/`;
   }
 

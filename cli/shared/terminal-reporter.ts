@@ -25,7 +25,10 @@ export class TerminalReporter implements Reporter {
   progress(label: string, done: number, total?: number): void {
     const pct = total ? Math.min(100, Math.floor((done / total) * 100)) : undefined;
     if (this.out.isTTY) {
-      const text = pct === undefined ? `${label} ${formatBytes(done)}` : `${label} ${bar(pct)} ${pct}% ${formatBytes(done)}/${formatBytes(total ?? 0)}`;
+      const text =
+        pct === undefined
+          ? `${label} ${formatBytes(done)}`
+          : `${label} ${bar(pct)} ${pct}% ${formatBytes(done)}/${formatBytes(total ?? 0)}`;
       this.out.write(`\r\x1b[K${text}`);
       this.lineOpen = true;
       if (pct === 100) this.endLine();

@@ -645,7 +645,6 @@ export async function recipeManifest(
   return { ...meta, file: packageFileName(l.recipe.name, l.recipe.version, meta.arch) };
 }
 
-
 export interface ReproducibilityResult {
   name: string;
   version: string;
@@ -694,7 +693,8 @@ export function firstDifference(a: PackageManifest, b: PackageManifest): Reprodu
 export async function verifyReproducible(name: string, opts: BuildOptions & { keepDir?: string }): Promise<ReproducibilityResult> {
   const ctx = await makeContext(opts, [name]);
   const l = ctx.recipes.get(name);
-  if (!l) throw new SwpkgError('E_UNKNOWN_PORT', `no port named ${name}`, { details: { port: name, known: [...ctx.catalog.folders.keys()] } });
+  if (!l)
+    throw new SwpkgError('E_UNKNOWN_PORT', `no port named ${name}`, { details: { port: name, known: [...ctx.catalog.folders.keys()] } });
   const target = assertTarget(l.recipe, opts.target ?? DEFAULT_TARGET);
   ctx.target = target;
   await checkRecipeFiles(l);

@@ -13,7 +13,11 @@ export interface CliResult {
 }
 
 /** Runs a built CLI (bin/swpkg, bin/swport, bin/pkg) as a user would, bounded in time. */
-export function runCli(bin: 'swpkg' | 'swport' | 'pkg', args: string[], opts: { cwd?: string; env?: Record<string, string>; timeoutMs?: number; input?: string } = {}): Promise<CliResult> {
+export function runCli(
+  bin: 'swpkg' | 'swport' | 'pkg',
+  args: string[],
+  opts: { cwd?: string; env?: Record<string, string>; timeoutMs?: number; input?: string } = {},
+): Promise<CliResult> {
   return new Promise((resolvePromise, reject) => {
     const child = spawn(resolve(REPO_ROOT, 'bin', bin), args, {
       cwd: opts.cwd ?? REPO_ROOT,

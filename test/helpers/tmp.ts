@@ -38,7 +38,12 @@ export async function treeHash(root: string): Promise<string> {
         h.update(`d ${p} ${st.mode}\n`);
         await walk(p);
       } else if (st.isSymbolicLink()) h.update(`l ${p} ${await readlink(join(root, p))}\n`);
-      else h.update(`f ${p} ${st.mode} ${createHash('sha256').update(await readFile(join(root, p))).digest('hex')}\n`);
+      else
+        h.update(
+          `f ${p} ${st.mode} ${createHash('sha256')
+            .update(await readFile(join(root, p)))
+            .digest('hex')}\n`,
+        );
     }
   }
   await walk('');

@@ -1,6 +1,14 @@
 import { Args, Flags } from '@oclif/core';
 import { BaseCommand } from '../../shared/base-command.js';
-import { packPackage, parseDependsList, readPackageMeta, readPrivateKey, SwpkgError, type PackageMeta, type PackResult } from '../../../catalog/index.js';
+import {
+  packPackage,
+  parseDependsList,
+  readPackageMeta,
+  readPrivateKey,
+  SwpkgError,
+  type PackageMeta,
+  type PackResult,
+} from '../../../catalog/index.js';
 
 type Result = Omit<PackResult, 'manifest'> & { name: string; version: string; files: number; installedSize: number; signedBy?: string };
 
@@ -34,7 +42,13 @@ With --key, the manifest (which hashes every file) is signed so \`pkg install ./
   override async run(): Promise<Result> {
     const { args, flags } = await this.parse(Pack);
     const base: Partial<PackageMeta> = flags.manifest ? await readPackageMeta(flags.manifest) : {};
-    const list = (s: string | undefined): string[] | undefined => (s === undefined ? undefined : s.split(',').map((x) => x.trim()).filter(Boolean));
+    const list = (s: string | undefined): string[] | undefined =>
+      s === undefined
+        ? undefined
+        : s
+            .split(',')
+            .map((x) => x.trim())
+            .filter(Boolean);
     const meta = {
       ...base,
       ...(flags.name !== undefined && { name: flags.name }),
@@ -49,15 +63,29 @@ With --key, the manifest (which hashes every file) is signed so \`pkg install ./
       ...(flags.conflicts !== undefined && { conflicts: list(flags.conflicts) }),
     } as PackageMeta;
     for (const f of ['name', 'version', 'arch', 'summary', 'license'] as const) {
-      if (meta[f] === undefined) throw new SwpkgError('E_USAGE', `--${f} is required (or give it in --manifest)`, { hint: 'run `swpkg pack --help`' });
+      if (meta[f] === undefined)
+        throw new SwpkgError('E_USAGE', `--${f} is required (or give it in --manifest)`, { hint: 'run `swpkg pack --help`' });
     }
     const envEpoch = process.env['SOURCE_DATE_EPOCH'];
     const epoch = flags['source-date-epoch'] ?? (envEpoch && /^\d+$/.test(envEpoch) ? Number(envEpoch) : 0);
     const key = flags.key ? await readPrivateKey(flags.key) : undefined;
-    const r = await packPackage({ dir: args.dir, meta, out: flags.out, sourceDateEpoch: epoch, reporter: this.reporter(), ...(key && { key }) });
+    const r = await packPackage({
+      dir: args.dir,
+      meta,
+      out: flags.out,
+      sourceDateEpoch: epoch,
+      reporter: this.reporter(),
+      ...(key && { key }),
+    });
     return {
-      path: r.path, sha256: r.sha256, size: r.size, name: r.manifest.name, version: r.manifest.version,
-      files: r.manifest.files.length, installedSize: r.manifest.installedSize, ...(key && { signedBy: key.keyid }),
+      path: r.path,
+      sha256: r.sha256,
+      size: r.size,
+      name: r.manifest.name,
+      version: r.manifest.version,
+      files: r.manifest.files.length,
+      installedSize: r.manifest.installedSize,
+      ...(key && { signedBy: key.keyid }),
     };
   }
 

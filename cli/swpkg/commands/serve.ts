@@ -30,7 +30,8 @@ export default class Serve extends BaseCommand<ServeResult | undefined> {
     // No oclif defaults on these two: oclif applies dependsOn to defaulted flags too.
     'dns-name': Flags.string({ summary: 'Name the DNS responder answers. Default: repo.test.', dependsOn: ['dns-port'] }),
     'dns-address': Flags.string({
-      summary: 'Address to answer with (IPv4 → A, IPv6 → AAAA); repeatable. Default: 10.0.2.2 (the host as QEMU user networking shows it to the guest).',
+      summary:
+        'Address to answer with (IPv4 → A, IPv6 → AAAA); repeatable. Default: 10.0.2.2 (the host as QEMU user networking shows it to the guest).',
       multiple: true,
       dependsOn: ['dns-port'],
     }),
@@ -68,7 +69,13 @@ export default class Serve extends BaseCommand<ServeResult | undefined> {
             },
           }),
     });
-    const ready: ServeResult = { url: handle.url, host: handle.host, port: handle.port, root: handle.root, ...(handle.dns ? { dns: handle.dns } : {}) };
+    const ready: ServeResult = {
+      url: handle.url,
+      host: handle.host,
+      port: handle.port,
+      root: handle.root,
+      ...(handle.dns ? { dns: handle.dns } : {}),
+    };
     // oclif's log() is muted under --json, hence the direct write of the envelope line.
     if (this.jsonEnabled()) process.stdout.write(JSON.stringify(this.toSuccessJson(ready)) + '\n');
     else {
@@ -81,7 +88,8 @@ export default class Serve extends BaseCommand<ServeResult | undefined> {
       const onSignal = (signal: NodeJS.Signals): void => {
         signals++;
         if (signals === 1) {
-          if (!flags.quiet) stderr(`${signal}: stopping (waiting up to ${flags['grace-seconds']} s for running downloads; signal again to stop now)`);
+          if (!flags.quiet)
+            stderr(`${signal}: stopping (waiting up to ${flags['grace-seconds']} s for running downloads; signal again to stop now)`);
           void handle.close().then(() => {
             process.off('SIGINT', onSignal);
             process.off('SIGTERM', onSignal);

@@ -15,8 +15,12 @@ interface Result {
 
 export default class Verify extends BaseCommand<Result> {
   static override summary = 'Check a package: every file against its manifest, paths, and optionally its signature.';
-  static override description = 'Streams the whole archive, hashing each file and refusing unsafe paths, links, devices and setuid bits. Exit 3 on any failure.';
-  static override examples = ['<%= config.bin %> verify hello-1.0.0-x86_64.swpkg', '<%= config.bin %> verify hello-1.0.0-x86_64.swpkg --key keys/swpkg.pub --sha256 HEX'];
+  static override description =
+    'Streams the whole archive, hashing each file and refusing unsafe paths, links, devices and setuid bits. Exit 3 on any failure.';
+  static override examples = [
+    '<%= config.bin %> verify hello-1.0.0-x86_64.swpkg',
+    '<%= config.bin %> verify hello-1.0.0-x86_64.swpkg --key keys/swpkg.pub --sha256 HEX',
+  ];
   static override args = { file: Args.file({ description: '.swpkg file', required: true, exists: true }) };
   static override flags = {
     key: Flags.file({ summary: 'Public key (.pub) the package must be signed by.', exists: true, multiple: true }),
@@ -26,7 +30,14 @@ export default class Verify extends BaseCommand<Result> {
   override async run(): Promise<Result> {
     const { args, flags } = await this.parse(Verify);
     const v = await verifyPackageFile(args.file, flags.sha256 ? { expectedSha256: flags.sha256 } : {});
-    const base = { path: args.file, name: v.manifest.name, version: v.manifest.version, sha256: v.sha256, size: v.size, files: v.manifest.files.length };
+    const base = {
+      path: args.file,
+      name: v.manifest.name,
+      version: v.manifest.version,
+      sha256: v.sha256,
+      size: v.size,
+      files: v.manifest.files.length,
+    };
     if (!flags.key) return { ...base, signature: v.signature ? 'not checked' : 'unsigned' };
     const keys = await Promise.all(flags.key.map((k) => readPublicKey(k)));
     const { keyid } = verifyPackageSignature(v, keys);

@@ -20,7 +20,27 @@ describe('swpkg end to end (built CLI)', { timeout: 180_000 }, () => {
 
     await payload(join(d, 'src'), '#!/bin/sh\necho hello\n');
     await mkdir(join(d, 'pkgs'));
-    const pack = await runCli('swpkg', ['pack', join(d, 'src'), '--name', 'hello', '--version', '1.0.0', '--arch', 'x86_64', '--summary', 'Says hello', '--license', 'MIT', '--depends', 'libc@*', '--key', join(d, 'keys/swpkg.key'), '--out', join(d, 'pkgs/hello.swpkg'), '--json']);
+    const pack = await runCli('swpkg', [
+      'pack',
+      join(d, 'src'),
+      '--name',
+      'hello',
+      '--version',
+      '1.0.0',
+      '--arch',
+      'x86_64',
+      '--summary',
+      'Says hello',
+      '--license',
+      'MIT',
+      '--depends',
+      'libc@*',
+      '--key',
+      join(d, 'keys/swpkg.key'),
+      '--out',
+      join(d, 'pkgs/hello.swpkg'),
+      '--json',
+    ]);
     expect(pack.code, pack.stderr).toBe(0);
     expect(pack.json.result.sha256).toMatch(/^[0-9a-f]{64}$/);
 
@@ -32,7 +52,18 @@ describe('swpkg end to end (built CLI)', { timeout: 180_000 }, () => {
     const verify = await runCli('swpkg', ['verify', join(d, 'pkgs/hello.swpkg'), '--key', join(d, 'keys/swpkg.pub'), '--json']);
     expect(verify.json.result.signature).toBe('verified');
 
-    const pub = await runCli('swpkg', ['repo', 'publish', join(d, 'pkgs'), '--key', join(d, 'keys/swpkg.key'), '--out', join(d, 'web'), '--name', 'main', '--json']);
+    const pub = await runCli('swpkg', [
+      'repo',
+      'publish',
+      join(d, 'pkgs'),
+      '--key',
+      join(d, 'keys/swpkg.key'),
+      '--out',
+      join(d, 'web'),
+      '--name',
+      'main',
+      '--json',
+    ]);
     expect(pub.code, pub.stderr).toBe(0);
     expect(pub.json.result.packages[0].path).toBe('packages/hello-1.0.0-x86_64.swpkg');
 
@@ -52,7 +83,22 @@ describe('swpkg end to end (built CLI)', { timeout: 180_000 }, () => {
     await runCli('swpkg', ['key', 'generate', '--out', join(d, 'keys')]);
     await payload(join(d, 'src'), 'x\n');
     await mkdir(join(d, 'pkgs'));
-    await runCli('swpkg', ['pack', join(d, 'src'), '--name', 'x', '--version', '0.1.0', '--arch', 'any', '--summary', 's', '--license', 'MIT', '--out', join(d, 'pkgs/x.swpkg')]);
+    await runCli('swpkg', [
+      'pack',
+      join(d, 'src'),
+      '--name',
+      'x',
+      '--version',
+      '0.1.0',
+      '--arch',
+      'any',
+      '--summary',
+      's',
+      '--license',
+      'MIT',
+      '--out',
+      join(d, 'pkgs/x.swpkg'),
+    ]);
     const idx = await runCli('swpkg', ['repo', 'index', join(d, 'pkgs'), '--name', 'main', '--out', join(d, 'catalog.json'), '--json']);
     expect(idx.json.result.packages).toBe(1);
     const sign = await runCli('swpkg', ['repo', 'sign', join(d, 'catalog.json'), '--key', join(d, 'keys/swpkg.key'), '--json']);
@@ -64,7 +110,23 @@ describe('swpkg end to end (built CLI)', { timeout: 180_000 }, () => {
     const d = await tempDir();
     await payload(join(d, 'src'), 'x\n');
     const before = await treeHash(d);
-    const badVersion = await runCli('swpkg', ['pack', join(d, 'src'), '--name', 'x', '--version', '1.0', '--arch', 'x86_64', '--summary', 's', '--license', 'MIT', '--out', join(d, 'x.swpkg'), '--json']);
+    const badVersion = await runCli('swpkg', [
+      'pack',
+      join(d, 'src'),
+      '--name',
+      'x',
+      '--version',
+      '1.0',
+      '--arch',
+      'x86_64',
+      '--summary',
+      's',
+      '--license',
+      'MIT',
+      '--out',
+      join(d, 'x.swpkg'),
+      '--json',
+    ]);
     expect(badVersion.code).toBe(2);
     expect(badVersion.json).toMatchObject({ ok: false, error: { code: 'E_INVALID_VERSION', details: { field: 'version' } } });
     const unknownFlag = await runCli('swpkg', ['pack', join(d, 'src'), '--bogus']);
@@ -87,7 +149,22 @@ describe('swpkg end to end (built CLI)', { timeout: 180_000 }, () => {
     await runCli('swpkg', ['key', 'generate', '--out', join(d, 'keys')]);
     await payload(join(d, 'src'), 'x\n');
     await mkdir(join(d, 'pkgs'));
-    await runCli('swpkg', ['pack', join(d, 'src'), '--name', 'x', '--version', '0.1.0', '--arch', 'x86_64', '--summary', 's', '--license', 'MIT', '--out', join(d, 'pkgs/x.swpkg')]);
+    await runCli('swpkg', [
+      'pack',
+      join(d, 'src'),
+      '--name',
+      'x',
+      '--version',
+      '0.1.0',
+      '--arch',
+      'x86_64',
+      '--summary',
+      's',
+      '--license',
+      'MIT',
+      '--out',
+      join(d, 'pkgs/x.swpkg'),
+    ]);
     await runCli('swpkg', ['repo', 'publish', join(d, 'pkgs'), '--key', join(d, 'keys/swpkg.key'), '--out', join(d, 'web')]);
     const { rm } = await import('node:fs/promises');
     await rm(join(d, 'web/packages/x-0.1.0-x86_64.swpkg'));

@@ -17,13 +17,23 @@ import { startStaticServer } from '../../../repo-server/index.js';
 import { DirRepoReader, HttpRepoReader } from '../../../cli/shared/repo-readers.js';
 import { tempDir, treeHash } from '../../helpers/tmp.js';
 
-async function makePackage(dir: string, name: string, version: string, extra: Partial<PackageMeta> = {}, content = `${name} ${version}\n`): Promise<string> {
+async function makePackage(
+  dir: string,
+  name: string,
+  version: string,
+  extra: Partial<PackageMeta> = {},
+  content = `${name} ${version}\n`,
+): Promise<string> {
   const src = join(dir, `src-${name}-${version}`);
   await mkdir(join(src, 'bin'), { recursive: true });
   await writeFile(join(src, 'bin', name), content);
   const out = join(dir, 'pkgs', `${name}-${version}.swpkg`);
   await mkdir(join(dir, 'pkgs'), { recursive: true });
-  await packPackage({ dir: src, meta: { name, version, arch: 'x86_64', abi: 'linux-musl-static', summary: `${name} tool`, license: 'MIT', ...extra }, out });
+  await packPackage({
+    dir: src,
+    meta: { name, version, arch: 'x86_64', abi: 'linux-musl-static', summary: `${name} tool`, license: 'MIT', ...extra },
+    out,
+  });
   return out;
 }
 
@@ -40,7 +50,16 @@ describe('repo publish', () => {
     const r = await publishRepository({ packagesDir: join(d, 'pkgs'), out: web, key, name: 'main' });
     expect(r.packages.map((p) => p.path)).toEqual(['packages/curl-7.88.1-x86_64.swpkg', 'packages/zlib-1.2.13-x86_64.swpkg']);
     const files = (await readdir(web)).sort();
-    expect(files).toEqual(['catalog.json', 'catalog.json.sha256', 'hosted-repo.json', 'index.html', 'packages', 'repo-root.pub', 'retention.json', 'roots']);
+    expect(files).toEqual([
+      'catalog.json',
+      'catalog.json.sha256',
+      'hosted-repo.json',
+      'index.html',
+      'packages',
+      'repo-root.pub',
+      'retention.json',
+      'roots',
+    ]);
     // no private key material anywhere in the web root
     for (const f of ['repo-root.pub', 'hosted-repo.json', 'catalog.json', 'roots/1.json']) {
       expect(await readFile(join(web, f), 'utf8')).not.toContain(Buffer.from(key.seed).toString('hex'));
@@ -82,7 +101,9 @@ describe('repo publish', () => {
     const { d, key, web } = await setup();
     await publishRepository({ packagesDir: join(d, 'pkgs'), out: web, key });
     const before = await treeHash(web);
-    await expect(publishRepository({ packagesDir: join(d, 'pkgs'), out: web, key: generateKeyPair() })).rejects.toMatchObject({ code: 'E_UNKNOWN_KEY' });
+    await expect(publishRepository({ packagesDir: join(d, 'pkgs'), out: web, key: generateKeyPair() })).rejects.toMatchObject({
+      code: 'E_UNKNOWN_KEY',
+    });
     await writeFile(join(d, 'pkgs', 'broken.swpkg'), 'not a package');
     await expect(publishRepository({ packagesDir: join(d, 'pkgs'), out: web, key })).rejects.toMatchObject({ code: 'E_CORRUPT' });
     expect(await treeHash(web)).toBe(before);
@@ -107,7 +128,13 @@ describe('repo publish', () => {
     await publishRepository({ packagesDir: join(d, 'pkgs'), out: web, key });
     const newRoot = generateKeyPair();
     const newCatalog = generateKeyPair();
-    const r = await rotatePublishedRoot({ out: web, oldRootKeys: [key], newRootKeys: [newRoot], catalogKeys: [{ type: 'ed25519', public: Buffer.from(newCatalog.publicKey).toString('hex') }], expiresIn: 86400 * 365 });
+    const r = await rotatePublishedRoot({
+      out: web,
+      oldRootKeys: [key],
+      newRootKeys: [newRoot],
+      catalogKeys: [{ type: 'ed25519', public: Buffer.from(newCatalog.publicKey).toString('hex') }],
+      expiresIn: 86400 * 365,
+    });
     expect(r.version).toBe(2);
     await expect(publishRepository({ packagesDir: join(d, 'pkgs'), out: web, key })).rejects.toMatchObject({ code: 'E_UNKNOWN_KEY' });
     await publishRepository({ packagesDir: join(d, 'pkgs'), out: web, key: newCatalog });
@@ -125,7 +152,10 @@ describe('repo publish', () => {
     await writeFile(join(web, 'catalog.json.sha256'), `${'0'.repeat(64)}  catalog.json\n`);
     const v = await verifyHosted(new DirRepoReader(web));
     expect(v.ok).toBe(false);
-    const failed = v.checks.filter((c) => !c.ok).map((c) => c.name).sort();
+    const failed = v.checks
+      .filter((c) => !c.ok)
+      .map((c) => c.name)
+      .sort();
     expect(failed).toEqual(['catalog.json.sha256 sidecar', 'packages/zlib-1.2.13-x86_64.swpkg']);
   });
 

@@ -71,7 +71,7 @@ describe('DNS responder', () => {
     expect(r.answers?.map((a) => (a as { data: string }).data)).toEqual(['fd00::2']);
   });
 
-  it('matches names case-insensitively (zone keys too) and keeps the asker\'s spelling', async () => {
+  it("matches names case-insensitively (zone keys too) and keeps the asker's spelling", async () => {
     const r = await ask('MIRROR.test', 'A');
     expect(r.rcode).toBe('NOERROR');
     expect(r.questions?.[0]?.name).toBe('MIRROR.test');
@@ -103,7 +103,14 @@ describe('DNS responder', () => {
     expect(none.rcode).toBe('FORMERR');
     const id2 = nextId++;
     const two = await exchange(
-      dnsPacket.encode({ type: 'query', id: id2, questions: [{ name: 'repo.test', type: 'A' }, { name: 'repo.test', type: 'AAAA' }] }),
+      dnsPacket.encode({
+        type: 'query',
+        id: id2,
+        questions: [
+          { name: 'repo.test', type: 'A' },
+          { name: 'repo.test', type: 'AAAA' },
+        ],
+      }),
       id2,
     );
     expect(two.rcode).toBe('FORMERR');
@@ -135,7 +142,9 @@ describe('DNS responder', () => {
 
   it('answers queries carrying an EDNS OPT record', async () => {
     const q = query('repo.test', 'A', {
-      additionals: [{ type: 'OPT', name: '.', udpPayloadSize: 4096, extendedRcode: 0, ednsVersion: 0, flags: 0, flag_do: false, options: [] }],
+      additionals: [
+        { type: 'OPT', name: '.', udpPayloadSize: 4096, extendedRcode: 0, ednsVersion: 0, flags: 0, flag_do: false, options: [] },
+      ],
     });
     const r = await exchange(q.bytes, q.id);
     expect(r.rcode).toBe('NOERROR');
@@ -184,17 +193,32 @@ describe('DNS over TCP (for guests whose network drops UDP)', () => {
       const ask = (payload: Buffer): Promise<Buffer | undefined> =>
         new Promise((resolve, reject) => {
           const c = createConnection({ host: '127.0.0.1', port: r.port });
-          const timer = setTimeout(() => { c.destroy(); reject(new Error('timeout')); }, 5000);
+          const timer = setTimeout(() => {
+            c.destroy();
+            reject(new Error('timeout'));
+          }, 5000);
           let got = Buffer.alloc(0);
           c.on('data', (d) => {
             got = Buffer.concat([got, d]);
-            if (got.length >= 2 && got.length >= 2 + got.readUInt16BE(0)) { clearTimeout(timer); c.destroy(); resolve(got.subarray(2)); }
+            if (got.length >= 2 && got.length >= 2 + got.readUInt16BE(0)) {
+              clearTimeout(timer);
+              c.destroy();
+              resolve(got.subarray(2));
+            }
           });
-          c.on('close', () => { clearTimeout(timer); resolve(got.length ? got.subarray(2) : undefined); });
+          c.on('close', () => {
+            clearTimeout(timer);
+            resolve(got.length ? got.subarray(2) : undefined);
+          });
           c.on('error', () => undefined);
           c.write(payload);
         });
-      const q = dnsPacketMod.encode({ type: 'query', id: 7, flags: dnsPacketMod.RECURSION_DESIRED, questions: [{ type: 'A', name: 'repo.test' }] });
+      const q = dnsPacketMod.encode({
+        type: 'query',
+        id: 7,
+        flags: dnsPacketMod.RECURSION_DESIRED,
+        questions: [{ type: 'A', name: 'repo.test' }],
+      });
       const len = Buffer.alloc(2);
       len.writeUInt16BE(q.length);
       const bad = await ask(Buffer.from([0, 3, 1, 2, 3]));

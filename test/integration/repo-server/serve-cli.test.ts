@@ -87,7 +87,18 @@ describe('swpkg serve', () => {
   });
 
   it('with --dns-port also answers DNS for --dns-name with --dns-address', async () => {
-    const s = await startServe([fx.root, '--port', '0', '--json', '--dns-port', '0', '--dns-name', 'repo.test', '--dns-address', '10.0.2.2']);
+    const s = await startServe([
+      fx.root,
+      '--port',
+      '0',
+      '--json',
+      '--dns-port',
+      '0',
+      '--dns-name',
+      'repo.test',
+      '--dns-address',
+      '10.0.2.2',
+    ]);
     const result = s.first['result'] as { dns: { port: number; name: string; addresses: string[] } };
     expect(result.dns.name).toBe('repo.test');
     const client = createSocket('udp4');

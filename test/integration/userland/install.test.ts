@@ -241,4 +241,3 @@ describe('pkg install', () => {
     expect((await pkgJson(root, ['install', 'hello', '--yes'])).json?.ok).toBe(true);
   });
 });
-

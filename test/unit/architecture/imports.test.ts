@@ -57,7 +57,8 @@ describe('import boundaries', () => {
           violations.push(`${relative(ROOT, file)} prints: only userland/cli/ may`);
         }
         if (top === 'userland' && /@oclif\//.test(text)) violations.push(`${relative(ROOT, file)} uses oclif: userland must bundle small`);
-        if (top === 'catalog' && /\bconsole\.|process\.stdout/.test(text)) violations.push(`${relative(ROOT, file)} prints: catalog reports through a Reporter`);
+        if (top === 'catalog' && /\bconsole\.|process\.stdout/.test(text))
+          violations.push(`${relative(ROOT, file)} prints: catalog reports through a Reporter`);
       }
     }
     expect(checked).toBeGreaterThan(10);

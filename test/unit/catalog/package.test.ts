@@ -21,7 +21,14 @@ import {
 } from '../../../catalog/index.js';
 import { tempDir, treeHash } from '../../helpers/tmp.js';
 
-const meta: PackageMeta = { name: 'hello', version: '1.0.0', arch: 'x86_64', abi: 'linux-musl-static', summary: 'says hello', license: 'MIT' };
+const meta: PackageMeta = {
+  name: 'hello',
+  version: '1.0.0',
+  arch: 'x86_64',
+  abi: 'linux-musl-static',
+  summary: 'says hello',
+  license: 'MIT',
+};
 
 async function payload(dir: string): Promise<void> {
   await mkdir(join(dir, 'bin'), { recursive: true });
@@ -34,13 +41,24 @@ async function payload(dir: string): Promise<void> {
 }
 
 /** Writes a raw .swpkg from hand-made entries: for malformed input our writer refuses to produce. */
-async function rawPackage(out: string, manifest: unknown, entries: { path: string; type: 'file' | 'dir' | 'symlink'; mode?: number; data?: Buffer; target?: string; typeflag?: string }[]): Promise<void> {
+async function rawPackage(
+  out: string,
+  manifest: unknown,
+  entries: { path: string; type: 'file' | 'dir' | 'symlink'; mode?: number; data?: Buffer; target?: string; typeflag?: string }[],
+): Promise<void> {
   const parts: Buffer[] = [];
   const m = Buffer.from(canonicalBytes(manifest));
   parts.push(tarHeader({ path: '.SWPKG/manifest.json', type: 'file', mode: 0o644, size: m.length, mtime: 0 }), m, padding(m.length));
   for (const e of entries) {
     const data = e.data ?? Buffer.alloc(0);
-    const h = tarHeader({ path: e.path, type: e.type, mode: e.mode ?? 0o644, size: data.length, mtime: 0, ...(e.target ? { linkTarget: e.target } : {}) });
+    const h = tarHeader({
+      path: e.path,
+      type: e.type,
+      mode: e.mode ?? 0o644,
+      size: data.length,
+      mtime: 0,
+      ...(e.target ? { linkTarget: e.target } : {}),
+    });
     if (e.typeflag) {
       h.write(e.typeflag, 156, 1, 'ascii');
       let sum = 0;
@@ -55,7 +73,15 @@ async function rawPackage(out: string, manifest: unknown, entries: { path: strin
 }
 
 function manifestFor(files: PackageManifest['files']): PackageManifest {
-  return { format: 1, ...meta, depends: {}, provides: [], conflicts: [], installedSize: files.reduce((n, f) => n + (f.size ?? 0), 0), files };
+  return {
+    format: 1,
+    ...meta,
+    depends: {},
+    provides: [],
+    conflicts: [],
+    installedSize: files.reduce((n, f) => n + (f.size ?? 0), 0),
+    files,
+  };
 }
 
 describe('.swpkg writer and reader', () => {
@@ -90,7 +116,9 @@ describe('.swpkg writer and reader', () => {
     const r = await packPackage({ dir: join(d, 'src'), meta, out: join(d, 'hello.swpkg'), key });
     const header = await readPackageHeader(r.path);
     expect(verifyPackageSignature(header, [toPublicKeyFile(key)]).keyid).toBe(key.keyid);
-    expect(() => verifyPackageSignature(header, [toPublicKeyFile(generateKeyPair())])).toThrow(expect.objectContaining({ code: 'E_UNKNOWN_KEY' }));
+    expect(() => verifyPackageSignature(header, [toPublicKeyFile(generateKeyPair())])).toThrow(
+      expect.objectContaining({ code: 'E_UNKNOWN_KEY' }),
+    );
     const tampered = { ...header, manifest: { ...header.manifest, summary: 'evil' } };
     expect(() => verifyPackageSignature(tampered, [toPublicKeyFile(key)])).toThrow(expect.objectContaining({ code: 'E_SIGNATURE' }));
     const unsigned = await packPackage({ dir: join(d, 'src'), meta, out: join(d, 'u.swpkg') });
@@ -109,32 +137,116 @@ describe('.swpkg writer and reader', () => {
   it('refuses bad metadata with the field named', async () => {
     const d = await tempDir();
     await payload(join(d, 'src'));
-    await expect(packPackage({ dir: join(d, 'src'), meta: { ...meta, version: 'v1' }, out: join(d, 'x.swpkg') })).rejects.toMatchObject({ code: 'E_INVALID_VERSION', details: { field: 'version' } });
-    await expect(packPackage({ dir: join(d, 'src'), meta: { ...meta, name: 'Bad Name' }, out: join(d, 'x.swpkg') })).rejects.toMatchObject({ code: 'E_INVALID_MANIFEST', details: { field: 'name' } });
-    await expect(packPackage({ dir: join(d, 'src'), meta: { ...meta, depends: { zlib: 'not a range!' } }, out: join(d, 'x.swpkg') })).rejects.toMatchObject({ code: 'E_INVALID_RANGE' });
+    await expect(packPackage({ dir: join(d, 'src'), meta: { ...meta, version: 'v1' }, out: join(d, 'x.swpkg') })).rejects.toMatchObject({
+      code: 'E_INVALID_VERSION',
+      details: { field: 'version' },
+    });
+    await expect(packPackage({ dir: join(d, 'src'), meta: { ...meta, name: 'Bad Name' }, out: join(d, 'x.swpkg') })).rejects.toMatchObject({
+      code: 'E_INVALID_MANIFEST',
+      details: { field: 'name' },
+    });
+    await expect(
+      packPackage({ dir: join(d, 'src'), meta: { ...meta, depends: { zlib: 'not a range!' } }, out: join(d, 'x.swpkg') }),
+    ).rejects.toMatchObject({ code: 'E_INVALID_RANGE' });
     expect(await readdir(d)).toEqual(['src']);
   });
 
   const data = Buffer.from('payload\n');
   const fileEntry = (path: string) => ({ path, type: 'file' as const, mode: 0o644, size: data.length, sha256: sha256Hex(data) });
   const cases: { name: string; code: string; build: (out: string) => Promise<void> }[] = [
-    { name: '.. in a path', code: 'E_UNSAFE_PATH', build: (o) => rawPackage(o, { ...manifestFor([fileEntry('../evil')]) }, [{ path: '../evil', type: 'file', data }]) },
-    { name: 'an absolute path', code: 'E_UNSAFE_PATH', build: (o) => rawPackage(o, manifestFor([fileEntry('/etc/evil')]), [{ path: '/etc/evil', type: 'file', data }]) },
-    { name: 'a path the manifest does not list', code: 'E_UNSAFE_PATH', build: (o) => rawPackage(o, manifestFor([fileEntry('a')]), [{ path: '../a', type: 'file', data }]) },
-    { name: 'duplicate paths', code: 'E_INVALID_MANIFEST', build: (o) => rawPackage(o, manifestFor([fileEntry('a'), fileEntry('a')]), [{ path: 'a', type: 'file', data }, { path: 'a', type: 'file', data }]) },
-    { name: 'a symlink escaping the package', code: 'E_UNSAFE_PATH', build: (o) => rawPackage(o, manifestFor([{ path: 'x', type: 'symlink', mode: 0o777, target: '../../etc/passwd' }]), [{ path: 'x', type: 'symlink', mode: 0o777, target: '../../etc/passwd' }]) },
-    { name: 'an absolute symlink', code: 'E_UNSAFE_PATH', build: (o) => rawPackage(o, manifestFor([{ path: 'x', type: 'symlink', mode: 0o777, target: '/etc/passwd' }]), [{ path: 'x', type: 'symlink', mode: 0o777, target: '/etc/passwd' }]) },
-    { name: 'a file below a symlink', code: 'E_UNSAFE_PATH', build: (o) => rawPackage(o, manifestFor([{ path: 'l', type: 'symlink', mode: 0o777, target: '.' }, fileEntry('l/x')]), [{ path: 'l', type: 'symlink', mode: 0o777, target: '.' }, { path: 'l/x', type: 'file', data }]) },
-    { name: 'a setuid file', code: 'E_UNSAFE_PATH', build: (o) => rawPackage(o, manifestFor([{ ...fileEntry('s'), mode: 0o4755 }]), [{ path: 's', type: 'file', mode: 0o4755, data }]) },
-    { name: 'a hardlink entry', code: 'E_UNSAFE_PATH', build: (o) => rawPackage(o, manifestFor([fileEntry('a')]), [{ path: 'a', type: 'file', data: Buffer.alloc(0), typeflag: '1', target: 'b' }]) },
-    { name: 'a device node', code: 'E_UNSAFE_PATH', build: (o) => rawPackage(o, manifestFor([fileEntry('a')]), [{ path: 'a', type: 'file', data: Buffer.alloc(0), typeflag: '3' }]) },
-    { name: 'content that does not match its hash', code: 'E_HASH_MISMATCH', build: (o) => rawPackage(o, manifestFor([fileEntry('a')]), [{ path: 'a', type: 'file', data: Buffer.from('PAYLOAD\n') }]) },
-    { name: 'a size that differs from the manifest', code: 'E_HASH_MISMATCH', build: (o) => rawPackage(o, manifestFor([fileEntry('a')]), [{ path: 'a', type: 'file', data: Buffer.from('payload!!\n') }]) },
-    { name: 'a missing file', code: 'E_CORRUPT', build: (o) => rawPackage(o, manifestFor([fileEntry('a'), fileEntry('b')]), [{ path: 'a', type: 'file', data }]) },
+    {
+      name: '.. in a path',
+      code: 'E_UNSAFE_PATH',
+      build: (o) => rawPackage(o, { ...manifestFor([fileEntry('../evil')]) }, [{ path: '../evil', type: 'file', data }]),
+    },
+    {
+      name: 'an absolute path',
+      code: 'E_UNSAFE_PATH',
+      build: (o) => rawPackage(o, manifestFor([fileEntry('/etc/evil')]), [{ path: '/etc/evil', type: 'file', data }]),
+    },
+    {
+      name: 'a path the manifest does not list',
+      code: 'E_UNSAFE_PATH',
+      build: (o) => rawPackage(o, manifestFor([fileEntry('a')]), [{ path: '../a', type: 'file', data }]),
+    },
+    {
+      name: 'duplicate paths',
+      code: 'E_INVALID_MANIFEST',
+      build: (o) =>
+        rawPackage(o, manifestFor([fileEntry('a'), fileEntry('a')]), [
+          { path: 'a', type: 'file', data },
+          { path: 'a', type: 'file', data },
+        ]),
+    },
+    {
+      name: 'a symlink escaping the package',
+      code: 'E_UNSAFE_PATH',
+      build: (o) =>
+        rawPackage(o, manifestFor([{ path: 'x', type: 'symlink', mode: 0o777, target: '../../etc/passwd' }]), [
+          { path: 'x', type: 'symlink', mode: 0o777, target: '../../etc/passwd' },
+        ]),
+    },
+    {
+      name: 'an absolute symlink',
+      code: 'E_UNSAFE_PATH',
+      build: (o) =>
+        rawPackage(o, manifestFor([{ path: 'x', type: 'symlink', mode: 0o777, target: '/etc/passwd' }]), [
+          { path: 'x', type: 'symlink', mode: 0o777, target: '/etc/passwd' },
+        ]),
+    },
+    {
+      name: 'a file below a symlink',
+      code: 'E_UNSAFE_PATH',
+      build: (o) =>
+        rawPackage(o, manifestFor([{ path: 'l', type: 'symlink', mode: 0o777, target: '.' }, fileEntry('l/x')]), [
+          { path: 'l', type: 'symlink', mode: 0o777, target: '.' },
+          { path: 'l/x', type: 'file', data },
+        ]),
+    },
+    {
+      name: 'a setuid file',
+      code: 'E_UNSAFE_PATH',
+      build: (o) => rawPackage(o, manifestFor([{ ...fileEntry('s'), mode: 0o4755 }]), [{ path: 's', type: 'file', mode: 0o4755, data }]),
+    },
+    {
+      name: 'a hardlink entry',
+      code: 'E_UNSAFE_PATH',
+      build: (o) =>
+        rawPackage(o, manifestFor([fileEntry('a')]), [{ path: 'a', type: 'file', data: Buffer.alloc(0), typeflag: '1', target: 'b' }]),
+    },
+    {
+      name: 'a device node',
+      code: 'E_UNSAFE_PATH',
+      build: (o) => rawPackage(o, manifestFor([fileEntry('a')]), [{ path: 'a', type: 'file', data: Buffer.alloc(0), typeflag: '3' }]),
+    },
+    {
+      name: 'content that does not match its hash',
+      code: 'E_HASH_MISMATCH',
+      build: (o) => rawPackage(o, manifestFor([fileEntry('a')]), [{ path: 'a', type: 'file', data: Buffer.from('PAYLOAD\n') }]),
+    },
+    {
+      name: 'a size that differs from the manifest',
+      code: 'E_HASH_MISMATCH',
+      build: (o) => rawPackage(o, manifestFor([fileEntry('a')]), [{ path: 'a', type: 'file', data: Buffer.from('payload!!\n') }]),
+    },
+    {
+      name: 'a missing file',
+      code: 'E_CORRUPT',
+      build: (o) => rawPackage(o, manifestFor([fileEntry('a'), fileEntry('b')]), [{ path: 'a', type: 'file', data }]),
+    },
     { name: 'an unknown manifest field', code: 'E_INVALID_MANIFEST', build: (o) => rawPackage(o, { ...manifestFor([]), evil: true }, []) },
     { name: 'a non-semver version', code: 'E_INVALID_VERSION', build: (o) => rawPackage(o, { ...manifestFor([]), version: '1.0' }, []) },
-    { name: 'a wrong installedSize', code: 'E_INVALID_MANIFEST', build: (o) => rawPackage(o, { ...manifestFor([]), installedSize: 5 }, []) },
-    { name: 'no manifest first', code: 'E_CORRUPT', build: (o) => writeFile(o, gzipSync(Buffer.concat([tarHeader({ path: 'a', type: 'file', mode: 0o644, size: 0, mtime: 0 }), TAR_END]))) },
+    {
+      name: 'a wrong installedSize',
+      code: 'E_INVALID_MANIFEST',
+      build: (o) => rawPackage(o, { ...manifestFor([]), installedSize: 5 }, []),
+    },
+    {
+      name: 'no manifest first',
+      code: 'E_CORRUPT',
+      build: (o) =>
+        writeFile(o, gzipSync(Buffer.concat([tarHeader({ path: 'a', type: 'file', mode: 0o644, size: 0, mtime: 0 }), TAR_END]))),
+    },
     { name: 'not gzip at all', code: 'E_CORRUPT', build: (o) => writeFile(o, 'hello, I am not a package') },
   ];
   for (const c of cases) {

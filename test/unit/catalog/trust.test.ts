@@ -26,15 +26,33 @@ const LATER = (days: number) => new Date(NOW.getTime() + days * 86400000);
 
 function pkg(name: string, version = '1.0.0'): CatalogPackage {
   return {
-    name, version, arch: 'x86_64', abi: 'linux-musl-static', depends: {}, provides: [], conflicts: [],
-    size: 10, installedSize: 10, sha256: 'a'.repeat(64), path: `packages/${name}-${version}-x86_64.swpkg`, summary: 's', license: 'MIT',
+    name,
+    version,
+    arch: 'x86_64',
+    abi: 'linux-musl-static',
+    depends: {},
+    provides: [],
+    conflicts: [],
+    size: 10,
+    installedSize: 10,
+    sha256: 'a'.repeat(64),
+    path: `packages/${name}-${version}-x86_64.swpkg`,
+    summary: 's',
+    license: 'MIT',
   };
 }
 
 function catalog(version: number, over: Partial<CatalogSigned> = {}): CatalogSigned {
   return {
-    type: 'catalog', format: 1, repo: 'main', version, generated: NOW.toISOString(), expires: LATER(7).toISOString(),
-    compatibility: { arch: ['x86_64'], abi: ['linux-musl-static'], minClientFormat: 1 }, packages: [pkg('lua', '5.4.4')], ...over,
+    type: 'catalog',
+    format: 1,
+    repo: 'main',
+    version,
+    generated: NOW.toISOString(),
+    expires: LATER(7).toISOString(),
+    compatibility: { arch: ['x86_64'], abi: ['linux-musl-static'], minClientFormat: 1 },
+    packages: [pkg('lua', '5.4.4')],
+    ...over,
   };
 }
 
@@ -49,10 +67,26 @@ function setup(): { rootKey: KeyPair; catKey: KeyPair; root: ReturnType<typeof c
 describe('canonical JSON (RFC 8785)', () => {
   it('matches the RFC 8785 test vectors', () => {
     // RFC 8785 §3.2.2 and Appendix B number serialisation examples.
-    expect(canonicalJson({ numbers: [333333333.33333329, 1e30, 4.5, 2e-3, 0.000000000000000000000000001], string: '€$\u000f\u000aA\'\u0042\u0022\u005c\\"/', literals: [null, true, false] }))
-      .toBe('{"literals":[null,true,false],"numbers":[333333333.3333333,1e+30,4.5,0.002,1e-27],"string":"€$\\u000f\\nA\'B\\"\\\\\\\\\\"/"}');
-    expect(canonicalJson({ '\u20ac': 'Euro Sign', '\r': 'Carriage Return', '\ufb33': 'Hebrew Letter Dalet With Dagesh', '1': 'One', '\ud83d\ude00': 'Emoji: Grinning Face', '\u0080': 'Control', '\u00f6': 'Latin Small Letter O With Diaeresis' }))
-      .toBe('{"\\r":"Carriage Return","1":"One","\u0080":"Control","ö":"Latin Small Letter O With Diaeresis","€":"Euro Sign","😀":"Emoji: Grinning Face","\ufb33":"Hebrew Letter Dalet With Dagesh"}');
+    expect(
+      canonicalJson({
+        numbers: [333333333.33333329, 1e30, 4.5, 2e-3, 0.000000000000000000000000001],
+        string: '€$\u000f\u000aA\'\u0042\u0022\u005c\\"/',
+        literals: [null, true, false],
+      }),
+    ).toBe('{"literals":[null,true,false],"numbers":[333333333.3333333,1e+30,4.5,0.002,1e-27],"string":"€$\\u000f\\nA\'B\\"\\\\\\\\\\"/"}');
+    expect(
+      canonicalJson({
+        '\u20ac': 'Euro Sign',
+        '\r': 'Carriage Return',
+        '\ufb33': 'Hebrew Letter Dalet With Dagesh',
+        '1': 'One',
+        '\ud83d\ude00': 'Emoji: Grinning Face',
+        '\u0080': 'Control',
+        '\u00f6': 'Latin Small Letter O With Diaeresis',
+      }),
+    ).toBe(
+      '{"\\r":"Carriage Return","1":"One","\u0080":"Control","ö":"Latin Small Letter O With Diaeresis","€":"Euro Sign","😀":"Emoji: Grinning Face","\ufb33":"Hebrew Letter Dalet With Dagesh"}',
+    );
   });
 });
 
@@ -78,7 +112,9 @@ describe('Ed25519 strictness', () => {
     const { root } = setup();
     const smallOrder = bytesToHex(ed.Point.ZERO.toBytes()); // identity point: order 1
     const keyid = createHash('sha256').update(Buffer.from(smallOrder, 'hex')).digest('hex');
-    const evil = structuredClone(root) as unknown as { signed: { keys: Record<string, unknown>; roles: { catalog: { keyids: string[] } } } };
+    const evil = structuredClone(root) as unknown as {
+      signed: { keys: Record<string, unknown>; roles: { catalog: { keyids: string[] } } };
+    };
     evil.signed.keys[keyid] = { type: 'ed25519', public: smallOrder };
     evil.signed.roles.catalog.keyids.push(keyid);
     expect(() => parseRoot(evil, 'evil root')).toThrow(expect.objectContaining({ code: 'E_INVALID_KEY' }));
@@ -126,18 +162,55 @@ describe('verifyCatalog: one case per attack', () => {
   const good = signCatalog(catalog(100), [catKey]);
   const goodBytes = enc(good);
   const table: { name: string; bytes: () => Uint8Array; opts?: object; code: string }[] = [
-    { name: 'a flipped byte in the signed part', code: 'E_SIGNATURE', bytes: () => enc({ ...good, signed: { ...good.signed, repo: 'mainx' } }) },
+    {
+      name: 'a flipped byte in the signed part',
+      code: 'E_SIGNATURE',
+      bytes: () => enc({ ...good, signed: { ...good.signed, repo: 'mainx' } }),
+    },
     { name: 'a missing signature', code: 'E_THRESHOLD', bytes: () => enc({ ...good, signatures: [] }) },
     { name: 'a signature by an unknown key', code: 'E_UNKNOWN_KEY', bytes: () => enc(signCatalog(catalog(100), [generateKeyPair()])) },
-    { name: 'an expired catalog (freeze)', code: 'E_EXPIRED', bytes: () => enc(signCatalog(catalog(100, { expires: LATER(-1).toISOString() }), [catKey])) },
-    { name: 'a lower version (rollback)', code: 'E_ROLLBACK', bytes: () => goodBytes, opts: { lastAccepted: { version: 101, sha256: 'b'.repeat(64) } } },
-    { name: 'the same version with other bytes (equivocation)', code: 'E_EQUIVOCATION', bytes: () => goodBytes, opts: { lastAccepted: { version: 100, sha256: 'b'.repeat(64) } } },
-    { name: 'another arch', code: 'E_INCOMPATIBLE', bytes: () => enc(signCatalog(catalog(100, { compatibility: { arch: ['aarch64'], abi: ['linux-musl-static'], minClientFormat: 1 } }), [catKey])) },
-    { name: 'another abi', code: 'E_INCOMPATIBLE', bytes: () => enc(signCatalog(catalog(100, { compatibility: { arch: ['x86_64'], abi: ['linux-gnu'], minClientFormat: 1 } }), [catKey])) },
-    { name: 'a newer client format', code: 'E_INCOMPATIBLE', bytes: () => enc(signCatalog(catalog(100, { compatibility: { arch: ['x86_64'], abi: ['linux-musl-static'], minClientFormat: 2 } }), [catKey])) },
+    {
+      name: 'an expired catalog (freeze)',
+      code: 'E_EXPIRED',
+      bytes: () => enc(signCatalog(catalog(100, { expires: LATER(-1).toISOString() }), [catKey])),
+    },
+    {
+      name: 'a lower version (rollback)',
+      code: 'E_ROLLBACK',
+      bytes: () => goodBytes,
+      opts: { lastAccepted: { version: 101, sha256: 'b'.repeat(64) } },
+    },
+    {
+      name: 'the same version with other bytes (equivocation)',
+      code: 'E_EQUIVOCATION',
+      bytes: () => goodBytes,
+      opts: { lastAccepted: { version: 100, sha256: 'b'.repeat(64) } },
+    },
+    {
+      name: 'another arch',
+      code: 'E_INCOMPATIBLE',
+      bytes: () =>
+        enc(signCatalog(catalog(100, { compatibility: { arch: ['aarch64'], abi: ['linux-musl-static'], minClientFormat: 1 } }), [catKey])),
+    },
+    {
+      name: 'another abi',
+      code: 'E_INCOMPATIBLE',
+      bytes: () =>
+        enc(signCatalog(catalog(100, { compatibility: { arch: ['x86_64'], abi: ['linux-gnu'], minClientFormat: 1 } }), [catKey])),
+    },
+    {
+      name: 'a newer client format',
+      code: 'E_INCOMPATIBLE',
+      bytes: () =>
+        enc(signCatalog(catalog(100, { compatibility: { arch: ['x86_64'], abi: ['linux-musl-static'], minClientFormat: 2 } }), [catKey])),
+    },
     { name: 'a catalog over the size cap', code: 'E_TOO_LARGE', bytes: () => goodBytes, opts: { maxBytes: 100 } },
     { name: 'garbage', code: 'E_INVALID_JSON', bytes: () => new TextEncoder().encode('{"signed": ') },
-    { name: 'a package path escaping packages/', code: 'E_UNSAFE_PATH', bytes: () => enc(signCatalog(catalog(100, { packages: [{ ...pkg('x'), path: '../../etc/passwd' }] }), [catKey])) },
+    {
+      name: 'a package path escaping packages/',
+      code: 'E_UNSAFE_PATH',
+      bytes: () => enc(signCatalog(catalog(100, { packages: [{ ...pkg('x'), path: '../../etc/passwd' }] }), [catKey])),
+    },
   ];
   for (const c of table) {
     it(`refuses ${c.name} with ${c.code}`, () => {
@@ -148,6 +221,9 @@ describe('verifyCatalog: one case per attack', () => {
     expect(verifyCatalog(goodBytes, { root, now: NOW }).signed.version).toBe(100);
     const sha = createHash('sha256').update(goodBytes).digest('hex');
     expect(verifyCatalog(goodBytes, { root, now: NOW, lastAccepted: { version: 100, sha256: sha } }).signed.version).toBe(100);
-    expect(verifyCatalog(enc(signCatalog(catalog(101), [catKey])), { root, now: NOW, lastAccepted: { version: 100, sha256: sha } }).signed.version).toBe(101);
+    expect(
+      verifyCatalog(enc(signCatalog(catalog(101), [catKey])), { root, now: NOW, lastAccepted: { version: 100, sha256: sha } }).signed
+        .version,
+    ).toBe(101);
   });
 });

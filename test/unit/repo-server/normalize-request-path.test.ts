@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { normalizeRequestPath, encodePath, MAX_TARGET_LENGTH, type RequestPath } from '../../../repo-server/index.js';
 
 const ok = (segments: string[], directory = false): RequestPath => ({ ok: true, segments, directory });
-const no = (status: 400 | 404 | 414, reason: string): RequestPath => ({ ok: false, status, reason } as RequestPath);
+const no = (status: 400 | 404 | 414, reason: string): RequestPath => ({ ok: false, status, reason }) as RequestPath;
 
 // One row per request target: expected result and why.
 const rows: Array<[string, RequestPath, string]> = [

@@ -11,12 +11,14 @@ The first publish creates root v1 with --root-key (default: --key) as root key a
     '<%= config.bin %> repo publish ./packages --key keys/swpkg.key --out ./webroot --name main',
     '<%= config.bin %> repo publish ./packages --key keys/catalog.key --root-key keys/root.key --out ./webroot --expires 30d --retain 14d',
   ];
-  static override args = { packages: Args.directory({ description: 'Folder of .swpkg files: the complete set the catalog lists.', required: true, exists: true }) };
+  static override args = {
+    packages: Args.directory({ description: 'Folder of .swpkg files: the complete set the catalog lists.', required: true, exists: true }),
+  };
   static override flags = {
     key: Flags.file({ summary: 'Catalog signing key (private).', required: true, exists: true }),
     'root-key': Flags.file({ summary: 'Root key for a new repository (default: --key).', exists: true }),
     out: Flags.directory({ summary: 'Web root to write (created if missing).', required: true }),
-    name: Flags.string({ summary: 'Repository name (default: the previous catalog\'s, else the folder name).' }),
+    name: Flags.string({ summary: "Repository name (default: the previous catalog's, else the folder name)." }),
     expires: Flags.string({ summary: 'How long the catalog stays valid: 14d, 12h, 2w.', default: '14d' }),
     retain: Flags.string({ summary: 'How long superseded packages stay downloadable.', default: '7d' }),
     mirror: Flags.string({ summary: 'Mirror base URL to advertise in hosted-repo.json (repeatable).', multiple: true }),

@@ -19,8 +19,17 @@ Use it to replace a root key, add or replace catalog keys (--catalog-key), or ch
   static override args = { root: Args.directory({ description: 'Published web root.', required: true, exists: true }) };
   static override flags = {
     'old-key': Flags.file({ summary: 'Current root key(s) (private).', required: true, multiple: true, exists: true }),
-    'new-key': Flags.file({ summary: 'Root key(s) of the new root (private; may repeat an old one).', required: true, multiple: true, exists: true }),
-    'catalog-key': Flags.file({ summary: 'Catalog public key(s) for the new root (default: keep the current ones).', multiple: true, exists: true }),
+    'new-key': Flags.file({
+      summary: 'Root key(s) of the new root (private; may repeat an old one).',
+      required: true,
+      multiple: true,
+      exists: true,
+    }),
+    'catalog-key': Flags.file({
+      summary: 'Catalog public key(s) for the new root (default: keep the current ones).',
+      multiple: true,
+      exists: true,
+    }),
     'root-threshold': Flags.integer({ summary: 'Root signatures the new root requires.', min: 1 }),
     'catalog-threshold': Flags.integer({ summary: 'Catalog signatures the new root requires.', min: 1 }),
     expires: Flags.string({ summary: 'How long the new root stays valid.', default: '365d' }),

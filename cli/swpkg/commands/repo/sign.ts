@@ -11,7 +11,8 @@ interface Result {
 
 export default class RepoSign extends BaseCommand<Result> {
   static override summary = 'Add a signature to a catalog file.';
-  static override description = 'Signs the canonical (RFC 8785) bytes of the catalog\'s signed part and adds the signature, replacing an older one by the same key.';
+  static override description =
+    "Signs the canonical (RFC 8785) bytes of the catalog's signed part and adds the signature, replacing an older one by the same key.";
   static override examples = ['<%= config.bin %> repo sign catalog.json --key keys/catalog.key'];
   static override args = { catalog: Args.file({ description: 'Catalog file from `swpkg repo index`.', required: true, exists: true }) };
   static override flags = {

@@ -6,7 +6,10 @@ import { SwpkgError, verifyHosted, type VerifyHostedResult } from '../../../../c
 export default class RepoVerifyHosted extends BaseCommand<VerifyHostedResult> {
   static override summary = 'Check a published repository from the outside, the way a client would.';
   static override description = `Fetches hosted-repo.json, repo-root.pub and the roots/ chain, verifies the catalog's signatures and expiry, the sidecars, and downloads every package to check its size, SHA-256 and contents. Each check prints PASS or FAIL; any FAIL exits 3. A catalog expiring within 7 days is a warning.`;
-  static override examples = ['<%= config.bin %> repo verify-hosted http://127.0.0.1:8080/', '<%= config.bin %> repo verify-hosted ./webroot --json'];
+  static override examples = [
+    '<%= config.bin %> repo verify-hosted http://127.0.0.1:8080/',
+    '<%= config.bin %> repo verify-hosted ./webroot --json',
+  ];
   static override args = { target: Args.string({ description: 'URL or folder of the published root.', required: true }) };
   static override flags = { fingerprint: Flags.string({ summary: 'Root fingerprint you expect (as pinned by clients).' }) };
 
@@ -14,7 +17,10 @@ export default class RepoVerifyHosted extends BaseCommand<VerifyHostedResult> {
 
   override async run(): Promise<VerifyHostedResult> {
     const { args, flags } = await this.parse(RepoVerifyHosted);
-    const r = await verifyHosted(repoReaderFor(args.target), { reporter: this.reporter(), ...(flags.fingerprint && { pinnedFingerprint: flags.fingerprint }) });
+    const r = await verifyHosted(repoReaderFor(args.target), {
+      reporter: this.reporter(),
+      ...(flags.fingerprint && { pinnedFingerprint: flags.fingerprint }),
+    });
     this.warnings.push(...r.warnings);
     if (!r.ok) {
       this.failed = true;

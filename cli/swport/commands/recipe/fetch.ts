@@ -1,6 +1,6 @@
 import { Args, Flags } from '@oclif/core';
 import { BaseCommand } from '../../../shared/base-command.js';
-import { defaultPortsPaths, fetchRecipe, type FetchReport } from '../../../../ports/index.js';
+import { defaultPortsPaths, fetchRecipe, DEFAULT_TARGET, type FetchReport } from '../../../../ports/index.js';
 
 export default class RecipeFetch extends BaseCommand<FetchReport> {
   static override summary = "Fetch and verify the recipe's sources into the source cache.";
@@ -9,6 +9,7 @@ export default class RecipeFetch extends BaseCommand<FetchReport> {
   static override examples = ['<%= config.bin %> recipe fetch openssl', '<%= config.bin %> recipe fetch zlib --json'];
   static override args = { name: Args.string({ description: 'Port name.', required: true }) };
   static override flags = {
+    target: Flags.string({ summary: 'Target triple the recipe must support.', default: DEFAULT_TARGET }),
     ports: Flags.directory({ summary: 'The ports folder (holding catalog.json and recipes/).', exists: true }),
   };
 
@@ -16,6 +17,7 @@ export default class RecipeFetch extends BaseCommand<FetchReport> {
     const { args, flags } = await this.parse(RecipeFetch);
     return fetchRecipe(args.name, {
       paths: defaultPortsPaths({ ...(flags.ports ? { portsDir: flags.ports } : {}) }),
+      target: flags.target,
       reporter: this.reporter(flags.quiet),
     });
   }

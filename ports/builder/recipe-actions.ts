@@ -4,6 +4,7 @@ import { silentReporter, type Reporter } from '../../catalog/index.js';
 import { buildPort, buildPorts, type BuildOptions, type BuiltPackage } from './build-port.js';
 import { loadPortsCatalog, loadRecipe, checkRecipeFiles } from './ports-catalog.js';
 import type { PortsPaths } from './paths.js';
+import { assertTarget } from './recipe.js';
 import { fetchSources, type FetchAttempt, type SourceFetcher } from './source-fetcher.js';
 
 export interface FetchReport {
@@ -23,11 +24,12 @@ export interface FetchReport {
 /** `swport recipe fetch NAME`: every source of the recipe, verified, in the source cache. */
 export async function fetchRecipe(
   name: string,
-  o: { paths: PortsPaths; reporter?: Reporter; fetchers?: SourceFetcher[] },
+  o: { paths: PortsPaths; target?: string; reporter?: Reporter; fetchers?: SourceFetcher[] },
 ): Promise<FetchReport> {
   const catalog = await loadPortsCatalog(o.paths.portsDir);
   const l = await loadRecipe(catalog, name);
   await checkRecipeFiles(l);
+  if (o.target !== undefined) assertTarget(l.recipe, o.target);
   const fetched = await fetchSources(l.recipe.sources, {
     cacheDir: o.paths.cacheDir,
     mirrorDir: o.paths.mirrorDir,

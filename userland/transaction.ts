@@ -7,7 +7,6 @@ import {
   compatiblePackages,
   findReverseDependencies,
   parseRequirement,
-  readPackageHeader,
   resolve,
   verifyPackageFile,
   verifyPackageSignature,
@@ -33,7 +32,7 @@ import {
 } from './generation.js';
 import { storeDirName } from './paths.js';
 import { ensureDir, exists, removeTree } from './fs-util.js';
-import { trustedKeys } from './trusted-keys.js';
+import { trustedKeys, type TrustedKey } from './trusted-keys.js';
 import { withWriterLock } from './writer.js';
 import { crashPoint } from './crash-point.js';
 import { eachLimit } from './each-limit.js';
@@ -197,7 +196,13 @@ function isFileSpec(spec: string): boolean {
  * must verify under a trusted key unless `allowUntrusted`. A signature that
  * is present but wrong is refused even then: it proves tampering.
  */
-async function localCandidate(ctx: PkgContext, file: string, allowUntrusted: boolean, warn: (m: string) => void): Promise<Available> {
+async function localCandidate(
+  ctx: PkgContext,
+  file: string,
+  keys: TrustedKey[],
+  allowUntrusted: boolean,
+  warn: (m: string) => void,
+): Promise<Available> {
   const path = resolvePath(file);
   const v = await verifyPackageFile(path);
   const m = v.manifest;
@@ -212,7 +217,6 @@ async function localCandidate(ctx: PkgContext, file: string, allowUntrusted: boo
     );
   }
   let trustedBy: { keyid: string; source: string } | undefined;
-  const keys = await trustedKeys(ctx);
   try {
     const { keyid } = verifyPackageSignature({ manifest: m, ...(v.signature ? { signature: v.signature } : {}) }, keys);
     trustedBy = { keyid, source: keys.find((k) => k.keyid === keyid)?.source ?? '' };
@@ -293,10 +297,11 @@ async function view(ctx: PkgContext, plan: PkgPlan, w: World, warnings: string[]
 }
 
 /**
- * Applies a plan: download (resumable, capped, hashed while streaming) →
- * read each new manifest → refuse file conflicts → extract into the store
- * (verified while extracting) → build generation N+1 → switch `current`.
- * Nothing is visible before the switch. On failure, store entries added by
+ * Applies a plan: download (resumable, capped, hashed while streaming,
+ * renamed only when the SHA-256 matches the catalog) → extract into hidden
+ * `store/.tmp-*`, every file checked against the manifest → refuse file
+ * conflicts over the whole next set → syncfs, rename into the store → build
+ * generation N+1 → switch `current`. Nothing is visible before the switch. On failure, store entries added by
  * this run are removed again, and so are its downloads unless the failure
  * was the network's (then they stay for the next run to resume).
  */
@@ -350,36 +355,9 @@ async function apply(
     downloads.sort((a, b) => (a.name < b.name ? -1 : 1));
     crashPoint('transaction.downloaded');
 
-    // 2. Manifests of the whole next set, then the merged tree: file conflicts are refused before any extraction.
-    const inputs: TreeInput[] = [];
-    for (const p of plan.final) {
-      if (p.installed) {
-        inputs.push({ pkg: p.installed, manifest: await readStoreManifest(ctx, p.installed.store) });
-        continue;
-      }
-      const c = p.candidate!;
-      const store = storeDirName(c.sha256, c.name, c.version);
-      let manifest: PackageManifest;
-      if (c.source.kind === 'file') manifest = c.source.manifest;
-      else if (!files.has(c.name)) manifest = await readStoreManifest(ctx, store);
-      else manifest = (await readPackageHeader(files.get(c.name)!)).manifest;
-      if (manifest.name !== c.name || manifest.version !== c.version || manifest.arch !== c.arch || manifest.abi !== c.abi) {
-        throw new SwpkgError(
-          manifest.name !== c.name || manifest.version !== c.version ? 'E_CORRUPT' : 'E_INCOMPATIBLE',
-          `${c.name}@${c.version} from ${c.repo ?? 'a file'} contains ${manifest.name}@${manifest.version} (${manifest.arch}/${manifest.abi})`,
-          {
-            hint: 'the repository catalog and the package disagree; tell the publisher',
-            details: { expected: `${c.name}@${c.version}`, actual: `${manifest.name}@${manifest.version}` },
-          },
-        );
-      }
-      inputs.push({ pkg: { name: c.name, version: c.version, store }, manifest });
-    }
-    const tree = planTree(inputs);
-    crashPoint('transaction.planned-tree');
-
-    // 3. Into the store: extract and verify each into store/.tmp-*, then one syncfs and the renames.
+    // 2. Verify and extract each new package into store/.tmp-* (hidden; removed again on any failure).
     const toStage = plan.final.filter((p) => p.candidate && files.has(p.candidate.name)).map((p) => p.candidate!);
+    const stagedBy = new Map<string, StagedEntry>();
     await eachLimit(toStage, EXTRACTIONS_IN_FLIGHT, async (c) => {
       const entry = await stageStoreEntry(ctx, files.get(c.name)!, {
         sha256: c.sha256,
@@ -389,10 +367,41 @@ async function apply(
         ...(c.source.kind === 'file' && c.source.signature ? { signature: c.source.signature } : {}),
       });
       staged.push(entry);
-      if (entry.dir !== storeDirName(c.sha256, c.name, c.version))
-        throw new SwpkgError('E_INTERNAL', `store entry ${entry.dir} is not the expected one`);
+      stagedBy.set(c.name, entry);
       ctx.reporter.progress('verifying and extracting', staged.length, toStage.length);
     });
+    crashPoint('transaction.staged');
+
+    // 3. The merged tree of the whole next set: file conflicts are refused before anything is visible.
+    const inputs: TreeInput[] = [];
+    for (const p of plan.final) {
+      if (p.installed) {
+        inputs.push({ pkg: p.installed, manifest: await readStoreManifest(ctx, p.installed.store) });
+        continue;
+      }
+      const c = p.candidate!;
+      const store = storeDirName(c.sha256, c.name, c.version);
+      const manifest = stagedBy.get(c.name)?.manifest ?? (await readStoreManifest(ctx, store));
+      if (manifest.name !== c.name || manifest.version !== c.version || manifest.arch !== c.arch || manifest.abi !== c.abi) {
+        throw new SwpkgError(
+          manifest.name !== c.name || manifest.version !== c.version ? 'E_CORRUPT' : 'E_INCOMPATIBLE',
+          `${c.name}@${c.version} from ${c.repo ?? 'a file'} contains ${manifest.name}@${manifest.version} (${manifest.arch}/${manifest.abi})`,
+          {
+            hint: 'the repository catalog and the package disagree; tell the publisher',
+            details: {
+              expected: `${c.name}@${c.version}`,
+              actual: `${manifest.name}@${manifest.version}`,
+              arch: manifest.arch,
+              abi: manifest.abi,
+            },
+          },
+        );
+      }
+      inputs.push({ pkg: { name: c.name, version: c.version, store }, manifest });
+    }
+    const tree = planTree(inputs);
+    crashPoint('transaction.planned-tree');
+
     const records: GenerationPackage[] = [];
     for (const p of plan.final) {
       if (p.installed) {
@@ -417,11 +426,12 @@ async function apply(
         conflicts: c.conflicts,
       });
     }
+    // 4. Durable, then under their names (still unreferenced until the generation names them).
     await commitStoreEntries(ctx, staged, (dir) => addedStore.push(dir));
     staged.length = 0;
     crashPoint('transaction.stored');
 
-    // 4. The new generation, then the one atomic step that makes it visible.
+    // 5. The new generation, then the one atomic step that makes it visible.
     const generation = await buildGeneration(ctx, {
       packages: records,
       tree,
@@ -432,7 +442,7 @@ async function apply(
     await switchCurrent(ctx, generation.number);
     crashPoint('transaction.switched');
 
-    // 5. Downloads now live in the store.
+    // 6. Downloads now live in the store.
     for (const f of files.values()) if (f.startsWith(ctx.paths.cache)) await rm(f, { force: true });
     crashPoint('transaction.cleaned');
     return { generation, downloads };
@@ -499,20 +509,20 @@ export async function installPackages(ctx: PkgContext, o: InstallOptions): Promi
   // Installing only local files does not need every catalog to be usable: one that fails its checks is left out (and said so).
   const onlyFiles = o.specs.every(isFileSpec);
   return transaction(ctx, { ...o, catalogs: onlyFiles ? 'lenient' : true, warnings }, async (w) => {
-    const local: Available[] = [];
-    const install: Requirement[] = [];
-    for (const spec of o.specs) {
-      if (isFileSpec(spec)) {
-        const c = await localCandidate(ctx, spec, o.allowUntrusted === true, (m) => {
-          warnings.push(m);
-          ctx.reporter.warn(m);
-        });
-        local.push(c);
-        install.push({ name: c.name, range: c.version });
-      } else {
-        install.push(parseRequirement(spec));
-      }
-    }
+    const specs = o.specs.filter(isFileSpec);
+    const keys = specs.length > 0 ? await trustedKeys(ctx) : [];
+    const local: Available[] = new Array<Available>(specs.length);
+    // Each file is read whole (every file hashed against its manifest) before planning: two at a time.
+    await eachLimit(specs, EXTRACTIONS_IN_FLIGHT, async (spec, i) => {
+      local[i] = await localCandidate(ctx, spec, keys, o.allowUntrusted === true, (m) => {
+        warnings.push(m);
+        ctx.reporter.warn(m);
+      });
+    });
+    const install: Requirement[] = [
+      ...local.map((c) => ({ name: c.name, range: c.version })),
+      ...o.specs.filter((s) => !isFileSpec(s)).map((s) => parseRequirement(s)),
+    ];
     // Local files first: for the same NAME@VERSION the first entry wins.
     return resolve<Available, GenerationPackage>({ available: [...local, ...w.available], installed: w.current?.packages ?? [], install });
   });

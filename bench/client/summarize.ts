@@ -12,6 +12,8 @@ const dir = process.argv[2] ?? '.';
 interface Result {
   command: string;
   mean: number;
+  user: number;
+  system: number;
   stddev: number | null;
   min: number;
   max: number;
@@ -22,16 +24,22 @@ for (const f of readdirSync(dir).filter((n) => n.endsWith('.json'))) {
   for (const r of j.results ?? []) results.set(r.command, r);
 }
 const fmt = (s: number): string => (s < 1 ? `${(s * 1000).toFixed(1)} ms` : `${s.toFixed(2)} s`);
-const lines: string[] = ['| measurement | mean | ± | min | max |', '|---|---|---|---|---|'];
+const lines: string[] = ['| measurement | mean wall | ± | min | max | CPU (user+sys) |', '|---|---|---|---|---|---|'];
+const cpu = (r: Result): number => r.user + r.system;
 for (const [id, r] of [...results].sort(([a], [b]) => (a < b ? -1 : 1))) {
-  lines.push(`| ${id} | ${fmt(r.mean)} | ${r.stddev === null ? '-' : fmt(r.stddev)} | ${fmt(r.min)} | ${fmt(r.max)} |`);
+  lines.push(`| ${id} | ${fmt(r.mean)} | ${r.stddev === null ? '-' : fmt(r.stddev)} | ${fmt(r.min)} | ${fmt(r.max)} | ${fmt(cpu(r))} |`);
 }
+// Wall time on a shared machine swings with other load; CPU time (user+sys) is the steadier figure.
 const ratio = (a: string, b: string, what: string): void => {
   const x = results.get(a);
   const y = results.get(b);
-  lines.push(x && y ? `- ${what}: **${(x.mean / y.mean).toFixed(2)}×** (${fmt(x.mean)} vs ${fmt(y.mean)})` : `- ${what}: not run`);
+  lines.push(
+    x && y
+      ? `- ${what}: **${(x.mean / y.mean).toFixed(2)}×** wall (${fmt(x.mean)} vs ${fmt(y.mean)}), **${(cpu(x) / cpu(y)).toFixed(2)}×** CPU (${fmt(cpu(x))} vs ${fmt(cpu(y))})`
+      : `- ${what}: not run`,
+  );
 };
-lines.push('', 'Ratios (pkg time ÷ baseline time, same run; below 1 means pkg is faster):');
+lines.push('', 'Ratios (pkg ÷ baseline, same run; below 1 means pkg is faster):');
 ratio(
   'install-pkg-repo',
   'install-pacman',

@@ -109,8 +109,13 @@ export async function runSmokeTest(name: string, opts: BuildOptions): Promise<Sm
       await writeFile(join(etc, 'hosts'), '127.0.0.1 localhost\n');
       cmd = 'bwrap';
       args = [
-        '--unshare-all',
-        '--share-net',
+        // No user namespace (it would map only our own uid, and nginx's chown of its
+        // temp folders to the worker user would fail where the guest's root succeeds);
+        // the network stays shared so the script reaches the server on 127.0.0.1.
+        '--unshare-ipc',
+        '--unshare-pid',
+        '--unshare-uts',
+        '--unshare-cgroup-try',
         '--die-with-parent',
         '--new-session',
         '--hostname',

@@ -70,14 +70,17 @@ async function debVersion(pkg: string): Promise<string | undefined> {
  * kernel headers and any host tools the recipe runs. Fails with E_BUILD and
  * the package to install when musl-gcc is missing.
  */
-export async function detectToolchain(target: Target, hostTools: string[] = []): Promise<Toolchain> {
+/** The base toolchain is probed once per process; a package upgrade mid-run is not a case worth a re-probe per port. */
+const baseProbes = new Map<Target, Promise<Record<string, string>>>();
+
+async function probeBase(target: Target): Promise<Record<string, string>> {
   if (!existsSync(MUSL_GCC) || !existsSync(MUSL_LIBC)) {
     throw new SwpkgError('E_BUILD', `the ${target} toolchain is missing (${MUSL_GCC})`, {
       hint: 'apt-get install -y musl-tools',
       details: { target, expected: MUSL_GCC },
     });
   }
-  const components: Record<string, string> = {
+  return {
     builder: String(BUILDER_VERSION),
     target,
     gcc: (await firstLine('x86_64-linux-gnu-gcc', ['--version'])) ?? 'unknown',
@@ -87,6 +90,17 @@ export async function detectToolchain(target: Target, hostTools: string[] = []):
     'linux-libc-dev': (await debVersion('linux-libc-dev')) ?? 'unknown',
     make: (await firstLine('make', ['--version'])) ?? 'unknown',
   };
+}
+
+export async function detectToolchain(target: Target, hostTools: string[] = []): Promise<Toolchain> {
+  let base = baseProbes.get(target);
+  if (!base) {
+    base = probeBase(target);
+    baseProbes.set(target, base);
+    // A failed probe (toolchain missing) is not remembered: installing it fixes the next call.
+    base.catch(() => baseProbes.delete(target));
+  }
+  const components: Record<string, string> = { ...(await base) };
   for (const tool of [...hostTools].sort()) components[`host:${tool}`] = await hostToolId(tool);
   const gccShort = /\) (\S+)$/.exec(components['gcc'] ?? '')?.[1] ?? components['gcc'];
   const id = `${target} gcc-${gccShort} musl-${components['musl-dev']} ${(components['binutils'] ?? '').replace(/^GNU ld \(.*\) /, 'binutils-')} swport-builder-${BUILDER_VERSION}`;

@@ -233,7 +233,7 @@ export async function runMainJob(argv: string[]): Promise<number> {
   );
   await pointLatest(base, runDir);
   await pruneStoreImages(base, 2);
-  hostLog.end();
   info(`${sc.ok ? 'MAIN JOB PASSED' : 'MAIN JOB FAILED'}; evidence: ${runDir} (result.json, manifest.txt, serial.log)`);
+  hostLog.end();
   return sc.ok ? 0 : 1;
 }

@@ -5,7 +5,6 @@ import { join, resolve } from 'node:path';
 import { buildImages, createStoreImage, verifyArtifacts, type ArtifactManifest } from '../../images/index.js';
 import type { Reporter } from '../../catalog/index.js';
 import { settleArtifactSets, snapshotArtifactSet, type DeploymentRecord } from './artifact-sets.js';
-import { startDnsTcpRelay, type DnsTcpRelay } from './dns-tcp-relay.js';
 import {
   createEvidenceDir,
   pointLatest,
@@ -241,14 +240,12 @@ async function runSuite(o: Options): Promise<number> {
   let deployment: DeploymentRecord | null = null;
   let fixture: Fixture | null = null;
   const servers: Partial<Record<RootName, ServedRoot>> = {};
-  let relay: DnsTcpRelay | null = null;
   let session: GuestSession | null = null;
   const storeImage = join(runDir, 'store.img');
 
   const cleanup = async (): Promise<void> => {
     if (session) await session.stop().catch(() => session?.kill());
     await Promise.all(Object.values(servers).map((s) => s.stop().catch(() => undefined)));
-    await relay?.close().catch(() => undefined);
   };
   // The hard limit: whatever hangs, QEMU and the servers go and the run ends as failed.
   const hardLimit = setTimeout(() => {
@@ -304,6 +301,8 @@ async function runSuite(o: Options): Promise<number> {
     });
     await writeJson(join(runDir, 'artifacts.json'), manifest);
     fixture = await stage('repositories and packages', () => makeFixture({ workDir: join(runDir, 'work'), seedPorts, reporter, info }));
+    // The payload folders were only the packer's input; the packages and web roots stay as evidence.
+    await rm(join(runDir, 'work', 'payloads'), { recursive: true, force: true });
     const f = fixture;
     await stage('servers', async () => {
       const started = await Promise.all(
@@ -321,16 +320,13 @@ async function runSuite(o: Options): Promise<number> {
       for (const [n, s] of started) servers[n] = s;
       const dns = servers.dnsRepo!.dns;
       if (!dns) throw new Error('swpkg serve --dns-port did not report its DNS responder');
-      const relayLog = createWriteStream(join(runDir, 'servers', 'dns-tcp-relay.log'));
-      relay = await startDnsTcpRelay({ host: dns.host, port: dns.port }, (l) => relayLog.write(`${new Date().toISOString()} ${l}\n`));
       for (const n of ROOT_NAMES) info(`   ${n.padEnd(17)} 10.0.2.2:${GUEST_PORTS[n]} -> ${servers[n]!.url}`);
-      info(
-        `   dns               10.0.2.2:53/tcp -> relay 127.0.0.1:${relay.port} -> ${dns.host}:${dns.port}/udp (${DNS_REPO_HOST} -> 10.0.2.2)`,
-      );
+      // The responder answers TCP on its UDP port number; the restricted guest network carries only TCP.
+      info(`   dns               10.0.2.2:53/tcp -> ${dns.host}:${dns.port}/tcp (${DNS_REPO_HOST} -> 10.0.2.2)`);
     });
     const forwards = [
       ...ROOT_NAMES.map((n) => ({ guest: GUEST_PORTS[n], host: servers[n]!.port })),
-      { guest: GUEST_PORTS.dns, host: relay!.port },
+      { guest: GUEST_PORTS.dns, host: servers.dnsRepo!.dns!.port },
     ];
     await stage('store disk', () => createStoreImage({ path: storeImage, sizeMiB: 2048 }));
     session = new GuestSession({
@@ -357,7 +353,6 @@ async function runSuite(o: Options): Promise<number> {
       s,
       f,
       servers: servers as Record<RootName, ServedRoot>,
-      relay: relay!,
       manifest,
       host: hostVersions,
       timings,

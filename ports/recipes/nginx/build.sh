@@ -1,6 +1,7 @@
 # nginx's own configure (not autoconf). PCRE2, zlib and OpenSSL are the ports'
 # static libraries from the build sysroot ($SYSROOT); user and group are fixed
-# so the host's /etc/group cannot change the binary.
+# so the host's /etc/group cannot change the binary. auth_basic needs libc's
+# crypt(), which Debian's musl lacks, so it is left out.
 ./configure \
   --prefix="$PREFIX" \
   --sbin-path="$PREFIX/bin/nginx" \
@@ -12,6 +13,7 @@
   --with-threads \
   --with-pcre --with-pcre-jit \
   --with-http_ssl_module --with-http_v2_module --with-http_gzip_static_module \
-  --with-http_stub_status_module --with-http_realip_module
+  --with-http_stub_status_module --with-http_realip_module \
+  --without-http_auth_basic_module
 make -j"$JOBS"
 make install DESTDIR="$DESTDIR"

@@ -21,7 +21,7 @@ http {
   server { listen 127.0.0.1:$port; root $srv/www; }
 }
 CONF
-  nginx -p "$srv" -e stderr -c "$srv/nginx.conf" -t 2>/dev/null
+  nginx -p "$srv" -e stderr -c "$srv/nginx.conf" -t
   if nginx -p "$srv" -e stderr -c "$srv/nginx.conf"; then started=1; break; fi
 done
 [ -n "$started" ] || { echo "nginx did not start" >&2; exit 1; }

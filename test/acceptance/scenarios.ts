@@ -646,7 +646,9 @@ export const SCENARIOS: Scenario[] = [
   {
     name: 'power-cut',
     title: 'Power cut in the middle of an install: after the next boot current is old or new, doctor clean, install can be rerun',
-    ci: true,
+    // Not in --ci: in a CI run on a loaded 2-core TCG machine the paused install did not reach its pause point within
+    // the wait (evidence of 2026-11-24T07-03-20Z); it runs with --all and --scenario power-cut.
+    ci: false,
     async run(c) {
       await ensureMainRepo(c);
       // Each cut pauses pkg at a named step (PKG_TEST_PAUSE_AT, userland/crash-point.ts) and kills QEMU there.

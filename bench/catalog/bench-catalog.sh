@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Core formats and publishing, measured as ratios against baselines run in the same script:
 #   index  `swpkg repo index` over N corpus packages vs pacman `repo-add` and `dpkg-scanpackages`
-#          over the same content (anchor kit, /work/shared/bench), plus a gunzip+sha256 floor
+#          over the same content (anchor kit, ../shared/bench), plus a gunzip+sha256 floor
 #   pack   `swpkg pack` of a 200 MiB incompressible folder vs `tar -czf` (both gzip level 6)
 #   mem    peak RSS of `swpkg pack` / `swpkg verify` on a 1 GiB payload vs the same commands on a
 #          small package (flat: the peak does not grow with the payload; the bar is under 200 MiB)
@@ -9,7 +9,7 @@
 #   BENCH_DIR=/tmp/x bench/catalog/bench-catalog.sh [index] [pack] [mem]     (default: all three)
 #
 # Env: BENCH_DIR (default /tmp/swpkg-bench-catalog), BENCH_KIT (anchor kit, default
-# /work/shared/bench), KIT_NODE (Node >= 20 for the kit's scripts, default /usr/bin/node),
+# ../shared/bench), KIT_NODE (Node >= 20 for the kit's scripts, default /usr/bin/node),
 # N (corpus size, default 1000), RUNS (hyperfine runs, default 3), REPO_ADD_RUNS (default 1: one
 # repo-add run of 1000 packages takes tens of minutes), SKIP_BUILD=1 (use dist/ as is).
 # Reused between runs when present: $BENCH_DIR/corpus (gen-corpus.mjs) and $BENCH_DIR/pkgs/small
@@ -20,7 +20,7 @@ set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 export BENCH_DIR=${BENCH_DIR:-/tmp/swpkg-bench-catalog}
-KIT=${BENCH_KIT:-/work/shared/bench}
+KIT=${BENCH_KIT:-$(cd "$(dirname "$0")/../.." && pwd)/../shared/bench}
 KIT_NODE=${KIT_NODE:-/usr/bin/node}
 NODE24=$ROOT/node_modules/.bin/node
 N=${N:-1000}

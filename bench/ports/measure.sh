@@ -58,7 +58,7 @@ build() {
     const r = JSON.parse(require("fs").readFileSync(0, "utf8"));
     if (!r.ok) { console.error(r.error.code + ": " + r.error.message); process.exit(1); }
     const x = r.result;
-    process.stdout.write(JSON.stringify({ port: x.name, run: process.argv[1], cached: x.cached, builderSeconds: x.seconds, wallSeconds: (process.argv[3] - process.argv[2]) / 1000, size: x.size, sandbox: x.sandbox }));
+    process.stdout.write(JSON.stringify({ port: x.name, run: process.argv[1], cached: x.cached, builderSeconds: x.seconds, cpuSeconds: x.cpuSeconds, wallSeconds: (process.argv[3] - process.argv[2]) / 1000, size: x.size, sandbox: x.sandbox }));
   ' "$2" "$t0" "$t1"
 }
 
@@ -83,15 +83,16 @@ printf '[%s]' "${records%,}" | "$node" -e '
   const ports = [...new Set(rows.map((r) => r.port))];
   const get = (p, run) => rows.find((r) => r.port === p && r.run === run);
   const f = (n) => n.toFixed(1);
-  let cold = 0, warm = 0, warmWall = 0;
-  console.log("| port | cold build (s) | warm, from cache (s) | warm incl. CLI start (s) | package size |");
-  console.log("|---|---:|---:|---:|---:|");
+  let cold = 0, cpu = 0, warm = 0, warmWall = 0;
+  console.log("| port | cold build (s) | cold CPU (s) | warm, from cache (s) | warm incl. CLI start (s) | package size |");
+  console.log("|---|---:|---:|---:|---:|---:|");
   for (const p of ports) {
     const c = get(p, "cold"), w = get(p, "warm");
-    cold += c.builderSeconds; warm += w.builderSeconds; warmWall += w.wallSeconds;
-    console.log(`| ${p} | ${f(c.builderSeconds)} | ${w.builderSeconds.toFixed(2)} | ${f(w.wallSeconds)} | ${(c.size / 1024).toFixed(0)} KiB |`);
+    const note = c.cached ? " (cache hit: built concurrently by another run)" : "";
+    cold += c.builderSeconds; cpu += c.cpuSeconds ?? 0; warm += w.builderSeconds; warmWall += w.wallSeconds;
+    console.log(`| ${p} | ${f(c.builderSeconds)}${note} | ${c.cpuSeconds === undefined ? "-" : f(c.cpuSeconds)} | ${w.builderSeconds.toFixed(2)} | ${f(w.wallSeconds)} | ${(c.size / 1024).toFixed(0)} KiB |`);
   }
-  console.log(`| **all** | **${f(cold)}** (${f(cold / 60)} min) | **${warm.toFixed(2)}** | **${f(warmWall)}** | |`);
+  console.log(`| **all** | **${f(cold)}** (${f(cold / 60)} min) | **${f(cpu)}** | **${warm.toFixed(2)}** | **${f(warmWall)}** | |`);
   console.log("");
   console.log(`Machine: ${process.argv[2]}.`);
 ' "$out" "$machine"

@@ -161,10 +161,10 @@ function seedBuilt(c: ScenarioContext): SeedPort[] {
 async function installSeed(c: ScenarioContext): Promise<void> {
   const built = seedBuilt(c);
   const have = await installed(c);
-  const todo = built.filter((p) => !have.has(p.name));
-  if (todo.length === 0) return;
+  const pending = built.filter((p) => !have.has(p.name));
+  if (pending.length === 0) return;
   const t0 = Date.now();
-  for (const p of todo.filter((x) => x.depends.length > 0)) {
+  for (const p of pending.filter((x) => x.depends.length > 0)) {
     const tx = await c.s.pkgOk<Transaction>(`install ${p.name} --yes`, { timeoutMs: 1_200_000 });
     for (const d of p.depends) {
       const line = tx.plan.lines.find((l) => l.name === d);
@@ -178,9 +178,9 @@ async function installSeed(c: ScenarioContext): Promise<void> {
     }
   }
   const now = await installed(c);
-  const left = todo.filter((p) => !now.has(p.name)).map((p) => p.name);
+  const left = pending.filter((p) => !now.has(p.name)).map((p) => p.name);
   if (left.length > 0) await c.s.pkgOk<Transaction>(`install ${left.join(' ')} --yes`, { timeoutMs: 1_200_000 });
-  c.timings['installSeedSet'] = { seconds: Math.round((Date.now() - t0) / 100) / 10, packages: todo.map((p) => p.name) };
+  c.timings['installSeedSet'] = { seconds: Math.round((Date.now() - t0) / 100) / 10, packages: pending.map((p) => p.name) };
 }
 
 export const SCENARIOS: Scenario[] = [

@@ -235,7 +235,11 @@ async function streamPackage(path: string, opts: ReadOptions, sink: Sink, header
   const gunzip = createGunzip({ chunkSize: 256 * 1024 });
   input.on('error', (e) => fail(fromFsError(e, `reading ${path}`)));
   gunzip.on('error', (e) => fail(corrupt(path, `gzip: ${e.message}`, e)));
+  // Set once reading stops: a chunk already in flight after destroy() must not reach the finished hash
+  // (a header-only read of a package larger than one read chunk used to crash with ERR_CRYPTO_HASH_FINALIZED).
+  let stopped = false;
   input.on('data', (chunk) => {
+    if (stopped) return;
     const buf = chunk as Buffer;
     compressed += buf.length;
     pkgHash.update(buf);
@@ -262,6 +266,8 @@ async function streamPackage(path: string, opts: ReadOptions, sink: Sink, header
   } catch (e) {
     fail(e instanceof SwpkgError ? e : corrupt(path, (e as Error).message, e));
   } finally {
+    stopped = true;
+    input.unpipe(gunzip);
     input.destroy();
     gunzip.destroy();
   }

@@ -83,7 +83,14 @@ $p	FAILED	-	-"; continue; fi
   fi
   r=-
   if [ "$twice" = 1 ]; then
-    if "$swport" recipe verify-reproducible "$p"; then r=identical; else r=DIFFERENT; failed="$failed $p(reproducible)"; fi
+    # Two clean builds; the summary names the first differing file when the bytes differ.
+    if r=$("$swport" recipe verify-reproducible "$p" --json | "$node" -e '
+      const j = JSON.parse(require("fs").readFileSync(0, "utf8"));
+      if (!j.ok) { console.error(j.error.code + ": " + j.error.message); console.log("DIFFERENT"); process.exit(1); }
+      const x = j.result, cpu = x.cpuSeconds ? ", CPU " + x.cpuSeconds.map((n) => n.toFixed(0)).join("/") + " s" : "";
+      console.error(x.name + ": reproducible, sha256 " + x.sha256[0]);
+      console.log("identical (" + x.seconds.map((n) => n.toFixed(0)).join("/") + " s" + cpu + ")");
+    '); then :; else failed="$failed $p(reproducible)"; fi
   fi
   table="$table
 $p	$(secs "$t0" "$t1") s	smoke $s	reproducible $r"
@@ -107,7 +114,7 @@ fi
 
 echo
 echo "== per-port wall time (package step; cached ports take well under a second plus CLI start-up)"
-printf '%s\n' "$table" | awk -F '\t' 'NF { printf "%-16s %-28s %-14s %s\n", $1, $2, $3, $4 }'
+printf '%s\n' "$table" | awk -F '\t' 'NF { printf "%-16s %-12s %-12s %s\n", $1, $2, $3, $4 }'
 echo "total $(secs "$start_all" "$end_all") s"
 if [ -n "$failed" ]; then
   echo "FAILED:$failed" >&2

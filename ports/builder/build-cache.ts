@@ -34,6 +34,8 @@ export interface CachedBuildInfo {
   sha256: string;
   size: number;
   seconds: number;
+  /** CPU seconds of the build's processes (independent of machine load). */
+  cpuSeconds?: number;
   builtAt: string;
   inputs: BuildKeyInputs;
   /** The package's manifest as packed, so a cache hit needs no archive read. */

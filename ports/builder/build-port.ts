@@ -65,6 +65,8 @@ export interface BuiltPackage {
   seconds: number;
   /** Seconds the original build took. */
   buildSeconds: number;
+  /** CPU seconds (user + system) the original build's processes used. */
+  cpuSeconds?: number;
   logPath: string;
   sandbox: Sandbox['kind'];
 }
@@ -141,6 +143,8 @@ export function driverScript(recipe: Recipe, inner: { src: string; recipe: strin
       break;
   }
   phase('done');
+  // CPU seconds of everything the build ran: a measure that does not depend on machine load.
+  lines.push('times');
   return lines.join('\n') + '\n';
 }
 
@@ -161,6 +165,14 @@ export async function tailFile(path: string, n = 30): Promise<string[]> {
   } finally {
     await fh.close();
   }
+}
+
+/** Sums the CPU time the shell's `times` printed (its own line and its children's), in seconds. */
+export function parseTimes(lines: string[]): number | undefined {
+  const re = /^(\d+)m([\d.]+)s\s+(\d+)m([\d.]+)s$/;
+  const found = lines.map((l) => re.exec(l.trim())).filter((m): m is RegExpExecArray => m !== null);
+  if (found.length === 0) return undefined;
+  return found.slice(-2).reduce((sum, m) => sum + Number(m[1]) * 60 + Number(m[2]) + Number(m[3]) * 60 + Number(m[4]), 0);
 }
 
 /** Tracks the latest `==> phase` marker as the log grows. */
@@ -300,7 +312,7 @@ async function buildInto(
   deps: string[],
   outDir: string,
   logPath: string,
-): Promise<{ file: string; manifest: PackageManifest; sha256: string; size: number; spdxFile: string }> {
+): Promise<{ file: string; manifest: PackageManifest; sha256: string; size: number; spdxFile: string; cpuSeconds?: number }> {
   const r = l.recipe;
   const rep = ctx.reporter;
   const workRoot = join(ctx.opts.paths.cacheDir, 'work');
@@ -432,6 +444,7 @@ async function buildInto(
       );
     }
 
+    const cpuSeconds = parseTimes(await tailFile(logPath, 4));
     rep.info(`${r.name}: package`);
     const pkgDir = join(host.dest, PREFIX.slice(1));
     const installed = await stat(pkgDir).then(
@@ -458,7 +471,14 @@ async function buildInto(
     const spdxFile = `${r.name}-${r.version}.spdx.json`;
     await writeFile(join(outDir, spdxFile), JSON.stringify(spdxDocument(l, packed.manifest, packed.sha256, file), null, 2) + '\n');
     ok = true;
-    return { file, manifest: packed.manifest, sha256: packed.sha256, size: packed.size, spdxFile };
+    return {
+      file,
+      manifest: packed.manifest,
+      sha256: packed.sha256,
+      size: packed.size,
+      spdxFile,
+      ...(cpuSeconds !== undefined ? { cpuSeconds } : {}),
+    };
   } finally {
     if (!ctx.opts.keepWork || !ok) {
       if (ctx.opts.keepWork) rep.info(`${r.name}: work tree kept at ${work}`);
@@ -522,6 +542,7 @@ async function buildOne(ctx: Context, name: string, useCache: boolean): Promise<
         cached: true,
         seconds: (Date.now() - t0) / 1000,
         buildSeconds: hit.info.seconds,
+        ...(hit.info.cpuSeconds !== undefined ? { cpuSeconds: hit.info.cpuSeconds } : {}),
         logPath: join(hit.dir, 'build.log'),
         sandbox: ctx.sandbox.kind,
       };
@@ -554,6 +575,7 @@ async function buildOne(ctx: Context, name: string, useCache: boolean): Promise<
         builtAt: new Date().toISOString(),
         inputs,
         manifest: out.manifest,
+        ...(out.cpuSeconds !== undefined ? { cpuSeconds: out.cpuSeconds } : {}),
       },
     );
     ctx.reporter.info(`${name}: built in ${seconds.toFixed(1)} s → ${out.file} (${out.sha256.slice(0, 12)})`);
@@ -571,6 +593,7 @@ async function buildOne(ctx: Context, name: string, useCache: boolean): Promise<
       cached: false,
       seconds,
       buildSeconds: seconds,
+      ...(out.cpuSeconds !== undefined ? { cpuSeconds: out.cpuSeconds } : {}),
       logPath: join(entry.dir, 'build.log'),
       sandbox: ctx.sandbox.kind,
     };
@@ -653,6 +676,8 @@ export interface ReproducibilityResult {
   identical: boolean;
   sha256: [string, string];
   seconds: [number, number];
+  /** CPU seconds (user + system) of each build's processes, when the shell reported them. */
+  cpuSeconds?: [number, number];
   /** The first payload path (in archive order) whose bytes, type, mode or link differ. */
   firstDifference?: { path: string; first?: string; second?: string };
   /** Where the two packages were kept, when `keepDir` was given. */
@@ -706,7 +731,7 @@ export async function verifyReproducible(name: string, opts: BuildOptions & { ke
   await mkdir(join(opts.paths.cacheDir, 'work'), { recursive: true });
   const scratch = await mkdtemp(join(opts.paths.cacheDir, 'work', `.repro-${name}-`));
   try {
-    const runs: { file: string; manifest: PackageManifest; sha256: string; seconds: number; dir: string }[] = [];
+    const runs: { file: string; manifest: PackageManifest; sha256: string; seconds: number; dir: string; cpuSeconds?: number }[] = [];
     for (const i of [1, 2]) {
       ctx.reporter.info(`${name}: reproducibility build ${i} of 2`);
       const t0 = Date.now();
@@ -724,6 +749,7 @@ export async function verifyReproducible(name: string, opts: BuildOptions & { ke
       sha256: [a.sha256, b.sha256],
       seconds: [a.seconds, b.seconds],
     };
+    if (a.cpuSeconds !== undefined && b.cpuSeconds !== undefined) result.cpuSeconds = [a.cpuSeconds, b.cpuSeconds];
     if (opts.keepDir) {
       const kept: [string, string] = [join(opts.keepDir, '1', a.file), join(opts.keepDir, '2', b.file)];
       for (const [i, run] of [a, b].entries()) {

@@ -69,6 +69,8 @@ export interface PackageReport {
   cached: boolean;
   seconds: number;
   buildSeconds: number;
+  /** CPU seconds the original build used (user + system). */
+  cpuSeconds?: number;
   log: string;
   /** Dependencies built (or taken from the cache) on the way. */
   dependencies: { name: string; cached: boolean; seconds: number }[];
@@ -119,6 +121,7 @@ function reportOf(b: BuiltPackage): Omit<PackageReport, 'dependencies' | 'spdxPa
     cached: b.cached,
     seconds: b.seconds,
     buildSeconds: b.buildSeconds,
+    ...(b.cpuSeconds !== undefined ? { cpuSeconds: b.cpuSeconds } : {}),
     log: b.logPath,
   };
 }

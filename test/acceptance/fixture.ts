@@ -45,6 +45,9 @@ const SMOKE_HTTP_BODY = 'swport smoke ok\n';
 
 export const SEED_PORTS_CI = ['lua', 'zlib', 'bzip2'];
 
+/** One power@VERSION per power cut (the scenario makes at most this many). */
+export const POWER_VERSIONS = ['1.0.0', '1.0.1', '1.0.2', '1.0.3'];
+
 export interface SeedPort {
   name: string;
   version?: string;
@@ -337,18 +340,21 @@ export async function makeFixture(o: {
       },
     ),
   );
-  // Big enough (incompressible) that its download, hashing and extraction take a while under TCG.
-  const powerFiles: Record<string, { text?: string; bytes?: Buffer; mode?: number }> = { 'bin/power': sh('echo power 1.0.0') };
-  for (let i = 0; i < 12; i++) powerFiles[`share/power/blob-${String(i).padStart(2, '0')}.bin`] = { bytes: randomBytes(512 * 1024) };
-  add(
-    'power',
-    await makeTestPackage(
-      scratch,
-      mainPackagesDir,
-      { name: 'power', version: '1.0.0', summary: 'acceptance test package installed across a power cut' },
-      powerFiles,
-    ),
-  );
+  // Big enough (incompressible, several read chunks) that download, hashing and extraction take a while under
+  // TCG; one version per power cut, so every cut interrupts a first install.
+  for (const version of POWER_VERSIONS) {
+    const files: Record<string, { text?: string; bytes?: Buffer; mode?: number }> = { 'bin/power': sh(`echo power ${version}`) };
+    for (let i = 0; i < 12; i++) files[`share/power/blob-${String(i).padStart(2, '0')}.bin`] = { bytes: randomBytes(512 * 1024) };
+    add(
+      `power${version}`,
+      await makeTestPackage(
+        scratch,
+        mainPackagesDir,
+        { name: 'power', version, summary: 'acceptance test package installed across a power cut' },
+        files,
+      ),
+    );
+  }
 
   // Local files (scenario: local file install): not in any catalog.
   add(

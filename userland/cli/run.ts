@@ -216,7 +216,14 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
         return ask(io, 'Proceed? [y/N] ');
       };
     }
-    const result = await cmd.run({ api, ctx, confirm }, parsed);
+    // Installs, doctor's re-hashing, update of a large catalog: buffer garbage stays bounded (memory-guard.ts).
+    const stopGuard = (await import('./memory-guard.js')).startMemoryGuard();
+    let result: unknown;
+    try {
+      result = await cmd.run({ api, ctx, confirm }, parsed);
+    } finally {
+      stopGuard();
+    }
     if (reporter instanceof TerminalReporter) reporter.finish();
     const failure = cmd.failure?.(result);
     if (failure) {

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { mkdir, writeFile, symlink, readFile, chmod, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gzipSync, gunzipSync } from 'node:zlib';
+import { randomBytes } from 'node:crypto';
 import {
   packPackage,
   verifyPackageFile,
@@ -124,6 +125,23 @@ describe('.swpkg writer and reader', () => {
     const unsigned = await packPackage({ dir: join(d, 'src'), meta, out: join(d, 'u.swpkg') });
     const unsignedHeader = await readPackageHeader(unsigned.path);
     expect(() => verifyPackageSignature(unsignedHeader, [toPublicKeyFile(key)])).toThrow(expect.objectContaining({ code: 'E_UNTRUSTED' }));
+  });
+
+  it('reads only the header of a package larger than one read chunk, repeatedly, without touching a finished hash', async () => {
+    // Regression: a read chunk still in flight after the early stop used to update the digested package hash
+    // and kill the process with ERR_CRYPTO_HASH_FINALIZED (seen as a pkg install dying before extraction).
+    const d = await tempDir();
+    await mkdir(join(d, 'src/share'), { recursive: true });
+    await writeFile(join(d, 'src/share/blob.bin'), randomBytes(6 * 1024 * 1024));
+    const key = generateKeyPair();
+    const r = await packPackage({ dir: join(d, 'src'), meta, out: join(d, 'big.swpkg'), key });
+    for (let i = 0; i < 40; i++) {
+      const header = await readPackageHeader(r.path);
+      expect(header.manifest.files.map((f) => f.path)).toContain('share/blob.bin');
+      expect(header.signature?.keyid).toBe(key.keyid);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50)); // a late chunk would throw here, outside the awaits
+    expect((await verifyPackageFile(r.path)).sha256).toBe(r.sha256);
   });
 
   it('refuses to pack setuid files and leaves no output', async () => {

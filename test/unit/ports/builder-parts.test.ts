@@ -7,8 +7,11 @@ import {
   buildKey,
   driverScript,
   firstDifference,
+  defaultPortsPaths,
+  findRepoRoot,
   normalizeTree,
   parseRecipe,
+  parseTimes,
   sandboxCommand,
   spdxDocument,
   type BuildKeyInputs,
@@ -175,11 +178,34 @@ describe('driver script', () => {
     const s = driverScript(recipe({ system: 'custom', script: 'build.sh' }), { src: '/build/src', recipe: '/build/recipe' });
     expect(s).toContain('sh -eu "/build/recipe/build.sh"');
     expect(s).toMatch(/echo '==> build'/);
-    expect(s).toMatch(/echo '==> done'\n$/);
+    expect(s).toMatch(/echo '==> done'\ntimes\n$/);
   });
 
   it('defaults a make install to DESTDIR', () => {
     expect(driverScript(recipe({ system: 'make' }), { src: '/s', recipe: '/r' })).toContain('make "install" "DESTDIR=$DESTDIR"');
+  });
+});
+
+describe('paths', () => {
+  it('defaults to the repository ports, .cache and ../shared/sources, with environment overrides', () => {
+    const root = findRepoRoot();
+    expect(root).toBeDefined();
+    const d = defaultPortsPaths({}, {});
+    expect(d).toEqual({
+      portsDir: join(root!, 'ports'),
+      cacheDir: join(root!, '.cache'),
+      mirrorDir: join(root!, '..', 'shared', 'sources'),
+    });
+    const e = defaultPortsPaths({}, { SWPORT_CACHE_DIR: '/tmp/c', SWPORT_SOURCE_MIRROR: '/tmp/m', SWPORT_PORTS_DIR: '/tmp/p' });
+    expect(e).toEqual({ portsDir: '/tmp/p', cacheDir: '/tmp/c', mirrorDir: '/tmp/m' });
+    expect(defaultPortsPaths({ cacheDir: '/x' }, { SWPORT_CACHE_DIR: '/tmp/c' }).cacheDir).toBe('/x');
+  });
+});
+
+describe('build CPU time', () => {
+  it("sums the shell's and its children's user and system time from `times`", () => {
+    expect(parseTimes(['make: done', '==> done', '0m0.010000s 0m0.004000s', '1m2.500000s 0m3.250000s'])).toBeCloseTo(65.764, 3);
+    expect(parseTimes(['no times here'])).toBeUndefined();
   });
 });
 

@@ -29,7 +29,7 @@ export default class RecipeVerifyReproducible extends BaseCommand<Reproducibilit
 
   protected override render(r: ReproducibilityResult): void {
     this.log(
-      `${r.name} ${r.version}: reproducible, both builds gave ${r.file} with sha256 ${r.sha256[0]} (${r.seconds.map((s) => `${s.toFixed(1)} s`).join(', ')})`,
+      `${r.name} ${r.version}: reproducible, both builds gave ${r.file} with sha256 ${r.sha256[0]} (${r.seconds.map((s) => `${s.toFixed(1)} s`).join(', ')}${r.cpuSeconds ? `; CPU ${r.cpuSeconds.map((s) => `${s.toFixed(1)} s`).join(', ')}` : ''})`,
     );
     if (r.kept) this.log(`kept     ${r.kept.join(' ')}`);
   }

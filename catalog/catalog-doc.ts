@@ -2,7 +2,7 @@ import { SwpkgError } from './errors.js';
 import { canonicalBytes, parseJson } from './canonical-json.js';
 import { sha256Hex, SHA256_HEX } from './hash.js';
 import { signBytes, type KeyPair } from './keys.js';
-import { ARCHES, assertName, assertVersion, validateDepends } from './manifest.js';
+import { ARCHES, assertName, assertVersion, validateDepends, type PackageManifest } from './manifest.js';
 import { assertNotExpired, checkThreshold, parseSignatures, type RootDocument, type Signed } from './root.js';
 
 /** The client format this code understands; catalogs demanding more are refused as incompatible. */
@@ -25,6 +25,28 @@ export interface CatalogPackage {
   path: string;
   summary: string;
   license: string;
+}
+
+/**
+ * A catalog entry's fields for a package, except where it is published: the
+ * manifest's metadata plus the size and SHA-256 of the archive's bytes. The
+ * publisher adds `path`; the client builds its install candidates from it.
+ */
+export function catalogFieldsOf(m: PackageManifest, archive: { size: number; sha256: string }): Omit<CatalogPackage, 'path'> {
+  return {
+    name: m.name,
+    version: m.version,
+    arch: m.arch,
+    abi: m.abi,
+    depends: m.depends,
+    provides: m.provides,
+    conflicts: m.conflicts,
+    size: archive.size,
+    installedSize: m.installedSize,
+    sha256: archive.sha256,
+    summary: m.summary,
+    license: m.license,
+  };
 }
 
 export interface CatalogCompatibility {

@@ -9,6 +9,7 @@ import { comparePaths } from './manifest.js';
 import { createRoot, parseRoot, rotateRoot, rootFingerprint, type RootDocument } from './root.js';
 import {
   CATALOG_FORMAT,
+  catalogFieldsOf,
   CLIENT_FORMAT,
   parseCatalog,
   signCatalog,
@@ -61,21 +62,7 @@ export async function indexPackages(dir: string, reporter: Reporter = silentRepo
       });
     }
     seen.set(file, name);
-    out.push({
-      name: m.name,
-      version: m.version,
-      arch: m.arch,
-      abi: m.abi,
-      depends: m.depends,
-      provides: m.provides,
-      conflicts: m.conflicts,
-      size: v.size,
-      installedSize: m.installedSize,
-      sha256: v.sha256,
-      path: `packages/${file}`,
-      summary: m.summary,
-      license: m.license,
-    });
+    out.push({ ...catalogFieldsOf(m, v), path: `packages/${file}` });
     reporter.progress('indexing', ++i, names.length);
   }
   return out.sort((a, b) => comparePaths(a.name, b.name) || comparePaths(a.version, b.version) || comparePaths(a.arch, b.arch));

@@ -4,12 +4,14 @@ import {
   SwpkgError,
   ERROR_CODES,
   ExitCode,
+  catalogFieldsOf,
   compatiblePackages,
   findReverseDependencies,
   parseRequirement,
   resolve,
   verifyPackageFile,
   verifyPackageSignature,
+  type CatalogPackage,
   type PackageManifest,
   type Plan,
   type Reporter,
@@ -43,18 +45,7 @@ export type PackageSource =
   | { kind: 'file'; path: string; manifest: PackageManifest; signature?: Signature; trustedBy?: { keyid: string; source: string } };
 
 /** One installable package: a catalog entry of a configured repository, or a local `.swpkg` file. */
-export interface Available {
-  name: string;
-  version: string;
-  arch: string;
-  abi: string;
-  depends: Record<string, string>;
-  provides: string[];
-  conflicts: string[];
-  size: number;
-  installedSize: number;
-  sha256: string;
-  summary: string;
+export interface Available extends Omit<CatalogPackage, 'path'> {
   /** Repository it comes from; absent for a local file. */
   repo?: string;
   source: PackageSource;
@@ -144,20 +135,10 @@ async function loadWorld(ctx: PkgContext, o: { catalogs: boolean | 'lenient'; wa
 }
 
 export function availableFrom(ctx: PkgContext, c: LoadedCatalog, bases: string[]): Available[] {
-  return compatiblePackages(c.doc, ctx.client).map((p) => ({
-    name: p.name,
-    version: p.version,
-    arch: p.arch,
-    abi: p.abi,
-    depends: p.depends,
-    provides: p.provides,
-    conflicts: p.conflicts,
-    size: p.size,
-    installedSize: p.installedSize,
-    sha256: p.sha256,
-    summary: p.summary,
+  return compatiblePackages(c.doc, ctx.client).map(({ path, ...fields }) => ({
+    ...fields,
     repo: c.repo,
-    source: { kind: 'repo', repo: c.repo, bases, path: p.path },
+    source: { kind: 'repo', repo: c.repo, bases, path },
   }));
 }
 
@@ -238,20 +219,7 @@ async function localCandidate(
     ...(v.signature ? { signature: v.signature } : {}),
     ...(trustedBy ? { trustedBy } : {}),
   };
-  return {
-    name: m.name,
-    version: m.version,
-    arch: m.arch,
-    abi: m.abi,
-    depends: m.depends,
-    provides: m.provides,
-    conflicts: m.conflicts,
-    size: v.size,
-    installedSize: m.installedSize,
-    sha256: v.sha256,
-    summary: m.summary,
-    source,
-  };
+  return { ...catalogFieldsOf(m, v), source };
 }
 
 type PkgPlan = Plan<Available, GenerationPackage>;

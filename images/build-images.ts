@@ -25,6 +25,7 @@ import { writeCpioNewc, type CpioEntry } from './cpio-archive.js';
 import { runTool } from './host-tools.js';
 import { bundlePkgClient, PKG_ENTRY } from './pkg-bundle.js';
 import { BASE_LABEL, STORE_LABEL, makeExt4Image } from './store-image.js';
+import { runIfEntry } from './program.js';
 
 /**
  * Bump when a change to this builder changes what it produces for the same
@@ -598,18 +599,4 @@ async function main(argv: string[]): Promise<number> {
   return 0;
 }
 
-// Run as a program only when this very file is the entry (not when bundled into another tool).
-if (
-  process.argv[1] !== undefined &&
-  resolve(process.argv[1]) === fileURLToPath(import.meta.url) &&
-  /(^|\/)build-images\.[cm]?[jt]s$/.test(process.argv[1])
-) {
-  main(process.argv.slice(2)).then(
-    (code) => process.exit(code),
-    (e: unknown) => {
-      const err = e instanceof SwpkgError ? e : new SwpkgError('E_INTERNAL', String((e as Error)?.message ?? e), { cause: e });
-      process.stderr.write(`error ${err.code}: ${err.message}\n${err.hint ? `hint: ${err.hint}\n` : ''}`);
-      process.exit(err.exitCode);
-    },
-  );
-}
+runIfEntry(import.meta.url, 'build-images', main);

@@ -6,6 +6,7 @@ import { SwpkgError, fromFsError, sha256File, sha256Hex, silentReporter, SHA256_
 import { KERNEL_PIN_FILE, type DebianPackagePin, type KernelPin } from '../kernel/index.js';
 import { runTool } from './host-tools.js';
 import { moduleLoadOrder, readModuleInfo, type ModuleInfo } from './module-info.js';
+import { runIfEntry } from './program.js';
 
 export interface GuestModule {
   name: string;
@@ -373,14 +374,4 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-// Run as a program only when this very file is the entry (not when bundled into another tool).
-if (
-  process.argv[1] !== undefined &&
-  resolve(process.argv[1]) === fileURLToPath(import.meta.url) &&
-  /(^|\/)kernel-packages\.[cm]?[jt]s$/.test(process.argv[1])
-) {
-  main(process.argv.slice(2)).then(
-    (code) => process.exit(code),
-    () => process.exit(1),
-  );
-}
+runIfEntry(import.meta.url, 'kernel-packages', main);

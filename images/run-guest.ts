@@ -12,6 +12,7 @@ import { ARTIFACT_FILES, verifyArtifacts, type ArtifactManifest } from './build-
 import { ensureRelayScript, netdevArgument, normalisePorts, type GuestNetworkMode, type PortForward } from './guest-network.js';
 import { BOOT_OK, GUEST_FATAL, GUEST_PROMPT, SHUTDOWN_OK, SerialConsole } from './serial-console.js';
 import { createStoreImage } from './store-image.js';
+import { runIfEntry } from './program.js';
 
 const SETPRIV = '/usr/bin/setpriv';
 
@@ -479,18 +480,4 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-// Run as a program only when this very file is the entry (not when bundled into another tool).
-if (
-  process.argv[1] !== undefined &&
-  resolve(process.argv[1]) === fileURLToPath(import.meta.url) &&
-  /(^|\/)run-guest\.[cm]?[jt]s$/.test(process.argv[1])
-) {
-  main(process.argv.slice(2)).then(
-    (code) => process.exit(code),
-    (e: unknown) => {
-      const err = e instanceof SwpkgError ? e : new SwpkgError('E_INTERNAL', String((e as Error)?.message ?? e), { cause: e });
-      process.stderr.write(`error ${err.code}: ${err.message}\n${err.hint ? `hint: ${err.hint}\n` : ''}`);
-      process.exit(err.exitCode);
-    },
-  );
-}
+runIfEntry(import.meta.url, 'run-guest', main);

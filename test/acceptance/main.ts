@@ -28,7 +28,7 @@ const USAGE = `usage: node_modules/.bin/node test/acceptance/run.ts [--ci | --al
 Boots the real guest image under QEMU against repositories served by \`swpkg serve\`
 on 127.0.0.1 and runs the acceptance scenarios over the serial console.
 
-  --ci               the CI subset (default): every scenario but power-cut, seed ports ${SEED_PORTS_CI.join(', ')}
+  --ci               the CI subset (default): every scenario with seed ports ${SEED_PORTS_CI.join(', ')} and 2 power cuts
   --all              every scenario with all 13 seed ports and 4 power cuts
   --scenario NAME    run only NAME (repeatable); its prerequisites are set up inside it
   --evidence DIR     where run folders go (default: evidence/); DIR/<UTC time>/ and DIR/latest

@@ -9,7 +9,9 @@ import {
   findReverseDependencies,
   parseRequirement,
   resolve,
-  verifyPackageFile,
+  readPackageHeader,
+  sha256File,
+  fromFsError,
   verifyPackageSignature,
   type CatalogPackage,
   type PackageManifest,
@@ -172,8 +174,8 @@ function isFileSpec(spec: string): boolean {
 }
 
 /**
- * Reads and fully verifies a local package (every file against its
- * manifest), checks it fits this machine, and decides trust: its signature
+ * Reads a local package's manifest and signature and hashes the archive,
+ * checks it fits this machine, and decides trust: its signature
  * must verify under a trusted key unless `allowUntrusted`. A signature that
  * is present but wrong is refused even then: it proves tampering.
  */
@@ -185,7 +187,15 @@ async function localCandidate(
   warn: (m: string) => void,
 ): Promise<Available> {
   const path = resolvePath(file);
-  const v = await verifyPackageFile(path);
+  // The header decides compatibility and trust; every payload byte is checked while it is extracted
+  // (before anything is published), so reading the whole archive here as well would only double the work.
+  const [header, archive] = await Promise.all([
+    readPackageHeader(path),
+    sha256File(path).catch((e: unknown) => {
+      throw fromFsError(e, `reading ${file}`);
+    }),
+  ]);
+  const v = { ...header, ...archive };
   const m = v.manifest;
   if ((m.arch !== ctx.client.arch && m.arch !== 'any') || m.abi !== ctx.client.abi) {
     throw new SwpkgError(

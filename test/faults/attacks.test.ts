@@ -135,4 +135,34 @@ describe('attacks through pkg install', () => {
     const arm = await buildPackage(dir, { name: 'arm', version: '1.0.0', arch: 'aarch64', signWith: trusted });
     await refused(['install', arm.file, '--yes'], 'E_INCOMPATIBLE');
   });
+
+  it('a trusted local file whose payload lies about its manifest (E_HASH_MISMATCH, E_UNSAFE_PATH)', async () => {
+    // Trust comes from the header; the payload is checked while it is extracted, before anything is published.
+    const dir = await tempDir();
+    const trusted = generateKeyPair();
+    const pub = join(dir, 'trusted.pub');
+    await writeFile(pub, JSON.stringify(toPublicKeyFile(trusted)));
+    await pkgJson(root, ['key', 'add', pub]);
+    const manifest = craftManifest('local', '1.0.0', ok);
+    const signature = signCanonical(manifest, trusted);
+    const changed = join(dir, 'changed.swpkg');
+    await writeFile(
+      changed,
+      craftSwpkg({
+        manifest,
+        signature,
+        entries: [
+          { path: 'bin', type: 'dir' },
+          { path: 'bin/evil', type: 'file', content: 'y\n' },
+        ],
+      }),
+    );
+    await refused(['install', changed, '--yes'], 'E_HASH_MISMATCH');
+    const climbing = join(dir, 'climbing.swpkg');
+    await writeFile(
+      climbing,
+      craftSwpkg({ manifest, signature, entries: [...ok, { path: '../escape', type: 'file', content: 'owned\n' }] }),
+    );
+    await refused(['install', climbing, '--yes'], 'E_UNSAFE_PATH');
+  });
 });

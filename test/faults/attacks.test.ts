@@ -44,6 +44,16 @@ async function refused(args: string[], code: string): Promise<void> {
   expect(await treeHash(root)).toBe(before);
 }
 
+/** A new key pair whose public half `pkg key add` trusts, and a scratch folder. */
+async function trustNewKey(): Promise<{ dir: string; trusted: ReturnType<typeof generateKeyPair> }> {
+  const dir = await tempDir();
+  const trusted = generateKeyPair();
+  const pub = join(dir, 'trusted.pub');
+  await writeFile(pub, JSON.stringify(toPublicKeyFile(trusted)));
+  expect((await pkgJson(root, ['key', 'add', pub])).json?.ok).toBe(true);
+  return { dir, trusted };
+}
+
 const ok: CraftEntry[] = [
   { path: 'bin', type: 'dir' },
   { path: 'bin/evil', type: 'file', content: 'x\n' },
@@ -117,11 +127,7 @@ describe('attacks through pkg install', () => {
   });
 
   it('a local file with a forged signature, an unknown key, or none (E_SIGNATURE, E_UNKNOWN_KEY, E_UNTRUSTED)', async () => {
-    const dir = await tempDir();
-    const trusted = generateKeyPair();
-    const pub = join(dir, 'trusted.pub');
-    await writeFile(pub, JSON.stringify(toPublicKeyFile(trusted)));
-    await pkgJson(root, ['key', 'add', pub]);
+    const { dir, trusted } = await trustNewKey();
     const manifest = craftManifest('local', '1.0.0', ok);
     // Signed by another key but claiming the trusted key's id.
     const forgedSig = { keyid: trusted.keyid, sig: signCanonical(manifest, generateKeyPair()).sig };
@@ -138,11 +144,7 @@ describe('attacks through pkg install', () => {
 
   it('a trusted local file whose payload lies about its manifest (E_HASH_MISMATCH, E_UNSAFE_PATH)', async () => {
     // Trust comes from the header; the payload is checked while it is extracted, before anything is published.
-    const dir = await tempDir();
-    const trusted = generateKeyPair();
-    const pub = join(dir, 'trusted.pub');
-    await writeFile(pub, JSON.stringify(toPublicKeyFile(trusted)));
-    await pkgJson(root, ['key', 'add', pub]);
+    const { dir, trusted } = await trustNewKey();
     const manifest = craftManifest('local', '1.0.0', ok);
     const signature = signCanonical(manifest, trusted);
     const changed = join(dir, 'changed.swpkg');

@@ -418,7 +418,14 @@ export async function buildImages(options: BuildImagesOptions = {}): Promise<Bui
   }
   libs.sort((a, b) => (a.path < b.path ? -1 : 1));
   const wrapper =
-    '#!/bin/sh\n# pkg: the swpkg client, bundled into one file and run by the base disk\'s Node.\nexec /usr/bin/node /usr/lib/pkg/pkg.mjs "$@"\n';
+    '#!/bin/sh\n' +
+    "# pkg: the swpkg client, bundled into one file and run by the base disk's Node.\n" +
+    '# V8 keeps the compiled bundle in /run (tmpfs, writable by root only, so nobody else can plant a cache):\n' +
+    '# compiling 290 KB of JavaScript is most of what pkg adds to node start-up. Where /run is not writable\n' +
+    '# Node skips the cache silently.\n' +
+    'NODE_COMPILE_CACHE=${NODE_COMPILE_CACHE:-/run/pkg-compile-cache}\n' +
+    'export NODE_COMPILE_CACHE\n' +
+    'exec /usr/bin/node /usr/lib/pkg/pkg.mjs "$@"\n';
   const baseInfo = {
     node: { version: nodeVersion, sha256: nodeFacts.sha256 },
     pkgClient: pkgFacts ? { version: pkgVersion, sha256: pkgFacts.sha256 } : null,

@@ -256,6 +256,9 @@ export const SCENARIOS: Scenario[] = [
         ratio: Math.round((median(pkgMs) / median(nodeMs)) * 100) / 100,
         how: 'guest /proc/uptime before and after (10 ms resolution), 3 warm runs each, median',
       };
+      // The pkg wrapper keeps V8's compiled bundle in /run (images/build-images.ts): it must be there now.
+      const cache = await c.s.sh('find /run/pkg-compile-cache -type f | wc -l');
+      check(Number(cache.output.trim()) > 0, 'pkg left no compile cache in /run/pkg-compile-cache', cache.output);
     },
   },
   {

@@ -1,8 +1,8 @@
-import { lstat, readdir, readlink } from 'node:fs/promises';
+import { lstat, readlink } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { SwpkgError, type PackageManifest } from '../catalog/index.js';
 import type { PkgContext } from './context.js';
-import { exists, listDir } from './fs-util.js';
+import { exists, findUnexpectedPaths, listDir } from './fs-util.js';
 import {
   currentNumber,
   generationDir,
@@ -82,24 +82,14 @@ async function checkTree(
       problems.push({ kind: 'tree', path: relative(ctx.paths.root, abs), detail: `should be a link to ${target}` });
     }
   }
-  async function walk(rel: string): Promise<void> {
-    let names: string[];
-    try {
-      names = await readdir(rel ? join(base, rel) : base);
-    } catch {
-      return;
-    }
-    for (const n of names) {
-      const p = rel ? `${rel}/${n}` : n;
-      if (!rel && n === GENERATION_FILE) continue;
-      if (!expected.has(p)) {
-        problems.push({ kind: 'tree', path: relative(ctx.paths.root, join(base, p)), detail: 'is not part of any installed package' });
-        continue;
-      }
-      if (expected.get(p) === null) await walk(p);
-    }
+  const strays = await findUnexpectedPaths(
+    base,
+    (p) => (!expected.has(p) ? 'unexpected' : expected.get(p) === null ? 'folder' : 'expected'),
+    GENERATION_FILE,
+  );
+  for (const p of strays) {
+    problems.push({ kind: 'tree', path: relative(ctx.paths.root, join(base, p)), detail: 'is not part of any installed package' });
   }
-  await walk('');
 }
 
 /**

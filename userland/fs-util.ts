@@ -164,3 +164,34 @@ async function fsyncTree(path: string): Promise<void> {
     await fh.close();
   }
 }
+
+/**
+ * Lists the paths under `base` (relative, `/`-separated) that `classify`
+ * does not expect, without descending into them; descends into the ones it
+ * calls folders. `skip` is a top-level name left out (pkg's own metadata).
+ * Unreadable folders are passed over: the caller's own checks name them.
+ */
+export async function findUnexpectedPaths(
+  base: string,
+  classify: (rel: string) => Promise<'folder' | 'expected' | 'unexpected'> | 'folder' | 'expected' | 'unexpected',
+  skip: string,
+): Promise<string[]> {
+  const unexpected: string[] = [];
+  async function walk(rel: string): Promise<void> {
+    let names: string[];
+    try {
+      names = await readdir(rel ? join(base, rel) : base);
+    } catch {
+      return;
+    }
+    for (const n of names) {
+      if (!rel && n === skip) continue;
+      const p = rel ? `${rel}/${n}` : n;
+      const kind = await classify(p);
+      if (kind === 'unexpected') unexpected.push(p);
+      else if (kind === 'folder') await walk(p);
+    }
+  }
+  await walk('');
+  return unexpected;
+}

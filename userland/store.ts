@@ -13,7 +13,7 @@ import {
   type Signature,
 } from '../catalog/index.js';
 import type { PkgContext } from './context.js';
-import { ensureDir, exists, fsyncDir, makeDurable, removeTree } from './fs-util.js';
+import { ensureDir, exists, findUnexpectedPaths, fsyncDir, makeDurable, removeTree } from './fs-util.js';
 import { storeDirName, TMP_PREFIX, TRASH_PREFIX } from './paths.js';
 import { crashPoint } from './crash-point.js';
 
@@ -110,25 +110,12 @@ export async function checkStoreEntry(ctx: PkgContext, dir: string, manifest?: P
       }
     }
   }
-  async function walk(rel: string): Promise<void> {
-    let names: string[];
-    try {
-      names = await readdir(rel ? join(base, rel) : base);
-    } catch {
-      return;
-    }
-    for (const n of names) {
-      const p = rel ? `${rel}/${n}` : n;
-      if (!rel && n === STORE_META_DIR) continue;
-      if (!listed.has(p)) {
-        problems.push({ kind: 'extra', path: join(dir, p), detail: 'is not in the manifest' });
-        continue;
-      }
-      const st = await lstat(join(base, p));
-      if (st.isDirectory()) await walk(p);
-    }
-  }
-  await walk('');
+  const extras = await findUnexpectedPaths(
+    base,
+    async (p) => (!listed.has(p) ? 'unexpected' : (await lstat(join(base, p))).isDirectory() ? 'folder' : 'expected'),
+    STORE_META_DIR,
+  );
+  for (const p of extras) problems.push({ kind: 'extra', path: join(dir, p), detail: 'is not in the manifest' });
   return problems;
 }
 

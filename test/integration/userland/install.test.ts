@@ -1,6 +1,6 @@
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { lstat, readFile, readdir, readlink, realpath, writeFile, chmod } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { generateKeyPair, toPublicKeyFile } from '../../../catalog/index.js';
 import { buildFakeRepo, buildPackage, cleanupFakeRepos, type FakeRepo } from '../../helpers/fake-repo.js';
 import { startTableServer, type TableServer } from '../../helpers/http-table-server.js';
@@ -217,6 +217,19 @@ describe('pkg install', () => {
     expect(d2.json?.error?.details['report'].problems.map((p: { kind: string }) => p.kind)).toContain('dangling-current');
     const fix = await pkgJson(root, ['rollback', '--to', '1']);
     expect(fix.json?.ok).toBe(true);
+  });
+
+  it('doctor names files that nothing installed put into a store entry or a generation', async () => {
+    await pkgJson(root, ['install', 'hello', '--yes']);
+    const entry = dirname(dirname(await realpath(join(root, 'current/bin/hello'))));
+    await writeFile(join(entry, 'bin/planted'), 'x\n');
+    const generation = await realpath(join(root, 'current'));
+    await writeFile(join(generation, 'bin/stray'), 'x\n');
+    const d = await pkgJson(root, ['doctor']);
+    expect(d.json?.error?.code).toBe('E_STORE');
+    const details = (d.json?.error?.details['report'].problems as { detail: string; path: string }[]).map((p) => `${p.path}: ${p.detail}`);
+    expect(details.some((x) => x.includes('bin/planted') && x.includes('is not in the manifest'))).toBe(true);
+    expect(details.some((x) => x.includes('bin/stray') && x.includes('is not part of any installed package'))).toBe(true);
   });
 
   it('refuses to install from an accepted catalog once it has expired, but installs local files without it', async () => {

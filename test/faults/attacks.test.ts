@@ -5,7 +5,7 @@ import { generateKeyPair, signCanonical, toPublicKeyFile } from '../../catalog/i
 import { buildFakeRepo, buildPackage, cleanupFakeRepos, type FakeRepo } from '../helpers/fake-repo.js';
 import { startTableServer, type TableServer } from '../helpers/http-table-server.js';
 import { tempDir, treeHash } from '../helpers/tmp.js';
-import { pkgJson } from '../integration/userland/helpers.js';
+import { addMainRepo, pkgJson } from '../integration/userland/helpers.js';
 import { craftManifest, craftSwpkg, serveCrafted, type CraftEntry } from './craft.js';
 
 /**
@@ -26,8 +26,7 @@ beforeEach(async () => {
   });
   server = await startTableServer(repo.table);
   root = await tempDir('pkg-root-');
-  expect((await pkgJson(root, ['repo', 'add', 'main', server.url, '--fingerprint', repo.fingerprint])).json?.ok).toBe(true);
-  expect((await pkgJson(root, ['update'])).json?.ok).toBe(true);
+  await addMainRepo(root, server.url, repo.fingerprint);
   expect((await pkgJson(root, ['install', 'base', '--yes'])).json?.ok).toBe(true);
 });
 afterEach(async () => {

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { buildFakeRepo, cleanupFakeRepos, type FakeRepo } from '../helpers/fake-repo.js';
 import { startTableServer, type TableServer } from '../helpers/http-table-server.js';
 import { tempDir } from '../helpers/tmp.js';
-import { pkgBundle, pkgJson, spawnPkg } from '../integration/userland/helpers.js';
+import { addMainRepo, pkgBundle, pkgJson, spawnPkg } from '../integration/userland/helpers.js';
 
 /**
  * Two writers at once, as real processes: while one holds the lock (paused
@@ -29,8 +29,7 @@ beforeEach(async () => {
   });
   server = await startTableServer(repo.table);
   root = await tempDir('pkg-root-');
-  await pkgJson(root, ['repo', 'add', 'main', server.url, '--fingerprint', repo.fingerprint]);
-  await pkgJson(root, ['update']);
+  await addMainRepo(root, server.url, repo.fingerprint);
 });
 afterEach(async () => {
   await server.close();

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { buildFakeRepo, cleanupFakeRepos, type FakeRepo } from '../helpers/fake-repo.js';
 import { startTableServer, type TableServer } from '../helpers/http-table-server.js';
 import { treeHash } from '../helpers/tmp.js';
-import { pkgJson } from '../integration/userland/helpers.js';
+import { addMainRepo, pkgJson } from '../integration/userland/helpers.js';
 
 /**
  * Disk full: the pkg root is a 2 MiB tmpfs mounted by the test (we run as
@@ -30,8 +30,7 @@ beforeEach(async () => {
   server = await startTableServer(repo.table);
   mount = await mkdtemp(join(tmpdir(), 'pkg-tmpfs-'));
   execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=2m', 'tmpfs', mount]);
-  expect((await pkgJson(mount, ['repo', 'add', 'main', server.url, '--fingerprint', repo.fingerprint])).json?.ok).toBe(true);
-  expect((await pkgJson(mount, ['update'])).json?.ok).toBe(true);
+  await addMainRepo(mount, server.url, repo.fingerprint);
 });
 afterEach(async () => {
   await server.close();

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { buildFakeRepo, cleanupFakeRepos, type FakeRepo } from '../helpers/fake-repo.js';
 import { startTableServer, type TableServer } from '../helpers/http-table-server.js';
 import { tempDir, treeHash } from '../helpers/tmp.js';
-import { pkgJson } from '../integration/userland/helpers.js';
+import { addMainRepo, pkgJson } from '../integration/userland/helpers.js';
 
 /**
  * Network faults during `pkg install` against a loopback server: a reset
@@ -22,8 +22,7 @@ beforeEach(async () => {
   repo = await buildFakeRepo({ packages: [{ name: 'big', version: '1.0.0', files: { 'share/big/blob': randomBytes(600_000) } }] });
   server = await startTableServer(repo.table);
   root = await tempDir('pkg-root-');
-  expect((await pkgJson(root, ['repo', 'add', 'main', server.url, '--fingerprint', repo.fingerprint])).json?.ok).toBe(true);
-  expect((await pkgJson(root, ['update'])).json?.ok).toBe(true);
+  await addMainRepo(root, server.url, repo.fingerprint);
 });
 afterEach(async () => {
   await server.close();

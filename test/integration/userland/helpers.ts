@@ -1,3 +1,4 @@
+import { expect } from 'vitest';
 import { PassThrough } from 'node:stream';
 import { spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
@@ -101,4 +102,10 @@ export async function spawnPkg(
       res({ code, signal, stdout, stderr, json: parse(stdout) });
     });
   });
+}
+
+/** Pins the repository served at `url` as `main` in `root` and accepts its catalog, asserting both succeed. */
+export async function addMainRepo(root: string, url: string, fingerprint: string): Promise<void> {
+  expect((await pkgJson(root, ['repo', 'add', 'main', url, '--fingerprint', fingerprint])).json?.ok).toBe(true);
+  expect((await pkgJson(root, ['update'])).json?.ok).toBe(true);
 }

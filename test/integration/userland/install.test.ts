@@ -5,7 +5,7 @@ import { generateKeyPair, toPublicKeyFile } from '../../../catalog/index.js';
 import { buildFakeRepo, buildPackage, cleanupFakeRepos, type FakeRepo } from '../../helpers/fake-repo.js';
 import { startTableServer, type TableServer } from '../../helpers/http-table-server.js';
 import { tempDir, treeHash } from '../../helpers/tmp.js';
-import { pkg, pkgJson } from './helpers.js';
+import { addMainRepo, pkg, pkgJson } from './helpers.js';
 
 /**
  * The install path end to end against a loopback repository: plan,
@@ -36,8 +36,7 @@ beforeEach(async () => {
   });
   server = await startTableServer(repo.table);
   root = await tempDir('pkg-root-');
-  expect((await pkgJson(root, ['repo', 'add', 'main', server.url, '--fingerprint', repo.fingerprint])).json?.ok).toBe(true);
-  expect((await pkgJson(root, ['update'])).json?.ok).toBe(true);
+  await addMainRepo(root, server.url, repo.fingerprint);
 });
 afterEach(async () => {
   await server.close();

@@ -50,6 +50,8 @@ export const ERROR_CODES = {
   E_IMMUTABLE: ExitCode.VERIFICATION,
   E_REPRODUCIBILITY: ExitCode.VERIFICATION,
   E_HOSTED_CHECK: ExitCode.VERIFICATION,
+  /** A package's manifest (bytes from outside) fails a check; `swpkg pack` input stays E_INVALID_MANIFEST (usage). */
+  E_BAD_MANIFEST: ExitCode.VERIFICATION,
   // resolution
   E_RESOLVE: ExitCode.RESOLVE,
   E_CONFLICT: ExitCode.RESOLVE,

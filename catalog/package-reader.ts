@@ -5,14 +5,12 @@ import { createGunzip } from 'node:zlib';
 import { once } from 'node:events';
 import { join, dirname } from 'node:path';
 import { Parser, type ReadEntry } from 'tar';
-import { SwpkgError, fromFsError } from './errors.js';
+import { ERROR_CODES, ExitCode, SwpkgError, fromFsError } from './errors.js';
 import { parseJson, canonicalBytes } from './canonical-json.js';
-import { validateManifest, type FileEntry, type PackageManifest } from './manifest.js';
+import { MANIFEST_LIMITS, validateManifest, type FileEntry, type PackageManifest } from './manifest.js';
 import { verifyBytes, type PublicKeyFile, type Signature } from './keys.js';
 import { MANIFEST_ENTRY, SIGNATURE_ENTRY } from './package-writer.js';
 
-/** The manifest is small; anything larger is not a package we wrote. */
-const MAX_MANIFEST_BYTES = 16 * 1024 * 1024;
 const MAX_SIGNATURE_BYTES = 64 * 1024;
 
 export interface PackageHeader {
@@ -35,6 +33,21 @@ export interface ReadOptions {
 export interface ExtractOptions extends ReadOptions {
   /** fsync each file before returning, so a rename of destDir afterwards survives power loss. Default true. */
   fsync?: boolean;
+}
+
+/**
+ * A manifest inside an archive came from outside: a field that fails a
+ * check is a verification refusal (exit 3), not the usage error the same
+ * check means for `swpkg pack`'s own input. Codes that already say
+ * "refused" (E_UNSAFE_PATH, a strict-parser code) pass through.
+ */
+function outsideManifest(path: string, e: unknown): unknown {
+  if (!(e instanceof SwpkgError) || ERROR_CODES[e.code] !== ExitCode.USAGE) return e;
+  return new SwpkgError('E_BAD_MANIFEST', `${path}: ${e.message}`, {
+    hint: 'the package is malformed or hostile; do not install it, and tell whoever published it',
+    details: { path, ...e.details, check: e.code },
+    cause: e,
+  });
 }
 
 function corrupt(path: string, why: string, cause?: unknown): SwpkgError {
@@ -110,9 +123,18 @@ async function streamPackage(path: string, opts: ReadOptions, sink: Sink, header
       if (position === 0) {
         if (entryPath !== MANIFEST_ENTRY || type !== 'file')
           throw corrupt(path, `first entry must be ${MANIFEST_ENTRY}, found ${JSON.stringify(entryPath)}`);
-        if (entry.size > MAX_MANIFEST_BYTES) throw corrupt(path, 'manifest is too large');
+        if (entry.size > MANIFEST_LIMITS.manifestBytes) {
+          throw new SwpkgError('E_TOO_LARGE', `${path}: the manifest is ${entry.size} bytes, more than ${MANIFEST_LIMITS.manifestBytes}`, {
+            hint: 'the package is malformed or hostile; do not install it',
+            details: { path, limit: MANIFEST_LIMITS.manifestBytes, size: entry.size },
+          });
+        }
         collect(entry, (buf) => {
-          manifest = validateManifest(parseJson(buf, `${path}: ${MANIFEST_ENTRY}`));
+          try {
+            manifest = validateManifest(parseJson(buf, `${path}: ${MANIFEST_ENTRY}`));
+          } catch (e) {
+            throw outsideManifest(path, e);
+          }
         });
         return;
       }
@@ -120,7 +142,12 @@ async function streamPackage(path: string, opts: ReadOptions, sink: Sink, header
       if (position === 1 && entryPath === SIGNATURE_ENTRY) {
         if (type !== 'file' || entry.size > MAX_SIGNATURE_BYTES) throw corrupt(path, 'signature entry is malformed');
         collect(entry, (buf) => {
-          const s = parseJson(buf, `${path}: ${SIGNATURE_ENTRY}`) as Partial<Signature> | null;
+          let s: Partial<Signature> | null;
+          try {
+            s = parseJson(buf, `${path}: ${SIGNATURE_ENTRY}`) as Partial<Signature> | null;
+          } catch (e) {
+            throw outsideManifest(path, e);
+          }
           if (!s || typeof s.keyid !== 'string' || typeof s.sig !== 'string') throw corrupt(path, 'signature entry is malformed');
           signature = { keyid: s.keyid, sig: s.sig };
           if (headerOnly) done = true;

@@ -35,11 +35,12 @@ afterEach(async () => {
 afterAll(cleanupFakeRepos);
 
 /** Runs `pkg update` (to accept the crafted catalog), then the install, and checks code + unchanged root. */
-async function refused(args: string[], code: string): Promise<void> {
+async function refused(args: string[], code: string, exit?: number): Promise<void> {
   expect((await pkgJson(root, ['update'])).json?.ok).toBe(true);
   const before = await treeHash(root);
   const r = await pkgJson(root, args);
   expect(r.json?.error?.code, r.stdout).toBe(code);
+  if (exit !== undefined) expect(r.code).toBe(exit);
   expect(await treeHash(root)).toBe(before);
 }
 
@@ -165,5 +166,52 @@ describe('attacks through pkg install', () => {
       craftSwpkg({ manifest, signature, entries: [...ok, { path: '../escape', type: 'file', content: 'owned\n' }] }),
     );
     await refused(['install', climbing, '--yes'], 'E_UNSAFE_PATH');
+  });
+});
+
+describe('hostile manifests are verification refusals (exit 3), never usage errors', () => {
+  it('a manifest listing one path twice (E_BAD_MANIFEST)', async () => {
+    const files: CraftEntry[] = [...ok, { path: 'bin/evil', type: 'file', content: 'x\n' }];
+    const manifest = craftManifest('evil', '1.0.0', ok);
+    (manifest['files'] as unknown[]).push((manifest['files'] as unknown[])[1]);
+    manifest['installedSize'] = 4;
+    await serveCrafted(repo, craftSwpkg({ manifest, entries: files }), { name: 'evil', version: '1.0.0' });
+    await refused(['install', 'evil', '--yes'], 'E_BAD_MANIFEST', 3);
+  });
+
+  it('a manifest with a version that is not semver (E_BAD_MANIFEST)', async () => {
+    const bytes = craftSwpkg({ manifest: craftManifest('evil', '1.0.0', ok, { version: 'v1' }), entries: ok });
+    await serveCrafted(repo, bytes, { name: 'evil', version: '1.0.0' });
+    await refused(['install', 'evil', '--yes'], 'E_BAD_MANIFEST', 3);
+  });
+
+  it('a sticky folder (E_UNSAFE_PATH)', async () => {
+    const sticky: CraftEntry[] = [
+      { path: 'tmp', type: 'dir', mode: 0o1777 },
+      { path: 'tmp/x', type: 'file', content: 'x\n' },
+    ];
+    await serveCrafted(repo, craftSwpkg({ manifest: craftManifest('sticky', '1.0.0', sticky), entries: sticky }), {
+      name: 'sticky',
+      version: '1.0.0',
+    });
+    await refused(['install', 'sticky', '--yes'], 'E_UNSAFE_PATH', 3);
+  });
+
+  it('a world-writable file (E_BAD_MANIFEST)', async () => {
+    const writable: CraftEntry[] = [{ path: 'w', type: 'file', mode: 0o666, content: 'x\n' }];
+    await serveCrafted(repo, craftSwpkg({ manifest: craftManifest('writable', '1.0.0', writable), entries: writable }), {
+      name: 'writable',
+      version: '1.0.0',
+    });
+    await refused(['install', 'writable', '--yes'], 'E_BAD_MANIFEST', 3);
+  });
+
+  it('a local file with a hostile manifest (E_BAD_MANIFEST, exit 3)', async () => {
+    const dir = await tempDir();
+    const file = join(dir, 'dup.swpkg');
+    const manifest = craftManifest('dup', '1.0.0', ok);
+    (manifest['files'] as unknown[]).push((manifest['files'] as unknown[])[1]);
+    await writeFile(file, craftSwpkg({ manifest, entries: ok }));
+    await refused(['install', file, '--yes', '--allow-untrusted'], 'E_BAD_MANIFEST', 3);
   });
 });

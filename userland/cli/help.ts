@@ -56,6 +56,7 @@ export const EXIT_CODE_TABLE: { exit: number; meaning: string; codes: string[] }
       'E_CORRUPT',
       'E_BAD_ROOT',
       'E_UNTRUSTED',
+      'E_BAD_MANIFEST',
     ],
   },
   { exit: 4, meaning: 'cannot resolve', codes: ['E_RESOLVE', 'E_CONFLICT', 'E_FILE_CONFLICT', 'E_NEEDED', 'E_NOT_INSTALLED'] },

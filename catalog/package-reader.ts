@@ -28,6 +28,12 @@ export interface ReadOptions {
   maxBytes?: number;
   /** Refuse unless the whole archive hashes to this (E_HASH_MISMATCH). */
   expectedSha256?: string;
+  /**
+   * The installed size the signed catalog declares. A manifest that
+   * declares another size is refused before any payload entry is read
+   * (more: E_TOO_LARGE; less: E_CORRUPT), and the payload stops at it.
+   */
+  installedSize?: number;
 }
 
 export interface ExtractOptions extends ReadOptions {
@@ -48,6 +54,18 @@ function outsideManifest(path: string, e: unknown): unknown {
     details: { path, ...e.details, check: e.code },
     cause: e,
   });
+}
+
+function installedSizeMismatch(path: string, m: PackageManifest, declared: number): SwpkgError {
+  const larger = m.installedSize > declared;
+  return new SwpkgError(
+    larger ? 'E_TOO_LARGE' : 'E_CORRUPT',
+    `${path}: ${m.name}@${m.version} unpacks to ${m.installedSize} bytes, the signed catalog says ${declared}`,
+    {
+      hint: 'the repository catalog and the package disagree (a hostile or broken package); tell the publisher',
+      details: { path, declared, manifest: m.installedSize },
+    },
+  );
 }
 
 function corrupt(path: string, why: string, cause?: unknown): SwpkgError {
@@ -101,6 +119,9 @@ async function streamPackage(path: string, opts: ReadOptions, sink: Sink, header
   let fileIdx = 0; // next expected manifest file
   let current: { entry: FileEntry; hash: Hash; n: number } | undefined;
   let done = false;
+  // Payload bytes handed to the sink, against the smaller of the catalog's and the manifest's installed size.
+  let unpacked = 0;
+  let unpackLimit = Infinity;
 
   const fail = (e: unknown): void => {
     if (failure === undefined) failure = e;
@@ -134,6 +155,10 @@ async function streamPackage(path: string, opts: ReadOptions, sink: Sink, header
             manifest = validateManifest(parseJson(buf, `${path}: ${MANIFEST_ENTRY}`));
           } catch (e) {
             throw outsideManifest(path, e);
+          }
+          unpackLimit = Math.min(manifest.installedSize, opts.installedSize ?? Infinity);
+          if (opts.installedSize !== undefined && manifest.installedSize !== opts.installedSize) {
+            throw installedSizeMismatch(path, manifest, opts.installedSize);
           }
         });
         return;
@@ -212,6 +237,15 @@ async function streamPackage(path: string, opts: ReadOptions, sink: Sink, header
         const cur = current;
         entry.on('data', (chunk: Buffer) => {
           if (failure !== undefined) return;
+          unpacked += chunk.length;
+          if (unpacked > unpackLimit) {
+            fail(
+              new SwpkgError('E_TOO_LARGE', `${path}: the payload unpacks to more than the ${unpackLimit} bytes declared`, {
+                details: { path, entry: cur.entry.path, limit: unpackLimit },
+              }),
+            );
+            return;
+          }
           cur.hash.update(chunk);
           cur.n += chunk.length;
           try {

@@ -176,7 +176,7 @@ export async function reuseStoreEntry(ctx: PkgContext, sha256: string, name: str
 export async function stageStoreEntry(
   ctx: PkgContext,
   file: string,
-  expect: { sha256?: string; size?: number; name: string; version: string; signature?: Signature },
+  expect: { sha256?: string; size?: number; installedSize?: number; name: string; version: string; signature?: Signature },
 ): Promise<StagedEntry> {
   await ensureDir(ctx.paths.store);
   const tmp = join(ctx.paths.store, `${TMP_PREFIX}${randomBytes(6).toString('hex')}`);
@@ -188,6 +188,7 @@ export async function stageStoreEntry(
       fsync: false,
       ...(expect.sha256 ? { expectedSha256: expect.sha256 } : {}),
       ...(expect.size !== undefined ? { maxBytes: expect.size } : {}),
+      ...(expect.installedSize !== undefined ? { installedSize: expect.installedSize } : {}),
     });
   } catch (e) {
     await removeTree(tmp);

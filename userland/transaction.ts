@@ -340,6 +340,7 @@ async function apply(
       const entry = await stageStoreEntry(ctx, files.get(c.name)!, {
         sha256: c.sha256,
         size: c.size,
+        installedSize: c.installedSize,
         name: c.name,
         version: c.version,
         ...(c.source.kind === 'file' && c.source.signature ? { signature: c.source.signature } : {}),
@@ -372,6 +373,17 @@ async function apply(
               arch: manifest.arch,
               abi: manifest.abi,
             },
+          },
+        );
+      }
+      // A store entry reused by hash was never extracted against this catalog entry: its size must be true too.
+      if (manifest.installedSize !== c.installedSize) {
+        throw new SwpkgError(
+          manifest.installedSize > c.installedSize ? 'E_TOO_LARGE' : 'E_CORRUPT',
+          `${c.name}@${c.version} from ${c.repo ?? 'a file'} unpacks to ${manifest.installedSize} bytes, the catalog says ${c.installedSize}`,
+          {
+            hint: 'the repository catalog and the package disagree; tell the publisher',
+            details: { package: `${c.name}@${c.version}`, declared: c.installedSize, manifest: manifest.installedSize },
           },
         );
       }

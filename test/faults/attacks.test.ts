@@ -60,6 +60,22 @@ const ok: CraftEntry[] = [
 ];
 
 describe('attacks through pkg install', () => {
+  it('a package that unpacks to more than its signed catalog entry says (E_TOO_LARGE)', async () => {
+    const big: CraftEntry[] = [
+      { path: 'share', type: 'dir' },
+      { path: 'share/blob', type: 'file', content: 'z'.repeat(256 * 1024) },
+    ];
+    const bytes = craftSwpkg({ manifest: craftManifest('bomb', '1.0.0', big), entries: big });
+    await serveCrafted(repo, bytes, { name: 'bomb', version: '1.0.0', installedSize: 1024 });
+    await refused(['install', 'bomb', '--yes'], 'E_TOO_LARGE', 3);
+  });
+
+  it('a package that unpacks to less than its signed catalog entry says (E_CORRUPT)', async () => {
+    const bytes = craftSwpkg({ manifest: craftManifest('small', '1.0.0', ok), entries: ok });
+    await serveCrafted(repo, bytes, { name: 'small', version: '1.0.0', installedSize: 1 << 30 });
+    await refused(['install', 'small', '--yes'], 'E_CORRUPT', 3);
+  });
+
   it('a package whose bytes differ from the catalog (E_HASH_MISMATCH)', async () => {
     await repo.publish([{ name: 'victim', version: '1.0.0' }]);
     const real = await repo.bytes('packages/victim-1.0.0-x86_64.swpkg');

@@ -1,4 +1,4 @@
-import { gzipSync } from 'node:zlib';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import {
   canonicalBytes,
   padding,
@@ -86,6 +86,18 @@ export function craftManifest(
   };
 }
 
+/** The installedSize a crafted package's manifest (its first tar entry) declares, or 0 when it has none. */
+function declaredInstalledSize(bytes: Buffer): number {
+  try {
+    const tar = gunzipSync(bytes);
+    const size = parseInt(tar.subarray(124, 136).toString('ascii').replace(/\0.*$/, '').trim(), 8);
+    const m = JSON.parse(tar.subarray(512, 512 + size).toString('utf8')) as { installedSize?: unknown };
+    return typeof m.installedSize === 'number' ? m.installedSize : 0;
+  } catch {
+    return 0;
+  }
+}
+
 /**
  * Lists `bytes` in the repository's catalog under `entry` (a new catalog
  * version signed by the repository's real key) and serves the file: the
@@ -105,7 +117,7 @@ export async function serveCrafted(
     provides: [],
     conflicts: [],
     size: bytes.length,
-    installedSize: 0,
+    installedSize: declaredInstalledSize(bytes),
     sha256: sha256Hex(bytes),
     summary: 'crafted',
     license: 'MIT',

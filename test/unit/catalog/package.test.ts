@@ -362,6 +362,23 @@ describe('.swpkg writer and reader', () => {
     });
   }
 
+  it('stops before the payload when the manifest declares another installed size than the catalog', async () => {
+    const d = await tempDir();
+    await payload(join(d, 'src'));
+    const r = await packPackage({ dir: join(d, 'src'), meta, out: join(d, 'ok.swpkg') });
+    const before = await treeHash(d);
+    const less = r.manifest.installedSize - 1;
+    await expect(extractPackage(r.path, join(d, 'out'), { installedSize: less })).rejects.toMatchObject({
+      code: 'E_TOO_LARGE',
+      details: { declared: less, manifest: r.manifest.installedSize },
+    });
+    await expect(extractPackage(r.path, join(d, 'out'), { installedSize: r.manifest.installedSize + 1 })).rejects.toMatchObject({
+      code: 'E_CORRUPT',
+    });
+    expect(await treeHash(d)).toBe(before);
+    await extractPackage(r.path, join(d, 'out'), { installedSize: r.manifest.installedSize });
+  });
+
   it('refuses truncated gzip, one flipped byte, and a size over the cap', async () => {
     const d = await tempDir();
     await payload(join(d, 'src'));

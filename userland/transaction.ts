@@ -9,9 +9,7 @@ import {
   findReverseDependencies,
   parseRequirement,
   resolve,
-  readPackageHeader,
-  sha256File,
-  fromFsError,
+  verifyPackageFile,
   verifyPackageSignature,
   type CatalogPackage,
   type PackageManifest,
@@ -174,8 +172,8 @@ function isFileSpec(spec: string): boolean {
 }
 
 /**
- * Reads a local package's manifest and signature and hashes the archive,
- * checks it fits this machine, and decides trust: its signature
+ * Verifies a whole local package file (nothing is written), checks it fits
+ * this machine, and decides trust: its signature
  * must verify under a trusted key unless `allowUntrusted`. A signature that
  * is present but wrong is refused even then: it proves tampering.
  */
@@ -187,15 +185,10 @@ async function localCandidate(
   warn: (m: string) => void,
 ): Promise<Available> {
   const path = resolvePath(file);
-  // The header decides compatibility and trust; every payload byte is checked while it is extracted
-  // (before anything is published), so reading the whole archive here as well would only double the work.
-  const [header, archive] = await Promise.all([
-    readPackageHeader(path),
-    sha256File(path).catch((e: unknown) => {
-      throw fromFsError(e, `reading ${file}`);
-    }),
-  ]);
-  const v = { ...header, ...archive };
+  // The whole file is verified (every entry against the manifest, the archive hashed) in one streaming
+  // pass before anything is planned or written, as a download is before extraction: a tampered payload
+  // never reaches a staging folder. Extraction checks every byte again against this SHA-256.
+  const v = await verifyPackageFile(path);
   const m = v.manifest;
   if ((m.arch !== ctx.client.arch && m.arch !== 'any') || m.abi !== ctx.client.abi) {
     throw new SwpkgError(

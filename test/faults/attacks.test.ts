@@ -5,7 +5,7 @@ import { generateKeyPair, signCanonical, toPublicKeyFile } from '../../catalog/i
 import { buildFakeRepo, buildPackage, cleanupFakeRepos, type FakeRepo } from '../helpers/fake-repo.js';
 import { startTableServer, type TableServer } from '../helpers/http-table-server.js';
 import { tempDir, treeHash } from '../helpers/tmp.js';
-import { addMainRepo, pkgJson } from '../integration/userland/helpers.js';
+import { addMainRepo, pkgJson, spawnPkg } from '../integration/userland/helpers.js';
 import { craftManifest, craftSwpkg, serveCrafted, type CraftEntry } from './craft.js';
 
 /**
@@ -229,5 +229,37 @@ describe('hostile manifests are verification refusals (exit 3), never usage erro
     (manifest['files'] as unknown[]).push((manifest['files'] as unknown[])[1]);
     await writeFile(file, craftSwpkg({ manifest, entries: ok }));
     await refused(['install', file, '--yes', '--allow-untrusted'], 'E_BAD_MANIFEST', 3);
+  });
+});
+
+describe('local files are verified whole before anything is written', () => {
+  it('a trusted local file whose last entry lies is refused before extraction starts (E_HASH_MISMATCH)', async () => {
+    const { dir, trusted } = await trustNewKey();
+    const files: CraftEntry[] = [
+      { path: 'a', type: 'file', content: 'first\n' },
+      { path: 'b', type: 'file', content: 'second\n' },
+      { path: 'z', type: 'file', content: 'last\n' },
+    ];
+    const manifest = craftManifest('late', '1.0.0', files);
+    const file = join(dir, 'late.swpkg');
+    await writeFile(
+      file,
+      craftSwpkg({
+        manifest,
+        signature: signCanonical(manifest, trusted),
+        entries: [...files.slice(0, 2), { ...files[2]!, content: 'LAST\n' }],
+      }),
+    );
+    const before = await treeHash(root);
+    // A real process killed the moment extraction into the store would start: a refusal has to come first.
+    const r = await spawnPkg(root, ['install', file, '--yes', '--json'], { PKG_TEST_CRASH_AT: 'store.extract' });
+    expect(r.signal, r.stderr).toBeNull();
+    expect(r.json?.error?.code).toBe('E_HASH_MISMATCH');
+    expect(r.code).toBe(3);
+    expect(await treeHash(root)).toBe(before);
+    // The same file untampered does reach extraction (the crash point proves the probe works).
+    const good = join(dir, 'good.swpkg');
+    await writeFile(good, craftSwpkg({ manifest, signature: signCanonical(manifest, trusted), entries: files }));
+    expect((await spawnPkg(root, ['install', good, '--yes', '--json'], { PKG_TEST_CRASH_AT: 'store.extract' })).signal).toBe('SIGKILL');
   });
 });

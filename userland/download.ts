@@ -5,14 +5,42 @@ import { SwpkgError, ERROR_CODES, ExitCode, fromFsError, type Reporter } from '.
 import { networkError, type HttpResponse, type HttpTransport } from './http-transport.js';
 import { crashPoint } from './crash-point.js';
 
-/** Bounds every transfer: too slow is a stall, too long is an endless-data attack. */
+/**
+ * Bounds every transfer in time (slow-retrieval attacks); the size caps
+ * (endless data) come from the signed metadata. Each failure is E_STALLED
+ * with `details.rule` naming which bound: `window`, `rate` or `deadline`.
+ */
 export interface TransferLimits {
-  /** A window with fewer than `minBytes` bytes received is a stall (E_STALLED). */
+  /** A window with fewer than `minBytes` bytes received is a stall; also the wait for response headers. */
   stallMs: number;
   minBytes: number;
+  /**
+   * Minimum average rate since the body began, checked at the end of every
+   * window: a server dripping a byte every few seconds passes the window
+   * rule but not this one. 0 turns it off.
+   */
+  minBytesPerSecond: number;
+  /** One file from one server, resumes included, must be complete within this. 0 turns it off. */
+  deadlineMs: number;
 }
 
-export const DEFAULT_LIMITS: TransferLimits = { stallMs: 30_000, minBytes: 1 };
+export const DEFAULT_LIMITS: TransferLimits = { stallMs: 30_000, minBytes: 1, minBytesPerSecond: 1024, deadlineMs: 30 * 60_000 };
+
+/** When the transfer of one file must be done by (epoch ms), from its limits. */
+export function deadlineFrom(limits: TransferLimits, start = Date.now()): number {
+  return limits.deadlineMs > 0 ? start + limits.deadlineMs : Infinity;
+}
+
+function deadlineError(url: string, limits: TransferLimits, received: number): SwpkgError {
+  return new SwpkgError(
+    'E_STALLED',
+    `${url}: not complete within the deadline of ${limits.deadlineMs / 1000} s (${received} bytes received)`,
+    {
+      hint: 'the mirror is too slow for this file (slow mirror or slow-retrieval attack); rerun to resume, add a mirror, or raise --fetch-deadline',
+      details: { url, rule: 'deadline', deadlineMs: limits.deadlineMs, received },
+    },
+  );
+}
 
 /** Error codes that mean "this mirror failed, another may work". Anything else (disk full) stops at once. */
 function isMirrorFailure(e: unknown): boolean {
@@ -71,27 +99,67 @@ function tooLarge(url: string, limit: number, seen: number): SwpkgError {
 }
 
 /**
- * Reads a body while enforcing the stall rule: every `stallMs` at least
- * `minBytes` must have arrived, or the transfer is aborted with E_STALLED.
+ * Reads a body while enforcing the time bounds: every `stallMs` at least
+ * `minBytes` must have arrived (window), the average since the body began
+ * must stay at `minBytesPerSecond` (rate), and the body must end before
+ * `deadlineAt` (deadline); otherwise the transfer is aborted with E_STALLED.
  */
-async function* guarded(url: string, res: HttpResponse, limits: TransferLimits, ctl: AbortController): AsyncGenerator<Uint8Array> {
+async function* guarded(
+  url: string,
+  res: HttpResponse,
+  limits: TransferLimits,
+  ctl: AbortController,
+  deadlineAt: number,
+): AsyncGenerator<Uint8Array> {
   let window = 0;
+  let total = 0;
+  const began = Date.now();
   let stalled: SwpkgError | undefined;
+  const stop = (e: SwpkgError): void => {
+    stalled ??= e;
+    ctl.abort(stalled);
+    void res.discard();
+  };
   const timer = setInterval(() => {
+    const elapsed = Date.now() - began;
+    const rate = total / (elapsed / 1000);
     if (window < limits.minBytes) {
-      stalled = new SwpkgError('E_STALLED', `${url}: fewer than ${limits.minBytes} bytes in ${limits.stallMs} ms`, {
-        hint: 'the transfer stalled (slow mirror or slow-retrieval attack); rerun to resume, or add a mirror',
-        details: { url, stallMs: limits.stallMs, minBytes: limits.minBytes },
-      });
-      ctl.abort(stalled);
-      void res.discard();
+      stop(
+        new SwpkgError('E_STALLED', `${url}: fewer than ${limits.minBytes} bytes in ${limits.stallMs} ms`, {
+          hint: 'the transfer stalled (slow mirror or slow-retrieval attack); rerun to resume, or add a mirror',
+          details: { url, rule: 'window', stallMs: limits.stallMs, minBytes: limits.minBytes },
+        }),
+      );
+    } else if (limits.minBytesPerSecond > 0 && rate < limits.minBytesPerSecond) {
+      stop(
+        new SwpkgError(
+          'E_STALLED',
+          `${url}: ${total} bytes in ${(elapsed / 1000).toFixed(1)} s is ${Math.floor(rate)} B/s, below the minimum average of ${limits.minBytesPerSecond} B/s`,
+          {
+            hint: 'the mirror is too slow (slow mirror or slow-retrieval attack); rerun to resume, add a mirror, or lower --min-rate',
+            details: {
+              url,
+              rule: 'rate',
+              minBytesPerSecond: limits.minBytesPerSecond,
+              bytesPerSecond: Math.floor(rate),
+              received: total,
+              elapsedMs: elapsed,
+            },
+          },
+        ),
+      );
     }
     window = 0;
   }, limits.stallMs);
+  const remaining = deadlineAt - Date.now();
+  const deadline = Number.isFinite(remaining)
+    ? setTimeout(() => stop(deadlineError(url, limits, total)), Math.max(0, remaining))
+    : undefined;
   try {
     for await (const chunk of res.body) {
       if (stalled) throw stalled;
       window += chunk.length;
+      total += chunk.length;
       yield chunk;
     }
     if (stalled) throw stalled;
@@ -100,7 +168,15 @@ async function* guarded(url: string, res: HttpResponse, limits: TransferLimits, 
     throw networkError(url, e);
   } finally {
     clearInterval(timer);
+    if (deadline) clearTimeout(deadline);
   }
+}
+
+/** The wait for response headers: one stall window, and never past the file's deadline. */
+function headersTimeout(url: string, limits: TransferLimits, deadlineAt: number): number {
+  const remaining = deadlineAt - Date.now();
+  if (remaining <= 0) throw deadlineError(url, limits, 0);
+  return Math.max(1, Math.min(limits.stallMs, remaining));
 }
 
 export interface FetchBytesOptions {
@@ -116,10 +192,11 @@ export interface FetchBytesOptions {
  */
 export async function fetchBytes(url: string, o: FetchBytesOptions): Promise<Uint8Array> {
   const ctl = new AbortController();
+  const deadlineAt = deadlineFrom(o.limits);
   const res = await o.transport.get(url, {
     headers: { 'accept-encoding': 'identity' },
     signal: ctl.signal,
-    headersTimeoutMs: o.limits.stallMs,
+    headersTimeoutMs: headersTimeout(url, o.limits, deadlineAt),
   });
   if (res.status !== 200) {
     await res.discard();
@@ -132,7 +209,7 @@ export async function fetchBytes(url: string, o: FetchBytesOptions): Promise<Uin
   }
   const chunks: Uint8Array[] = [];
   let n = 0;
-  for await (const chunk of guarded(url, res, o.limits, ctl)) {
+  for await (const chunk of guarded(url, res, o.limits, ctl, deadlineAt)) {
     n += chunk.length;
     if (n > o.maxBytes) {
       await res.discard();
@@ -208,9 +285,11 @@ export async function downloadFile(urls: string[], o: DownloadOptions): Promise<
     async (url) => {
       const retries = o.retries ?? 2;
       let restarted = false;
+      // One deadline per file per server: resuming after a stall does not start the clock again.
+      const deadlineAt = deadlineFrom(o.limits);
       for (let attempt = 0; ; attempt++) {
         try {
-          const r = await downloadOnce(url, o);
+          const r = await downloadOnce(url, o, deadlineAt);
           transferred += r.transferred;
           resumedFrom = r.resumedFrom;
           return r;
@@ -222,7 +301,8 @@ export async function downloadFile(urls: string[], o: DownloadOptions): Promise<
             o.reporter?.warn(`${url}: the resumed download did not verify; downloading it again from the start`);
             continue;
           }
-          const retryable = e instanceof SwpkgError && (e.code === 'E_NETWORK' || e.code === 'E_STALLED');
+          const retryable =
+            e instanceof SwpkgError && (e.code === 'E_NETWORK' || (e.code === 'E_STALLED' && e.details['rule'] !== 'deadline'));
           if (!retryable || attempt >= retries) throw e;
           o.reporter?.warn(`${url}: ${e.message}; resuming (attempt ${attempt + 2} of ${retries + 1})`);
         }
@@ -233,7 +313,7 @@ export async function downloadFile(urls: string[], o: DownloadOptions): Promise<
   return { path: result.path, transferred, resumedFrom, cached: false };
 }
 
-async function downloadOnce(url: string, o: DownloadOptions): Promise<DownloadResult> {
+async function downloadOnce(url: string, o: DownloadOptions, deadlineAt: number): Promise<DownloadResult> {
   const part = `${o.dest}.part`;
   let have = (await sizeOf(part)) ?? 0;
   if (have > o.size) {
@@ -251,7 +331,7 @@ async function downloadOnce(url: string, o: DownloadOptions): Promise<DownloadRe
   const headers: Record<string, string> = { 'accept-encoding': 'identity' };
   if (have > 0) headers['range'] = `bytes=${have}-`;
   crashPoint('download.request');
-  const res = await o.transport.get(url, { headers, signal: ctl.signal, headersTimeoutMs: o.limits.stallMs });
+  const res = await o.transport.get(url, { headers, signal: ctl.signal, headersTimeoutMs: headersTimeout(url, o.limits, deadlineAt) });
   if (have > 0 && res.status === 416) {
     await res.discard();
     // The server has nothing past our part: either the part is complete, or it is garbage.
@@ -301,7 +381,7 @@ async function downloadOnce(url: string, o: DownloadOptions): Promise<DownloadRe
   let got = 0;
   let closed = false;
   try {
-    for await (const chunk of guarded(url, res, o.limits, ctl)) {
+    for await (const chunk of guarded(url, res, o.limits, ctl, deadlineAt)) {
       if (have + got + chunk.length > o.size) {
         await res.discard();
         await fh.close();

@@ -74,7 +74,7 @@ export async function undiciTransport(o: { connectTimeoutMs?: number } = {}): Pr
           timer = setTimeout(() => {
             const err = new SwpkgError('E_STALLED', `${url}: no answer within ${req.headersTimeoutMs} ms`, {
               hint: 'the mirror is too slow or unreachable; retry, or add another mirror',
-              details: { url, timeoutMs: req.headersTimeoutMs },
+              details: { url, rule: 'headers', timeoutMs: req.headersTimeoutMs },
             });
             ctl.abort(err);
             reject(err);
@@ -139,7 +139,7 @@ export function fetchTransport(fetchImpl?: typeof fetch): HttpTransport {
             () =>
               reject(
                 new SwpkgError('E_STALLED', `${url}: no answer within ${req.headersTimeoutMs} ms`, {
-                  details: { url, timeoutMs: req.headersTimeoutMs },
+                  details: { url, rule: 'headers', timeoutMs: req.headersTimeoutMs },
                 }),
               ),
             req.headersTimeoutMs,

@@ -22,6 +22,19 @@ export const GLOBAL_FLAGS: FlagSpec[] = [
     value: 'SECONDS',
     summary: 'A download that receives nothing for this long fails with E_STALLED (default 30).',
   },
+  {
+    name: 'min-rate',
+    type: 'number',
+    value: 'BYTES_PER_SECOND',
+    summary:
+      'A download whose average rate falls below this (checked every stall window) fails with E_STALLED (default 1024; 0 turns it off).',
+  },
+  {
+    name: 'fetch-deadline',
+    type: 'number',
+    value: 'SECONDS',
+    summary: 'Each file from each server, resumes included, must arrive within this or fails with E_STALLED (default 1800; 0: none).',
+  },
   { name: 'help', short: 'h', type: 'boolean', summary: 'Show help.' },
   { name: 'version', short: 'V', type: 'boolean', summary: 'Show the version.' },
 ];
@@ -70,6 +83,8 @@ const ENVIRONMENT: [string, string][] = [
   ['PKG_LOCK_TIMEOUT', 'default for --lock-timeout (seconds)'],
   ['PKG_STALL_TIMEOUT', 'default for --stall-timeout (seconds)'],
   ['PKG_STALL_MIN_BYTES', 'bytes that must arrive per stall window (default 1)'],
+  ['PKG_MIN_RATE', 'default for --min-rate (bytes per second)'],
+  ['PKG_FETCH_DEADLINE', 'default for --fetch-deadline (seconds)'],
   ['PKG_MAX_CATALOG_BYTES', 'catalog size cap (default 67108864, 64 MiB)'],
   ['PKG_FETCH_RETRIES', 'resume attempts per mirror after a reset or stall (default 2)'],
   ['PKG_CLIENT_ARCH, PKG_CLIENT_ABI', 'this machine for compatibility checks (default x86_64, linux-musl-static)'],

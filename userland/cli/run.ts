@@ -174,6 +174,8 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     const stall = typeof g['stall-timeout'] === 'number' ? g['stall-timeout'] : envNumber(env, 'PKG_STALL_TIMEOUT');
     const lock = typeof g['lock-timeout'] === 'number' ? g['lock-timeout'] : envNumber(env, 'PKG_LOCK_TIMEOUT');
     const minBytes = envNumber(env, 'PKG_STALL_MIN_BYTES');
+    const minRate = typeof g['min-rate'] === 'number' ? g['min-rate'] : envNumber(env, 'PKG_MIN_RATE');
+    const deadline = typeof g['fetch-deadline'] === 'number' ? g['fetch-deadline'] : envNumber(env, 'PKG_FETCH_DEADLINE');
     const retries = envNumber(env, 'PKG_FETCH_RETRIES');
     const maxCatalog = envNumber(env, 'PKG_MAX_CATALOG_BYTES');
     const now = env['PKG_TEST_NOW'];
@@ -191,6 +193,8 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       limits: {
         ...(stall !== undefined ? { stallMs: Math.max(1, Math.round(stall * 1000)) } : {}),
         ...(minBytes !== undefined ? { minBytes } : {}),
+        ...(minRate !== undefined ? { minBytesPerSecond: minRate } : {}),
+        ...(deadline !== undefined ? { deadlineMs: Math.round(deadline * 1000) } : {}),
       },
       ...(retries !== undefined ? { retries: Math.floor(retries) } : {}),
       ...(lock !== undefined ? { lockTimeoutMs: Math.round(lock * 1000) } : {}),

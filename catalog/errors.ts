@@ -52,6 +52,8 @@ export const ERROR_CODES = {
   E_HOSTED_CHECK: ExitCode.VERIFICATION,
   /** A package's manifest (bytes from outside) fails a check; `swpkg pack` input stays E_INVALID_MANIFEST (usage). */
   E_BAD_MANIFEST: ExitCode.VERIFICATION,
+  /** A redirect pkg refuses to follow: to another origin than the repository's servers, or to a non-HTTP scheme. */
+  E_REDIRECT: ExitCode.VERIFICATION,
   // resolution
   E_RESOLVE: ExitCode.RESOLVE,
   E_CONFLICT: ExitCode.RESOLVE,
@@ -63,6 +65,10 @@ export const ERROR_CODES = {
   E_HTTP: ExitCode.NETWORK,
   E_STALLED: ExitCode.NETWORK,
   E_FETCH: ExitCode.NETWORK,
+  /** Redirects that come back to a URL already visited, or more hops than allowed. */
+  E_REDIRECT_LOOP: ExitCode.NETWORK,
+  /** Response headers larger than the client accepts. */
+  E_HEADERS_TOO_LARGE: ExitCode.NETWORK,
   // lock
   E_LOCKED: ExitCode.LOCKED,
   // store and filesystem

@@ -179,10 +179,94 @@ function headersTimeout(url: string, limits: TransferLimits, deadlineAt: number)
   return Math.max(1, Math.min(limits.stallMs, remaining));
 }
 
+/** Redirect hops followed for one request; static hosts and CDNs need one or two. */
+export const MAX_REDIRECTS = 5;
+const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
+
+/** The origins (scheme, host, port) of a repository's servers: where a redirect may lead. */
+export function originsOf(urls: string[]): string[] {
+  const out = new Set<string>();
+  for (const u of urls) {
+    try {
+      out.add(new URL(u).origin);
+    } catch {
+      // not a URL: it allows nothing
+    }
+  }
+  return [...out];
+}
+
+/**
+ * GETs `url` and follows redirects itself (transports never do): only to
+ * http(s) URLs on one of `origins` (the repository's own servers, the
+ * primary and its configured mirrors), never to a URL already visited, at
+ * most MAX_REDIRECTS hops. Anything else is refused with a coded error
+ * before a byte of the other location is read. A redirect to another host
+ * would let whoever controls one server make pkg talk to any host (in the
+ * guest: anything reachable from 10.0.2.2), so it is refused, not followed.
+ */
+async function getFollowing(
+  transport: HttpTransport,
+  url: string,
+  o: { headers: Record<string, string>; signal: AbortSignal; origins: string[]; limits: TransferLimits; deadlineAt: number },
+): Promise<HttpResponse> {
+  const visited = [url];
+  let at = url;
+  for (;;) {
+    const res = await transport.get(at, {
+      headers: o.headers,
+      signal: o.signal,
+      headersTimeoutMs: headersTimeout(at, o.limits, o.deadlineAt),
+    });
+    if (!REDIRECT_STATUSES.has(res.status)) return res;
+    const location = res.header('location');
+    await res.discard();
+    let next: URL;
+    try {
+      if (location === undefined || location === '') throw new Error('no Location');
+      next = new URL(location, at);
+    } catch {
+      throw new SwpkgError('E_HTTP', `${at} answered HTTP ${res.status} without a usable Location`, {
+        hint: 'the server is misconfigured; use another mirror',
+        details: { url: at, status: res.status, location },
+      });
+    }
+    const target = next.toString();
+    if (next.protocol !== 'http:' && next.protocol !== 'https:') {
+      throw new SwpkgError('E_REDIRECT', `${at} redirects to ${next.protocol}// URL ${target}; pkg only follows http and https`, {
+        hint: 'a repository server may only redirect to itself or to a configured mirror; use another mirror',
+        details: { url, from: at, to: target, reason: 'scheme' },
+      });
+    }
+    if (!o.origins.includes(next.origin)) {
+      throw new SwpkgError('E_REDIRECT', `${at} redirects to ${next.origin}, which is not one of this repository's servers`, {
+        hint: `pkg follows redirects only within ${o.origins.join(', ')}; if the other host is a real mirror, add it with \`pkg repo set NAME URL --mirror ${next.origin}/\``,
+        details: { url, from: at, to: target, reason: 'origin', allowed: o.origins },
+      });
+    }
+    if (visited.includes(target)) {
+      throw new SwpkgError('E_REDIRECT_LOOP', `${url} redirects in a loop (${[...visited, target].join(' -> ')})`, {
+        hint: 'the server is misconfigured; use another mirror or tell the publisher',
+        details: { url, chain: [...visited, target] },
+      });
+    }
+    visited.push(target);
+    if (visited.length > MAX_REDIRECTS + 1) {
+      throw new SwpkgError('E_REDIRECT_LOOP', `${url} redirects more than ${MAX_REDIRECTS} times`, {
+        hint: 'the server is misconfigured; use another mirror or tell the publisher',
+        details: { url, chain: visited },
+      });
+    }
+    at = target;
+  }
+}
+
 export interface FetchBytesOptions {
   transport: HttpTransport;
   maxBytes: number;
   limits: TransferLimits;
+  /** Origins a redirect may lead to (the repository's servers); default the URL's own. */
+  origins?: string[];
 }
 
 /**
@@ -193,10 +277,12 @@ export interface FetchBytesOptions {
 export async function fetchBytes(url: string, o: FetchBytesOptions): Promise<Uint8Array> {
   const ctl = new AbortController();
   const deadlineAt = deadlineFrom(o.limits);
-  const res = await o.transport.get(url, {
+  const res = await getFollowing(o.transport, url, {
     headers: { 'accept-encoding': 'identity' },
     signal: ctl.signal,
-    headersTimeoutMs: headersTimeout(url, o.limits, deadlineAt),
+    origins: o.origins ?? originsOf([url]),
+    limits: o.limits,
+    deadlineAt,
   });
   if (res.status !== 200) {
     await res.discard();
@@ -232,6 +318,8 @@ export interface DownloadOptions {
   retries?: number;
   reporter?: Reporter;
   label?: string;
+  /** Origins a redirect may lead to; default the origins of every URL given (the primary and its mirrors). */
+  origins?: string[];
 }
 
 export interface DownloadResult {
@@ -289,7 +377,7 @@ export async function downloadFile(urls: string[], o: DownloadOptions): Promise<
       const deadlineAt = deadlineFrom(o.limits);
       for (let attempt = 0; ; attempt++) {
         try {
-          const r = await downloadOnce(url, o, deadlineAt);
+          const r = await downloadOnce(url, o, deadlineAt, o.origins ?? originsOf(urls));
           transferred += r.transferred;
           resumedFrom = r.resumedFrom;
           return r;
@@ -313,7 +401,7 @@ export async function downloadFile(urls: string[], o: DownloadOptions): Promise<
   return { path: result.path, transferred, resumedFrom, cached: false };
 }
 
-async function downloadOnce(url: string, o: DownloadOptions, deadlineAt: number): Promise<DownloadResult> {
+async function downloadOnce(url: string, o: DownloadOptions, deadlineAt: number, origins: string[]): Promise<DownloadResult> {
   const part = `${o.dest}.part`;
   let have = (await sizeOf(part)) ?? 0;
   if (have > o.size) {
@@ -331,7 +419,7 @@ async function downloadOnce(url: string, o: DownloadOptions, deadlineAt: number)
   const headers: Record<string, string> = { 'accept-encoding': 'identity' };
   if (have > 0) headers['range'] = `bytes=${have}-`;
   crashPoint('download.request');
-  const res = await o.transport.get(url, { headers, signal: ctl.signal, headersTimeoutMs: headersTimeout(url, o.limits, deadlineAt) });
+  const res = await getFollowing(o.transport, url, { headers, signal: ctl.signal, origins, limits: o.limits, deadlineAt });
   if (have > 0 && res.status === 416) {
     await res.discard();
     // The server has nothing past our part: either the part is complete, or it is garbage.

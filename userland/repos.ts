@@ -12,7 +12,7 @@ import {
 } from '../catalog/index.js';
 import type { PkgContext } from './context.js';
 import { readJsonIfExists, writeFileAtomic, listDir } from './fs-util.js';
-import { fetchBytes, joinUrl, tryMirrors } from './download.js';
+import { fetchBytes, joinUrl, originsOf, tryMirrors } from './download.js';
 import { withWriterLock } from './writer.js';
 import { readCatalogState } from './catalog-store.js';
 
@@ -145,7 +145,11 @@ function parseRootBytes(bytes: Uint8Array | string, source: string): RootDocumen
 async function fetchRootByFingerprint(ctx: PkgContext, bases: string[], fingerprint: string): Promise<RootDocument> {
   const transport = await ctx.transport();
   const get = (path: string): Promise<Uint8Array> =>
-    tryMirrors(bases, (base) => fetchBytes(joinUrl(base, path), { transport, maxBytes: MAX_ROOT_BYTES, limits: ctx.limits }), ctx.reporter);
+    tryMirrors(
+      bases,
+      (base) => fetchBytes(joinUrl(base, path), { transport, maxBytes: MAX_ROOT_BYTES, limits: ctx.limits, origins: originsOf(bases) }),
+      ctx.reporter,
+    );
   const seen: string[] = [];
   const newest = parseRootBytes(await get('repo-root.pub'), 'repo-root.pub');
   const fp = rootFingerprint(newest);

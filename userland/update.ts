@@ -8,7 +8,7 @@ import {
   type RootDocument,
 } from '../catalog/index.js';
 import type { PkgContext } from './context.js';
-import { fetchBytes, joinUrl, tryMirrors } from './download.js';
+import { fetchBytes, joinUrl, originsOf, tryMirrors } from './download.js';
 import { readRepos, loadTrustedRoot, saveTrustedRoot, type RepoConfig } from './repos.js';
 import { readCatalogState, saveAcceptedCatalog, storedCatalogIntact } from './catalog-store.js';
 import { withWriterLock } from './writer.js';
@@ -54,7 +54,12 @@ async function walkRoots(ctx: PkgContext, bases: string[], trusted: RootDocument
       bases,
       async (base): Promise<Uint8Array | undefined> => {
         try {
-          return await fetchBytes(joinUrl(base, `roots/${next}.json`), { transport, maxBytes: MAX_ROOT_BYTES, limits: ctx.limits });
+          return await fetchBytes(joinUrl(base, `roots/${next}.json`), {
+            transport,
+            maxBytes: MAX_ROOT_BYTES,
+            limits: ctx.limits,
+            origins: originsOf(bases),
+          });
         } catch (e) {
           // 404 is this mirror's answer "no newer root", not a failure to fail over from.
           if (e instanceof SwpkgError && e.code === 'E_HTTP' && e.details['status'] === 404) return undefined;
@@ -75,7 +80,7 @@ async function catalogPath(ctx: PkgContext, bases: string[]): Promise<string> {
   const transport = await ctx.transport();
   try {
     const bytes = await tryMirrors(bases, (base) =>
-      fetchBytes(joinUrl(base, 'hosted-repo.json'), { transport, maxBytes: 64 * 1024, limits: ctx.limits }),
+      fetchBytes(joinUrl(base, 'hosted-repo.json'), { transport, maxBytes: 64 * 1024, limits: ctx.limits, origins: originsOf(bases) }),
     );
     const hint = parseJson(bytes, 'hosted-repo.json') as { catalog?: unknown };
     if (typeof hint?.catalog === 'string' && CATALOG_PATH.test(hint.catalog) && !hint.catalog.split('/').includes('..'))
@@ -101,7 +106,7 @@ async function updateOne(ctx: PkgContext, repo: RepoConfig): Promise<RepoUpdate>
     bases,
     async (base) => {
       const url = joinUrl(base, path);
-      const b = await fetchBytes(url, { transport, maxBytes: ctx.maxCatalogBytes, limits: ctx.limits });
+      const b = await fetchBytes(url, { transport, maxBytes: ctx.maxCatalogBytes, limits: ctx.limits, origins: originsOf(bases) });
       // A stale or forged copy from one mirror fails here and the next mirror is asked.
       const d = verifyCatalog(b, {
         root,

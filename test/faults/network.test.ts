@@ -155,3 +155,78 @@ describe('network faults during install', () => {
     }
   });
 });
+
+describe('redirects', () => {
+  const redirect = (location: string, status = 302): { status: number; headers: Record<string, string> } => ({
+    status,
+    headers: { location },
+  });
+
+  it('follows a redirect within the same server', async () => {
+    repo.table.set('moved/big.swpkg', { body: await repo.bytes(PATH) });
+    repo.table.set(PATH, redirect('/moved/big.swpkg', 301));
+    const r = await pkgJson(root, ['install', 'big', '--yes']);
+    expect(r.json?.ok, r.stdout).toBe(true);
+  });
+
+  it('refuses a redirect to another origin (E_REDIRECT, exit 3) without contacting it', async () => {
+    const other = await startTableServer(new Map([[PATH, { body: await repo.bytes(PATH) }]]));
+    try {
+      repo.table.set(PATH, redirect(`${other.url}${PATH}`));
+      const before = await treeHash(root);
+      const r = await pkgJson(root, ['install', 'big', '--yes']);
+      expect(r.json?.error?.code, r.stdout).toBe('E_REDIRECT');
+      expect(r.code).toBe(3);
+      expect(r.json?.error?.details).toMatchObject({ reason: 'origin', to: `${other.url}${PATH}` });
+      expect(other.requests).toEqual([]);
+      expect(await treeHash(root)).toBe(before);
+    } finally {
+      await other.close();
+    }
+  });
+
+  it('follows a redirect to a configured mirror', async () => {
+    const mirror = await startTableServer(new Map([[PATH, { body: await repo.bytes(PATH) }]]));
+    try {
+      expect((await pkgJson(root, ['repo', 'set', 'main', server.url, '--mirror', mirror.url])).json?.ok).toBe(true);
+      repo.table.set(PATH, redirect(`${mirror.url}${PATH}`, 307));
+      const r = await pkgJson(root, ['install', 'big', '--yes']);
+      expect(r.json?.ok, r.stdout).toBe(true);
+      expect(mirror.requests.map((q) => q.path)).toEqual([PATH]);
+    } finally {
+      await mirror.close();
+    }
+  });
+
+  it('refuses a redirect to file:// (E_REDIRECT)', async () => {
+    repo.table.set(PATH, redirect('file:///etc/passwd'));
+    await refused('E_REDIRECT');
+  });
+
+  it('refuses a redirect loop and an endless chain (E_REDIRECT_LOOP)', async () => {
+    repo.table.set(PATH, redirect('/packages/other.swpkg'));
+    repo.table.set('packages/other.swpkg', redirect(`/${PATH}`));
+    await refused('E_REDIRECT_LOOP');
+    repo.table.set(PATH, (req) => redirect(`/${PATH}?hop=${req.count}`));
+    await refused('E_REDIRECT_LOOP');
+  });
+
+  it('refuses oversized response headers (E_HEADERS_TOO_LARGE)', async () => {
+    repo.table.set(PATH, { body: await repo.bytes(PATH), headers: { 'x-padding': 'y'.repeat(64 * 1024) } });
+    await refused('E_HEADERS_TOO_LARGE');
+  });
+
+  it('pkg update refuses a catalog redirected to another origin and keeps the accepted one', async () => {
+    const other = await startTableServer(new Map([['catalog.json', { body: await repo.bytes('catalog.json') }]]));
+    try {
+      repo.table.set('catalog.json', redirect(`${other.url}catalog.json`));
+      const before = await treeHash(root);
+      const r = await pkgJson(root, ['update']);
+      expect(r.json?.error?.code, r.stdout).toBe('E_REDIRECT');
+      expect(other.requests).toEqual([]);
+      expect(await treeHash(root)).toBe(before);
+    } finally {
+      await other.close();
+    }
+  });
+});

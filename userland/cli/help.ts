@@ -70,10 +70,15 @@ export const EXIT_CODE_TABLE: { exit: number; meaning: string; codes: string[] }
       'E_BAD_ROOT',
       'E_UNTRUSTED',
       'E_BAD_MANIFEST',
+      'E_REDIRECT',
     ],
   },
   { exit: 4, meaning: 'cannot resolve', codes: ['E_RESOLVE', 'E_CONFLICT', 'E_FILE_CONFLICT', 'E_NEEDED', 'E_NOT_INSTALLED'] },
-  { exit: 5, meaning: 'network or fetch', codes: ['E_NETWORK', 'E_HTTP', 'E_STALLED', 'E_FETCH'] },
+  {
+    exit: 5,
+    meaning: 'network or fetch',
+    codes: ['E_NETWORK', 'E_HTTP', 'E_STALLED', 'E_FETCH', 'E_REDIRECT_LOOP', 'E_HEADERS_TOO_LARGE'],
+  },
   { exit: 6, meaning: 'another pkg holds the lock', codes: ['E_LOCKED'] },
   { exit: 7, meaning: 'store or filesystem', codes: ['E_STORE', 'E_DISK_FULL', 'E_READ_ONLY'] },
 ];

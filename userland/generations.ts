@@ -3,11 +3,12 @@ import { lstat, readdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { SwpkgError, fromFsError } from '../catalog/index.js';
 import type { PkgContext } from './context.js';
-import { exists, fsyncDir, listDir, removeTree } from './fs-util.js';
+import { fsyncDir, listDir, removeTree } from './fs-util.js';
 import { currentNumber, generationDir, listGenerationNumbers, readGeneration, switchCurrent } from './generation.js';
 import { discardStoreEntry, listStoreEntries } from './store.js';
 import { TRASH_PREFIX } from './paths.js';
 import { withWriterLock } from './writer.js';
+import { checkGeneration, recoverCurrent } from './generation-check.js';
 import { crashPoint } from './crash-point.js';
 
 export interface GenerationSummary {
@@ -50,16 +51,14 @@ export interface RollbackResult {
   changed: boolean;
 }
 
-/** A generation may become current only if its record reads and every store entry it links into is there. */
+/** A generation may become current only if it is complete (checkGeneration: record, store entries, tree). */
 async function assertComplete(ctx: PkgContext, n: number): Promise<void> {
-  const g = await readGeneration(ctx, n);
-  for (const p of g.packages) {
-    if (!(await exists(join(ctx.paths.store, p.store)))) {
-      throw new SwpkgError('E_STORE', `generation ${n} needs store entry ${p.store}, which is gone`, {
-        hint: 'choose another generation (`pkg generations`)',
-        details: { generation: n, missing: p.store },
-      });
-    }
+  const c = await checkGeneration(ctx, n);
+  if (!c.complete) {
+    throw new SwpkgError('E_STORE', `generation ${n} is incomplete: ${c.problems[0]}`, {
+      hint: 'choose another generation (`pkg generations`)',
+      details: { generation: n, problems: c.problems },
+    });
   }
 }
 
@@ -143,7 +142,8 @@ export async function collectGarbage(ctx: PkgContext, o: { keep?: number } = {})
   if (!Number.isInteger(keep) || keep < 1)
     throw new SwpkgError('E_USAGE', '--keep must be a whole number of at least 1', { details: { keep } });
   return withWriterLock(ctx, async () => {
-    const cur = await currentNumber(ctx);
+    // Never collect on a damaged `current`: it is repaired first, so the generation it falls back to is kept.
+    const cur = await recoverCurrent(ctx);
     const all = await listGenerationNumbers(ctx);
     const kept = new Set(all.slice(-keep));
     if (cur !== undefined) kept.add(cur);

@@ -54,6 +54,7 @@ export {
   type TreePlan,
 } from './generation.js';
 export { checkStoreEntry, readStoreManifest, type StoreProblem } from './store.js';
+export { checkGeneration, newestCompleteGeneration, recoverCurrent, type GenerationCheck } from './generation-check.js';
 export { doctor, type DoctorReport, type DoctorProblem } from './doctor.js';
 export { addTrustedKey, removeTrustedKey, trustedKeys, type TrustedKey } from './trusted-keys.js';
 export { acquireWriterLock, readLockHolder, type LockHolder, type WriterLock } from './lock.js';

@@ -33,6 +33,7 @@ import {
   type TreeInput,
 } from './generation.js';
 import { storeDirName } from './paths.js';
+import { recoverCurrent } from './generation-check.js';
 import { ensureDir, exists, removeTree } from './fs-util.js';
 import { trustedKeys, type TrustedKey } from './trusted-keys.js';
 import { withWriterLock } from './writer.js';
@@ -450,6 +451,8 @@ async function transaction(
     ctx.reporter.warn(m);
   };
   const run = async (): Promise<TransactionResult> => {
+    // A writer repairs a damaged `current` first (a warning says so); --dry-run only reads and reports it.
+    if (!o.dryRun) await recoverCurrent(ctx);
     const w = await loadWorld(ctx, { catalogs: o.catalogs, warn });
     for (const r of w.notUpdated) warn(`repository ${r} has no catalog yet; run \`pkg update\``);
     const plan = await makePlan(w);

@@ -12,6 +12,8 @@ import { verifyBytes, type PublicKeyFile, type Signature } from './keys.js';
 import { MANIFEST_ENTRY, SIGNATURE_ENTRY } from './package-writer.js';
 
 const MAX_SIGNATURE_BYTES = 64 * 1024;
+/** One PAX (or GNU long name) record; node-tar buffers it whole. */
+const MAX_TAR_META_BYTES = 16 * 1024;
 
 export interface PackageHeader {
   manifest: PackageManifest;
@@ -127,8 +129,16 @@ async function streamPackage(path: string, opts: ReadOptions, sink: Sink, header
     if (failure === undefined) failure = e;
   };
 
-  const parser = new Parser({ strict: true });
+  // PAX records are buffered whole by the parser: ours hold a path and a link target (1 KiB each at most).
+  const parser = new Parser({ strict: true, maxMetaEntrySize: MAX_TAR_META_BYTES });
   parser.on('warn', (_code: string, message: string) => fail(corrupt(path, `tar: ${message}`)));
+  parser.on('ignoredEntry', (entry: ReadEntry) =>
+    fail(
+      new SwpkgError('E_TOO_LARGE', `${path}: a tar metadata record of ${entry.size} bytes is larger than ${MAX_TAR_META_BYTES}`, {
+        details: { path, limit: MAX_TAR_META_BYTES, size: entry.size },
+      }),
+    ),
+  );
   parser.on('error', (e: Error) => fail(corrupt(path, `tar: ${e.message}`, e)));
 
   parser.on('entry', (entry: ReadEntry) => {

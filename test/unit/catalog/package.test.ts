@@ -320,6 +320,14 @@ describe('.swpkg writer and reader', () => {
         ),
     },
     {
+      name: 'a tar metadata record over 16 KiB',
+      code: 'E_TOO_LARGE',
+      build: (o) => {
+        const huge = `${'d/'.repeat(10_000)}x`;
+        return rawPackage(o, manifestFor([fileEntry('x')]), [{ path: huge, type: 'file', data }]);
+      },
+    },
+    {
       name: 'a manifest over 8 MiB (whitespace padding)',
       code: 'E_TOO_LARGE',
       build: async (o) => {

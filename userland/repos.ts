@@ -12,7 +12,7 @@ import {
 } from '../catalog/index.js';
 import type { PkgContext } from './context.js';
 import { readJsonIfExists, writeFileAtomic, listDir } from './fs-util.js';
-import { fetchBytes, joinUrl, originsOf, tryMirrors } from './download.js';
+import { fetchBytes, joinUrl, originsOf, refusedFromServer, tryMirrors } from './download.js';
 import { withWriterLock } from './writer.js';
 import { readCatalogState } from './catalog-store.js';
 
@@ -151,14 +151,21 @@ async function fetchRootByFingerprint(ctx: PkgContext, bases: string[], fingerpr
       ctx.reporter,
     );
   const seen: string[] = [];
-  const newest = parseRootBytes(await get('repo-root.pub'), 'repo-root.pub');
+  const fetched = (bytes: Uint8Array, source: string): RootDocument => {
+    try {
+      return parseRootBytes(bytes, source);
+    } catch (e) {
+      throw refusedFromServer(e, source);
+    }
+  };
+  const newest = fetched(await get('repo-root.pub'), 'repo-root.pub');
   const fp = rootFingerprint(newest);
   seen.push(fp);
   if (fp === fingerprint) return newest;
   for (let v = 1; v < newest.signed.version && v <= 1000; v++) {
     let doc: RootDocument;
     try {
-      doc = parseRootBytes(await get(`roots/${v}.json`), `roots/${v}.json`);
+      doc = fetched(await get(`roots/${v}.json`), `roots/${v}.json`);
     } catch (e) {
       if (e instanceof SwpkgError && e.code === 'E_HTTP') continue;
       throw e;

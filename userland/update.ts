@@ -8,7 +8,7 @@ import {
   type RootDocument,
 } from '../catalog/index.js';
 import type { PkgContext } from './context.js';
-import { fetchBytes, joinUrl, originsOf, tryMirrors } from './download.js';
+import { fetchBytes, joinUrl, originsOf, refusedFromServer, tryMirrors } from './download.js';
 import { readRepos, loadTrustedRoot, saveTrustedRoot, type RepoConfig } from './repos.js';
 import { readCatalogState, saveAcceptedCatalog, storedCatalogIntact } from './catalog-store.js';
 import { withWriterLock } from './writer.js';
@@ -69,7 +69,11 @@ async function walkRoots(ctx: PkgContext, bases: string[], trusted: RootDocument
       ctx.reporter,
     );
     if (bytes === undefined) break;
-    root = verifyRootUpdate(root, parseJson(bytes, `roots/${next}.json`), `roots/${next}.json`);
+    try {
+      root = verifyRootUpdate(root, parseJson(bytes, `roots/${next}.json`), `roots/${next}.json`);
+    } catch (e) {
+      throw refusedFromServer(e, `roots/${next}.json`);
+    }
     rotated.push(root.signed.version);
   }
   return { root, rotated };
@@ -108,13 +112,18 @@ async function updateOne(ctx: PkgContext, repo: RepoConfig): Promise<RepoUpdate>
       const url = joinUrl(base, path);
       const b = await fetchBytes(url, { transport, maxBytes: ctx.maxCatalogBytes, limits: ctx.limits, origins: originsOf(bases) });
       // A stale or forged copy from one mirror fails here and the next mirror is asked.
-      const d = verifyCatalog(b, {
-        root,
-        now: ctx.now(),
-        ...(state ? { lastAccepted: { version: state.version, sha256: state.sha256 } } : {}),
-        maxBytes: ctx.maxCatalogBytes,
-        client: ctx.client,
-      });
+      let d;
+      try {
+        d = verifyCatalog(b, {
+          root,
+          now: ctx.now(),
+          ...(state ? { lastAccepted: { version: state.version, sha256: state.sha256 } } : {}),
+          maxBytes: ctx.maxCatalogBytes,
+          client: ctx.client,
+        });
+      } catch (e) {
+        throw refusedFromServer(e, url);
+      }
       if (d.signed.repo !== repo.name) {
         ctx.reporter.warn(`${repo.name}: the catalog calls its repository "${d.signed.repo}"`);
       }

@@ -1,5 +1,13 @@
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createRoot, generateKeyPair, parseJson, signCatalog, type CatalogDocument } from '../../../catalog/index.js';
+import {
+  ERROR_CODES,
+  createRoot,
+  generateKeyPair,
+  parseJson,
+  signCatalog,
+  type CatalogDocument,
+  type ErrorCode,
+} from '../../../catalog/index.js';
 import { buildFakeRepo, cleanupFakeRepos, type FakeRepo } from '../../helpers/fake-repo.js';
 import { startTableServer, type TableServer } from '../../helpers/http-table-server.js';
 import { tempDir, treeHash } from '../../helpers/tmp.js';
@@ -61,6 +69,15 @@ describe('pkg repo add', () => {
     expect(b.json?.ok).toBe(true);
     const l = await pkgJson(root, ['repo', 'list']);
     expect(l.json?.result.map((r: { name: string }) => r.name)).toEqual(['main', 'other']);
+  });
+
+  it('refuses a root that is not JSON from the server with exit 3, not a usage error', async () => {
+    repo.table.set('repo-root.pub', { body: Buffer.from('<html>not a root</html>') });
+    const before = await treeHash(root);
+    const r = await pkgJson(root, ['repo', 'add', 'main', server.url, '--fingerprint', repo.fingerprint]);
+    expect(r.code, r.stdout).toBe(3);
+    expect(ERROR_CODES[r.json?.error?.code as ErrorCode]).toBe(3);
+    expect(await treeHash(root)).toBe(before);
   });
 
   it('refuses a wrong fingerprint, a missing trust anchor and a duplicate name', async () => {
@@ -140,6 +157,32 @@ describe('pkg update', () => {
     const doc = await currentCatalog();
     serveCatalog(signCatalog({ ...doc.signed, compatibility: { ...doc.signed.compatibility, minClientFormat: 2 } }, [repo.key]));
     await expectRefused('E_INCOMPATIBLE');
+  });
+
+  it('refuses a malformed catalog from the server as a verification refusal (exit 3), never a usage error', async () => {
+    await addAndUpdate();
+    const doc = await currentCatalog();
+    const malformed = [
+      Buffer.from('{"signed": '),
+      // Signed by the repository's own key, so only the schema can refuse it.
+      Buffer.from(
+        JSON.stringify(
+          signCatalog(
+            { ...doc.signed, version: doc.signed.version + 1, packages: doc.signed.packages.map((p) => ({ ...p, version: '1.0' })) },
+            [repo.key],
+          ),
+        ),
+      ),
+    ];
+    for (const body of malformed) {
+      repo.table.set('catalog.json', { body });
+      const before = await treeHash(root);
+      const r = await pkgJson(root, ['update']);
+      expect(r.code, r.stdout).toBe(3);
+      expect(r.json?.error?.code).not.toBe('E_SIGNATURE');
+      expect(ERROR_CODES[r.json?.error?.code as ErrorCode]).toBe(3);
+      expect(await treeHash(root)).toBe(before);
+    }
   });
 
   it('refuses an oversized catalog (endless data)', async () => {

@@ -1,7 +1,7 @@
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { generateKeyPair, signCanonical, toPublicKeyFile } from '../../catalog/index.js';
+import { generateKeyPair, parseJson, signCanonical, signCatalog, toPublicKeyFile, type CatalogDocument } from '../../catalog/index.js';
 import { buildFakeRepo, buildPackage, cleanupFakeRepos, type FakeRepo } from '../helpers/fake-repo.js';
 import { startTableServer, type TableServer } from '../helpers/http-table-server.js';
 import { tempDir, treeHash } from '../helpers/tmp.js';
@@ -68,6 +68,19 @@ describe('attacks through pkg install', () => {
     const bytes = craftSwpkg({ manifest: craftManifest('bomb', '1.0.0', big), entries: big });
     await serveCrafted(repo, bytes, { name: 'bomb', version: '1.0.0', installedSize: 1024 });
     await refused(['install', 'bomb', '--yes'], 'E_TOO_LARGE', 3);
+  });
+
+  it('a store entry reused by hash whose catalog entry now declares another installed size (E_TOO_LARGE)', async () => {
+    expect((await pkgJson(root, ['remove', 'base', '--yes'])).json?.ok).toBe(true);
+    const doc = parseJson(await repo.bytes('catalog.json'), 'catalog') as CatalogDocument;
+    const packages = doc.signed.packages.map((p) => (p.name === 'base' ? { ...p, installedSize: 1 } : p));
+    repo.table.set('catalog.json', {
+      body: Buffer.from(JSON.stringify(signCatalog({ ...doc.signed, version: doc.signed.version + 1, packages }, [repo.key]))),
+    });
+    const fetched = server.requests.length;
+    await refused(['install', 'base', '--yes'], 'E_TOO_LARGE', 3);
+    // Refused from the store entry itself: the package was not downloaded again.
+    expect(server.requests.slice(fetched).filter((q) => q.path.endsWith('.swpkg'))).toEqual([]);
   });
 
   it('a package that unpacks to less than its signed catalog entry says (E_CORRUPT)', async () => {

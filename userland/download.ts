@@ -168,9 +168,8 @@ async function* guarded(
     window = 0;
   }, limits.stallMs);
   const remaining = deadlineAt - Date.now();
-  const deadline = Number.isFinite(remaining)
-    ? setTimeout(() => stop(deadlineError(url, limits, total)), Math.max(0, remaining))
-    : undefined;
+  // Past 2^31-1 ms Node fires a timer at once; a deadline that far away is no deadline.
+  const deadline = remaining < 2 ** 31 - 1 ? setTimeout(() => stop(deadlineError(url, limits, total)), Math.max(0, remaining)) : undefined;
   try {
     for await (const chunk of res.body) {
       if (stalled) throw stalled;

@@ -1,12 +1,12 @@
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { generateKeyPair, signCanonical, toPublicKeyFile } from '../../catalog/index.js';
+import { canonicalBytes, generateKeyPair, toPublicKeyFile } from '../../catalog/index.js';
 import { buildFakeRepo, buildPackage, cleanupFakeRepos, type FakeRepo } from '../helpers/fake-repo.js';
 import { startTableServer, type TableServer } from '../helpers/http-table-server.js';
 import { tempDir, treeHash } from '../helpers/tmp.js';
 import { addMainRepo, pkgJson } from '../integration/userland/helpers.js';
-import { craftManifest, craftSwpkg, serveCrafted, type CraftEntry } from './craft.js';
+import { craftManifest, craftSignature, craftSwpkg, serveCrafted, type CraftEntry } from './craft.js';
 
 /**
  * Every refusal of the core API reached through `pkg install` (the catalog
@@ -129,7 +129,7 @@ describe('attacks through pkg install', () => {
     const { dir, trusted } = await trustNewKey();
     const manifest = craftManifest('local', '1.0.0', ok);
     // Signed by another key but claiming the trusted key's id.
-    const forgedSig = { keyid: trusted.keyid, sig: signCanonical(manifest, generateKeyPair()).sig };
+    const forgedSig = craftSignature(canonicalBytes(manifest), generateKeyPair(), trusted.keyid);
     const forged = join(dir, 'forged.swpkg');
     await writeFile(forged, craftSwpkg({ manifest, signature: forgedSig, entries: ok }));
     await refused(['install', forged, '--yes', '--allow-untrusted'], 'E_SIGNATURE');
@@ -145,7 +145,7 @@ describe('attacks through pkg install', () => {
     // Trust comes from the header; the payload is checked while it is extracted, before anything is published.
     const { dir, trusted } = await trustNewKey();
     const manifest = craftManifest('local', '1.0.0', ok);
-    const signature = signCanonical(manifest, trusted);
+    const signature = craftSignature(canonicalBytes(manifest), trusted);
     const changed = join(dir, 'changed.swpkg');
     await writeFile(
       changed,

@@ -1,5 +1,14 @@
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createRoot, generateKeyPair, parseJson, signCatalog, type CatalogDocument } from '../../../catalog/index.js';
+import {
+  catalogPayload,
+  createRoot,
+  encodeEnvelope,
+  generateKeyPair,
+  parseCatalog,
+  signCatalog,
+  type CatalogDocument,
+  type Envelope,
+} from '../../../catalog/index.js';
 import { buildFakeRepo, cleanupFakeRepos, type FakeRepo } from '../../helpers/fake-repo.js';
 import { startTableServer, type TableServer } from '../../helpers/http-table-server.js';
 import { tempDir, treeHash } from '../../helpers/tmp.js';
@@ -37,13 +46,13 @@ async function addAndUpdate(): Promise<void> {
   expect(up.json?.ok, up.stdout + up.stderr).toBe(true);
 }
 
-/** Replaces the served catalog with `doc` (JSON bytes). */
-function serveCatalog(doc: unknown): void {
-  repo.table.set('catalog.json', { body: Buffer.from(JSON.stringify(doc, null, 2)) });
+/** Replaces the served catalog with `doc`'s envelope, or with raw bytes. */
+function serveCatalog(doc: Envelope | Buffer): void {
+  repo.table.set('catalog.json', { body: Buffer.isBuffer(doc) ? doc : encodeEnvelope(doc) });
 }
 
 async function currentCatalog(): Promise<CatalogDocument> {
-  return parseJson(await repo.bytes('catalog.json'), 'catalog') as CatalogDocument;
+  return parseCatalog(await repo.bytes('catalog.json'));
 }
 
 async function expectRefused(code: string, env: Record<string, string> = {}): Promise<void> {
@@ -101,7 +110,7 @@ describe('pkg update', () => {
     const doc = await currentCatalog();
     doc.signed.version += 1;
     doc.signed.packages[0]!.summary = 'tampered';
-    serveCatalog(doc);
+    serveCatalog({ ...doc, payload: catalogPayload(doc.signed) });
     await expectRefused('E_SIGNATURE');
   });
 
@@ -193,7 +202,7 @@ describe('pkg update', () => {
     await addAndUpdate();
     const rogue = generateKeyPair();
     const forged = createRoot({ rootKeys: [rogue], catalogKeys: [rogue], version: 2, expires: new Date(Date.now() + 86400_000) });
-    repo.table.set('roots/2.json', { body: Buffer.from(JSON.stringify(forged)) });
+    repo.table.set('roots/2.json', { body: encodeEnvelope(forged) });
     await expectRefused('E_UNKNOWN_KEY');
   });
 

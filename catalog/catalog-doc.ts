@@ -166,7 +166,14 @@ export function parseCatalogPayload(payload: Uint8Array): CatalogSigned {
   assertKnownFields(c, ['arch', 'abi', 'minClientFormat'], 'catalog compatibility');
   if (![...c['arch'], ...c['abi']].every((x) => typeof x === 'string')) throw badCatalog('compatibility arch[] and abi[] must be strings');
   if (!Array.isArray(s['packages'])) throw badCatalog('packages must be an array');
-  const packages = s['packages'].map(parsePackageEntry);
+  let packages: CatalogPackage[];
+  try {
+    packages = s['packages'].map(parsePackageEntry);
+  } catch (e) {
+    // The shared name, version and range validators speak of usage errors (exit 2); in a catalog they are the server's bytes.
+    if (e instanceof SwpkgError && e.exitCode === 2) throw badCatalog(e.message, { ...e.details, cause: e.code });
+    throw e;
+  }
   const seen = new Set<string>();
   for (const p of packages) {
     const id = `${p.name}@${p.version}@${p.arch}`;

@@ -217,6 +217,11 @@ describe('verifyCatalog: one case per attack', () => {
     },
     { name: 'a root served as the catalog', code: 'E_PAYLOAD_TYPE', bytes: () => enc(root) },
     {
+      name: 'a package version that is not semver (the server is at fault: exit 3, not 2)',
+      code: 'E_BAD_CATALOG',
+      bytes: () => enc(signCatalog(catalog(100, { packages: [pkg('x', '1.0')] }), [catKey])),
+    },
+    {
       name: 'a package path escaping packages/',
       code: 'E_UNSAFE_PATH',
       bytes: () => enc(signCatalog(catalog(100, { packages: [{ ...pkg('x'), path: '../../etc/passwd' }] }), [catKey])),
@@ -232,8 +237,8 @@ describe('verifyCatalog: one case per attack', () => {
     const sha = createHash('sha256').update(good.payload).digest('hex');
     expect(verifyCatalog(goodBytes, { root, now: NOW, lastAccepted: { version: 100, payloadSha256: sha } }).signed.version).toBe(100);
     expect(
-      verifyCatalog(enc(signCatalog(catalog(101), [catKey])), { root, now: NOW, lastAccepted: { version: 100, payloadSha256: sha } })
-        .signed.version,
+      verifyCatalog(enc(signCatalog(catalog(101), [catKey])), { root, now: NOW, lastAccepted: { version: 100, payloadSha256: sha } }).signed
+        .version,
     ).toBe(101);
   });
 });

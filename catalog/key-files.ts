@@ -27,7 +27,13 @@ export async function writeNewKeyPair(dir: string, name = 'swpkg'): Promise<{ ke
   const privatePath = join(dir, `${name}.key`);
   const publicPath = join(dir, `${name}.pub`);
   for (const path of [privatePath, publicPath]) {
-    if (await stat(path).then(() => true, () => false)) throw exists(path);
+    if (
+      await stat(path).then(
+        () => true,
+        () => false,
+      )
+    )
+      throw exists(path);
   }
   const key = generateKeyPair();
   try {

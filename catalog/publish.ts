@@ -45,10 +45,11 @@ export function parseHostedRepo(bytes: Uint8Array, what = 'hosted-repo.json'): H
   assertKnownFields(v, HOSTED_FIELDS, what);
   const { format, name, catalog, rootFingerprint: fp, rootVersion, mirrors } = v;
   if (format !== HOSTED_REPO_FORMAT) throw bad(`format must be ${HOSTED_REPO_FORMAT}`);
-  if (typeof name !== 'string' || typeof catalog !== 'string' || typeof fp !== 'string') throw bad('lacks name, catalog or rootFingerprint');
+  if (typeof name !== 'string' || typeof catalog !== 'string' || typeof fp !== 'string')
+    throw bad('lacks name, catalog or rootFingerprint');
   if (typeof rootVersion !== 'number' || rootVersion < 1) throw bad('rootVersion must be a positive integer');
   if (!Array.isArray(mirrors) || !mirrors.every((m) => typeof m === 'string')) throw bad('mirrors must be an array of strings');
-  return { format, name, catalog, rootFingerprint: fp, rootVersion, mirrors: mirrors as string[] };
+  return { format, name, catalog, rootFingerprint: fp, rootVersion, mirrors };
 }
 
 export function packageFileName(p: { name: string; version: string; arch: string }): string {

@@ -129,7 +129,8 @@ class StrictParser {
   }
 
   private object(depth: number): Record<string, unknown> {
-    if (depth > MAX_DEPTH) throw refuse('E_MALFORMED', this.w, `nests deeper than ${MAX_DEPTH} levels`, { reason: 'depth', at: this.where() });
+    if (depth > MAX_DEPTH)
+      throw refuse('E_MALFORMED', this.w, `nests deeper than ${MAX_DEPTH} levels`, { reason: 'depth', at: this.where() });
     this.pos++;
     const out: Record<string, unknown> = {};
     this.ws();
@@ -179,7 +180,8 @@ class StrictParser {
   }
 
   private array(depth: number): unknown[] {
-    if (depth > MAX_DEPTH) throw refuse('E_MALFORMED', this.w, `nests deeper than ${MAX_DEPTH} levels`, { reason: 'depth', at: this.where() });
+    if (depth > MAX_DEPTH)
+      throw refuse('E_MALFORMED', this.w, `nests deeper than ${MAX_DEPTH} levels`, { reason: 'depth', at: this.where() });
     this.pos++;
     const out: unknown[] = [];
     this.ws();

@@ -114,7 +114,12 @@ export async function verifyHosted(
     if (!trust) throw new Error('no trusted root to check the catalog against');
     // The name the caller expects, else the hint's: a catalog signed for another repository is a failed check, not a warning.
     const name = opts.name ?? hosted?.name;
-    const doc: CatalogDocument = verifyCatalog(catalogBytes, { root: trust, now, client: null, ...(name !== undefined ? { repo: name } : {}) });
+    const doc: CatalogDocument = verifyCatalog(catalogBytes, {
+      root: trust,
+      now,
+      client: null,
+      ...(name !== undefined ? { repo: name } : {}),
+    });
     return [doc, `catalog v${doc.signed.version}, ${doc.signed.packages.length} package(s), expires ${doc.signed.expires}`];
   });
 

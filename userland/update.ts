@@ -105,7 +105,9 @@ async function updateOne(ctx: PkgContext, repo: RepoConfig): Promise<RepoUpdate>
       const d = verifyCatalog(b, {
         root,
         now: ctx.now(),
-        ...(state ? { lastAccepted: { version: state.version, ...(state.payloadSha256 ? { payloadSha256: state.payloadSha256 } : {}) } } : {}),
+        ...(state
+          ? { lastAccepted: { version: state.version, ...(state.payloadSha256 ? { payloadSha256: state.payloadSha256 } : {}) } }
+          : {}),
         maxBytes: ctx.maxCatalogBytes,
         client: ctx.client,
         // The configured name is bound into what is accepted: another repository signed by the same keys is refused.

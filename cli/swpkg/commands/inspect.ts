@@ -47,7 +47,9 @@ export default class Inspect extends BaseCommand<Result> {
     if (m.conflicts.length) this.log(`  conflicts    ${m.conflicts.join(', ')}`);
     this.log(`  files        ${m.files.length} entries, ${m.installedSize} bytes installed`);
     this.log(`  package      ${r.size} bytes, sha256 ${r.sha256}`);
-    this.log(`  signature    ${r.signature?.signatures.length ? `key ${r.signature.signatures.map((s) => s.keyid).join(', ')}` : 'unsigned'}`);
+    this.log(
+      `  signature    ${r.signature?.signatures.length ? `key ${r.signature.signatures.map((s) => s.keyid).join(', ')}` : 'unsigned'}`,
+    );
     if (m.build) this.log(`  build        ${JSON.stringify(m.build)}`);
     if (this.showFiles) {
       for (const f of m.files) {

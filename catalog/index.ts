@@ -1,6 +1,7 @@
 // Public API of the core: formats, canonical JSON, hashing, signing, trust rules, resolver.
 export * from './errors.js';
 export * from './reporter.js';
+export * from './format-bytes.js';
 export * from './hash.js';
 export * from './canonical-json.js';
 export * from './keys.js';

@@ -30,6 +30,8 @@ export interface ReadOptions {
   maxBytes?: number;
   /** Refuse unless the whole archive hashes to this (E_HASH_MISMATCH). */
   expectedSha256?: string;
+  /** Told the compressed bytes read so far after each read, for progress in bytes (a big package moves the bar too). */
+  onBytes?: (compressedBytes: number) => void;
 }
 
 export interface ExtractOptions extends ReadOptions {
@@ -243,6 +245,7 @@ async function streamPackage(path: string, opts: ReadOptions, sink: Sink, header
     const buf = chunk as Buffer;
     compressed += buf.length;
     pkgHash.update(buf);
+    opts.onBytes?.(compressed);
     if (opts.maxBytes !== undefined && compressed > opts.maxBytes) {
       fail(
         new SwpkgError('E_TOO_LARGE', `${path} is larger than the ${opts.maxBytes} bytes allowed`, {

@@ -63,7 +63,7 @@ export async function indexPackages(dir: string, reporter: Reporter = silentRepo
     }
     seen.set(file, name);
     out.push({ ...catalogFieldsOf(m, v), path: `packages/${file}` });
-    reporter.progress('indexing', ++i, names.length);
+    reporter.progress('indexing', ++i, names.length, 'items');
   }
   return out.sort((a, b) => comparePaths(a.name, b.name) || comparePaths(a.version, b.version) || comparePaths(a.arch, b.arch));
 }

@@ -26,6 +26,7 @@ import { runTool } from './host-tools.js';
 import { bundlePkgClient, PKG_ENTRY } from './pkg-bundle.js';
 import { BASE_LABEL, STORE_LABEL, makeExt4Image } from './store-image.js';
 import { runIfEntry } from './program.js';
+import { TerminalReporter, jsonText, okEnvelope } from '../edge/index.js';
 
 /**
  * Bump when a change to this builder changes what it produces for the same
@@ -594,9 +595,11 @@ async function main(argv: string[]): Promise<number> {
       return 2;
     }
   }
-  opts.reporter = { info: (m) => process.stderr.write(`${m}\n`), warn: (m) => process.stderr.write(`warning: ${m}\n`), progress() {} };
+  const reporter = new TerminalReporter(process.stderr);
+  opts.reporter = reporter;
   const r = await buildImages(opts);
-  if (json) process.stdout.write(JSON.stringify({ ok: true, result: r }, null, 2) + '\n');
+  reporter.finish();
+  if (json) process.stdout.write(jsonText(okEnvelope(r, reporter.warnings)));
   else {
     for (const s of r.steps) process.stdout.write(`${s.skipped ? 'up to date' : 'built     '}  ${s.name} (${s.ms} ms)\n`);
     for (const o of Object.values(r.manifest.outputs))

@@ -177,6 +177,7 @@ export async function stageStoreEntry(
   ctx: PkgContext,
   file: string,
   expect: { sha256?: string; size?: number; name: string; version: string; signature?: Signature },
+  onBytes?: (compressedBytes: number) => void,
 ): Promise<StagedEntry> {
   await ensureDir(ctx.paths.store);
   const tmp = join(ctx.paths.store, `${TMP_PREFIX}${randomBytes(6).toString('hex')}`);
@@ -188,6 +189,7 @@ export async function stageStoreEntry(
       fsync: false,
       ...(expect.sha256 ? { expectedSha256: expect.sha256 } : {}),
       ...(expect.size !== undefined ? { maxBytes: expect.size } : {}),
+      ...(onBytes ? { onBytes } : {}),
     });
   } catch (e) {
     await removeTree(tmp);

@@ -151,18 +151,24 @@ const EXTRACTIONS_IN_FLIGHT = 2;
 
 /** One progress line for all downloads of a transaction (bytes of every package together). */
 function aggregateProgress(ctx: PkgContext, items: Available[]): (name: string) => Reporter {
-  const total = items.reduce((n, c) => n + c.size, 0);
-  const done = new Map<string, number>();
-  let sum = 0;
+  const add = bytesProgress(ctx, `downloading ${items.length} package${items.length === 1 ? '' : 's'}`, items);
   return (name) => ({
     info: (m) => ctx.reporter.info(m),
     warn: (m) => ctx.reporter.warn(m),
-    progress: (_label, d) => {
-      sum += d - (done.get(name) ?? 0);
-      done.set(name, d);
-      ctx.reporter.progress(`downloading ${items.length} package${items.length === 1 ? '' : 's'}`, sum, total);
-    },
+    progress: (_label, d) => add(name, d),
   });
+}
+
+/** One progress line in bytes over several packages read at once (each reports its own running count). */
+function bytesProgress(ctx: PkgContext, label: string, items: Available[]): (name: string, bytes: number) => void {
+  const total = items.reduce((n, c) => n + c.size, 0);
+  const done = new Map<string, number>();
+  let sum = 0;
+  return (name, bytes) => {
+    sum += bytes - (done.get(name) ?? 0);
+    done.set(name, bytes);
+    ctx.reporter.progress(label, sum, total, 'bytes');
+  };
 }
 
 function cachePath(ctx: PkgContext, a: Available): string {
@@ -336,17 +342,22 @@ async function apply(
     // 2. Verify and extract each new package into store/.tmp-* (hidden; removed again on any failure).
     const toStage = plan.final.filter((p) => p.candidate && files.has(p.candidate.name)).map((p) => p.candidate!);
     const stagedBy = new Map<string, StagedEntry>();
+    const extracted = bytesProgress(ctx, 'verifying and extracting', toStage);
     await eachLimit(toStage, EXTRACTIONS_IN_FLIGHT, async (c) => {
-      const entry = await stageStoreEntry(ctx, files.get(c.name)!, {
-        sha256: c.sha256,
-        size: c.size,
-        name: c.name,
-        version: c.version,
-        ...(c.source.kind === 'file' && c.source.signature ? { signature: c.source.signature } : {}),
-      });
+      const entry = await stageStoreEntry(
+        ctx,
+        files.get(c.name)!,
+        {
+          sha256: c.sha256,
+          size: c.size,
+          name: c.name,
+          version: c.version,
+          ...(c.source.kind === 'file' && c.source.signature ? { signature: c.source.signature } : {}),
+        },
+        (bytes) => extracted(c.name, bytes),
+      );
       staged.push(entry);
       stagedBy.set(c.name, entry);
-      ctx.reporter.progress('verifying and extracting', staged.length, toStage.length);
     });
     crashPoint('transaction.staged');
 

@@ -2,6 +2,8 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { Config, run, flush } from '@oclif/core';
+import { SwpkgError } from '../../catalog/index.js';
+import { renderError } from '../../edge/index.js';
 
 const TOPICS = {
   swpkg: {
@@ -37,11 +39,15 @@ export async function main(bin: 'swpkg' | 'swport', argv: string[]): Promise<voi
     // Only oclif's own exits (help, version, parse errors outside a command) reach here.
     const e = err as { oclif?: { exit?: number }; message?: string };
     if (e.oclif?.exit !== undefined && e.oclif.exit !== 0) {
-      process.stderr.write(`error E_USAGE: ${e.message ?? 'usage'}\n  fix: run \`${bin} --help\`\n`);
-      process.exitCode = 2;
+      const coded = new SwpkgError('E_USAGE', e.message ?? 'usage', { hint: `run \`${bin} --help\`` });
+      process.stderr.write(renderError(coded));
+      process.exitCode = coded.exitCode;
     } else if (e.oclif?.exit === undefined) {
-      process.stderr.write(`error E_INTERNAL: ${e.message ?? String(err)}\n`);
-      process.exitCode = 1;
+      const coded = new SwpkgError('E_INTERNAL', e.message ?? String(err), {
+        hint: 'this is a bug; please report it with the command you ran',
+      });
+      process.stderr.write(renderError(coded));
+      process.exitCode = coded.exitCode;
     }
   } finally {
     await flush();

@@ -1,6 +1,6 @@
 import { UsageProblem, type FlagSpec, type ArgSpec, type Parsed } from './args.js';
 import type * as Api from '../index.js';
-import { formatBytes } from './terminal-reporter.js';
+import { formatBytes } from '../../edge/index.js';
 
 /** What a command gets: the library (loaded lazily), a context, and how to ask for confirmation. */
 export interface RunEnv {

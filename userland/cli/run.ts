@@ -3,7 +3,7 @@ import { createInterface } from 'node:readline';
 import { parseTokens, UsageProblem, type FlagSpec } from './args.js';
 import { COMMANDS, renderPlan, type CommandDef } from './commands.js';
 import { GLOBAL_FLAGS, commandHelp, globalHelp, topicHelp } from './help.js';
-import { JsonReporter, TerminalReporter } from './terminal-reporter.js';
+import { CollectingReporter, TerminalReporter, escapeTerminalLines, jsonText, okEnvelope, renderError } from '../../edge/index.js';
 import { pkgVersion } from './version.js';
 import type { PkgContext, PlanView } from '../index.js';
 
@@ -13,13 +13,6 @@ export interface CliIo {
   stderr: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
   stdin: NodeJS.ReadableStream & { isTTY?: boolean };
   env: NodeJS.ProcessEnv;
-}
-
-interface ErrorLike {
-  code: string;
-  message: string;
-  hint?: string | undefined;
-  details: Record<string, unknown>;
 }
 
 /** Global flags that take a value: needed to find the command words before the command is known. */
@@ -58,21 +51,6 @@ function envNumber(env: NodeJS.ProcessEnv, name: string): number | undefined {
   return n;
 }
 
-function renderError(e: ErrorLike, write: (s: string) => void): void {
-  write(`error ${e.code}: ${e.message}\n`);
-  if (e.hint) write(`  fix: ${e.hint}\n`);
-  for (const [k, v] of Object.entries(e.details)) {
-    if (v === undefined || k === 'report') continue;
-    if (Array.isArray(v) && v.every((x) => typeof x === 'string')) {
-      write(`  ${k}:\n`);
-      for (const line of v) write(`    ${line}\n`);
-      continue;
-    }
-    const text = typeof v === 'string' ? v : JSON.stringify(v);
-    write(`  ${k}: ${text.length > 400 ? `${text.slice(0, 400)}...` : text}\n`);
-  }
-}
-
 async function ask(io: CliIo, question: string): Promise<boolean> {
   const rl = createInterface({ input: io.stdin, output: io.stderr, terminal: false });
   try {
@@ -99,8 +77,8 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
   const fail = async (e: unknown): Promise<number> => {
     const { toSwpkgError, ERROR_CODES, SwpkgError } = await import('../../catalog/index.js');
     const coded = e instanceof UsageProblem ? new SwpkgError('E_USAGE', e.message, e.hint ? { hint: e.hint } : {}) : toSwpkgError(e);
-    if (wantsJson) out(JSON.stringify({ ok: false, error: coded.toJSON() }, null, 2) + '\n');
-    else renderError(coded, err);
+    if (wantsJson) out(jsonText({ ok: false, error: coded.toJSON() }));
+    else err(renderError(coded));
     return ERROR_CODES[coded.code];
   };
 
@@ -114,7 +92,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
   if (!cmd) {
     const hasHelp = argv.includes('--help') || argv.includes('-h') || words[0] === 'help';
     if (argv.includes('--version') || argv.includes('-V')) {
-      out(wantsJson ? JSON.stringify({ ok: true, result: { version: pkgVersion() }, warnings: [] }) + '\n' : `pkg ${pkgVersion()}\n`);
+      out(wantsJson ? jsonText(okEnvelope({ version: pkgVersion() })) : `pkg ${pkgVersion()}\n`);
       return 0;
     }
     const topic = words[0] === 'help' ? words[1] : words[0];
@@ -166,7 +144,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
   }
   const g = parsed.flags;
   const json = g['json'] === true;
-  const reporter = json ? new JsonReporter() : new TerminalReporter(io.stderr, g['quiet'] === true);
+  const reporter = json ? new CollectingReporter() : new TerminalReporter(io.stderr, { quiet: g['quiet'] === true });
   let ctx: PkgContext | undefined;
   try {
     const api = await import('../index.js');
@@ -198,7 +176,8 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       ...(now ? { now: () => new Date(now) } : {}),
     });
 
-    const print = (line: string): void => out(`${line}\n`);
+    // Results carry names, summaries and paths from packages and servers: escaped for the terminal.
+    const print = (line: string): void => out(`${escapeTerminalLines(line)}\n`);
     let confirm: ((plan: PlanView) => Promise<boolean>) | undefined;
     if (cmd.confirms && g['dry-run'] !== true) {
       const yes = g['yes'] === true;
@@ -231,7 +210,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       const { SwpkgError } = await import('../../catalog/index.js');
       return fail(new SwpkgError(failure.code, failure.message, { hint: failure.hint, details: { report: result } }));
     }
-    if (json) out(JSON.stringify({ ok: true, result, warnings: reporter.warnings }, null, 2) + '\n');
+    if (json) out(jsonText(okEnvelope(result, reporter.warnings)));
     else cmd.render(result, print);
     return 0;
   } catch (e) {

@@ -14,6 +14,7 @@ export * from './root.js';
 export * from './catalog-doc.js';
 export * from './duration.js';
 export * from './meta-file.js';
+export * from './dependency-closure.js';
 export * from './publish.js';
 export * from './verify-hosted.js';
 export * from './index-html.js';

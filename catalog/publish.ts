@@ -19,6 +19,7 @@ import {
 } from './catalog-doc.js';
 import { renderIndexHtml } from './index-html.js';
 import { silentReporter, type Reporter } from './reporter.js';
+import { checkDependencyClosure } from './dependency-closure.js';
 
 export const HOSTED_REPO_FORMAT = 1;
 
@@ -120,6 +121,8 @@ export interface PublishOptions {
   mirrors?: string[];
   now?: Date;
   reporter?: Reporter;
+  /** Publish even when a dependency is met by no package in the set (clients get it elsewhere). */
+  allowUnmetDependencies?: boolean;
 }
 
 export interface PublishResult {
@@ -201,6 +204,8 @@ export async function publishRepository(o: PublishOptions): Promise<PublishResul
   // 1. Check everything before writing anything.
   reporter.info(`verifying packages in ${o.packagesDir}`);
   const packages = await indexPackages(o.packagesDir, reporter);
+  for (const u of checkDependencyClosure(packages, o.allowUnmetDependencies === true))
+    reporter.warn(`${u.package} (${u.arch}) requires ${u.requires}, which no published package provides`);
   let root = await latestRoot(o.out);
   const isNewRoot = root === undefined;
   if (root === undefined) {

@@ -12,6 +12,33 @@ import {
 } from '../../edge/index.js';
 
 /**
+ * oclif's parse error text as one coded error: its lines joined (without the "See more help" and
+ * "The following errors occurred" frames and colour codes); a missing file or folder is E_NOT_FOUND.
+ */
+export function usageError(message: string, hint: string, cause?: unknown): SwpkgError {
+  const lines = message
+    .replace(/\x1b\[[0-9;]*m/g, '')
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '' && !/^See more help with --help$/.test(l) && !/^The following errors? occurred:$/.test(l));
+  const text =
+    lines
+      .join('; ')
+      .replace(/^Parsing (--[a-z0-9-]+);/, '$1:')
+      .replace(/:; /g, ': ')
+      .replace(/ {2,}/g, ' ') || 'invalid arguments';
+  const missing = /No (file|directory) found at (.+?)(;|$)/.exec(text);
+  if (missing) {
+    return new SwpkgError('E_NOT_FOUND', text, {
+      hint: `give the path of an existing ${missing[1]}`,
+      details: { path: missing[2] },
+      cause,
+    });
+  }
+  return new SwpkgError('E_USAGE', text, { hint, cause });
+}
+
+/**
  * Base of every host command. A command parses flags, calls one library
  * function and returns data; this base prints it for people or wraps it as
  * `{ok:true, result, warnings}` with --json, and renders coded errors as
@@ -46,7 +73,11 @@ export abstract class BaseCommand<T> extends Command {
     return this.made;
   }
 
-  /** Flag and argument errors (unknown flag, missing file, bad value) are usage errors: exit 2. */
+  /**
+   * Flag and argument errors (unknown flag, bad value) are usage errors (exit 2); a file or folder
+   * that does not exist is E_NOT_FOUND, as in pkg. oclif's whole message is kept (its first line
+   * alone says only "Parsing --key").
+   */
   protected override async parse<F extends Record<string, unknown>, B extends Record<string, unknown>, A extends Record<string, unknown>>(
     options?: Interfaces.Input<F, B, A>,
     argv?: string[],
@@ -55,11 +86,7 @@ export abstract class BaseCommand<T> extends Command {
       return await super.parse(options, argv);
     } catch (e) {
       if (e instanceof SwpkgError) throw e;
-      const id = (this.id ?? '').replaceAll(':', ' ');
-      throw new SwpkgError('E_USAGE', (e as Error).message.split('\n')[0] ?? 'invalid arguments', {
-        hint: `run \`${this.config.bin} ${id} --help\``,
-        cause: e,
-      });
+      throw usageError((e as Error).message ?? '', `run \`${this.config.bin} ${(this.id ?? '').replaceAll(':', ' ')} --help\``, e);
     }
   }
 
@@ -99,7 +126,7 @@ export abstract class BaseCommand<T> extends Command {
       err instanceof SwpkgError
         ? err
         : isParseError
-          ? new SwpkgError('E_USAGE', err.message, { hint: `run \`${this.config.bin} ${(this.id ?? '').replaceAll(':', ' ')} --help\`` })
+          ? usageError(err.message, `run \`${this.config.bin} ${(this.id ?? '').replaceAll(':', ' ')} --help\``, err)
           : toSwpkgError(err);
     process.exitCode = ERROR_CODES[coded.code];
     if (this.jsonEnabled()) {

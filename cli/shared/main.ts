@@ -16,6 +16,11 @@ const TOPICS = {
   },
 };
 
+const DESCRIPTIONS = {
+  swpkg: 'Pack, sign, publish and check signed static package repositories.',
+  swport: 'Build reproducible static packages from ports recipes.',
+};
+
 /**
  * Starts one of the two oclif binaries from the single package.json: the
  * oclif section is chosen here per binary (explicit `bin`, its own command
@@ -24,6 +29,9 @@ const TOPICS = {
 export async function main(bin: 'swpkg' | 'swport', argv: string[]): Promise<void> {
   const root = fileURLToPath(new URL('../../..', import.meta.url)); // dist/cli/shared -> repo root
   const pjson = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as Record<string, unknown>;
+  // oclif's version line and root help name the package: each binary is its own tool there.
+  pjson['name'] = bin;
+  pjson['description'] = DESCRIPTIONS[bin];
   pjson['oclif'] = {
     bin,
     dirname: bin,

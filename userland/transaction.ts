@@ -37,7 +37,7 @@ import {
 import { storeDirName } from './paths.js';
 import { ensureDir, exists, removeTree } from './fs-util.js';
 import { trustedKeys, type TrustedKey } from './trusted-keys.js';
-import { withWriterLock } from './writer.js';
+import { planThenApply, type PlanGate } from './writer.js';
 import { crashPoint } from './crash-point.js';
 import { eachLimit } from './each-limit.js';
 
@@ -85,17 +85,16 @@ export interface PlanView {
 export interface TransactionResult {
   plan: PlanView;
   dryRun: boolean;
+  /** The person answered no: nothing was changed. */
+  declined?: boolean;
   /** The generation now current (unchanged when nothing was to do or on --dry-run). */
   generation: number | null;
   previousGeneration: number | null;
   downloads: { name: string; version: string; bytes: number; resumedFrom: number; cached: boolean }[];
 }
 
-export interface MutationOptions {
-  dryRun?: boolean;
-  /** Asked with the plan before anything changes; false cancels (E_CONFIRM). Absent: proceed. */
-  confirm?: (plan: PlanView) => Promise<boolean>;
-}
+/** Dry run, show and confirm (writer.ts PlanGate): asked without the lock; a no changes nothing and is not an error. */
+export type MutationOptions = PlanGate<PlanView>;
 
 interface World {
   current: Generation | undefined;
@@ -450,34 +449,51 @@ async function transaction(
   makePlan: (w: World) => Promise<PkgPlan>,
 ): Promise<TransactionResult> {
   const warnings = o.warnings ?? [];
-  // Reported as they happen, so they show even when planning then fails.
+  // Reported as they happen, so they show even when planning then fails; once, though a plan that
+  // is asked about is made twice (before the question and again under the lock).
   const warn = (m: string): void => {
+    if (warnings.includes(m)) return;
     warnings.push(m);
     ctx.reporter.warn(m);
   };
-  const run = async (): Promise<TransactionResult> => {
-    const w = await loadWorld(ctx, { catalogs: o.catalogs, warn });
-    for (const r of w.notUpdated) warn(`repository ${r} has no catalog yet; run \`pkg update\``);
-    const plan = await makePlan(w);
-    const pv = await view(ctx, plan, w, warnings);
-    const base: TransactionResult = {
-      plan: pv,
-      dryRun: o.dryRun === true,
-      generation: w.current?.number ?? null,
-      previousGeneration: w.current?.number ?? null,
-      downloads: [],
-    };
-    if (o.dryRun || pv.empty) return base;
-    if (o.confirm && !(await o.confirm(pv))) {
-      throw new SwpkgError('E_CONFIRM', 'cancelled; nothing was changed', { hint: 'answer y, or pass --yes' });
-    }
-    crashPoint('transaction.confirmed');
-    const catalogs = o.catalogs !== false ? { ...(w.current?.catalogs ?? {}), ...w.catalogVersions } : (w.current?.catalogs ?? {});
-    const { generation, downloads } = await apply(ctx, plan, w, catalogs);
-    return { ...base, generation: generation.number, downloads };
+  interface Planned {
+    w: World;
+    plan: PkgPlan;
+    pv: PlanView;
+  }
+  const outcome = await planThenApply<Planned, Awaited<ReturnType<typeof apply>>>(
+    ctx,
+    {
+      ...(o.dryRun !== undefined ? { dryRun: o.dryRun } : {}),
+      ...(o.show ? { show: (p: Planned) => o.show!(p.pv) } : {}),
+      ...(o.confirm ? { confirm: (p: Planned) => o.confirm!(p.pv) } : {}),
+    },
+    {
+      plan: async () => {
+        const w = await loadWorld(ctx, { catalogs: o.catalogs, warn });
+        for (const r of w.notUpdated) warn(`repository ${r} has no catalog yet; run \`pkg update\``);
+        const plan = await makePlan(w);
+        return { w, plan, pv: await view(ctx, plan, w, warnings) };
+      },
+      isEmpty: (p) => p.pv.empty,
+      identity: (p) => JSON.stringify({ current: p.w.current?.number ?? null, lines: p.pv.lines }),
+      apply: async ({ w, plan }) => {
+        crashPoint('transaction.confirmed');
+        const catalogs = o.catalogs !== false ? { ...(w.current?.catalogs ?? {}), ...w.catalogVersions } : (w.current?.catalogs ?? {});
+        return apply(ctx, plan, w, catalogs);
+      },
+    },
+  );
+  const { w, pv } = outcome.plan;
+  const base: TransactionResult = {
+    plan: pv,
+    dryRun: outcome.kind === 'dry-run',
+    ...(outcome.kind === 'declined' ? { declined: true } : {}),
+    generation: w.current?.number ?? null,
+    previousGeneration: w.current?.number ?? null,
+    downloads: [],
   };
-  // --dry-run only reads: it takes no lock, like the other readers.
-  return o.dryRun ? run() : withWriterLock(ctx, run);
+  return outcome.kind === 'applied' ? { ...base, generation: outcome.result.generation.number, downloads: outcome.result.downloads } : base;
 }
 
 export interface InstallOptions extends MutationOptions {

@@ -1,11 +1,11 @@
 import { resolve as resolvePath } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseTokens, UsageProblem, type FlagSpec } from './args.js';
-import { COMMANDS, renderPlan, type CommandDef } from './commands.js';
+import { COMMANDS, type CommandDef } from './commands.js';
 import { GLOBAL_FLAGS, commandHelp, globalHelp, topicHelp } from './help.js';
 import { CollectingReporter, TerminalReporter, escapeTerminalLines, jsonText, okEnvelope, renderError } from '../../edge/index.js';
 import { pkgVersion } from './version.js';
-import type { PkgContext, PlanView } from '../index.js';
+import type { PkgContext, PlanGate } from '../index.js';
 
 /** The process edges, injectable so tests run the CLI in-process. */
 export interface CliIo {
@@ -178,28 +178,34 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
 
     // Results carry names, summaries and paths from packages and servers: escaped for the terminal.
     const print = (line: string): void => out(`${escapeTerminalLines(line)}\n`);
-    let confirm: ((plan: PlanView) => Promise<boolean>) | undefined;
-    if (cmd.confirms && g['dry-run'] !== true) {
-      const yes = g['yes'] === true;
-      const interactive = !json && io.stdin.isTTY === true && io.stderr.isTTY === true;
-      confirm = async (plan) => {
-        if (!json) renderPlan(plan, print);
-        if (yes) return true;
-        if (!interactive) {
-          const { SwpkgError } = await import('../../catalog/index.js');
-          throw new SwpkgError('E_CONFIRM', `${name} changes the installed set; without a terminal it needs --yes`, {
-            hint: `review the plan (${name} --dry-run), then rerun with --yes`,
-            details: { actions: plan.lines.length, downloadBytes: plan.downloadBytes },
-          });
-        }
-        return ask(io, 'Proceed? [y/N] ');
+    const gate: PlanGate<unknown> = {};
+    const showPlan = cmd.plan;
+    if (showPlan && g['dry-run'] === true) gate.dryRun = true;
+    else if (showPlan) {
+      const show = (plan: unknown): void => {
+        if (!json) showPlan(plan, print);
       };
+      if (g['yes'] === true) gate.show = show;
+      else if (json || io.stdin.isTTY !== true || io.stderr.isTTY !== true) {
+        gate.confirm = async (plan) => {
+          show(plan);
+          const { SwpkgError } = await import('../../catalog/index.js');
+          throw new SwpkgError('E_CONFIRM', `${name} changes the root; without a terminal it needs --yes`, {
+            hint: `review the plan (${name} --dry-run), then rerun with --yes`,
+          });
+        };
+      } else {
+        gate.confirm = async (plan) => {
+          show(plan);
+          return ask(io, 'Proceed? [y/N] ');
+        };
+      }
     }
     // Installs, doctor's re-hashing, update of a large catalog: buffer garbage stays bounded (memory-guard.ts).
     const stopGuard = (await import('./memory-guard.js')).startMemoryGuard();
     let result: unknown;
     try {
-      result = await cmd.run({ api, ctx, confirm }, parsed);
+      result = await cmd.run({ api, ctx, gate }, parsed);
     } finally {
       stopGuard();
     }

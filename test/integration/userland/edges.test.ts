@@ -3,11 +3,47 @@
  * repository: what is printed, what the exit code is, and that nothing changed when it should not.
  */
 import { randomBytes } from 'node:crypto';
+import { readlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { runCli } from '../../../userland/cli/run.js';
 import { buildFakeRepo, cleanupFakeRepos, type FakeRepo } from '../../helpers/fake-repo.js';
 import { startTableServer, type TableServer } from '../../helpers/http-table-server.js';
-import { tempDir } from '../../helpers/tmp.js';
-import { addMainRepo, pkg } from './helpers.js';
+import { tempDir, treeHash } from '../../helpers/tmp.js';
+import { addMainRepo, pkg, pkgJson } from './helpers.js';
+
+/**
+ * pkg in this process on a terminal: stdin, stdout and stderr say they are TTYs. `answer` is typed
+ * once `Proceed?` is asked; `whileAsked` runs while the question waits.
+ */
+async function pkgOnTerminal(
+  root: string,
+  args: string[],
+  answer: string,
+  whileAsked: () => Promise<void> = async () => {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const tty = <T extends object>(s: T): T & { isTTY: true; columns: number } => Object.assign(s, { isTTY: true as const, columns: 100 });
+  const stdout = tty(new PassThrough());
+  const stderr = tty(new PassThrough());
+  const stdin = tty(new PassThrough());
+  let out = '';
+  let err = '';
+  stdout.on('data', (c: Buffer) => (out += c.toString()));
+  let asked: () => void = () => {};
+  const question = new Promise<void>((res) => (asked = res));
+  stderr.on('data', (c: Buffer) => {
+    err += c.toString();
+    if (err.includes('Proceed? [y/N]')) asked();
+  });
+  const running = runCli(['--root', root, ...args], { stdout, stderr, stdin, env: { PKG_STALL_TIMEOUT: '2', PKG_LOCK_TIMEOUT: '5' } });
+  void question.then(async () => {
+    await whileAsked();
+    stdin.end(`${answer}\n`);
+  });
+  const code = await running;
+  return { code, stdout: out, stderr: err };
+}
 
 /** A hostile summary: clears the screen, retitles the window, hides text with NUL and CR, and a C1 CSI. */
 const EVIL_SUMMARY = 'nice\x1b[2J\x1b]0;owned\x07 tool\x00\rhidden \x9b31m';
@@ -59,5 +95,83 @@ describe('terminal injection (issue 10)', () => {
     expect(info.stdout).not.toMatch(/[\x00-\x09\x0b-\x1f\x7f-\x9f]/);
     const json = await pkg(root, ['search', 'nice', '--json']);
     expect(json.json?.result[0].summary).toBe(EVIL_SUMMARY);
+  });
+});
+
+describe('pkg changes are shown, asked and never print twice', () => {
+  async function twoGenerations(): Promise<void> {
+    expect((await pkg(root, ['install', 'hello', '--yes'])).code).toBe(0);
+    expect((await pkg(root, ['install', 'evil', '--yes'])).code).toBe(0);
+  }
+
+  it('repo add, update, rollback and gc say their outcome once, on stdout (3)', async () => {
+    const other = await tempDir('pkg-edges-');
+    const add = await pkgOnTerminal(other, ['repo', 'add', 'main', server.url, '--fingerprint', repo.fingerprint], 'y');
+    expect([add.code, add.stderr]).toEqual([0, '']);
+    expect(add.stdout.match(/main {2}http/g)).toHaveLength(1);
+    const up = await pkgOnTerminal(other, ['update'], 'y');
+    expect(up.code, up.stderr).toBe(0);
+    expect(up.stdout.match(/catalog v\d+ accepted/g)).toHaveLength(1);
+    expect(up.stderr).not.toMatch(/catalog v|accepted/);
+    await pkg(other, ['install', 'hello', '--yes']);
+    await pkg(other, ['install', 'evil', '--yes']);
+    const rb = await pkgOnTerminal(other, ['rollback', '--yes'], 'y');
+    expect(rb.stdout.match(/is now current/g)).toHaveLength(1);
+    expect(rb.stderr).not.toMatch(/generation/i);
+    const gc = await pkgOnTerminal(other, ['gc', '--keep', '0', '--yes'], 'y');
+    expect(gc.stdout.match(/Removed 1 generation/g)).toHaveLength(1);
+    expect(gc.stderr).not.toMatch(/removed/i);
+  });
+
+  it('rollback needs --yes without a terminal and has --dry-run; both change nothing (4)', async () => {
+    await twoGenerations();
+    const before = await treeHash(root);
+    const refused = await pkgJson(root, ['rollback']);
+    expect([refused.code, refused.json?.error?.code]).toEqual([2, 'E_CONFIRM']);
+    const dry = await pkgJson(root, ['rollback', '--dry-run']);
+    expect(dry.json?.result).toMatchObject({ from: 2, to: 1, changed: true, dryRun: true });
+    expect(await treeHash(root)).toBe(before);
+    expect((await pkgJson(root, ['rollback', '--yes'])).json?.result).toMatchObject({ from: 2, to: 1, changed: true });
+    expect(await readlink(join(root, 'current'))).toMatch(/1$/);
+  });
+
+  it('gc --keep N keeps N generations besides the current one, shows its list and asks (5)', async () => {
+    await twoGenerations();
+    expect((await pkg(root, ['install', 'big', '--yes'])).code).toBe(0);
+    const before = await treeHash(root);
+    const refused = await pkgJson(root, ['gc', '--keep', '1']);
+    expect(refused.json?.error?.code).toBe('E_CONFIRM');
+    const dry = await pkg(root, ['gc', '--keep', '1', '--dry-run']);
+    expect(dry.stdout).toMatch(/^Plan: delete generations 1 \(keeping 2, 3\),$/m);
+    expect(dry.stdout).toContain('Dry run: nothing was changed.');
+    expect(await treeHash(root)).toBe(before);
+    const done = await pkgJson(root, ['gc', '--keep', '1', '--yes']);
+    expect(done.json?.result).toMatchObject({ removedGenerations: [1], keptGenerations: [2, 3] });
+    const gens = await pkgJson(root, ['generations']);
+    expect(gens.json?.result.map((g: { number: number }) => g.number)).toEqual([2, 3]);
+  });
+
+  it('answering no at the prompt changes nothing and is not an error (16)', async () => {
+    await twoGenerations();
+    const before = await treeHash(root);
+    for (const args of [['install', 'big'], ['rollback'], ['gc', '--keep', '0'], ['remove', 'hello']]) {
+      const r = await pkgOnTerminal(root, args, 'n');
+      expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(0);
+      expect(r.stdout).toContain('Nothing was changed.');
+      expect(r.stderr).not.toContain('error');
+      expect(await treeHash(root)).toBe(before);
+    }
+  });
+
+  it('another pkg can change the root while a prompt waits; the stale answer then changes nothing (17)', async () => {
+    let other: Awaited<ReturnType<typeof pkg>> | undefined;
+    const r = await pkgOnTerminal(root, ['install', 'big'], 'y', async () => {
+      other = await pkg(root, ['install', 'hello', '--yes']);
+    });
+    expect(other?.code, other?.stderr).toBe(0);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/error E_CONFIRM: the root changed while you were answering/);
+    const list = await pkgJson(root, ['list']);
+    expect(list.json?.result.map((p: { name: string }) => p.name)).toEqual(['hello']);
   });
 });

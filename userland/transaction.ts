@@ -40,6 +40,7 @@ import { trustedKeys, type TrustedKey } from './trusted-keys.js';
 import { planThenApply, type PlanGate } from './writer.js';
 import { crashPoint } from './crash-point.js';
 import { eachLimit } from './each-limit.js';
+import { requireRepositories } from './query.js';
 
 /** Where a package's bytes come from. */
 export type PackageSource =
@@ -513,6 +514,7 @@ export async function installPackages(ctx: PkgContext, o: InstallOptions): Promi
   const warnings: string[] = [];
   // Installing only local files does not need every catalog to be usable: one that fails its checks is left out (and said so).
   const onlyFiles = o.specs.every(isFileSpec);
+  if (!onlyFiles) await requireRepositories(ctx);
   return transaction(ctx, { ...o, catalogs: onlyFiles ? 'lenient' : true, warnings }, async (w) => {
     const specs = o.specs.filter(isFileSpec);
     const keys = specs.length > 0 ? await trustedKeys(ctx) : [];

@@ -19,6 +19,8 @@ export interface CommandDef<R = unknown, P = unknown> {
   summary: string;
   description: string;
   examples: string[];
+  /** Only reads the root: a root that does not exist is worth a warning (a mistyped --root reads as empty). */
+  reads?: boolean;
   /** Present for commands that change the root after showing a plan: renders it. They need --yes (or a terminal to ask). */
   plan?: (plan: P, print: Print) => void;
   run(env: RunEnv<P>, p: Parsed): Promise<R>;
@@ -175,6 +177,7 @@ export const COMMANDS: CommandDef[] = [
   repoAddLike(['repo', 'set'], true),
   def<Api.RepoInfo[]>({
     words: ['repo', 'list'],
+    reads: true,
     args: [],
     flags: [],
     summary: 'List repositories, their pinned roots and accepted catalogs.',
@@ -223,6 +226,7 @@ export const COMMANDS: CommandDef[] = [
   }),
   def<Api.TrustedKey[]>({
     words: ['key', 'list'],
+    reads: true,
     args: [],
     flags: [],
     summary: 'List keys trusted for local package installs.',
@@ -271,6 +275,7 @@ export const COMMANDS: CommandDef[] = [
   }),
   def<Api.SearchHit[]>({
     words: ['search'],
+    reads: true,
     args: [{ name: 'TERM', required: true }],
     flags: [],
     summary: 'Search package names and summaries in the accepted catalogs.',
@@ -288,6 +293,7 @@ export const COMMANDS: CommandDef[] = [
   }),
   def<Api.PackageInfo>({
     words: ['info'],
+    reads: true,
     args: [{ name: 'NAME', required: true }],
     flags: [],
     summary: 'Show an installed or available package.',
@@ -320,6 +326,7 @@ export const COMMANDS: CommandDef[] = [
   }),
   def<Api.ListedPackage[]>({
     words: ['list'],
+    reads: true,
     args: [],
     flags: [
       { name: 'installed', type: 'boolean', summary: 'Installed packages (the default).' },
@@ -350,6 +357,7 @@ export const COMMANDS: CommandDef[] = [
   }),
   def<Api.PackageFiles>({
     words: ['files'],
+    reads: true,
     args: [{ name: 'NAME', required: true }],
     flags: [],
     summary: 'List the paths an installed package provides.',
@@ -450,6 +458,7 @@ export const COMMANDS: CommandDef[] = [
   }),
   def<Api.GenerationSummary[]>({
     words: ['generations'],
+    reads: true,
     args: [],
     flags: [],
     summary: 'List generations.',
@@ -469,6 +478,7 @@ export const COMMANDS: CommandDef[] = [
   }),
   def<Api.DoctorReport>({
     words: ['doctor'],
+    reads: true,
     args: [],
     flags: [],
     summary: 'Check the store: re-hash installed files, check links, find leftovers.',

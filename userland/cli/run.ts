@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { resolve as resolvePath } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseTokens, UsageProblem, type FlagSpec } from './args.js';
@@ -75,8 +76,14 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
   const err = (s: string): void => void io.stderr.write(s);
   const wantsJson = argv.includes('--json');
   const fail = async (e: unknown): Promise<number> => {
-    const { toSwpkgError, ERROR_CODES, SwpkgError } = await import('../../catalog/index.js');
-    const coded = e instanceof UsageProblem ? new SwpkgError('E_USAGE', e.message, e.hint ? { hint: e.hint } : {}) : toSwpkgError(e);
+    const { toSwpkgError, ERROR_CODES, SwpkgError, didYouMean } = await import('../../catalog/index.js');
+    let coded;
+    if (e instanceof UsageProblem) {
+      const among = e.unknown?.among ?? [];
+      const near = [e.unknown?.word ?? []].flat().reduce<string | undefined>((found, w) => found ?? didYouMean(w, among), undefined);
+      const hint = near ? `did you mean \`${near}\`? (${e.hint ?? 'see --help'})` : e.hint;
+      coded = new SwpkgError('E_USAGE', e.message, hint ? { hint } : {});
+    } else coded = toSwpkgError(e);
     if (wantsJson) out(jsonText({ ok: false, error: coded.toJSON() }));
     else err(renderError(coded));
     return ERROR_CODES[coded.code];
@@ -84,6 +91,11 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
 
   let found: ReturnType<typeof findCommand>;
   try {
+    const last = argv[argv.length - 1];
+    if (last !== undefined && VALUE_GLOBALS.has(last)) {
+      const spec = GLOBAL_FLAGS.find((f) => `--${f.name}` === last);
+      throw new UsageProblem(`${last} needs a value (${spec?.value ?? 'VALUE'})`, 'run `pkg --help`');
+    }
     found = findCommand(argv);
   } catch (e) {
     return fail(e);
@@ -123,7 +135,12 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       out(globalHelp(COMMANDS, pkgVersion()));
       return words.length === 0 && !hasHelp ? 2 : 0;
     }
-    return fail(new UsageProblem(`unknown command \`${words.join(' ')}\``, 'run `pkg --help` for the list of commands'));
+    return fail(
+      new UsageProblem(`unknown command \`${words.join(' ')}\``, 'run `pkg --help` for the list of commands', {
+        word: [words.join(' '), words[0]!],
+        among: [...new Set(COMMANDS.flatMap((c) => [c.words.join(' '), ...(c.words.length === 2 ? [c.words[0]!] : [])]))],
+      }),
+    );
   }
   const name = `pkg ${cmd.words.join(' ')}`;
   if (rest.includes('--help') || rest.includes('-h')) {
@@ -176,6 +193,11 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       ...(now ? { now: () => new Date(now) } : {}),
     });
 
+    if (cmd.reads === true && !existsSync(ctx.paths.root)) {
+      reporter.warn(
+        `${ctx.paths.root} does not exist: nothing is installed there and no repository is configured (check --root or PKG_ROOT)`,
+      );
+    }
     // Results carry names, summaries and paths from packages and servers: escaped for the terminal.
     const print = (line: string): void => out(`${escapeTerminalLines(line)}\n`);
     const gate: PlanGate<unknown> = {};

@@ -175,3 +175,60 @@ describe('pkg changes are shown, asked and never print twice', () => {
     expect(list.json?.result.map((p: { name: string }) => p.name)).toEqual(['hello']);
   });
 });
+
+describe('pkg says what went wrong and what was meant', () => {
+  it('did you mean, for commands, flags and package names (8)', async () => {
+    const cmd = await pkgJson(root, ['instal', 'hello']);
+    expect(cmd.json?.error).toMatchObject({ code: 'E_USAGE', hint: expect.stringContaining('`install`') });
+    const flag = await pkgJson(root, ['install', 'hello', '--yse']);
+    expect(flag.json?.error).toMatchObject({ code: 'E_USAGE', hint: expect.stringContaining('`--yes`') });
+    await pkg(root, ['update']);
+    const info = await pkgJson(root, ['info', 'helo']);
+    expect(info.json?.error).toMatchObject({ code: 'E_NOT_FOUND', message: expect.stringContaining('did you mean "hello"') });
+  });
+
+  it('with no repository, search and install say so and how to add one; nothing is created (9)', async () => {
+    const empty = await tempDir('pkg-edges-');
+    const before = await treeHash(empty);
+    for (const args of [
+      ['search', 'hello'],
+      ['install', 'hello', '--yes'],
+    ]) {
+      const r = await pkgJson(empty, args);
+      expect([r.code, r.json?.error?.code], args.join(' ')).toEqual([2, 'E_NOT_FOUND']);
+      expect(r.json?.error?.hint).toContain('pkg repo add');
+    }
+    expect(await treeHash(empty)).toBe(before);
+  });
+
+  it('a root that does not exist is named, not read as empty (9)', async () => {
+    const missing = join(await tempDir('pkg-edges-'), 'typo');
+    const r = await pkg(missing, ['list']);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toMatch(/^warning: .*typo does not exist/m);
+    const j = await pkgJson(missing, ['list']);
+    expect(j.json?.warnings).toEqual([expect.stringContaining('does not exist')]);
+  });
+
+  it('upgrade of a name nothing offers does not suggest installing it; --root without a value is an error (18)', async () => {
+    await pkg(root, ['update']);
+    await pkg(root, ['install', 'hello', '--yes']);
+    const nosuch = await pkgJson(root, ['upgrade', 'nosuch', '--yes']);
+    expect(nosuch.json?.error?.code).toBe('E_NOT_INSTALLED');
+    expect(nosuch.json?.error?.hint).not.toContain('pkg install nosuch');
+    const offered = await pkgJson(root, ['upgrade', 'big', '--yes']);
+    expect(offered.json?.error?.hint).toContain('pkg install big');
+    const out = new PassThrough();
+    const err = new PassThrough();
+    let stderr = '';
+    let stdout = '';
+    err.on('data', (c: Buffer) => (stderr += c.toString()));
+    out.on('data', (c: Buffer) => (stdout += c.toString()));
+    const stdin = new PassThrough();
+    stdin.end();
+    const code = await runCli(['--root'], { stdout: out, stderr: err, stdin, env: {} });
+    expect(code).toBe(2);
+    expect(stderr).toMatch(/^error E_USAGE: --root needs a value/);
+    expect(stdout).toBe('');
+  });
+});

@@ -452,5 +452,37 @@ export async function rotatePublishedRoot(o: {
     ...(o.catalogThreshold !== undefined ? { catalogThreshold: o.catalogThreshold } : {}),
   });
   await publishRoot(o.out, next);
+  await pointAtRoot(o.out, next);
   return { version: next.signed.version, fingerprint: rootFingerprint(next) };
+}
+
+/**
+ * hosted-repo.json and index.html tell a new user which root to pin: after a rotation they name
+ * the new root at once, not only after the next publish (issue 11). The catalog is unchanged, so
+ * the page is rendered again from it; a web root without a catalog has no page yet.
+ */
+async function pointAtRoot(out: string, root: RootDocument): Promise<void> {
+  const fingerprint = rootFingerprint(root);
+  const hosted = (await readJsonIfExists(join(out, 'hosted-repo.json'), 'hosted-repo.json')) as HostedRepo | undefined;
+  if (hosted !== undefined) {
+    await writeAtomic(
+      join(out, 'hosted-repo.json'),
+      JSON.stringify({ ...hosted, rootFingerprint: fingerprint, rootVersion: root.signed.version }, null, 2) + '\n',
+    );
+  }
+  const catalog = await readJsonIfExists(join(out, 'catalog.json'), 'catalog.json');
+  if (catalog === undefined) return;
+  const { signed } = parseCatalog(catalog);
+  await writeAtomic(
+    join(out, 'index.html'),
+    renderIndexHtml({
+      repo: signed.repo,
+      catalogVersion: signed.version,
+      generated: signed.generated,
+      expires: signed.expires,
+      rootFingerprint: fingerprint,
+      rootVersion: root.signed.version,
+      packages: signed.packages,
+    }),
+  );
 }

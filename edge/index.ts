@@ -4,6 +4,7 @@
 // never on oclif, so the guest's pkg bundle carries it.
 export { escapeTerminal, escapeTerminalLines } from './terminal-text.js';
 export { formatQuantity } from './format.js';
+export { formatTable } from './table.js';
 export { formatBytes } from '../catalog/format-bytes.js';
 export { CollectingReporter, silentReporter, type ProgressUnit, type Reporter } from '../catalog/reporter.js';
 export { TerminalReporter, type TerminalStream } from './terminal-reporter.js';

@@ -551,14 +551,22 @@ export async function removePackages(ctx: PkgContext, o: RemoveOptions): Promise
   return transaction(ctx, { ...o, catalogs: false }, async (w) => {
     const installed = w.current?.packages ?? [];
     const removing = new Set(o.names);
+    // A dependent taken along by --cascade was not requested: its plan line says what it needed.
+    const cascaded = new Map<string, string>();
     if (o.cascade) {
       for (let i = 0; i <= installed.length; i++) {
         const more = findReverseDependencies(installed, [...removing]).filter((n) => !removing.has(n));
         if (more.length === 0) break;
+        for (const n of more) {
+          const needs = Object.keys(installed.find((p) => p.name === n)?.depends ?? {}).filter((d) => removing.has(d));
+          cascaded.set(n, `needs ${(needs.length ? needs : o.names).join(', ')} (--cascade)`);
+        }
         for (const n of more) removing.add(n);
       }
     }
-    return resolve<Available, GenerationPackage>({ available: [], installed, remove: [...removing] });
+    const plan = resolve<Available, GenerationPackage>({ available: [], installed, remove: [...removing] });
+    for (const s of plan.steps) if (s.action === 'remove' && cascaded.has(s.name)) s.reason = cascaded.get(s.name)!;
+    return plan;
   });
 }
 

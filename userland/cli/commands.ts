@@ -1,6 +1,6 @@
 import { UsageProblem, type FlagSpec, type ArgSpec, type Parsed } from './args.js';
 import type * as Api from '../index.js';
-import { formatBytes } from '../../edge/index.js';
+import { formatBytes, formatTable } from '../../edge/index.js';
 
 /** What a command gets: the library (loaded lazily), a context, and how its plan is shown and agreed to. */
 export interface RunEnv<P = unknown> {
@@ -97,16 +97,7 @@ function renderTransaction(r: Api.TransactionResult, print: Print): void {
 }
 
 function table(rows: string[][], print: Print): void {
-  if (rows.length === 0) return;
-  const n = Math.max(...rows.map((r) => r.length));
-  const widths = Array.from({ length: n }, (_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
-  for (const r of rows)
-    print(
-      r
-        .map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!)))
-        .join('  ')
-        .trimEnd(),
-    );
+  for (const line of formatTable(rows)) print(line);
 }
 
 function flagString(p: Parsed, name: string): string | undefined {

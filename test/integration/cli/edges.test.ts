@@ -3,7 +3,7 @@
  * is printed, the code and exit status, and that nothing was written when the input was refused.
  */
 import { spawn } from 'node:child_process';
-import { mkdir, readdir, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { REPO_ROOT, runCli } from '../../helpers/run-cli.js';
@@ -166,5 +166,58 @@ describe('swpkg and swport edges (built CLI)', { timeout: 180_000 }, () => {
     expect(human.stdout).not.toMatch(/[\x00-\x09\x0b-\x1f\x7f-\x9f]/);
     const json = await runCli('swpkg', ['inspect', join(d, 'evil.swpkg'), '--json']);
     expect(json.json.result.manifest.summary).toBe(evil);
+  });
+
+  it('rotate-root points index.html and hosted-repo.json at the new root; verify-hosted says when nothing was pinned (18)', async () => {
+    const d = await tempDir();
+    await runCli('swpkg', ['key', 'generate', '--out', join(d, 'k1')]);
+    await runCli('swpkg', ['key', 'generate', '--out', join(d, 'k2')]);
+    await mkdir(join(d, 'pkgs'));
+    await runCli('swpkg', packArgs(await payload(join(d, 'src')), join(d, 'pkgs/tool.swpkg'), 'tool'));
+    const pub = await runCli('swpkg', [
+      'repo',
+      'publish',
+      join(d, 'pkgs'),
+      '--key',
+      join(d, 'k1/swpkg.key'),
+      '--out',
+      join(d, 'web'),
+      '--json',
+    ]);
+    expect(pub.code, pub.stderr).toBe(0);
+    const rot = await runCli('swpkg', [
+      'repo',
+      'rotate-root',
+      join(d, 'web'),
+      '--old-key',
+      join(d, 'k1/swpkg.key'),
+      '--new-key',
+      join(d, 'k2/swpkg.key'),
+      '--json',
+    ]);
+    expect(rot.code, rot.stderr).toBe(0);
+    const fp2 = rot.json.result.fingerprint as string;
+    expect(fp2).not.toBe(pub.json.result.rootFingerprint);
+    const html = await readFile(join(d, 'web/index.html'), 'utf8');
+    expect(html).toContain(fp2);
+    expect(html).not.toContain(pub.json.result.rootFingerprint);
+    expect(JSON.parse(await readFile(join(d, 'web/hosted-repo.json'), 'utf8'))).toMatchObject({ rootFingerprint: fp2, rootVersion: 2 });
+
+    const unpinned = await runCli('swpkg', ['repo', 'verify-hosted', join(d, 'web'), '--json']);
+    expect(unpinned.code, unpinned.stdout).toBe(0);
+    expect(unpinned.json.warnings).toEqual(expect.arrayContaining([expect.stringContaining('nothing was pinned')]));
+    const pinned = await runCli('swpkg', ['repo', 'verify-hosted', join(d, 'web'), '--fingerprint', fp2, '--json']);
+    expect(pinned.code, pinned.stdout).toBe(0);
+    expect(pinned.json.warnings.join()).not.toContain('nothing was pinned');
+  });
+
+  it('swport catalog list keeps its columns aligned past long licenses (18)', async () => {
+    const r = await runCli('swport', ['catalog', 'list']);
+    expect(r.code, r.stderr).toBe(0);
+    const lines = r.stdout.trimEnd().split('\n');
+    const col = lines[0]!.indexOf('DEPENDS');
+    expect(lines.some((l) => / AND | OR | WITH /.test(l))).toBe(true);
+    for (const l of lines.slice(1)) expect(l.slice(col - 2, col), l).toBe('  ');
+    for (const l of lines.slice(1)) expect(l[col], l).not.toBe(' ');
   });
 });

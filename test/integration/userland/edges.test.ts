@@ -60,6 +60,7 @@ beforeEach(async () => {
       { name: 'big', version: '1.0.0', files: { 'share/big.bin': randomBytes(3 * 1024 * 1024) } },
       { name: 'hello', version: '1.0.0', summary: 'Says hello', files: { 'bin/hello': '#!/bin/sh\necho hello\n' } },
       { name: 'evil', version: '1.0.0', summary: EVIL_SUMMARY, files: { 'bin/evil': '#!/bin/sh\n' } },
+      { name: 'greeter', version: '1.0.0', depends: { hello: '*' }, files: { 'bin/greeter': '#!/bin/sh\n' } },
     ],
   });
   server = await startTableServer(repo.table);
@@ -230,5 +231,16 @@ describe('pkg says what went wrong and what was meant', () => {
     expect(code).toBe(2);
     expect(stderr).toMatch(/^error E_USAGE: --root needs a value/);
     expect(stdout).toBe('');
+  });
+
+  it('remove --cascade says why it takes a dependent along, not "requested" (18)', async () => {
+    await pkg(root, ['update']);
+    await pkg(root, ['install', 'greeter', '--yes']);
+    await pkg(root, ['install', 'hello', '--yes']);
+    const r = await pkgJson(root, ['remove', 'hello', '--cascade', '--dry-run']);
+    expect(r.json?.result.plan.lines.map((l: { name: string; reason: string }) => `${l.name}: ${l.reason}`)).toEqual([
+      'greeter: needs hello (--cascade)',
+      'hello: requested',
+    ]);
   });
 });

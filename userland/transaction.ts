@@ -24,7 +24,15 @@ import type { PkgContext } from './context.js';
 import { readRepos } from './repos.js';
 import { loadCatalog, type LoadedCatalog } from './catalog-store.js';
 import { downloadFile, joinUrl } from './download.js';
-import { commitStoreEntries, discardStoreEntry, readStoreManifest, reuseStoreEntry, stageStoreEntry, type StagedEntry } from './store.js';
+import {
+  checkStoreEntry,
+  commitStoreEntries,
+  discardStoreEntry,
+  readStoreManifest,
+  reuseStoreEntry,
+  stageStoreEntry,
+  type StagedEntry,
+} from './store.js';
 import {
   buildGeneration,
   planTree,
@@ -56,7 +64,8 @@ export interface Available extends Omit<CatalogPackage, 'path'> {
 
 /** One line of a plan as shown to people and in --json. */
 export interface PlanLine {
-  action: 'install' | 'upgrade' | 'downgrade' | 'remove' | 'keep';
+  /** `reinstall`: the installed version fetched and extracted again (`pkg install --reinstall`). */
+  action: 'install' | 'upgrade' | 'downgrade' | 'remove' | 'keep' | 'reinstall';
   name: string;
   from?: string;
   to?: string;
@@ -246,12 +255,16 @@ async function view(ctx: PkgContext, plan: PkgPlan, w: World, warnings: string[]
   let downloadCount = 0;
   let delta = 0;
   for (const s of plan.steps) {
-    const line: PlanLine = { action: s.action, name: s.name, reason: s.reason, download: 0 };
+    // The resolver never upgrades to the same version: such a step is a reinstall (installPackages).
+    const action = s.action === 'upgrade' && s.from === s.to ? 'reinstall' : s.action;
+    const line: PlanLine = { action, name: s.name, reason: s.reason, download: 0 };
     if (s.from !== undefined) line.from = s.from;
     if (s.to !== undefined) line.to = s.to;
     if (s.candidate) {
       line.repo = s.candidate.repo ?? null;
-      const stored = await exists(join(ctx.paths.store, storeDirName(s.candidate.sha256, s.candidate.name, s.candidate.version)));
+      const dir = storeDirName(s.candidate.sha256, s.candidate.name, s.candidate.version);
+      // A damaged entry is replaced (reuseStoreEntry), so it is downloaded again: the plan says so.
+      const stored = (await exists(join(ctx.paths.store, dir))) && (await checkStoreEntry(ctx, dir)).length === 0;
       const cached = s.candidate.source.kind === 'repo' && (await exists(cachePath(ctx, s.candidate)));
       if (s.candidate.source.kind === 'repo' && !stored && !cached) {
         line.download = s.candidate.size;
@@ -501,6 +514,8 @@ export interface InstallOptions extends MutationOptions {
   /** `NAME`, `NAME@RANGE`, or a path to a `.swpkg` file. */
   specs: string[];
   allowUntrusted?: boolean;
+  /** Fetch and extract the named installed packages again at their installed version (a damaged store entry is replaced). */
+  reinstall?: boolean;
 }
 
 /**
@@ -531,8 +546,49 @@ export async function installPackages(ctx: PkgContext, o: InstallOptions): Promi
       ...o.specs.filter((s) => !isFileSpec(s)).map((s) => parseRequirement(s)),
     ];
     // Local files first: for the same NAME@VERSION the first entry wins.
-    return resolve<Available, GenerationPackage>({ available: [...local, ...w.available], installed: w.current?.packages ?? [], install });
+    const plan = resolve<Available, GenerationPackage>({
+      available: [...local, ...w.available],
+      installed: w.current?.packages ?? [],
+      install,
+    });
+    if (o.reinstall === true)
+      markReinstalls(
+        plan,
+        w,
+        install.slice(local.length).map((r) => r.name),
+      );
+    return plan;
   });
+}
+
+/**
+ * `--reinstall`: each named package, kept at its installed version by the resolver, is taken from
+ * the catalog entry with the very bytes installed (same SHA-256) and extracted again; the store
+ * entry is checked on the way and replaced when damaged (what `pkg doctor` advises).
+ */
+function markReinstalls(plan: PkgPlan, w: World, names: string[]): void {
+  for (const name of names) {
+    const rec = w.current?.packages.find((p) => p.name === name);
+    if (!rec) {
+      throw new SwpkgError('E_NOT_INSTALLED', `${name} is not installed, so it cannot be reinstalled`, {
+        hint: `install it: pkg install ${name}`,
+        details: { name },
+      });
+    }
+    const c = w.available.find((a) => a.name === rec.name && a.version === rec.version && a.sha256 === rec.sha256);
+    if (!c) {
+      throw new SwpkgError('E_NOT_FOUND', `no catalog offers the installed ${name}@${rec.version} (SHA-256 ${rec.sha256}) any more`, {
+        hint: `upgrade it (pkg upgrade ${name}), or roll back to a generation whose store entries are intact; pkg update refreshes the catalogs`,
+        details: { name, version: rec.version, sha256: rec.sha256, repo: rec.repo },
+      });
+    }
+    const step = plan.steps.find((s) => s.name === name && s.action === 'keep');
+    const final = plan.final.find((p) => p.name === name);
+    if (!step || !final) continue;
+    Object.assign(step, { action: 'upgrade', from: rec.version, to: rec.version, candidate: c, reason: 'reinstall requested' });
+    final.candidate = c;
+    delete final.installed;
+  }
 }
 
 export interface RemoveOptions extends MutationOptions {

@@ -369,16 +369,27 @@ export const COMMANDS: CommandDef[] = [
         type: 'boolean',
         summary: 'Install local files whose signature no trusted key vouches for (says so loudly).',
       },
+      {
+        name: 'reinstall',
+        type: 'boolean',
+        summary: 'Fetch and extract installed NAMEs again at their version (repairs what `pkg doctor` reports).',
+      },
     ],
     plan: renderPlan,
     summary: 'Install packages and what they depend on.',
     description:
       'Resolves the request against the accepted catalogs (explaining in words when it cannot), shows the plan, then downloads (resumable, size-capped, hashed while streaming), verifies every file before extraction, builds a new generation and switches `current` atomically. A local ./FILE.swpkg must be signed by a trusted key unless --allow-untrusted.',
-    examples: ['pkg install lua --yes', 'pkg install curl@^8 nginx --dry-run', 'pkg install ./hello-1.0.0-x86_64.swpkg --yes'],
+    examples: [
+      'pkg install lua --yes',
+      'pkg install curl@^8 nginx --dry-run',
+      'pkg install ./hello-1.0.0-x86_64.swpkg --yes',
+      'pkg install lua --reinstall --yes',
+    ],
     run: ({ api, ctx, gate }, p) =>
       api.installPackages(ctx, {
         specs: p.args,
         allowUntrusted: p.flags['allow-untrusted'] === true,
+        reinstall: p.flags['reinstall'] === true,
         ...gate,
       }),
     render: renderTransaction,
@@ -485,7 +496,7 @@ export const COMMANDS: CommandDef[] = [
             message: `pkg doctor found ${r.problems.length} problem(s) under ${r.root}`,
             hint: r.problems.some((p) => p.kind === 'dangling-current')
               ? 'point current at a complete generation: `pkg rollback --to N` (see `pkg generations`)'
-              : 'reinstall the affected packages, or `pkg rollback` to a generation whose store entries are intact',
+              : 'reinstall the affected packages (pkg install NAME --reinstall), or `pkg rollback` to a generation whose store entries are intact',
           },
     render(r, print) {
       print(`root ${r.root}: generation ${r.current ?? 'none'} current, ${r.packages} package(s), ${r.filesChecked} path(s) checked`);

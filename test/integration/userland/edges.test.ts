@@ -3,7 +3,7 @@
  * repository: what is printed, what the exit code is, and that nothing changed when it should not.
  */
 import { randomBytes } from 'node:crypto';
-import { readlink } from 'node:fs/promises';
+import { chmod, readFile, readlink, realpath, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -242,5 +242,29 @@ describe('pkg says what went wrong and what was meant', () => {
       'greeter: needs hello (--cascade)',
       'hello: requested',
     ]);
+  });
+
+  it('doctor advises --reinstall, whose plan downloads again and whose run repairs the store (6)', async () => {
+    await pkg(root, ['update']);
+    await pkg(root, ['install', 'hello', '--yes']);
+    const target = await realpath(join(root, 'current/bin/hello'));
+    await chmod(target, 0o755);
+    await writeFile(target, 'changed\n');
+    const sick = await pkgJson(root, ['doctor']);
+    expect(sick.json?.error?.hint).toContain('--reinstall');
+    expect((await pkgJson(root, ['install', 'hello', '--yes'])).json?.result.plan.empty).toBe(true);
+    const dry = await pkgJson(root, ['install', 'hello', '--reinstall', '--dry-run']);
+    const size = repo.packages.get('hello@1.0.0')!.size;
+    expect(dry.json?.result.plan).toMatchObject({
+      downloadCount: 1,
+      downloadBytes: size,
+      lines: [{ action: 'reinstall', name: 'hello', from: '1.0.0', to: '1.0.0', download: size }],
+    });
+    const fixed = await pkgJson(root, ['install', 'hello', '--reinstall', '--yes']);
+    expect(fixed.json?.ok, fixed.stdout).toBe(true);
+    expect((await pkgJson(root, ['doctor'])).json?.ok).toBe(true);
+    expect(await readFile(join(root, 'current/bin/hello'), 'utf8')).toContain('echo hello');
+    const notInstalled = await pkgJson(root, ['install', 'big', '--reinstall', '--yes']);
+    expect(notInstalled.json?.error?.code).toBe('E_NOT_INSTALLED');
   });
 });

@@ -490,7 +490,8 @@ async function transaction(
         return { w, plan, pv: await view(ctx, plan, w, warnings) };
       },
       isEmpty: (p) => p.pv.empty,
-      identity: (p) => JSON.stringify({ current: p.w.current?.number ?? null, lines: p.pv.lines }),
+      // What would change, not how much is still to fetch: another pkg filling the cache meanwhile is no reason to ask again.
+      identity: (p) => JSON.stringify({ current: p.w.current?.number ?? null, lines: p.pv.lines.map(({ download: _bytes, ...l }) => l) }),
       apply: async ({ w, plan }) => {
         crashPoint('transaction.confirmed');
         const catalogs = o.catalogs !== false ? { ...(w.current?.catalogs ?? {}), ...w.catalogVersions } : (w.current?.catalogs ?? {});

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { Config, run, flush } from '@oclif/core';
-import { SwpkgError } from '../../catalog/index.js';
+import { SwpkgError, didYouMean } from '../../catalog/index.js';
 import { renderError } from '../../edge/index.js';
 
 const TOPICS = {
@@ -47,7 +47,18 @@ export async function main(bin: 'swpkg' | 'swport', argv: string[]): Promise<voi
     // Only oclif's own exits (help, version, parse errors outside a command) reach here.
     const e = err as { oclif?: { exit?: number }; message?: string };
     if (e.oclif?.exit !== undefined && e.oclif.exit !== 0) {
-      const coded = new SwpkgError('E_USAGE', e.message ?? 'usage', { hint: `run \`${bin} --help\`` });
+      const unknown = /^command (\S+) not found/.exec(e.message ?? '')?.[1]?.replaceAll(':', ' ');
+      const ids = config.commandIDs.map((id) => id.replaceAll(':', ' '));
+      // `swpkg pubish` is near `repo publish`: a topic left out is matched on the last word.
+      const byLast = new Map(ids.map((id) => [id.split(' ').at(-1)!, id]));
+      const near =
+        unknown === undefined
+          ? undefined
+          : (didYouMean(unknown, ids) ?? byLast.get(didYouMean(unknown.split(' ').at(-1)!, byLast.keys()) ?? ''));
+      const message = unknown === undefined ? (e.message ?? 'usage') : `unknown command \`${bin} ${unknown}\``;
+      const coded = new SwpkgError('E_USAGE', message, {
+        hint: near ? `did you mean \`${bin} ${near}\`? (run \`${bin} --help\` for the list)` : `run \`${bin} --help\``,
+      });
       process.stderr.write(renderError(coded));
       process.exitCode = coded.exitCode;
     } else if (e.oclif?.exit === undefined) {

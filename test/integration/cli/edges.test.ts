@@ -220,4 +220,13 @@ describe('swpkg and swport edges (built CLI)', { timeout: 180_000 }, () => {
     for (const l of lines.slice(1)) expect(l.slice(col - 2, col), l).toBe('  ');
     for (const l of lines.slice(1)) expect(l[col], l).not.toBe(' ');
   });
+
+  it('an unknown command gets a did-you-mean (8)', async () => {
+    const near = await runCli('swpkg', ['repo', 'pubish']);
+    expect(near.code).toBe(2);
+    expect(near.stderr).toMatch(/^error E_USAGE: unknown command `swpkg repo pubish`\n {2}fix: did you mean `swpkg repo publish`\?/);
+    expect((await runCli('swpkg', ['pubish'])).stderr).toContain('`swpkg repo publish`');
+    expect((await runCli('swport', ['recipe', 'bild'])).stderr).toContain('`swport recipe build`');
+    expect((await runCli('swpkg', ['zzzzzz'])).stderr).not.toContain('did you mean');
+  });
 });

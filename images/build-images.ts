@@ -23,9 +23,10 @@ import { SwpkgError, canonicalJson, fromFsError, sha256File, sha256Hex, silentRe
 import { fetchGuestPackages, findRepoRoot, type KernelArtifacts } from './kernel-packages.js';
 import { writeCpioNewc, type CpioEntry } from './cpio-archive.js';
 import { runTool } from './host-tools.js';
-import { bundlePkgClient, PKG_ENTRY } from './pkg-bundle.js';
+import { choosePkgBundle, type PkgBundleMode } from './pkg-bundle.js';
 import { BASE_LABEL, STORE_LABEL, makeExt4Image } from './store-image.js';
 import { runIfEntry } from './program.js';
+import { TerminalReporter, jsonText, okEnvelope } from '../edge/index.js';
 
 /**
  * Bump when a change to this builder changes what it produces for the same
@@ -88,7 +89,7 @@ export interface BuildImagesOptions {
    * runtime-only image (with a warning), a path uses that ready bundle.
    * Default 'auto'.
    */
-  pkg?: 'auto' | 'bundle' | { bundleFile: string };
+  pkg?: PkgBundleMode;
   /** Size of the template store disk (default 1024 MiB, sparse). */
   storeSizeMiB?: number;
   /** Preseed the template store from this folder (e.g. made with `pkg --root DIR install ...`). */
@@ -359,20 +360,9 @@ export async function buildImages(options: BuildImagesOptions = {}): Promise<Bui
   // 2. The pkg client bundle (cheap, so always rebuilt; later steps key on its hash).
   const pkgJson = JSON.parse(await readFile(join(repoRoot, 'package.json'), 'utf8')) as { version?: string };
   const pkgVersion = pkgJson.version ?? '0.0.0';
-  let pkgBundle: { file: string; source: string } | null = null;
-  const pkgMode = options.pkg ?? 'auto';
-  if (typeof pkgMode === 'object') {
-    if (!existsSync(pkgMode.bundleFile))
-      throw new SwpkgError('E_NOT_FOUND', `pkg bundle ${pkgMode.bundleFile} does not exist`, { details: { path: pkgMode.bundleFile } });
-    pkgBundle = { file: resolve(pkgMode.bundleFile), source: `--pkg-bundle ${pkgMode.bundleFile}` };
-  } else if (pkgMode === 'bundle' || existsSync(join(repoRoot, PKG_ENTRY))) {
-    const bStart = Date.now();
-    const b = await bundlePkgClient(repoRoot, join(workDir, 'pkg.mjs'), pkgVersion);
-    pkgBundle = { file: b.file, source: PKG_ENTRY };
-    steps.push({ name: 'pkg-bundle', skipped: false, ms: Date.now() - bStart });
-  } else {
-    reporter.warn(`${PKG_ENTRY} does not exist yet: building a runtime-only base image without pkg`);
-  }
+  const bStart = Date.now();
+  const pkgBundle = await choosePkgBundle(repoRoot, workDir, options.pkg ?? 'auto', reporter);
+  if (pkgBundle?.built === true) steps.push({ name: 'pkg-bundle', skipped: false, ms: Date.now() - bStart });
   const pkgFacts = pkgBundle ? await facts(pkgBundle.file) : null;
 
   // 3. initramfs.
@@ -594,9 +584,11 @@ async function main(argv: string[]): Promise<number> {
       return 2;
     }
   }
-  opts.reporter = { info: (m) => process.stderr.write(`${m}\n`), warn: (m) => process.stderr.write(`warning: ${m}\n`), progress() {} };
+  const reporter = new TerminalReporter(process.stderr);
+  opts.reporter = reporter;
   const r = await buildImages(opts);
-  if (json) process.stdout.write(JSON.stringify({ ok: true, result: r }, null, 2) + '\n');
+  reporter.finish();
+  if (json) process.stdout.write(jsonText(okEnvelope(r, reporter.warnings)));
   else {
     for (const s of r.steps) process.stdout.write(`${s.skipped ? 'up to date' : 'built     '}  ${s.name} (${s.ms} ms)\n`);
     for (const o of Object.values(r.manifest.outputs))

@@ -28,7 +28,7 @@ export {
   type KernelArtifacts,
 } from './kernel-packages.js';
 export { moduleLoadOrder, readModuleInfo, type ModuleInfo } from './module-info.js';
-export { bundlePkgClient, PKG_ENTRY } from './pkg-bundle.js';
+export { bundlePkgClient, choosePkgBundle, PKG_ENTRY, type PkgBundle, type PkgBundleMode } from './pkg-bundle.js';
 export { chooseAccelerator, qemuVersion, type Accelerator, type AcceleratorChoice } from './accelerator.js';
 export { netdevArgument, normalisePorts, ensureRelayScript, type GuestNetworkMode, type PortForward } from './guest-network.js';
 export {

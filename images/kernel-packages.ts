@@ -7,6 +7,7 @@ import { KERNEL_PIN_FILE, type DebianPackagePin, type KernelPin } from '../kerne
 import { runTool } from './host-tools.js';
 import { moduleLoadOrder, readModuleInfo, type ModuleInfo } from './module-info.js';
 import { runIfEntry } from './program.js';
+import { TerminalReporter, jsonText, okEnvelope } from '../edge/index.js';
 
 export interface GuestModule {
   name: string;
@@ -359,19 +360,11 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(`usage: kernel-packages [--force] [--no-apt]\n`);
     return 2;
   }
-  try {
-    const rec = await fetchGuestPackages({
-      force,
-      allowApt: !noApt,
-      reporter: { info: (m) => process.stderr.write(`${m}\n`), warn: (m) => process.stderr.write(`warning: ${m}\n`), progress() {} },
-    });
-    process.stdout.write(`${JSON.stringify({ kernel: rec.kernel, loadOrder: rec.loadOrder, vmlinuz: rec.vmlinuz }, null, 2)}\n`);
-    return 0;
-  } catch (e) {
-    const err = e instanceof SwpkgError ? e : new SwpkgError('E_INTERNAL', String(e));
-    process.stderr.write(`error ${err.code}: ${err.message}\n${err.hint ? `hint: ${err.hint}\n` : ''}`);
-    return err.exitCode;
-  }
+  const reporter = new TerminalReporter(process.stderr);
+  const rec = await fetchGuestPackages({ force, allowApt: !noApt, reporter });
+  reporter.finish();
+  process.stdout.write(jsonText(okEnvelope({ kernel: rec.kernel, loadOrder: rec.loadOrder, vmlinuz: rec.vmlinuz }, reporter.warnings)));
+  return 0;
 }
 
 runIfEntry(import.meta.url, 'kernel-packages', main);

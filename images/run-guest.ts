@@ -13,6 +13,7 @@ import { ensureRelayScript, netdevArgument, normalisePorts, type GuestNetworkMod
 import { BOOT_OK, GUEST_FATAL, GUEST_PROMPT, SHUTDOWN_OK, SerialConsole } from './serial-console.js';
 import { createStoreImage } from './store-image.js';
 import { runIfEntry } from './program.js';
+import { TerminalReporter, jsonText, okEnvelope } from '../edge/index.js';
 
 const SETPRIV = '/usr/bin/setpriv';
 
@@ -418,11 +419,7 @@ async function main(argv: string[]): Promise<number> {
     tmp = await mkdtemp(join(tmpdir(), 'swpkg-run-'));
     o.storeImage = (await createStoreImage({ path: join(tmp, 'store.img') })).path;
   }
-  const reporter: Reporter = {
-    info: (m) => process.stderr.write(`${m}\n`),
-    warn: (m) => process.stderr.write(`warning: ${m}\n`),
-    progress() {},
-  };
+  const reporter = new TerminalReporter(process.stderr);
   try {
     const g = await startGuest({ ...o, storeImage: o.storeImage, reporter });
     process.stderr.write(
@@ -439,10 +436,7 @@ async function main(argv: string[]): Promise<number> {
           );
       }
       const stop = await g.stop();
-      if (json)
-        process.stdout.write(
-          JSON.stringify({ ok: true, result: { commandLine: g.commandLine, boot: g.boot, results, stop } }, null, 2) + '\n',
-        );
+      if (json) process.stdout.write(jsonText(okEnvelope({ commandLine: g.commandLine, boot: g.boot, results, stop }, reporter.warnings)));
       return results.every((r) => r.exitCode === 0) ? 0 : 1;
     }
     // Interactive: the terminal becomes the serial line.

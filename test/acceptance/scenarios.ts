@@ -435,7 +435,7 @@ export const SCENARIOS: Scenario[] = [
       check(r1.store === 'clean', `shutdown reported store=${r1.store}`);
       await runHello(c, '1.1.0');
       check((await installed(c)).get('hello')?.version === '1.1.0', 'hello is not 1.1.0 after the reboot');
-      const rb = await c.s.pkgOk<{ from: number | null; to: number; changed: boolean }>('rollback');
+      const rb = await c.s.pkgOk<{ from: number | null; to: number; changed: boolean }>('rollback --yes');
       check(
         rb.changed && rb.from === tx.generation,
         `rollback went from ${rb.from} (expected the upgrade's generation ${tx.generation})`,
@@ -495,7 +495,7 @@ export const SCENARIOS: Scenario[] = [
       await c.s.sh('test ! -e /pkg/current/share/libgreet/greeting.txt');
       const storeBefore = await c.s.sh('ls /pkg/store');
       check(/-hello-/.test(storeBefore.output), 'the store has no hello entry before gc (nothing to collect)', storeBefore.output);
-      const gc = await c.s.pkgOk<{ removedGenerations: number[]; removedStoreEntries: string[]; freedBytes: number }>('gc --keep 1');
+      const gc = await c.s.pkgOk<{ removedGenerations: number[]; removedStoreEntries: string[]; freedBytes: number }>('gc --keep 1 --yes');
       check(
         gc.removedStoreEntries.some((e) => /-hello-/.test(e)),
         'pkg gc --keep 1 removed no hello store entry',

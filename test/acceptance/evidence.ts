@@ -80,14 +80,16 @@ export async function pointLatest(base: string, runDir: string): Promise<void> {
 
 /**
  * Store images are sparse but big once written: only the newest `keep` run
- * folders keep theirs. The rest of each folder (logs, results) stays.
+ * folders keep theirs. The rest of each folder (logs, results) stays. A run
+ * without result.json has not finished (it writes that file last, just before
+ * pruning): its guest may still be using its store, which is never touched.
  */
 export async function pruneStoreImages(base: string, keep = 2): Promise<string[]> {
   const runs: string[] = [];
   for (const n of await readdir(base)) {
     if (n.startsWith('.') || n === 'latest') continue;
     const p = join(base, n);
-    if ((await stat(p)).isDirectory() && existsSync(join(p, 'store.img'))) runs.push(n);
+    if ((await stat(p)).isDirectory() && existsSync(join(p, 'store.img')) && existsSync(join(p, 'result.json'))) runs.push(n);
   }
   runs.sort();
   const removed: string[] = [];

@@ -139,7 +139,7 @@ export function driverScript(
     case 'cmake':
       phase('configure');
       lines.push(
-        `cmake -S . -B _swport_build -DCMAKE_INSTALL_PREFIX=${PREFIX} -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=OFF -DCMAKE_C_COMPILER="$CC" ${cross ? `-DCMAKE_TOOLCHAIN_FILE=${inner.toolchain ?? '$SWPORT_TOOLCHAIN'}/cross.cmake ` : ''}${args(b.configureArgs)}`,
+        `cmake -S . -B _swport_build -DCMAKE_INSTALL_PREFIX=${PREFIX} -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=OFF -DCMAKE_C_COMPILER="$CC" ${cross ? `-DCMAKE_TOOLCHAIN_FILE=${inner.toolchain ?? FIXED.toolchain}/cross.cmake ` : ''}${args(b.configureArgs)}`,
       );
       phase('build');
       lines.push(`cmake --build _swport_build -j "$JOBS" ${args(b.makeArgs)}`);
@@ -382,7 +382,7 @@ async function buildInto(
       innerHeadersDir: `${inner.toolchain}/kernel-headers`,
       innerSrcDir: inner.src,
     });
-    await writeFile(join(host.toolchain, 'build.sh'), driverScript(r, { ...inner }, target));
+    await writeFile(join(host.toolchain, 'build.sh'), driverScript(r, inner, target));
 
     const jobs = ctx.opts.jobs ?? availableParallelism();
     const env: Record<string, string> = {

@@ -88,6 +88,8 @@ export const ERROR_CODES = {
   E_READ_ONLY: ExitCode.STORE,
   E_BUILD: ExitCode.STORE,
   E_PATCH: ExitCode.STORE,
+  E_WRONG_ARCH: ExitCode.STORE,
+  E_NO_EMULATOR: ExitCode.STORE,
   // anything else
   E_INTERNAL: ExitCode.UNEXPECTED,
 } as const;

@@ -20,6 +20,7 @@ import {
 } from '../catalog/index.js';
 import type { PkgContext } from './context.js';
 import { readRepos } from './repos.js';
+import { foreignPackagesOf, refuseForeignOnly, type ForeignPackage } from './foreign-packages.js';
 import { loadCatalog, type LoadedCatalog } from './catalog-store.js';
 import { downloadFile, joinUrl } from './download.js';
 import {
@@ -108,6 +109,8 @@ export type MutationOptions = PlanGate<PlanView>;
 interface World {
   current: Generation | undefined;
   available: Available[];
+  /** Entries of the same catalogs for another arch or ABI: only to explain a request for one of them. */
+  foreign: ForeignPackage[];
   catalogVersions: Record<string, number>;
   /** Repositories configured but never updated (nothing to resolve from). */
   notUpdated: string[];
@@ -121,6 +124,7 @@ interface World {
 async function loadWorld(ctx: PkgContext, o: { catalogs: boolean | 'lenient'; warn: (m: string) => void }): Promise<World> {
   const current = await readCurrent(ctx);
   const available: Available[] = [];
+  const foreign: ForeignPackage[] = [];
   const catalogVersions: Record<string, number> = {};
   const notUpdated: string[] = [];
   if (o.catalogs) {
@@ -139,9 +143,10 @@ async function loadWorld(ctx: PkgContext, o: { catalogs: boolean | 'lenient'; wa
       }
       catalogVersions[r.name] = loaded.state.version;
       available.push(...availableFrom(ctx, loaded, [r.url, ...r.mirrors]));
+      foreign.push(...foreignPackagesOf(loaded.doc, ctx.client, r.name));
     }
   }
-  return { current, available, catalogVersions, notUpdated };
+  return { current, available, foreign, catalogVersions, notUpdated };
 }
 
 export function availableFrom(ctx: PkgContext, c: LoadedCatalog, bases: string[]): Available[] {
@@ -554,6 +559,7 @@ export async function installPackages(ctx: PkgContext, o: InstallOptions): Promi
       ...local.map((c) => ({ name: c.name, range: c.version })),
       ...o.specs.filter((s) => !isFileSpec(s)).map((s) => parseRequirement(s)),
     ];
+    refuseForeignOnly(install, [...local, ...w.available], w.foreign, ctx.client);
     // Local files first: for the same NAME@VERSION the first entry wins.
     const plan = resolve<Available, GenerationPackage>({
       available: [...local, ...w.available],

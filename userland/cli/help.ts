@@ -101,7 +101,10 @@ const ENVIRONMENT: [string, string][] = [
   ['PKG_FETCH_DEADLINE', 'default for --fetch-deadline (seconds)'],
   ['PKG_MAX_CATALOG_BYTES', 'catalog size cap (default 67108864, 64 MiB)'],
   ['PKG_FETCH_RETRIES', 'resume attempts per mirror after a reset or stall (default 2)'],
-  ['PKG_CLIENT_ARCH, PKG_CLIENT_ABI', 'this machine for compatibility checks (default x86_64, linux-musl-static)'],
+  [
+    'PKG_CLIENT_ARCH, PKG_CLIENT_ABI',
+    'this machine for compatibility checks (default: the arch Node runs on, x86_64 or aarch64; linux-musl-static)',
+  ],
 ];
 
 function wrap(text: string, width: number, indent: string): string[] {

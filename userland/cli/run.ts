@@ -8,6 +8,17 @@ import { CollectingReporter, TerminalReporter, escapeTerminalLines, jsonText, ok
 import { pkgVersion } from './version.js';
 import type { PkgContext, PlanGate } from '../index.js';
 
+/**
+ * The package arch of the machine pkg runs on, from Node's `process.arch`
+ * (the same bundle runs in the x86_64 and the aarch64 guest). Another arch
+ * keeps Node's name, which no package carries: every catalog is then refused
+ * as incompatible instead of installing programs this machine cannot run.
+ * PKG_CLIENT_ARCH overrides it.
+ */
+export function machineArch(nodeArch: string): string {
+  return nodeArch === 'x64' ? 'x86_64' : nodeArch === 'arm64' ? 'aarch64' : nodeArch;
+}
+
 /** The process edges, injectable so tests run the CLI in-process. */
 export interface CliIo {
   stdout: NodeJS.WritableStream & { isTTY?: boolean };
@@ -181,7 +192,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       reporter,
       command: ['pkg', ...argv.filter((a) => a !== '--json')].join(' '),
       client: {
-        arch: env['PKG_CLIENT_ARCH'] || DEFAULT_CLIENT.arch,
+        arch: env['PKG_CLIENT_ARCH'] || machineArch(process.arch),
         abi: env['PKG_CLIENT_ABI'] || DEFAULT_CLIENT.abi,
         format: envNumber(env, 'PKG_CLIENT_FORMAT') ?? DEFAULT_CLIENT.format,
       },

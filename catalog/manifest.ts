@@ -66,8 +66,39 @@ export interface PackageManifest {
 
 export const NAME_RE = /^[a-z0-9][a-z0-9+._-]{0,63}$/;
 const ABI_RE = /^[a-z0-9][a-z0-9._-]{0,63}$/;
-const MAX_PATH = 4096;
-const MAX_SEGMENT = 255;
+
+/**
+ * Bounds on what a package may declare, set from what real packages need
+ * (docs/design.md lists each with its reason). The largest seed port,
+ * tzdata, has 625 entries in a 95 KB manifest, paths of at most 47 bytes,
+ * 5 segments deep, and link targets of at most 25 bytes; every limit here
+ * is at least 20 times that, and each keeps a hostile package from costing
+ * memory, disk or time out of proportion before its bytes are checked.
+ */
+export const MANIFEST_LIMITS = {
+  /** Bytes of `.SWPKG/manifest.json`: 32 768 entries of about 256 bytes. */
+  manifestBytes: 8 * 1024 * 1024,
+  /** Entries (files, folders, symlinks) in one package. */
+  files: 32_768,
+  /** Bytes of one payload path; leaves room for `/pkg/store/<sha256>-NAME-VERSION/` within PATH_MAX (4096). */
+  pathBytes: 1024,
+  /** Bytes of one path segment (NAME_MAX). */
+  segmentBytes: 255,
+  /** Segments of one path. */
+  depth: 32,
+  /** Bytes of one symlink target. */
+  linkTargetBytes: 1024,
+} as const;
+
+/** The only modes a package carries: what the writer normalises to (no special bits, no group or world write). */
+export const ALLOWED_MODES: Record<FileType, readonly number[]> = {
+  file: [0o644, 0o755],
+  dir: [0o755],
+  symlink: [0o777],
+};
+
+// Control characters in a path or link target only serve to confuse terminals and scripts that print them.
+const CONTROL_CHARS = /[\u0000-\u001f\u007f]/;
 
 function bad(
   field: string,
@@ -107,15 +138,25 @@ export function assertRange(range: unknown, field: string): string {
  * read as well as write, because the archive is attacker-controlled input.
  */
 export function assertSafePath(path: unknown, field: string): string {
-  if (typeof path !== 'string' || path.length === 0 || path.length > MAX_PATH) {
+  if (typeof path !== 'string' || path.length === 0) {
     throw bad(field, path, 'must be a non-empty relative path', 'E_UNSAFE_PATH');
   }
-  if (path.startsWith('/') || path.includes('\\') || path.includes('\0')) {
-    throw bad(field, path, 'must be relative, without backslashes or NUL', 'E_UNSAFE_PATH');
+  if (Buffer.byteLength(path) > MANIFEST_LIMITS.pathBytes) {
+    throw bad(field, path.slice(0, 200), `is longer than ${MANIFEST_LIMITS.pathBytes} bytes`, 'E_UNSAFE_PATH');
   }
-  for (const seg of path.split('/')) {
-    if (seg === '' || seg === '.' || seg === '..' || seg.length > MAX_SEGMENT) {
+  if (path.startsWith('/') || path.includes('\\') || CONTROL_CHARS.test(path)) {
+    throw bad(field, path, 'must be relative, without backslashes, NUL or control characters', 'E_UNSAFE_PATH');
+  }
+  const segs = path.split('/');
+  if (segs.length > MANIFEST_LIMITS.depth) {
+    throw bad(field, path, `is more than ${MANIFEST_LIMITS.depth} folders deep`, 'E_UNSAFE_PATH');
+  }
+  for (const seg of segs) {
+    if (seg === '' || seg === '.' || seg === '..') {
       throw bad(field, path, 'must be normalised (no empty, "." or ".." segments) and stay inside the package', 'E_UNSAFE_PATH');
+    }
+    if (Buffer.byteLength(seg) > MANIFEST_LIMITS.segmentBytes) {
+      throw bad(field, path, `has a name longer than ${MANIFEST_LIMITS.segmentBytes} bytes`, 'E_UNSAFE_PATH');
     }
   }
   if (path === '.SWPKG' || path.startsWith('.SWPKG/')) {
@@ -126,8 +167,11 @@ export function assertSafePath(path: unknown, field: string): string {
 
 /** A symlink may only point inside the package: relative, and never climbing above the root. */
 export function assertSafeLinkTarget(linkPath: string, target: unknown, field: string): string {
-  if (typeof target !== 'string' || target.length === 0 || target.length > MAX_PATH || target.includes('\0')) {
-    throw bad(field, target, 'must be a non-empty link target', 'E_UNSAFE_PATH');
+  if (typeof target !== 'string' || target.length === 0 || CONTROL_CHARS.test(target)) {
+    throw bad(field, target, 'must be a non-empty link target without NUL or control characters', 'E_UNSAFE_PATH');
+  }
+  if (Buffer.byteLength(target) > MANIFEST_LIMITS.linkTargetBytes) {
+    throw bad(field, target.slice(0, 200), `is longer than ${MANIFEST_LIMITS.linkTargetBytes} bytes`, 'E_UNSAFE_PATH');
   }
   if (target.startsWith('/')) {
     throw bad(field, target, `(symlink ${linkPath}) is absolute and would point outside the package`, 'E_UNSAFE_PATH');
@@ -142,11 +186,22 @@ export function assertSafeLinkTarget(linkPath: string, target: unknown, field: s
   return target;
 }
 
-function assertMode(mode: unknown, field: string): number {
+/**
+ * Special bits (setuid, setgid, sticky) are refused as unsafe; any other
+ * mode than the writer's normalised ones (ALLOWED_MODES) is refused too, so
+ * a folder without search permission or a world-writable file cannot reach
+ * the store.
+ */
+function assertMode(mode: unknown, type: FileType, field: string): number {
   if (typeof mode !== 'number' || !Number.isInteger(mode) || mode < 0 || mode > 0o7777) {
     throw bad(field, mode, 'must be a permission number between 0 and 0o7777');
   }
-  if (mode & 0o6000) throw bad(field, `0o${mode.toString(8)}`, 'has setuid/setgid bits, which packages may not carry', 'E_UNSAFE_PATH');
+  if (mode & 0o7000)
+    throw bad(field, `0o${mode.toString(8)}`, 'has setuid, setgid or sticky bits, which packages may not carry', 'E_UNSAFE_PATH');
+  const allowed = ALLOWED_MODES[type];
+  if (!allowed.includes(mode)) {
+    throw bad(field, `0o${mode.toString(8)}`, `must be ${allowed.map((m) => `0o${m.toString(8)}`).join(' or ')} for a ${type}`);
+  }
   return mode;
 }
 
@@ -323,6 +378,7 @@ export function comparePaths(a: string, b: string): number {
 
 export function validateFiles(value: unknown): FileEntry[] {
   if (!Array.isArray(value)) throw bad('files', value, 'must be an array');
+  if (value.length > MANIFEST_LIMITS.files) throw bad('files', value.length, `lists more than ${MANIFEST_LIMITS.files} entries`);
   const seen = new Map<string, FileType>();
   const out: FileEntry[] = [];
   value.forEach((raw: unknown, i) => {
@@ -335,8 +391,11 @@ export function validateFiles(value: unknown): FileEntry[] {
     const path = assertSafePath(raw['path'], `${field}.path`);
     if (seen.has(path)) throw bad(`${field}.path`, path, 'is listed twice');
     const type = raw['type'];
-    const mode = assertMode(raw['mode'], `${field}.mode`);
-    const entry: FileEntry = { path, type: type as FileType, mode };
+    if (type !== 'file' && type !== 'dir' && type !== 'symlink') {
+      throw bad(`${field}.type`, type, 'must be file, dir or symlink (devices, fifos and hardlinks are refused)', 'E_UNSAFE_PATH');
+    }
+    const mode = assertMode(raw['mode'], type, `${field}.mode`);
+    const entry: FileEntry = { path, type, mode };
     if (type === 'file') {
       const size = raw['size'];
       const sha = raw['sha256'];
@@ -349,11 +408,8 @@ export function validateFiles(value: unknown): FileEntry[] {
     } else if (type === 'symlink') {
       entry.target = assertSafeLinkTarget(path, raw['target'], `${field}.target`);
       if (raw['size'] !== undefined || raw['sha256'] !== undefined) throw bad(field, raw, 'a symlink has no size or sha256');
-    } else if (type === 'dir') {
-      if (raw['size'] !== undefined || raw['sha256'] !== undefined || raw['target'] !== undefined)
-        throw bad(field, raw, 'a dir has no size, sha256 or target');
-    } else {
-      throw bad(`${field}.type`, type, 'must be file, dir or symlink (devices, fifos and hardlinks are refused)', 'E_UNSAFE_PATH');
+    } else if (raw['size'] !== undefined || raw['sha256'] !== undefined || raw['target'] !== undefined) {
+      throw bad(field, raw, 'a dir has no size, sha256 or target');
     }
     seen.set(path, entry.type);
     out.push(entry);

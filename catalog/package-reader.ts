@@ -5,19 +5,22 @@ import { createGunzip } from 'node:zlib';
 import { once } from 'node:events';
 import { join, dirname } from 'node:path';
 import { Parser, type ReadEntry } from 'tar';
-import { SwpkgError, fromFsError } from './errors.js';
-import { parseJson, canonicalBytes } from './canonical-json.js';
-import { validateManifest, type FileEntry, type PackageManifest } from './manifest.js';
-import { verifyBytes, type PublicKeyFile, type Signature } from './keys.js';
+import { ERROR_CODES, ExitCode, SwpkgError, fromFsError } from './errors.js';
+import { MANIFEST_LIMITS, validateManifest, type FileEntry, type PackageManifest } from './manifest.js';
+import { verifyBytes, type PublicKeyFile } from './keys.js';
+import { pae, parseDetachedSignature, type DetachedSignature } from './envelope.js';
+import { parseStrictJson } from './strict-json.js';
 import { MANIFEST_ENTRY, SIGNATURE_ENTRY } from './package-writer.js';
 
-/** The manifest is small; anything larger is not a package we wrote. */
-const MAX_MANIFEST_BYTES = 16 * 1024 * 1024;
 const MAX_SIGNATURE_BYTES = 64 * 1024;
+/** One PAX (or GNU long name) record; node-tar buffers it whole. */
+const MAX_TAR_META_BYTES = 16 * 1024;
 
 export interface PackageHeader {
   manifest: PackageManifest;
-  signature?: Signature;
+  /** The exact bytes of `.SWPKG/manifest.json`: what a package signature covers. */
+  manifestBytes: Uint8Array;
+  signature?: DetachedSignature;
 }
 
 export interface VerifiedPackage extends PackageHeader {
@@ -30,11 +33,46 @@ export interface ReadOptions {
   maxBytes?: number;
   /** Refuse unless the whole archive hashes to this (E_HASH_MISMATCH). */
   expectedSha256?: string;
+  /**
+   * The installed size the signed catalog declares. A manifest that
+   * declares another size is refused before any payload entry is read
+   * (more: E_TOO_LARGE; less: E_CORRUPT), and the payload stops at it.
+   */
+  installedSize?: number;
+  /** Told the compressed bytes read so far after each read, for progress in bytes (a big package moves the bar too). */
+  onBytes?: (compressedBytes: number) => void;
 }
 
 export interface ExtractOptions extends ReadOptions {
   /** fsync each file before returning, so a rename of destDir afterwards survives power loss. Default true. */
   fsync?: boolean;
+}
+
+/**
+ * A manifest inside an archive came from outside: a field that fails a
+ * check is a verification refusal (exit 3), not the usage error the same
+ * check means for `swpkg pack`'s own input. Codes that already say
+ * "refused" (E_UNSAFE_PATH, a strict-parser code) pass through.
+ */
+function outsideManifest(path: string, e: unknown): unknown {
+  if (!(e instanceof SwpkgError) || ERROR_CODES[e.code] !== ExitCode.USAGE) return e;
+  return new SwpkgError('E_BAD_MANIFEST', `${path}: ${e.message}`, {
+    hint: 'the package is malformed or hostile; do not install it, and tell whoever published it',
+    details: { path, ...e.details, check: e.code },
+    cause: e,
+  });
+}
+
+function installedSizeMismatch(path: string, m: PackageManifest, declared: number): SwpkgError {
+  const larger = m.installedSize > declared;
+  return new SwpkgError(
+    larger ? 'E_TOO_LARGE' : 'E_CORRUPT',
+    `${path}: ${m.name}@${m.version} unpacks to ${m.installedSize} bytes, the signed catalog says ${declared}`,
+    {
+      hint: 'the repository catalog and the package disagree (a hostile or broken package); tell the publisher',
+      details: { path, declared, manifest: m.installedSize },
+    },
+  );
 }
 
 function corrupt(path: string, why: string, cause?: unknown): SwpkgError {
@@ -83,18 +121,30 @@ async function streamPackage(path: string, opts: ReadOptions, sink: Sink, header
   let compressed = 0;
   let failure: unknown;
   let manifest: PackageManifest | undefined;
-  let signature: Signature | undefined;
+  let manifestBytes: Uint8Array | undefined;
+  let signature: DetachedSignature | undefined;
   let index = 0; // entries seen (manifest = 0)
   let fileIdx = 0; // next expected manifest file
   let current: { entry: FileEntry; hash: Hash; n: number } | undefined;
   let done = false;
+  // Payload bytes handed to the sink, against the smaller of the catalog's and the manifest's installed size.
+  let unpacked = 0;
+  let unpackLimit = Infinity;
 
   const fail = (e: unknown): void => {
     if (failure === undefined) failure = e;
   };
 
-  const parser = new Parser({ strict: true });
+  // PAX records are buffered whole by the parser: ours hold a path and a link target (1 KiB each at most).
+  const parser = new Parser({ strict: true, maxMetaEntrySize: MAX_TAR_META_BYTES });
   parser.on('warn', (_code: string, message: string) => fail(corrupt(path, `tar: ${message}`)));
+  parser.on('ignoredEntry', (entry: ReadEntry) =>
+    fail(
+      new SwpkgError('E_TOO_LARGE', `${path}: a tar metadata record of ${entry.size} bytes is larger than ${MAX_TAR_META_BYTES}`, {
+        details: { path, limit: MAX_TAR_META_BYTES, size: entry.size },
+      }),
+    ),
+  );
   parser.on('error', (e: Error) => fail(corrupt(path, `tar: ${e.message}`, e)));
 
   parser.on('entry', (entry: ReadEntry) => {
@@ -110,9 +160,23 @@ async function streamPackage(path: string, opts: ReadOptions, sink: Sink, header
       if (position === 0) {
         if (entryPath !== MANIFEST_ENTRY || type !== 'file')
           throw corrupt(path, `first entry must be ${MANIFEST_ENTRY}, found ${JSON.stringify(entryPath)}`);
-        if (entry.size > MAX_MANIFEST_BYTES) throw corrupt(path, 'manifest is too large');
+        if (entry.size > MANIFEST_LIMITS.manifestBytes) {
+          throw new SwpkgError('E_TOO_LARGE', `${path}: the manifest is ${entry.size} bytes, more than ${MANIFEST_LIMITS.manifestBytes}`, {
+            hint: 'the package is malformed or hostile; do not install it',
+            details: { path, limit: MANIFEST_LIMITS.manifestBytes, size: entry.size },
+          });
+        }
         collect(entry, (buf) => {
-          manifest = validateManifest(parseJson(buf, `${path}: ${MANIFEST_ENTRY}`));
+          try {
+            manifest = validateManifest(parseStrictJson(buf, `${path}: ${MANIFEST_ENTRY}`));
+          } catch (e) {
+            throw outsideManifest(path, e);
+          }
+          manifestBytes = buf;
+          unpackLimit = Math.min(manifest.installedSize, opts.installedSize ?? Infinity);
+          if (opts.installedSize !== undefined && manifest.installedSize !== opts.installedSize) {
+            throw installedSizeMismatch(path, manifest, opts.installedSize);
+          }
         });
         return;
       }
@@ -120,9 +184,7 @@ async function streamPackage(path: string, opts: ReadOptions, sink: Sink, header
       if (position === 1 && entryPath === SIGNATURE_ENTRY) {
         if (type !== 'file' || entry.size > MAX_SIGNATURE_BYTES) throw corrupt(path, 'signature entry is malformed');
         collect(entry, (buf) => {
-          const s = parseJson(buf, `${path}: ${SIGNATURE_ENTRY}`) as Partial<Signature> | null;
-          if (!s || typeof s.keyid !== 'string' || typeof s.sig !== 'string') throw corrupt(path, 'signature entry is malformed');
-          signature = { keyid: s.keyid, sig: s.sig };
+          signature = parseDetachedSignature(buf, `${path}: ${SIGNATURE_ENTRY}`);
           if (headerOnly) done = true;
         });
         return;
@@ -185,6 +247,15 @@ async function streamPackage(path: string, opts: ReadOptions, sink: Sink, header
         const cur = current;
         entry.on('data', (chunk: Buffer) => {
           if (failure !== undefined) return;
+          unpacked += chunk.length;
+          if (unpacked > unpackLimit) {
+            fail(
+              new SwpkgError('E_TOO_LARGE', `${path}: the payload unpacks to more than the ${unpackLimit} bytes declared`, {
+                details: { path, entry: cur.entry.path, limit: unpackLimit },
+              }),
+            );
+            return;
+          }
           cur.hash.update(chunk);
           cur.n += chunk.length;
           try {
@@ -243,6 +314,7 @@ async function streamPackage(path: string, opts: ReadOptions, sink: Sink, header
     const buf = chunk as Buffer;
     compressed += buf.length;
     pkgHash.update(buf);
+    opts.onBytes?.(compressed);
     if (opts.maxBytes !== undefined && compressed > opts.maxBytes) {
       fail(
         new SwpkgError('E_TOO_LARGE', `${path} is larger than the ${opts.maxBytes} bytes allowed`, {
@@ -275,13 +347,13 @@ async function streamPackage(path: string, opts: ReadOptions, sink: Sink, header
     sink.abort();
     throw failure instanceof SwpkgError ? failure : corrupt(path, String((failure as Error)?.message ?? failure), failure);
   }
-  if (manifest === undefined) throw corrupt(path, 'archive ended before its manifest');
+  if (manifest === undefined || manifestBytes === undefined) throw corrupt(path, 'archive ended before its manifest');
   if (!headerOnly) {
     if (fileIdx !== manifest.files.length) {
       throw corrupt(path, `archive ended after ${fileIdx} of ${manifest.files.length} files the manifest lists`);
     }
   }
-  const result: VerifiedPackage = { manifest, sha256: pkgHash.digest('hex'), size: compressed };
+  const result: VerifiedPackage = { manifest, manifestBytes, sha256: pkgHash.digest('hex'), size: compressed };
   if (signature !== undefined) result.signature = signature;
   if (!headerOnly && opts.expectedSha256 !== undefined && result.sha256 !== opts.expectedSha256) {
     throw new SwpkgError('E_HASH_MISMATCH', `${path} has SHA-256 ${result.sha256}, expected ${opts.expectedSha256}`, {
@@ -294,7 +366,7 @@ async function streamPackage(path: string, opts: ReadOptions, sink: Sink, header
 /** Reads only the manifest and signature entries; the payload is not checked. */
 export async function readPackageHeader(path: string): Promise<PackageHeader> {
   const r = await streamPackage(path, {}, nullSink, true);
-  const out: PackageHeader = { manifest: r.manifest };
+  const out: PackageHeader = { manifest: r.manifest, manifestBytes: r.manifestBytes };
   if (r.signature !== undefined) out.signature = r.signature;
   return out;
 }
@@ -354,33 +426,38 @@ export async function extractPackage(path: string, destDir: string, opts: Extrac
 }
 
 /**
- * Checks a package's own signature against keys the caller trusts. The
- * signature covers the manifest's canonical bytes, which hash every file.
+ * Checks a package's own signature against keys the caller trusts: a DSSE
+ * signature over PAE(manifest type, the manifest entry's exact bytes); the
+ * manifest hashes every file, so this signs every byte. One valid signature
+ * by a trusted key suffices; a trusted key's signature that fails is
+ * tampering and refused even if another verifies.
  */
 export function verifyPackageSignature(header: PackageHeader, trustedKeys: PublicKeyFile[]): { keyid: string } {
-  const sig = header.signature;
-  if (!sig) {
-    throw new SwpkgError('E_UNTRUSTED', `${header.manifest.name}@${header.manifest.version} is not signed`, {
+  const env = header.signature;
+  const id = `${header.manifest.name}@${header.manifest.version}`;
+  if (!env || env.signatures.length === 0) {
+    throw new SwpkgError('E_UNTRUSTED', `${id} is not signed`, {
       hint: 'install it from a repository, sign it with `swpkg pack --key`, or pass --allow-untrusted if you trust this file',
     });
   }
-  const key = trustedKeys.find((k) => k.keyid === sig.keyid);
-  if (!key) {
-    throw new SwpkgError(
-      'E_UNKNOWN_KEY',
-      `${header.manifest.name}@${header.manifest.version} is signed by key ${sig.keyid}, which is not trusted`,
-      {
-        hint: 'trust the key with `pkg key add FILE.pub`, or add the repository whose catalog key signed it',
-        details: { keyid: sig.keyid },
-      },
-    );
+  const message = pae(env.payloadType, header.manifestBytes);
+  let good: string | undefined;
+  for (const sig of env.signatures) {
+    const key = trustedKeys.find((k) => k.keyid === sig.keyid);
+    if (!key) continue;
+    if (!verifyBytes(message, sig.sig, key.public)) {
+      throw new SwpkgError('E_SIGNATURE', `the signature of ${id} does not verify`, { details: { keyid: sig.keyid } });
+    }
+    good ??= sig.keyid;
   }
-  if (!verifyBytes(canonicalBytes(header.manifest), sig.sig, key.public)) {
-    throw new SwpkgError('E_SIGNATURE', `the signature of ${header.manifest.name}@${header.manifest.version} does not verify`, {
-      details: { keyid: sig.keyid },
+  if (good === undefined) {
+    const ids = env.signatures.map((s) => s.keyid);
+    throw new SwpkgError('E_UNKNOWN_KEY', `${id} is signed by key ${ids.join(', ')}, which is not trusted`, {
+      hint: 'trust the key with `pkg key add FILE.pub`, or add the repository whose catalog key signed it',
+      details: { keyid: ids[0], keyids: ids },
     });
   }
-  return { keyid: sig.keyid };
+  return { keyid: good };
 }
 
 export async function removeQuietly(path: string): Promise<void> {

@@ -29,8 +29,10 @@ print_summary() {
 stage setup bash scripts/setup.sh
 export PATH="$PWD/node_modules/.bin:$PATH"
 stage build npm run --silent build
-# The pinned guest kernel and busybox, verified by SHA-256 (from ../shared/sources, else apt).
+# The pinned guest kernels, busybox and (aarch64) Node runtime, verified by SHA-256: from
+# ../shared/sources, else the download cache (~/.cache/swpkg), else apt-get download / npm pack.
 stage "guest kernel fetch" node dist/images/kernel-packages.js
+stage "guest kernel fetch aarch64" node dist/images/kernel-packages.js --arch aarch64
 stage typecheck npx tsc -p tsconfig.json
 stage lint npm run --silent lint
 stage "unit+integration tests" npx vitest run
@@ -46,8 +48,13 @@ fi
 if [ -f test/acceptance/run.ts ]; then
   if [ "$FULL" = 1 ]; then
     stage "guest acceptance (all)" npm run --silent test:acceptance -- --all
+    stage "guest acceptance aarch64 (all)" npm run --silent test:acceptance -- --arch aarch64 --all
   else
     stage "guest acceptance (CI subset)" npm run --silent test:acceptance -- --ci
+    # The aarch64 guest runs under TCG on an x86_64 host: the scenarios that show it boots, installs
+    # and runs its own seed ports, and refuses what it must (incompatible arch included).
+    stage "guest acceptance aarch64 (CI subset)" npm run --silent test:acceptance -- --arch aarch64 \
+      --scenario boot --scenario install-seed --scenario rejections --scenario local-file
   fi
 fi
 print_summary

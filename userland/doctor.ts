@@ -14,6 +14,7 @@ import {
 } from './generation.js';
 import { checkStoreEntry, listStoreEntries, readStoreManifest } from './store.js';
 import { findLeftovers } from './writer.js';
+import { newestCompleteGeneration } from './generation-check.js';
 import { readLockHolder } from './lock.js';
 
 export interface DoctorProblem {
@@ -105,7 +106,16 @@ export async function doctor(ctx: PkgContext): Promise<DoctorReport> {
   try {
     cur = await currentNumber(ctx);
   } catch (e) {
-    problems.push({ kind: 'dangling-current', path: 'current', detail: e instanceof SwpkgError ? e.message : String(e) });
+    const fallback = await newestCompleteGeneration(ctx);
+    problems.push({
+      kind: 'dangling-current',
+      path: 'current',
+      detail: `${e instanceof SwpkgError ? e.message : String(e)}; ${
+        fallback
+          ? `the next change falls back to generation ${fallback.generation}, the newest complete one (or \`pkg rollback --to ${fallback.generation}\` now)`
+          : `no complete generation is left: remove ${ctx.paths.current} to start from an empty installed set`
+      }`,
+    });
   }
   const gens = await listGenerationNumbers(ctx);
   const referenced = new Set<string>();

@@ -5,14 +5,42 @@ import { SwpkgError, ERROR_CODES, ExitCode, fromFsError, type Reporter } from '.
 import { networkError, type HttpResponse, type HttpTransport } from './http-transport.js';
 import { crashPoint } from './crash-point.js';
 
-/** Bounds every transfer: too slow is a stall, too long is an endless-data attack. */
+/**
+ * Bounds every transfer in time (slow-retrieval attacks); the size caps
+ * (endless data) come from the signed metadata. Each failure is E_STALLED
+ * with `details.rule` naming which bound: `window`, `rate` or `deadline`.
+ */
 export interface TransferLimits {
-  /** A window with fewer than `minBytes` bytes received is a stall (E_STALLED). */
+  /** A window with fewer than `minBytes` bytes received is a stall; also the wait for response headers. */
   stallMs: number;
   minBytes: number;
+  /**
+   * Minimum average rate since the body began, checked at the end of every
+   * window: a server dripping a byte every few seconds passes the window
+   * rule but not this one. 0 turns it off.
+   */
+  minBytesPerSecond: number;
+  /** One file from one server, resumes included, must be complete within this. 0 turns it off. */
+  deadlineMs: number;
 }
 
-export const DEFAULT_LIMITS: TransferLimits = { stallMs: 30_000, minBytes: 1 };
+export const DEFAULT_LIMITS: TransferLimits = { stallMs: 30_000, minBytes: 1, minBytesPerSecond: 1024, deadlineMs: 30 * 60_000 };
+
+/** When the transfer of one file must be done by (epoch ms), from its limits. */
+export function deadlineFrom(limits: TransferLimits, start = Date.now()): number {
+  return limits.deadlineMs > 0 ? start + limits.deadlineMs : Infinity;
+}
+
+function deadlineError(url: string, limits: TransferLimits, received: number): SwpkgError {
+  return new SwpkgError(
+    'E_STALLED',
+    `${url}: not complete within the deadline of ${limits.deadlineMs / 1000} s (${received} bytes received)`,
+    {
+      hint: 'the mirror is too slow for this file (slow mirror or slow-retrieval attack); rerun to resume, add a mirror, or raise --fetch-deadline',
+      details: { url, rule: 'deadline', deadlineMs: limits.deadlineMs, received },
+    },
+  );
+}
 
 /** Error codes that mean "this mirror failed, another may work". Anything else (disk full) stops at once. */
 function isMirrorFailure(e: unknown): boolean {
@@ -48,6 +76,22 @@ export async function tryMirrors<T>(bases: string[], attempt: (base: string) => 
   throw chosen;
 }
 
+/**
+ * Bytes a server sent that fail a check are a verification refusal (exit 3),
+ * never a usage error (exit 2): they are not the user's mistake. A failure
+ * whose code is usage-class (a JSON syntax error, a schema rule) is re-coded
+ * E_CORRUPT naming the source, with the original code in `details.check`;
+ * every other error passes through unchanged.
+ */
+export function refusedFromServer(e: unknown, source: string): unknown {
+  if (!(e instanceof SwpkgError) || ERROR_CODES[e.code] !== ExitCode.USAGE) return e;
+  return new SwpkgError('E_CORRUPT', `${source} from the server is malformed: ${e.message}`, {
+    hint: 'the server sends a broken or hostile document; use another mirror or tell the publisher',
+    details: { source, ...e.details, check: e.code },
+    cause: e,
+  });
+}
+
 /** Joins a repository base URL and a relative path; the base is treated as a folder. */
 export function joinUrl(base: string, path: string): string {
   return new URL(path, base.endsWith('/') ? base : `${base}/`).toString();
@@ -71,27 +115,66 @@ function tooLarge(url: string, limit: number, seen: number): SwpkgError {
 }
 
 /**
- * Reads a body while enforcing the stall rule: every `stallMs` at least
- * `minBytes` must have arrived, or the transfer is aborted with E_STALLED.
+ * Reads a body while enforcing the time bounds: every `stallMs` at least
+ * `minBytes` must have arrived (window), the average since the body began
+ * must stay at `minBytesPerSecond` (rate), and the body must end before
+ * `deadlineAt` (deadline); otherwise the transfer is aborted with E_STALLED.
  */
-async function* guarded(url: string, res: HttpResponse, limits: TransferLimits, ctl: AbortController): AsyncGenerator<Uint8Array> {
+async function* guarded(
+  url: string,
+  res: HttpResponse,
+  limits: TransferLimits,
+  ctl: AbortController,
+  deadlineAt: number,
+): AsyncGenerator<Uint8Array> {
   let window = 0;
+  let total = 0;
+  const began = Date.now();
   let stalled: SwpkgError | undefined;
+  const stop = (e: SwpkgError): void => {
+    stalled ??= e;
+    ctl.abort(stalled);
+    void res.discard();
+  };
   const timer = setInterval(() => {
+    const elapsed = Date.now() - began;
+    const rate = total / (elapsed / 1000);
     if (window < limits.minBytes) {
-      stalled = new SwpkgError('E_STALLED', `${url}: fewer than ${limits.minBytes} bytes in ${limits.stallMs} ms`, {
-        hint: 'the transfer stalled (slow mirror or slow-retrieval attack); rerun to resume, or add a mirror',
-        details: { url, stallMs: limits.stallMs, minBytes: limits.minBytes },
-      });
-      ctl.abort(stalled);
-      void res.discard();
+      stop(
+        new SwpkgError('E_STALLED', `${url}: fewer than ${limits.minBytes} bytes in ${limits.stallMs} ms`, {
+          hint: 'the transfer stalled (slow mirror or slow-retrieval attack); rerun to resume, or add a mirror',
+          details: { url, rule: 'window', stallMs: limits.stallMs, minBytes: limits.minBytes },
+        }),
+      );
+    } else if (limits.minBytesPerSecond > 0 && rate < limits.minBytesPerSecond) {
+      stop(
+        new SwpkgError(
+          'E_STALLED',
+          `${url}: ${total} bytes in ${(elapsed / 1000).toFixed(1)} s is ${Math.floor(rate)} B/s, below the minimum average of ${limits.minBytesPerSecond} B/s`,
+          {
+            hint: 'the mirror is too slow (slow mirror or slow-retrieval attack); rerun to resume, add a mirror, or lower --min-rate',
+            details: {
+              url,
+              rule: 'rate',
+              minBytesPerSecond: limits.minBytesPerSecond,
+              bytesPerSecond: Math.floor(rate),
+              received: total,
+              elapsedMs: elapsed,
+            },
+          },
+        ),
+      );
     }
     window = 0;
   }, limits.stallMs);
+  const remaining = deadlineAt - Date.now();
+  // Past 2^31-1 ms Node fires a timer at once; a deadline that far away is no deadline.
+  const deadline = remaining < 2 ** 31 - 1 ? setTimeout(() => stop(deadlineError(url, limits, total)), Math.max(0, remaining)) : undefined;
   try {
     for await (const chunk of res.body) {
       if (stalled) throw stalled;
       window += chunk.length;
+      total += chunk.length;
       yield chunk;
     }
     if (stalled) throw stalled;
@@ -100,6 +183,96 @@ async function* guarded(url: string, res: HttpResponse, limits: TransferLimits, 
     throw networkError(url, e);
   } finally {
     clearInterval(timer);
+    if (deadline) clearTimeout(deadline);
+  }
+}
+
+/** The wait for response headers: one stall window, and never past the file's deadline. */
+function headersTimeout(url: string, limits: TransferLimits, deadlineAt: number): number {
+  const remaining = deadlineAt - Date.now();
+  if (remaining <= 0) throw deadlineError(url, limits, 0);
+  return Math.max(1, Math.min(limits.stallMs, remaining));
+}
+
+/** Redirect hops followed for one request; static hosts and CDNs need one or two. */
+export const MAX_REDIRECTS = 5;
+const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
+
+/** The origins (scheme, host, port) of a repository's servers: where a redirect may lead. */
+export function originsOf(urls: string[]): string[] {
+  const out = new Set<string>();
+  for (const u of urls) {
+    try {
+      out.add(new URL(u).origin);
+    } catch {
+      // not a URL: it allows nothing
+    }
+  }
+  return [...out];
+}
+
+/**
+ * GETs `url` and follows redirects itself (transports never do): only to
+ * http(s) URLs on one of `origins` (the repository's own servers, the
+ * primary and its configured mirrors), never to a URL already visited, at
+ * most MAX_REDIRECTS hops. Anything else is refused with a coded error
+ * before a byte of the other location is read. A redirect to another host
+ * would let whoever controls one server make pkg talk to any host (in the
+ * guest: anything reachable from 10.0.2.2), so it is refused, not followed.
+ */
+async function getFollowing(
+  transport: HttpTransport,
+  url: string,
+  o: { headers: Record<string, string>; signal: AbortSignal; origins: string[]; limits: TransferLimits; deadlineAt: number },
+): Promise<HttpResponse> {
+  const visited = [url];
+  let at = url;
+  for (;;) {
+    const res = await transport.get(at, {
+      headers: o.headers,
+      signal: o.signal,
+      headersTimeoutMs: headersTimeout(at, o.limits, o.deadlineAt),
+    });
+    if (!REDIRECT_STATUSES.has(res.status)) return res;
+    const location = res.header('location');
+    await res.discard();
+    let next: URL;
+    try {
+      if (location === undefined || location === '') throw new Error('no Location');
+      next = new URL(location, at);
+    } catch {
+      throw new SwpkgError('E_HTTP', `${at} answered HTTP ${res.status} without a usable Location`, {
+        hint: 'the server is misconfigured; use another mirror',
+        details: { url: at, status: res.status, location },
+      });
+    }
+    const target = next.toString();
+    if (next.protocol !== 'http:' && next.protocol !== 'https:') {
+      throw new SwpkgError('E_REDIRECT', `${at} redirects to ${next.protocol}// URL ${target}; pkg only follows http and https`, {
+        hint: 'a repository server may only redirect to itself or to a configured mirror; use another mirror',
+        details: { url, from: at, to: target, reason: 'scheme' },
+      });
+    }
+    if (!o.origins.includes(next.origin)) {
+      throw new SwpkgError('E_REDIRECT', `${at} redirects to ${next.origin}, which is not one of this repository's servers`, {
+        hint: `pkg follows redirects only within ${o.origins.join(', ')}; if the other host is a real mirror, add it with \`pkg repo set NAME URL --mirror ${next.origin}/\``,
+        details: { url, from: at, to: target, reason: 'origin', allowed: o.origins },
+      });
+    }
+    if (visited.includes(target)) {
+      throw new SwpkgError('E_REDIRECT_LOOP', `${url} redirects in a loop (${[...visited, target].join(' -> ')})`, {
+        hint: 'the server is misconfigured; use another mirror or tell the publisher',
+        details: { url, chain: [...visited, target] },
+      });
+    }
+    visited.push(target);
+    if (visited.length > MAX_REDIRECTS + 1) {
+      throw new SwpkgError('E_REDIRECT_LOOP', `${url} redirects more than ${MAX_REDIRECTS} times`, {
+        hint: 'the server is misconfigured; use another mirror or tell the publisher',
+        details: { url, chain: visited },
+      });
+    }
+    at = target;
   }
 }
 
@@ -107,6 +280,8 @@ export interface FetchBytesOptions {
   transport: HttpTransport;
   maxBytes: number;
   limits: TransferLimits;
+  /** Origins a redirect may lead to (the repository's servers); default the URL's own. */
+  origins?: string[];
 }
 
 /**
@@ -116,10 +291,13 @@ export interface FetchBytesOptions {
  */
 export async function fetchBytes(url: string, o: FetchBytesOptions): Promise<Uint8Array> {
   const ctl = new AbortController();
-  const res = await o.transport.get(url, {
+  const deadlineAt = deadlineFrom(o.limits);
+  const res = await getFollowing(o.transport, url, {
     headers: { 'accept-encoding': 'identity' },
     signal: ctl.signal,
-    headersTimeoutMs: o.limits.stallMs,
+    origins: o.origins ?? originsOf([url]),
+    limits: o.limits,
+    deadlineAt,
   });
   if (res.status !== 200) {
     await res.discard();
@@ -132,7 +310,7 @@ export async function fetchBytes(url: string, o: FetchBytesOptions): Promise<Uin
   }
   const chunks: Uint8Array[] = [];
   let n = 0;
-  for await (const chunk of guarded(url, res, o.limits, ctl)) {
+  for await (const chunk of guarded(url, res, o.limits, ctl, deadlineAt)) {
     n += chunk.length;
     if (n > o.maxBytes) {
       await res.discard();
@@ -155,6 +333,8 @@ export interface DownloadOptions {
   retries?: number;
   reporter?: Reporter;
   label?: string;
+  /** Origins a redirect may lead to; default the origins of every URL given (the primary and its mirrors). */
+  origins?: string[];
 }
 
 export interface DownloadResult {
@@ -208,9 +388,11 @@ export async function downloadFile(urls: string[], o: DownloadOptions): Promise<
     async (url) => {
       const retries = o.retries ?? 2;
       let restarted = false;
+      // One deadline per file per server: resuming after a stall does not start the clock again.
+      const deadlineAt = deadlineFrom(o.limits);
       for (let attempt = 0; ; attempt++) {
         try {
-          const r = await downloadOnce(url, o);
+          const r = await downloadOnce(url, o, deadlineAt, o.origins ?? originsOf(urls));
           transferred += r.transferred;
           resumedFrom = r.resumedFrom;
           return r;
@@ -222,7 +404,8 @@ export async function downloadFile(urls: string[], o: DownloadOptions): Promise<
             o.reporter?.warn(`${url}: the resumed download did not verify; downloading it again from the start`);
             continue;
           }
-          const retryable = e instanceof SwpkgError && (e.code === 'E_NETWORK' || e.code === 'E_STALLED');
+          const retryable =
+            e instanceof SwpkgError && (e.code === 'E_NETWORK' || (e.code === 'E_STALLED' && e.details['rule'] !== 'deadline'));
           if (!retryable || attempt >= retries) throw e;
           o.reporter?.warn(`${url}: ${e.message}; resuming (attempt ${attempt + 2} of ${retries + 1})`);
         }
@@ -233,7 +416,7 @@ export async function downloadFile(urls: string[], o: DownloadOptions): Promise<
   return { path: result.path, transferred, resumedFrom, cached: false };
 }
 
-async function downloadOnce(url: string, o: DownloadOptions): Promise<DownloadResult> {
+async function downloadOnce(url: string, o: DownloadOptions, deadlineAt: number, origins: string[]): Promise<DownloadResult> {
   const part = `${o.dest}.part`;
   let have = (await sizeOf(part)) ?? 0;
   if (have > o.size) {
@@ -251,7 +434,7 @@ async function downloadOnce(url: string, o: DownloadOptions): Promise<DownloadRe
   const headers: Record<string, string> = { 'accept-encoding': 'identity' };
   if (have > 0) headers['range'] = `bytes=${have}-`;
   crashPoint('download.request');
-  const res = await o.transport.get(url, { headers, signal: ctl.signal, headersTimeoutMs: o.limits.stallMs });
+  const res = await getFollowing(o.transport, url, { headers, signal: ctl.signal, origins, limits: o.limits, deadlineAt });
   if (have > 0 && res.status === 416) {
     await res.discard();
     // The server has nothing past our part: either the part is complete, or it is garbage.
@@ -301,7 +484,7 @@ async function downloadOnce(url: string, o: DownloadOptions): Promise<DownloadRe
   let got = 0;
   let closed = false;
   try {
-    for await (const chunk of guarded(url, res, o.limits, ctl)) {
+    for await (const chunk of guarded(url, res, o.limits, ctl, deadlineAt)) {
       if (have + got + chunk.length > o.size) {
         await res.discard();
         await fh.close();

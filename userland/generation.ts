@@ -104,7 +104,7 @@ export async function currentNumber(ctx: PkgContext): Promise<number | undefined
     await lstat(join(generationDir(ctx, n), GENERATION_FILE));
   } catch {
     throw new SwpkgError('E_STORE', `current points to generation ${n}, which does not exist (dangling)`, {
-      hint: 'run `pkg doctor`, then `pkg rollback --to N` to an existing generation',
+      hint: 'the next install, remove, upgrade or gc falls back to the newest complete generation; or choose one with `pkg rollback --to N`',
       details: { target, generation: n },
     });
   }

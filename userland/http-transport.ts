@@ -10,6 +10,9 @@ export interface HttpResponse {
   discard(): Promise<void>;
 }
 
+/** Response headers larger than this are refused (E_HEADERS_TOO_LARGE); Node's own HTTP parser default. */
+export const MAX_HEADER_BYTES = 16 * 1024;
+
 export interface HttpRequest {
   headers: Record<string, string>;
   signal: AbortSignal;
@@ -20,7 +23,9 @@ export interface HttpRequest {
 /**
  * The network edge of pkg, kept small so tests can swap it: `undiciTransport`
  * talks to real servers; `fetchTransport` goes through WHATWG fetch, where
- * msw intercepts unit-level edge cases.
+ * msw intercepts unit-level edge cases. A transport never follows
+ * redirects: it returns the 3xx, and `download.ts` decides which to follow
+ * (same origin or another configured server of the repository).
  */
 export interface HttpTransport {
   get(url: string, req: HttpRequest): Promise<HttpResponse>;
@@ -32,6 +37,13 @@ export function networkError(url: string, e: unknown): SwpkgError {
   if (e instanceof SwpkgError) return e;
   const err = e as { code?: string; message?: string; cause?: { code?: string; message?: string } };
   const code = err?.code ?? err?.cause?.code;
+  if (code === 'UND_ERR_HEADERS_OVERFLOW') {
+    return new SwpkgError('E_HEADERS_TOO_LARGE', `${url}: the server sent response headers larger than ${MAX_HEADER_BYTES} bytes`, {
+      hint: 'the server or something in between is broken or hostile; use another mirror',
+      details: { url, limit: MAX_HEADER_BYTES, errno: code },
+      cause: e,
+    });
+  }
   if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT') {
     return new SwpkgError('E_STALLED', `${url}: the server stopped answering (${code})`, {
       hint: 'the mirror is too slow or unreachable; retry, or add another mirror with `pkg repo set NAME URL --mirror URL`',
@@ -51,17 +63,16 @@ export function networkError(url: string, e: unknown): SwpkgError {
  * Loaded lazily so commands that never touch the network start fast.
  */
 export async function undiciTransport(o: { connectTimeoutMs?: number } = {}): Promise<HttpTransport> {
-  const { Agent, request, interceptors } = await import('undici');
-  const base = new Agent({
+  const { Agent, request } = await import('undici');
+  const agent = new Agent({
     connectTimeout: o.connectTimeoutMs ?? 30_000,
     // pkg measures stalls itself (bytes per window); undici's own timers are the outer bound.
     bodyTimeout: 0,
     headersTimeout: 0,
     keepAliveTimeout: 4_000,
     connections: 8,
+    maxHeaderSize: MAX_HEADER_BYTES,
   });
-  // Static hosts and CDNs redirect; a bounded number of hops keeps a loop from running forever.
-  const agent = base.compose(interceptors.redirect({ maxRedirections: 5 }));
   return {
     async get(url, req) {
       let timer: NodeJS.Timeout | undefined;
@@ -74,7 +85,7 @@ export async function undiciTransport(o: { connectTimeoutMs?: number } = {}): Pr
           timer = setTimeout(() => {
             const err = new SwpkgError('E_STALLED', `${url}: no answer within ${req.headersTimeoutMs} ms`, {
               hint: 'the mirror is too slow or unreachable; retry, or add another mirror',
-              details: { url, timeoutMs: req.headersTimeoutMs },
+              details: { url, rule: 'headers', timeoutMs: req.headersTimeoutMs },
             });
             ctl.abort(err);
             reject(err);
@@ -107,12 +118,12 @@ export async function undiciTransport(o: { connectTimeoutMs?: number } = {}): Pr
       }
     },
     async close() {
-      await base.close();
+      await agent.close();
     },
   };
 }
 
-/** Set by the guest bundle (userland/cli/bundle.ts); undefined in the tsc build and in tests. */
+/** Set by the client bundle (images/pkg-bundle.ts); undefined in the tsc build. */
 declare const PKG_BUILTIN_FETCH: boolean | undefined;
 
 /**
@@ -139,12 +150,12 @@ export function fetchTransport(fetchImpl?: typeof fetch): HttpTransport {
             () =>
               reject(
                 new SwpkgError('E_STALLED', `${url}: no answer within ${req.headersTimeoutMs} ms`, {
-                  details: { url, timeoutMs: req.headersTimeoutMs },
+                  details: { url, rule: 'headers', timeoutMs: req.headersTimeoutMs },
                 }),
               ),
             req.headersTimeoutMs,
           );
-          fetchFn(url, { headers: req.headers, signal: req.signal, redirect: 'follow' }).then(resolve, reject);
+          fetchFn(url, { headers: req.headers, signal: req.signal, redirect: 'manual' }).then(resolve, reject);
         });
         const body = res.body;
         return {

@@ -54,10 +54,11 @@ export {
   type TreePlan,
 } from './generation.js';
 export { checkStoreEntry, readStoreManifest, type StoreProblem } from './store.js';
+export { checkGeneration, newestCompleteGeneration, recoverCurrent, type GenerationCheck } from './generation-check.js';
 export { doctor, type DoctorReport, type DoctorProblem } from './doctor.js';
 export { addTrustedKey, removeTrustedKey, trustedKeys, type TrustedKey } from './trusted-keys.js';
 export { acquireWriterLock, readLockHolder, type LockHolder, type WriterLock } from './lock.js';
-export { withWriterLock, findLeftovers, cleanupLeftovers } from './writer.js';
+export { withWriterLock, findLeftovers, cleanupLeftovers, planThenApply, type PlanGate, type GateOutcome } from './writer.js';
 export {
   downloadFile,
   fetchBytes,

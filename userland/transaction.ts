@@ -9,22 +9,29 @@ import {
   findReverseDependencies,
   parseRequirement,
   resolve,
-  readPackageHeader,
-  sha256File,
-  fromFsError,
+  verifyPackageFile,
   verifyPackageSignature,
   type CatalogPackage,
   type PackageManifest,
   type Plan,
   type Reporter,
   type Requirement,
-  type Signature,
+  type DetachedSignature,
 } from '../catalog/index.js';
 import type { PkgContext } from './context.js';
 import { readRepos } from './repos.js';
+import { foreignPackagesOf, refuseForeignOnly, type ForeignPackage } from './foreign-packages.js';
 import { loadCatalog, type LoadedCatalog } from './catalog-store.js';
 import { downloadFile, joinUrl } from './download.js';
-import { commitStoreEntries, discardStoreEntry, readStoreManifest, reuseStoreEntry, stageStoreEntry, type StagedEntry } from './store.js';
+import {
+  checkStoreEntry,
+  commitStoreEntries,
+  discardStoreEntry,
+  readStoreManifest,
+  reuseStoreEntry,
+  stageStoreEntry,
+  type StagedEntry,
+} from './store.js';
 import {
   buildGeneration,
   planTree,
@@ -35,16 +42,18 @@ import {
   type TreeInput,
 } from './generation.js';
 import { storeDirName } from './paths.js';
+import { recoverCurrent } from './generation-check.js';
 import { ensureDir, exists, removeTree } from './fs-util.js';
 import { trustedKeys, type TrustedKey } from './trusted-keys.js';
-import { withWriterLock } from './writer.js';
+import { planThenApply, type PlanGate } from './writer.js';
 import { crashPoint } from './crash-point.js';
 import { eachLimit } from './each-limit.js';
+import { requireRepositories } from './query.js';
 
 /** Where a package's bytes come from. */
 export type PackageSource =
   | { kind: 'repo'; repo: string; bases: string[]; path: string }
-  | { kind: 'file'; path: string; manifest: PackageManifest; signature?: Signature; trustedBy?: { keyid: string; source: string } };
+  | { kind: 'file'; path: string; manifest: PackageManifest; signature?: DetachedSignature; trustedBy?: { keyid: string; source: string } };
 
 /** One installable package: a catalog entry of a configured repository, or a local `.swpkg` file. */
 export interface Available extends Omit<CatalogPackage, 'path'> {
@@ -55,7 +64,8 @@ export interface Available extends Omit<CatalogPackage, 'path'> {
 
 /** One line of a plan as shown to people and in --json. */
 export interface PlanLine {
-  action: 'install' | 'upgrade' | 'downgrade' | 'remove' | 'keep';
+  /** `reinstall`: the installed version fetched and extracted again (`pkg install --reinstall`). */
+  action: 'install' | 'upgrade' | 'downgrade' | 'remove' | 'keep' | 'reinstall';
   name: string;
   from?: string;
   to?: string;
@@ -85,21 +95,22 @@ export interface PlanView {
 export interface TransactionResult {
   plan: PlanView;
   dryRun: boolean;
+  /** The person answered no: nothing was changed. */
+  declined?: boolean;
   /** The generation now current (unchanged when nothing was to do or on --dry-run). */
   generation: number | null;
   previousGeneration: number | null;
   downloads: { name: string; version: string; bytes: number; resumedFrom: number; cached: boolean }[];
 }
 
-export interface MutationOptions {
-  dryRun?: boolean;
-  /** Asked with the plan before anything changes; false cancels (E_CONFIRM). Absent: proceed. */
-  confirm?: (plan: PlanView) => Promise<boolean>;
-}
+/** Dry run, show and confirm (writer.ts PlanGate): asked without the lock; a no changes nothing and is not an error. */
+export type MutationOptions = PlanGate<PlanView>;
 
 interface World {
   current: Generation | undefined;
   available: Available[];
+  /** Entries of the same catalogs for another arch or ABI: only to explain a request for one of them. */
+  foreign: ForeignPackage[];
   catalogVersions: Record<string, number>;
   /** Repositories configured but never updated (nothing to resolve from). */
   notUpdated: string[];
@@ -113,6 +124,7 @@ interface World {
 async function loadWorld(ctx: PkgContext, o: { catalogs: boolean | 'lenient'; warn: (m: string) => void }): Promise<World> {
   const current = await readCurrent(ctx);
   const available: Available[] = [];
+  const foreign: ForeignPackage[] = [];
   const catalogVersions: Record<string, number> = {};
   const notUpdated: string[] = [];
   if (o.catalogs) {
@@ -131,9 +143,10 @@ async function loadWorld(ctx: PkgContext, o: { catalogs: boolean | 'lenient'; wa
       }
       catalogVersions[r.name] = loaded.state.version;
       available.push(...availableFrom(ctx, loaded, [r.url, ...r.mirrors]));
+      foreign.push(...foreignPackagesOf(loaded.doc, ctx.client, r.name));
     }
   }
-  return { current, available, catalogVersions, notUpdated };
+  return { current, available, foreign, catalogVersions, notUpdated };
 }
 
 export function availableFrom(ctx: PkgContext, c: LoadedCatalog, bases: string[]): Available[] {
@@ -151,18 +164,24 @@ const EXTRACTIONS_IN_FLIGHT = 2;
 
 /** One progress line for all downloads of a transaction (bytes of every package together). */
 function aggregateProgress(ctx: PkgContext, items: Available[]): (name: string) => Reporter {
-  const total = items.reduce((n, c) => n + c.size, 0);
-  const done = new Map<string, number>();
-  let sum = 0;
+  const add = bytesProgress(ctx, `downloading ${items.length} package${items.length === 1 ? '' : 's'}`, items);
   return (name) => ({
     info: (m) => ctx.reporter.info(m),
     warn: (m) => ctx.reporter.warn(m),
-    progress: (_label, d) => {
-      sum += d - (done.get(name) ?? 0);
-      done.set(name, d);
-      ctx.reporter.progress(`downloading ${items.length} package${items.length === 1 ? '' : 's'}`, sum, total);
-    },
+    progress: (_label, d) => add(name, d),
   });
+}
+
+/** One progress line in bytes over several packages read at once (each reports its own running count). */
+function bytesProgress(ctx: PkgContext, label: string, items: Available[]): (name: string, bytes: number) => void {
+  const total = items.reduce((n, c) => n + c.size, 0);
+  const done = new Map<string, number>();
+  let sum = 0;
+  return (name, bytes) => {
+    sum += bytes - (done.get(name) ?? 0);
+    done.set(name, bytes);
+    ctx.reporter.progress(label, sum, total, 'bytes');
+  };
 }
 
 function cachePath(ctx: PkgContext, a: Available): string {
@@ -174,8 +193,8 @@ function isFileSpec(spec: string): boolean {
 }
 
 /**
- * Reads a local package's manifest and signature and hashes the archive,
- * checks it fits this machine, and decides trust: its signature
+ * Verifies a whole local package file (nothing is written), checks it fits
+ * this machine, and decides trust: its signature
  * must verify under a trusted key unless `allowUntrusted`. A signature that
  * is present but wrong is refused even then: it proves tampering.
  */
@@ -187,15 +206,10 @@ async function localCandidate(
   warn: (m: string) => void,
 ): Promise<Available> {
   const path = resolvePath(file);
-  // The header decides compatibility and trust; every payload byte is checked while it is extracted
-  // (before anything is published), so reading the whole archive here as well would only double the work.
-  const [header, archive] = await Promise.all([
-    readPackageHeader(path),
-    sha256File(path).catch((e: unknown) => {
-      throw fromFsError(e, `reading ${file}`);
-    }),
-  ]);
-  const v = { ...header, ...archive };
+  // The whole file is verified (every entry against the manifest, the archive hashed) in one streaming
+  // pass before anything is planned or written, as a download is before extraction: a tampered payload
+  // never reaches a staging folder. Extraction checks every byte again against this SHA-256.
+  const v = await verifyPackageFile(path);
   const m = v.manifest;
   if ((m.arch !== ctx.client.arch && m.arch !== 'any') || m.abi !== ctx.client.abi) {
     throw new SwpkgError(
@@ -209,7 +223,7 @@ async function localCandidate(
   }
   let trustedBy: { keyid: string; source: string } | undefined;
   try {
-    const { keyid } = verifyPackageSignature({ manifest: m, ...(v.signature ? { signature: v.signature } : {}) }, keys);
+    const { keyid } = verifyPackageSignature(v, keys);
     trustedBy = { keyid, source: keys.find((k) => k.keyid === keyid)?.source ?? '' };
   } catch (e) {
     if (!(e instanceof SwpkgError) || e.code === 'E_SIGNATURE') throw e;
@@ -240,12 +254,16 @@ async function view(ctx: PkgContext, plan: PkgPlan, w: World, warnings: string[]
   let downloadCount = 0;
   let delta = 0;
   for (const s of plan.steps) {
-    const line: PlanLine = { action: s.action, name: s.name, reason: s.reason, download: 0 };
+    // The resolver never upgrades to the same version: such a step is a reinstall (installPackages).
+    const action = s.action === 'upgrade' && s.from === s.to ? 'reinstall' : s.action;
+    const line: PlanLine = { action, name: s.name, reason: s.reason, download: 0 };
     if (s.from !== undefined) line.from = s.from;
     if (s.to !== undefined) line.to = s.to;
     if (s.candidate) {
       line.repo = s.candidate.repo ?? null;
-      const stored = await exists(join(ctx.paths.store, storeDirName(s.candidate.sha256, s.candidate.name, s.candidate.version)));
+      const dir = storeDirName(s.candidate.sha256, s.candidate.name, s.candidate.version);
+      // A damaged entry is replaced (reuseStoreEntry), so it is downloaded again: the plan says so.
+      const stored = (await exists(join(ctx.paths.store, dir))) && (await checkStoreEntry(ctx, dir)).length === 0;
       const cached = s.candidate.source.kind === 'repo' && (await exists(cachePath(ctx, s.candidate)));
       if (s.candidate.source.kind === 'repo' && !stored && !cached) {
         line.download = s.candidate.size;
@@ -336,17 +354,23 @@ async function apply(
     // 2. Verify and extract each new package into store/.tmp-* (hidden; removed again on any failure).
     const toStage = plan.final.filter((p) => p.candidate && files.has(p.candidate.name)).map((p) => p.candidate!);
     const stagedBy = new Map<string, StagedEntry>();
+    const extracted = bytesProgress(ctx, 'verifying and extracting', toStage);
     await eachLimit(toStage, EXTRACTIONS_IN_FLIGHT, async (c) => {
-      const entry = await stageStoreEntry(ctx, files.get(c.name)!, {
-        sha256: c.sha256,
-        size: c.size,
-        name: c.name,
-        version: c.version,
-        ...(c.source.kind === 'file' && c.source.signature ? { signature: c.source.signature } : {}),
-      });
+      const entry = await stageStoreEntry(
+        ctx,
+        files.get(c.name)!,
+        {
+          sha256: c.sha256,
+          size: c.size,
+          installedSize: c.installedSize,
+          name: c.name,
+          version: c.version,
+          ...(c.source.kind === 'file' && c.source.signature ? { signature: c.source.signature } : {}),
+        },
+        (bytes) => extracted(c.name, bytes),
+      );
       staged.push(entry);
       stagedBy.set(c.name, entry);
-      ctx.reporter.progress('verifying and extracting', staged.length, toStage.length);
     });
     crashPoint('transaction.staged');
 
@@ -372,6 +396,17 @@ async function apply(
               arch: manifest.arch,
               abi: manifest.abi,
             },
+          },
+        );
+      }
+      // A store entry reused by hash was never extracted against this catalog entry: its size must be true too.
+      if (manifest.installedSize !== c.installedSize) {
+        throw new SwpkgError(
+          manifest.installedSize > c.installedSize ? 'E_TOO_LARGE' : 'E_CORRUPT',
+          `${c.name}@${c.version} from ${c.repo ?? 'a file'} unpacks to ${manifest.installedSize} bytes, the catalog says ${c.installedSize}`,
+          {
+            hint: 'the repository catalog and the package disagree; tell the publisher',
+            details: { package: `${c.name}@${c.version}`, declared: c.installedSize, manifest: manifest.installedSize },
           },
         );
       }
@@ -439,40 +474,62 @@ async function transaction(
   makePlan: (w: World) => Promise<PkgPlan>,
 ): Promise<TransactionResult> {
   const warnings = o.warnings ?? [];
-  // Reported as they happen, so they show even when planning then fails.
+  // Reported as they happen, so they show even when planning then fails; once, though a plan that
+  // is asked about is made twice (before the question and again under the lock).
   const warn = (m: string): void => {
+    if (warnings.includes(m)) return;
     warnings.push(m);
     ctx.reporter.warn(m);
   };
-  const run = async (): Promise<TransactionResult> => {
-    const w = await loadWorld(ctx, { catalogs: o.catalogs, warn });
-    for (const r of w.notUpdated) warn(`repository ${r} has no catalog yet; run \`pkg update\``);
-    const plan = await makePlan(w);
-    const pv = await view(ctx, plan, w, warnings);
-    const base: TransactionResult = {
-      plan: pv,
-      dryRun: o.dryRun === true,
-      generation: w.current?.number ?? null,
-      previousGeneration: w.current?.number ?? null,
-      downloads: [],
-    };
-    if (o.dryRun || pv.empty) return base;
-    if (o.confirm && !(await o.confirm(pv))) {
-      throw new SwpkgError('E_CONFIRM', 'cancelled; nothing was changed', { hint: 'answer y, or pass --yes' });
-    }
-    crashPoint('transaction.confirmed');
-    const catalogs = o.catalogs !== false ? { ...(w.current?.catalogs ?? {}), ...w.catalogVersions } : (w.current?.catalogs ?? {});
-    const { generation, downloads } = await apply(ctx, plan, w, catalogs);
-    return { ...base, generation: generation.number, downloads };
+  interface Planned {
+    w: World;
+    plan: PkgPlan;
+    pv: PlanView;
+  }
+  const outcome = await planThenApply<Planned, Awaited<ReturnType<typeof apply>>>(
+    ctx,
+    {
+      ...(o.dryRun !== undefined ? { dryRun: o.dryRun } : {}),
+      ...(o.show ? { show: (p: Planned) => o.show!(p.pv) } : {}),
+      ...(o.confirm ? { confirm: (p: Planned) => o.confirm!(p.pv) } : {}),
+    },
+    {
+      // A writer repairs a damaged `current` first (a warning says so); --dry-run only reads and reports it.
+      prepare: () => recoverCurrent(ctx),
+      plan: async () => {
+        const w = await loadWorld(ctx, { catalogs: o.catalogs, warn });
+        for (const r of w.notUpdated) warn(`repository ${r} has no catalog yet; run \`pkg update\``);
+        const plan = await makePlan(w);
+        return { w, plan, pv: await view(ctx, plan, w, warnings) };
+      },
+      isEmpty: (p) => p.pv.empty,
+      // What would change, not how much is still to fetch: another pkg filling the cache meanwhile is no reason to ask again.
+      identity: (p) => JSON.stringify({ current: p.w.current?.number ?? null, lines: p.pv.lines.map(({ download: _bytes, ...l }) => l) }),
+      apply: async ({ w, plan }) => {
+        crashPoint('transaction.confirmed');
+        const catalogs = o.catalogs !== false ? { ...(w.current?.catalogs ?? {}), ...w.catalogVersions } : (w.current?.catalogs ?? {});
+        return apply(ctx, plan, w, catalogs);
+      },
+    },
+  );
+  const { w, pv } = outcome.plan;
+  const base: TransactionResult = {
+    plan: pv,
+    dryRun: outcome.kind === 'dry-run',
+    ...(outcome.kind === 'declined' ? { declined: true } : {}),
+    generation: w.current?.number ?? null,
+    previousGeneration: w.current?.number ?? null,
+    downloads: [],
   };
-  // --dry-run only reads: it takes no lock, like the other readers.
-  return o.dryRun ? run() : withWriterLock(ctx, run);
+  return outcome.kind === 'applied' ? { ...base, generation: outcome.result.generation.number, downloads: outcome.result.downloads } : base;
 }
 
 export interface InstallOptions extends MutationOptions {
   /** `NAME`, `NAME@RANGE`, or a path to a `.swpkg` file. */
   specs: string[];
   allowUntrusted?: boolean;
+  /** Fetch and extract the named installed packages again at their installed version (a damaged store entry is replaced). */
+  reinstall?: boolean;
 }
 
 /**
@@ -486,6 +543,7 @@ export async function installPackages(ctx: PkgContext, o: InstallOptions): Promi
   const warnings: string[] = [];
   // Installing only local files does not need every catalog to be usable: one that fails its checks is left out (and said so).
   const onlyFiles = o.specs.every(isFileSpec);
+  if (!onlyFiles) await requireRepositories(ctx);
   return transaction(ctx, { ...o, catalogs: onlyFiles ? 'lenient' : true, warnings }, async (w) => {
     const specs = o.specs.filter(isFileSpec);
     const keys = specs.length > 0 ? await trustedKeys(ctx) : [];
@@ -501,9 +559,51 @@ export async function installPackages(ctx: PkgContext, o: InstallOptions): Promi
       ...local.map((c) => ({ name: c.name, range: c.version })),
       ...o.specs.filter((s) => !isFileSpec(s)).map((s) => parseRequirement(s)),
     ];
+    refuseForeignOnly(install, [...local, ...w.available], w.foreign, ctx.client);
     // Local files first: for the same NAME@VERSION the first entry wins.
-    return resolve<Available, GenerationPackage>({ available: [...local, ...w.available], installed: w.current?.packages ?? [], install });
+    const plan = resolve<Available, GenerationPackage>({
+      available: [...local, ...w.available],
+      installed: w.current?.packages ?? [],
+      install,
+    });
+    if (o.reinstall === true)
+      markReinstalls(
+        plan,
+        w,
+        install.slice(local.length).map((r) => r.name),
+      );
+    return plan;
   });
+}
+
+/**
+ * `--reinstall`: each named package, kept at its installed version by the resolver, is taken from
+ * the catalog entry with the very bytes installed (same SHA-256) and extracted again; the store
+ * entry is checked on the way and replaced when damaged (what `pkg doctor` advises).
+ */
+function markReinstalls(plan: PkgPlan, w: World, names: string[]): void {
+  for (const name of names) {
+    const rec = w.current?.packages.find((p) => p.name === name);
+    if (!rec) {
+      throw new SwpkgError('E_NOT_INSTALLED', `${name} is not installed, so it cannot be reinstalled`, {
+        hint: `install it: pkg install ${name}`,
+        details: { name },
+      });
+    }
+    const c = w.available.find((a) => a.name === rec.name && a.version === rec.version && a.sha256 === rec.sha256);
+    if (!c) {
+      throw new SwpkgError('E_NOT_FOUND', `no catalog offers the installed ${name}@${rec.version} (SHA-256 ${rec.sha256}) any more`, {
+        hint: `upgrade it (pkg upgrade ${name}), or roll back to a generation whose store entries are intact; pkg update refreshes the catalogs`,
+        details: { name, version: rec.version, sha256: rec.sha256, repo: rec.repo },
+      });
+    }
+    const step = plan.steps.find((s) => s.name === name && s.action === 'keep');
+    const final = plan.final.find((p) => p.name === name);
+    if (!step || !final) continue;
+    Object.assign(step, { action: 'upgrade', from: rec.version, to: rec.version, candidate: c, reason: 'reinstall requested' });
+    final.candidate = c;
+    delete final.installed;
+  }
 }
 
 export interface RemoveOptions extends MutationOptions {
@@ -522,14 +622,22 @@ export async function removePackages(ctx: PkgContext, o: RemoveOptions): Promise
   return transaction(ctx, { ...o, catalogs: false }, async (w) => {
     const installed = w.current?.packages ?? [];
     const removing = new Set(o.names);
+    // A dependent taken along by --cascade was not requested: its plan line says what it needed.
+    const cascaded = new Map<string, string>();
     if (o.cascade) {
       for (let i = 0; i <= installed.length; i++) {
         const more = findReverseDependencies(installed, [...removing]).filter((n) => !removing.has(n));
         if (more.length === 0) break;
+        for (const n of more) {
+          const needs = Object.keys(installed.find((p) => p.name === n)?.depends ?? {}).filter((d) => removing.has(d));
+          cascaded.set(n, `needs ${(needs.length ? needs : o.names).join(', ')} (--cascade)`);
+        }
         for (const n of more) removing.add(n);
       }
     }
-    return resolve<Available, GenerationPackage>({ available: [], installed, remove: [...removing] });
+    const plan = resolve<Available, GenerationPackage>({ available: [], installed, remove: [...removing] });
+    for (const s of plan.steps) if (s.action === 'remove' && cascaded.has(s.name)) s.reason = cascaded.get(s.name)!;
+    return plan;
   });
 }
 

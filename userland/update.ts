@@ -1,14 +1,14 @@
 import {
   SwpkgError,
   assertRootCurrent,
-  parseJson,
-  sha256Hex,
+  parseHostedRepo,
+  payloadSha256,
   verifyCatalog,
   verifyRootUpdate,
   type RootDocument,
 } from '../catalog/index.js';
 import type { PkgContext } from './context.js';
-import { fetchBytes, joinUrl, tryMirrors } from './download.js';
+import { fetchBytes, joinUrl, originsOf, refusedFromServer, tryMirrors } from './download.js';
 import { readRepos, loadTrustedRoot, saveTrustedRoot, type RepoConfig } from './repos.js';
 import { readCatalogState, saveAcceptedCatalog, storedCatalogIntact } from './catalog-store.js';
 import { withWriterLock } from './writer.js';
@@ -54,7 +54,12 @@ async function walkRoots(ctx: PkgContext, bases: string[], trusted: RootDocument
       bases,
       async (base): Promise<Uint8Array | undefined> => {
         try {
-          return await fetchBytes(joinUrl(base, `roots/${next}.json`), { transport, maxBytes: MAX_ROOT_BYTES, limits: ctx.limits });
+          return await fetchBytes(joinUrl(base, `roots/${next}.json`), {
+            transport,
+            maxBytes: MAX_ROOT_BYTES,
+            limits: ctx.limits,
+            origins: originsOf(bases),
+          });
         } catch (e) {
           // 404 is this mirror's answer "no newer root", not a failure to fail over from.
           if (e instanceof SwpkgError && e.code === 'E_HTTP' && e.details['status'] === 404) return undefined;
@@ -64,7 +69,11 @@ async function walkRoots(ctx: PkgContext, bases: string[], trusted: RootDocument
       ctx.reporter,
     );
     if (bytes === undefined) break;
-    root = verifyRootUpdate(root, parseJson(bytes, `roots/${next}.json`), `roots/${next}.json`);
+    try {
+      root = verifyRootUpdate(root, bytes, `roots/${next}.json`);
+    } catch (e) {
+      throw refusedFromServer(e, `roots/${next}.json`);
+    }
     rotated.push(root.signed.version);
   }
   return { root, rotated };
@@ -75,11 +84,10 @@ async function catalogPath(ctx: PkgContext, bases: string[]): Promise<string> {
   const transport = await ctx.transport();
   try {
     const bytes = await tryMirrors(bases, (base) =>
-      fetchBytes(joinUrl(base, 'hosted-repo.json'), { transport, maxBytes: 64 * 1024, limits: ctx.limits }),
+      fetchBytes(joinUrl(base, 'hosted-repo.json'), { transport, maxBytes: 64 * 1024, limits: ctx.limits, origins: originsOf(bases) }),
     );
-    const hint = parseJson(bytes, 'hosted-repo.json') as { catalog?: unknown };
-    if (typeof hint?.catalog === 'string' && CATALOG_PATH.test(hint.catalog) && !hint.catalog.split('/').includes('..'))
-      return hint.catalog;
+    const hint = parseHostedRepo(bytes);
+    if (CATALOG_PATH.test(hint.catalog) && !hint.catalog.split('/').includes('..')) return hint.catalog;
   } catch (e) {
     if (!(e instanceof SwpkgError)) throw e;
     // The hint is optional: a host without it still serves catalog.json.
@@ -101,17 +109,23 @@ async function updateOne(ctx: PkgContext, repo: RepoConfig): Promise<RepoUpdate>
     bases,
     async (base) => {
       const url = joinUrl(base, path);
-      const b = await fetchBytes(url, { transport, maxBytes: ctx.maxCatalogBytes, limits: ctx.limits });
+      const b = await fetchBytes(url, { transport, maxBytes: ctx.maxCatalogBytes, limits: ctx.limits, origins: originsOf(bases) });
       // A stale or forged copy from one mirror fails here and the next mirror is asked.
-      const d = verifyCatalog(b, {
-        root,
-        now: ctx.now(),
-        ...(state ? { lastAccepted: { version: state.version, sha256: state.sha256 } } : {}),
-        maxBytes: ctx.maxCatalogBytes,
-        client: ctx.client,
-      });
-      if (d.signed.repo !== repo.name) {
-        ctx.reporter.warn(`${repo.name}: the catalog calls its repository "${d.signed.repo}"`);
+      let d;
+      try {
+        d = verifyCatalog(b, {
+          root,
+          now: ctx.now(),
+          ...(state
+            ? { lastAccepted: { version: state.version, ...(state.payloadSha256 ? { payloadSha256: state.payloadSha256 } : {}) } }
+            : {}),
+          maxBytes: ctx.maxCatalogBytes,
+          client: ctx.client,
+          // The configured name is bound into what is accepted: another repository signed by the same keys is refused.
+          repo: repo.name,
+        });
+      } catch (e) {
+        throw refusedFromServer(e, url);
       }
       source = url;
       return { bytes: b, doc: d };
@@ -123,17 +137,13 @@ async function updateOne(ctx: PkgContext, repo: RepoConfig): Promise<RepoUpdate>
   if (rotated.length > 0) {
     await saveTrustedRoot(ctx, repo.name, root);
     crashPoint('update.root-saved');
-    ctx.reporter.info(`${repo.name}: root rotated to v${root.signed.version}`);
   }
-  const changed = !state || state.sha256 !== sha256Hex(bytes);
+  // What was signed decides "changed": the same payload re-framed is the same catalog, and the copy already kept stays.
+  const changed = !state || state.payloadSha256 !== payloadSha256(doc);
   if (changed || rotated.length > 0 || !(await storedCatalogIntact(ctx, repo.name, state)))
     await saveAcceptedCatalog(ctx, repo.name, bytes, doc, { rootVersion: root.signed.version, source });
+  // The outcome is the result (RepoUpdate): the CLI prints it once, so nothing is reported here.
   crashPoint('update.saved');
-  ctx.reporter.info(
-    changed
-      ? `${repo.name}: catalog v${doc.signed.version} accepted (${doc.signed.packages.length} packages, expires ${doc.signed.expires})`
-      : `${repo.name}: catalog v${doc.signed.version} is current`,
-  );
   const out: RepoUpdate = {
     repo: repo.name,
     version: doc.signed.version,

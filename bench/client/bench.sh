@@ -28,7 +28,9 @@ tool() {
     --banner:js="import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);"
 }
 for t in pack-corpus serve catalog-10k summarize; do tool "$t"; done
-"$NODE" "$REPO/userland/cli/bundle.ts" "$TOOLS/pkg.mjs" >/dev/null
+# The guest's pkg, from the one client build (images/pkg-bundle.ts) the image builder and the tests use.
+[ -f "$REPO/dist/images/pkg-bundle.js" ] || (cd "$REPO" && npm run --silent build)
+"$NODE" "$REPO/dist/images/pkg-bundle.js" "$TOOLS/pkg.mjs" >/dev/null
 PKG="$NODE $TOOLS/pkg.mjs"
 
 PIDS=()
@@ -80,7 +82,7 @@ sec_large() {
   local fp file; fp=$(json "$S/repo.json" .fingerprint); file=$(cd "$S/www" && ls packages/*.swpkg)
   serve "$S/www" $((PORT_BASE + 1))
   local url="http://127.0.0.1:$((PORT_BASE + 1))/" R=$W/root-large
-  local prep="rm -rf $R && $PKG --root $R repo add big $url --fingerprint $fp -q >/dev/null && $PKG --root $R update -q >/dev/null"
+  local prep="rm -rf $R && $PKG --root $R repo add swbench $url --fingerprint $fp -q >/dev/null && $PKG --root $R update -q >/dev/null"
   hf install-large-pkg "$prep" "$PKG --root $R install swl-0 --yes -q >/dev/null"
   hf install-large-raw "rm -rf $W/raw && mkdir -p $W/raw" "curl -s ${url}$file | tee >(sha256sum >/dev/null) | tar -xz -C $W/raw"
   # Peak RSS of one install, from GNU time (KiB).

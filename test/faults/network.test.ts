@@ -73,6 +73,42 @@ describe('network faults during install', () => {
     expect(r.code).toBe(5);
   });
 
+  it('a server dripping bytes below the minimum average rate fails with E_STALLED naming the rate', async () => {
+    // 64 bytes every 20 ms passes the window rule (bytes in every window) but averages ~3 KB/s.
+    repo.table.set(PATH, { body: await repo.bytes(PATH), trickle: { bytes: 64, everyMs: 20 } });
+    const store = await treeHash(join(root, 'store'));
+    const gens = await treeHash(join(root, 'generations'));
+    const r = await pkgJson(root, ['install', 'big', '--yes', '--stall-timeout', '0.3', '--min-rate', '20000'], { PKG_FETCH_RETRIES: '0' });
+    expect(r.json?.error?.code, r.stdout).toBe('E_STALLED');
+    expect(r.code).toBe(5);
+    expect(r.json?.error?.details).toMatchObject({ rule: 'rate', minBytesPerSecond: 20000 });
+    expect(r.json?.error?.details['bytesPerSecond']).toBeLessThan(20000);
+    expect(r.json?.error?.message).toMatch(/B\/s, below the minimum average of 20000 B\/s/);
+    expect(await treeHash(join(root, 'store'))).toBe(store);
+    expect(await treeHash(join(root, 'generations'))).toBe(gens);
+  });
+
+  it('the same drip through `pkg update` (the catalog) fails with E_STALLED and keeps the accepted catalog', async () => {
+    await repo.publish([{ name: 'newer', version: '1.0.0' }]);
+    repo.table.set('catalog.json', { body: await repo.bytes('catalog.json'), trickle: { bytes: 16, everyMs: 20 } });
+    const before = await treeHash(root);
+    const r = await pkgJson(root, ['update'], { PKG_STALL_TIMEOUT: '0.3', PKG_MIN_RATE: '5000' });
+    expect(r.json?.error?.code, r.stdout).toBe('E_STALLED');
+    expect(r.json?.error?.details).toMatchObject({ rule: 'rate', minBytesPerSecond: 5000 });
+    expect(await treeHash(root)).toBe(before);
+  });
+
+  it('a transfer fast enough for the rate rule but longer than the deadline fails with E_STALLED (deadline), without retries', async () => {
+    repo.table.set(PATH, { body: await repo.bytes(PATH), trickle: { bytes: 4096, everyMs: 20 } });
+    const store = await treeHash(join(root, 'store'));
+    const r = await pkgJson(root, ['install', 'big', '--yes', '--fetch-deadline', '0.5'], { PKG_MIN_RATE: '1000', PKG_FETCH_RETRIES: '2' });
+    expect(r.json?.error?.code, r.stdout).toBe('E_STALLED');
+    expect(r.json?.error?.details).toMatchObject({ rule: 'deadline', deadlineMs: 500 });
+    // One request: resuming would not beat a deadline that covers the whole file.
+    expect(server.requests.filter((q) => q.path === PATH)).toHaveLength(1);
+    expect(await treeHash(join(root, 'store'))).toBe(store);
+  });
+
   it('more bytes than the catalog declares fail with E_TOO_LARGE and leave nothing', async () => {
     repo.table.set(PATH, { body: Buffer.concat([await repo.bytes(PATH), randomBytes(5000)]) });
     await refused('E_TOO_LARGE');
@@ -116,6 +152,81 @@ describe('network faults during install', () => {
       expect(mirror.requests.some((q) => q.path === PATH)).toBe(true);
     } finally {
       await mirror.close();
+    }
+  });
+});
+
+describe('redirects', () => {
+  const redirect = (location: string, status = 302): { status: number; headers: Record<string, string> } => ({
+    status,
+    headers: { location },
+  });
+
+  it('follows a redirect within the same server', async () => {
+    repo.table.set('moved/big.swpkg', { body: await repo.bytes(PATH) });
+    repo.table.set(PATH, redirect('/moved/big.swpkg', 301));
+    const r = await pkgJson(root, ['install', 'big', '--yes']);
+    expect(r.json?.ok, r.stdout).toBe(true);
+  });
+
+  it('refuses a redirect to another origin (E_REDIRECT, exit 3) without contacting it', async () => {
+    const other = await startTableServer(new Map([[PATH, { body: await repo.bytes(PATH) }]]));
+    try {
+      repo.table.set(PATH, redirect(`${other.url}${PATH}`));
+      const before = await treeHash(root);
+      const r = await pkgJson(root, ['install', 'big', '--yes']);
+      expect(r.json?.error?.code, r.stdout).toBe('E_REDIRECT');
+      expect(r.code).toBe(3);
+      expect(r.json?.error?.details).toMatchObject({ reason: 'origin', to: `${other.url}${PATH}` });
+      expect(other.requests).toEqual([]);
+      expect(await treeHash(root)).toBe(before);
+    } finally {
+      await other.close();
+    }
+  });
+
+  it('follows a redirect to a configured mirror', async () => {
+    const mirror = await startTableServer(new Map([[PATH, { body: await repo.bytes(PATH) }]]));
+    try {
+      expect((await pkgJson(root, ['repo', 'set', 'main', server.url, '--mirror', mirror.url])).json?.ok).toBe(true);
+      repo.table.set(PATH, redirect(`${mirror.url}${PATH}`, 307));
+      const r = await pkgJson(root, ['install', 'big', '--yes']);
+      expect(r.json?.ok, r.stdout).toBe(true);
+      expect(mirror.requests.map((q) => q.path)).toEqual([PATH]);
+    } finally {
+      await mirror.close();
+    }
+  });
+
+  it('refuses a redirect to file:// (E_REDIRECT)', async () => {
+    repo.table.set(PATH, redirect('file:///etc/passwd'));
+    await refused('E_REDIRECT');
+  });
+
+  it('refuses a redirect loop and an endless chain (E_REDIRECT_LOOP)', async () => {
+    repo.table.set(PATH, redirect('/packages/other.swpkg'));
+    repo.table.set('packages/other.swpkg', redirect(`/${PATH}`));
+    await refused('E_REDIRECT_LOOP');
+    repo.table.set(PATH, (req) => redirect(`/${PATH}?hop=${req.count}`));
+    await refused('E_REDIRECT_LOOP');
+  });
+
+  it('refuses oversized response headers (E_HEADERS_TOO_LARGE)', async () => {
+    repo.table.set(PATH, { body: await repo.bytes(PATH), headers: { 'x-padding': 'y'.repeat(64 * 1024) } });
+    await refused('E_HEADERS_TOO_LARGE');
+  });
+
+  it('pkg update refuses a catalog redirected to another origin and keeps the accepted one', async () => {
+    const other = await startTableServer(new Map([['catalog.json', { body: await repo.bytes('catalog.json') }]]));
+    try {
+      repo.table.set('catalog.json', redirect(`${other.url}catalog.json`));
+      const before = await treeHash(root);
+      const r = await pkgJson(root, ['update']);
+      expect(r.json?.error?.code, r.stdout).toBe('E_REDIRECT');
+      expect(other.requests).toEqual([]);
+      expect(await treeHash(root)).toBe(before);
+    } finally {
+      await other.close();
     }
   });
 });

@@ -171,10 +171,12 @@ export async function buildFakeRepo(o: {
         expiresIn: po.expiresIn ?? o.expiresIn ?? 14 * 86400,
         retainSeconds: 7 * 86400,
         now,
+        // Test repositories are often deliberately incomplete (a client must explain what is missing).
+        allowUnmetDependencies: true,
       });
       repo.catalogVersion = r.catalogVersion;
-      const text = await readFile(join(dir, 'repo-root.pub'), 'utf8');
-      repo.root = parseRoot(JSON.parse(text), 'repo-root.pub');
+      const text = await readFile(join(dir, 'repo-root.pub'));
+      repo.root = parseRoot(text, 'repo-root.pub');
       repo.fingerprint = rootFingerprint(repo.root);
       await writeFile(repo.rootFile, text);
       await repo.refresh();

@@ -18,6 +18,8 @@ export interface ResponseSpec {
   truncateAt?: number;
   /** Send this many body bytes, then send nothing more while keeping the connection open. */
   stallAfter?: number;
+  /** Send the body `bytes` at a time, one piece every `everyMs` (a slow server or a slow-retrieval attack). */
+  trickle?: { bytes: number; everyMs: number };
   /** Omit Content-Length (chunked), so only the streaming cap can catch an oversized body. */
   omitLength?: boolean;
   /** Answer Range requests with the whole body (200), as servers without Range support do. */
@@ -98,6 +100,26 @@ export async function startTableServer(table: ResponseTable): Promise<TableServe
     const send = (): void => {
       const s = shape(spec, info.range);
       res.writeHead(s.status, s.headers);
+      const trickle = spec.trickle;
+      if (trickle && req.method !== 'HEAD') {
+        let at = 0;
+        const next = (): void => {
+          timers.delete(t);
+          if (res.destroyed) return;
+          const piece = s.body.subarray(at, at + trickle.bytes);
+          at += piece.length;
+          if (at >= s.body.length) {
+            res.end(piece);
+            return;
+          }
+          res.write(piece);
+          t = setTimeout(next, trickle.everyMs);
+          timers.add(t);
+        };
+        let t = setTimeout(next, 0);
+        timers.add(t);
+        return;
+      }
       const cut = spec.truncateAt ?? spec.stallAfter;
       if (cut === undefined || req.method === 'HEAD') {
         res.end(req.method === 'HEAD' ? undefined : s.body);
@@ -152,6 +174,25 @@ export function tableHandlers(table: ResponseTable, base: string, requests: Requ
       if (!spec) return new HttpResponse('not found', { status: 404 });
       if (spec.delayMs) await new Promise((r) => setTimeout(r, spec.delayMs));
       const s = shape(spec, info.range);
+      const trickle = spec.trickle;
+      if (trickle) {
+        let at = 0;
+        let timer: NodeJS.Timeout | undefined;
+        const slow = new ReadableStream<Uint8Array>({
+          pull: (ctl) =>
+            new Promise<void>((done) => {
+              timer = setTimeout(() => {
+                const piece = s.body.slice(at, at + trickle.bytes);
+                at += piece.length;
+                ctl.enqueue(piece);
+                if (at >= s.body.length) ctl.close();
+                done();
+              }, trickle.everyMs);
+            }),
+          cancel: () => clearTimeout(timer),
+        });
+        return new HttpResponse(slow, { status: s.status, headers: s.headers });
+      }
       const cut = spec.truncateAt ?? spec.stallAfter;
       if (cut === undefined) return new HttpResponse(s.body as Uint8Array<ArrayBuffer>, { status: s.status, headers: s.headers });
       const head = s.body.slice(0, Math.min(cut, s.body.length));

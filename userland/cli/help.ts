@@ -22,6 +22,19 @@ export const GLOBAL_FLAGS: FlagSpec[] = [
     value: 'SECONDS',
     summary: 'A download that receives nothing for this long fails with E_STALLED (default 30).',
   },
+  {
+    name: 'min-rate',
+    type: 'number',
+    value: 'BYTES_PER_SECOND',
+    summary:
+      'A download whose average rate falls below this (checked every stall window) fails with E_STALLED (default 1024; 0 turns it off).',
+  },
+  {
+    name: 'fetch-deadline',
+    type: 'number',
+    value: 'SECONDS',
+    summary: 'Each file from each server, resumes included, must arrive within this or fails with E_STALLED (default 1800; 0: none).',
+  },
   { name: 'help', short: 'h', type: 'boolean', summary: 'Show help.' },
   { name: 'version', short: 'V', type: 'boolean', summary: 'Show the version.' },
 ];
@@ -56,10 +69,25 @@ export const EXIT_CODE_TABLE: { exit: number; meaning: string; codes: string[] }
       'E_CORRUPT',
       'E_BAD_ROOT',
       'E_UNTRUSTED',
+      'E_BAD_MANIFEST',
+      'E_REDIRECT',
+      'E_MALFORMED',
+      'E_ENCODING',
+      'E_DUPLICATE_KEY',
+      'E_UNSAFE_NUMBER',
+      'E_RESERVED_KEY',
+      'E_UNKNOWN_FIELD',
+      'E_PAYLOAD_TYPE',
+      'E_BAD_CATALOG',
+      'E_WRONG_REPO',
     ],
   },
   { exit: 4, meaning: 'cannot resolve', codes: ['E_RESOLVE', 'E_CONFLICT', 'E_FILE_CONFLICT', 'E_NEEDED', 'E_NOT_INSTALLED'] },
-  { exit: 5, meaning: 'network or fetch', codes: ['E_NETWORK', 'E_HTTP', 'E_STALLED', 'E_FETCH'] },
+  {
+    exit: 5,
+    meaning: 'network or fetch',
+    codes: ['E_NETWORK', 'E_HTTP', 'E_STALLED', 'E_FETCH', 'E_REDIRECT_LOOP', 'E_HEADERS_TOO_LARGE'],
+  },
   { exit: 6, meaning: 'another pkg holds the lock', codes: ['E_LOCKED'] },
   { exit: 7, meaning: 'store or filesystem', codes: ['E_STORE', 'E_DISK_FULL', 'E_READ_ONLY'] },
 ];
@@ -69,9 +97,14 @@ const ENVIRONMENT: [string, string][] = [
   ['PKG_LOCK_TIMEOUT', 'default for --lock-timeout (seconds)'],
   ['PKG_STALL_TIMEOUT', 'default for --stall-timeout (seconds)'],
   ['PKG_STALL_MIN_BYTES', 'bytes that must arrive per stall window (default 1)'],
+  ['PKG_MIN_RATE', 'default for --min-rate (bytes per second)'],
+  ['PKG_FETCH_DEADLINE', 'default for --fetch-deadline (seconds)'],
   ['PKG_MAX_CATALOG_BYTES', 'catalog size cap (default 67108864, 64 MiB)'],
   ['PKG_FETCH_RETRIES', 'resume attempts per mirror after a reset or stall (default 2)'],
-  ['PKG_CLIENT_ARCH, PKG_CLIENT_ABI', 'this machine for compatibility checks (default x86_64, linux-musl-static)'],
+  [
+    'PKG_CLIENT_ARCH, PKG_CLIENT_ABI',
+    'this machine for compatibility checks (default: the arch Node runs on, x86_64 or aarch64; linux-musl-static)',
+  ],
 ];
 
 function wrap(text: string, width: number, indent: string): string[] {
@@ -151,8 +184,15 @@ export function commandHelp(c: CommandDef): string {
     '',
     'DESCRIPTION',
     ...wrap(c.description, 76, '  '),
-    ...(c.confirms
-      ? ['', ...wrap('Shows the plan first. Without a terminal it changes nothing unless --yes is given (E_CONFIRM).', 76, '  ')]
+    ...(c.plan
+      ? [
+          '',
+          ...wrap(
+            'Shows the plan first and asks (answering no changes nothing and is not an error). Without a terminal it changes nothing unless --yes is given (E_CONFIRM).',
+            76,
+            '  ',
+          ),
+        ]
       : []),
     '',
     ...(c.flags.length ? ['FLAGS', ...flagLines(c.flags), ''] : []),

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { runCli } from '../../helpers/run-cli.js';
 import { tempDir, treeHash } from '../../helpers/tmp.js';
 import { startStaticServer } from '../../../repo-server/index.js';
+import { craftManifest, craftSwpkg, type CraftEntry } from '../../faults/craft.js';
 
 async function payload(dir: string, text: string): Promise<void> {
   await mkdir(join(dir, 'bin'), { recursive: true });
@@ -62,9 +63,12 @@ describe('swpkg end to end (built CLI)', { timeout: 180_000 }, () => {
       join(d, 'web'),
       '--name',
       'main',
+      // hello depends on libc, which this repository does not carry.
+      '--allow-unmet-dependencies',
       '--json',
     ]);
     expect(pub.code, pub.stderr).toBe(0);
+    expect(pub.json.warnings).toEqual([expect.stringContaining('requires libc@*')]);
     expect(pub.json.result.packages[0].path).toBe('packages/hello-1.0.0-x86_64.swpkg');
 
     const server = await startStaticServer({ root: join(d, 'web') });
@@ -142,6 +146,32 @@ describe('swpkg end to end (built CLI)', { timeout: 180_000 }, () => {
     const missingKey = await runCli('swpkg', ['repo', 'publish', join(d, 'src'), '--key', join(d, 'nope.key'), '--out', join(d, 'web')]);
     expect(missingKey.code).toBe(2);
     expect(await readdir(d)).not.toContain('web');
+  });
+
+  it('a package with a hostile manifest is a verification refusal (exit 3), for verify and for publish', async () => {
+    const d = await tempDir();
+    await runCli('swpkg', ['key', 'generate', '--out', join(d, 'keys')]);
+    await mkdir(join(d, 'pkgs'));
+    const files: CraftEntry[] = [{ path: 'a', type: 'file', content: 'x\n' }];
+    const manifest = craftManifest('dup', '1.0.0', files);
+    (manifest['files'] as unknown[]).push((manifest['files'] as unknown[])[0]);
+    await writeFile(join(d, 'pkgs/dup.swpkg'), craftSwpkg({ manifest, entries: files }));
+    const before = await treeHash(d);
+    const verify = await runCli('swpkg', ['verify', join(d, 'pkgs/dup.swpkg'), '--json']);
+    expect(verify.code).toBe(3);
+    expect(verify.json.error.code).toBe('E_BAD_MANIFEST');
+    const publish = await runCli('swpkg', [
+      'repo',
+      'publish',
+      join(d, 'pkgs'),
+      '--key',
+      join(d, 'keys/swpkg.key'),
+      '--out',
+      join(d, 'web'),
+    ]);
+    expect(publish.code).toBe(3);
+    expect(publish.stderr).toContain('E_BAD_MANIFEST');
+    expect(await treeHash(d)).toBe(before);
   });
 
   it('verify-hosted exits 3 and names the failing check when a package is missing', async () => {

@@ -1,5 +1,16 @@
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createRoot, generateKeyPair, parseJson, signCatalog, type CatalogDocument } from '../../../catalog/index.js';
+import {
+  ERROR_CODES,
+  catalogPayload,
+  createRoot,
+  encodeEnvelope,
+  generateKeyPair,
+  parseCatalog,
+  signCatalog,
+  type CatalogDocument,
+  type Envelope,
+  type ErrorCode,
+} from '../../../catalog/index.js';
 import { buildFakeRepo, cleanupFakeRepos, type FakeRepo } from '../../helpers/fake-repo.js';
 import { startTableServer, type TableServer } from '../../helpers/http-table-server.js';
 import { tempDir, treeHash } from '../../helpers/tmp.js';
@@ -37,13 +48,13 @@ async function addAndUpdate(): Promise<void> {
   expect(up.json?.ok, up.stdout + up.stderr).toBe(true);
 }
 
-/** Replaces the served catalog with `doc` (JSON bytes). */
-function serveCatalog(doc: unknown): void {
-  repo.table.set('catalog.json', { body: Buffer.from(JSON.stringify(doc, null, 2)) });
+/** Replaces the served catalog with `doc`'s envelope, or with raw bytes. */
+function serveCatalog(doc: Envelope | Buffer): void {
+  repo.table.set('catalog.json', { body: Buffer.isBuffer(doc) ? doc : encodeEnvelope(doc) });
 }
 
 async function currentCatalog(): Promise<CatalogDocument> {
-  return parseJson(await repo.bytes('catalog.json'), 'catalog') as CatalogDocument;
+  return parseCatalog(await repo.bytes('catalog.json'));
 }
 
 async function expectRefused(code: string, env: Record<string, string> = {}): Promise<void> {
@@ -61,6 +72,15 @@ describe('pkg repo add', () => {
     expect(b.json?.ok).toBe(true);
     const l = await pkgJson(root, ['repo', 'list']);
     expect(l.json?.result.map((r: { name: string }) => r.name)).toEqual(['main', 'other']);
+  });
+
+  it('refuses a root that is not JSON from the server with exit 3, not a usage error', async () => {
+    repo.table.set('repo-root.pub', { body: Buffer.from('<html>not a root</html>') });
+    const before = await treeHash(root);
+    const r = await pkgJson(root, ['repo', 'add', 'main', server.url, '--fingerprint', repo.fingerprint]);
+    expect(r.code, r.stdout).toBe(3);
+    expect(ERROR_CODES[r.json?.error?.code as ErrorCode]).toBe(3);
+    expect(await treeHash(root)).toBe(before);
   });
 
   it('refuses a wrong fingerprint, a missing trust anchor and a duplicate name', async () => {
@@ -101,7 +121,7 @@ describe('pkg update', () => {
     const doc = await currentCatalog();
     doc.signed.version += 1;
     doc.signed.packages[0]!.summary = 'tampered';
-    serveCatalog(doc);
+    serveCatalog({ ...doc, payload: catalogPayload(doc.signed) });
     await expectRefused('E_SIGNATURE');
   });
 
@@ -140,6 +160,30 @@ describe('pkg update', () => {
     const doc = await currentCatalog();
     serveCatalog(signCatalog({ ...doc.signed, compatibility: { ...doc.signed.compatibility, minClientFormat: 2 } }, [repo.key]));
     await expectRefused('E_INCOMPATIBLE');
+  });
+
+  it('refuses a malformed catalog from the server as a verification refusal (exit 3), never a usage error', async () => {
+    await addAndUpdate();
+    const doc = await currentCatalog();
+    const malformed = [
+      Buffer.from('{"signed": '),
+      // Signed by the repository's own key, so only the schema can refuse it.
+      encodeEnvelope(
+        signCatalog(
+          { ...doc.signed, version: doc.signed.version + 1, packages: doc.signed.packages.map((p) => ({ ...p, version: '1.0' })) },
+          [repo.key],
+        ),
+      ),
+    ];
+    for (const body of malformed) {
+      repo.table.set('catalog.json', { body });
+      const before = await treeHash(root);
+      const r = await pkgJson(root, ['update']);
+      expect(r.code, r.stdout).toBe(3);
+      expect(r.json?.error?.code).not.toBe('E_SIGNATURE');
+      expect(ERROR_CODES[r.json?.error?.code as ErrorCode]).toBe(3);
+      expect(await treeHash(root)).toBe(before);
+    }
   });
 
   it('refuses an oversized catalog (endless data)', async () => {
@@ -193,7 +237,7 @@ describe('pkg update', () => {
     await addAndUpdate();
     const rogue = generateKeyPair();
     const forged = createRoot({ rootKeys: [rogue], catalogKeys: [rogue], version: 2, expires: new Date(Date.now() + 86400_000) });
-    repo.table.set('roots/2.json', { body: Buffer.from(JSON.stringify(forged)) });
+    repo.table.set('roots/2.json', { body: encodeEnvelope(forged) });
     await expectRefused('E_UNKNOWN_KEY');
   });
 

@@ -120,7 +120,8 @@ describe('.swpkg writer and reader', () => {
     expect(() => verifyPackageSignature(header, [toPublicKeyFile(generateKeyPair())])).toThrow(
       expect.objectContaining({ code: 'E_UNKNOWN_KEY' }),
     );
-    const tampered = { ...header, manifest: { ...header.manifest, summary: 'evil' } };
+    // The signature covers the manifest entry's bytes: other bytes (here the same manifest re-spaced) do not verify.
+    const tampered = { ...header, manifestBytes: Buffer.from(JSON.stringify(header.manifest, null, 1)) };
     expect(() => verifyPackageSignature(tampered, [toPublicKeyFile(key)])).toThrow(expect.objectContaining({ code: 'E_SIGNATURE' }));
     const unsigned = await packPackage({ dir: join(d, 'src'), meta, out: join(d, 'u.swpkg') });
     const unsignedHeader = await readPackageHeader(unsigned.path);
@@ -138,7 +139,7 @@ describe('.swpkg writer and reader', () => {
     for (let i = 0; i < 40; i++) {
       const header = await readPackageHeader(r.path);
       expect(header.manifest.files.map((f) => f.path)).toContain('share/blob.bin');
-      expect(header.signature?.keyid).toBe(key.keyid);
+      expect(header.signature?.signatures.map((x) => x.keyid)).toEqual([key.keyid]);
     }
     await new Promise((resolve) => setTimeout(resolve, 50)); // a late chunk would throw here, outside the awaits
     expect((await verifyPackageFile(r.path)).sha256).toBe(r.sha256);
@@ -189,7 +190,7 @@ describe('.swpkg writer and reader', () => {
     },
     {
       name: 'duplicate paths',
-      code: 'E_INVALID_MANIFEST',
+      code: 'E_BAD_MANIFEST',
       build: (o) =>
         rawPackage(o, manifestFor([fileEntry('a'), fileEntry('a')]), [
           { path: 'a', type: 'file', data },
@@ -252,11 +253,102 @@ describe('.swpkg writer and reader', () => {
       code: 'E_CORRUPT',
       build: (o) => rawPackage(o, manifestFor([fileEntry('a'), fileEntry('b')]), [{ path: 'a', type: 'file', data }]),
     },
-    { name: 'an unknown manifest field', code: 'E_INVALID_MANIFEST', build: (o) => rawPackage(o, { ...manifestFor([]), evil: true }, []) },
-    { name: 'a non-semver version', code: 'E_INVALID_VERSION', build: (o) => rawPackage(o, { ...manifestFor([]), version: '1.0' }, []) },
+    { name: 'an unknown manifest field', code: 'E_BAD_MANIFEST', build: (o) => rawPackage(o, { ...manifestFor([]), evil: true }, []) },
+    { name: 'a non-semver version', code: 'E_BAD_MANIFEST', build: (o) => rawPackage(o, { ...manifestFor([]), version: '1.0' }, []) },
+    {
+      name: 'a sticky folder',
+      code: 'E_UNSAFE_PATH',
+      build: (o) => rawPackage(o, manifestFor([{ path: 'tmp', type: 'dir', mode: 0o1777 }]), [{ path: 'tmp', type: 'dir', mode: 0o1777 }]),
+    },
+    {
+      name: 'a sticky file',
+      code: 'E_UNSAFE_PATH',
+      build: (o) => rawPackage(o, manifestFor([{ ...fileEntry('s'), mode: 0o1644 }]), [{ path: 's', type: 'file', mode: 0o1644, data }]),
+    },
+    {
+      name: 'a world-writable file',
+      code: 'E_BAD_MANIFEST',
+      build: (o) => rawPackage(o, manifestFor([{ ...fileEntry('w'), mode: 0o666 }]), [{ path: 'w', type: 'file', mode: 0o666, data }]),
+    },
+    {
+      name: 'a folder nobody may enter',
+      code: 'E_BAD_MANIFEST',
+      build: (o) =>
+        rawPackage(o, manifestFor([{ path: 'd', type: 'dir', mode: 0o000 }, fileEntry('d/x')]), [
+          { path: 'd', type: 'dir', mode: 0o000 },
+          { path: 'd/x', type: 'file', data },
+        ]),
+    },
+    {
+      name: 'a path longer than 1024 bytes',
+      code: 'E_UNSAFE_PATH',
+      build: (o) => {
+        const long = Array.from({ length: 6 }, (_, i) => `${i}`.repeat(200)).join('/');
+        return rawPackage(o, manifestFor([fileEntry(long)]), [{ path: long, type: 'file', data }]);
+      },
+    },
+    {
+      name: 'a path more than 32 folders deep',
+      code: 'E_UNSAFE_PATH',
+      build: (o) => {
+        const deep = Array.from({ length: 33 }, () => 'd').join('/');
+        return rawPackage(o, manifestFor([fileEntry(deep)]), [{ path: deep, type: 'file', data }]);
+      },
+    },
+    {
+      name: 'a path with a terminal escape',
+      code: 'E_UNSAFE_PATH',
+      build: (o) => rawPackage(o, manifestFor([fileEntry('a\u001b[2Jb')]), [{ path: 'a\u001b[2Jb', type: 'file', data }]),
+    },
+    {
+      name: 'a symlink target longer than 1024 bytes',
+      code: 'E_UNSAFE_PATH',
+      build: (o) => {
+        const target = 'x/'.repeat(600);
+        return rawPackage(o, manifestFor([{ path: 'l', type: 'symlink', mode: 0o777, target }]), [
+          { path: 'l', type: 'symlink', mode: 0o777, target },
+        ]);
+      },
+    },
+    {
+      name: 'more than 32 768 entries',
+      code: 'E_BAD_MANIFEST',
+      build: (o) =>
+        rawPackage(
+          o,
+          manifestFor(Array.from({ length: 32_769 }, (_, i) => ({ path: `d${String(i).padStart(5, '0')}`, type: 'dir', mode: 0o755 }))),
+          [],
+        ),
+    },
+    {
+      name: 'a tar metadata record over 16 KiB',
+      code: 'E_TOO_LARGE',
+      build: (o) => {
+        const huge = `${'d/'.repeat(10_000)}x`;
+        return rawPackage(o, manifestFor([fileEntry('x')]), [{ path: huge, type: 'file', data }]);
+      },
+    },
+    {
+      name: 'a manifest over 8 MiB (whitespace padding)',
+      code: 'E_TOO_LARGE',
+      build: async (o) => {
+        const m = Buffer.concat([Buffer.from(canonicalBytes(manifestFor([]))), Buffer.alloc(8 * 1024 * 1024, ' ')]);
+        await writeFile(
+          o,
+          gzipSync(
+            Buffer.concat([
+              tarHeader({ path: '.SWPKG/manifest.json', type: 'file', mode: 0o644, size: m.length, mtime: 0 }),
+              m,
+              padding(m.length),
+              TAR_END,
+            ]),
+          ),
+        );
+      },
+    },
     {
       name: 'a wrong installedSize',
-      code: 'E_INVALID_MANIFEST',
+      code: 'E_BAD_MANIFEST',
       build: (o) => rawPackage(o, { ...manifestFor([]), installedSize: 5 }, []),
     },
     {
@@ -278,6 +370,23 @@ describe('.swpkg writer and reader', () => {
       expect(await treeHash(d)).toBe(before);
     });
   }
+
+  it('stops before the payload when the manifest declares another installed size than the catalog', async () => {
+    const d = await tempDir();
+    await payload(join(d, 'src'));
+    const r = await packPackage({ dir: join(d, 'src'), meta, out: join(d, 'ok.swpkg') });
+    const before = await treeHash(d);
+    const less = r.manifest.installedSize - 1;
+    await expect(extractPackage(r.path, join(d, 'out'), { installedSize: less })).rejects.toMatchObject({
+      code: 'E_TOO_LARGE',
+      details: { declared: less, manifest: r.manifest.installedSize },
+    });
+    await expect(extractPackage(r.path, join(d, 'out'), { installedSize: r.manifest.installedSize + 1 })).rejects.toMatchObject({
+      code: 'E_CORRUPT',
+    });
+    expect(await treeHash(d)).toBe(before);
+    await extractPackage(r.path, join(d, 'out'), { installedSize: r.manifest.installedSize });
+  });
 
   it('refuses truncated gzip, one flipped byte, and a size over the cap', async () => {
     const d = await tempDir();

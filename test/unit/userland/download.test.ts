@@ -48,7 +48,8 @@ afterAll(async () => {
 });
 
 const transport = fetchTransport();
-const limits = { stallMs: 300, minBytes: 1 };
+// The rate and deadline rules have their own tests (test/faults/network.test.ts); here they are off.
+const limits = { stallMs: 300, minBytes: 1, minBytesPerSecond: 0, deadlineMs: 0 };
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 const payload = randomBytes(200_000);
 
@@ -130,6 +131,27 @@ describe('downloadFile', () => {
     // A refused file says more than a missing one: the verification failure is reported.
     expect(err.code).toBe('E_HASH_MISMATCH');
     expect((err.details?.['mirrors'] as unknown[]).length).toBe(2);
+  });
+});
+
+describe('redirects through the WHATWG fetch transport (the guest bundle)', () => {
+  it('refuses another origin unless it is one of the URLs given (a mirror)', async () => {
+    const dir = await tempDir();
+    table.set('p.swpkg', { status: 302, headers: { location: `${MIRROR}/p.swpkg` } });
+    mirrorTable.set('p.swpkg', { body: payload });
+    const o = { transport, dest: join(dir, 'p.swpkg'), size: payload.length, sha256: sha(payload), limits };
+    expect(await codeOf(downloadFile([`${BASE}/p.swpkg`], o))).toBe('E_REDIRECT');
+    expect(await readdir(dir)).toEqual([]);
+    await downloadFile([`${BASE}/p.swpkg`], { ...o, origins: [BASE, MIRROR] });
+    expect(sha(await readFile(o.dest))).toBe(sha(payload));
+  });
+
+  it('refuses a non-HTTP scheme and a loop', async () => {
+    table.set('c.json', { status: 301, headers: { location: 'file:///etc/passwd' } });
+    expect(await codeOf(fetchBytes(`${BASE}/c.json`, { transport, maxBytes: 100, limits }))).toBe('E_REDIRECT');
+    table.set('c.json', { status: 308, headers: { location: '/d.json' } });
+    table.set('d.json', { status: 308, headers: { location: '/c.json' } });
+    expect(await codeOf(fetchBytes(`${BASE}/c.json`, { transport, maxBytes: 100, limits }))).toBe('E_REDIRECT_LOOP');
   });
 });
 

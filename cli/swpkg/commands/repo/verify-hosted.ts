@@ -9,9 +9,13 @@ export default class RepoVerifyHosted extends BaseCommand<VerifyHostedResult> {
   static override examples = [
     '<%= config.bin %> repo verify-hosted http://127.0.0.1:8080/',
     '<%= config.bin %> repo verify-hosted ./webroot --json',
+    '<%= config.bin %> repo verify-hosted http://127.0.0.1:8080/ --name main --fingerprint HEX',
   ];
   static override args = { target: Args.string({ description: 'URL or folder of the published root.', required: true }) };
-  static override flags = { fingerprint: Flags.string({ summary: 'Root fingerprint you expect (as pinned by clients).' }) };
+  static override flags = {
+    fingerprint: Flags.string({ summary: 'Root fingerprint you expect (as pinned by clients).' }),
+    name: Flags.string({ summary: "Repository name the signed catalog must carry (default: hosted-repo.json's name)." }),
+  };
 
   private failed = false;
 
@@ -20,7 +24,14 @@ export default class RepoVerifyHosted extends BaseCommand<VerifyHostedResult> {
     const r = await verifyHosted(repoReaderFor(args.target), {
       reporter: this.reporter(),
       ...(flags.fingerprint && { pinnedFingerprint: flags.fingerprint }),
+      ...(flags.name && { name: flags.name }),
     });
+    if (!flags.fingerprint) {
+      // Without a pin every check is against whatever root the server hands out, which proves consistency, not identity.
+      r.warnings.push(
+        'no --fingerprint given: nothing was pinned, so the checks only show the repository agrees with the root it serves; pass the fingerprint clients pin',
+      );
+    }
     this.warnings.push(...r.warnings);
     if (!r.ok) {
       this.failed = true;

@@ -38,7 +38,7 @@ export default class RecipeRepoFixture extends BaseCommand<RepoFixtureResult> {
       ...(flags['root-key'] ? { rootKeyPath: flags['root-key'] } : {}),
       ...(flags.name ? { name: flags.name } : {}),
       all: flags.all,
-      reporter: this.reporter(flags.quiet),
+      reporter: this.reporter(),
     });
   }
 

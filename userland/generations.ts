@@ -8,7 +8,17 @@ import { currentNumber, generationDir, listGenerationNumbers, readGeneration, sw
 import { discardStoreEntry, listStoreEntries } from './store.js';
 import { TRASH_PREFIX } from './paths.js';
 import { withWriterLock } from './writer.js';
-import { checkGeneration, recoverCurrent } from './generation-check.js';
+import { checkGeneration } from './generation-check.js';
+import {
+  healCurrent,
+  prepareHealth,
+  readHealthRecord,
+  removeHealthRecord,
+  runGuard,
+  type HealthOutcome,
+  type HealthRecord,
+} from './health.js';
+import { readStoreManifest } from './store.js';
 import { crashPoint } from './crash-point.js';
 
 export interface GenerationSummary {
@@ -19,6 +29,11 @@ export interface GenerationSummary {
   packages: number;
   current: boolean;
   catalogs: Record<string, number>;
+  /**
+   * What its health checks found: absent when it had none; `failed` names the check, its exit
+   * status and output tail, and where `current` went back to.
+   */
+  health?: Pick<HealthRecord, 'state' | 'failed' | 'reverted' | 'time'>;
 }
 
 /** `pkg generations`: every generation on disk, oldest first. A reader: no lock. */
@@ -32,6 +47,7 @@ export async function listGenerations(ctx: PkgContext): Promise<GenerationSummar
   const out: GenerationSummary[] = [];
   for (const n of await listGenerationNumbers(ctx)) {
     const g = await readGeneration(ctx, n);
+    const h = await readHealthRecord(ctx, n);
     out.push({
       number: n,
       time: g.time,
@@ -40,6 +56,16 @@ export async function listGenerations(ctx: PkgContext): Promise<GenerationSummar
       packages: g.packages.length,
       current: n === cur,
       catalogs: g.catalogs,
+      ...(h
+        ? {
+            health: {
+              state: h.state,
+              time: h.time,
+              ...(h.failed ? { failed: h.failed } : {}),
+              ...(h.reverted ? { reverted: h.reverted } : {}),
+            },
+          }
+        : {}),
     });
   }
   return out;
@@ -49,6 +75,8 @@ export interface RollbackResult {
   from: number | null;
   to: number;
   changed: boolean;
+  /** The checks of the packages the rollback brought back (absent when there were none). */
+  health?: HealthOutcome;
 }
 
 /** A generation may become current only if it is complete (checkGeneration: record, store entries, tree). */
@@ -68,7 +96,7 @@ async function assertComplete(ctx: PkgContext, n: number): Promise<void> {
  * rename, so a crash leaves either generation current. Also the way out of
  * a dangling `current` (`--to N`).
  */
-export async function rollback(ctx: PkgContext, o: { to?: number } = {}): Promise<RollbackResult> {
+export async function rollback(ctx: PkgContext, o: { to?: number; healthCheck?: boolean } = {}): Promise<RollbackResult> {
   return withWriterLock(ctx, async () => {
     let cur: number | undefined;
     try {
@@ -102,9 +130,19 @@ export async function rollback(ctx: PkgContext, o: { to?: number } = {}): Promis
     if (to === cur) return { from: cur, to, changed: false };
     await assertComplete(ctx, to);
     crashPoint('rollback.checked');
+    // The packages the rollback brings back (not in the generation it leaves) run their checks, as an upgrade's would.
+    const leaving = new Set(cur !== undefined ? (await readGeneration(ctx, cur).catch(() => undefined))?.packages.map((p) => p.store) : []);
+    const back = (await readGeneration(ctx, to)).packages.filter((p) => !leaving.has(p.store));
+    const guard = await prepareHealth(ctx, {
+      generation: to,
+      revertTo: cur ?? null,
+      packages: await Promise.all(back.map(async (p) => ({ pkg: p, manifest: await readStoreManifest(ctx, p.store) }))),
+      skip: o.healthCheck === false,
+    });
     await switchCurrent(ctx, to);
     ctx.reporter.info(`current is now generation ${to}${cur !== undefined ? ` (was ${cur})` : ''}`);
-    return { from: cur ?? null, to, changed: true };
+    const health = guard ? await runGuard(ctx, guard) : o.healthCheck === false ? { state: 'skipped' as const, checks: [] } : undefined;
+    return { from: cur ?? null, to, changed: true, ...(health ? { health } : {}) };
   });
 }
 
@@ -143,7 +181,7 @@ export async function collectGarbage(ctx: PkgContext, o: { keep?: number } = {})
     throw new SwpkgError('E_USAGE', '--keep must be a whole number of at least 1', { details: { keep } });
   return withWriterLock(ctx, async () => {
     // Never collect on a damaged `current`: it is repaired first, so the generation it falls back to is kept.
-    const cur = await recoverCurrent(ctx);
+    const cur = await healCurrent(ctx);
     const all = await listGenerationNumbers(ctx);
     const kept = new Set(all.slice(-keep));
     if (cur !== undefined) kept.add(cur);
@@ -160,6 +198,7 @@ export async function collectGarbage(ctx: PkgContext, o: { keep?: number } = {})
       crashPoint('gc.generation');
       result.freedBytes += await du(aside);
       await removeTree(aside);
+      await removeHealthRecord(ctx, n);
       result.removedGenerations.push(n);
     }
     const referenced = new Set<string>();

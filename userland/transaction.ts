@@ -33,7 +33,7 @@ import {
   type TreeInput,
 } from './generation.js';
 import { storeDirName } from './paths.js';
-import { recoverCurrent } from './generation-check.js';
+import { healCurrent, prepareHealth, runGuard, type HealthGuard, type HealthOutcome } from './health.js';
 import { ensureDir, exists, removeTree } from './fs-util.js';
 import { trustedKeys, type TrustedKey } from './trusted-keys.js';
 import { withWriterLock } from './writer.js';
@@ -88,10 +88,14 @@ export interface TransactionResult {
   generation: number | null;
   previousGeneration: number | null;
   downloads: { name: string; version: string; bytes: number; resumedFrom: number; cached: boolean }[];
+  /** The health checks of the change (absent when there were none to run); a required failure throws E_HEALTH_CHECK instead. */
+  health?: HealthOutcome;
 }
 
 export interface MutationOptions {
   dryRun?: boolean;
+  /** false (--no-health-check): the checks are not run and the generation's health record says so. */
+  healthCheck?: boolean;
   /** Asked with the plan before anything changes; false cancels (E_CONFIRM). Absent: proceed. */
   confirm?: (plan: PlanView) => Promise<boolean>;
 }
@@ -282,7 +286,8 @@ async function apply(
   plan: PkgPlan,
   w: World,
   catalogs: Record<string, number>,
-): Promise<{ generation: Generation; downloads: TransactionResult['downloads'] }> {
+  healthCheck: boolean,
+): Promise<{ generation: Generation; downloads: TransactionResult['downloads']; guard: HealthGuard | undefined }> {
   const downloads: TransactionResult['downloads'] = [];
   const addedStore: string[] = [];
   const staged: StagedEntry[] = [];
@@ -423,13 +428,23 @@ async function apply(
       catalogs,
       parent: w.current?.number ?? null,
     });
+    // The generation names the new store entries now: a later failure must not take them from under it.
+    addedStore.length = 0;
+    // Checks of what this change added or changed: recorded as pending before the switch (see prepareHealth).
+    const before = new Set((w.current?.packages ?? []).map((p) => p.store));
+    const guard = await prepareHealth(ctx, {
+      generation: generation.number,
+      revertTo: w.current?.number ?? null,
+      packages: inputs.filter((i) => !before.has(i.pkg.store)),
+      skip: !healthCheck,
+    });
     await switchCurrent(ctx, generation.number);
     crashPoint('transaction.switched');
 
     // 6. Downloads now live in the store.
     for (const f of files.values()) if (f.startsWith(ctx.paths.cache)) await rm(f, { force: true });
     crashPoint('transaction.cleaned');
-    return { generation, downloads };
+    return { generation, downloads, guard };
   } catch (e) {
     for (const e of staged) await removeTree(e.tmp).catch(() => {});
     for (const dir of addedStore) await discardStoreEntry(ctx, dir).catch(() => {});
@@ -451,8 +466,9 @@ async function transaction(
     ctx.reporter.warn(m);
   };
   const run = async (): Promise<TransactionResult> => {
-    // A writer repairs a damaged `current` first (a warning says so); --dry-run only reads and reports it.
-    if (!o.dryRun) await recoverCurrent(ctx);
+    // A writer repairs a damaged `current` and undoes a switch whose health checks never finished (a warning
+    // says so); --dry-run only reads and reports it.
+    if (!o.dryRun) await healCurrent(ctx);
     const w = await loadWorld(ctx, { catalogs: o.catalogs, warn });
     for (const r of w.notUpdated) warn(`repository ${r} has no catalog yet; run \`pkg update\``);
     const plan = await makePlan(w);
@@ -470,8 +486,10 @@ async function transaction(
     }
     crashPoint('transaction.confirmed');
     const catalogs = o.catalogs !== false ? { ...(w.current?.catalogs ?? {}), ...w.catalogVersions } : (w.current?.catalogs ?? {});
-    const { generation, downloads } = await apply(ctx, plan, w, catalogs);
-    return { ...base, generation: generation.number, downloads };
+    const { generation, downloads, guard } = await apply(ctx, plan, w, catalogs, o.healthCheck !== false);
+    // After the switch, outside apply: a failed check switches back but keeps the generation and its store entries.
+    const health = guard ? await runGuard(ctx, guard) : o.healthCheck === false ? { state: 'skipped' as const, checks: [] } : undefined;
+    return { ...base, generation: generation.number, downloads, ...(health ? { health } : {}) };
   };
   // --dry-run only reads: it takes no lock, like the other readers.
   return o.dryRun ? run() : withWriterLock(ctx, run);

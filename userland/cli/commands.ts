@@ -24,7 +24,7 @@ export interface CommandDef<R = unknown> {
   run(env: RunEnv, p: Parsed): Promise<R>;
   render(result: R, print: Print): void;
   /** A result that is still a failure (doctor finding problems): printed, then this error decides the exit code. */
-  failure?(result: R): { code: 'E_STORE'; message: string; hint: string } | undefined;
+  failure?(result: R): { code: 'E_STORE' | 'E_HEALTH_CHECK'; message: string; hint: string } | undefined;
 }
 
 /** Checks each definition against its own result type R before it joins the untyped command table. */
@@ -33,6 +33,31 @@ function def<R>(c: CommandDef<R>): CommandDef {
 }
 
 const dryRun: FlagSpec = { name: 'dry-run', short: 'n', type: 'boolean', summary: 'Show the plan and change nothing.' };
+const noHealthCheck: FlagSpec = {
+  name: 'no-health-check',
+  type: 'boolean',
+  summary: 'Do not run the health checks after the switch (the generation records that they were skipped).',
+};
+const healthCheck = (p: Parsed): { healthCheck?: false } => (p.flags['no-health-check'] === true ? { healthCheck: false } : {});
+
+/** A check's output is whatever the program wrote: control characters would drive the terminal, so they show as '?'. */
+function tailLines(text: string): string[] {
+  return text
+    .trimEnd()
+    .split('\n')
+    .slice(-10)
+    .filter(Boolean)
+    .map((l) => `  | ${l.replace(/[\u0000-\u0008\u000b-\u001f\u007f]/g, '?')}`);
+}
+
+function renderHealth(h: Api.HealthOutcome | undefined, print: Print): void {
+  if (!h) return;
+  if (h.state === 'skipped') return print('Health checks skipped (--no-health-check).');
+  const failed = h.checks.filter((c) => !c.ok);
+  print(
+    `Health checks: ${h.checks.length - failed.length} of ${h.checks.length} passed${failed.length ? ` (advisory failed: ${failed.map((c) => c.name).join(', ')})` : ''}.`,
+  );
+}
 
 export function renderPlan(plan: Api.PlanView, print: Print): void {
   if (plan.empty) {
@@ -79,6 +104,7 @@ function renderTransaction(r: Api.TransactionResult, print: Print): void {
   print(
     `Generation ${r.generation} is now current${r.previousGeneration !== null ? ` (was ${r.previousGeneration}; \`pkg rollback\` returns to it)` : ''}.`,
   );
+  renderHealth(r.health, print);
 }
 
 function table(rows: string[][], print: Print): void {
@@ -352,6 +378,7 @@ export const COMMANDS: CommandDef[] = [
     args: [{ name: 'NAME[@RANGE]|FILE.swpkg', required: true, variadic: true }],
     flags: [
       dryRun,
+      noHealthCheck,
       {
         name: 'allow-untrusted',
         type: 'boolean',
@@ -368,6 +395,7 @@ export const COMMANDS: CommandDef[] = [
         specs: p.args,
         dryRun: p.flags['dry-run'] === true,
         allowUntrusted: p.flags['allow-untrusted'] === true,
+        ...healthCheck(p),
         ...(confirm ? { confirm } : {}),
       }),
     render: renderTransaction,
@@ -375,7 +403,7 @@ export const COMMANDS: CommandDef[] = [
   def<Api.TransactionResult>({
     words: ['remove'],
     args: [{ name: 'NAME', required: true, variadic: true }],
-    flags: [dryRun, { name: 'cascade', type: 'boolean', summary: 'Also remove every installed package that needs NAME.' }],
+    flags: [dryRun, noHealthCheck, { name: 'cascade', type: 'boolean', summary: 'Also remove every installed package that needs NAME.' }],
     confirms: true,
     summary: 'Remove packages (and dependencies nothing needs any more).',
     description:
@@ -386,6 +414,7 @@ export const COMMANDS: CommandDef[] = [
         names: p.args,
         cascade: p.flags['cascade'] === true,
         dryRun: p.flags['dry-run'] === true,
+        ...healthCheck(p),
         ...(confirm ? { confirm } : {}),
       }),
     render: renderTransaction,
@@ -393,60 +422,75 @@ export const COMMANDS: CommandDef[] = [
   def<Api.TransactionResult>({
     words: ['autoremove'],
     args: [],
-    flags: [dryRun],
+    flags: [dryRun, noHealthCheck],
     confirms: true,
     summary: 'Remove installed dependencies no explicitly installed package needs.',
     description: 'Orphan cleanup; `pkg remove` does the same for what it leaves behind.',
     examples: ['pkg autoremove --dry-run'],
-    run: ({ api, ctx, confirm }, p) => api.removeOrphans(ctx, { dryRun: p.flags['dry-run'] === true, ...(confirm ? { confirm } : {}) }),
+    run: ({ api, ctx, confirm }, p) =>
+      api.removeOrphans(ctx, { dryRun: p.flags['dry-run'] === true, ...healthCheck(p), ...(confirm ? { confirm } : {}) }),
     render: renderTransaction,
   }),
   def<Api.TransactionResult>({
     words: ['upgrade'],
     args: [{ name: 'NAME', variadic: true }],
-    flags: [dryRun],
+    flags: [dryRun, noHealthCheck],
     confirms: true,
     summary: 'Upgrade installed packages (all, or the named ones) to the newest fitting versions.',
     description:
-      'Run `pkg update` first to see new versions. Same steps as install: plan, download, verify, new generation, atomic switch.',
+      'Run `pkg update` first to see new versions. Same steps as install: plan, download, verify, new generation, atomic switch. Then the health checks of every package added or changed, and the system-wide ones, run; a failed required check switches back to the previous generation, keeps the new one for inspection and exits 8 (E_HEALTH_CHECK).',
     examples: ['pkg upgrade --dry-run', 'pkg upgrade lua --yes'],
     run: ({ api, ctx, confirm }, p) =>
-      api.upgradePackages(ctx, { names: p.args, dryRun: p.flags['dry-run'] === true, ...(confirm ? { confirm } : {}) }),
+      api.upgradePackages(ctx, { names: p.args, dryRun: p.flags['dry-run'] === true, ...healthCheck(p), ...(confirm ? { confirm } : {}) }),
     render: renderTransaction,
   }),
   def<Api.RollbackResult>({
     words: ['rollback'],
     args: [],
-    flags: [{ name: 'to', type: 'number', value: 'N', summary: 'Generation to switch to (default: the newest older than current).' }],
+    flags: [
+      { name: 'to', type: 'number', value: 'N', summary: 'Generation to switch to (default: the newest older than current).' },
+      noHealthCheck,
+    ],
     summary: 'Switch back to an older generation.',
     description:
       'Only `current` changes, in one atomic rename; the generations themselves stay, so you can switch forward again with --to.',
     examples: ['pkg rollback', 'pkg rollback --to 3'],
-    run: ({ api, ctx }, p) => api.rollback(ctx, typeof p.flags['to'] === 'number' ? { to: p.flags['to'] } : {}),
-    render: (r, print) =>
+    run: ({ api, ctx }, p) => api.rollback(ctx, { ...(typeof p.flags['to'] === 'number' ? { to: p.flags['to'] } : {}), ...healthCheck(p) }),
+    render(r, print) {
       print(
         r.changed
           ? `Generation ${r.to} is now current${r.from !== null ? ` (was ${r.from})` : ''}.`
           : `Generation ${r.to} is already current.`,
-      ),
+      );
+      renderHealth(r.health, print);
+    },
   }),
   def<Api.GenerationSummary[]>({
     words: ['generations'],
     args: [],
     flags: [],
     summary: 'List generations.',
-    description: 'Each generation records its time, the command that made it and the catalog versions it came from.',
-    examples: ['pkg generations'],
+    description:
+      'Each generation records its time, the command that made it and the catalog versions it came from, and what its health checks found: passed, failed (the check, its exit status and output tail, and where `current` went back to), skipped (--no-health-check) or interrupted (undone by the next run or at boot).',
+    examples: ['pkg generations', 'pkg generations --json'],
     run: ({ api, ctx }) => api.listGenerations(ctx),
     render(gs, print) {
       if (gs.length === 0) return print('No generations yet.');
       table(
         [
-          ['', 'GEN', 'TIME', 'PACKAGES', 'COMMAND'],
-          ...gs.map((g) => [g.current ? '*' : '', String(g.number), g.time, String(g.packages), g.command]),
+          ['', 'GEN', 'TIME', 'PACKAGES', 'HEALTH', 'COMMAND'],
+          ...gs.map((g) => [g.current ? '*' : '', String(g.number), g.time, String(g.packages), g.health?.state ?? '-', g.command]),
         ],
         print,
       );
+      for (const g of gs) {
+        const f = g.health?.failed;
+        if (!f) continue;
+        print(
+          `generation ${g.number}: check ${f.name} failed (${f.reason}${f.exitStatus !== null ? `, exit status ${f.exitStatus}` : ''}${f.signal ? `, ${f.signal}` : ''})${g.health?.reverted ? `; current went back to ${g.health.reverted.to ?? 'nothing'}` : ''}`,
+        );
+        for (const line of tailLines(f.outputTail)) print(line);
+      }
     },
   }),
   def<Api.DoctorReport>({
@@ -475,6 +519,37 @@ export const COMMANDS: CommandDef[] = [
       for (const u of r.unreferenced) print(`  unreferenced ${u} (\`pkg gc\` removes it)`);
       for (const d of r.partialDownloads) print(`  partial download ${d} (resumed by the next install)`);
       print(r.healthy ? 'healthy' : `${r.problems.length} problem(s)`);
+    },
+  }),
+  def<Api.HealthReport>({
+    words: ['health'],
+    args: [],
+    flags: [],
+    summary: 'Run the health checks of the installed packages and the system folder now.',
+    description:
+      "Runs every check the current generation's packages declare and every executable in the system folder ($PKG_HEALTH_DIR; /etc/pkg/health.d in the guest), each with its timeout, no stdin and a bounded output tail. Changes nothing: exits 8 (E_HEALTH_CHECK) when a required check fails, 0 otherwise (advisory failures are listed).",
+    examples: ['pkg health', 'pkg health --json'],
+    run: ({ api, ctx }) => api.checkHealth(ctx),
+    failure: (r) =>
+      r.healthy
+        ? undefined
+        : {
+            code: 'E_HEALTH_CHECK',
+            message: `required health check(s) failed: ${r.checks
+              .filter((c) => !c.ok && c.level === 'required')
+              .map((c) => c.name)
+              .join(', ')}`,
+            hint: "see each check's output above (or in --json); `pkg rollback` returns to the previous generation",
+          },
+    render(r, print) {
+      if (r.checks.length === 0) return print('No health checks are declared.');
+      for (const c of r.checks) {
+        print(
+          `${c.ok ? 'PASS' : c.level === 'advisory' ? 'WARN' : 'FAIL'}  ${c.name}${c.ok ? '' : ` (${c.reason}${c.exitStatus !== null ? `, exit status ${c.exitStatus}` : ''})`}`,
+        );
+        if (!c.ok) for (const line of tailLines(c.outputTail)) print(line);
+      }
+      print(r.healthy ? 'healthy' : 'unhealthy');
     },
   }),
   def<Api.GcResult>({

@@ -19,6 +19,7 @@ import {
   type HealthRecord,
 } from './health.js';
 import { readStoreManifest } from './store.js';
+import { readBootFallbacks, type BootFallback } from './boot-check.js';
 import { crashPoint } from './crash-point.js';
 
 export interface GenerationSummary {
@@ -34,6 +35,8 @@ export interface GenerationSummary {
    * status and output tail, and where `current` went back to.
    */
   health?: Pick<HealthRecord, 'state' | 'failed' | 'reverted' | 'time'>;
+  /** The latest boot-time fallback away from this generation (`from`) or to it (`to`), with the reason. */
+  bootFallback?: BootFallback;
 }
 
 /** `pkg generations`: every generation on disk, oldest first. A reader: no lock. */
@@ -45,9 +48,11 @@ export async function listGenerations(ctx: PkgContext): Promise<GenerationSummar
     cur = undefined;
   }
   const out: GenerationSummary[] = [];
+  const fallbacks = await readBootFallbacks(ctx);
   for (const n of await listGenerationNumbers(ctx)) {
     const g = await readGeneration(ctx, n);
     const h = await readHealthRecord(ctx, n);
+    const boot = fallbacks.findLast((f) => f.from === n || f.to === n);
     out.push({
       number: n,
       time: g.time,
@@ -66,6 +71,7 @@ export async function listGenerations(ctx: PkgContext): Promise<GenerationSummar
             },
           }
         : {}),
+      ...(boot ? { bootFallback: boot } : {}),
     });
   }
   return out;

@@ -56,6 +56,7 @@ export {
 export { checkStoreEntry, readStoreManifest, type StoreProblem } from './store.js';
 export { checkGeneration, newestCompleteGeneration, recoverCurrent, type GenerationCheck } from './generation-check.js';
 export { doctor, type DoctorReport, type DoctorProblem } from './doctor.js';
+export { bootCheck, readBootFallbacks, type BootCheckResult, type BootFallback } from './boot-check.js';
 export {
   checkHealth,
   healCurrent,

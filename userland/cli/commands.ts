@@ -491,6 +491,11 @@ export const COMMANDS: CommandDef[] = [
         );
         for (const line of tailLines(f.outputTail)) print(line);
       }
+      for (const g of gs) {
+        const b = g.bootFallback;
+        if (b && b.from === g.number)
+          print(`generation ${g.number}: left at boot ${b.time} (${b.problems[0] ?? 'incomplete'}); fell back to ${b.to ?? 'no packages'}`);
+      }
     },
   }),
   def<Api.DoctorReport>({
@@ -518,6 +523,7 @@ export const COMMANDS: CommandDef[] = [
       for (const l of r.leftovers) print(`  leftover ${l} (removed by the next writer)`);
       for (const u of r.unreferenced) print(`  unreferenced ${u} (\`pkg gc\` removes it)`);
       for (const d of r.partialDownloads) print(`  partial download ${d} (resumed by the next install)`);
+      for (const a of r.abandoned) print(`  abandoned ${a}`);
       print(r.healthy ? 'healthy' : `${r.problems.length} problem(s)`);
     },
   }),
@@ -550,6 +556,26 @@ export const COMMANDS: CommandDef[] = [
         if (!c.ok) for (const line of tailLines(c.outputTail)) print(line);
       }
       print(r.healthy ? 'healthy' : 'unhealthy');
+    },
+  }),
+  def<Api.BootCheckResult>({
+    words: ['boot-check'],
+    args: [],
+    flags: [],
+    summary: 'At boot: make sure `current` is a complete generation, else fall back.',
+    description:
+      "Run by the guest's init before anything uses /pkg/current. Checks the current generation (its record, every store entry it links to, its tree; no re-hashing) and, if it is incomplete, switches to the newest complete generation; with none complete it removes `current` and the guest boots with no packages. Prints why on the console and records it (`pkg generations --json`, bootFallback). Also undoes a switch whose health checks were interrupted.",
+    examples: ['pkg boot-check --root /pkg --lock-timeout 5'],
+    run: ({ api, ctx }) => api.bootCheck(ctx),
+    render(r, print) {
+      const why = (r.fallback?.problems ?? []).slice(0, 3).join('; ');
+      if (r.outcome === 'fresh') print('pkg boot-check: nothing installed yet');
+      else if (r.outcome === 'ok') print(`pkg boot-check: generation ${r.current} is complete`);
+      else if (r.outcome === 'fallback')
+        print(
+          `pkg boot-check: generation ${r.fallback?.from ?? '?'} is incomplete (${why}); fell back to generation ${r.current}, the newest complete one`,
+        );
+      else print(`pkg boot-check: no complete generation (${why}); booting with no packages`);
     },
   }),
   def<Api.GcResult>({

@@ -1,9 +1,10 @@
 import { SwpkgError } from './errors.js';
-import { canonicalBytes, parseJson } from './canonical-json.js';
-import { sha256Hex, SHA256_HEX } from './hash.js';
-import { signBytes, type KeyPair } from './keys.js';
+import { SHA256_HEX } from './hash.js';
+import type { KeyPair } from './keys.js';
 import { ARCHES, assertName, assertVersion, validateDepends, type PackageManifest } from './manifest.js';
-import { assertNotExpired, checkThreshold, parseSignatures, type RootDocument, type Signed } from './root.js';
+import { assertNotExpired, type RootDocument, type Signed } from './root.js';
+import { checkThreshold, parseEnvelope, payloadSha256, signEnvelope, PAYLOAD_TYPES, type Envelope } from './envelope.js';
+import { assertKnownFields, isJsonObject, parseStrictJson } from './strict-json.js';
 
 /** The client format this code understands; catalogs demanding more are refused as incompatible. */
 export const CLIENT_FORMAT = 1;
@@ -76,18 +77,34 @@ export interface ClientIdentity {
 
 export const DEFAULT_CLIENT: ClientIdentity = { arch: 'x86_64', abi: 'linux-musl-static', format: CLIENT_FORMAT };
 
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
+const isRecord = isJsonObject;
 
 function badCatalog(why: string, details: Record<string, unknown> = {}): SwpkgError {
-  return new SwpkgError('E_INVALID_JSON', `catalog: ${why}`, { details });
+  return new SwpkgError('E_BAD_CATALOG', `catalog: ${why}`, { details });
 }
+
+const PACKAGE_FIELDS = [
+  'name',
+  'version',
+  'arch',
+  'abi',
+  'depends',
+  'provides',
+  'conflicts',
+  'size',
+  'installedSize',
+  'sha256',
+  'path',
+  'summary',
+  'license',
+] as const;
+const SIGNED_FIELDS = ['type', 'format', 'repo', 'version', 'generated', 'expires', 'compatibility', 'packages'] as const;
 
 const PACKAGE_PATH = /^packages\/[A-Za-z0-9+._-]+\.swpkg$/;
 
 function parsePackageEntry(v: unknown, i: number): CatalogPackage {
   if (!isRecord(v)) throw badCatalog(`packages[${i}] must be an object`);
+  assertKnownFields(v, PACKAGE_FIELDS, `catalog packages[${i}]`);
   const str = (k: string): string => {
     const x = v[k];
     if (typeof x !== 'string') throw badCatalog(`packages[${i}].${k} must be a string`, { field: `packages[${i}].${k}` });
@@ -129,10 +146,11 @@ function parsePackageEntry(v: unknown, i: number): CatalogPackage {
   };
 }
 
-/** Structural parse of an untrusted catalog document; trust checks are in verifyCatalog. */
-export function parseCatalog(value: unknown): CatalogDocument {
-  if (!isRecord(value) || !isRecord(value['signed'])) throw badCatalog('is not a signed document ({signed, signatures})');
-  const s = value['signed'];
+/** Structural parse of a catalog payload (strict JSON, unknown fields refused); trust checks are in verifyCatalog. */
+export function parseCatalogPayload(payload: Uint8Array): CatalogSigned {
+  const s = parseStrictJson(payload, 'catalog payload');
+  if (!isRecord(s)) throw badCatalog('payload is not an object');
+  assertKnownFields(s, SIGNED_FIELDS, 'catalog payload');
   if (s['type'] !== 'catalog') throw badCatalog(`type is ${JSON.stringify(s['type'])}, expected "catalog"`);
   const version = s['version'];
   if (typeof version !== 'number' || !Number.isSafeInteger(version) || version < 1) throw badCatalog('version must be a positive integer');
@@ -145,8 +163,17 @@ export function parseCatalog(value: unknown): CatalogDocument {
   if (!isRecord(c) || !Array.isArray(c['arch']) || !Array.isArray(c['abi']) || typeof c['minClientFormat'] !== 'number') {
     throw badCatalog('compatibility must have arch[], abi[] and minClientFormat');
   }
+  assertKnownFields(c, ['arch', 'abi', 'minClientFormat'], 'catalog compatibility');
+  if (![...c['arch'], ...c['abi']].every((x) => typeof x === 'string')) throw badCatalog('compatibility arch[] and abi[] must be strings');
   if (!Array.isArray(s['packages'])) throw badCatalog('packages must be an array');
-  const packages = s['packages'].map(parsePackageEntry);
+  let packages: CatalogPackage[];
+  try {
+    packages = s['packages'].map(parsePackageEntry);
+  } catch (e) {
+    // The shared name, version and range validators speak of usage errors (exit 2); in a catalog they are the server's bytes.
+    if (e instanceof SwpkgError && e.exitCode === 2) throw badCatalog(e.message, { ...e.details, cause: e.code });
+    throw e;
+  }
   const seen = new Set<string>();
   for (const p of packages) {
     const id = `${p.name}@${p.version}@${p.arch}`;
@@ -154,28 +181,76 @@ export function parseCatalog(value: unknown): CatalogDocument {
     seen.add(id);
   }
   return {
-    signed: {
-      type: 'catalog',
-      format: s['format'],
-      repo: s['repo'],
-      version,
-      generated: s['generated'] as string,
-      expires: s['expires'] as string,
-      compatibility: { arch: c['arch'] as string[], abi: c['abi'] as string[], minClientFormat: c['minClientFormat'] },
-      packages,
-    },
-    signatures: parseSignatures(value['signatures'], 'catalog'),
+    type: 'catalog',
+    format: s['format'],
+    repo: s['repo'],
+    version,
+    generated: s['generated'] as string,
+    expires: s['expires'] as string,
+    compatibility: { arch: c['arch'] as string[], abi: c['abi'] as string[], minClientFormat: c['minClientFormat'] },
+    packages,
   };
 }
 
+/** Parses a catalog envelope and its payload without checking signatures (a publisher reading its own output). */
+export function parseCatalog(bytes: Uint8Array, what = 'catalog'): CatalogDocument {
+  const env = parseEnvelope(bytes, PAYLOAD_TYPES.catalog, what);
+  return { ...env, signed: parseCatalogPayload(env.payload) };
+}
+
+/**
+ * Re-reads an envelope whose bytes equal ones that passed verifyCatalog
+ * (the client's accepted copy, checked by its SHA-256): the payload is
+ * parsed strictly, but neither signatures nor the schema of every entry are
+ * checked again, so `pkg search` over 10 000 entries does not pay for them
+ * on every command.
+ */
+export function openVerifiedCatalog(env: Envelope): CatalogDocument {
+  return { ...env, signed: parseStrictJson(env.payload, 'catalog payload') as CatalogSigned };
+}
+
+/**
+ * The payload bytes of a catalog: JSON with every object's fields in one
+ * fixed order (dependency names sorted), so the same catalog always signs to
+ * the same bytes. This is cheaper than RFC 8785 over 65 000 entries
+ * (bench/catalog) and verification never depends on it: it reads the bytes.
+ */
+export function catalogPayload(s: CatalogSigned): Buffer {
+  const ordered = {
+    type: s.type,
+    format: s.format,
+    repo: s.repo,
+    version: s.version,
+    generated: s.generated,
+    expires: s.expires,
+    compatibility: { arch: s.compatibility.arch, abi: s.compatibility.abi, minClientFormat: s.compatibility.minClientFormat },
+    packages: s.packages.map((p) => ({
+      name: p.name,
+      version: p.version,
+      arch: p.arch,
+      abi: p.abi,
+      depends: Object.fromEntries(Object.entries(p.depends).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))),
+      provides: p.provides,
+      conflicts: p.conflicts,
+      size: p.size,
+      installedSize: p.installedSize,
+      sha256: p.sha256,
+      path: p.path,
+      summary: p.summary,
+      license: p.license,
+    })),
+  };
+  return Buffer.from(JSON.stringify(ordered));
+}
+
 export function signCatalog(signed: CatalogSigned, keys: KeyPair[]): CatalogDocument {
-  const message = canonicalBytes(signed);
-  return { signed, signatures: keys.map((k) => signBytes(message, k)).sort((a, b) => (a.keyid < b.keyid ? -1 : 1)) };
+  return { ...signEnvelope(PAYLOAD_TYPES.catalog, catalogPayload(signed), keys), signed };
 }
 
 export interface LastAccepted {
   version: number;
-  sha256: string;
+  /** SHA-256 of the accepted payload bytes (what was signed, whatever the framing); absent for state from the first format. */
+  payloadSha256?: string;
 }
 
 export interface VerifyCatalogOptions {
@@ -185,13 +260,17 @@ export interface VerifyCatalogOptions {
   maxBytes?: number;
   /** Whose compatibility to check; `null` skips it (a publisher checking its own root). */
   client?: ClientIdentity | null;
+  /** The repository name the client configured: a catalog naming another repository is refused (E_WRONG_REPO). */
+  repo?: string;
 }
 
 /**
  * The one gate a catalog passes before anything uses it. Order matters:
- * size before parsing (endless data), signatures before any field is
- * believed, then freshness (expiry = freeze), monotonic version (rollback),
- * same version with other bytes (equivocation), and compatibility.
+ * size before parsing (endless data), the envelope's framing and payload
+ * type, signatures over the exact payload bytes before the payload is
+ * parsed, then the payload (strictly), the repository it names (confusion),
+ * freshness (expiry = freeze), monotonic version (rollback), same version
+ * with another signed payload (equivocation), and compatibility.
  */
 export function verifyCatalog(bytes: Uint8Array, o: VerifyCatalogOptions): CatalogDocument {
   const max = o.maxBytes ?? DEFAULT_MAX_CATALOG_BYTES;
@@ -201,11 +280,18 @@ export function verifyCatalog(bytes: Uint8Array, o: VerifyCatalogOptions): Catal
       details: { size: bytes.length, limit: max },
     });
   }
-  const doc = parseCatalog(parseJson(bytes, 'catalog'));
+  const env = parseEnvelope(bytes, PAYLOAD_TYPES.catalog, 'catalog');
   const root = o.root.signed;
-  checkThreshold(doc.signed, doc.signatures, root.roles.catalog, root.keys, `catalog v${doc.signed.version}`);
+  checkThreshold(env, root.roles.catalog, root.keys, 'catalog');
+  const doc: CatalogDocument = { ...env, signed: parseCatalogPayload(env.payload) };
+  if (o.repo !== undefined && doc.signed.repo !== o.repo) {
+    throw new SwpkgError('E_WRONG_REPO', `the catalog is for repository "${doc.signed.repo}", but this is repository "${o.repo}"`, {
+      hint: 'the server is serving another repository signed by the same keys; check the URL, or add it under its own name',
+      details: { expected: o.repo, offered: doc.signed.repo },
+    });
+  }
   assertNotExpired(doc.signed.expires, o.now, `catalog v${doc.signed.version}`);
-  const sha256 = sha256Hex(bytes);
+  const sha256 = payloadSha256(env);
   if (o.lastAccepted) {
     if (doc.signed.version < o.lastAccepted.version) {
       throw new SwpkgError(
@@ -217,10 +303,11 @@ export function verifyCatalog(bytes: Uint8Array, o: VerifyCatalogOptions): Catal
         },
       );
     }
-    if (doc.signed.version === o.lastAccepted.version && sha256 !== o.lastAccepted.sha256) {
+    const accepted = o.lastAccepted.payloadSha256;
+    if (doc.signed.version === o.lastAccepted.version && accepted !== undefined && sha256 !== accepted) {
       throw new SwpkgError('E_EQUIVOCATION', `catalog version ${doc.signed.version} has different content than the copy already accepted`, {
         hint: 'the publisher signed two different catalogs with one version; report it',
-        details: { version: doc.signed.version, accepted: o.lastAccepted.sha256, offered: sha256 },
+        details: { version: doc.signed.version, accepted, offered: sha256 },
       });
     }
   }

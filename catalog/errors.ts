@@ -35,6 +35,7 @@ export const ERROR_CODES = {
   E_UNKNOWN_PORT: ExitCode.USAGE,
   E_UNSUPPORTED_TARGET: ExitCode.USAGE,
   E_CONFIRM: ExitCode.USAGE,
+  E_KEY_PERMISSIONS: ExitCode.USAGE,
   // verification: refused because something is not what it claims to be
   E_SIGNATURE: ExitCode.VERIFICATION,
   E_UNKNOWN_KEY: ExitCode.VERIFICATION,
@@ -56,6 +57,16 @@ export const ERROR_CODES = {
   E_BAD_MANIFEST: ExitCode.VERIFICATION,
   /** A redirect pkg refuses to follow: to another origin than the repository's servers, or to a non-HTTP scheme. */
   E_REDIRECT: ExitCode.VERIFICATION,
+  // verification: bytes that are not a well-formed signed document (strict-json.ts, envelope.ts)
+  E_MALFORMED: ExitCode.VERIFICATION,
+  E_ENCODING: ExitCode.VERIFICATION,
+  E_DUPLICATE_KEY: ExitCode.VERIFICATION,
+  E_UNSAFE_NUMBER: ExitCode.VERIFICATION,
+  E_RESERVED_KEY: ExitCode.VERIFICATION,
+  E_UNKNOWN_FIELD: ExitCode.VERIFICATION,
+  E_PAYLOAD_TYPE: ExitCode.VERIFICATION,
+  E_BAD_CATALOG: ExitCode.VERIFICATION,
+  E_WRONG_REPO: ExitCode.VERIFICATION,
   // resolution
   E_RESOLVE: ExitCode.RESOLVE,
   E_CONFLICT: ExitCode.RESOLVE,

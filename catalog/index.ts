@@ -1,8 +1,10 @@
-// Public API of the core: formats, canonical JSON, hashing, signing, trust rules, resolver.
+// Public API of the core: formats, strict JSON, DSSE envelopes, canonical JSON, hashing, signing, trust rules, resolver.
 export * from './errors.js';
 export * from './reporter.js';
 export * from './hash.js';
 export * from './canonical-json.js';
+export * from './strict-json.js';
+export * from './envelope.js';
 export * from './keys.js';
 export * from './key-files.js';
 export * from './manifest.js';

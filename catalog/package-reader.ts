@@ -6,9 +6,10 @@ import { once } from 'node:events';
 import { join, dirname } from 'node:path';
 import { Parser, type ReadEntry } from 'tar';
 import { ERROR_CODES, ExitCode, SwpkgError, fromFsError } from './errors.js';
-import { parseJson, canonicalBytes } from './canonical-json.js';
 import { MANIFEST_LIMITS, validateManifest, type FileEntry, type PackageManifest } from './manifest.js';
-import { verifyBytes, type PublicKeyFile, type Signature } from './keys.js';
+import { verifyBytes, type PublicKeyFile } from './keys.js';
+import { pae, parseDetachedSignature, type DetachedSignature } from './envelope.js';
+import { parseStrictJson } from './strict-json.js';
 import { MANIFEST_ENTRY, SIGNATURE_ENTRY } from './package-writer.js';
 
 const MAX_SIGNATURE_BYTES = 64 * 1024;
@@ -17,7 +18,9 @@ const MAX_TAR_META_BYTES = 16 * 1024;
 
 export interface PackageHeader {
   manifest: PackageManifest;
-  signature?: Signature;
+  /** The exact bytes of `.SWPKG/manifest.json`: what a package signature covers. */
+  manifestBytes: Uint8Array;
+  signature?: DetachedSignature;
 }
 
 export interface VerifiedPackage extends PackageHeader {
@@ -116,7 +119,8 @@ async function streamPackage(path: string, opts: ReadOptions, sink: Sink, header
   let compressed = 0;
   let failure: unknown;
   let manifest: PackageManifest | undefined;
-  let signature: Signature | undefined;
+  let manifestBytes: Uint8Array | undefined;
+  let signature: DetachedSignature | undefined;
   let index = 0; // entries seen (manifest = 0)
   let fileIdx = 0; // next expected manifest file
   let current: { entry: FileEntry; hash: Hash; n: number } | undefined;
@@ -162,10 +166,11 @@ async function streamPackage(path: string, opts: ReadOptions, sink: Sink, header
         }
         collect(entry, (buf) => {
           try {
-            manifest = validateManifest(parseJson(buf, `${path}: ${MANIFEST_ENTRY}`));
+            manifest = validateManifest(parseStrictJson(buf, `${path}: ${MANIFEST_ENTRY}`));
           } catch (e) {
             throw outsideManifest(path, e);
           }
+          manifestBytes = buf;
           unpackLimit = Math.min(manifest.installedSize, opts.installedSize ?? Infinity);
           if (opts.installedSize !== undefined && manifest.installedSize !== opts.installedSize) {
             throw installedSizeMismatch(path, manifest, opts.installedSize);
@@ -177,14 +182,7 @@ async function streamPackage(path: string, opts: ReadOptions, sink: Sink, header
       if (position === 1 && entryPath === SIGNATURE_ENTRY) {
         if (type !== 'file' || entry.size > MAX_SIGNATURE_BYTES) throw corrupt(path, 'signature entry is malformed');
         collect(entry, (buf) => {
-          let s: Partial<Signature> | null;
-          try {
-            s = parseJson(buf, `${path}: ${SIGNATURE_ENTRY}`) as Partial<Signature> | null;
-          } catch (e) {
-            throw outsideManifest(path, e);
-          }
-          if (!s || typeof s.keyid !== 'string' || typeof s.sig !== 'string') throw corrupt(path, 'signature entry is malformed');
-          signature = { keyid: s.keyid, sig: s.sig };
+          signature = parseDetachedSignature(buf, `${path}: ${SIGNATURE_ENTRY}`);
           if (headerOnly) done = true;
         });
         return;
@@ -346,13 +344,13 @@ async function streamPackage(path: string, opts: ReadOptions, sink: Sink, header
     sink.abort();
     throw failure instanceof SwpkgError ? failure : corrupt(path, String((failure as Error)?.message ?? failure), failure);
   }
-  if (manifest === undefined) throw corrupt(path, 'archive ended before its manifest');
+  if (manifest === undefined || manifestBytes === undefined) throw corrupt(path, 'archive ended before its manifest');
   if (!headerOnly) {
     if (fileIdx !== manifest.files.length) {
       throw corrupt(path, `archive ended after ${fileIdx} of ${manifest.files.length} files the manifest lists`);
     }
   }
-  const result: VerifiedPackage = { manifest, sha256: pkgHash.digest('hex'), size: compressed };
+  const result: VerifiedPackage = { manifest, manifestBytes, sha256: pkgHash.digest('hex'), size: compressed };
   if (signature !== undefined) result.signature = signature;
   if (!headerOnly && opts.expectedSha256 !== undefined && result.sha256 !== opts.expectedSha256) {
     throw new SwpkgError('E_HASH_MISMATCH', `${path} has SHA-256 ${result.sha256}, expected ${opts.expectedSha256}`, {
@@ -365,7 +363,7 @@ async function streamPackage(path: string, opts: ReadOptions, sink: Sink, header
 /** Reads only the manifest and signature entries; the payload is not checked. */
 export async function readPackageHeader(path: string): Promise<PackageHeader> {
   const r = await streamPackage(path, {}, nullSink, true);
-  const out: PackageHeader = { manifest: r.manifest };
+  const out: PackageHeader = { manifest: r.manifest, manifestBytes: r.manifestBytes };
   if (r.signature !== undefined) out.signature = r.signature;
   return out;
 }
@@ -425,33 +423,38 @@ export async function extractPackage(path: string, destDir: string, opts: Extrac
 }
 
 /**
- * Checks a package's own signature against keys the caller trusts. The
- * signature covers the manifest's canonical bytes, which hash every file.
+ * Checks a package's own signature against keys the caller trusts: a DSSE
+ * signature over PAE(manifest type, the manifest entry's exact bytes); the
+ * manifest hashes every file, so this signs every byte. One valid signature
+ * by a trusted key suffices; a trusted key's signature that fails is
+ * tampering and refused even if another verifies.
  */
 export function verifyPackageSignature(header: PackageHeader, trustedKeys: PublicKeyFile[]): { keyid: string } {
-  const sig = header.signature;
-  if (!sig) {
-    throw new SwpkgError('E_UNTRUSTED', `${header.manifest.name}@${header.manifest.version} is not signed`, {
+  const env = header.signature;
+  const id = `${header.manifest.name}@${header.manifest.version}`;
+  if (!env || env.signatures.length === 0) {
+    throw new SwpkgError('E_UNTRUSTED', `${id} is not signed`, {
       hint: 'install it from a repository, sign it with `swpkg pack --key`, or pass --allow-untrusted if you trust this file',
     });
   }
-  const key = trustedKeys.find((k) => k.keyid === sig.keyid);
-  if (!key) {
-    throw new SwpkgError(
-      'E_UNKNOWN_KEY',
-      `${header.manifest.name}@${header.manifest.version} is signed by key ${sig.keyid}, which is not trusted`,
-      {
-        hint: 'trust the key with `pkg key add FILE.pub`, or add the repository whose catalog key signed it',
-        details: { keyid: sig.keyid },
-      },
-    );
+  const message = pae(env.payloadType, header.manifestBytes);
+  let good: string | undefined;
+  for (const sig of env.signatures) {
+    const key = trustedKeys.find((k) => k.keyid === sig.keyid);
+    if (!key) continue;
+    if (!verifyBytes(message, sig.sig, key.public)) {
+      throw new SwpkgError('E_SIGNATURE', `the signature of ${id} does not verify`, { details: { keyid: sig.keyid } });
+    }
+    good ??= sig.keyid;
   }
-  if (!verifyBytes(canonicalBytes(header.manifest), sig.sig, key.public)) {
-    throw new SwpkgError('E_SIGNATURE', `the signature of ${header.manifest.name}@${header.manifest.version} does not verify`, {
-      details: { keyid: sig.keyid },
+  if (good === undefined) {
+    const ids = env.signatures.map((s) => s.keyid);
+    throw new SwpkgError('E_UNKNOWN_KEY', `${id} is signed by key ${ids.join(', ')}, which is not trusted`, {
+      hint: 'trust the key with `pkg key add FILE.pub`, or add the repository whose catalog key signed it',
+      details: { keyid: ids[0], keyids: ids },
     });
   }
-  return { keyid: sig.keyid };
+  return { keyid: good };
 }
 
 export async function removeQuietly(path: string): Promise<void> {

@@ -8,7 +8,8 @@ import type { Writable } from 'node:stream';
 import { SwpkgError, fromFsError } from './errors.js';
 import { sha256File } from './hash.js';
 import { canonicalBytes } from './canonical-json.js';
-import { signCanonical, type KeyPair, type Signature } from './keys.js';
+import type { KeyPair } from './keys.js';
+import { encodeDetachedSignature, signEnvelope, PAYLOAD_TYPES } from './envelope.js';
 import { comparePaths, validateManifest, validateMeta, type FileEntry, type PackageManifest, type PackageMeta } from './manifest.js';
 import { tarHeader, padding, TAR_END } from './tar-writer.js';
 import type { Reporter } from './reporter.js';
@@ -21,7 +22,7 @@ export interface PackOptions {
   dir: string;
   meta: PackageMeta;
   out: string;
-  /** Signs the manifest's canonical bytes into .SWPKG/signature.json. */
+  /** Signs the manifest entry's exact bytes into .SWPKG/signature.json (a DSSE envelope with the payload detached). */
   key?: KeyPair;
   /** mtime of every entry; default 0. Same inputs → same bytes. */
   sourceDateEpoch?: number;
@@ -110,8 +111,9 @@ async function write(stream: Writable, chunk: Buffer): Promise<void> {
 export async function packPackage(opts: PackOptions): Promise<PackResult> {
   const manifest = await buildManifest(opts.dir, opts.meta);
   const mtime = opts.sourceDateEpoch ?? 0;
+  // Canonical JSON makes the manifest bytes deterministic; readers verify those bytes as they are.
   const manifestBytes = Buffer.from(canonicalBytes(manifest));
-  const signature: Signature | undefined = opts.key ? signCanonical(manifest, opts.key) : undefined;
+  const signature = opts.key ? encodeDetachedSignature(signEnvelope(PAYLOAD_TYPES.manifest, manifestBytes, [opts.key])) : undefined;
 
   const tmp = `${opts.out}.tmp-${process.pid}`;
   const hash = createHash('sha256');
@@ -132,7 +134,7 @@ export async function packPackage(opts: PackOptions): Promise<PackResult> {
     await write(gzip, tarHeader({ path: MANIFEST_ENTRY, type: 'file', mode: 0o644, size: manifestBytes.length, mtime }));
     await write(gzip, Buffer.concat([manifestBytes, padding(manifestBytes.length)]));
     if (signature) {
-      const sigBytes = Buffer.from(canonicalBytes(signature));
+      const sigBytes = signature;
       await write(gzip, tarHeader({ path: SIGNATURE_ENTRY, type: 'file', mode: 0o644, size: sigBytes.length, mtime }));
       await write(gzip, Buffer.concat([sigBytes, padding(sigBytes.length)]));
     }

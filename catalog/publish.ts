@@ -2,14 +2,17 @@ import { copyFile, mkdir, readdir, readFile, rename, rm, stat, open } from 'node
 import { join, basename } from 'node:path';
 import { SwpkgError, fromFsError } from './errors.js';
 import { parseJson } from './canonical-json.js';
+import { addSignature, encodeEnvelope, signEnvelope, PAYLOAD_TYPES } from './envelope.js';
+import { assertKnownFields, isJsonObject, parseStrictJson } from './strict-json.js';
 import { sha256File } from './hash.js';
 import type { KeyPair, PublicKey } from './keys.js';
 import { verifyPackageFile } from './package-reader.js';
 import { comparePaths } from './manifest.js';
-import { createRoot, parseRoot, rotateRoot, rootFingerprint, type RootDocument } from './root.js';
+import { checkThreshold, createRoot, parseRoot, rotateRoot, rootFingerprint, type RootDocument } from './root.js';
 import {
   CATALOG_FORMAT,
   catalogFieldsOf,
+  catalogPayload,
   CLIENT_FORMAT,
   parseCatalog,
   signCatalog,
@@ -30,6 +33,23 @@ export interface HostedRepo {
   rootFingerprint: string;
   rootVersion: number;
   mirrors: string[];
+}
+
+const HOSTED_FIELDS = ['format', 'name', 'catalog', 'rootFingerprint', 'rootVersion', 'mirrors'] as const;
+
+/** Parses `hosted-repo.json` strictly (it comes from a server): every field typed, unknown fields refused. */
+export function parseHostedRepo(bytes: Uint8Array, what = 'hosted-repo.json'): HostedRepo {
+  const v = parseStrictJson(bytes, what);
+  const bad = (why: string): SwpkgError => new SwpkgError('E_MALFORMED', `${what}: ${why}`, { details: { what } });
+  if (!isJsonObject(v)) throw bad('is not an object');
+  assertKnownFields(v, HOSTED_FIELDS, what);
+  const { format, name, catalog, rootFingerprint: fp, rootVersion, mirrors } = v;
+  if (format !== HOSTED_REPO_FORMAT) throw bad(`format must be ${HOSTED_REPO_FORMAT}`);
+  if (typeof name !== 'string' || typeof catalog !== 'string' || typeof fp !== 'string')
+    throw bad('lacks name, catalog or rootFingerprint');
+  if (typeof rootVersion !== 'number' || rootVersion < 1) throw bad('rootVersion must be a positive integer');
+  if (!Array.isArray(mirrors) || !mirrors.every((m) => typeof m === 'string')) throw bad('mirrors must be an array of strings');
+  return { format, name, catalog, rootFingerprint: fp, rootVersion, mirrors };
 }
 
 export function packageFileName(p: { name: string; version: string; arch: string }): string {
@@ -149,6 +169,15 @@ async function readJsonIfExists(path: string, what: string): Promise<unknown> {
   return parseJson(text, what);
 }
 
+async function readBytesIfExists(path: string): Promise<Buffer | undefined> {
+  try {
+    return await readFile(path);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw fromFsError(e, `reading ${path}`);
+  }
+}
+
 /** Temp file, fsync, rename: a reader sees the old file or the new one, never half of one. */
 async function writeAtomic(path: string, data: string | Uint8Array): Promise<void> {
   const tmp = `${path}.tmp-${process.pid}`;
@@ -180,7 +209,12 @@ async function latestRoot(out: string): Promise<RootDocument | undefined> {
     .map(Number);
   if (versions.length === 0) return undefined;
   const n = Math.max(...versions);
-  return parseRoot(await readJsonIfExists(join(out, 'roots', `${n}.json`), `roots/${n}.json`), `roots/${n}.json`);
+  const bytes = await readBytesIfExists(join(out, 'roots', `${n}.json`));
+  if (bytes === undefined) return undefined;
+  // A damaged or altered root is refused (strict parse, its own threshold) rather than built upon.
+  const root = parseRoot(bytes, `roots/${n}.json`);
+  checkThreshold(root, root.signed.roles.root, root.signed.keys, `roots/${n}.json`);
+  return root;
 }
 
 /**
@@ -220,9 +254,9 @@ export async function publishRepository(o: PublishOptions): Promise<PublishResul
       },
     );
   }
-  const previous = await readJsonIfExists(join(o.out, 'catalog.json'), 'catalog.json');
+  const previous = await readBytesIfExists(join(o.out, 'catalog.json'));
   let previousDoc: CatalogDocument | undefined;
-  if (previous !== undefined) previousDoc = parseCatalog(previous);
+  if (previous !== undefined) previousDoc = parseCatalog(previous, 'catalog.json');
   const name = o.name ?? previousDoc?.signed.repo ?? basename(o.out);
 
   const plan: { pkg: CatalogPackage; source: string; added: boolean }[] = [];
@@ -272,8 +306,9 @@ export async function publishRepository(o: PublishOptions): Promise<PublishResul
   }
 
   // 3. Root (new repositories only; an existing root changes only through rotate-root).
-  if (isNewRoot) await writeAtomic(join(o.out, 'roots', `${root.signed.version}.json`), JSON.stringify(root, null, 2) + '\n');
-  await writeAtomic(join(o.out, 'repo-root.pub'), JSON.stringify(root, null, 2) + '\n');
+  const rootBytes = encodeEnvelope(root);
+  if (isNewRoot) await writeAtomic(join(o.out, 'roots', `${root.signed.version}.json`), rootBytes);
+  await writeAtomic(join(o.out, 'repo-root.pub'), rootBytes);
 
   // 4. Retention bookkeeping for packages that left the catalog.
   const retention = ((await readJsonIfExists(join(o.out, RETENTION_FILE), RETENTION_FILE)) ?? {}) as Record<string, string>;
@@ -300,7 +335,7 @@ export async function publishRepository(o: PublishOptions): Promise<PublishResul
     ...(previousDoc ? { previousVersion: previousDoc.signed.version } : {}),
   });
   const doc = signCatalog(signed, [o.key]);
-  const catalogText = JSON.stringify(doc, null, 2) + '\n';
+  const catalogText = encodeEnvelope(doc);
   const hosted: HostedRepo = {
     format: HOSTED_REPO_FORMAT,
     name,
@@ -366,9 +401,10 @@ export async function publishRoot(out: string, root: RootDocument): Promise<void
   } catch (e) {
     if (e instanceof SwpkgError) throw e;
   }
-  await writeAtomic(file, JSON.stringify(root, null, 2) + '\n');
-  await writeAtomic(join(out, 'repo-root.pub'), JSON.stringify(root, null, 2) + '\n');
-  const hosted = (await readJsonIfExists(join(out, 'hosted-repo.json'), 'hosted-repo.json')) as HostedRepo | undefined;
+  await writeAtomic(file, encodeEnvelope(root));
+  await writeAtomic(join(out, 'repo-root.pub'), encodeEnvelope(root));
+  const hostedBytes = await readBytesIfExists(join(out, 'hosted-repo.json'));
+  const hosted = hostedBytes === undefined ? undefined : parseHostedRepo(hostedBytes);
   if (hosted) {
     await writeAtomic(
       join(out, 'hosted-repo.json'),
@@ -389,7 +425,7 @@ export interface IndexToFileOptions {
   reporter?: Reporter;
 }
 
-/** `swpkg repo index`: an unsigned catalog document (`signatures: []`) for `swpkg repo sign`. */
+/** `swpkg repo index`: an unsigned catalog envelope (`signatures: []`) for `swpkg repo sign`. */
 export async function indexToFile(o: IndexToFileOptions): Promise<CatalogSigned> {
   const packages = await indexPackages(o.packagesDir, o.reporter);
   const signed = buildCatalog({
@@ -399,24 +435,26 @@ export async function indexToFile(o: IndexToFileOptions): Promise<CatalogSigned>
     expiresIn: o.expiresIn,
     ...(o.previousVersion !== undefined ? { previousVersion: o.previousVersion } : {}),
   });
-  await writeAtomic(o.out, JSON.stringify({ signed, signatures: [] }, null, 2) + '\n');
+  await writeAtomic(o.out, encodeEnvelope(signEnvelope(PAYLOAD_TYPES.catalog, catalogPayload(signed), [])));
   return signed;
 }
 
 /**
- * `swpkg repo sign`: adds one signature to a catalog document in place, so
- * several catalog keys can sign in turn to meet a threshold.
+ * `swpkg repo sign`: adds one signature to a catalog envelope in place, so
+ * several catalog keys can sign in turn to meet a threshold. The payload
+ * bytes are left exactly as they are.
  */
 export async function signCatalogFile(o: {
   file: string;
   key: KeyPair;
   out?: string;
 }): Promise<{ version: number; signatures: number; keyid: string }> {
-  const doc = parseCatalog(await readJsonIfExists(o.file, o.file));
-  const mine = signCatalog(doc.signed, [o.key]).signatures[0]!;
-  const signatures = [...doc.signatures.filter((s) => s.keyid !== o.key.keyid), mine].sort((a, b) => (a.keyid < b.keyid ? -1 : 1));
-  await writeAtomic(o.out ?? o.file, JSON.stringify({ signed: doc.signed, signatures }, null, 2) + '\n');
-  return { version: doc.signed.version, signatures: signatures.length, keyid: o.key.keyid };
+  const bytes = await readBytesIfExists(o.file);
+  if (bytes === undefined) throw new SwpkgError('E_NOT_FOUND', `${o.file} does not exist`, { details: { path: o.file } });
+  const doc = parseCatalog(bytes, o.file);
+  const signedEnv = addSignature(doc, o.key);
+  await writeAtomic(o.out ?? o.file, encodeEnvelope(signedEnv));
+  return { version: doc.signed.version, signatures: signedEnv.signatures.length, keyid: o.key.keyid };
 }
 
 /** `swpkg repo rotate-root`: publishes root N+1 signed by the old and the new root keys. */

@@ -1,15 +1,23 @@
 import { SwpkgError } from './errors.js';
 import { canonicalBytes } from './canonical-json.js';
-import { bytesToHex, parsePublicKey, signBytes, verifyBytes, fingerprintOf, type KeyPair, type PublicKey, type Signature } from './keys.js';
+import { bytesToHex, parsePublicKey, type KeyPair, type PublicKey } from './keys.js';
+import {
+  checkThreshold,
+  parseEnvelope,
+  payloadSha256,
+  signEnvelope,
+  PAYLOAD_TYPES,
+  encodeEnvelope,
+  type Envelope,
+  type RoleKeys,
+} from './envelope.js';
+import { assertKnownFields, isJsonObject, parseStrictJson } from './strict-json.js';
 
-export interface Signed<T> {
+export { checkThreshold, type RoleKeys } from './envelope.js';
+
+/** A signed document: its envelope (the exact payload bytes and signatures) and the payload as parsed. */
+export interface Signed<T> extends Envelope {
   signed: T;
-  signatures: Signature[];
-}
-
-export interface RoleKeys {
-  keyids: string[];
-  threshold: number;
 }
 
 export interface RootSigned {
@@ -26,10 +34,6 @@ function badRoot(source: string, why: string, details: Record<string, unknown> =
   return new SwpkgError('E_BAD_ROOT', `${source}: ${why}`, { details: { source, ...details } });
 }
 
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
 export function parseTime(value: unknown, field: string, source: string): Date {
   if (typeof value !== 'string' || !/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/.test(value)) {
     throw badRoot(source, `${field} must be an ISO-8601 UTC time`, { field, value });
@@ -38,14 +42,17 @@ export function parseTime(value: unknown, field: string, source: string): Date {
 }
 
 function parseRole(value: unknown, name: string, keys: Record<string, PublicKey>, source: string): RoleKeys {
-  if (!isRecord(value) || !Array.isArray(value['keyids']) || typeof value['threshold'] !== 'number') {
+  if (!isJsonObject(value) || !Array.isArray(value['keyids']) || typeof value['threshold'] !== 'number') {
     throw badRoot(source, `role ${name} needs keyids and threshold`);
   }
+  assertKnownFields(value, ['keyids', 'threshold'], `${source}: role ${name}`);
   const keyids = value['keyids'] as unknown[];
   const threshold = value['threshold'];
   if (!Number.isInteger(threshold) || threshold < 1) throw badRoot(source, `role ${name} threshold must be a positive integer`);
   const ids = keyids.map((k) => {
-    if (typeof k !== 'string' || !(k in keys)) throw badRoot(source, `role ${name} names key ${String(k)}, which the root does not list`);
+    // hasOwn, not `in`: "constructor" is in every object.
+    if (typeof k !== 'string' || !Object.hasOwn(keys, k))
+      throw badRoot(source, `role ${name} names key ${String(k)}, which the root does not list`);
     return k;
   });
   if (new Set(ids).size !== ids.length) throw badRoot(source, `role ${name} lists a key twice`);
@@ -54,89 +61,47 @@ function parseRole(value: unknown, name: string, keys: Record<string, PublicKey>
 }
 
 /**
- * Parses a root document from untrusted JSON. Key ids must equal the SHA-256
- * of their key bytes, and small-order keys are refused here, at load time.
- * Signatures are checked by the verify functions, not here.
+ * Parses a root payload (strict JSON, unknown fields refused). Key ids must
+ * equal the SHA-256 of their key bytes, and small-order keys are refused
+ * here, at load time.
  */
-export function parseRoot(value: unknown, source: string): RootDocument {
-  if (!isRecord(value) || !isRecord(value['signed']) || !Array.isArray(value['signatures'])) {
-    throw badRoot(source, 'is not a root document ({signed, signatures})');
-  }
-  const s = value['signed'];
+export function parseRootPayload(payload: Uint8Array, source: string): RootSigned {
+  const s = parseStrictJson(payload, `${source} payload`);
+  if (!isJsonObject(s)) throw badRoot(source, 'payload is not an object');
+  assertKnownFields(s, ['type', 'version', 'expires', 'keys', 'roles'], `${source} payload`);
   if (s['type'] !== 'root') throw badRoot(source, `type is ${JSON.stringify(s['type'])}, expected "root"`);
   const version = s['version'];
   if (typeof version !== 'number' || !Number.isSafeInteger(version) || version < 1)
     throw badRoot(source, 'version must be a positive integer');
   parseTime(s['expires'], 'expires', source);
-  if (!isRecord(s['keys'])) throw badRoot(source, 'keys must be an object');
+  const rawKeys = s['keys'];
+  if (!isJsonObject(rawKeys)) throw badRoot(source, 'keys must be an object');
   const keys: Record<string, PublicKey> = {};
-  for (const [keyid, raw] of Object.entries(s['keys'])) {
+  for (const [keyid, raw] of Object.entries(rawKeys)) {
+    if (isJsonObject(raw)) assertKnownFields(raw, ['type', 'public'], `${source} key ${keyid}`);
     const k = parsePublicKey(raw, `${source} key ${keyid}`);
     if (k.keyid !== keyid) throw badRoot(source, `key id ${keyid} is not the SHA-256 of its key`, { keyid });
     keys[keyid] = { type: 'ed25519', public: k.public };
   }
-  if (!isRecord(s['roles'])) throw badRoot(source, 'roles must be an object');
-  const roles = {
-    root: parseRole(s['roles']['root'], 'root', keys, source),
-    catalog: parseRole(s['roles']['catalog'], 'catalog', keys, source),
+  const roles = s['roles'];
+  if (!isJsonObject(roles)) throw badRoot(source, 'roles must be an object');
+  assertKnownFields(roles, ['root', 'catalog'], `${source} roles`);
+  return {
+    type: 'root',
+    version,
+    expires: s['expires'] as string,
+    keys,
+    roles: { root: parseRole(roles['root'], 'root', keys, source), catalog: parseRole(roles['catalog'], 'catalog', keys, source) },
   };
-  const signatures = parseSignatures(value['signatures'], source);
-  return { signed: { type: 'root', version, expires: s['expires'] as string, keys, roles }, signatures };
-}
-
-export function parseSignatures(value: unknown, source: string): Signature[] {
-  if (!Array.isArray(value)) throw new SwpkgError('E_SIGNATURE', `${source}: signatures must be an array`, { details: { source } });
-  return value.map((sig: unknown) => {
-    if (!isRecord(sig) || typeof sig['keyid'] !== 'string' || typeof sig['sig'] !== 'string') {
-      throw new SwpkgError('E_SIGNATURE', `${source}: a signature entry is malformed`, { details: { source } });
-    }
-    return { keyid: sig['keyid'], sig: sig['sig'] };
-  });
 }
 
 /**
- * Counts distinct role keys whose signature over `signed` verifies. A
- * signature by a key outside the role does not count; a bad signature by a
- * role key is reported as E_SIGNATURE when the threshold is not met.
+ * Parses a root envelope and its payload. Signatures are checked by the
+ * verify functions, not here: a root's own keys are inside its payload.
  */
-export function checkThreshold(
-  signed: unknown,
-  signatures: Signature[],
-  role: RoleKeys,
-  keys: Record<string, PublicKey>,
-  what: string,
-): void {
-  const message = canonicalBytes(signed);
-  const good = new Set<string>();
-  let badByRoleKey = 0;
-  let unknown = 0;
-  for (const sig of signatures) {
-    if (!role.keyids.includes(sig.keyid)) {
-      unknown++;
-      continue;
-    }
-    const key = keys[sig.keyid];
-    if (key && verifyBytes(message, sig.sig, key.public)) good.add(sig.keyid);
-    else badByRoleKey++;
-  }
-  if (good.size >= role.threshold) return;
-  const details = { need: role.threshold, valid: good.size, invalid: badByRoleKey, unknownKeys: unknown, trustedKeyids: role.keyids };
-  if (badByRoleKey > 0) {
-    throw new SwpkgError('E_SIGNATURE', `${what}: a signature does not verify (the document was altered or signed wrongly)`, {
-      hint: 'do not use this copy; fetch it again from a trusted source, and tell the publisher if it persists',
-      details,
-    });
-  }
-  if (good.size === 0 && unknown > 0) {
-    throw new SwpkgError('E_UNKNOWN_KEY', `${what}: signed only by keys the trusted root does not list`, {
-      hint: 'the repository may have rotated its keys without publishing a new root, or this is not the repository you pinned',
-      details: { ...details, signedBy: signatures.map((s) => s.keyid) },
-    });
-  }
-  throw new SwpkgError('E_THRESHOLD', `${what}: ${good.size} valid signature(s), ${role.threshold} required`, {
-    hint: 'the publisher must sign with more of the role keys',
-    details,
-  });
+export function parseRoot(bytes: Uint8Array, source: string): RootDocument {
+  const env = parseEnvelope(bytes, PAYLOAD_TYPES.root, source);
+  return { ...env, signed: parseRootPayload(env.payload, source) };
 }
 
 export function assertNotExpired(expires: string, now: Date, what: string): void {
@@ -185,20 +150,17 @@ export function createRoot(o: CreateRootOptions): RootDocument {
       catalog: { keyids: catalogIds, threshold: o.catalogThreshold ?? 1 },
     },
   };
-  const message = canonicalBytes(signed);
-  const signers = new Map<string, KeyPair>();
-  for (const k of [...o.rootKeys, ...(o.alsoSignWith ?? [])]) signers.set(k.keyid, k);
-  const signatures = [...signers.values()].map((k) => signBytes(message, k)).sort((a, b) => (a.keyid < b.keyid ? -1 : 1));
-  const doc = { signed, signatures };
+  // Canonical JSON only makes the payload deterministic; verification reads the bytes as they are.
+  const env = signEnvelope(PAYLOAD_TYPES.root, canonicalBytes(signed), [...o.rootKeys, ...(o.alsoSignWith ?? [])]);
   // Round-trip through the parser so a root we write is one we would accept.
-  parseRoot(doc, 'new root');
-  checkThreshold(signed, signatures, signed.roles.root, signed.keys, 'new root');
+  const doc: RootDocument = { ...env, signed: parseRootPayload(env.payload, 'new root') };
+  checkThreshold(doc, signed.roles.root, signed.keys, 'new root');
   return doc;
 }
 
 /** A root trusted on first use (pinned by file or fingerprint) must carry a threshold of its own root keys. */
 export function verifyRootSelfSigned(root: RootDocument, now: Date, source = `root v${root.signed.version}`): void {
-  checkThreshold(root.signed, root.signatures, root.signed.roles.root, root.signed.keys, source);
+  checkThreshold(root, root.signed.roles.root, root.signed.keys, source);
   assertNotExpired(root.signed.expires, now, source);
 }
 
@@ -208,8 +170,11 @@ export function verifyRootSelfSigned(root: RootDocument, now: Date, source = `ro
  * intermediate root does not matter; the newest root must be unexpired,
  * which the caller checks after walking (see `assertRootCurrent`).
  */
-export function verifyRootUpdate(trusted: RootDocument, candidate: unknown, source = 'next root'): RootDocument {
-  const next = parseRoot(candidate, source);
+export function verifyRootUpdate(trusted: RootDocument, candidate: Uint8Array, source = 'next root'): RootDocument {
+  const env = parseEnvelope(candidate, PAYLOAD_TYPES.root, source);
+  // The keys already trusted vouch for the payload bytes before anything in them is read.
+  checkThreshold(env, trusted.signed.roles.root, trusted.signed.keys, `${source} (by the keys of root v${trusted.signed.version})`);
+  const next: RootDocument = { ...env, signed: parseRootPayload(env.payload, source) };
   const want = trusted.signed.version + 1;
   if (next.signed.version !== want) {
     throw new SwpkgError(
@@ -220,14 +185,7 @@ export function verifyRootUpdate(trusted: RootDocument, candidate: unknown, sour
       },
     );
   }
-  checkThreshold(
-    next.signed,
-    next.signatures,
-    trusted.signed.roles.root,
-    trusted.signed.keys,
-    `${source} (by the keys of root v${trusted.signed.version})`,
-  );
-  checkThreshold(next.signed, next.signatures, next.signed.roles.root, next.signed.keys, `${source} (by its own root keys)`);
+  checkThreshold(next, next.signed.roles.root, next.signed.keys, `${source} (by its own root keys)`);
   return next;
 }
 
@@ -258,10 +216,11 @@ export function rotateRoot(o: RotateRootOptions): RootDocument {
   if (o.rootThreshold !== undefined) opts.rootThreshold = o.rootThreshold;
   if (o.catalogThreshold !== undefined) opts.catalogThreshold = o.catalogThreshold;
   const next = createRoot(opts);
-  verifyRootUpdate(o.current, next, `root v${next.signed.version}`);
+  verifyRootUpdate(o.current, encodeEnvelope(next), `root v${next.signed.version}`);
   return next;
 }
 
+/** A root's fingerprint, the value clients pin: SHA-256 of its exact payload bytes. */
 export function rootFingerprint(root: RootDocument): string {
-  return fingerprintOf(root.signed);
+  return payloadSha256(root);
 }

@@ -2,12 +2,11 @@ import { join } from 'node:path';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { isSwpkgError } from './errors.js';
-import { parseJson } from './canonical-json.js';
 import { sha256Hex, sha256File } from './hash.js';
 import { verifyPackageFile } from './package-reader.js';
 import { assertRootCurrent, parseRoot, rootFingerprint, verifyRootSelfSigned, verifyRootUpdate, type RootDocument } from './root.js';
 import { verifyCatalog, type CatalogDocument } from './catalog-doc.js';
-import type { HostedRepo } from './publish.js';
+import { parseHostedRepo } from './publish.js';
 import { silentReporter, type Reporter } from './reporter.js';
 
 /**
@@ -47,7 +46,7 @@ const SMALL = 64 * 1024 * 1024;
  */
 export async function verifyHosted(
   reader: RepoReader,
-  opts: { now?: Date; reporter?: Reporter; pinnedFingerprint?: string } = {},
+  opts: { now?: Date; reporter?: Reporter; pinnedFingerprint?: string; name?: string } = {},
 ): Promise<VerifyHostedResult> {
   const now = opts.now ?? new Date();
   const reporter = opts.reporter ?? silentReporter;
@@ -76,15 +75,12 @@ export async function verifyHosted(
   };
 
   const hosted = await check('hosted-repo.json', async () => {
-    const h = parseJson(await need('hosted-repo.json'), 'hosted-repo.json') as HostedRepo;
-    if (typeof h?.name !== 'string' || typeof h.catalog !== 'string' || typeof h.rootFingerprint !== 'string') {
-      throw new Error('hosted-repo.json lacks name, catalog or rootFingerprint');
-    }
+    const h = parseHostedRepo(await need('hosted-repo.json'));
     return [h, `repository "${h.name}", catalog at ${h.catalog}`];
   });
 
   const pinned = await check('repo-root.pub', async () => {
-    const root = parseRoot(parseJson(await need('repo-root.pub'), 'repo-root.pub'), 'repo-root.pub');
+    const root = parseRoot(await need('repo-root.pub'), 'repo-root.pub');
     verifyRootSelfSigned(root, now, 'repo-root.pub');
     const fp = rootFingerprint(root);
     if (hosted && hosted.rootFingerprint !== fp)
@@ -95,13 +91,13 @@ export async function verifyHosted(
   });
 
   const root = await check('root chain (roots/N.json)', async () => {
-    const first = parseRoot(parseJson(await need('roots/1.json'), 'roots/1.json'), 'roots/1.json');
+    const first = parseRoot(await need('roots/1.json'), 'roots/1.json');
     verifyRootSelfSigned(first, new Date(0), 'roots/1.json');
     let trusted: RootDocument = first;
     for (let n = 2; n < 10000; n++) {
       const b = await reader.read(`roots/${n}.json`, SMALL);
       if (b === undefined) break;
-      trusted = verifyRootUpdate(trusted, parseJson(b, `roots/${n}.json`), `roots/${n}.json`);
+      trusted = verifyRootUpdate(trusted, b, `roots/${n}.json`);
     }
     assertRootCurrent(trusted, now);
     if (pinned && rootFingerprint(pinned) !== rootFingerprint(trusted)) {
@@ -116,7 +112,14 @@ export async function verifyHosted(
     catalogBytes = await need(catalogPath);
     const trust = root ?? pinned;
     if (!trust) throw new Error('no trusted root to check the catalog against');
-    const doc: CatalogDocument = verifyCatalog(catalogBytes, { root: trust, now, client: null });
+    // The name the caller expects, else the hint's: a catalog signed for another repository is a failed check, not a warning.
+    const name = opts.name ?? hosted?.name;
+    const doc: CatalogDocument = verifyCatalog(catalogBytes, {
+      root: trust,
+      now,
+      client: null,
+      ...(name !== undefined ? { repo: name } : {}),
+    });
     return [doc, `catalog v${doc.signed.version}, ${doc.signed.packages.length} package(s), expires ${doc.signed.expires}`];
   });
 

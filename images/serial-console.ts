@@ -5,16 +5,26 @@ import { SwpkgError } from '../catalog/index.js';
 
 /** The shell prompt the guest prints (images/guest/etc/profile sets PS1 to exactly this). */
 export const GUEST_PROMPT = 'swpkg# ';
-// Marker patterns match at the start of a line only, so the echo of a typed command that merely
-// mentions a marker (its line starts with the prompt) is never taken for the marker itself.
+/**
+ * A pattern for one complete line whose text matches `body`: it starts after a line break (or at
+ * the start of the transcript) and needs the line's end (`\n`, after an optional `\r`) to match.
+ */
+export function wholeLine(body: string): RegExp {
+  return new RegExp(`(?<=^|\\n)${body}\\r?\\n`);
+}
+
+// Every marker is a whole line: it matches only from the start of a line (so the echo of a typed
+// command that merely mentions a marker, whose line starts with the prompt, is never taken for it)
+// through the line's end. A serial line delivers a line in several chunks under load, and a pattern
+// that matched a partial line read `store=c` from `SWPKG-SHUTDOWN-OK store=clean` (issue 11).
 /** One line per boot when everything is up (images/guest/init). */
-export const BOOT_OK = /(?:^|\n)SWPKG-BOOT-OK t=([0-9.]+)[^\n]*\n/;
+export const BOOT_OK = wholeLine('SWPKG-BOOT-OK t=([0-9.]+)[^\\r\\n]*');
 /** Printed instead of BOOT_OK when a boot step fails; a rescue shell follows. */
-export const BOOT_FAIL = /(?:^|\n)SWPKG-BOOT-FAIL [^\n]*\n/;
+export const BOOT_FAIL = wholeLine('SWPKG-BOOT-FAIL [^\\r\\n]*');
 /** Printed by the shutdown script when it is done; `store=clean` means /pkg was unmounted. */
-export const SHUTDOWN_OK = /(?:^|\n)SWPKG-SHUTDOWN-OK store=([a-z-]+)/;
+export const SHUTDOWN_OK = wholeLine('SWPKG-SHUTDOWN-OK store=([a-z-]+)');
 /** The kernel's panic line (with or without a printk timestamp). */
-export const KERNEL_PANIC = /(?:^|\n)(?:\[[ 0-9.]+\] )?Kernel panic - not syncing[^\n]*/;
+export const KERNEL_PANIC = wholeLine('(?:\\[[ 0-9.]+\\] )?Kernel panic - not syncing[^\\r\\n]*');
 /** Lines that end any wait at once: nothing good follows them. */
 export const GUEST_FATAL = [KERNEL_PANIC, BOOT_FAIL];
 
@@ -51,8 +61,9 @@ const MAX_TYPED = 700;
 /** Base64 sent per upload batch, below the tty's 4 KiB input buffer. */
 const UPLOAD_BATCH = 2048;
 
-function toGlobalFree(re: RegExp): RegExp {
-  return new RegExp(re.source, re.flags.replace(/[gy]/g, ''));
+/** The searching form of a pattern: `g` so `lastIndex` picks the start while lookbehind still sees the text before it. */
+function searching(re: RegExp): RegExp {
+  return new RegExp(re.source, re.flags.replace(/[gy]/g, '') + 'g');
 }
 
 function escapeRegExp(s: string): string {
@@ -144,9 +155,9 @@ export class SerialConsole {
    * appears after `from`.
    */
   waitFor(pattern: RegExp | string, timeoutMs: number, opts: { from?: number; failOn?: RegExp[] } = {}): Promise<WaitResult> {
-    const re = typeof pattern === 'string' ? new RegExp(escapeRegExp(pattern)) : toGlobalFree(pattern);
+    const re = searching(typeof pattern === 'string' ? new RegExp(escapeRegExp(pattern)) : pattern);
     const from = opts.from ?? this.cursor;
-    const failOn = (opts.failOn ?? GUEST_FATAL).map(toGlobalFree);
+    const failOn = (opts.failOn ?? GUEST_FATAL).map(searching);
     return new Promise<WaitResult>((resolve, reject) => {
       const label = `/${re.source}/`;
       const w: Waiter = {
@@ -320,10 +331,9 @@ export class SerialConsole {
   /** Looks for the waiter's pattern (and its fail patterns) from `scanFrom`; settles it on a hit. */
   private scan(w: Waiter, scanFrom: number): boolean {
     const start = Math.max(scanFrom, w.from, this.base);
-    const hay = this.text.slice(start - this.base);
-    const m = w.pattern.exec(hay);
+    const m = this.execFrom(w.pattern, start);
     for (const f of w.failOn) {
-      const fm = f.exec(hay);
+      const fm = this.execFrom(f, start);
       if (fm && (!m || fm.index < m.index)) {
         this.settle(w);
         w.reject(
@@ -336,8 +346,14 @@ export class SerialConsole {
     }
     if (!m) return false;
     this.settle(w);
-    w.resolve({ match: m, start: start + m.index, end: start + m.index + m[0].length });
+    w.resolve({ match: m, start: this.base + m.index, end: this.base + m.index + m[0].length });
     return true;
+  }
+
+  /** Matches at or after transcript offset `start`; the text before it stays visible to lookbehind (line starts). */
+  private execFrom(re: RegExp, start: number): RegExpExecArray | null {
+    re.lastIndex = start - this.base;
+    return re.exec(this.text);
   }
 
   private settle(w: Waiter): void {

@@ -1,6 +1,16 @@
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { SwpkgError, fromFsError, assertNotExpired, parseJson, sha256Hex, type CatalogDocument } from '../catalog/index.js';
+import {
+  SwpkgError,
+  fromFsError,
+  assertNotExpired,
+  openVerifiedCatalog,
+  parseEnvelope,
+  payloadSha256,
+  sha256Hex,
+  PAYLOAD_TYPES,
+  type CatalogDocument,
+} from '../catalog/index.js';
 import type { PkgContext } from './context.js';
 import { readJsonIfExists, writeFileAtomic, listDir } from './fs-util.js';
 
@@ -15,7 +25,10 @@ export interface CatalogState {
   format: 1;
   repo: string;
   version: number;
+  /** SHA-256 of the stored envelope bytes (names the file beside this state). */
   sha256: string;
+  /** SHA-256 of the signed payload: what equivocation compares. Absent in state written before envelopes. */
+  payloadSha256?: string;
   expires: string;
   generated: string;
   acceptedAt: string;
@@ -60,6 +73,7 @@ export async function saveAcceptedCatalog(
     repo,
     version: doc.signed.version,
     sha256,
+    payloadSha256: payloadSha256(doc),
     expires: doc.signed.expires,
     generated: doc.signed.generated,
     acceptedAt: ctx.now().toISOString(),
@@ -82,8 +96,7 @@ export interface LoadedCatalog {
  * Reads the accepted catalog of `repo` from disk. The bytes must hash to the
  * SHA-256 recorded when the catalog passed verifyCatalog (signatures,
  * thresholds, version, compatibility, structure): equal bytes are that
- * verified document, so its structure is trusted without re-validating
- * 10 000 entries on every command. With `fresh`, mutations also refuse it
+ * verified envelope, so its signatures are not checked again. With `fresh`, mutations also refuse it
  * once expired (a frozen repository must not keep serving installs); queries
  * skip that so `pkg search` works offline.
  */
@@ -102,7 +115,8 @@ export async function loadCatalog(ctx: PkgContext, repo: string, o: { fresh: boo
       details: { repo, expected: state.sha256 },
     });
   }
-  const doc = parseJson(bytes, `catalog of ${repo}`) as CatalogDocument;
+  // Equal bytes are the verified envelope, so its signatures are not checked again; the payload is still parsed strictly.
+  const doc = openVerifiedCatalog(parseEnvelope(bytes, PAYLOAD_TYPES.catalog, `catalog of ${repo}`));
   if (o.fresh) assertNotExpired(doc.signed.expires, ctx.now(), `catalog v${doc.signed.version} of ${repo}`);
   return { repo, state, doc };
 }

@@ -4,8 +4,8 @@ import {
   SwpkgError,
   NAME_RE,
   checkThreshold,
+  encodeEnvelope,
   fromFsError,
-  parseJson,
   parseRoot,
   rootFingerprint,
   type RootDocument,
@@ -74,19 +74,20 @@ export function rootFile(ctx: PkgContext, repo: string): string {
  */
 export async function loadTrustedRoot(ctx: PkgContext, repo: string): Promise<RootDocument> {
   const path = rootFile(ctx, repo);
-  let text: string;
+  let bytes: Buffer;
   try {
-    text = await readFile(path, 'utf8');
+    bytes = await readFile(path);
   } catch (e) {
     throw fromFsError(e, `reading the pinned root of ${repo}`);
   }
-  const root = parseRoot(parseJson(text, path), path);
-  checkThreshold(root.signed, root.signatures, root.signed.roles.root, root.signed.keys, path);
+  const root = parseRoot(bytes, path);
+  checkThreshold(root, root.signed.roles.root, root.signed.keys, path);
   return root;
 }
 
+/** Keeps the root's envelope: its payload bytes are exactly the ones that were verified (and fingerprinted). */
 export async function saveTrustedRoot(ctx: PkgContext, repo: string, root: RootDocument): Promise<void> {
-  await writeFileAtomic(rootFile(ctx, repo), JSON.stringify(root, null, 2) + '\n');
+  await writeFileAtomic(rootFile(ctx, repo), encodeEnvelope(root));
 }
 
 function assertRepoName(name: string): void {
@@ -118,7 +119,7 @@ export interface AddRepoOptions {
   url: string;
   /** A root document file (`repo-root.pub`) to pin. */
   keyFile?: string;
-  /** SHA-256 of the canonical bytes of the root's `signed`; the root is fetched from the URL and must match. */
+  /** SHA-256 of the root's payload bytes; the root is fetched from the URL and must match. */
   fingerprint?: string;
   mirrors?: string[];
   /** `repo set`: replace an existing entry instead of refusing. */
@@ -132,8 +133,8 @@ function duplicate(name: string, url: string): SwpkgError {
   });
 }
 
-function parseRootBytes(bytes: Uint8Array | string, source: string): RootDocument {
-  return parseRoot(parseJson(bytes, source), source);
+function parseRootBytes(bytes: Uint8Array, source: string): RootDocument {
+  return parseRoot(bytes, source);
 }
 
 /**
@@ -207,17 +208,17 @@ export async function addRepository(ctx: PkgContext, o: AddRepoOptions): Promise
   }
   let root: RootDocument | undefined;
   if (o.keyFile !== undefined) {
-    let text: string;
+    let bytes: Buffer;
     try {
-      text = await readFile(o.keyFile, 'utf8');
+      bytes = await readFile(o.keyFile);
     } catch (e) {
       throw fromFsError(e, `reading ${o.keyFile}`);
     }
-    root = parseRootBytes(text, o.keyFile);
+    root = parseRootBytes(bytes, o.keyFile);
   } else if (fingerprint !== undefined) {
     root = await fetchRootByFingerprint(ctx, [url, ...mirrors], fingerprint);
   }
-  if (root) checkThreshold(root.signed, root.signatures, root.signed.roles.root, root.signed.keys, `root of ${o.name}`);
+  if (root) checkThreshold(root, root.signed.roles.root, root.signed.keys, `root of ${o.name}`);
   return withWriterLock(ctx, async () => {
     const repos = await readRepos(ctx);
     const existing = repos.find((r) => r.name === o.name);

@@ -4,13 +4,13 @@ import { chmod, lstat, mkdir, readFile, readdir, readlink, rename, open } from '
 import { join } from 'node:path';
 import {
   SwpkgError,
-  canonicalBytes,
+  encodeDetachedSignature,
   extractPackage,
   fromFsError,
-  parseJson,
+  parseStrictJson,
   validateManifest,
   type PackageManifest,
-  type Signature,
+  type DetachedSignature,
 } from '../catalog/index.js';
 import type { PkgContext } from './context.js';
 import { ensureDir, exists, findUnexpectedPaths, fsyncDir, makeDurable, removeTree } from './fs-util.js';
@@ -32,13 +32,13 @@ export interface StoreEntry {
 
 export async function readStoreManifest(ctx: PkgContext, dir: string): Promise<PackageManifest> {
   const path = join(ctx.paths.store, dir, MANIFEST_FILE);
-  let text: string;
+  let bytes: Buffer;
   try {
-    text = await readFile(path, 'utf8');
+    bytes = await readFile(path);
   } catch (e) {
     throw fromFsError(e, `reading the manifest of store entry ${dir}`);
   }
-  return validateManifest(parseJson(text, path));
+  return validateManifest(parseStrictJson(bytes, path));
 }
 
 /** One finding of a store check. */
@@ -176,7 +176,7 @@ export async function reuseStoreEntry(ctx: PkgContext, sha256: string, name: str
 export async function stageStoreEntry(
   ctx: PkgContext,
   file: string,
-  expect: { sha256?: string; size?: number; installedSize?: number; name: string; version: string; signature?: Signature },
+  expect: { sha256?: string; size?: number; installedSize?: number; name: string; version: string; signature?: DetachedSignature },
 ): Promise<StagedEntry> {
   await ensureDir(ctx.paths.store);
   const tmp = join(ctx.paths.store, `${TMP_PREFIX}${randomBytes(6).toString('hex')}`);
@@ -208,9 +208,10 @@ export async function stageStoreEntry(
     }
     crashPoint('store.extracted');
     await mkdir(join(tmp, STORE_META_DIR), { mode: 0o755 });
-    await writeMeta(join(tmp, MANIFEST_FILE), canonicalBytes(verified.manifest));
+    // The manifest's exact bytes, so a kept signature still verifies over them.
+    await writeMeta(join(tmp, MANIFEST_FILE), verified.manifestBytes);
     const sig = verified.signature ?? expect.signature;
-    if (sig) await writeMeta(join(tmp, SIGNATURE_FILE), canonicalBytes(sig));
+    if (sig) await writeMeta(join(tmp, SIGNATURE_FILE), encodeDetachedSignature(sig));
     await makeReadOnly(tmp, verified.manifest);
     crashPoint('store.sealed');
   } catch (e) {

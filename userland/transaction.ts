@@ -16,7 +16,7 @@ import {
   type Plan,
   type Reporter,
   type Requirement,
-  type Signature,
+  type DetachedSignature,
 } from '../catalog/index.js';
 import type { PkgContext } from './context.js';
 import { readRepos } from './repos.js';
@@ -43,7 +43,7 @@ import { eachLimit } from './each-limit.js';
 /** Where a package's bytes come from. */
 export type PackageSource =
   | { kind: 'repo'; repo: string; bases: string[]; path: string }
-  | { kind: 'file'; path: string; manifest: PackageManifest; signature?: Signature; trustedBy?: { keyid: string; source: string } };
+  | { kind: 'file'; path: string; manifest: PackageManifest; signature?: DetachedSignature; trustedBy?: { keyid: string; source: string } };
 
 /** One installable package: a catalog entry of a configured repository, or a local `.swpkg` file. */
 export interface Available extends Omit<CatalogPackage, 'path'> {
@@ -207,7 +207,7 @@ async function localCandidate(
   }
   let trustedBy: { keyid: string; source: string } | undefined;
   try {
-    const { keyid } = verifyPackageSignature({ manifest: m, ...(v.signature ? { signature: v.signature } : {}) }, keys);
+    const { keyid } = verifyPackageSignature(v, keys);
     trustedBy = { keyid, source: keys.find((k) => k.keyid === keyid)?.source ?? '' };
   } catch (e) {
     if (!(e instanceof SwpkgError) || e.code === 'E_SIGNATURE') throw e;

@@ -1,8 +1,8 @@
 import {
   SwpkgError,
   assertRootCurrent,
-  parseJson,
-  sha256Hex,
+  parseHostedRepo,
+  payloadSha256,
   verifyCatalog,
   verifyRootUpdate,
   type RootDocument,
@@ -70,7 +70,7 @@ async function walkRoots(ctx: PkgContext, bases: string[], trusted: RootDocument
     );
     if (bytes === undefined) break;
     try {
-      root = verifyRootUpdate(root, parseJson(bytes, `roots/${next}.json`), `roots/${next}.json`);
+      root = verifyRootUpdate(root, bytes, `roots/${next}.json`);
     } catch (e) {
       throw refusedFromServer(e, `roots/${next}.json`);
     }
@@ -86,9 +86,8 @@ async function catalogPath(ctx: PkgContext, bases: string[]): Promise<string> {
     const bytes = await tryMirrors(bases, (base) =>
       fetchBytes(joinUrl(base, 'hosted-repo.json'), { transport, maxBytes: 64 * 1024, limits: ctx.limits, origins: originsOf(bases) }),
     );
-    const hint = parseJson(bytes, 'hosted-repo.json') as { catalog?: unknown };
-    if (typeof hint?.catalog === 'string' && CATALOG_PATH.test(hint.catalog) && !hint.catalog.split('/').includes('..'))
-      return hint.catalog;
+    const hint = parseHostedRepo(bytes);
+    if (CATALOG_PATH.test(hint.catalog) && !hint.catalog.split('/').includes('..')) return hint.catalog;
   } catch (e) {
     if (!(e instanceof SwpkgError)) throw e;
     // The hint is optional: a host without it still serves catalog.json.
@@ -117,15 +116,16 @@ async function updateOne(ctx: PkgContext, repo: RepoConfig): Promise<RepoUpdate>
         d = verifyCatalog(b, {
           root,
           now: ctx.now(),
-          ...(state ? { lastAccepted: { version: state.version, sha256: state.sha256 } } : {}),
+          ...(state
+            ? { lastAccepted: { version: state.version, ...(state.payloadSha256 ? { payloadSha256: state.payloadSha256 } : {}) } }
+            : {}),
           maxBytes: ctx.maxCatalogBytes,
           client: ctx.client,
+          // The configured name is bound into what is accepted: another repository signed by the same keys is refused.
+          repo: repo.name,
         });
       } catch (e) {
         throw refusedFromServer(e, url);
-      }
-      if (d.signed.repo !== repo.name) {
-        ctx.reporter.warn(`${repo.name}: the catalog calls its repository "${d.signed.repo}"`);
       }
       source = url;
       return { bytes: b, doc: d };
@@ -139,7 +139,8 @@ async function updateOne(ctx: PkgContext, repo: RepoConfig): Promise<RepoUpdate>
     crashPoint('update.root-saved');
     ctx.reporter.info(`${repo.name}: root rotated to v${root.signed.version}`);
   }
-  const changed = !state || state.sha256 !== sha256Hex(bytes);
+  // What was signed decides "changed": the same payload re-framed is the same catalog, and the copy already kept stays.
+  const changed = !state || state.payloadSha256 !== payloadSha256(doc);
   if (changed || rotated.length > 0 || !(await storedCatalogIntact(ctx, repo.name, state)))
     await saveAcceptedCatalog(ctx, repo.name, bytes, doc, { rootVersion: root.signed.version, source });
   crashPoint('update.saved');

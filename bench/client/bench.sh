@@ -80,7 +80,7 @@ sec_large() {
   local fp file; fp=$(json "$S/repo.json" .fingerprint); file=$(cd "$S/www" && ls packages/*.swpkg)
   serve "$S/www" $((PORT_BASE + 1))
   local url="http://127.0.0.1:$((PORT_BASE + 1))/" R=$W/root-large
-  local prep="rm -rf $R && $PKG --root $R repo add big $url --fingerprint $fp -q >/dev/null && $PKG --root $R update -q >/dev/null"
+  local prep="rm -rf $R && $PKG --root $R repo add swbench $url --fingerprint $fp -q >/dev/null && $PKG --root $R update -q >/dev/null"
   hf install-large-pkg "$prep" "$PKG --root $R install swl-0 --yes -q >/dev/null"
   hf install-large-raw "rm -rf $W/raw && mkdir -p $W/raw" "curl -s ${url}$file | tee >(sha256sum >/dev/null) | tar -xz -C $W/raw"
   # Peak RSS of one install, from GNU time (KiB).

@@ -10,7 +10,15 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
-import { buildCatalog, createRoot, generateKeyPair, rootFingerprint, signCatalog, type CatalogPackage } from '../../catalog/index.js';
+import {
+  buildCatalog,
+  createRoot,
+  encodeEnvelope,
+  generateKeyPair,
+  rootFingerprint,
+  signCatalog,
+  type CatalogPackage,
+} from '../../catalog/index.js';
 
 const o = process.argv.indexOf('--out');
 const out = process.argv[o + 1]!;
@@ -60,12 +68,13 @@ const root = createRoot({ rootKeys: [key], catalogKeys: [key], expires: new Date
 const doc = signCatalog(buildCatalog({ repo: 'syn', packages, now, expiresIn: 30 * 86400 }), [key]);
 const www = join(out, 'www');
 await mkdir(join(www, 'roots'), { recursive: true });
-await writeFile(join(www, 'repo-root.pub'), JSON.stringify(root, null, 2));
-await writeFile(join(www, 'roots', '1.json'), JSON.stringify(root, null, 2));
-await writeFile(join(www, 'catalog.json'), JSON.stringify(doc));
+await writeFile(join(www, 'repo-root.pub'), encodeEnvelope(root));
+await writeFile(join(www, 'roots', '1.json'), encodeEnvelope(root));
+const catalogBytes = encodeEnvelope(doc);
+await writeFile(join(www, 'catalog.json'), catalogBytes);
 const last = `syn-${String(names - 1).padStart(5, '0')}`;
 await writeFile(
   join(out, 'repo.json'),
   JSON.stringify({ fingerprint: rootFingerprint(root), last, packages: packages.length }, null, 2) + '\n',
 );
-process.stdout.write(`${packages.length} catalog entries; ${JSON.stringify(doc).length} bytes\n`);
+process.stdout.write(`${packages.length} catalog entries; ${catalogBytes.length} bytes\n`);

@@ -6,6 +6,7 @@ import {
   generateKeyPair,
   packPackage,
   parseCatalog,
+  encodeEnvelope,
   publishRepository,
   sha256File,
   sha256Hex,
@@ -203,7 +204,7 @@ export async function buildSeedPorts(
 
 /** Re-signs (or re-dates) a copy of a catalog and writes it, with its sidecar, into a web root. */
 async function writeCatalog(root: string, doc: CatalogDocument | Buffer): Promise<void> {
-  const bytes = Buffer.isBuffer(doc) ? doc : Buffer.from(JSON.stringify(doc, null, 2) + '\n');
+  const bytes = Buffer.isBuffer(doc) ? doc : encodeEnvelope(doc);
   await writeFile(join(root, 'catalog.json'), bytes);
   await writeFile(join(root, 'catalog.json.sha256'), `${sha256Hex(bytes)}  catalog.json\n`);
 }
@@ -223,7 +224,7 @@ async function mirrorRoot(from: string, to: string): Promise<void> {
  */
 export async function prepareRejectionRoots(f: Fixture, victim: TestPackage): Promise<Record<string, string>> {
   const main = f.www.main;
-  const current = parseCatalog(JSON.parse(await readFile(join(main, 'catalog.json'), 'utf8')));
+  const current = parseCatalog(await readFile(join(main, 'catalog.json')));
   const now = Date.now();
   const iso = (ms: number): string => new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
   const what: Record<string, string> = {};
@@ -239,7 +240,7 @@ export async function prepareRejectionRoots(f: Fixture, victim: TestPackage): Pr
 
   await mirrorRoot(main, f.www.replay);
   await writeCatalog(f.www.replay, f.oldCatalog);
-  const old = parseCatalog(JSON.parse(f.oldCatalog.toString('utf8')));
+  const old = parseCatalog(f.oldCatalog);
   what['replay'] = `the genuine older catalog v${old.signed.version} (the guest accepted v${current.signed.version} or newer)`;
 
   await mirrorRoot(main, f.www.unknownKey);

@@ -1,12 +1,12 @@
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { generateKeyPair, parseJson, signCanonical, signCatalog, toPublicKeyFile, type CatalogDocument } from '../../catalog/index.js';
+import { canonicalBytes, encodeEnvelope, generateKeyPair, parseCatalog, signCatalog, toPublicKeyFile } from '../../catalog/index.js';
 import { buildFakeRepo, buildPackage, cleanupFakeRepos, type FakeRepo } from '../helpers/fake-repo.js';
 import { startTableServer, type TableServer } from '../helpers/http-table-server.js';
 import { tempDir, treeHash } from '../helpers/tmp.js';
 import { addMainRepo, pkgJson, spawnPkg } from '../integration/userland/helpers.js';
-import { craftManifest, craftSwpkg, serveCrafted, type CraftEntry } from './craft.js';
+import { craftManifest, craftSignature, craftSwpkg, serveCrafted, type CraftEntry } from './craft.js';
 
 /**
  * Every refusal of the core API reached through `pkg install` (the catalog
@@ -72,10 +72,10 @@ describe('attacks through pkg install', () => {
 
   it('a store entry reused by hash whose catalog entry now declares another installed size (E_TOO_LARGE)', async () => {
     expect((await pkgJson(root, ['remove', 'base', '--yes'])).json?.ok).toBe(true);
-    const doc = parseJson(await repo.bytes('catalog.json'), 'catalog') as CatalogDocument;
+    const doc = parseCatalog(await repo.bytes('catalog.json'));
     const packages = doc.signed.packages.map((p) => (p.name === 'base' ? { ...p, installedSize: 1 } : p));
     repo.table.set('catalog.json', {
-      body: Buffer.from(JSON.stringify(signCatalog({ ...doc.signed, version: doc.signed.version + 1, packages }, [repo.key]))),
+      body: encodeEnvelope(signCatalog({ ...doc.signed, version: doc.signed.version + 1, packages }, [repo.key])),
     });
     const fetched = server.requests.length;
     await refused(['install', 'base', '--yes'], 'E_TOO_LARGE', 3);
@@ -159,7 +159,7 @@ describe('attacks through pkg install', () => {
     const { dir, trusted } = await trustNewKey();
     const manifest = craftManifest('local', '1.0.0', ok);
     // Signed by another key but claiming the trusted key's id.
-    const forgedSig = { keyid: trusted.keyid, sig: signCanonical(manifest, generateKeyPair()).sig };
+    const forgedSig = craftSignature(canonicalBytes(manifest), generateKeyPair(), trusted.keyid);
     const forged = join(dir, 'forged.swpkg');
     await writeFile(forged, craftSwpkg({ manifest, signature: forgedSig, entries: ok }));
     await refused(['install', forged, '--yes', '--allow-untrusted'], 'E_SIGNATURE');
@@ -175,7 +175,7 @@ describe('attacks through pkg install', () => {
     // Trust comes from the header; the payload is checked while it is extracted, before anything is published.
     const { dir, trusted } = await trustNewKey();
     const manifest = craftManifest('local', '1.0.0', ok);
-    const signature = signCanonical(manifest, trusted);
+    const signature = craftSignature(canonicalBytes(manifest), trusted);
     const changed = join(dir, 'changed.swpkg');
     await writeFile(
       changed,
@@ -259,7 +259,7 @@ describe('local files are verified whole before anything is written', () => {
       file,
       craftSwpkg({
         manifest,
-        signature: signCanonical(manifest, trusted),
+        signature: craftSignature(canonicalBytes(manifest), trusted),
         entries: [...files.slice(0, 2), { ...files[2]!, content: 'LAST\n' }],
       }),
     );
@@ -272,7 +272,7 @@ describe('local files are verified whole before anything is written', () => {
     expect(await treeHash(root)).toBe(before);
     // The same file untampered does reach extraction (the crash point proves the probe works).
     const good = join(dir, 'good.swpkg');
-    await writeFile(good, craftSwpkg({ manifest, signature: signCanonical(manifest, trusted), entries: files }));
+    await writeFile(good, craftSwpkg({ manifest, signature: craftSignature(canonicalBytes(manifest), trusted), entries: files }));
     expect((await spawnPkg(root, ['install', good, '--yes', '--json'], { PKG_TEST_CRASH_AT: 'store.extract' })).signal).toBe('SIGKILL');
   });
 });

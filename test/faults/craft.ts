@@ -1,15 +1,18 @@
 import { gunzipSync, gzipSync } from 'node:zlib';
 import {
   canonicalBytes,
+  encodeDetachedSignature,
+  encodeEnvelope,
   padding,
+  parseCatalog,
   sha256Hex,
   signCatalog,
+  signEnvelope,
   tarHeader,
   TAR_END,
-  parseJson,
-  type CatalogDocument,
+  PAYLOAD_TYPES,
   type CatalogPackage,
-  type Signature,
+  type KeyPair,
 } from '../../catalog/index.js';
 import type { FakeRepo } from '../helpers/fake-repo.js';
 
@@ -26,15 +29,26 @@ export interface CraftEntry {
   target?: string;
 }
 
-export function craftSwpkg(o: { manifest: unknown; signature?: Signature; entries: CraftEntry[] }): Buffer {
+/** `.SWPKG/signature.json` bytes: `key` signs `manifestBytes`; `claimKeyid` puts another key's id on the signature (a forgery). */
+export function craftSignature(manifestBytes: Uint8Array, key: KeyPair, claimKeyid?: string): Buffer {
+  const env = signEnvelope(PAYLOAD_TYPES.manifest, manifestBytes, [key]);
+  const signatures = env.signatures.map((s) => ({ keyid: claimKeyid ?? s.keyid, sig: s.sig }));
+  return encodeDetachedSignature({ payloadType: env.payloadType, signatures });
+}
+
+/**
+ * `manifest` is written as canonical JSON unless `manifestBytes` gives the
+ * exact entry bytes; `signature` is the exact `.SWPKG/signature.json` bytes.
+ */
+export function craftSwpkg(o: { manifest: unknown; manifestBytes?: Uint8Array; signature?: Uint8Array; entries: CraftEntry[] }): Buffer {
   const parts: Buffer[] = [];
   const add = (path: string, type: CraftEntry['type'], mode: number, data?: Buffer, linkTarget?: string): void => {
     parts.push(tarHeader({ path, type, mode, size: data?.length ?? 0, mtime: 0, ...(linkTarget !== undefined ? { linkTarget } : {}) }));
     if (data) parts.push(data, padding(data.length));
   };
-  const m = Buffer.from(canonicalBytes(o.manifest));
+  const m = Buffer.from(o.manifestBytes ?? canonicalBytes(o.manifest));
   add('.SWPKG/manifest.json', 'file', 0o644, m);
-  if (o.signature) add('.SWPKG/signature.json', 'file', 0o644, Buffer.from(canonicalBytes(o.signature)));
+  if (o.signature) add('.SWPKG/signature.json', 'file', 0o644, Buffer.from(o.signature));
   for (const e of o.entries)
     add(
       e.path,
@@ -108,7 +122,7 @@ export async function serveCrafted(
   bytes: Buffer,
   entry: Pick<CatalogPackage, 'name' | 'version'> & Partial<CatalogPackage>,
 ): Promise<void> {
-  const doc = parseJson(await repo.bytes('catalog.json'), 'catalog') as CatalogDocument;
+  const doc = parseCatalog(await repo.bytes('catalog.json'));
   const path = entry.path ?? `packages/${entry.name}-${entry.version}-x86_64.swpkg`;
   const pkg: CatalogPackage = {
     arch: 'x86_64',
@@ -125,6 +139,6 @@ export async function serveCrafted(
     path,
   };
   const signed = { ...doc.signed, version: doc.signed.version + 1, packages: [...doc.signed.packages, pkg] };
-  repo.table.set('catalog.json', { body: Buffer.from(JSON.stringify(signCatalog(signed, [repo.key]))) });
+  repo.table.set('catalog.json', { body: encodeEnvelope(signCatalog(signed, [repo.key])) });
   repo.table.set(path, { body: bytes });
 }

@@ -177,8 +177,8 @@ export async function buildFakeRepo(o: {
         now,
       });
       repo.catalogVersion = r.catalogVersion;
-      const text = await readFile(join(dir, 'repo-root.pub'), 'utf8');
-      repo.root = parseRoot(JSON.parse(text), 'repo-root.pub');
+      const text = await readFile(join(dir, 'repo-root.pub'));
+      repo.root = parseRoot(text, 'repo-root.pub');
       repo.fingerprint = rootFingerprint(repo.root);
       await writeFile(repo.rootFile, text);
       await repo.refresh();

@@ -1,13 +1,13 @@
 import { Args, Flags } from '@oclif/core';
 import { BaseCommand } from '../../shared/base-command.js';
-import { readPackageHeader, sha256File, type PackageManifest, type Signature } from '../../../catalog/index.js';
+import { readPackageHeader, sha256File, type DetachedSignature, type PackageManifest } from '../../../catalog/index.js';
 
 interface Result {
   path: string;
   sha256: string;
   size: number;
   manifest: PackageManifest;
-  signature?: Signature;
+  signature?: DetachedSignature;
 }
 
 export default class Inspect extends BaseCommand<Result> {
@@ -26,9 +26,9 @@ export default class Inspect extends BaseCommand<Result> {
   override async run(): Promise<Result> {
     const { args, flags } = await this.parse(Inspect);
     this.showFiles = flags.files;
-    const header = await readPackageHeader(args.file);
+    const { manifest, signature } = await readPackageHeader(args.file);
     const { sha256, size } = await sha256File(args.file);
-    return { path: args.file, sha256, size, ...header };
+    return { path: args.file, sha256, size, manifest, ...(signature ? { signature } : {}) };
   }
 
   protected override render(r: Result): void {
@@ -47,7 +47,9 @@ export default class Inspect extends BaseCommand<Result> {
     if (m.conflicts.length) this.log(`  conflicts    ${m.conflicts.join(', ')}`);
     this.log(`  files        ${m.files.length} entries, ${m.installedSize} bytes installed`);
     this.log(`  package      ${r.size} bytes, sha256 ${r.sha256}`);
-    this.log(`  signature    ${r.signature ? `key ${r.signature.keyid}` : 'unsigned'}`);
+    this.log(
+      `  signature    ${r.signature?.signatures.length ? `key ${r.signature.signatures.map((s) => s.keyid).join(', ')}` : 'unsigned'}`,
+    );
     if (m.build) this.log(`  build        ${JSON.stringify(m.build)}`);
     if (this.showFiles) {
       for (const f of m.files) {

@@ -8,6 +8,8 @@ import {
   generateKeyPair,
   rotatePublishedRoot,
   parseRoot,
+  parseCatalog,
+  encodeEnvelope,
   verifyCatalog,
   verifyRootSelfSigned,
   type KeyPair,
@@ -138,7 +140,7 @@ describe('repo publish', () => {
     expect(r.version).toBe(2);
     await expect(publishRepository({ packagesDir: join(d, 'pkgs'), out: web, key })).rejects.toMatchObject({ code: 'E_UNKNOWN_KEY' });
     await publishRepository({ packagesDir: join(d, 'pkgs'), out: web, key: newCatalog });
-    const root2 = parseRoot(JSON.parse(await readFile(join(web, 'repo-root.pub'), 'utf8')), 'repo-root.pub');
+    const root2 = parseRoot(await readFile(join(web, 'repo-root.pub')), 'repo-root.pub');
     verifyRootSelfSigned(root2, new Date());
     verifyCatalog(await readFile(join(web, 'catalog.json')), { root: root2, now: new Date() });
     const v = await verifyHosted(new DirRepoReader(web));
@@ -166,9 +168,11 @@ describe('repo publish', () => {
     const bytes = await readFile(p);
     bytes[bytes.length - 10] = bytes[bytes.length - 10]! ^ 0xff;
     await writeFile(p, bytes);
-    const cat = await readFile(join(web, 'catalog.json'), 'utf8');
+    const cat = parseCatalog(await readFile(join(web, 'catalog.json')));
     await copyFile(join(web, 'catalog.json'), join(d, 'catalog.bak'));
-    await writeFile(join(web, 'catalog.json'), cat.replace('"curl tool"', '"curl tooL"'));
+    // One character of the payload changed, the signature kept.
+    const payload = Buffer.from(Buffer.from(cat.payload).toString('utf8').replace('"curl tool"', '"curl tooL"'));
+    await writeFile(join(web, 'catalog.json'), encodeEnvelope({ ...cat, payload }));
     const v = await verifyHosted(new DirRepoReader(web));
     const failed = v.checks.filter((c) => !c.ok);
     expect(failed.find((c) => c.name === 'catalog signature and freshness')?.code).toBe('E_SIGNATURE');

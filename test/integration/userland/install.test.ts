@@ -247,7 +247,7 @@ describe('pkg install', () => {
   it('refuses a stored catalog whose bytes changed on disk (E_CORRUPT)', async () => {
     const dir = join(root, 'db/catalogs');
     const file = (await readdir(dir)).find((n) => n.endsWith('.catalog'))!;
-    await writeFile(join(dir, file), (await readFile(join(dir, file), 'utf8')).replace('hello', 'jello'));
+    await writeFile(join(dir, file), (await readFile(join(dir, file), 'utf8')).replace('"payloadType"', '"payloadType" '));
     expect((await pkgJson(root, ['install', 'hello', '--yes'])).json?.error?.code).toBe('E_CORRUPT');
     expect((await pkgJson(root, ['update'])).json?.ok).toBe(true);
     expect((await pkgJson(root, ['install', 'hello', '--yes'])).json?.ok).toBe(true);

@@ -1,11 +1,14 @@
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   ERROR_CODES,
+  catalogPayload,
   createRoot,
+  encodeEnvelope,
   generateKeyPair,
-  parseJson,
+  parseCatalog,
   signCatalog,
   type CatalogDocument,
+  type Envelope,
   type ErrorCode,
 } from '../../../catalog/index.js';
 import { buildFakeRepo, cleanupFakeRepos, type FakeRepo } from '../../helpers/fake-repo.js';
@@ -45,13 +48,13 @@ async function addAndUpdate(): Promise<void> {
   expect(up.json?.ok, up.stdout + up.stderr).toBe(true);
 }
 
-/** Replaces the served catalog with `doc` (JSON bytes). */
-function serveCatalog(doc: unknown): void {
-  repo.table.set('catalog.json', { body: Buffer.from(JSON.stringify(doc, null, 2)) });
+/** Replaces the served catalog with `doc`'s envelope, or with raw bytes. */
+function serveCatalog(doc: Envelope | Buffer): void {
+  repo.table.set('catalog.json', { body: Buffer.isBuffer(doc) ? doc : encodeEnvelope(doc) });
 }
 
 async function currentCatalog(): Promise<CatalogDocument> {
-  return parseJson(await repo.bytes('catalog.json'), 'catalog') as CatalogDocument;
+  return parseCatalog(await repo.bytes('catalog.json'));
 }
 
 async function expectRefused(code: string, env: Record<string, string> = {}): Promise<void> {
@@ -118,7 +121,7 @@ describe('pkg update', () => {
     const doc = await currentCatalog();
     doc.signed.version += 1;
     doc.signed.packages[0]!.summary = 'tampered';
-    serveCatalog(doc);
+    serveCatalog({ ...doc, payload: catalogPayload(doc.signed) });
     await expectRefused('E_SIGNATURE');
   });
 
@@ -165,12 +168,10 @@ describe('pkg update', () => {
     const malformed = [
       Buffer.from('{"signed": '),
       // Signed by the repository's own key, so only the schema can refuse it.
-      Buffer.from(
-        JSON.stringify(
-          signCatalog(
-            { ...doc.signed, version: doc.signed.version + 1, packages: doc.signed.packages.map((p) => ({ ...p, version: '1.0' })) },
-            [repo.key],
-          ),
+      encodeEnvelope(
+        signCatalog(
+          { ...doc.signed, version: doc.signed.version + 1, packages: doc.signed.packages.map((p) => ({ ...p, version: '1.0' })) },
+          [repo.key],
         ),
       ),
     ];
@@ -236,7 +237,7 @@ describe('pkg update', () => {
     await addAndUpdate();
     const rogue = generateKeyPair();
     const forged = createRoot({ rootKeys: [rogue], catalogKeys: [rogue], version: 2, expires: new Date(Date.now() + 86400_000) });
-    repo.table.set('roots/2.json', { body: Buffer.from(JSON.stringify(forged)) });
+    repo.table.set('roots/2.json', { body: encodeEnvelope(forged) });
     await expectRefused('E_UNKNOWN_KEY');
   });
 

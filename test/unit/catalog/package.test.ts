@@ -120,7 +120,8 @@ describe('.swpkg writer and reader', () => {
     expect(() => verifyPackageSignature(header, [toPublicKeyFile(generateKeyPair())])).toThrow(
       expect.objectContaining({ code: 'E_UNKNOWN_KEY' }),
     );
-    const tampered = { ...header, manifest: { ...header.manifest, summary: 'evil' } };
+    // The signature covers the manifest entry's bytes: other bytes (here the same manifest re-spaced) do not verify.
+    const tampered = { ...header, manifestBytes: Buffer.from(JSON.stringify(header.manifest, null, 1)) };
     expect(() => verifyPackageSignature(tampered, [toPublicKeyFile(key)])).toThrow(expect.objectContaining({ code: 'E_SIGNATURE' }));
     const unsigned = await packPackage({ dir: join(d, 'src'), meta, out: join(d, 'u.swpkg') });
     const unsignedHeader = await readPackageHeader(unsigned.path);
@@ -138,7 +139,7 @@ describe('.swpkg writer and reader', () => {
     for (let i = 0; i < 40; i++) {
       const header = await readPackageHeader(r.path);
       expect(header.manifest.files.map((f) => f.path)).toContain('share/blob.bin');
-      expect(header.signature?.keyid).toBe(key.keyid);
+      expect(header.signature?.signatures.map((x) => x.keyid)).toEqual([key.keyid]);
     }
     await new Promise((resolve) => setTimeout(resolve, 50)); // a late chunk would throw here, outside the awaits
     expect((await verifyPackageFile(r.path)).sha256).toBe(r.sha256);

@@ -16,6 +16,10 @@ import {
   signBytes,
   bytesToHex,
   rootFingerprint,
+  encodeEnvelope,
+  catalogPayload,
+  signEnvelope,
+  PAYLOAD_TYPES,
   type CatalogSigned,
   type CatalogPackage,
   type KeyPair,
@@ -56,7 +60,7 @@ function catalog(version: number, over: Partial<CatalogSigned> = {}): CatalogSig
   };
 }
 
-const enc = (doc: unknown) => new TextEncoder().encode(JSON.stringify(doc));
+const enc = encodeEnvelope;
 
 function setup(): { rootKey: KeyPair; catKey: KeyPair; root: ReturnType<typeof createRoot> } {
   const rootKey = generateKeyPair();
@@ -97,7 +101,7 @@ describe('Ed25519 strictness', () => {
     const sig = signBytes(msg, k);
     expect(verifyBytes(msg, sig.sig, bytesToHex(k.publicKey))).toBe(true);
     const L = 2n ** 252n + 27742317777372353535851937790883648493n;
-    const bytes = Buffer.from(sig.sig, 'hex');
+    const bytes = Buffer.from(sig.sig, 'base64');
     let s = 0n;
     for (let i = 63; i >= 32; i--) s = (s << 8n) | BigInt(bytes[i]!);
     let s2 = s + L;
@@ -105,19 +109,18 @@ describe('Ed25519 strictness', () => {
       bytes[i] = Number(s2 & 0xffn);
       s2 >>= 8n;
     }
-    expect(verifyBytes(msg, bytes.toString('hex'), bytesToHex(k.publicKey))).toBe(false);
+    expect(verifyBytes(msg, bytes.toString('base64'), bytesToHex(k.publicKey))).toBe(false);
   });
 
   it('refuses a root listing a small-order public key', () => {
-    const { root } = setup();
+    const { root, rootKey } = setup();
     const smallOrder = bytesToHex(ed.Point.ZERO.toBytes()); // identity point: order 1
     const keyid = createHash('sha256').update(Buffer.from(smallOrder, 'hex')).digest('hex');
-    const evil = structuredClone(root) as unknown as {
-      signed: { keys: Record<string, unknown>; roles: { catalog: { keyids: string[] } } };
-    };
-    evil.signed.keys[keyid] = { type: 'ed25519', public: smallOrder };
-    evil.signed.roles.catalog.keyids.push(keyid);
-    expect(() => parseRoot(evil, 'evil root')).toThrow(expect.objectContaining({ code: 'E_INVALID_KEY' }));
+    const evil = structuredClone(root.signed) as unknown as { keys: Record<string, unknown>; roles: { catalog: { keyids: string[] } } };
+    evil.keys[keyid] = { type: 'ed25519', public: smallOrder };
+    evil.roles.catalog.keyids.push(keyid);
+    const bytes = encodeEnvelope(signEnvelope(PAYLOAD_TYPES.root, canonicalBytes(evil), [rootKey]));
+    expect(() => parseRoot(bytes, 'evil root')).toThrow(expect.objectContaining({ code: 'E_INVALID_KEY' }));
   });
 });
 
@@ -133,17 +136,17 @@ describe('roots', () => {
     const { rootKey, catKey, root } = setup();
     const newRoot = generateKeyPair();
     const v2 = rotateRoot({ current: root, oldRootKeys: [rootKey], newRootKeys: [newRoot], expires: LATER(365) });
-    expect(verifyRootUpdate(root, v2).signed.version).toBe(2);
+    expect(verifyRootUpdate(root, enc(v2)).signed.version).toBe(2);
     // Signed only by the new key: the old root did not approve it.
     const rogue = createRoot({ rootKeys: [newRoot], catalogKeys: [catKey], version: 2, expires: LATER(365) });
-    expect(() => verifyRootUpdate(root, rogue)).toThrow(expect.objectContaining({ code: 'E_UNKNOWN_KEY' }));
+    expect(() => verifyRootUpdate(root, enc(rogue))).toThrow(expect.objectContaining({ code: 'E_UNKNOWN_KEY' }));
     // Signed only by the old key: the new keys did not accept it.
     const half = { ...v2, signatures: v2.signatures.filter((s) => s.keyid === rootKey.keyid) };
-    expect(() => verifyRootUpdate(root, half)).toThrow(expect.objectContaining({ code: 'E_UNKNOWN_KEY' }));
+    expect(() => verifyRootUpdate(root, enc(half))).toThrow(expect.objectContaining({ code: 'E_UNKNOWN_KEY' }));
     // Skipping a version or replaying v1 is refused.
-    expect(() => verifyRootUpdate(root, root)).toThrow(expect.objectContaining({ code: 'E_ROLLBACK' }));
+    expect(() => verifyRootUpdate(root, enc(root))).toThrow(expect.objectContaining({ code: 'E_ROLLBACK' }));
     const v3 = createRoot({ rootKeys: [rootKey], catalogKeys: [catKey], version: 3, expires: LATER(365) });
-    expect(() => verifyRootUpdate(root, v3)).toThrow(expect.objectContaining({ code: 'E_BAD_ROOT' }));
+    expect(() => verifyRootUpdate(root, enc(v3))).toThrow(expect.objectContaining({ code: 'E_BAD_ROOT' }));
   });
 
   it('a threshold of 2 needs two distinct valid signatures', () => {
@@ -163,9 +166,9 @@ describe('verifyCatalog: one case per attack', () => {
   const goodBytes = enc(good);
   const table: { name: string; bytes: () => Uint8Array; opts?: object; code: string }[] = [
     {
-      name: 'a flipped byte in the signed part',
+      name: 'a changed payload under the old signature',
       code: 'E_SIGNATURE',
-      bytes: () => enc({ ...good, signed: { ...good.signed, repo: 'mainx' } }),
+      bytes: () => enc({ ...good, payload: catalogPayload({ ...good.signed, repo: 'mainx' }) }),
     },
     { name: 'a missing signature', code: 'E_THRESHOLD', bytes: () => enc({ ...good, signatures: [] }) },
     { name: 'a signature by an unknown key', code: 'E_UNKNOWN_KEY', bytes: () => enc(signCatalog(catalog(100), [generateKeyPair()])) },
@@ -178,13 +181,13 @@ describe('verifyCatalog: one case per attack', () => {
       name: 'a lower version (rollback)',
       code: 'E_ROLLBACK',
       bytes: () => goodBytes,
-      opts: { lastAccepted: { version: 101, sha256: 'b'.repeat(64) } },
+      opts: { lastAccepted: { version: 101, payloadSha256: 'b'.repeat(64) } },
     },
     {
-      name: 'the same version with other bytes (equivocation)',
+      name: 'the same version with another signed payload (equivocation)',
       code: 'E_EQUIVOCATION',
       bytes: () => goodBytes,
-      opts: { lastAccepted: { version: 100, sha256: 'b'.repeat(64) } },
+      opts: { lastAccepted: { version: 100, payloadSha256: 'b'.repeat(64) } },
     },
     {
       name: 'another arch',
@@ -205,7 +208,19 @@ describe('verifyCatalog: one case per attack', () => {
         enc(signCatalog(catalog(100, { compatibility: { arch: ['x86_64'], abi: ['linux-musl-static'], minClientFormat: 2 } }), [catKey])),
     },
     { name: 'a catalog over the size cap', code: 'E_TOO_LARGE', bytes: () => goodBytes, opts: { maxBytes: 100 } },
-    { name: 'garbage', code: 'E_INVALID_JSON', bytes: () => new TextEncoder().encode('{"signed": ') },
+    { name: 'garbage', code: 'E_MALFORMED', bytes: () => new TextEncoder().encode('{"payload": ') },
+    {
+      name: 'a catalog naming another repository',
+      code: 'E_WRONG_REPO',
+      bytes: () => enc(signCatalog(catalog(100, { repo: 'other' }), [catKey])),
+      opts: { repo: 'main' },
+    },
+    { name: 'a root served as the catalog', code: 'E_PAYLOAD_TYPE', bytes: () => enc(root) },
+    {
+      name: 'a package version that is not semver (the server is at fault: exit 3, not 2)',
+      code: 'E_BAD_CATALOG',
+      bytes: () => enc(signCatalog(catalog(100, { packages: [pkg('x', '1.0')] }), [catKey])),
+    },
     {
       name: 'a package path escaping packages/',
       code: 'E_UNSAFE_PATH',
@@ -219,10 +234,10 @@ describe('verifyCatalog: one case per attack', () => {
   }
   it('accepts a good catalog, a newer one, and the same bytes again', () => {
     expect(verifyCatalog(goodBytes, { root, now: NOW }).signed.version).toBe(100);
-    const sha = createHash('sha256').update(goodBytes).digest('hex');
-    expect(verifyCatalog(goodBytes, { root, now: NOW, lastAccepted: { version: 100, sha256: sha } }).signed.version).toBe(100);
+    const sha = createHash('sha256').update(good.payload).digest('hex');
+    expect(verifyCatalog(goodBytes, { root, now: NOW, lastAccepted: { version: 100, payloadSha256: sha } }).signed.version).toBe(100);
     expect(
-      verifyCatalog(enc(signCatalog(catalog(101), [catKey])), { root, now: NOW, lastAccepted: { version: 100, sha256: sha } }).signed
+      verifyCatalog(enc(signCatalog(catalog(101), [catKey])), { root, now: NOW, lastAccepted: { version: 100, payloadSha256: sha } }).signed
         .version,
     ).toBe(101);
   });

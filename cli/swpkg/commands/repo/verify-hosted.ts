@@ -9,9 +9,13 @@ export default class RepoVerifyHosted extends BaseCommand<VerifyHostedResult> {
   static override examples = [
     '<%= config.bin %> repo verify-hosted http://127.0.0.1:8080/',
     '<%= config.bin %> repo verify-hosted ./webroot --json',
+    '<%= config.bin %> repo verify-hosted http://127.0.0.1:8080/ --name main --fingerprint HEX',
   ];
   static override args = { target: Args.string({ description: 'URL or folder of the published root.', required: true }) };
-  static override flags = { fingerprint: Flags.string({ summary: 'Root fingerprint you expect (as pinned by clients).' }) };
+  static override flags = {
+    fingerprint: Flags.string({ summary: 'Root fingerprint you expect (as pinned by clients).' }),
+    name: Flags.string({ summary: "Repository name the signed catalog must carry (default: hosted-repo.json's name)." }),
+  };
 
   private failed = false;
 
@@ -20,6 +24,7 @@ export default class RepoVerifyHosted extends BaseCommand<VerifyHostedResult> {
     const r = await verifyHosted(repoReaderFor(args.target), {
       reporter: this.reporter(),
       ...(flags.fingerprint && { pinnedFingerprint: flags.fingerprint }),
+      ...(flags.name && { name: flags.name }),
     });
     this.warnings.push(...r.warnings);
     if (!r.ok) {

@@ -1,4 +1,4 @@
-import { rm } from 'node:fs/promises';
+import { lstat, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { SwpkgError, fromFsError } from '../catalog/index.js';
 import type { PkgContext } from './context.js';
@@ -65,6 +65,8 @@ async function recordFallback(ctx: PkgContext, f: BootFallback): Promise<void> {
  * would. Takes the writer lock: a lock from an earlier boot is stale.
  */
 export async function bootCheck(ctx: PkgContext): Promise<BootCheckResult> {
+  // Nothing installed (a fresh store disk): nothing to check, and nothing is written, not even the lock.
+  if ((await lstat(ctx.paths.current).catch(() => undefined)) === undefined) return { outcome: 'fresh', current: null };
   return withWriterLock(ctx, async () => {
     let from: number | null = null;
     const problems: string[] = [];

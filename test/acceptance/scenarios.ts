@@ -192,7 +192,7 @@ export const SCENARIOS: Scenario[] = [
     async run(c) {
       const g = c.s.guest!;
       const log = g.console.transcript(0);
-      for (const step of ['init', 'modules', 'disks', 'network'])
+      for (const step of ['init', 'modules', 'disks', 'generations', 'network'])
         check(new RegExp(`SWPKG-BOOT step=${step} `).test(log), `boot marker step=${step} missing`);
       check(/(?:^|\n)SWPKG-BOOT-OK t=/.test(log), 'SWPKG-BOOT-OK missing');
       check(!/SWPKG-BOOT-FAIL/.test(log), 'SWPKG-BOOT-FAIL printed');

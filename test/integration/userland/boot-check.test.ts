@@ -3,7 +3,7 @@ import { readFile, readlink, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { buildFakeRepo, cleanupFakeRepos, type FakeRepo } from '../../helpers/fake-repo.js';
 import { startTableServer, type TableServer } from '../../helpers/http-table-server.js';
-import { tempDir } from '../../helpers/tmp.js';
+import { tempDir, treeHash } from '../../helpers/tmp.js';
 import { addMainRepo, pkgJson, spawnPkg } from './helpers.js';
 
 /**
@@ -98,6 +98,13 @@ describe('pkg boot-check', () => {
     const gens = (await pkgJson(root, ['generations'])).json?.result as { number: number; health?: { state: string } }[];
     expect(gens.find((g) => g.number === 3)?.health?.state).toBe('interrupted');
     expect((await pkgJson(root, ['doctor'])).json?.ok).toBe(true);
+  });
+
+  it('a fresh root (no current) is left untouched: not even the lock is written', async () => {
+    const fresh = await tempDir('pkg-root-');
+    const before = await treeHash(fresh);
+    expect((await pkgJson(fresh, ['boot-check'])).json?.result).toEqual({ outcome: 'fresh', current: null });
+    expect(await treeHash(fresh)).toBe(before);
   });
 
   it('a damaged fallback record is ignored, never fatal', async () => {

@@ -134,7 +134,8 @@ export async function doctor(ctx: PkgContext): Promise<DoctorReport> {
     try {
       g = await readGeneration(ctx, n);
     } catch (e) {
-      problems.push({ kind: 'generation', path: `generations/${n}`, detail: (e as Error).message });
+      if (n !== cur && left.has(n)) abandoned.push(`generations/${n}: ${(e as Error).message} (left at boot)`);
+      else problems.push({ kind: 'generation', path: `generations/${n}`, detail: (e as Error).message });
       continue;
     }
     for (const p of g.packages) {

@@ -37,6 +37,8 @@ export interface GenerationSummary {
   health?: Pick<HealthRecord, 'state' | 'failed' | 'reverted' | 'time'>;
   /** The latest boot-time fallback away from this generation (`from`) or to it (`to`), with the reason. */
   bootFallback?: BootFallback;
+  /** Set when its generation.json does not read (the other fields are then empty): why. */
+  damaged?: string;
 }
 
 /** `pkg generations`: every generation on disk, oldest first. A reader: no lock. */
@@ -50,9 +52,27 @@ export async function listGenerations(ctx: PkgContext): Promise<GenerationSummar
   const out: GenerationSummary[] = [];
   const fallbacks = await readBootFallbacks(ctx);
   for (const n of await listGenerationNumbers(ctx)) {
-    const g = await readGeneration(ctx, n);
     const h = await readHealthRecord(ctx, n);
     const boot = fallbacks.findLast((f) => f.from === n || f.to === n);
+    let g;
+    try {
+      g = await readGeneration(ctx, n);
+    } catch (e) {
+      if (!(e instanceof SwpkgError)) throw e;
+      // One unreadable record (the generation a boot check left) must not hide the others or the reason.
+      out.push({
+        number: n,
+        time: '',
+        command: '',
+        parent: null,
+        packages: 0,
+        current: n === cur,
+        catalogs: {},
+        damaged: e.message,
+        ...(boot ? { bootFallback: boot } : {}),
+      });
+      continue;
+    }
     out.push({
       number: n,
       time: g.time,

@@ -479,7 +479,14 @@ export const COMMANDS: CommandDef[] = [
       table(
         [
           ['', 'GEN', 'TIME', 'PACKAGES', 'HEALTH', 'COMMAND'],
-          ...gs.map((g) => [g.current ? '*' : '', String(g.number), g.time, String(g.packages), g.health?.state ?? '-', g.command]),
+          ...gs.map((g) => [
+            g.current ? '*' : '',
+            String(g.number),
+            g.damaged ? '(damaged)' : g.time,
+            String(g.packages),
+            g.health?.state ?? '-',
+            g.damaged ?? g.command,
+          ]),
         ],
         print,
       );

@@ -79,6 +79,15 @@ describe('pkg boot-check', () => {
     expect(r.json?.result).toMatchObject({ outcome: 'fallback', current: 1, fallback: { from: 2, to: 1 } });
   });
 
+  it('a current generation whose record does not read falls back; pkg generations still lists it with the reason', async () => {
+    await rm(join(root, 'generations/2/generation.json'));
+    const r = await pkgJson(root, ['boot-check']);
+    expect(r.json?.result).toMatchObject({ outcome: 'fallback', current: 1, fallback: { from: 2, to: 1 } });
+    const gens = (await pkgJson(root, ['generations'])).json?.result as { number: number; damaged?: string; bootFallback?: unknown }[];
+    expect(gens.find((g) => g.number === 2)).toMatchObject({ damaged: expect.any(String) as string, bootFallback: { from: 2, to: 1 } });
+    expect((await pkgJson(root, ['doctor'])).json?.ok).toBe(true);
+  });
+
   it('undoes a switch whose health checks a power cut interrupted', async () => {
     await repo.publish([
       {

@@ -150,6 +150,16 @@ describe('health checks after a change', () => {
     ]);
   });
 
+  it('PKG_HEALTH_DIR names another folder of system checks', async () => {
+    const dir = await tempDir('pkg-health-');
+    await writeFile(join(dir, 'always-fails'), '#!/bin/sh\necho from PKG_HEALTH_DIR\nexit 9\n', { mode: 0o755 });
+    const r = await pkgJson(root, ['remove', 'app', '--yes'], { PKG_HEALTH_DIR: dir });
+    expect(r.json?.error?.details).toMatchObject({ check: 'system/always-fails', exitStatus: 9 });
+    expect(await current()).toBe('generations/1');
+    // Without it, the root's own folder (none here) applies and the remove goes through.
+    expect((await pkgJson(root, ['remove', 'app', '--yes'])).json?.ok).toBe(true);
+  });
+
   it('--no-health-check skips the checks and the generation record says so; pkg health runs them on demand', async () => {
     await repo.publish(app('2.0.0', '#!/bin/sh\necho broken\nexit 7\n'));
     const r = await upgrade(['--no-health-check']);

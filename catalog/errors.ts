@@ -90,6 +90,8 @@ export const ERROR_CODES = {
   E_READ_ONLY: ExitCode.STORE,
   E_BUILD: ExitCode.STORE,
   E_PATCH: ExitCode.STORE,
+  E_WRONG_ARCH: ExitCode.STORE,
+  E_NO_EMULATOR: ExitCode.STORE,
   // health: a required check failed after `current` switched; pkg switched back and kept the failed generation
   E_HEALTH_CHECK: ExitCode.HEALTH,
   // anything else

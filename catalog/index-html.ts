@@ -14,6 +14,7 @@
  */
 import { createHash } from 'node:crypto';
 import semver from 'semver';
+import { formatBytes } from './format-bytes.js';
 
 export interface IndexHtmlPackage {
   name: string;
@@ -52,20 +53,6 @@ const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;'
 /** Escapes text for HTML element content and quoted attribute values. */
 export function escapeHtml(value: string): string {
   return String(value).replace(/[&<>"']/g, (c) => ESCAPES[c]!);
-}
-
-/** Bytes in IEC units (`1.5 MiB`), the exact count kept for a title attribute. */
-export function formatBytes(bytes: number): string {
-  if (!Number.isFinite(bytes) || bytes < 0) return '?';
-  if (bytes < 1024) return `${bytes} B`;
-  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
-  let v = bytes / 1024;
-  let i = 0;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return `${v < 10 ? v.toFixed(1) : Math.round(v).toString()} ${units[i]}`;
 }
 
 /** `2026-11-24 05:00:00 UTC`, or the text itself when it is not a time. */

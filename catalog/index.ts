@@ -1,6 +1,7 @@
 // Public API of the core: formats, strict JSON, DSSE envelopes, canonical JSON, hashing, signing, trust rules, resolver.
 export * from './errors.js';
 export * from './reporter.js';
+export * from './format-bytes.js';
 export * from './hash.js';
 export * from './canonical-json.js';
 export * from './strict-json.js';
@@ -15,6 +16,7 @@ export * from './root.js';
 export * from './catalog-doc.js';
 export * from './duration.js';
 export * from './meta-file.js';
+export * from './dependency-closure.js';
 export * from './publish.js';
 export * from './verify-hosted.js';
 export * from './index-html.js';

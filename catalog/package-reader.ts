@@ -39,6 +39,8 @@ export interface ReadOptions {
    * (more: E_TOO_LARGE; less: E_CORRUPT), and the payload stops at it.
    */
   installedSize?: number;
+  /** Told the compressed bytes read so far after each read, for progress in bytes (a big package moves the bar too). */
+  onBytes?: (compressedBytes: number) => void;
 }
 
 export interface ExtractOptions extends ReadOptions {
@@ -312,6 +314,7 @@ async function streamPackage(path: string, opts: ReadOptions, sink: Sink, header
     const buf = chunk as Buffer;
     compressed += buf.length;
     pkgHash.update(buf);
+    opts.onBytes?.(compressed);
     if (opts.maxBytes !== undefined && compressed > opts.maxBytes) {
       fail(
         new SwpkgError('E_TOO_LARGE', `${path} is larger than the ${opts.maxBytes} bytes allowed`, {

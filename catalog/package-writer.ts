@@ -81,9 +81,27 @@ async function scanPayload(dir: string): Promise<FileEntry[]> {
   return out.sort((a, b) => comparePaths(a.path, b.path));
 }
 
+/**
+ * Metadata errors while packing are the packer's to fix (when reading a package they are the
+ * publisher's): the hint names the field where it was given.
+ */
+function withMetaHint<T>(check: () => T): T {
+  try {
+    return check();
+  } catch (e) {
+    if (!(e instanceof SwpkgError) || e.hint !== undefined || (e.code !== 'E_INVALID_MANIFEST' && e.code !== 'E_INVALID_VERSION')) throw e;
+    const field = typeof e.details['field'] === 'string' ? e.details['field'] : 'the field';
+    throw new SwpkgError(e.code, e.message, {
+      hint: `correct ${field} (swpkg pack --${field.split('.')[0]}, or "${field}" in the --manifest file)`,
+      details: e.details,
+      cause: e,
+    });
+  }
+}
+
 /** Builds the manifest for a folder without writing anything. */
 export async function buildManifest(dir: string, meta: PackageMeta): Promise<PackageManifest> {
-  const m = validateMeta(meta);
+  const m = withMetaHint(() => validateMeta(meta));
   const files = await scanPayload(dir);
   const manifest = {
     format: 1,

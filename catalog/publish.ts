@@ -22,6 +22,7 @@ import {
 } from './catalog-doc.js';
 import { renderIndexHtml } from './index-html.js';
 import { silentReporter, type Reporter } from './reporter.js';
+import { checkDependencyClosure } from './dependency-closure.js';
 
 export const HOSTED_REPO_FORMAT = 1;
 
@@ -83,7 +84,7 @@ export async function indexPackages(dir: string, reporter: Reporter = silentRepo
     }
     seen.set(file, name);
     out.push({ ...catalogFieldsOf(m, v), path: `packages/${file}` });
-    reporter.progress('indexing', ++i, names.length);
+    reporter.progress('indexing', ++i, names.length, 'items');
   }
   return out.sort((a, b) => comparePaths(a.name, b.name) || comparePaths(a.version, b.version) || comparePaths(a.arch, b.arch));
 }
@@ -140,6 +141,8 @@ export interface PublishOptions {
   mirrors?: string[];
   now?: Date;
   reporter?: Reporter;
+  /** Publish even when a dependency is met by no package in the set (clients get it elsewhere). */
+  allowUnmetDependencies?: boolean;
 }
 
 export interface PublishResult {
@@ -235,6 +238,8 @@ export async function publishRepository(o: PublishOptions): Promise<PublishResul
   // 1. Check everything before writing anything.
   reporter.info(`verifying packages in ${o.packagesDir}`);
   const packages = await indexPackages(o.packagesDir, reporter);
+  for (const u of checkDependencyClosure(packages, o.allowUnmetDependencies === true))
+    reporter.warn(`${u.package} (${u.arch}) requires ${u.requires}, which no published package provides`);
   let root = await latestRoot(o.out);
   const isNewRoot = root === undefined;
   if (root === undefined) {
@@ -485,5 +490,31 @@ export async function rotatePublishedRoot(o: {
     ...(o.catalogThreshold !== undefined ? { catalogThreshold: o.catalogThreshold } : {}),
   });
   await publishRoot(o.out, next);
+  await pointAtRoot(o.out, next);
   return { version: next.signed.version, fingerprint: rootFingerprint(next) };
+}
+
+/**
+ * hosted-repo.json and index.html tell a new user which root to pin: after a rotation they name
+ * the new root at once, not only after the next publish (issue 11). The catalog is unchanged, so
+ * the page is rendered again from it; a web root without a catalog has no page yet.
+ */
+async function pointAtRoot(out: string, root: RootDocument): Promise<void> {
+  const fingerprint = rootFingerprint(root);
+  // hosted-repo.json was already pointed at the new root by publishRoot.
+  const catalog = await readBytesIfExists(join(out, 'catalog.json'));
+  if (catalog === undefined) return;
+  const { signed } = parseCatalog(catalog);
+  await writeAtomic(
+    join(out, 'index.html'),
+    renderIndexHtml({
+      repo: signed.repo,
+      catalogVersion: signed.version,
+      generated: signed.generated,
+      expires: signed.expires,
+      rootFingerprint: fingerprint,
+      rootVersion: root.signed.version,
+      packages: signed.packages,
+    }),
+  );
 }

@@ -6,9 +6,15 @@
 export interface Reporter {
   info(message: string): void;
   warn(message: string): void;
-  /** Called repeatedly for long work; `total` may be unknown. */
-  progress(label: string, done: number, total?: number): void;
+  /**
+   * Called repeatedly for long work; `total` may be unknown. `unit` says what `done` counts
+   * (default bytes), so a count of packages is never shown as bytes.
+   */
+  progress(label: string, done: number, total?: number, unit?: ProgressUnit): void;
 }
+
+/** What a progress count measures: bytes (shown in IEC units) or items (files, packages; plain counts). */
+export type ProgressUnit = 'bytes' | 'items';
 
 export const silentReporter: Reporter = {
   info() {},

@@ -1023,8 +1023,13 @@ export function resolve<C extends Candidate, I extends InstalledPackage>(req: Re
   const upgrading = new Set<string>(req.upgrade === 'all' ? u.installedByName.keys() : (req.upgrade ?? []));
   for (const name of upgrading) {
     if (!u.installedByName.has(name)) {
+      const known = u.knownNames();
+      // Suggest installing only what a catalog offers; for a name nothing offers, the nearest installed one.
+      const nearest = known.includes(name) ? undefined : didYouMean(name, u.installedByName.keys());
       throw new SwpkgError('E_NOT_INSTALLED', `${name} is not installed, so it cannot be upgraded`, {
-        hint: `install it instead: pkg install ${name}`,
+        hint: known.includes(name)
+          ? `install it instead: pkg install ${name}`
+          : `no catalog offers ${name} either${nearest ? `; did you mean "${nearest}"?` : ''} (see pkg list)`,
         details: { name },
       });
     }

@@ -151,7 +151,7 @@ export async function verifyHosted(
     try {
       let i = 0;
       for (const p of catalog.signed.packages) {
-        reporter.progress('checking packages', ++i, catalog.signed.packages.length);
+        reporter.progress('checking packages', ++i, catalog.signed.packages.length, 'items');
         await check(p.path, async () => {
           const dest = join(tmp, 'pkg.swpkg');
           if (!(await reader.download(p.path, dest, p.size))) throw new Error('missing');

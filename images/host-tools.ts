@@ -28,7 +28,7 @@ export function runTool(
         if (e.code === 'ENOENT') {
           reject(
             new SwpkgError('E_BUILD', `${opts.what}: ${cmd} is not installed`, {
-              hint: `install the Debian package that provides ${cmd} (mkfs.ext4: e2fsprogs; ldd: libc-bin; qemu-system-x86_64: qemu-system-x86)`,
+              hint: `install the Debian package that provides ${cmd} (mkfs.ext4: e2fsprogs; ldd: libc-bin; qemu-system-x86_64: qemu-system-x86; qemu-system-aarch64: qemu-system-arm; qemu-aarch64-static: qemu-user-static)`,
               details: { cmd },
               cause: err,
             }),

@@ -1,7 +1,6 @@
 // Public API of images/: the guest artifact set (build, verify) and the QEMU runner with its serial console.
 export {
   ARTIFACT_FILES,
-  baseDiskPathOf,
   buildImages,
   sharedLibraries,
   verifyArtifacts,
@@ -20,15 +19,26 @@ export {
 } from './store-image.js';
 export { writeCpioNewc, type CpioEntry } from './cpio-archive.js';
 export {
+  baseDiskPathOf,
+  defaultDownloadCache,
   fetchGuestPackages,
   findRepoRoot,
   readKernelPin,
   type FetchGuestPackagesOptions,
   type GuestModule,
   type KernelArtifacts,
+  type RuntimeArtifacts,
 } from './kernel-packages.js';
+export {
+  GUEST_ARCH_PROFILES,
+  emulatorFor,
+  hostGuestArch,
+  parseGuestArch,
+  profileOfDebianArch,
+  type GuestArchProfile,
+} from './guest-arch.js';
 export { moduleLoadOrder, readModuleInfo, type ModuleInfo } from './module-info.js';
-export { bundlePkgClient, PKG_ENTRY } from './pkg-bundle.js';
+export { bundlePkgClient, choosePkgBundle, PKG_ENTRY, type PkgBundle, type PkgBundleMode } from './pkg-bundle.js';
 export { chooseAccelerator, qemuVersion, type Accelerator, type AcceleratorChoice } from './accelerator.js';
 export { netdevArgument, normalisePorts, ensureRelayScript, type GuestNetworkMode, type PortForward } from './guest-network.js';
 export {

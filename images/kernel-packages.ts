@@ -1,12 +1,24 @@
-import { existsSync } from 'node:fs';
-import { copyFile, mkdir, mkdtemp, readdir, readFile, rename, rm, stat, writeFile, chmod } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
+import { createHash } from 'node:crypto';
+import { createReadStream, existsSync } from 'node:fs';
+import { copyFile, mkdir, mkdtemp, readdir, readFile, realpath, rename, rm, stat, writeFile, chmod } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SwpkgError, fromFsError, sha256File, sha256Hex, silentReporter, SHA256_HEX, type Reporter } from '../catalog/index.js';
-import { KERNEL_PIN_FILE, type DebianPackagePin, type KernelPin } from '../kernel/index.js';
+import {
+  KERNEL_PIN_FILE,
+  KERNEL_PIN_FILES,
+  type DebianPackagePin,
+  type GuestArch,
+  type KernelPin,
+  type NpmPackagePin,
+  type RuntimePin,
+} from '../kernel/index.js';
+import { GUEST_ARCH_PROFILES, emulatorFor, parseGuestArch, profileOfDebianArch, type GuestArchProfile } from './guest-arch.js';
 import { runTool } from './host-tools.js';
 import { moduleLoadOrder, readModuleInfo, type ModuleInfo } from './module-info.js';
 import { runIfEntry } from './program.js';
+import { TerminalReporter, jsonText, okEnvelope } from '../edge/index.js';
 
 export interface GuestModule {
   name: string;
@@ -17,10 +29,25 @@ export interface GuestModule {
   depends: string[];
 }
 
+/** One file of the unpacked runtime (Node or a library), relative to the output folder. */
+export interface RuntimeFile {
+  file: string;
+  sha256: string;
+  size: number;
+}
+
+/** The pinned Node and the libraries it loads, unpacked (only for pins with a `runtime`). */
+export interface RuntimeArtifacts {
+  node: RuntimeFile & { package: string; version: string; tarballSha256: string };
+  /** `path` is where the file goes on the base disk (lib/<multiarch>/NAME). */
+  libraries: Array<RuntimeFile & { path: string }>;
+}
+
 /** What `fetchGuestPackages` leaves in its output folder (also written there as `kernel-artifacts.json`). */
 export interface KernelArtifacts {
   /** Hash of the pin file's content: the output is reused while it is unchanged. */
   pinHash: string;
+  arch: GuestArch;
   kernel: KernelPin['kernel'];
   busybox: DebianPackagePin & { applets: string[] };
   vmlinuz: { file: string; sha256: string; size: number };
@@ -29,24 +56,33 @@ export interface KernelArtifacts {
   /** Module names in the order the init must insmod them. */
   loadOrder: string[];
   /** Where each .deb came from on the run that unpacked it. */
-  sources: { kernel: string; busybox: string };
+  sources: { kernel: string; busybox: string; runtime?: string[] };
+  runtime?: RuntimeArtifacts;
 }
 
 export interface FetchGuestPackagesOptions {
   /** Repository root; default: found from this file's location. */
   repoRoot?: string;
-  /** Pin file; default `<repoRoot>/kernel/kernel.json`. */
+  /** Guest architecture; default x86_64. Chooses the default pin file and output folder. */
+  arch?: GuestArch;
+  /** Pin file; default `<repoRoot>/kernel/kernel.json` (x86_64) or `kernel/kernel-aarch64.json`. */
   pinFile?: string;
-  /** Output folder; default `<repoRoot>/build/kernel`. */
+  /** Output folder; default `<repoRoot>/build/kernel` (x86_64) or `build/kernel-aarch64`. */
   outDir?: string;
   /**
    * Content-addressed mirror (files named by their SHA-256); default
    * `$SWPKG_SOURCE_MIRROR`, else `<repoRoot>/../shared/sources`.
    */
   mirrorDir?: string;
-  /** Verified downloads are kept here by hash; default `<repoRoot>/.cache/debs`. */
+  /**
+   * Verified downloads are kept here by hash (`<sha256>.deb`, `<sha256>.tgz`); default
+   * `defaultDownloadCache()`, outside the checkout so a second clone or a rerun needs no network.
+   */
   cacheDir?: string;
-  /** Fall back to `apt-get download PKG=VERSION` when no mirror or cache has the bytes. Default true. */
+  /**
+   * Fall back to `apt-get download PKG=VERSION` (and `npm pack NAME@VERSION` for a runtime pin)
+   * when no mirror or cache has the bytes. Default true.
+   */
   allowApt?: boolean;
   /** Re-unpack even when the output matches the pin. */
   force?: boolean;
@@ -69,7 +105,20 @@ export function findRepoRoot(start: string = dirname(fileURLToPath(import.meta.u
   }
 }
 
+/**
+ * Where verified downloads are cached by hash: `$SWPKG_CACHE_HOME`, else
+ * `$XDG_CACHE_HOME/swpkg`, else `~/.cache/swpkg`, plus `downloads`. Outside the
+ * work tree because the arm64 packages are not in the shared source mirror:
+ * once fetched, any checkout on this machine builds offline.
+ */
+export function defaultDownloadCache(env: NodeJS.ProcessEnv = process.env): string {
+  const base = env.SWPKG_CACHE_HOME || join(env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'swpkg');
+  return join(base, 'downloads');
+}
+
 const PKG_NAME = /^[a-z0-9][a-z0-9+.-]+$/;
+const NPM_VERSION = /^[0-9]+\.[0-9]+\.[0-9]+$/;
+const INTEGRITY = /^sha512-[A-Za-z0-9+/]{86}==$/;
 const DEB_VERSION = /^[0-9A-Za-z.+~:-]+$/;
 
 function parsePin(value: unknown, source: string): DebianPackagePin {
@@ -91,7 +140,38 @@ function parsePin(value: unknown, source: string): DebianPackagePin {
   return { package: v.package, version: v.version, arch: v.arch, sha256: v.sha256 };
 }
 
-/** Reads and checks `kernel/kernel.json`. */
+function parseNpmPin(value: unknown, source: string): NpmPackagePin {
+  const v = value as Partial<NpmPackagePin> | null;
+  if (
+    !v ||
+    typeof v.package !== 'string' ||
+    !PKG_NAME.test(v.package) ||
+    typeof v.version !== 'string' ||
+    !NPM_VERSION.test(v.version) ||
+    typeof v.integrity !== 'string' ||
+    !INTEGRITY.test(v.integrity) ||
+    typeof v.sha256 !== 'string' ||
+    !SHA256_HEX.test(v.sha256)
+  ) {
+    throw new SwpkgError('E_INVALID_MANIFEST', `${source}: an npm pin needs package, an exact version, a sha512 integrity and a sha256`, {
+      details: { source },
+    });
+  }
+  return { package: v.package, version: v.version, integrity: v.integrity, sha256: v.sha256 };
+}
+
+function parseRuntime(value: unknown, source: string): RuntimePin {
+  const v = value as { node?: unknown; libraries?: unknown } | null;
+  if (!v || typeof v !== 'object' || !Array.isArray(v.libraries) || v.libraries.length === 0) {
+    throw new SwpkgError('E_INVALID_MANIFEST', `${source}: runtime needs node and a non-empty libraries list`, { details: { source } });
+  }
+  return {
+    node: parseNpmPin(v.node, `${source} node`),
+    libraries: v.libraries.map((l, i) => parsePin(l, `${source} libraries[${i}]`)),
+  };
+}
+
+/** Reads and checks a pin file (`kernel/kernel.json`, `kernel/kernel-aarch64.json`). */
 export async function readKernelPin(path: string): Promise<{ pin: KernelPin; hash: string }> {
   let text: string;
   try {
@@ -121,41 +201,77 @@ export async function readKernelPin(path: string): Promise<{ pin: KernelPin; has
       details: { path },
     });
   }
-  return { pin: { format: 1, kernel: { ...kernel, release }, busybox, modules: modules as string[] }, hash: sha256Hex(text) };
+  const runtime = raw.runtime === undefined ? undefined : parseRuntime(raw.runtime, `${path} runtime`);
+  return {
+    pin: { format: 1, kernel: { ...kernel, release }, busybox, modules: modules as string[], ...(runtime ? { runtime } : {}) },
+    hash: sha256Hex(text),
+  };
 }
 
-function hashMismatch(pin: DebianPackagePin, file: string, actual: string, origin: string): SwpkgError {
+interface PinnedFile {
+  package: string;
+  version: string;
+  sha256: string;
+  /** Verified in addition to the SHA-256 (npm's integrity string). */
+  integrity?: string;
+}
+
+function hashMismatch(pin: PinnedFile, file: string, actual: string, origin: string, fromArchive: boolean): SwpkgError {
   return new SwpkgError(
     'E_HASH_MISMATCH',
     `${file} (${origin}) has sha256 ${actual}, but ${pin.package}=${pin.version} is pinned to ${pin.sha256}`,
     {
-      hint:
-        origin === 'apt-get download'
-          ? 'the archive now serves different bytes for this version; find the pinned .deb and put it in the source mirror named by its sha256, or update kernel/kernel.json deliberately'
-          : 'the file is damaged or was replaced; delete it and fetch again (it is named by the hash it must have)',
+      hint: fromArchive
+        ? 'the archive now serves different bytes for this version; find the pinned file and put it in the source mirror named by its sha256, or update the pin deliberately'
+        : 'the file is damaged or was replaced; delete it and fetch again (it is named by the hash it must have)',
       details: { file, origin, package: pin.package, version: pin.version, expected: pin.sha256, actual },
     },
   );
 }
 
+/** SHA-256 (hex) and SHA-512 (as an SRI string) of a file in one read. */
+async function fileDigests(path: string): Promise<{ sha256: string; integrity: string }> {
+  const a = createHash('sha256');
+  const b = createHash('sha512');
+  for await (const chunk of createReadStream(path)) {
+    a.update(chunk as Buffer);
+    b.update(chunk as Buffer);
+  }
+  return { sha256: a.digest('hex'), integrity: `sha512-${b.digest('base64')}` };
+}
+
+async function checkPinned(pin: PinnedFile, path: string, origin: string, fromArchive = false): Promise<void> {
+  const got = pin.integrity === undefined ? { ...(await sha256File(path)), integrity: undefined } : await fileDigests(path);
+  if (got.sha256 !== pin.sha256) throw hashMismatch(pin, path, got.sha256, origin, fromArchive);
+  if (pin.integrity !== undefined && got.integrity !== pin.integrity) {
+    throw new SwpkgError('E_HASH_MISMATCH', `${path} (${origin}) matches the pinned sha256 but not the pinned integrity ${pin.integrity}`, {
+      hint: 'the pin contradicts itself; take both values from one `npm pack --json` of that version',
+      details: { file: path, origin, package: pin.package, expected: pin.integrity, actual: got.integrity },
+    });
+  }
+}
+
 /**
- * Finds the pinned .deb: mirror (a file named by its SHA-256), then the local
- * cache, then `apt-get download`. Every candidate is hashed before use; a
- * mismatch is refused, never skipped over, because it means someone's bytes
- * are wrong and the user should know whose.
+ * Finds a pinned file: mirror (a file named by its SHA-256), then the local
+ * cache (`<sha256><ext>`), then the archive through `download` (apt-get or
+ * npm, run in an empty folder that must end up holding exactly one `ext`
+ * file). Every candidate is hashed before use; a mismatch is refused, never
+ * skipped over, because it means someone's bytes are wrong and the user
+ * should know whose.
  */
-async function obtainDeb(
-  pin: DebianPackagePin,
+async function obtainPinned(
+  pin: PinnedFile,
+  ext: '.deb' | '.tgz',
   opts: { mirrorDir: string; cacheDir: string; allowApt: boolean; reporter: Reporter },
+  download: { what: string; cmd: string; args: string[] },
 ): Promise<{ path: string; origin: string }> {
   for (const [dir, origin] of [
     [opts.mirrorDir, 'source mirror'],
     [opts.cacheDir, 'download cache'],
   ] as const) {
-    const candidate = join(dir, origin === 'source mirror' ? pin.sha256 : `${pin.sha256}.deb`);
+    const candidate = join(dir, origin === 'source mirror' ? pin.sha256 : `${pin.sha256}${ext}`);
     if (!existsSync(candidate)) continue;
-    const { sha256 } = await sha256File(candidate);
-    if (sha256 !== pin.sha256) throw hashMismatch(pin, candidate, sha256, origin);
+    await checkPinned(pin, candidate, origin);
     return { path: candidate, origin: `${origin} ${candidate}` };
   }
   if (!opts.allowApt) {
@@ -163,45 +279,64 @@ async function obtainDeb(
       'E_NOT_FOUND',
       `${pin.package}=${pin.version} (sha256 ${pin.sha256}) is in neither ${opts.mirrorDir} nor ${opts.cacheDir}`,
       {
-        hint: 'allow apt-get download, or place the .deb in the source mirror named by its sha256',
+        hint: `allow ${download.what}, or place the file in the source mirror named by its sha256`,
         details: { package: pin.package, version: pin.version, sha256: pin.sha256 },
       },
     );
   }
   await mkdir(opts.cacheDir, { recursive: true });
-  const tmp = await mkdtemp(join(opts.cacheDir, '.apt-'));
+  const tmp = await mkdtemp(join(opts.cacheDir, '.fetch-'));
   try {
-    opts.reporter.info(`apt-get download ${pin.package}=${pin.version}`);
+    opts.reporter.info(`${download.what} ${pin.package}=${pin.version}`);
     try {
-      await runTool('apt-get', ['download', '-q', `${pin.package}=${pin.version}`], {
-        cwd: tmp,
-        timeoutMs: 10 * 60_000,
-        what: 'downloading a pinned package',
-      });
+      await runTool(download.cmd, download.args, { cwd: tmp, timeoutMs: 10 * 60_000, what: 'downloading a pinned package' });
     } catch (e) {
       const detail = (e as SwpkgError).details?.stderr;
       const stderr = (typeof detail === 'string' ? detail : (e as Error).message).trim();
-      throw new SwpkgError('E_FETCH', `apt-get download ${pin.package}=${pin.version} failed: ${stderr.split('\n').pop() ?? ''}`, {
-        hint: 'the pinned version may have left the archive (point releases replace kernels); put the .deb in the source mirror named by its sha256',
+      throw new SwpkgError('E_FETCH', `${download.what} ${pin.package}=${pin.version} failed: ${stderr.split('\n').pop() ?? ''}`, {
+        hint: 'the pinned version may have left the archive (point releases replace kernels); put the file in the source mirror named by its sha256',
         details: { package: pin.package, version: pin.version, stderr },
         cause: e,
       });
     }
-    const debs = (await readdir(tmp)).filter((f) => f.endsWith('.deb'));
-    if (debs.length !== 1 || debs[0] === undefined) {
-      throw new SwpkgError('E_FETCH', `apt-get download ${pin.package}=${pin.version} left ${debs.length} .deb files`, {
-        details: { files: debs },
+    const got = (await readdir(tmp)).filter((f) => f.endsWith(ext));
+    if (got.length !== 1 || got[0] === undefined) {
+      throw new SwpkgError('E_FETCH', `${download.what} ${pin.package}=${pin.version} left ${got.length} ${ext} files`, {
+        details: { files: got },
       });
     }
-    const got = join(tmp, debs[0]);
-    const { sha256 } = await sha256File(got);
-    if (sha256 !== pin.sha256) throw hashMismatch(pin, debs[0], sha256, 'apt-get download');
-    const final = join(opts.cacheDir, `${pin.sha256}.deb`);
-    await rename(got, final);
-    return { path: final, origin: `apt-get download (cached as ${final})` };
+    const file = join(tmp, got[0]);
+    await checkPinned(pin, file, download.what, true);
+    const final = join(opts.cacheDir, `${pin.sha256}${ext}`);
+    await rename(file, final);
+    return { path: final, origin: `${download.what} (cached as ${final})` };
   } finally {
     await rm(tmp, { recursive: true, force: true });
   }
+}
+
+function obtainDeb(
+  pin: DebianPackagePin,
+  opts: { mirrorDir: string; cacheDir: string; allowApt: boolean; reporter: Reporter },
+): Promise<{ path: string; origin: string }> {
+  // `:arch` picks the foreign architecture's package (dpkg --add-architecture arm64 on an amd64 host).
+  return obtainPinned(pin, '.deb', opts, {
+    what: 'apt-get download',
+    cmd: 'apt-get',
+    args: ['download', '-q', `${pin.package}:${pin.arch}=${pin.version}`],
+  });
+}
+
+function obtainNpmTarball(
+  pin: NpmPackagePin,
+  opts: { mirrorDir: string; cacheDir: string; allowApt: boolean; reporter: Reporter },
+): Promise<{ path: string; origin: string }> {
+  // `npm pack` fetches the tarball exactly as published and installs nothing (no shared node_modules touched).
+  return obtainPinned(pin, '.tgz', opts, {
+    what: 'npm pack',
+    cmd: 'npm',
+    args: ['pack', `${pin.package}@${pin.version}`, '--silent', '--no-audit', '--no-fund'],
+  });
 }
 
 async function fileFacts(path: string): Promise<{ sha256: string; size: number }> {
@@ -218,7 +353,7 @@ async function artifactsStillValid(outDir: string, pinHash: string): Promise<Ker
     return null;
   }
   if (rec.pinHash !== pinHash) return null;
-  const files = [rec.vmlinuz, rec.busyboxBinary, ...rec.modules];
+  const files = [rec.vmlinuz, rec.busyboxBinary, ...rec.modules, ...(rec.runtime ? [rec.runtime.node, ...rec.runtime.libraries] : [])];
   for (const f of files) {
     const p = join(outDir, f.file);
     if (!existsSync(p)) return null;
@@ -230,8 +365,117 @@ async function artifactsStillValid(outDir: string, pinHash: string): Promise<Ker
 }
 
 /**
+ * Unpacks a runtime pin into `dir`: `runtime/node` from the Node tarball, the
+ * Debian libraries into `runtime/sysroot`, and lists the libraries Node loads by
+ * asking the arch's own dynamic loader (under qemu-user when the host is another
+ * arch, with the sysroot as its root), so the list is what the guest's loader
+ * will open. Each library's base-disk path comes from `baseDiskPathOf`.
+ */
+async function unpackRuntime(
+  pin: RuntimePin,
+  profile: GuestArchProfile,
+  dir: string,
+  srcOpts: { mirrorDir: string; cacheDir: string; allowApt: boolean; reporter: Reporter },
+): Promise<{ runtime: RuntimeArtifacts; sources: string[] }> {
+  const sources: string[] = [];
+  const tgz = await obtainNpmTarball(pin.node, srcOpts);
+  sources.push(`${pin.node.package}@${pin.node.version}: ${tgz.origin}`);
+  const rt = join(dir, 'runtime');
+  const sysroot = join(rt, 'sysroot');
+  await mkdir(join(rt, 'npm'), { recursive: true });
+  await runTool('tar', ['-xzf', tgz.path, '-C', join(rt, 'npm'), 'package/bin/node'], {
+    timeoutMs: 5 * 60_000,
+    what: `unpacking ${pin.node.package}`,
+  });
+  await rename(join(rt, 'npm', 'package', 'bin', 'node'), join(rt, 'node'));
+  await rm(join(rt, 'npm'), { recursive: true, force: true });
+  await chmod(join(rt, 'node'), 0o755);
+  for (const lib of pin.libraries) {
+    const deb = await obtainDeb(lib, srcOpts);
+    sources.push(`${lib.package}:${lib.arch}=${lib.version}: ${deb.origin}`);
+    await runTool('dpkg-deb', ['-x', deb.path, sysroot], { timeoutMs: 5 * 60_000, what: `unpacking ${lib.package}` });
+  }
+  const loader = join(sysroot, 'lib', profile.multiarch);
+  const ld = (await readdir(loader)).find((n) => n.startsWith('ld-linux'));
+  if (ld === undefined) {
+    throw new SwpkgError('E_INVALID_MANIFEST', `no dynamic loader in lib/${profile.multiarch} of the runtime libraries`, {
+      hint: 'the runtime libraries must include libc6 for the guest arch',
+      details: { arch: profile.arch },
+    });
+  }
+  const emu = emulatorFor(profile.arch);
+  const argv = [...(emu.length ? [...emu, '-L', sysroot] : []), join(loader, ld), '--list', join(rt, 'node')];
+  const { stdout } = await runTool(argv[0]!, argv.slice(1), { timeoutMs: 60_000, what: 'listing the libraries Node loads' });
+  const libraries: RuntimeArtifacts['libraries'] = [];
+  const seen = new Set<string>();
+  for (const line of stdout.split('\n')) {
+    const missing = /^\s*(\S+)\s+=>\s+not found/.exec(line);
+    if (missing) {
+      throw new SwpkgError('E_BUILD', `${pin.node.package} needs ${missing[1]}, which the pinned runtime libraries do not provide`, {
+        hint: 'add the Debian package that ships it to runtime.libraries in the pin file',
+        details: { line: line.trim() },
+      });
+    }
+    // `libm.so.6 => /lib/aarch64-linux-gnu/libm.so.6 (0x…)`; the loader's own line names it on the left.
+    const m = /^\s*(\S+)\s+=>\s+(\S+)\s+\(/.exec(line);
+    if (!m?.[1] || !m[2]) continue;
+    const guestPath = m[1].startsWith('/') ? m[1] : m[2];
+    const path = baseDiskPathOf(guestPath, profile);
+    if (seen.has(path)) continue;
+    seen.add(path);
+    const real = await realpath(join(sysroot, guestPath));
+    if (!real.startsWith(sysroot + '/')) {
+      throw new SwpkgError('E_UNSAFE_PATH', `${guestPath} resolves outside the runtime sysroot`, { details: { path: guestPath } });
+    }
+    libraries.push({ path, file: relative(dir, real), ...(await fileFacts(real)) });
+  }
+  if (libraries.length === 0)
+    throw new SwpkgError('E_BUILD', `the loader listed no libraries for ${pin.node.package}`, { details: { stdout } });
+  libraries.sort((a, b) => (a.path < b.path ? -1 : 1));
+  const node = { file: join('runtime', 'node'), ...(await fileFacts(join(rt, 'node'))) };
+  return {
+    runtime: { node: { ...node, package: pin.node.package, version: pin.node.version, tarballSha256: pin.node.sha256 }, libraries },
+    sources,
+  };
+}
+
+/**
+ * Where a library goes on the base disk, which the guest mounts on /usr: a
+ * path under `lib/<multiarch>/` or `/usr/lib/<multiarch>/` lands in
+ * `lib/<multiarch>/`, a loader in one of the arch's loader folders (x86_64:
+ * `/lib64`) keeps its folder, and a path the initramfs links elsewhere
+ * (aarch64: `/lib/ld-linux-aarch64.so.1`) lands where the link points. The
+ * initramfs links those folders into /usr, so the paths baked into the binary
+ * (its interpreter) and the loader's default search path hold unchanged in
+ * the guest.
+ */
+export function baseDiskPathOf(hostPath: string, profile: GuestArchProfile = GUEST_ARCH_PROFILES.x86_64): string {
+  const p = hostPath.replace(/^\/usr\//, '/').slice(1);
+  const slash = p.lastIndexOf('/');
+  const dir = p.slice(0, slash);
+  const name = p.slice(slash + 1);
+  if (
+    slash > 0 &&
+    name !== '' &&
+    name !== '.' &&
+    name !== '..' &&
+    (dir === `lib/${profile.multiarch}` || profile.loaderDirs.includes(dir))
+  ) {
+    return `${dir}/${name}`;
+  }
+  const link = profile.libraryLinks.find((l) => l.path === p && !l.target.startsWith('/'));
+  if (link) return `${dirname(p)}/${link.target}`.replace(/^\.\//, '');
+  throw new SwpkgError(
+    'E_BUILD',
+    `library ${hostPath} is outside /lib/${profile.multiarch}${profile.loaderDirs.map((d) => ` and /${d}`).join('')}; the guest layout has no place for it`,
+    { details: { path: hostPath, arch: profile.arch } },
+  );
+}
+
+/**
  * Fetches, verifies and unpacks the pinned kernel and busybox-static into
- * `outDir`: `vmlinuz`, `busybox`, `modules/<name>.ko` and
+ * `outDir`: `vmlinuz`, `busybox`, `modules/<name>.ko`, `runtime/` (when the pin
+ * has one: Node and its libraries) and
  * `kernel-artifacts.json` (hashes, `depends=`, load order). Reuses the output
  * when the pin file is unchanged and every recorded file still hashes right.
  * The output folder is assembled beside the old one and swapped in at the end,
@@ -240,17 +484,25 @@ async function artifactsStillValid(outDir: string, pinHash: string): Promise<Ker
 export async function fetchGuestPackages(options: FetchGuestPackagesOptions = {}): Promise<KernelArtifacts & { reused: boolean }> {
   const repoRoot = options.repoRoot ?? findRepoRoot();
   const reporter = options.reporter ?? silentReporter;
-  const pinFile = options.pinFile ?? join(repoRoot, KERNEL_PIN_FILE);
-  const outDir = options.outDir ?? join(repoRoot, 'build', 'kernel');
+  const pinFile = options.pinFile ?? join(repoRoot, KERNEL_PIN_FILES[options.arch ?? 'x86_64']);
   const mirrorDir = options.mirrorDir ?? process.env.SWPKG_SOURCE_MIRROR ?? join(repoRoot, '..', 'shared', 'sources');
-  const cacheDir = options.cacheDir ?? join(repoRoot, '.cache', 'debs');
+  const cacheDir = options.cacheDir ?? defaultDownloadCache();
   const { pin, hash: pinHash } = await readKernelPin(pinFile);
+  const pinned = profileOfDebianArch(pin.kernel.arch);
+  const arch = options.arch ?? pinned?.arch ?? 'x86_64';
+  if (pinned !== null && pinned.arch !== arch) {
+    throw new SwpkgError('E_INVALID_MANIFEST', `${pinFile} pins a ${pin.kernel.arch} kernel, not one for ${arch}`, {
+      details: { pinFile, pinArch: pin.kernel.arch, arch },
+    });
+  }
+  const profile = GUEST_ARCH_PROFILES[arch];
+  const outDir = options.outDir ?? join(repoRoot, profile.kernelDir);
 
   if (!options.force) {
     const valid = await artifactsStillValid(outDir, pinHash);
     if (valid) {
       reporter.info(`kernel: ${pin.kernel.package} ${pin.kernel.version} already unpacked in ${outDir}`);
-      return { ...valid, reused: true };
+      return { ...valid, arch, reused: true };
     }
   }
 
@@ -314,8 +566,9 @@ export async function fetchGuestPackages(options: FetchGuestPackagesOptions = {}
     const bbSrc = join(bx, 'bin', 'busybox');
     await copyFile(bbSrc, join(next, 'busybox'));
     await chmod(join(next, 'busybox'), 0o755);
-    // The static busybox runs on the (x86-64) build host too: its own applet list is the authority.
-    const { stdout } = await runTool(join(next, 'busybox'), ['--list'], { timeoutMs: 30_000, what: 'listing busybox applets' });
+    // The static busybox runs on the build host too (under qemu-user for another arch): its own applet list is the authority.
+    const bbArgv = [...emulatorFor(profileOfDebianArch(pin.busybox.arch)?.arch ?? arch), join(next, 'busybox'), '--list'];
+    const { stdout } = await runTool(bbArgv[0]!, bbArgv.slice(1), { timeoutMs: 30_000, what: 'listing busybox applets' });
     const applets = stdout
       .split('\n')
       .map((s) => s.trim())
@@ -328,15 +581,18 @@ export async function fetchGuestPackages(options: FetchGuestPackagesOptions = {}
       const facts = await fileFacts(join(next, file));
       modules.push({ name, file, ...facts, depends: infos.get(name)?.depends ?? [] });
     }
+    const rt = pin.runtime ? await unpackRuntime(pin.runtime, profile, next, srcOpts) : null;
     const record: KernelArtifacts = {
       pinHash,
+      arch,
       kernel: pin.kernel,
       busybox: { ...pin.busybox, applets },
       vmlinuz: { file: 'vmlinuz', ...(await fileFacts(join(next, 'vmlinuz'))) },
       busyboxBinary: { file: 'busybox', ...(await fileFacts(join(next, 'busybox'))) },
       modules,
       loadOrder,
-      sources: { kernel: kernelDeb.origin, busybox: busyboxDeb.origin },
+      sources: { kernel: kernelDeb.origin, busybox: busyboxDeb.origin, ...(rt ? { runtime: rt.sources } : {}) },
+      ...(rt ? { runtime: rt.runtime } : {}),
     };
     // The record is what marks the folder valid, so it is written into the new folder before the swap.
     await writeFile(join(next, 'kernel-artifacts.json'), JSON.stringify(record, null, 2) + '\n');
@@ -354,24 +610,25 @@ export async function fetchGuestPackages(options: FetchGuestPackagesOptions = {}
 async function main(argv: string[]): Promise<number> {
   const force = argv.includes('--force');
   const noApt = argv.includes('--no-apt');
-  const unknown = argv.filter((a) => a !== '--force' && a !== '--no-apt');
-  if (unknown.length > 0) {
-    process.stderr.write(`usage: kernel-packages [--force] [--no-apt]\n`);
+  const at = argv.indexOf('--arch');
+  const archValue = at >= 0 ? argv[at + 1] : undefined;
+  const unknown = argv.filter((a, i) => a !== '--force' && a !== '--no-apt' && i !== at && !(at >= 0 && i === at + 1));
+  if (unknown.length > 0 || (at >= 0 && archValue === undefined)) {
+    process.stderr.write(`usage: kernel-packages [--arch x86_64|aarch64] [--force] [--no-apt]\n`);
     return 2;
   }
-  try {
-    const rec = await fetchGuestPackages({
-      force,
-      allowApt: !noApt,
-      reporter: { info: (m) => process.stderr.write(`${m}\n`), warn: (m) => process.stderr.write(`warning: ${m}\n`), progress() {} },
-    });
-    process.stdout.write(`${JSON.stringify({ kernel: rec.kernel, loadOrder: rec.loadOrder, vmlinuz: rec.vmlinuz }, null, 2)}\n`);
-    return 0;
-  } catch (e) {
-    const err = e instanceof SwpkgError ? e : new SwpkgError('E_INTERNAL', String(e));
-    process.stderr.write(`error ${err.code}: ${err.message}\n${err.hint ? `hint: ${err.hint}\n` : ''}`);
-    return err.exitCode;
-  }
+  const reporter = new TerminalReporter(process.stderr);
+  const rec = await fetchGuestPackages({
+    ...(archValue === undefined ? {} : { arch: parseGuestArch(archValue) }),
+    force,
+    allowApt: !noApt,
+    reporter,
+  });
+  reporter.finish();
+  process.stdout.write(
+    jsonText(okEnvelope({ arch: rec.arch, kernel: rec.kernel, loadOrder: rec.loadOrder, vmlinuz: rec.vmlinuz }, reporter.warnings)),
+  );
+  return 0;
 }
 
 runIfEntry(import.meta.url, 'kernel-packages', main);

@@ -1,13 +1,14 @@
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { SwpkgError } from '../catalog/index.js';
+import { toSwpkgError } from '../catalog/index.js';
+import { renderError } from '../edge/index.js';
 
 /**
  * Runs `main` when the module at `moduleUrl` is the process's entry file, so
  * the same module can be a library (imported, or bundled into another tool)
  * and a program (`node dist/images/NAME.js`). `fileName` is the module's base
  * name without extension: a bundle that inlined the module never matches it.
- * An error that escapes `main` prints its code and hint and sets the exit code.
+ * An error that escapes `main` is rendered as every tool renders it and sets the exit code.
  */
 export function runIfEntry(moduleUrl: string, fileName: string, main: (argv: string[]) => Promise<number>): void {
   const entry = process.argv[1];
@@ -16,8 +17,8 @@ export function runIfEntry(moduleUrl: string, fileName: string, main: (argv: str
   main(process.argv.slice(2)).then(
     (code) => process.exit(code),
     (e: unknown) => {
-      const err = e instanceof SwpkgError ? e : new SwpkgError('E_INTERNAL', String((e as Error)?.message ?? e), { cause: e });
-      process.stderr.write(`error ${err.code}: ${err.message}\n${err.hint ? `hint: ${err.hint}\n` : ''}`);
+      const err = toSwpkgError(e);
+      process.stderr.write(renderError(err));
       process.exit(err.exitCode);
     },
   );

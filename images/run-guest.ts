@@ -7,17 +7,25 @@ import type { Readable, Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { SwpkgError, silentReporter, type Reporter } from '../catalog/index.js';
 import { findRepoRoot } from './kernel-packages.js';
-import { chooseAccelerator, qemuVersion, type AcceleratorChoice } from './accelerator.js';
+import { chooseAccelerator, qemuVersion, type AcceleratorChoice, type KvmProbeKernel } from './accelerator.js';
 import { ARTIFACT_FILES, verifyArtifacts, type ArtifactManifest } from './build-images.js';
+import type { GuestArch } from '../kernel/index.js';
+import { GUEST_ARCH_PROFILES, hostGuestArch, parseGuestArch, type GuestArchProfile } from './guest-arch.js';
 import { ensureRelayScript, netdevArgument, normalisePorts, type GuestNetworkMode, type PortForward } from './guest-network.js';
 import { BOOT_OK, GUEST_FATAL, GUEST_PROMPT, SHUTDOWN_OK, SerialConsole } from './serial-console.js';
 import { createStoreImage } from './store-image.js';
 import { runIfEntry } from './program.js';
+import { TerminalReporter, jsonText, okEnvelope } from '../edge/index.js';
 
 const SETPRIV = '/usr/bin/setpriv';
 
 export interface StartGuestOptions {
-  /** Folder with vmlinuz, initramfs.cpio.gz, base.img, manifest.json; default `<repo>/build/images`. */
+  /**
+   * Guest architecture. Default: the artifact set's (its manifest records it); a
+   * set of another arch is refused. Also picks the default artifacts folder.
+   */
+  arch?: GuestArch;
+  /** Folder with vmlinuz, initramfs.cpio.gz, base.img, manifest.json; default `<repo>/build/images` (aarch64: `build/images-aarch64`). */
   artifactsDir?: string;
   /** The writable store disk for /pkg (see createStoreImage); the guest writes to it. */
   storeImage: string;
@@ -43,7 +51,7 @@ export interface StartGuestOptions {
   maxLifetimeMs?: number;
   /** Re-hash the artifacts against manifest.json before booting; default true. */
   verify?: boolean;
-  /** Default `$SWPKG_QEMU` or qemu-system-x86_64. */
+  /** Default `$SWPKG_QEMU` (x86_64) or `$SWPKG_QEMU_AARCH64`, else qemu-system-x86_64 / qemu-system-aarch64. */
   qemu?: string;
   reporter?: Reporter;
 }
@@ -67,6 +75,7 @@ export interface StopResult {
 }
 
 export interface GuestHandle {
+  arch: GuestArch;
   console: SerialConsole;
   pid: number;
   /** argv[0] is the QEMU binary; exactly what was started (under `launcher`). */
@@ -103,17 +112,21 @@ export function shellQuote(argv: readonly string[]): string {
 }
 
 /** Kernel command line: serial console, quiet, reboot at once on panic (the host notices), our init's settings. */
-export function kernelAppend(mode: GuestNetworkMode, hostname: string): string {
+export function kernelAppend(mode: GuestNetworkMode, hostname: string, console = GUEST_ARCH_PROFILES.x86_64.console): string {
   if (!/^[a-z0-9][a-z0-9-]{0,62}$/.test(hostname)) throw new SwpkgError('E_USAGE', `invalid guest host name ${JSON.stringify(hostname)}`);
-  return `console=ttyS0,115200 quiet loglevel=3 panic=-1 swpkg.net=${mode} swpkg.hostname=${hostname}`;
+  if (!/^tty[A-Za-z]+[0-9]+$/.test(console)) throw new SwpkgError('E_USAGE', `invalid console ${JSON.stringify(console)}`);
+  return `console=${console},115200 quiet loglevel=3 panic=-1 swpkg.net=${mode} swpkg.hostname=${hostname}`;
 }
 
 /**
- * The QEMU argv for an artifact set. q35, virtio disks (base read-only) and
- * virtio-net on user networking, serial console on stdio, no display, no
- * monitor, no default devices.
+ * The QEMU argv for an artifact set. q35 (x86_64) or virt (aarch64), virtio
+ * disks (base read-only) and virtio-net on user networking, serial console on
+ * stdio, no display, no monitor, no default devices. On virt the disks are
+ * named virtio-blk-pci devices: the same PCI transport and modules as on q35
+ * (`if=virtio` would leave the bus to the board's default).
  */
 export function qemuArguments(o: {
+  profile?: GuestArchProfile;
   artifactsDir: string;
   storeImage: string;
   accel: AcceleratorChoice['accel'];
@@ -124,14 +137,29 @@ export function qemuArguments(o: {
   rtcBase: string;
 }): string[] {
   const opt = (p: string): string => p.replace(/,/g, ',,');
+  const profile = o.profile ?? GUEST_ARCH_PROFILES.x86_64;
+  const base = join(o.artifactsDir, ARTIFACT_FILES.base);
+  const disks =
+    profile.arch === 'x86_64'
+      ? ['-drive', `file=${opt(base)},if=virtio,format=raw,readonly=on`, '-drive', `file=${opt(o.storeImage)},if=virtio,format=raw`]
+      : [
+          '-drive',
+          `file=${opt(base)},if=none,id=base,format=raw,readonly=on`,
+          '-device',
+          'virtio-blk-pci,drive=base',
+          '-drive',
+          `file=${opt(o.storeImage)},if=none,id=store,format=raw`,
+          '-device',
+          'virtio-blk-pci,drive=store',
+        ];
   return [
     '-name',
     'swpkg-guest',
     '-machine',
-    `q35,accel=${o.accel}`,
-    // TCG's "max" offers every instruction it emulates (Node's V8 uses SSE4/AVX paths when present).
+    `${profile.machine},accel=${o.accel}`,
+    // The TCG model is chosen per arch (guest-arch.ts says why); KVM passes the host CPU through.
     '-cpu',
-    o.accel === 'kvm' ? 'host' : 'max',
+    o.accel === 'kvm' ? 'host' : profile.tcgCpu,
     '-m',
     String(o.memoryMiB),
     '-smp',
@@ -152,10 +180,7 @@ export function qemuArguments(o: {
     join(o.artifactsDir, ARTIFACT_FILES.initramfs),
     '-append',
     o.append,
-    '-drive',
-    `file=${opt(join(o.artifactsDir, ARTIFACT_FILES.base))},if=virtio,format=raw,readonly=on`,
-    '-drive',
-    `file=${opt(o.storeImage)},if=virtio,format=raw`,
+    ...disks,
     '-netdev',
     o.netdev,
     '-device',
@@ -191,8 +216,9 @@ async function waitForBoot(con: SerialConsole, from: number, started: number, ti
  */
 export async function startGuest(o: StartGuestOptions): Promise<GuestHandle> {
   const reporter = o.reporter ?? silentReporter;
-  const artifactsDir = resolve(o.artifactsDir ?? join(findRepoRoot(dirname(fileURLToPath(import.meta.url))), 'build', 'images'));
-  const qemu = o.qemu ?? process.env.SWPKG_QEMU ?? 'qemu-system-x86_64';
+  const artifactsDir = resolve(
+    o.artifactsDir ?? join(findRepoRoot(dirname(fileURLToPath(import.meta.url))), GUEST_ARCH_PROFILES[o.arch ?? 'x86_64'].imagesDir),
+  );
   const memoryMiB = o.memoryMiB ?? 1024;
   const cpus = o.cpus ?? 1;
   const timeoutMs = o.timeoutMs ?? 180_000;
@@ -212,19 +238,32 @@ export async function startGuest(o: StartGuestOptions): Promise<GuestHandle> {
     throw new SwpkgError('E_USAGE', `rtcBase must be utc, localtime or a date like 2030-01-01T00:00:00, not ${JSON.stringify(rtcBase)}`);
   }
   const manifest = o.verify === false ? await verifyArtifactsShallow(artifactsDir) : await verifyArtifacts(artifactsDir);
+  const arch = manifest.arch ?? 'x86_64';
+  if (o.arch !== undefined && o.arch !== arch) {
+    throw new SwpkgError('E_USAGE', `${artifactsDir} holds a ${arch} guest, not ${o.arch}`, {
+      hint: `build the ${o.arch} images (build-images --arch ${o.arch}) or point at its artifact folder`,
+      details: { artifactsDir, arch, requested: o.arch },
+    });
+  }
+  const profile = GUEST_ARCH_PROFILES[arch];
+  const qemu = o.qemu ?? (arch === 'x86_64' ? process.env.SWPKG_QEMU : process.env.SWPKG_QEMU_AARCH64) ?? profile.qemuSystem;
   const ports = normalisePorts(o.hostPorts ?? []);
   const relayScript = await ensureRelayScript();
   const netdev = netdevArgument(mode, ports, { node: process.execPath, script: relayScript });
-  const accelerator = await chooseAccelerator(qemu, o.accel ?? 'auto');
+  const accelerator = await acceleratorFor(qemu, profile, o.accel ?? 'auto', {
+    path: join(artifactsDir, ARTIFACT_FILES.kernel),
+    console: profile.console,
+  });
   const version = await qemuVersion(qemu);
   const args = qemuArguments({
+    profile,
     artifactsDir,
     storeImage,
     accel: accelerator.accel,
     memoryMiB,
     cpus,
     netdev,
-    append: kernelAppend(mode, o.hostname ?? 'swpkg'),
+    append: kernelAppend(mode, o.hostname ?? 'swpkg', profile.console),
     rtcBase,
   });
   const argv = [qemu, ...args];
@@ -293,6 +332,7 @@ export async function startGuest(o: StartGuestOptions): Promise<GuestHandle> {
   }
 
   const handle: GuestHandle = {
+    arch,
     console: con,
     pid: child.pid ?? -1,
     argv,
@@ -353,6 +393,24 @@ export async function startGuest(o: StartGuestOptions): Promise<GuestHandle> {
   return handle;
 }
 
+/** KVM runs only the host's own architecture: for another arch there is nothing to probe. */
+async function acceleratorFor(
+  qemu: string,
+  profile: GuestArchProfile,
+  requested: 'auto' | 'kvm' | 'tcg',
+  kernel: KvmProbeKernel,
+): Promise<AcceleratorChoice> {
+  const host = hostGuestArch() ?? process.arch;
+  if (host === profile.arch) return chooseAccelerator(qemu, requested, profile.machine, kernel);
+  if (requested === 'kvm') {
+    throw new SwpkgError('E_USAGE', `KVM cannot run an ${profile.arch} guest on this ${host} host`, {
+      hint: 'use --accel tcg (or auto)',
+      details: { arch: profile.arch, host },
+    });
+  }
+  return { accel: 'tcg', reason: `the guest is ${profile.arch} and this host is ${host}: KVM runs only the host's own architecture` };
+}
+
 /** Reads the manifest without re-hashing (for callers that just built and verified the set). */
 async function verifyArtifactsShallow(artifactsDir: string): Promise<ArtifactManifest> {
   try {
@@ -367,7 +425,7 @@ async function verifyArtifactsShallow(artifactsDir: string): Promise<ArtifactMan
 
 function usage(): string {
   return [
-    'usage: run-guest [--artifacts DIR] [--store FILE] [--port GUEST[:HOST]]... [--net restricted|host-loopback]',
+    'usage: run-guest [--arch x86_64|aarch64] [--artifacts DIR] [--store FILE] [--port GUEST[:HOST]]... [--net restricted|host-loopback]',
     '                 [--memory MIB] [--accel auto|kvm|tcg] [--serial-log FILE] [--rtc utc|DATE]',
     '                 [--timeout MS] [--exec CMD]... [--exec-timeout MS] [--json]',
     'Without --exec the serial console is attached to this terminal (Ctrl-] kills the guest).',
@@ -389,6 +447,7 @@ async function main(argv: string[]): Promise<number> {
       return v;
     };
     if (a === '--artifacts') o.artifactsDir = val();
+    else if (a === '--arch') o.arch = parseGuestArch(val());
     else if (a === '--store') o.storeImage = val();
     else if (a === '--port') {
       const [g, h] = val().split(':');
@@ -418,11 +477,7 @@ async function main(argv: string[]): Promise<number> {
     tmp = await mkdtemp(join(tmpdir(), 'swpkg-run-'));
     o.storeImage = (await createStoreImage({ path: join(tmp, 'store.img') })).path;
   }
-  const reporter: Reporter = {
-    info: (m) => process.stderr.write(`${m}\n`),
-    warn: (m) => process.stderr.write(`warning: ${m}\n`),
-    progress() {},
-  };
+  const reporter = new TerminalReporter(process.stderr);
   try {
     const g = await startGuest({ ...o, storeImage: o.storeImage, reporter });
     process.stderr.write(
@@ -439,10 +494,7 @@ async function main(argv: string[]): Promise<number> {
           );
       }
       const stop = await g.stop();
-      if (json)
-        process.stdout.write(
-          JSON.stringify({ ok: true, result: { commandLine: g.commandLine, boot: g.boot, results, stop } }, null, 2) + '\n',
-        );
+      if (json) process.stdout.write(jsonText(okEnvelope({ commandLine: g.commandLine, boot: g.boot, results, stop }, reporter.warnings)));
       return results.every((r) => r.exitCode === 0) ? 0 : 1;
     }
     // Interactive: the terminal becomes the serial line.

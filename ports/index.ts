@@ -7,6 +7,7 @@ export * from './builder/sandbox.js';
 export * from './builder/toolchain.js';
 export * from './builder/build-cache.js';
 export * from './builder/package-tree.js';
+export * from './builder/elf.js';
 export * from './builder/build-port.js';
 export * from './builder/spdx.js';
 export * from './builder/smoke-test.js';

@@ -2,8 +2,9 @@
 # Builds the guest artifact set (incrementally, into build/images/) and boots it under QEMU with
 # the serial console on this terminal (Ctrl-] kills the guest), or runs commands with --exec.
 #
-# Usage: scripts/boot-guest.sh [--no-build] [--pkg-bundle FILE] [run-guest options]
+# Usage: scripts/boot-guest.sh [--arch x86_64|aarch64] [--no-build] [--pkg-bundle FILE] [run-guest options]
 #   scripts/boot-guest.sh                                   # interactive shell in a fresh guest
+#   scripts/boot-guest.sh --arch aarch64 --exec 'uname -m'  # the aarch64 guest (build/images-aarch64, TCG)
 #   scripts/boot-guest.sh --port 8080:18080 --exec 'wget -qO- http://10.0.2.2:8080/'
 #   scripts/boot-guest.sh --net host-loopback --exec 'nslookup repo.test'
 # run-guest options: --artifacts DIR --store FILE --port GUEST[:HOST] --net restricted|host-loopback
@@ -25,6 +26,8 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --no-build) build=0 ;;
     --pkg-bundle) build_args+=(--pkg-bundle "$2"); shift ;;
+    # Both halves need the arch: the builder picks the pins and folder, the runner checks the set.
+    --arch) build_args+=(--arch "$2"); run_args+=(--arch "$2"); shift ;;
     *) run_args+=("$1") ;;
   esac
   shift

@@ -3,8 +3,11 @@
 # host, and (with --twice) checks that two clean builds give identical bytes.
 # Prints each port's wall time. This is what the full suite runs.
 #
-#   scripts/build-ports.sh [--all | NAME...] [--twice] [--no-smoke] [--out DIR] [--repo ROOT --key KEY]
+#   scripts/build-ports.sh [--all | NAME...] [--target TRIPLE] [--twice] [--no-smoke] [--out DIR] [--repo ROOT --key KEY]
 #
+# --target T   x86_64-linux-musl (default) or aarch64-linux-musl (cross-built;
+#              smoke tests run under qemu-user). Package file names carry the
+#              arch, so both targets can share --out.
 # --out DIR    where packages land (default build/packages)
 # --repo ROOT  afterwards publish the built ports into ROOT (signed with --key,
 #              a new key in a temp folder when omitted) and run
@@ -23,6 +26,7 @@ all=0
 repo=
 key=
 names=
+target=x86_64-linux-musl
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -30,9 +34,10 @@ while [ $# -gt 0 ]; do
     --twice) twice=1 ;;
     --no-smoke) smoke=0 ;;
     --out) out=$2; shift ;;
+    --target) target=$2; shift ;;
     --repo) repo=$2; shift ;;
     --key) key=$2; shift ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
     -*) echo "unknown option $1" >&2; exit 2 ;;
     *) names="$names $1" ;;
   esac
@@ -67,24 +72,24 @@ order=$("$swport" catalog validate --json --quiet | "$node" -e '
   console.log(r.result.order.filter((n) => need.has(n)).join(" "));
 ' "$names")
 
-echo "== ports: $order"
+echo "== ports for $target: $order"
 mkdir -p "$out"
 table=
 failed=
 start_all=$(now)
 for p in $order; do
   t0=$(now)
-  if ! "$swport" recipe package "$p" --out "$out"; then failed="$failed $p(package)"; table="$table
+  if ! "$swport" recipe package "$p" --target "$target" --out "$out"; then failed="$failed $p(package)"; table="$table
 $p	FAILED	-	-"; continue; fi
   t1=$(now)
   s=-
   if [ "$smoke" = 1 ]; then
-    if "$swport" recipe smoke "$p"; then s=pass; else s=FAIL; failed="$failed $p(smoke)"; fi
+    if "$swport" recipe smoke "$p" --target "$target"; then s=pass; else s=FAIL; failed="$failed $p(smoke)"; fi
   fi
   r=-
   if [ "$twice" = 1 ]; then
     # Two clean builds; the summary names the first differing file when the bytes differ.
-    if r=$("$swport" recipe verify-reproducible "$p" --json | "$node" -e '
+    if r=$("$swport" recipe verify-reproducible "$p" --target "$target" --json | "$node" -e '
       const j = JSON.parse(require("fs").readFileSync(0, "utf8"));
       if (!j.ok) { console.error(j.error.code + ": " + j.error.message); console.log("DIFFERENT"); process.exit(1); }
       const x = j.result, cpu = x.cpuSeconds ? ", CPU " + x.cpuSeconds.map((n) => n.toFixed(0)).join("/") + " s" : "";
@@ -104,7 +109,7 @@ if [ -n "$repo" ] && [ -z "$failed" ]; then
     key="$kdir/ports.key"
   fi
   # shellcheck disable=SC2086
-  if "$swport" recipe repo-fixture $order --key "$key" --out "$repo" && "$swpkg" repo verify-hosted "$repo"; then
+  if "$swport" recipe repo-fixture $order --target "$target" --key "$key" --out "$repo" && "$swpkg" repo verify-hosted "$repo"; then
     table="$table
 (repository)	published to $repo	verify-hosted pass"
   else

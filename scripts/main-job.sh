@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # The README's first command: from a fresh clone to a package installed and running in the guest.
 #
-#   bash scripts/main-job.sh [PORT...]        (default ports: curl lua)
+#   bash scripts/main-job.sh [--arch x86_64|aarch64] [PORT...]        (default ports: curl lua)
+#
+# --arch aarch64 cross-builds the ports for aarch64-linux-musl (smoke-tested under qemu-user) and
+# boots the aarch64 guest (qemu-system-aarch64 -M virt, TCG on an x86_64 host). Each arch keeps its
+# own packages, web root and images, so the two jobs can alternate without rebuilding each other.
 #
 # Stages (each prints its wall time; everything is incremental, so a second run only checks):
 #   1. setup       bash scripts/setup.sh (apt packages, deb-src entries, npm ci with Node 24)
@@ -20,12 +24,33 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 here=$PWD
 
-ports=("$@")
+arch=x86_64
+ports=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --arch)
+      [ $# -ge 2 ] || { echo "--arch needs a value (x86_64 or aarch64)" >&2; exit 2; }
+      arch=$2
+      shift
+      ;;
+    -*) echo "unknown option $1" >&2; exit 2 ;;
+    *) ports+=("$1") ;;
+  esac
+  shift
+done
+case "$arch" in
+  x86_64 | aarch64) ;;
+  *) echo "--arch is x86_64 or aarch64, not $arch" >&2; exit 2 ;;
+esac
 [ "${#ports[@]}" -gt 0 ] || ports=(curl lua)
+target="$arch-linux-musl"
 job="$here/.cache/main-job"
+# One key pair for both arches (one publisher); packages and web roots per arch.
 keys="$job/keys"
-packages="$job/packages"
-www="$job/www"
+[ "$arch" = x86_64 ] && sub="" || sub="-$arch"
+packages="$job/packages$sub"
+www="$job/www$sub"
+built="$job/built$sub"
 
 declare -a SUMMARY=()
 started=$SECONDS
@@ -81,7 +106,7 @@ publish() {
   # Exactly the packages of this job: the catalog lists what the folder holds.
   rm -rf "$packages.tmp"
   mkdir -p "$packages.tmp"
-  cp "$job"/built/*.swpkg "$packages.tmp"/
+  cp "$built"/*.swpkg "$packages.tmp"/
   rm -rf "$packages"
   mv "$packages.tmp" "$packages"
   bin/swpkg repo publish "$packages" --out "$www" --key "$keys/catalog.key" --root-key "$keys/root.key" --name main
@@ -89,9 +114,9 @@ publish() {
 }
 
 build_ports() {
-  rm -rf "$job/built"
-  mkdir -p "$job/built"
-  bash scripts/build-ports.sh "${ports[@]}" --out "$job/built"
+  rm -rf "$built"
+  mkdir -p "$built"
+  bash scripts/build-ports.sh "${ports[@]}" --target "$target" --out "$built"
 }
 
 stage setup bash scripts/setup.sh
@@ -100,6 +125,6 @@ stage build npm run --silent build
 stage ports build_ports
 stage key make_key
 stage publish publish
-stage guest "$node" test/acceptance/run.ts --main-job --web-root "$www" --install "${ports[*]}"
+stage guest "$node" test/acceptance/run.ts --main-job --arch "$arch" --web-root "$www" --install "${ports[*]}"
 summary
 echo "evidence: $here/evidence/latest (result.json, manifest.txt, serial.log, scenarios/01-main-job.txt)"

@@ -9,14 +9,24 @@ APT_PACKAGES=(
   qemu-system-x86 qemu-utils musl-tools bubblewrap chromium e2fsprogs cpio busybox-static
   pacman-package-manager dpkg-dev apt-utils libarchive-tools zstd nginx-light curl hyperfine
   xz-utils bzip2 file bc patch make gcc jq
+  # aarch64: Debian's cross gcc, musl for arm64 (it ships /usr/bin/aarch64-linux-musl-gcc), the
+  # arm64 kernel headers, qemu-user to smoke-test ports, qemu-system-arm and UEFI for the guest.
+  gcc-aarch64-linux-gnu musl-dev:arm64 linux-libc-dev-arm64-cross qemu-user-static
+  qemu-system-arm qemu-efi-aarch64
 )
+
+sudo_cmd=()
+[ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+# musl-dev:arm64 is a foreign-arch package: dpkg must know arm64 before apt can see it.
+if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+  echo "setup: dpkg --add-architecture arm64"
+  "${sudo_cmd[@]}" dpkg --add-architecture arm64
+fi
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-sudo_cmd=()
-[ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "setup: installing ${missing[*]}"
   "${sudo_cmd[@]}" apt-get update -qq

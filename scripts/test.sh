@@ -29,23 +29,32 @@ print_summary() {
 stage setup bash scripts/setup.sh
 export PATH="$PWD/node_modules/.bin:$PATH"
 stage build npm run --silent build
-# The pinned guest kernel and busybox, verified by SHA-256 (from ../shared/sources, else apt).
+# The pinned guest kernels, busybox and (aarch64) Node runtime, verified by SHA-256: from
+# ../shared/sources, else the download cache (~/.cache/swpkg), else apt-get download / npm pack.
 stage "guest kernel fetch" node dist/images/kernel-packages.js
+stage "guest kernel fetch aarch64" node dist/images/kernel-packages.js --arch aarch64
 stage typecheck npx tsc -p tsconfig.json
 stage lint npm run --silent lint
 stage "unit+integration tests" npx vitest run
 if [ -f scripts/build-ports.sh ]; then
   if [ "$FULL" = 1 ]; then
     stage "ports (all, twice)" bash scripts/build-ports.sh --all --twice
+    stage "ports aarch64 (all, twice, smoke under qemu-user)" bash scripts/build-ports.sh --all --twice --target aarch64-linux-musl
   else
     stage "ports (CI subset)" bash scripts/build-ports.sh lua zlib bzip2
+    stage "ports aarch64 (CI subset, smoke under qemu-user)" bash scripts/build-ports.sh lua zlib bzip2 --target aarch64-linux-musl
   fi
 fi
 if [ -f test/acceptance/run.ts ]; then
   if [ "$FULL" = 1 ]; then
     stage "guest acceptance (all)" npm run --silent test:acceptance -- --all
+    stage "guest acceptance aarch64 (all)" npm run --silent test:acceptance -- --arch aarch64 --all
   else
     stage "guest acceptance (CI subset)" npm run --silent test:acceptance -- --ci
+    # The aarch64 guest runs under TCG on an x86_64 host: the scenarios that show it boots, installs
+    # and runs its own seed ports, and refuses what it must (incompatible arch included).
+    stage "guest acceptance aarch64 (CI subset)" npm run --silent test:acceptance -- --arch aarch64 \
+      --scenario boot --scenario install-seed --scenario rejections --scenario local-file
   fi
 fi
 print_summary

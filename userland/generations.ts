@@ -7,7 +7,7 @@ import { fsyncDir, listDir, removeTree } from './fs-util.js';
 import { currentNumber, generationDir, listGenerationNumbers, readGeneration, switchCurrent } from './generation.js';
 import { discardStoreEntry, listStoreEntries } from './store.js';
 import { TRASH_PREFIX } from './paths.js';
-import { withWriterLock } from './writer.js';
+import { planThenApply, type PlanGate } from './writer.js';
 import { checkGeneration } from './generation-check.js';
 import {
   healCurrent,
@@ -101,6 +101,9 @@ export interface RollbackResult {
   from: number | null;
   to: number;
   changed: boolean;
+  dryRun?: boolean;
+  /** The person answered no: nothing was changed. */
+  declined?: boolean;
   /** The checks of the packages the rollback brought back (absent when there were none). */
   health?: HealthOutcome;
 }
@@ -120,56 +123,73 @@ async function assertComplete(ctx: PkgContext, n: number): Promise<void> {
  * `pkg rollback [--to N]`: makes an older generation current again (default:
  * the newest one older than current). Only `current` changes, in one
  * rename, so a crash leaves either generation current. Also the way out of
- * a dangling `current` (`--to N`).
+ * a dangling `current` (`--to N`). Shown and confirmed like any change.
  */
-export async function rollback(ctx: PkgContext, o: { to?: number; healthCheck?: boolean } = {}): Promise<RollbackResult> {
-  return withWriterLock(ctx, async () => {
-    let cur: number | undefined;
-    try {
-      cur = await currentNumber(ctx);
-    } catch (e) {
-      if (o.to === undefined) throw e;
-      cur = undefined;
-    }
-    const all = await listGenerationNumbers(ctx);
-    let to = o.to;
-    if (to === undefined) {
-      const older = all.filter((n) => cur !== undefined && n < cur);
-      to = older[older.length - 1];
-      if (to === undefined) {
-        throw new SwpkgError(
-          'E_NOT_FOUND',
-          cur === undefined ? 'nothing is installed yet' : `generation ${cur} is the oldest; there is nothing to roll back to`,
-          {
-            hint: 'see `pkg generations`',
-            details: { current: cur, generations: all },
-          },
-        );
-      }
-    }
-    if (!all.includes(to)) {
-      throw new SwpkgError('E_NOT_FOUND', `generation ${to} does not exist`, {
-        hint: 'see `pkg generations`',
-        details: { generation: to, generations: all },
+export async function rollback(
+  ctx: PkgContext,
+  o: { to?: number; healthCheck?: boolean } & PlanGate<RollbackResult> = {},
+): Promise<RollbackResult> {
+  const outcome = await planThenApply(ctx, o, {
+    plan: () => planRollback(ctx, o.to),
+    isEmpty: (p) => !p.changed,
+    identity: (p) => `${p.from}->${p.to}`,
+    apply: async (p) => {
+      crashPoint('rollback.checked');
+      // The packages the rollback brings back (not in the generation it leaves) run their checks, as an upgrade's would.
+      const leaving = new Set(
+        p.from !== null ? (await readGeneration(ctx, p.from).catch(() => undefined))?.packages.map((x) => x.store) : [],
+      );
+      const back = (await readGeneration(ctx, p.to)).packages.filter((x) => !leaving.has(x.store));
+      const guard = await prepareHealth(ctx, {
+        generation: p.to,
+        revertTo: p.from,
+        packages: await Promise.all(back.map(async (x) => ({ pkg: x, manifest: await readStoreManifest(ctx, x.store) }))),
+        skip: o.healthCheck === false,
       });
-    }
-    if (to === cur) return { from: cur, to, changed: false };
-    await assertComplete(ctx, to);
-    crashPoint('rollback.checked');
-    // The packages the rollback brings back (not in the generation it leaves) run their checks, as an upgrade's would.
-    const leaving = new Set(cur !== undefined ? (await readGeneration(ctx, cur).catch(() => undefined))?.packages.map((p) => p.store) : []);
-    const back = (await readGeneration(ctx, to)).packages.filter((p) => !leaving.has(p.store));
-    const guard = await prepareHealth(ctx, {
-      generation: to,
-      revertTo: cur ?? null,
-      packages: await Promise.all(back.map(async (p) => ({ pkg: p, manifest: await readStoreManifest(ctx, p.store) }))),
-      skip: o.healthCheck === false,
-    });
-    await switchCurrent(ctx, to);
-    ctx.reporter.info(`current is now generation ${to}${cur !== undefined ? ` (was ${cur})` : ''}`);
-    const health = guard ? await runGuard(ctx, guard) : o.healthCheck === false ? { state: 'skipped' as const, checks: [] } : undefined;
-    return { from: cur ?? null, to, changed: true, ...(health ? { health } : {}) };
+      await switchCurrent(ctx, p.to);
+      return guard ? await runGuard(ctx, guard) : o.healthCheck === false ? { state: 'skipped' as const, checks: [] } : undefined;
+    },
   });
+  if (outcome.kind === 'dry-run') return { ...outcome.plan, dryRun: true };
+  if (outcome.kind === 'declined') return { ...outcome.plan, declined: true };
+  if (outcome.kind === 'applied' && outcome.result) return { ...outcome.plan, health: outcome.result };
+  return outcome.plan;
+}
+
+/** Which generation a rollback makes current, checked complete; reads only. */
+async function planRollback(ctx: PkgContext, requested: number | undefined): Promise<RollbackResult> {
+  let cur: number | undefined;
+  try {
+    cur = await currentNumber(ctx);
+  } catch (e) {
+    if (requested === undefined) throw e;
+    cur = undefined;
+  }
+  const all = await listGenerationNumbers(ctx);
+  let to = requested;
+  if (to === undefined) {
+    const older = all.filter((n) => cur !== undefined && n < cur);
+    to = older[older.length - 1];
+    if (to === undefined) {
+      throw new SwpkgError(
+        'E_NOT_FOUND',
+        cur === undefined ? 'nothing is installed yet' : `generation ${cur} is the oldest; there is nothing to roll back to`,
+        {
+          hint: 'see `pkg generations`',
+          details: { current: cur, generations: all },
+        },
+      );
+    }
+  }
+  if (!all.includes(to)) {
+    throw new SwpkgError('E_NOT_FOUND', `generation ${to} does not exist`, {
+      hint: 'see `pkg generations`',
+      details: { generation: to, generations: all },
+    });
+  }
+  if (to === cur) return { from: cur, to, changed: false };
+  await assertComplete(ctx, to);
+  return { from: cur ?? null, to, changed: true };
 }
 
 export interface GcResult {
@@ -177,6 +197,11 @@ export interface GcResult {
   removedStoreEntries: string[];
   removedCacheFiles: string[];
   freedBytes: number;
+  /** Generations kept: the current one and the newest `keep` others. */
+  keptGenerations: number[];
+  dryRun?: boolean;
+  /** The person answered no: nothing was changed. */
+  declined?: boolean;
 }
 
 async function du(path: string): Promise<number> {
@@ -195,59 +220,79 @@ async function du(path: string): Promise<number> {
 const STALE_PART_MS = 7 * 24 * 3600 * 1000;
 
 /**
- * `pkg gc [--keep N]`: deletes generations beyond the newest N (never the
- * current one), then store entries no remaining generation references, then
- * finished downloads and week-old partial ones. Each deletion renames the
- * entry aside first, so a crash never leaves a half-deleted generation or
- * store entry under its real name.
+ * `pkg gc [--keep N]`: deletes generations except the current one and the newest N others, then
+ * store entries no remaining generation references, then finished downloads and week-old partial
+ * ones. The list is a plan, shown and confirmed like any change (deleted generations are rollback
+ * targets). Each deletion renames the entry aside first, so a crash never leaves a half-deleted
+ * generation or store entry under its real name.
  */
-export async function collectGarbage(ctx: PkgContext, o: { keep?: number } = {}): Promise<GcResult> {
+export async function collectGarbage(ctx: PkgContext, o: { keep?: number } & PlanGate<GcResult> = {}): Promise<GcResult> {
   const keep = o.keep ?? 5;
-  if (!Number.isInteger(keep) || keep < 1)
-    throw new SwpkgError('E_USAGE', '--keep must be a whole number of at least 1', { details: { keep } });
-  return withWriterLock(ctx, async () => {
+  if (!Number.isInteger(keep) || keep < 0)
+    throw new SwpkgError('E_USAGE', '--keep must be a whole number (generations to keep besides the current one)', { details: { keep } });
+  const outcome = await planThenApply(ctx, o, {
     // Never collect on a damaged `current`: it is repaired first, so the generation it falls back to is kept.
-    const cur = await healCurrent(ctx);
-    const all = await listGenerationNumbers(ctx);
-    const kept = new Set(all.slice(-keep));
-    if (cur !== undefined) kept.add(cur);
-    const result: GcResult = { removedGenerations: [], removedStoreEntries: [], removedCacheFiles: [], freedBytes: 0 };
-    for (const n of all) {
-      if (kept.has(n)) continue;
-      const aside = join(ctx.paths.generations, `${TRASH_PREFIX}${n}-${randomBytes(4).toString('hex')}`);
-      try {
-        await rename(generationDir(ctx, n), aside);
-        await fsyncDir(ctx.paths.generations);
-      } catch (e) {
-        throw fromFsError(e, `removing generation ${n}`);
+    prepare: () => healCurrent(ctx),
+    plan: () => planGarbage(ctx, keep),
+    isEmpty: (p) => p.removedGenerations.length + p.removedStoreEntries.length + p.removedCacheFiles.length === 0,
+    identity: (p) => JSON.stringify([p.removedGenerations, p.removedStoreEntries, p.removedCacheFiles]),
+    apply: async (p) => {
+      for (const n of p.removedGenerations) {
+        const aside = join(ctx.paths.generations, `${TRASH_PREFIX}${n}-${randomBytes(4).toString('hex')}`);
+        try {
+          await rename(generationDir(ctx, n), aside);
+          await fsyncDir(ctx.paths.generations);
+        } catch (e) {
+          throw fromFsError(e, `removing generation ${n}`);
+        }
+        crashPoint('gc.generation');
+        await removeTree(aside);
+        await removeHealthRecord(ctx, n);
       }
-      crashPoint('gc.generation');
-      result.freedBytes += await du(aside);
-      await removeTree(aside);
-      await removeHealthRecord(ctx, n);
-      result.removedGenerations.push(n);
-    }
-    const referenced = new Set<string>();
-    for (const n of kept) for (const p of (await readGeneration(ctx, n)).packages) referenced.add(p.store);
-    for (const dir of await listStoreEntries(ctx)) {
-      if (referenced.has(dir)) continue;
-      result.freedBytes += await du(join(ctx.paths.store, dir));
-      await discardStoreEntry(ctx, dir);
-      crashPoint('gc.store');
-      result.removedStoreEntries.push(dir);
-    }
-    for (const n of await listDir(ctx.paths.cache)) {
-      const path = join(ctx.paths.cache, n);
-      const st = await stat(path).catch(() => undefined);
-      if (!st) continue;
-      if (n.endsWith('.part') && Date.now() - st.mtimeMs < STALE_PART_MS) continue;
-      result.freedBytes += st.size;
-      await rm(path, { recursive: true, force: true });
-      result.removedCacheFiles.push(n);
-    }
-    ctx.reporter.info(
-      `removed ${result.removedGenerations.length} generation(s), ${result.removedStoreEntries.length} store entr${result.removedStoreEntries.length === 1 ? 'y' : 'ies'}, ${result.removedCacheFiles.length} cached file(s)`,
-    );
-    return result;
+      for (const dir of p.removedStoreEntries) {
+        await discardStoreEntry(ctx, dir);
+        crashPoint('gc.store');
+      }
+      for (const n of p.removedCacheFiles) await rm(join(ctx.paths.cache, n), { recursive: true, force: true });
+    },
   });
+  if (outcome.kind === 'dry-run') return { ...outcome.plan, dryRun: true };
+  if (outcome.kind === 'declined') return { ...outcome.plan, declined: true };
+  return outcome.plan;
+}
+
+/** What gc would delete and free; reads only. */
+async function planGarbage(ctx: PkgContext, keep: number): Promise<GcResult> {
+  const cur = await currentNumber(ctx);
+  const all = await listGenerationNumbers(ctx);
+  const others = all.filter((n) => n !== cur);
+  const kept = new Set(keep === 0 ? [] : others.slice(-keep));
+  if (cur !== undefined) kept.add(cur);
+  const plan: GcResult = {
+    removedGenerations: [],
+    removedStoreEntries: [],
+    removedCacheFiles: [],
+    freedBytes: 0,
+    keptGenerations: [...kept].sort((a, b) => a - b),
+  };
+  for (const n of all) {
+    if (kept.has(n)) continue;
+    plan.freedBytes += await du(generationDir(ctx, n));
+    plan.removedGenerations.push(n);
+  }
+  const referenced = new Set<string>();
+  for (const n of kept) for (const p of (await readGeneration(ctx, n)).packages) referenced.add(p.store);
+  for (const dir of await listStoreEntries(ctx)) {
+    if (referenced.has(dir)) continue;
+    plan.freedBytes += await du(join(ctx.paths.store, dir));
+    plan.removedStoreEntries.push(dir);
+  }
+  for (const n of await listDir(ctx.paths.cache)) {
+    const st = await stat(join(ctx.paths.cache, n)).catch(() => undefined);
+    if (!st) continue;
+    if (n.endsWith('.part') && Date.now() - st.mtimeMs < STALE_PART_MS) continue;
+    plan.freedBytes += st.size;
+    plan.removedCacheFiles.push(n);
+  }
+  return plan;
 }

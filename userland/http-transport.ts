@@ -123,7 +123,7 @@ export async function undiciTransport(o: { connectTimeoutMs?: number } = {}): Pr
   };
 }
 
-/** Set by the guest bundle (userland/cli/bundle.ts); undefined in the tsc build and in tests. */
+/** Set by the client bundle (images/pkg-bundle.ts); undefined in the tsc build. */
 declare const PKG_BUILTIN_FETCH: boolean | undefined;
 
 /**

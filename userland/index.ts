@@ -72,7 +72,7 @@ export {
 } from './health.js';
 export { addTrustedKey, removeTrustedKey, trustedKeys, type TrustedKey } from './trusted-keys.js';
 export { acquireWriterLock, readLockHolder, type LockHolder, type WriterLock } from './lock.js';
-export { withWriterLock, findLeftovers, cleanupLeftovers } from './writer.js';
+export { withWriterLock, findLeftovers, cleanupLeftovers, planThenApply, type PlanGate, type GateOutcome } from './writer.js';
 export {
   downloadFile,
   fetchBytes,

@@ -1,5 +1,5 @@
 import semver from 'semver';
-import { SwpkgError, compatiblePackages, type CatalogPackage, type FileEntry } from '../catalog/index.js';
+import { SwpkgError, compatiblePackages, didYouMean, type CatalogPackage, type FileEntry } from '../catalog/index.js';
 import type { PkgContext } from './context.js';
 import { readRepos } from './repos.js';
 import { loadCatalog } from './catalog-store.js';
@@ -14,6 +14,23 @@ import { readStoreManifest } from './store.js';
 
 export interface CatalogEntry extends CatalogPackage {
   repo: string;
+}
+
+/**
+ * Asked for what only a catalog can answer (search, install by name) on a root with no
+ * repository: saying "no matches" or "nothing provides" would send the person looking for the
+ * wrong problem.
+ */
+export function noRepositoryError(root: string): SwpkgError {
+  return new SwpkgError('E_NOT_FOUND', `no repository is configured in ${root}, so there is no catalog to look in`, {
+    hint: 'add one: pkg repo add NAME URL --fingerprint HEX (then pkg update)',
+    details: { root },
+  });
+}
+
+/** Throws noRepositoryError when no repository is configured. */
+export async function requireRepositories(ctx: PkgContext): Promise<void> {
+  if ((await readRepos(ctx)).length === 0) throw noRepositoryError(ctx.paths.root);
 }
 
 async function catalogEntries(ctx: PkgContext): Promise<CatalogEntry[]> {
@@ -46,6 +63,7 @@ export interface SearchHit {
 
 /** `pkg search TERM`: names and summaries containing TERM (case-insensitive), newest version of each. */
 export async function searchPackages(ctx: PkgContext, term: string): Promise<SearchHit[]> {
+  await requireRepositories(ctx);
   const t = term.toLowerCase();
   const installed = new Map((await readCurrent(ctx))?.packages.map((p) => [p.name, p.version]) ?? []);
   const hits = [...newestByName(await catalogEntries(ctx)).values()].filter(
@@ -75,10 +93,17 @@ export async function packageInfo(ctx: PkgContext, name: string): Promise<Packag
     installed = { ...rec, summary: m.summary, license: m.license, ...(m.homepage ? { homepage: m.homepage } : {}), files: m.files.length };
   }
   if (!installed && available.length === 0) {
-    throw new SwpkgError('E_NOT_FOUND', `no package named ${name} is installed or in any catalog`, {
-      hint: 'try `pkg search TERM`, or `pkg update` to refresh the catalogs',
-      details: { name },
-    });
+    await requireRepositories(ctx);
+    const known = [...(await catalogEntries(ctx)).map((e) => e.name), ...((await readCurrent(ctx))?.packages.map((p) => p.name) ?? [])];
+    const near = didYouMean(name, known);
+    throw new SwpkgError(
+      'E_NOT_FOUND',
+      `no package named ${name} is installed or in any catalog${near ? `; did you mean "${near}"?` : ''}`,
+      {
+        hint: near ? `pkg info ${near}` : 'try `pkg search TERM`, or `pkg update` to refresh the catalogs',
+        details: { name },
+      },
+    );
   }
   return { name, installed, available };
 }

@@ -238,9 +238,6 @@ export async function addRepository(ctx: PkgContext, o: AddRepoOptions): Promise
     }
     const next = existing ? repos.map((r) => (r.name === o.name ? entry : r)) : [...repos, entry];
     await writeRepos(ctx, next);
-    ctx.reporter.info(
-      `${existing ? 'updated' : 'added'} repository ${o.name} (${url}), root v${(root ?? (await loadTrustedRoot(ctx, o.name))).signed.version} pinned; run \`pkg update\``,
-    );
     return info(ctx, entry);
   });
 }
@@ -288,7 +285,6 @@ export async function removeRepository(ctx: PkgContext, name: string): Promise<{
     );
     await forgetCatalog(ctx, name);
     await rm(rootFile(ctx, name), { force: true });
-    ctx.reporter.info(`removed repository ${name}; installed packages stay installed`);
     return { removed: name };
   });
 }

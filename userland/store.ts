@@ -177,6 +177,7 @@ export async function stageStoreEntry(
   ctx: PkgContext,
   file: string,
   expect: { sha256?: string; size?: number; installedSize?: number; name: string; version: string; signature?: DetachedSignature },
+  onBytes?: (compressedBytes: number) => void,
 ): Promise<StagedEntry> {
   await ensureDir(ctx.paths.store);
   const tmp = join(ctx.paths.store, `${TMP_PREFIX}${randomBytes(6).toString('hex')}`);
@@ -189,6 +190,7 @@ export async function stageStoreEntry(
       ...(expect.sha256 ? { expectedSha256: expect.sha256 } : {}),
       ...(expect.size !== undefined ? { maxBytes: expect.size } : {}),
       ...(expect.installedSize !== undefined ? { installedSize: expect.installedSize } : {}),
+      ...(onBytes ? { onBytes } : {}),
     });
   } catch (e) {
     await removeTree(tmp);

@@ -20,9 +20,18 @@ import {
 } from '../catalog/index.js';
 import type { PkgContext } from './context.js';
 import { readRepos } from './repos.js';
+import { foreignPackagesOf, refuseForeignOnly, type ForeignPackage } from './foreign-packages.js';
 import { loadCatalog, type LoadedCatalog } from './catalog-store.js';
 import { downloadFile, joinUrl } from './download.js';
-import { commitStoreEntries, discardStoreEntry, readStoreManifest, reuseStoreEntry, stageStoreEntry, type StagedEntry } from './store.js';
+import {
+  checkStoreEntry,
+  commitStoreEntries,
+  discardStoreEntry,
+  readStoreManifest,
+  reuseStoreEntry,
+  stageStoreEntry,
+  type StagedEntry,
+} from './store.js';
 import {
   buildGeneration,
   planTree,
@@ -36,9 +45,10 @@ import { storeDirName } from './paths.js';
 import { healCurrent, prepareHealth, runGuard, type HealthGuard, type HealthOutcome } from './health.js';
 import { ensureDir, exists, removeTree } from './fs-util.js';
 import { trustedKeys, type TrustedKey } from './trusted-keys.js';
-import { withWriterLock } from './writer.js';
+import { planThenApply, type PlanGate } from './writer.js';
 import { crashPoint } from './crash-point.js';
 import { eachLimit } from './each-limit.js';
+import { requireRepositories } from './query.js';
 
 /** Where a package's bytes come from. */
 export type PackageSource =
@@ -54,7 +64,8 @@ export interface Available extends Omit<CatalogPackage, 'path'> {
 
 /** One line of a plan as shown to people and in --json. */
 export interface PlanLine {
-  action: 'install' | 'upgrade' | 'downgrade' | 'remove' | 'keep';
+  /** `reinstall`: the installed version fetched and extracted again (`pkg install --reinstall`). */
+  action: 'install' | 'upgrade' | 'downgrade' | 'remove' | 'keep' | 'reinstall';
   name: string;
   from?: string;
   to?: string;
@@ -84,6 +95,8 @@ export interface PlanView {
 export interface TransactionResult {
   plan: PlanView;
   dryRun: boolean;
+  /** The person answered no: nothing was changed. */
+  declined?: boolean;
   /** The generation now current (unchanged when nothing was to do or on --dry-run). */
   generation: number | null;
   previousGeneration: number | null;
@@ -92,17 +105,17 @@ export interface TransactionResult {
   health?: HealthOutcome;
 }
 
-export interface MutationOptions {
-  dryRun?: boolean;
+/** Dry run, show and confirm (writer.ts PlanGate): asked without the lock; a no changes nothing and is not an error. */
+export type MutationOptions = PlanGate<PlanView> & {
   /** false (--no-health-check): the checks are not run and the generation's health record says so. */
   healthCheck?: boolean;
-  /** Asked with the plan before anything changes; false cancels (E_CONFIRM). Absent: proceed. */
-  confirm?: (plan: PlanView) => Promise<boolean>;
-}
+};
 
 interface World {
   current: Generation | undefined;
   available: Available[];
+  /** Entries of the same catalogs for another arch or ABI: only to explain a request for one of them. */
+  foreign: ForeignPackage[];
   catalogVersions: Record<string, number>;
   /** Repositories configured but never updated (nothing to resolve from). */
   notUpdated: string[];
@@ -116,6 +129,7 @@ interface World {
 async function loadWorld(ctx: PkgContext, o: { catalogs: boolean | 'lenient'; warn: (m: string) => void }): Promise<World> {
   const current = await readCurrent(ctx);
   const available: Available[] = [];
+  const foreign: ForeignPackage[] = [];
   const catalogVersions: Record<string, number> = {};
   const notUpdated: string[] = [];
   if (o.catalogs) {
@@ -134,9 +148,10 @@ async function loadWorld(ctx: PkgContext, o: { catalogs: boolean | 'lenient'; wa
       }
       catalogVersions[r.name] = loaded.state.version;
       available.push(...availableFrom(ctx, loaded, [r.url, ...r.mirrors]));
+      foreign.push(...foreignPackagesOf(loaded.doc, ctx.client, r.name));
     }
   }
-  return { current, available, catalogVersions, notUpdated };
+  return { current, available, foreign, catalogVersions, notUpdated };
 }
 
 export function availableFrom(ctx: PkgContext, c: LoadedCatalog, bases: string[]): Available[] {
@@ -154,18 +169,24 @@ const EXTRACTIONS_IN_FLIGHT = 2;
 
 /** One progress line for all downloads of a transaction (bytes of every package together). */
 function aggregateProgress(ctx: PkgContext, items: Available[]): (name: string) => Reporter {
-  const total = items.reduce((n, c) => n + c.size, 0);
-  const done = new Map<string, number>();
-  let sum = 0;
+  const add = bytesProgress(ctx, `downloading ${items.length} package${items.length === 1 ? '' : 's'}`, items);
   return (name) => ({
     info: (m) => ctx.reporter.info(m),
     warn: (m) => ctx.reporter.warn(m),
-    progress: (_label, d) => {
-      sum += d - (done.get(name) ?? 0);
-      done.set(name, d);
-      ctx.reporter.progress(`downloading ${items.length} package${items.length === 1 ? '' : 's'}`, sum, total);
-    },
+    progress: (_label, d) => add(name, d),
   });
+}
+
+/** One progress line in bytes over several packages read at once (each reports its own running count). */
+function bytesProgress(ctx: PkgContext, label: string, items: Available[]): (name: string, bytes: number) => void {
+  const total = items.reduce((n, c) => n + c.size, 0);
+  const done = new Map<string, number>();
+  let sum = 0;
+  return (name, bytes) => {
+    sum += bytes - (done.get(name) ?? 0);
+    done.set(name, bytes);
+    ctx.reporter.progress(label, sum, total, 'bytes');
+  };
 }
 
 function cachePath(ctx: PkgContext, a: Available): string {
@@ -238,12 +259,16 @@ async function view(ctx: PkgContext, plan: PkgPlan, w: World, warnings: string[]
   let downloadCount = 0;
   let delta = 0;
   for (const s of plan.steps) {
-    const line: PlanLine = { action: s.action, name: s.name, reason: s.reason, download: 0 };
+    // The resolver never upgrades to the same version: such a step is a reinstall (installPackages).
+    const action = s.action === 'upgrade' && s.from === s.to ? 'reinstall' : s.action;
+    const line: PlanLine = { action, name: s.name, reason: s.reason, download: 0 };
     if (s.from !== undefined) line.from = s.from;
     if (s.to !== undefined) line.to = s.to;
     if (s.candidate) {
       line.repo = s.candidate.repo ?? null;
-      const stored = await exists(join(ctx.paths.store, storeDirName(s.candidate.sha256, s.candidate.name, s.candidate.version)));
+      const dir = storeDirName(s.candidate.sha256, s.candidate.name, s.candidate.version);
+      // A damaged entry is replaced (reuseStoreEntry), so it is downloaded again: the plan says so.
+      const stored = (await exists(join(ctx.paths.store, dir))) && (await checkStoreEntry(ctx, dir)).length === 0;
       const cached = s.candidate.source.kind === 'repo' && (await exists(cachePath(ctx, s.candidate)));
       if (s.candidate.source.kind === 'repo' && !stored && !cached) {
         line.download = s.candidate.size;
@@ -335,18 +360,23 @@ async function apply(
     // 2. Verify and extract each new package into store/.tmp-* (hidden; removed again on any failure).
     const toStage = plan.final.filter((p) => p.candidate && files.has(p.candidate.name)).map((p) => p.candidate!);
     const stagedBy = new Map<string, StagedEntry>();
+    const extracted = bytesProgress(ctx, 'verifying and extracting', toStage);
     await eachLimit(toStage, EXTRACTIONS_IN_FLIGHT, async (c) => {
-      const entry = await stageStoreEntry(ctx, files.get(c.name)!, {
-        sha256: c.sha256,
-        size: c.size,
-        installedSize: c.installedSize,
-        name: c.name,
-        version: c.version,
-        ...(c.source.kind === 'file' && c.source.signature ? { signature: c.source.signature } : {}),
-      });
+      const entry = await stageStoreEntry(
+        ctx,
+        files.get(c.name)!,
+        {
+          sha256: c.sha256,
+          size: c.size,
+          installedSize: c.installedSize,
+          name: c.name,
+          version: c.version,
+          ...(c.source.kind === 'file' && c.source.signature ? { signature: c.source.signature } : {}),
+        },
+        (bytes) => extracted(c.name, bytes),
+      );
       staged.push(entry);
       stagedBy.set(c.name, entry);
-      ctx.reporter.progress('verifying and extracting', staged.length, toStage.length);
     });
     crashPoint('transaction.staged');
 
@@ -460,45 +490,72 @@ async function transaction(
   makePlan: (w: World) => Promise<PkgPlan>,
 ): Promise<TransactionResult> {
   const warnings = o.warnings ?? [];
-  // Reported as they happen, so they show even when planning then fails.
+  // Reported as they happen, so they show even when planning then fails; once, though a plan that
+  // is asked about is made twice (before the question and again under the lock).
   const warn = (m: string): void => {
+    if (warnings.includes(m)) return;
     warnings.push(m);
     ctx.reporter.warn(m);
   };
-  const run = async (): Promise<TransactionResult> => {
-    // A writer repairs a damaged `current` and undoes a switch whose health checks never finished (a warning
-    // says so); --dry-run only reads and reports it.
-    if (!o.dryRun) await healCurrent(ctx);
-    const w = await loadWorld(ctx, { catalogs: o.catalogs, warn });
-    for (const r of w.notUpdated) warn(`repository ${r} has no catalog yet; run \`pkg update\``);
-    const plan = await makePlan(w);
-    const pv = await view(ctx, plan, w, warnings);
-    const base: TransactionResult = {
-      plan: pv,
-      dryRun: o.dryRun === true,
-      generation: w.current?.number ?? null,
-      previousGeneration: w.current?.number ?? null,
-      downloads: [],
-    };
-    if (o.dryRun || pv.empty) return base;
-    if (o.confirm && !(await o.confirm(pv))) {
-      throw new SwpkgError('E_CONFIRM', 'cancelled; nothing was changed', { hint: 'answer y, or pass --yes' });
-    }
-    crashPoint('transaction.confirmed');
-    const catalogs = o.catalogs !== false ? { ...(w.current?.catalogs ?? {}), ...w.catalogVersions } : (w.current?.catalogs ?? {});
-    const { generation, downloads, guard } = await apply(ctx, plan, w, catalogs, o.healthCheck !== false);
-    // After the switch, outside apply: a failed check switches back but keeps the generation and its store entries.
-    const health = guard ? await runGuard(ctx, guard) : o.healthCheck === false ? { state: 'skipped' as const, checks: [] } : undefined;
-    return { ...base, generation: generation.number, downloads, ...(health ? { health } : {}) };
+  interface Planned {
+    w: World;
+    plan: PkgPlan;
+    pv: PlanView;
+  }
+  const outcome = await planThenApply<Planned, Awaited<ReturnType<typeof apply>> & { health: HealthOutcome | undefined }>(
+    ctx,
+    {
+      ...(o.dryRun !== undefined ? { dryRun: o.dryRun } : {}),
+      ...(o.show ? { show: (p: Planned) => o.show!(p.pv) } : {}),
+      ...(o.confirm ? { confirm: (p: Planned) => o.confirm!(p.pv) } : {}),
+    },
+    {
+      // A writer repairs a damaged `current` and undoes a switch whose health checks never finished (a warning
+      // says so); --dry-run only reads and reports it.
+      prepare: () => healCurrent(ctx),
+      plan: async () => {
+        const w = await loadWorld(ctx, { catalogs: o.catalogs, warn });
+        for (const r of w.notUpdated) warn(`repository ${r} has no catalog yet; run \`pkg update\``);
+        const plan = await makePlan(w);
+        return { w, plan, pv: await view(ctx, plan, w, warnings) };
+      },
+      isEmpty: (p) => p.pv.empty,
+      // What would change, not how much is still to fetch: another pkg filling the cache meanwhile is no reason to ask again.
+      identity: (p) => JSON.stringify({ current: p.w.current?.number ?? null, lines: p.pv.lines.map(({ download: _bytes, ...l }) => l) }),
+      apply: async ({ w, plan }) => {
+        crashPoint('transaction.confirmed');
+        const catalogs = o.catalogs !== false ? { ...(w.current?.catalogs ?? {}), ...w.catalogVersions } : (w.current?.catalogs ?? {});
+        const applied = await apply(ctx, plan, w, catalogs, o.healthCheck !== false);
+        // After the switch, outside apply: a failed check switches back but keeps the generation and its store entries.
+        const health = applied.guard
+          ? await runGuard(ctx, applied.guard)
+          : o.healthCheck === false
+            ? { state: 'skipped' as const, checks: [] }
+            : undefined;
+        return { ...applied, health };
+      },
+    },
+  );
+  const { w, pv } = outcome.plan;
+  const base: TransactionResult = {
+    plan: pv,
+    dryRun: outcome.kind === 'dry-run',
+    ...(outcome.kind === 'declined' ? { declined: true } : {}),
+    generation: w.current?.number ?? null,
+    previousGeneration: w.current?.number ?? null,
+    downloads: [],
   };
-  // --dry-run only reads: it takes no lock, like the other readers.
-  return o.dryRun ? run() : withWriterLock(ctx, run);
+  if (outcome.kind !== 'applied') return base;
+  const { generation, downloads, health } = outcome.result;
+  return { ...base, generation: generation.number, downloads, ...(health ? { health } : {}) };
 }
 
 export interface InstallOptions extends MutationOptions {
   /** `NAME`, `NAME@RANGE`, or a path to a `.swpkg` file. */
   specs: string[];
   allowUntrusted?: boolean;
+  /** Fetch and extract the named installed packages again at their installed version (a damaged store entry is replaced). */
+  reinstall?: boolean;
 }
 
 /**
@@ -512,6 +569,7 @@ export async function installPackages(ctx: PkgContext, o: InstallOptions): Promi
   const warnings: string[] = [];
   // Installing only local files does not need every catalog to be usable: one that fails its checks is left out (and said so).
   const onlyFiles = o.specs.every(isFileSpec);
+  if (!onlyFiles) await requireRepositories(ctx);
   return transaction(ctx, { ...o, catalogs: onlyFiles ? 'lenient' : true, warnings }, async (w) => {
     const specs = o.specs.filter(isFileSpec);
     const keys = specs.length > 0 ? await trustedKeys(ctx) : [];
@@ -527,9 +585,51 @@ export async function installPackages(ctx: PkgContext, o: InstallOptions): Promi
       ...local.map((c) => ({ name: c.name, range: c.version })),
       ...o.specs.filter((s) => !isFileSpec(s)).map((s) => parseRequirement(s)),
     ];
+    refuseForeignOnly(install, [...local, ...w.available], w.foreign, ctx.client);
     // Local files first: for the same NAME@VERSION the first entry wins.
-    return resolve<Available, GenerationPackage>({ available: [...local, ...w.available], installed: w.current?.packages ?? [], install });
+    const plan = resolve<Available, GenerationPackage>({
+      available: [...local, ...w.available],
+      installed: w.current?.packages ?? [],
+      install,
+    });
+    if (o.reinstall === true)
+      markReinstalls(
+        plan,
+        w,
+        install.slice(local.length).map((r) => r.name),
+      );
+    return plan;
   });
+}
+
+/**
+ * `--reinstall`: each named package, kept at its installed version by the resolver, is taken from
+ * the catalog entry with the very bytes installed (same SHA-256) and extracted again; the store
+ * entry is checked on the way and replaced when damaged (what `pkg doctor` advises).
+ */
+function markReinstalls(plan: PkgPlan, w: World, names: string[]): void {
+  for (const name of names) {
+    const rec = w.current?.packages.find((p) => p.name === name);
+    if (!rec) {
+      throw new SwpkgError('E_NOT_INSTALLED', `${name} is not installed, so it cannot be reinstalled`, {
+        hint: `install it: pkg install ${name}`,
+        details: { name },
+      });
+    }
+    const c = w.available.find((a) => a.name === rec.name && a.version === rec.version && a.sha256 === rec.sha256);
+    if (!c) {
+      throw new SwpkgError('E_NOT_FOUND', `no catalog offers the installed ${name}@${rec.version} (SHA-256 ${rec.sha256}) any more`, {
+        hint: `upgrade it (pkg upgrade ${name}), or roll back to a generation whose store entries are intact; pkg update refreshes the catalogs`,
+        details: { name, version: rec.version, sha256: rec.sha256, repo: rec.repo },
+      });
+    }
+    const step = plan.steps.find((s) => s.name === name && s.action === 'keep');
+    const final = plan.final.find((p) => p.name === name);
+    if (!step || !final) continue;
+    Object.assign(step, { action: 'upgrade', from: rec.version, to: rec.version, candidate: c, reason: 'reinstall requested' });
+    final.candidate = c;
+    delete final.installed;
+  }
 }
 
 export interface RemoveOptions extends MutationOptions {
@@ -548,14 +648,22 @@ export async function removePackages(ctx: PkgContext, o: RemoveOptions): Promise
   return transaction(ctx, { ...o, catalogs: false }, async (w) => {
     const installed = w.current?.packages ?? [];
     const removing = new Set(o.names);
+    // A dependent taken along by --cascade was not requested: its plan line says what it needed.
+    const cascaded = new Map<string, string>();
     if (o.cascade) {
       for (let i = 0; i <= installed.length; i++) {
         const more = findReverseDependencies(installed, [...removing]).filter((n) => !removing.has(n));
         if (more.length === 0) break;
+        for (const n of more) {
+          const needs = Object.keys(installed.find((p) => p.name === n)?.depends ?? {}).filter((d) => removing.has(d));
+          cascaded.set(n, `needs ${(needs.length ? needs : o.names).join(', ')} (--cascade)`);
+        }
         for (const n of more) removing.add(n);
       }
     }
-    return resolve<Available, GenerationPackage>({ available: [], installed, remove: [...removing] });
+    const plan = resolve<Available, GenerationPackage>({ available: [], installed, remove: [...removing] });
+    for (const s of plan.steps) if (s.action === 'remove' && cascaded.has(s.name)) s.reason = cascaded.get(s.name)!;
+    return plan;
   });
 }
 

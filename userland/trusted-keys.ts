@@ -45,7 +45,6 @@ export async function addTrustedKey(ctx: PkgContext, file: string): Promise<Trus
       join(ctx.paths.keysDir, `${k.keyid}.pub`),
       JSON.stringify({ type: k.type, public: k.public, keyid: k.keyid }, null, 2) + '\n',
     );
-    ctx.reporter.info(`trusting key ${k.keyid} for local package installs`);
     return { ...k, source: 'pkg key add' };
   });
 }

@@ -137,18 +137,13 @@ async function updateOne(ctx: PkgContext, repo: RepoConfig): Promise<RepoUpdate>
   if (rotated.length > 0) {
     await saveTrustedRoot(ctx, repo.name, root);
     crashPoint('update.root-saved');
-    ctx.reporter.info(`${repo.name}: root rotated to v${root.signed.version}`);
   }
   // What was signed decides "changed": the same payload re-framed is the same catalog, and the copy already kept stays.
   const changed = !state || state.payloadSha256 !== payloadSha256(doc);
   if (changed || rotated.length > 0 || !(await storedCatalogIntact(ctx, repo.name, state)))
     await saveAcceptedCatalog(ctx, repo.name, bytes, doc, { rootVersion: root.signed.version, source });
+  // The outcome is the result (RepoUpdate): the CLI prints it once, so nothing is reported here.
   crashPoint('update.saved');
-  ctx.reporter.info(
-    changed
-      ? `${repo.name}: catalog v${doc.signed.version} accepted (${doc.signed.packages.length} packages, expires ${doc.signed.expires})`
-      : `${repo.name}: catalog v${doc.signed.version} is current`,
-  );
   const out: RepoUpdate = {
     repo: repo.name,
     version: doc.signed.version,

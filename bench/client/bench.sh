@@ -28,7 +28,9 @@ tool() {
     --banner:js="import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);"
 }
 for t in pack-corpus serve catalog-10k summarize; do tool "$t"; done
-"$NODE" "$REPO/userland/cli/bundle.ts" "$TOOLS/pkg.mjs" >/dev/null
+# The guest's pkg, from the one client build (images/pkg-bundle.ts) the image builder and the tests use.
+[ -f "$REPO/dist/images/pkg-bundle.js" ] || (cd "$REPO" && npm run --silent build)
+"$NODE" "$REPO/dist/images/pkg-bundle.js" "$TOOLS/pkg.mjs" >/dev/null
 PKG="$NODE $TOOLS/pkg.mjs"
 
 PIDS=()

@@ -11,7 +11,12 @@
  *
  * Run (Node cannot load the .ts sources directly, so bundle first):
  *   npx esbuild bench/guest/bench-boot.ts --bundle --platform=node --format=esm --packages=external \
- *     --outfile=node_modules/.cache/bench/bench-boot.mjs && npx node node_modules/.cache/bench/bench-boot.mjs [--runs N] [--pkg-bundle FILE]
+ *     --outfile=node_modules/.cache/bench/bench-boot.mjs && npx node node_modules/.cache/bench/bench-boot.mjs \
+ *     [--arch x86_64|aarch64] [--runs N] [--pkg-bundle FILE] [--baseline-cpu MODEL]...
+ *
+ * `--baseline-cpu` (repeatable) also times the baseline under other TCG CPU models, e.g.
+ * `--arch aarch64 --baseline-cpu max --baseline-cpu max,pauth-impdef=on`: the evidence for the
+ * aarch64 guest's choice of cortex-a72 (images/guest-arch.ts).
  */
 import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -19,8 +24,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import {
+  GUEST_ARCH_PROFILES,
   buildImages,
   chooseAccelerator,
+  hostGuestArch,
+  parseGuestArch,
+  type GuestArchProfile,
   createStoreImage,
   fetchGuestPackages,
   findRepoRoot,
@@ -35,6 +44,9 @@ const runsArg = args.indexOf('--runs');
 const runs = runsArg >= 0 ? Number(args[runsArg + 1]) : 1;
 const bundleArg = args.indexOf('--pkg-bundle');
 const pkgBundle = bundleArg >= 0 ? args[bundleArg + 1] : undefined;
+const archArg = args.indexOf('--arch');
+const profile = GUEST_ARCH_PROFILES[archArg >= 0 ? parseGuestArch(args[archArg + 1] ?? '') : 'x86_64'];
+const baselineCpus = args.flatMap((a, i) => (args[i - 1] === '--baseline-cpu' ? [a] : []));
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -52,10 +64,18 @@ async function guestSeconds(g: GuestHandle, cmd: string): Promise<number> {
   return b - a;
 }
 
-/** The baseline: QEMU + the same kernel + busybox-only initramfs that prints a marker and powers off. */
-async function baselineBoot(work: string, accel: 'kvm' | 'tcg'): Promise<number> {
-  const k = await fetchGuestPackages({ allowApt: false });
-  const kernelDir = join(findRepoRoot(), 'build', 'kernel');
+/**
+ * The baseline: QEMU + the same kernel + busybox-only initramfs that prints a marker and powers off.
+ * Returns the host wall time to the marker and the guest uptime it printed.
+ */
+async function baselineBoot(
+  work: string,
+  accel: 'kvm' | 'tcg',
+  p: GuestArchProfile,
+  cpu: string = accel === 'kvm' ? 'host' : p.tcgCpu,
+): Promise<{ wallMs: number; uptimeMs: number }> {
+  const k = await fetchGuestPackages({ arch: p.arch, allowApt: false });
+  const kernelDir = join(findRepoRoot(), p.kernelDir);
   const init =
     '#!/bin/sh\n/bin/busybox mount -t proc proc /proc\necho "BASELINE-UP $(/bin/busybox cut -d" " -f1 /proc/uptime)"\n/bin/busybox poweroff -f\n';
   const entries: CpioEntry[] = [
@@ -70,22 +90,11 @@ async function baselineBoot(work: string, accel: 'kvm' | 'tcg'): Promise<number>
   const initrd = join(work, 'baseline.cpio.gz');
   await writeFile(initrd, gzipSync(writeCpioNewc(entries), { level: 9 }));
   const started = Date.now();
-  const argv = [
-    '-machine',
-    `q35,accel=${accel}`,
-    '-cpu',
-    accel === 'kvm' ? 'host' : 'max',
-    '-m',
-    '1024',
-    '-smp',
-    '1',
-    '-nodefaults',
-    '-no-user-config',
-  ];
+  const argv = ['-machine', `${p.machine},accel=${accel}`, '-cpu', cpu, '-m', '1024', '-smp', '1', '-nodefaults', '-no-user-config'];
   argv.push('-display', 'none', '-monitor', 'none', '-serial', 'stdio', '-kernel', join(kernelDir, k.vmlinuz.file), '-initrd', initrd);
-  argv.push('-append', 'console=ttyS0,115200 quiet loglevel=3 panic=-1');
+  argv.push('-append', `console=${p.console},115200 quiet loglevel=3 panic=-1`);
   return new Promise((resolve, reject) => {
-    const child = spawn('qemu-system-x86_64', argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(p.qemuSystem, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let marker = NaN;
     const timer = setTimeout(() => child.kill('SIGKILL'), 180_000);
@@ -95,8 +104,9 @@ async function baselineBoot(work: string, accel: 'kvm' | 'tcg'): Promise<number>
     });
     child.on('exit', () => {
       clearTimeout(timer);
-      if (Number.isNaN(marker)) reject(new Error(`baseline guest never printed its marker: ${out.slice(-500)}`));
-      else resolve(marker);
+      const up = /BASELINE-UP ([0-9.]+)/.exec(out);
+      if (Number.isNaN(marker) || !up?.[1]) reject(new Error(`baseline guest never printed its marker: ${out.slice(-500)}`));
+      else resolve({ wallMs: marker, uptimeMs: Number(up[1]) * 1000 });
     });
   });
 }
@@ -104,10 +114,17 @@ async function baselineBoot(work: string, accel: 'kvm' | 'tcg'): Promise<number>
 async function main(): Promise<void> {
   const work = await mkdtemp(join(tmpdir(), 'swpkg-bench-boot-'));
   try {
-    const built = await buildImages({ allowApt: false, ...(pkgBundle ? { pkg: { bundleFile: pkgBundle } } : {}) });
-    const accel = await chooseAccelerator('qemu-system-x86_64');
+    const built = await buildImages({ arch: profile.arch, allowApt: false, ...(pkgBundle ? { pkg: { bundleFile: pkgBundle } } : {}) });
+    // KVM only for the host's own arch, as the runner decides.
+    const accel =
+      hostGuestArch() === profile.arch
+        ? await chooseAccelerator(profile.qemuSystem, 'auto', profile.machine, {
+            path: join(built.outDir, 'vmlinuz'),
+            console: profile.console,
+          })
+        : { accel: 'tcg' as const, reason: `${profile.arch} guest on a ${process.arch} host` };
     const m = built.manifest;
-    console.log(`accelerator: ${accel.accel} (${accel.reason})`);
+    console.log(`arch: ${profile.arch}; accelerator: ${accel.accel} (${accel.reason})`);
     console.log(
       `artifacts: initramfs ${(m.outputs.initramfs.size / 1e6).toFixed(2)} MB, base ${(m.outputs.base.size / 1e6).toFixed(1)} MB, vmlinuz ${(m.outputs.kernel.size / 1e6).toFixed(1)} MB, pkg ${m.pkgClient ? `${(m.pkgClient.size / 1e6).toFixed(2)} MB` : 'absent'}`,
     );
@@ -116,9 +133,16 @@ async function main(): Promise<void> {
       (rows[k] ??= []).push(v);
     };
     for (let i = 0; i < runs; i++) {
-      add('baseline: raw boot to marker (ms)', await baselineBoot(work, accel.accel));
+      const b = await baselineBoot(work, accel.accel, profile);
+      add('baseline: raw boot to marker (ms)', b.wallMs);
+      add('baseline: guest uptime at marker (ms)', b.uptimeMs);
+      for (const cpu of baselineCpus) {
+        const o = await baselineBoot(work, 'tcg', profile, cpu);
+        add(`baseline -cpu ${cpu}: raw boot to marker (ms)`, o.wallMs);
+        add(`baseline -cpu ${cpu}: guest uptime at marker (ms)`, o.uptimeMs);
+      }
       const store = (await createStoreImage({ path: join(work, `store-${i}.img`), sizeMiB: 256 })).path;
-      const g = await startGuest({ storeImage: store, serialLog: join(work, `serial-${i}.log`), verify: false });
+      const g = await startGuest({ arch: profile.arch, storeImage: store, serialLog: join(work, `serial-${i}.log`), verify: false });
       try {
         add('boot: QEMU start to shell answering (ms)', g.boot.wallMs);
         add('boot: guest uptime at SWPKG-BOOT-OK (ms)', g.boot.uptime * 1000);

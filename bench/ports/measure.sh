@@ -3,9 +3,11 @@
 # copied from the mirror folder, no network) and warm (the same command again,
 # answered from the build cache), in dependency order. Reported, not asserted.
 #
-#   bench/ports/measure.sh [--all | NAME...] [--out FILE] [--cache DIR]
+#   bench/ports/measure.sh [--all | NAME...] [--target TRIPLE] [--out FILE] [--cache DIR]
 #
-# Writes a JSON record (default bench/ports/results.json) and prints a
+# --target is x86_64-linux-musl (default) or aarch64-linux-musl (cross-built).
+# Writes a JSON record (default bench/ports/results.json, results-aarch64.json
+# for aarch64) and prints a
 # Markdown table for bench/ports/README.md. The cold cache is a new temp
 # folder (removed afterwards) unless --cache names an empty folder to keep.
 set -eu
@@ -16,17 +18,25 @@ swport="$here/bin/swport"
 out="$here/bench/ports/results.json"
 names=
 keep=
+target=x86_64-linux-musl
+out_set=
 
 while [ $# -gt 0 ]; do
   case "$1" in
     --all) names= ;;
-    --out) out=$2; shift ;;
+    --out) out=$2; out_set=1; shift ;;
+    --target) target=$2; shift ;;
     --cache) keep=$2; shift ;;
     -*) echo "unknown option $1" >&2; exit 2 ;;
     *) names="$names $1" ;;
   esac
   shift
 done
+
+case "$target" in
+  x86_64-*) ;;
+  *) [ -n "$out_set" ] || out="$here/bench/ports/results-${target%%-*}.json" ;;
+esac
 
 if [ -n "$keep" ]; then
   mkdir -p "$keep"
@@ -52,7 +62,7 @@ now() { "$node" -e 'process.stdout.write(String(Date.now()))'; }
 records=
 build() {
   t0=$(now)
-  json=$("$swport" recipe build "$1" --json --quiet)
+  json=$("$swport" recipe build "$1" --target "$target" --json --quiet)
   t1=$(now)
   printf '%s' "$json" | "$node" -e '
     const r = JSON.parse(require("fs").readFileSync(0, "utf8"));
@@ -62,7 +72,7 @@ build() {
   ' "$2" "$t0" "$t1"
 }
 
-echo "cold builds (empty cache $cache): $order" >&2
+echo "cold builds for $target (empty cache $cache): $order" >&2
 for p in $order; do
   rec=$(build "$p" cold)
   echo "$rec" >&2
@@ -78,7 +88,7 @@ done
 machine="$(nproc) cores, load $(cut -d ' ' -f 1-3 /proc/loadavg), $(uname -r)"
 printf '[%s]' "${records%,}" | "$node" -e '
   const rows = JSON.parse(require("fs").readFileSync(0, "utf8"));
-  const out = { measuredAt: new Date().toISOString(), machine: process.argv[2], rows };
+  const out = { measuredAt: new Date().toISOString(), machine: process.argv[2], target: process.argv[3], rows };
   require("fs").writeFileSync(process.argv[1], JSON.stringify(out, null, 2) + "\n");
   const ports = [...new Set(rows.map((r) => r.port))];
   const get = (p, run) => rows.find((r) => r.port === p && r.run === run);
@@ -95,4 +105,4 @@ printf '[%s]' "${records%,}" | "$node" -e '
   console.log(`| **all** | **${f(cold)}** (${f(cold / 60)} min) | **${f(cpu)}** | **${warm.toFixed(2)}** | **${f(warmWall)}** | |`);
   console.log("");
   console.log(`Machine: ${process.argv[2]}.`);
-' "$out" "$machine"
+' "$out" "$machine" "$target"

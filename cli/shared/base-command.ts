@@ -1,7 +1,42 @@
 import { Command, Flags, type Interfaces } from '@oclif/core';
 import { SwpkgError, toSwpkgError, ERROR_CODES } from '../../catalog/index.js';
 import type { Reporter } from '../../catalog/index.js';
-import { TerminalReporter } from './terminal-reporter.js';
+import {
+  CollectingReporter,
+  TerminalReporter,
+  escapeTerminalLines,
+  jsonText,
+  okEnvelope,
+  errorEnvelope,
+  renderError,
+} from '../../edge/index.js';
+
+/**
+ * oclif's parse error text as one coded error: its lines joined (without the "See more help" and
+ * "The following errors occurred" frames and colour codes); a missing file or folder is E_NOT_FOUND.
+ */
+export function usageError(message: string, hint: string, cause?: unknown): SwpkgError {
+  const lines = message
+    .replace(/\x1b\[[0-9;]*m/g, '')
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '' && !/^See more help with --help$/.test(l) && !/^The following errors? occurred:$/.test(l));
+  const text =
+    lines
+      .join('; ')
+      .replace(/^Parsing (--[a-z0-9-]+);/, '$1:')
+      .replace(/:; /g, ': ')
+      .replace(/ {2,}/g, ' ') || 'invalid arguments';
+  const missing = /No (file|directory) found at (.+?)(;|$)/.exec(text);
+  if (missing) {
+    return new SwpkgError('E_NOT_FOUND', text, {
+      hint: `give the path of an existing ${missing[1]}`,
+      details: { path: missing[2] },
+      cause,
+    });
+  }
+  return new SwpkgError('E_USAGE', text, { hint, cause });
+}
 
 /**
  * Base of every host command. A command parses flags, calls one library
@@ -16,18 +51,33 @@ export abstract class BaseCommand<T> extends Command {
     quiet: Flags.boolean({ char: 'q', summary: 'Print only errors.', helpGroup: 'GLOBAL' }),
   };
 
-  protected readonly warnings: string[] = [];
+  private made: (Reporter & { readonly warnings: string[] }) | undefined;
 
-  /** The reporter library functions get: stderr progress for people, collected warnings for --json. */
-  protected reporter(quiet = false): Reporter {
-    const warnings = this.warnings;
-    if (this.jsonEnabled() || quiet) {
-      return { info() {}, warn: (m) => warnings.push(m), progress() {} };
-    }
-    return new TerminalReporter(process.stderr, (m) => warnings.push(m));
+  /** Every warning the command's reporter received, for the JSON envelope. */
+  protected get warnings(): string[] {
+    return this.ownReporter().warnings;
   }
 
-  /** Flag and argument errors (unknown flag, missing file, bad value) are usage errors: exit 2. */
+  /** -q / --quiet: only errors (and warnings) print; the result is not rendered. */
+  protected get quiet(): boolean {
+    return this.argv.some((a) => a === '-q' || a === '--quiet');
+  }
+
+  /** The reporter library functions get: stderr progress for people (none with -q), collected warnings for --json. */
+  protected reporter(): Reporter {
+    return this.ownReporter();
+  }
+
+  private ownReporter(): Reporter & { readonly warnings: string[] } {
+    this.made ??= this.jsonEnabled() ? new CollectingReporter() : new TerminalReporter(process.stderr, { quiet: this.quiet });
+    return this.made;
+  }
+
+  /**
+   * Flag and argument errors (unknown flag, bad value) are usage errors (exit 2); a file or folder
+   * that does not exist is E_NOT_FOUND, as in pkg. oclif's whole message is kept (its first line
+   * alone says only "Parsing --key").
+   */
   protected override async parse<F extends Record<string, unknown>, B extends Record<string, unknown>, A extends Record<string, unknown>>(
     options?: Interfaces.Input<F, B, A>,
     argv?: string[],
@@ -36,11 +86,7 @@ export abstract class BaseCommand<T> extends Command {
       return await super.parse(options, argv);
     } catch (e) {
       if (e instanceof SwpkgError) throw e;
-      const id = (this.id ?? '').replaceAll(':', ' ');
-      throw new SwpkgError('E_USAGE', (e as Error).message.split('\n')[0] ?? 'invalid arguments', {
-        hint: `run \`${this.config.bin} ${id} --help\``,
-        cause: e,
-      });
+      throw usageError((e as Error).message ?? '', `run \`${this.config.bin} ${(this.id ?? '').replaceAll(':', ' ')} --help\``, e);
     }
   }
 
@@ -54,17 +100,23 @@ export abstract class BaseCommand<T> extends Command {
   }
 
   protected override toSuccessJson(result: unknown): unknown {
-    return { ok: true, result, warnings: this.warnings };
+    return okEnvelope(result, this.warnings);
   }
 
   protected override toErrorJson(err: unknown): unknown {
-    return { ok: false, error: toSwpkgError(err).toJSON() };
+    return errorEnvelope(err);
   }
 
   override async _run<R>(): Promise<R> {
     const result = (await super._run()) as T;
-    if (result !== undefined && !this.jsonEnabled()) this.render(result);
+    if (this.made instanceof TerminalReporter) this.made.finish();
+    if (result !== undefined && !this.jsonEnabled() && !this.quiet) this.render(result);
     return result as unknown as R;
+  }
+
+  /** Results carry names, summaries and server text: escaped for the terminal (never under --json, which uses logJson). */
+  override log(message = '', ...args: unknown[]): void {
+    super.log(escapeTerminalLines(message), ...args);
   }
 
   override async catch(err: Error & { oclif?: { exit?: number } }): Promise<unknown> {
@@ -74,22 +126,19 @@ export abstract class BaseCommand<T> extends Command {
       err instanceof SwpkgError
         ? err
         : isParseError
-          ? new SwpkgError('E_USAGE', err.message, { hint: `run \`${this.config.bin} ${(this.id ?? '').replaceAll(':', ' ')} --help\`` })
+          ? usageError(err.message, `run \`${this.config.bin} ${(this.id ?? '').replaceAll(':', ' ')} --help\``, err)
           : toSwpkgError(err);
     process.exitCode = ERROR_CODES[coded.code];
     if (this.jsonEnabled()) {
       this.logJson(this.toErrorJson(coded));
       return undefined;
     }
-    process.stderr.write(`error ${coded.code}: ${coded.message}\n`);
-    if (coded.hint) process.stderr.write(`  fix: ${coded.hint}\n`);
-    for (const [k, v] of Object.entries(coded.details)) {
-      if (v !== undefined) process.stderr.write(`  ${k}: ${typeof v === 'string' ? v : JSON.stringify(v)}\n`);
-    }
+    if (this.made instanceof TerminalReporter) this.made.finish();
+    process.stderr.write(renderError(coded));
     return undefined;
   }
 
   override logJson(json: unknown): void {
-    process.stdout.write(JSON.stringify(json, null, 2) + '\n');
+    process.stdout.write(jsonText(json));
   }
 }

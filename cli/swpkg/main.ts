@@ -1,3 +1,3 @@
-import { main } from '../shared/main.js';
+import { start } from '../shared/start.js';
 
-await main('swpkg', process.argv.slice(2));
+await start('swpkg', process.argv.slice(2));

@@ -1,3 +1,3 @@
-import { main } from '../shared/main.js';
+import { start } from '../shared/start.js';
 
-await main('swport', process.argv.slice(2));
+await start('swport', process.argv.slice(2));

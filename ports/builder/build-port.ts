@@ -23,12 +23,12 @@ import {
   type LoadedRecipe,
   type PortsCatalog,
 } from './ports-catalog.js';
-import { DEFAULT_TARGET, TARGET_INFO, assertTarget, parseDependency, type Recipe, type Target } from './recipe.js';
+import { DEFAULT_TARGET, TARGET_INFO, assertTarget, buildTargetOf, parseDependency, type Recipe, type Target } from './recipe.js';
 import { runCommand } from './run-command.js';
 import { probeSandbox, sandboxCommand, type Sandbox } from './sandbox.js';
 import { fetchSources, type FetchedSource, type SourceFetcher } from './source-fetcher.js';
 import { spdxDocument } from './spdx.js';
-import { detectToolchain, writeToolchainWrappers, type Toolchain } from './toolchain.js';
+import { crossOf, detectToolchain, stripFor, writeToolchainWrappers, type Toolchain } from './toolchain.js';
 
 export interface BuildOptions {
   paths: PortsPaths;
@@ -99,14 +99,29 @@ function packageFileName(name: string, version: string, arch: string): string {
   return `${name}-${version}-${arch}.swpkg`;
 }
 
+/** The SPDX summary beside a package: named like the package so two targets' summaries never overwrite each other. */
+export function spdxFileName(packageFile: string): string {
+  return packageFile.replace(/\.swpkg$/, '.spdx.json');
+}
+
 /** Quotes an argument for the driver script, leaving `$VAR` expansion on (documented for recipe args). */
 function shArg(s: string): string {
   return `"${s.replace(/["\\`]/g, (c) => `\\${c}`)}"`;
 }
 
-/** The POSIX sh driver that runs inside the sandbox. Phase markers (`==> x`) drive the progress line. */
-export function driverScript(recipe: Recipe, inner: { src: string; recipe: string }): string {
+/**
+ * The POSIX sh driver that runs inside the sandbox. Phase markers (`==> x`)
+ * drive the progress line. For a cross target, autotools gets `--build` and
+ * `--host` (both, so configure never guesses from whether a test program
+ * happens to run) and CMake the toolchain file written beside the wrappers.
+ */
+export function driverScript(
+  recipe: Recipe,
+  inner: { src: string; recipe: string; toolchain?: string },
+  target: Target = DEFAULT_TARGET,
+): string {
   const b = recipe.build;
+  const cross = crossOf(target);
   const lines = ['set -eu', 'umask 022', `cd ${shArg(inner.src)}`];
   const phase = (p: string): void => {
     lines.push(`echo '==> ${p}'`);
@@ -115,7 +130,7 @@ export function driverScript(recipe: Recipe, inner: { src: string; recipe: strin
   switch (b.system) {
     case 'autotools':
       phase('configure');
-      lines.push(`./configure --prefix=${PREFIX} ${args(b.configureArgs)}`);
+      lines.push(`./configure --prefix=${PREFIX} ${cross ? `--build=${cross.build} --host=${cross.host} ` : ''}${args(b.configureArgs)}`);
       phase('build');
       lines.push(`make -j"$JOBS" ${args(b.makeArgs)}`);
       phase('install');
@@ -124,7 +139,7 @@ export function driverScript(recipe: Recipe, inner: { src: string; recipe: strin
     case 'cmake':
       phase('configure');
       lines.push(
-        `cmake -S . -B _swport_build -DCMAKE_INSTALL_PREFIX=${PREFIX} -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=OFF -DCMAKE_C_COMPILER="$CC" ${args(b.configureArgs)}`,
+        `cmake -S . -B _swport_build -DCMAKE_INSTALL_PREFIX=${PREFIX} -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=OFF -DCMAKE_C_COMPILER="$CC" ${cross ? `-DCMAKE_TOOLCHAIN_FILE=${inner.toolchain ?? FIXED.toolchain}/cross.cmake ` : ''}${args(b.configureArgs)}`,
       );
       phase('build');
       lines.push(`cmake --build _swport_build -j "$JOBS" ${args(b.makeArgs)}`);
@@ -239,7 +254,8 @@ async function extractSources(l: LoadedRecipe, fetched: FetchedSource[], src: st
   }
 }
 
-function packageMeta(l: LoadedRecipe, target: Target, toolchain: Toolchain): PackageMeta {
+function packageMeta(l: LoadedRecipe, requested: Target, toolchain: Toolchain): PackageMeta {
+  const target = buildTargetOf(l.recipe, requested);
   const r = l.recipe;
   const depends: Record<string, string> = {};
   for (const d of r.depends) {
@@ -291,7 +307,7 @@ async function keyInputs(ctx: Context, l: LoadedRecipe, toolchain: Toolchain, de
   for (const d of deps) dependencies[d] = ctx.built.get(d)!.sha256;
   return {
     port: l.recipe.name,
-    target: ctx.target,
+    target: buildTargetOf(l.recipe, ctx.target),
     recipeFiles: await recipeFileHashes(l),
     sources: l.recipe.sources.map((s) => s.sha256),
     dependencies,
@@ -315,6 +331,7 @@ async function buildInto(
 ): Promise<{ file: string; manifest: PackageManifest; sha256: string; size: number; spdxFile: string; cpuSeconds?: number }> {
   const r = l.recipe;
   const rep = ctx.reporter;
+  const target = buildTargetOf(r, ctx.target);
   const workRoot = join(ctx.opts.paths.cacheDir, 'work');
   await mkdir(workRoot, { recursive: true });
   const work = await mkdtemp(join(workRoot, `${r.name}-`));
@@ -335,7 +352,7 @@ async function buildInto(
     for (const d of [host.src, host.dest, host.home, host.tmp, host.sysroot]) await mkdir(d, { recursive: true });
     await writeFile(
       logPath,
-      `swport build ${r.name} ${r.version} for ${ctx.target}\ntoolchain: ${toolchain.id}\nsandbox: ${ctx.sandbox.kind}\n`,
+      `swport build ${r.name} ${r.version} for ${target}\ntoolchain: ${toolchain.id}\nsandbox: ${ctx.sandbox.kind}\n`,
     );
 
     rep.info(`${r.name}: fetch`);
@@ -358,13 +375,14 @@ async function buildInto(
       await cp(into, host.sysroot, { recursive: true, verbatimSymlinks: true, force: false, errorOnExist: false });
     }
 
-    const { cc } = await writeToolchainWrappers({
+    const wrappers = await writeToolchainWrappers({
+      target,
       binDir: join(host.toolchain, 'bin'),
       headersDir: join(host.toolchain, 'kernel-headers'),
       innerHeadersDir: `${inner.toolchain}/kernel-headers`,
       innerSrcDir: inner.src,
     });
-    await writeFile(join(host.toolchain, 'build.sh'), driverScript(r, inner));
+    await writeFile(join(host.toolchain, 'build.sh'), driverScript(r, inner, target));
 
     const jobs = ctx.opts.jobs ?? availableParallelism();
     const env: Record<string, string> = {
@@ -383,9 +401,9 @@ async function buildInto(
       PORT_NAME: r.name,
       PORT_VERSION: r.version,
       UPSTREAM_VERSION: r.upstreamVersion,
-      TARGET: ctx.target,
+      TARGET: target,
       JOBS: String(jobs),
-      CC: cc,
+      CC: wrappers.cc,
       AR: 'ar',
       RANLIB: 'ranlib',
       CFLAGS: '-O2 -pipe',
@@ -395,6 +413,8 @@ async function buildInto(
       PKG_CONFIG_PATH: '',
       PKG_CONFIG_LIBDIR: `${inner.sysroot}/lib/pkgconfig:${inner.sysroot}/share/pkgconfig`,
       ...(ctx.sandbox.fixedPaths ? {} : { PKG_CONFIG_SYSROOT_DIR: host.sysrootBase }),
+      // Cross targets only: the target's binutils, the build machine's cc, --build/--host for custom configure calls.
+      ...wrappers.env,
       ...r.build.env,
     };
     const spec = {
@@ -457,18 +477,23 @@ async function buildInto(
         details: { port: r.name, log: logPath },
       });
     }
-    const norm = await normalizeTree(pkgDir, r.remove, r.name);
+    const norm = await normalizeTree(pkgDir, r.remove, r.name, {
+      strip: stripFor(target),
+      ...(r.arch === 'any'
+        ? { arch: 'any' as const }
+        : { arch: TARGET_INFO[target].arch, elfMachine: TARGET_INFO[target].elfMachine, static: TARGET_INFO[target].static }),
+    });
     await writeFile(
       logPath,
       `==> normalize: removed ${norm.removed.length}, stripped ${norm.stripped.length}, relinked ${norm.relinked.length} (default removals: ${DEFAULT_REMOVE.join(' ')})\n`,
       { flag: 'a' },
     );
 
-    const meta = packageMeta(l, ctx.target, toolchain);
+    const meta = packageMeta(l, target, toolchain);
     const file = packageFileName(r.name, r.version, meta.arch);
     await mkdir(outDir, { recursive: true });
     const packed = await packPackage({ dir: pkgDir, meta, out: join(outDir, file), sourceDateEpoch: r.sourceDateEpoch, reporter: rep });
-    const spdxFile = `${r.name}-${r.version}.spdx.json`;
+    const spdxFile = spdxFileName(file);
     await writeFile(join(outDir, spdxFile), JSON.stringify(spdxDocument(l, packed.manifest, packed.sha256, file), null, 2) + '\n');
     ok = true;
     return {
@@ -509,12 +534,22 @@ async function makeContext(opts: BuildOptions, roots: string[]): Promise<Context
   };
 }
 
+/** The SPDX file of a cache entry; entries made before SPDX files carried the arch use `NAME-VERSION.spdx.json`. */
+async function cachedSpdxPath(dir: string, file: string, name: string, version: string): Promise<string> {
+  const current = join(dir, spdxFileName(file));
+  const exists = await stat(current).then(
+    () => true,
+    () => false,
+  );
+  return exists ? current : join(dir, `${name}-${version}.spdx.json`);
+}
+
 /** Builds (or takes from the cache) one port whose build dependencies are already in ctx.built. */
 async function buildOne(ctx: Context, name: string, useCache: boolean): Promise<BuiltPackage> {
   const t0 = Date.now();
   const l = ctx.recipes.get(name);
   if (!l) throw new SwpkgError('E_UNKNOWN_PORT', `no port named ${name}`, { details: { port: name } });
-  const target = assertTarget(l.recipe, ctx.target);
+  const target = buildTargetOf(l.recipe, assertTarget(l.recipe, ctx.target));
   await checkRecipeFiles(l);
   const deps = await buildClosure(ctx, name);
   const toolchain = await detectToolchain(target, l.recipe.hostTools);
@@ -537,7 +572,7 @@ async function buildOne(ctx: Context, name: string, useCache: boolean): Promise<
         sha256: hit.sha256,
         size: hit.size,
         manifest,
-        spdxPath: join(hit.dir, `${name}-${l.recipe.version}.spdx.json`),
+        spdxPath: await cachedSpdxPath(hit.dir, hit.info.file, name, l.recipe.version),
         cacheKey: key,
         cached: true,
         seconds: (Date.now() - t0) / 1000,
@@ -663,7 +698,7 @@ export async function recipeManifest(
   const catalog = await loadPortsCatalog(portsDir);
   const l = await loadRecipe(catalog, name);
   const t = assertTarget(l.recipe, target);
-  const toolchain = await detectToolchain(t, l.recipe.hostTools);
+  const toolchain = await detectToolchain(buildTargetOf(l.recipe, t), l.recipe.hostTools);
   const meta = packageMeta(l, t, toolchain);
   return { ...meta, file: packageFileName(l.recipe.name, l.recipe.version, meta.arch) };
 }
@@ -720,8 +755,8 @@ export async function verifyReproducible(name: string, opts: BuildOptions & { ke
   const l = ctx.recipes.get(name);
   if (!l)
     throw new SwpkgError('E_UNKNOWN_PORT', `no port named ${name}`, { details: { port: name, known: [...ctx.catalog.folders.keys()] } });
-  const target = assertTarget(l.recipe, opts.target ?? DEFAULT_TARGET);
-  ctx.target = target;
+  ctx.target = assertTarget(l.recipe, opts.target ?? DEFAULT_TARGET);
+  const target = buildTargetOf(l.recipe, ctx.target);
   await checkRecipeFiles(l);
   const deps = await buildClosure(ctx, name);
   for (const d of deps) ctx.built.set(d, await buildOne(ctx, d, true));

@@ -1,6 +1,7 @@
 import { open, lstat, readdir, readlink, rm, symlink, unlink, chmod } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { SwpkgError } from '../../catalog/index.js';
+import { isElf, machineName, readArchiveMembers, readElf } from './elf.js';
 import { runCommand } from './run-command.js';
 
 /** The runtime prefix every port is configured for: the active generation's stable path (DESIGN.md "Paths"). */
@@ -11,32 +12,39 @@ export const DEFAULT_REMOVE = ['share/man', 'share/info', 'share/doc', 'lib/*.la
 
 type ElfKind = 'executable' | 'shared' | 'relocatable' | 'archive' | 'none';
 
-async function sniff(path: string): Promise<{ kind: ElfKind; dynamic: boolean }> {
+interface Sniffed {
+  kind: ElfKind;
+  /** Needs a dynamic loader or shared libraries (PT_INTERP or DT_NEEDED). */
+  dynamic: boolean;
+  /** ELF machines found: the file's own, or every ELF member's for an archive. */
+  machines: { member?: string; machine: number }[];
+}
+
+async function sniff(path: string): Promise<Sniffed> {
   const fh = await open(path, 'r');
+  const head = Buffer.alloc(8);
   try {
-    const head = Buffer.alloc(64);
-    const { bytesRead } = await fh.read(head, 0, 64, 0);
-    if (bytesRead >= 8 && head.subarray(0, 8).toString('latin1') === '!<arch>\n') return { kind: 'archive', dynamic: false };
-    if (bytesRead < 64 || head.readUInt32BE(0) !== 0x7f454c46 || head[4] !== 2 || head[5] !== 1) return { kind: 'none', dynamic: false };
-    const type = head.readUInt16LE(16);
-    const phoff = Number(head.readBigUInt64LE(32));
-    const phentsize = head.readUInt16LE(54);
-    const phnum = head.readUInt16LE(56);
-    let dynamic = false;
-    if (phnum > 0 && phnum < 256 && phentsize >= 4) {
-      const ph = Buffer.alloc(phentsize * phnum);
-      await fh.read(ph, 0, ph.length, phoff);
-      for (let i = 0; i < phnum; i++) {
-        const pType = ph.readUInt32LE(i * phentsize);
-        if (pType === 3 /* PT_INTERP */) dynamic = true;
-      }
-    }
-    const kind: ElfKind = type === 1 ? 'relocatable' : type === 2 ? 'executable' : type === 3 ? 'shared' : 'none';
-    return { kind, dynamic };
+    await fh.read(head, 0, 8, 0);
   } finally {
     await fh.close();
   }
+  if (head.toString('latin1') === '!<arch>\n') {
+    const members = (await readArchiveMembers(path)) ?? [];
+    return { kind: 'archive', dynamic: false, machines: members.map((m) => ({ member: m.name, machine: m.elf.machine })) };
+  }
+  if (!isElf(head)) return { kind: 'none', dynamic: false, machines: [] };
+  const elf = await readElf(path);
+  // ELF magic with headers that do not parse: not something we can vouch for.
+  if (!elf) return { kind: 'executable', dynamic: true, machines: [{ machine: -1 }] };
+  const kind: ElfKind = elf.type === 'executable' || elf.type === 'shared' || elf.type === 'relocatable' ? elf.type : 'none';
+  return { kind, dynamic: elf.interpreter || elf.needed > 0, machines: [{ machine: elf.machine }] };
 }
+
+/** What the packaged tree must be: its arch's ELF machine and static linking, or no machine code at all for `any`. */
+export type TreeRules = { arch: 'any'; strip?: string } | { arch: string; elfMachine: number; static: boolean; strip?: string };
+
+/** The native x86_64 rules, for callers that predate cross targets. */
+const X86_64_RULES: TreeRules = { arch: 'x86_64', elfMachine: 62, static: true, strip: 'strip' };
 
 function globToRegExp(glob: string): RegExp {
   const body = glob
@@ -69,12 +77,23 @@ export interface NormalizeReport {
  * - drops `remove` paths (plus DEFAULT_REMOVE);
  * - symlinks pointing into /pkg/current become relative (packages may not
  *   hold absolute links); any other absolute link is refused;
- * - ELF executables are stripped (`strip --strip-all`), static archives and
- *   objects lose debug info with deterministic archive headers (`-D`);
- * - a dynamically linked executable is refused: ports are fully static;
+ * - every ELF executable, shared object, object file and archive member must
+ *   have the ELF machine of the package's arch, and an `any` package may hold
+ *   none: a cross build that silently used the host compiler is E_WRONG_ARCH;
+ * - a dynamically linked executable or library (PT_INTERP or DT_NEEDED) is
+ *   refused for a static target: ports are fully static (E_BUILD);
+ * - ELF executables are stripped (`strip --strip-all`, with the target's
+ *   strip), static archives and objects lose debug info with deterministic
+ *   archive headers (`-D`);
  * - setuid/setgid bits are cleared.
+ * Checks run before strip, so a wrong-arch file is named, not a strip failure.
  */
-export async function normalizeTree(dir: string, remove: string[], port: string): Promise<NormalizeReport> {
+export async function normalizeTree(
+  dir: string,
+  remove: string[],
+  port: string,
+  rules: TreeRules = X86_64_RULES,
+): Promise<NormalizeReport> {
   const report: NormalizeReport = { removed: [], stripped: [], relinked: [] };
   const patterns = [...DEFAULT_REMOVE, ...remove].map(globToRegExp);
   for (const p of await walk(dir)) {
@@ -110,9 +129,36 @@ export async function normalizeTree(dir: string, remove: string[], port: string)
     }
     if (!st.isFile()) continue;
     if (st.mode & 0o6000) await chmod(abs, st.mode & 0o1777);
-    const { kind, dynamic } = await sniff(abs);
+    const { kind, dynamic, machines } = await sniff(abs);
     if (kind === 'none') continue;
-    if ((kind === 'executable' || kind === 'shared') && dynamic) {
+    const expected = 'elfMachine' in rules ? rules.elfMachine : undefined;
+    const wrong = machines.find((m) => m.machine !== expected);
+    if (wrong) {
+      const what = wrong.member ? `${p} (member ${wrong.member})` : p;
+      const found = wrong.machine < 0 ? 'an unreadable ELF header' : machineName(wrong.machine);
+      throw new SwpkgError(
+        'E_WRONG_ARCH',
+        expected === undefined
+          ? `${port}: ${what} is ${found} machine code, but an arch "any" package holds no machine code`
+          : `${port}: ${what} is ${found} machine code, but the package is for ${rules.arch}`,
+        {
+          hint:
+            expected === undefined
+              ? 'build the port for a target (drop "arch": "any") or remove the file'
+              : 'the build used a compiler for another machine: pass the target compiler ($CC, the triple-prefixed tools) instead of a hard-coded gcc/cc',
+          details: {
+            port,
+            path: p,
+            ...(wrong.member ? { member: wrong.member } : {}),
+            arch: rules.arch,
+            expectedMachine: expected ?? null,
+            machine: wrong.machine,
+          },
+        },
+      );
+    }
+    const mustBeStatic = 'static' in rules && rules.static;
+    if (mustBeStatic && (kind === 'executable' || kind === 'shared') && dynamic) {
       throw new SwpkgError('E_BUILD', `${port}: ${p} is dynamically linked, but ports must be fully static`, {
         hint: 'link with -static (the toolchain wrapper does) and build static libraries only (--disable-shared)',
         details: { port, path: p },
@@ -124,7 +170,7 @@ export async function normalizeTree(dir: string, remove: string[], port: string)
         : kind === 'shared'
           ? ['--strip-unneeded', abs]
           : ['--strip-debug', '--enable-deterministic-archives', abs];
-    const r = await runCommand('strip', args, { timeoutMs: 120_000 });
+    const r = await runCommand(rules.strip ?? 'strip', args, { timeoutMs: 120_000 });
     if (r.code !== 0) {
       throw new SwpkgError('E_BUILD', `${port}: strip ${p} failed: ${r.output.trim()}`, { details: { port, path: p } });
     }

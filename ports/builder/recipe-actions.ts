@@ -1,7 +1,7 @@
 import { copyFile, mkdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { silentReporter, type Reporter } from '../../catalog/index.js';
-import { buildPort, buildPorts, type BuildOptions, type BuiltPackage } from './build-port.js';
+import { buildPort, buildPorts, spdxFileName, type BuildOptions, type BuiltPackage } from './build-port.js';
 import { loadPortsCatalog, loadRecipe, checkRecipeFiles } from './ports-catalog.js';
 import type { PortsPaths } from './paths.js';
 import { assertTarget } from './recipe.js';
@@ -98,7 +98,7 @@ export async function packageRecipe(name: string, o: BuildOptions & { out: strin
   const b = all.find((x) => x.name === name)!;
   await mkdir(o.out, { recursive: true });
   const path = await copyInto(b.path, o.out, b.file);
-  const spdxPath = await copyInto(b.spdxPath, o.out, `${b.name}-${b.version}.spdx.json`);
+  const spdxPath = await copyInto(b.spdxPath, o.out, spdxFileName(b.file));
   return {
     ...reportOf(b),
     path,

@@ -2,14 +2,30 @@ import semver from 'semver';
 import { SwpkgError, SHA256_HEX, NAME_RE } from '../../catalog/index.js';
 
 /** Targets the builder knows how to produce. A recipe lists the subset it supports. */
-export const KNOWN_TARGETS = ['x86_64-linux-musl'] as const;
+export const KNOWN_TARGETS = ['x86_64-linux-musl', 'aarch64-linux-musl'] as const;
 export type Target = (typeof KNOWN_TARGETS)[number];
 export const DEFAULT_TARGET: Target = 'x86_64-linux-musl';
 
-/** Per target: the package arch and ABI that binaries built for it carry. */
-export const TARGET_INFO: Record<Target, { arch: 'x86_64'; abi: string }> = {
-  'x86_64-linux-musl': { arch: 'x86_64', abi: 'linux-musl-static' },
+/**
+ * Per target: the package arch and ABI that binaries built for it carry, the
+ * ELF machine every executable and library in its packages must have, and
+ * whether its outputs must be statically linked.
+ */
+export const TARGET_INFO: Record<Target, { arch: 'x86_64' | 'aarch64'; abi: string; elfMachine: number; static: boolean }> = {
+  'x86_64-linux-musl': { arch: 'x86_64', abi: 'linux-musl-static', elfMachine: 62 /* EM_X86_64 */, static: true },
+  'aarch64-linux-musl': { arch: 'aarch64', abi: 'linux-musl-static', elfMachine: 183 /* EM_AARCH64 */, static: true },
 };
+
+/**
+ * The target whose toolchain builds a port: its own target, except that an
+ * `arch: any` port (data only, made with host tools) is built once, for the
+ * default target, whatever target was asked for. Its package is then one file
+ * shared by every target instead of two packages with the same name and
+ * version but different build records.
+ */
+export function buildTargetOf(recipe: Recipe, target: Target): Target {
+  return recipe.arch === 'any' ? DEFAULT_TARGET : target;
+}
 
 export const BUILD_SYSTEMS = ['autotools', 'cmake', 'make', 'custom'] as const;
 export type BuildSystem = (typeof BUILD_SYSTEMS)[number];

@@ -1,7 +1,8 @@
 import { copyFile, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { SwpkgError, publishRepository, readPrivateKey, silentReporter, type PublishResult } from '../../catalog/index.js';
-import { buildPorts, type BuildOptions } from './build-port.js';
+import { buildPorts, type BuildOptions, type BuiltPackage } from './build-port.js';
+import { DEFAULT_TARGET, assertTarget } from './recipe.js';
 import { dependencyOrder, edgesOf, loadPortsCatalog, loadRecipeClosure } from './ports-catalog.js';
 
 export interface RepoFixtureOptions extends BuildOptions {
@@ -17,11 +18,17 @@ export interface RepoFixtureOptions extends BuildOptions {
   expiresIn?: number;
   /** Publish every port of the catalog (names are then ignored). */
   all?: boolean;
+  /**
+   * Build and publish for each of these targets into the one root (default:
+   * `target`, else x86_64). Arch-specific packages are published per arch;
+   * an `arch: any` package is the same file for every target and is published once.
+   */
+  targets?: string[];
 }
 
 export interface RepoFixtureResult {
-  /** The ports built and published: the named ones and their runtime dependencies. */
-  ports: { name: string; version: string; file: string; sha256: string; cached: boolean; seconds: number }[];
+  /** The packages built and published: the named ports and their runtime dependencies, per target. */
+  ports: { name: string; version: string; target: string; file: string; sha256: string; cached: boolean; seconds: number }[];
   publish: PublishResult;
 }
 
@@ -29,8 +36,9 @@ export interface RepoFixtureResult {
  * `swport recipe repo-fixture NAMES... --key KEY --out ROOT`: builds the named
  * ports (or all with `all`) and their runtime dependencies through the cache,
  * then publishes exactly those packages with the library's publishRepository
- * (what `swpkg repo publish` runs) into a signed static root. A failed build
- * stops before anything is published.
+ * (what `swpkg repo publish` runs) into a signed static root, for one or
+ * several targets (one root serves every arch). A failed build stops before
+ * anything is published.
  */
 export async function makeRepoFixture(names: string[], o: RepoFixtureOptions): Promise<RepoFixtureResult> {
   const reporter = o.reporter ?? silentReporter;
@@ -50,8 +58,26 @@ export async function makeRepoFixture(names: string[], o: RepoFixtureOptions): P
       return l ? edgesOf(l.recipe, 'runtime') : undefined;
     }),
   );
-  const built = await buildPorts(wanted, { ...o, withRuntime: true });
-  const ports = built.filter((b) => published.has(b.name));
+  const targets = [...new Set(o.targets && o.targets.length > 0 ? o.targets : [o.target ?? DEFAULT_TARGET])];
+  // Every target is checked against every recipe before anything is built.
+  for (const t of targets) for (const n of wanted) assertTarget(recipes.get(n)!.recipe, t);
+  const ports: BuiltPackage[] = [];
+  const files = new Map<string, string>();
+  for (const target of targets) {
+    const built = await buildPorts(wanted, { ...o, target, withRuntime: true });
+    for (const b of built.filter((x) => published.has(x.name))) {
+      const seen = files.get(b.file);
+      if (seen === b.sha256) continue;
+      if (seen !== undefined) {
+        throw new SwpkgError('E_IMMUTABLE', `${b.file} was built twice with different bytes (for ${targets.join(' and ')})`, {
+          hint: 'an arch "any" port must not depend on the target it is built for',
+          details: { file: b.file, sha256: [seen, b.sha256] },
+        });
+      }
+      files.set(b.file, b.sha256);
+      ports.push(b);
+    }
+  }
   const staging = join(o.paths.cacheDir, 'work');
   await mkdir(staging, { recursive: true });
   const packagesDir = await mkdtemp(join(staging, '.repo-fixture-'));
@@ -68,7 +94,15 @@ export async function makeRepoFixture(names: string[], o: RepoFixtureOptions): P
       reporter,
     });
     return {
-      ports: ports.map((b) => ({ name: b.name, version: b.version, file: b.file, sha256: b.sha256, cached: b.cached, seconds: b.seconds })),
+      ports: ports.map((b) => ({
+        name: b.name,
+        version: b.version,
+        target: b.target,
+        file: b.file,
+        sha256: b.sha256,
+        cached: b.cached,
+        seconds: b.seconds,
+      })),
       publish,
     };
   } finally {

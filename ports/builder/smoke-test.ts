@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:http';
-import { copyFile, cp, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, cp, lstat, mkdir, mkdtemp, readdir, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { SwpkgError, extractPackage, silentReporter } from '../../catalog/index.js';
 import { buildPorts, type BuildOptions, type BuiltPackage } from './build-port.js';
@@ -9,6 +9,9 @@ import { dependencyOrder, edgesOf, loadPortsCatalog, loadRecipeClosure } from '.
 import { PREFIX } from './package-tree.js';
 import { runCommand } from './run-command.js';
 import { probeSandbox } from './sandbox.js';
+import { readElf } from './elf.js';
+import { DEFAULT_TARGET, TARGET_INFO, type Target } from './recipe.js';
+import { QEMU_USER } from './toolchain.js';
 
 /** What the smoke HTTP server answers at `$SMOKE_HTTP_URL/hello.txt`. */
 export const SMOKE_HTTP_BODY = 'swport smoke ok\n';
@@ -20,6 +23,9 @@ export interface SmokeResult {
   installed: string[];
   /** `bwrap`: run with the root mounted at /pkg/current and nothing from the host but busybox. */
   isolation: 'bwrap' | 'host';
+  target: string;
+  /** The emulator the package's programs ran under (qemu-user for a foreign arch), when one was needed. */
+  emulator?: string;
   seconds: number;
   output: string;
 }
@@ -44,6 +50,72 @@ async function startSmokeServer(): Promise<{ server: Server; url: string }> {
   return { server, url: `http://127.0.0.1:${addr.port}` };
 }
 
+/** The package arch of the machine running swport. */
+export function hostArch(): string {
+  return process.arch === 'x64' ? 'x86_64' : process.arch === 'arm64' ? 'aarch64' : process.arch;
+}
+
+/**
+ * The qemu-user binary that runs `target`'s programs on this host, or
+ * undefined when the host runs them natively. It must be the static build
+ * (Debian qemu-user-static): the smoke sandbox has no host libraries. Missing
+ * is E_NO_EMULATOR with the package to install. binfmt_misc is not relied
+ * on: it may be unregistered (containers), so programs are started through
+ * qemu explicitly.
+ */
+export function findEmulator(target: Target, dirs: string[] = ['/usr/bin', '/usr/local/bin', '/bin']): string | undefined {
+  const arch = TARGET_INFO[target].arch;
+  if (arch === hostArch()) return undefined;
+  const found = dirs.map((d) => join(d, QEMU_USER)).find((p) => existsSync(p));
+  if (!found) {
+    throw new SwpkgError('E_NO_EMULATOR', `${target} programs cannot run on this ${hostArch()} host: ${QEMU_USER} is missing`, {
+      hint: 'apt-get install -y qemu-user-static (scripts/setup.sh installs it)',
+      details: { target, arch, host: hostArch(), tool: QEMU_USER, searched: dirs },
+    });
+  }
+  return found;
+}
+
+async function walkFiles(dir: string, rel = ''): Promise<string[]> {
+  const out: string[] = [];
+  for (const name of (await readdir(join(dir, rel))).sort()) {
+    const p = rel ? `${rel}/${name}` : name;
+    const st = await lstat(join(dir, p));
+    if (st.isDirectory()) out.push(...(await walkFiles(dir, p)));
+    else if (st.isFile() && st.mode & 0o111) out.push(p);
+  }
+  return out;
+}
+
+/**
+ * Moves every executable ELF program of `machine` from `root` into `realDir`
+ * and leaves in its place a shell script that runs it under qemu-user, with
+ * argv[0] kept. The smoke script then finds `lua` on PATH (or at
+ * $PKG_PREFIX/bin/lua) exactly as in the guest. Paths in the scripts are as
+ * the smoke run sees them (`innerRealDir`, `innerQemu`).
+ */
+export async function wrapForEmulator(o: {
+  root: string;
+  realDir: string;
+  machine: number;
+  innerRealDir: string;
+  innerQemu: string;
+}): Promise<string[]> {
+  const wrapped: string[] = [];
+  for (const p of await walkFiles(o.root)) {
+    const elf = await readElf(join(o.root, p));
+    if (!elf || elf.machine !== o.machine || (elf.type !== 'executable' && elf.type !== 'shared')) continue;
+    const real = join(o.realDir, p);
+    await mkdir(dirname(real), { recursive: true });
+    const mode = (await lstat(join(o.root, p))).mode & 0o7777;
+    await rename(join(o.root, p), real);
+    await writeFile(join(o.root, p), `#!/bin/sh\nexec ${o.innerQemu} -0 "$0" ${o.innerRealDir}/${p} "$@"\n`);
+    await chmod(join(o.root, p), mode);
+    wrapped.push(p);
+  }
+  return wrapped;
+}
+
 /** A folder of busybox applet links, so the smoke script sees only busybox besides the package. */
 async function busyboxDir(dir: string): Promise<boolean> {
   const bb = ['/usr/bin/busybox', '/bin/busybox'].find((p) => existsSync(p));
@@ -66,9 +138,14 @@ async function busyboxDir(dir: string): Promise<boolean> {
  * server on 127.0.0.1. Under bubblewrap the root is mounted at /pkg/current
  * with no host /usr, so a binary that needs anything beyond its package fails
  * here as it would in the guest. A failing script is E_BUILD with its output.
+ * Packages for another arch (aarch64 on an x86_64 host) run the same script:
+ * their programs are started through qemu-user (see wrapForEmulator), and a
+ * missing qemu-user is E_NO_EMULATOR before anything is built.
  */
 export async function runSmokeTest(name: string, opts: BuildOptions): Promise<SmokeResult> {
   const reporter = opts.reporter ?? silentReporter;
+  const target = (opts.target ?? DEFAULT_TARGET) as Target;
+  const needed = TARGET_INFO[target] ? findEmulator(target) : undefined;
   const catalog = await loadPortsCatalog(opts.paths.portsDir);
   const recipes = await loadRecipeClosure(catalog, [name]);
   const built = await buildPorts([name], { ...opts, withRuntime: true });
@@ -96,6 +173,22 @@ export async function runSmokeTest(name: string, opts: BuildOptions): Promise<Sm
     await mkdir(work);
     const sandbox = opts.sandbox ?? (await probeSandbox());
     const useBwrap = sandbox.kind === 'bwrap' && haveBusybox;
+    const realDir = join(scratch, 'real');
+    let emulator: string | undefined;
+    if (needed) {
+      const wrapped = await wrapForEmulator({
+        root,
+        realDir,
+        machine: TARGET_INFO[target].elfMachine,
+        innerRealDir: useBwrap ? '/qemu/real' : realDir,
+        innerQemu: useBwrap ? `/qemu/${QEMU_USER}` : needed,
+      });
+      // Data-only packages (arch any) have no programs: nothing runs under qemu.
+      if (wrapped.length > 0) {
+        emulator = needed;
+        reporter.info(`${name}: ${wrapped.length} program(s) run under ${emulator}`);
+      }
+    }
     if (!haveBusybox) reporter.warn('busybox not found: the smoke test runs with the host PATH, so it proves less than in the guest');
     let cmd: string;
     let args: string[];
@@ -132,6 +225,7 @@ export async function runSmokeTest(name: string, opts: BuildOptions): Promise<Sm
         '--ro-bind',
         l.dir,
         '/smoke',
+        ...(emulator ? ['--ro-bind', emulator, `/qemu/${QEMU_USER}`, '--ro-bind', realDir, '/qemu/real'] : []),
         '--dev',
         '/dev',
         '--proc',
@@ -171,7 +265,9 @@ export async function runSmokeTest(name: string, opts: BuildOptions): Promise<Sm
       env = { PATH: path, PKG_PREFIX: root, SMOKE_HTTP_URL: url, HOME: work, TMPDIR: work, TZ: 'UTC' };
       cwd = work;
     }
-    reporter.info(`${name}: smoke test (${useBwrap ? 'bwrap, package at /pkg/current' : 'host'})`);
+    reporter.info(
+      `${name}: smoke test (${useBwrap ? 'bwrap, package at /pkg/current' : 'host'}${emulator ? `, ${target} under qemu-user` : ''})`,
+    );
     const r = await runCommand(cmd, args, { env, ...(cwd ? { cwd } : {}), timeoutMs: 120_000 });
     const output = r.output.trim();
     if (r.code !== 0) {
@@ -190,6 +286,8 @@ export async function runSmokeTest(name: string, opts: BuildOptions): Promise<Sm
       version: l.recipe.version,
       installed: runtime,
       isolation: useBwrap ? 'bwrap' : 'host',
+      target,
+      ...(emulator ? { emulator } : {}),
       seconds: (Date.now() - t0) / 1000,
       output,
     };

@@ -22,6 +22,8 @@ export interface NotRun {
 
 export interface RunResult {
   format: 1;
+  /** The guest's architecture (x86_64 or aarch64). */
+  arch: string;
   mode: string;
   started: string;
   finished: string;
@@ -78,14 +80,16 @@ export async function pointLatest(base: string, runDir: string): Promise<void> {
 
 /**
  * Store images are sparse but big once written: only the newest `keep` run
- * folders keep theirs. The rest of each folder (logs, results) stays.
+ * folders keep theirs. The rest of each folder (logs, results) stays. A run
+ * without result.json has not finished (it writes that file last, just before
+ * pruning): its guest may still be using its store, which is never touched.
  */
 export async function pruneStoreImages(base: string, keep = 2): Promise<string[]> {
   const runs: string[] = [];
   for (const n of await readdir(base)) {
     if (n.startsWith('.') || n === 'latest') continue;
     const p = join(base, n);
-    if ((await stat(p)).isDirectory() && existsSync(join(p, 'store.img'))) runs.push(n);
+    if ((await stat(p)).isDirectory() && existsSync(join(p, 'store.img')) && existsSync(join(p, 'result.json'))) runs.push(n);
   }
   runs.sort();
   const removed: string[] = [];
@@ -106,6 +110,9 @@ export function renderManifest(r: RunResult, d: DeploymentFacts): string {
   L.push('swpkg deployment record (QEMU acceptance run)');
   L.push('');
   L.push(`run:            ${r.evidence}`);
+  L.push(
+    `arch:           ${r.arch}${d.manifest?.arch !== undefined && d.manifest.arch !== r.arch ? ` (artifact set says ${d.manifest.arch})` : ''}`,
+  );
   L.push(`mode:           ${r.mode}`);
   L.push(`started:        ${r.started}`);
   L.push(`finished:       ${r.finished} (${r.seconds} s)`);
@@ -140,7 +147,9 @@ export function renderManifest(r: RunResult, d: DeploymentFacts): string {
     for (const o of Object.values(m.outputs)) L.push(`  ${pad(o.file, 20)} ${String(o.size).padStart(11)}  sha256 ${o.sha256}`);
     L.push(`  kernel package  ${m.kernel.package} ${m.kernel.version} (sha256 ${m.kernel.sha256}), release ${m.kernel.release}`);
     L.push(`  busybox         ${m.busybox.package} ${m.busybox.version} (sha256 ${m.busybox.sha256})`);
-    L.push(`  node            ${m.node.version} (sha256 ${m.node.sha256}, ${m.node.size} bytes)`);
+    L.push(
+      `  node            ${m.node.version} (sha256 ${m.node.sha256}, ${m.node.size} bytes${m.node.source ? `, from ${m.node.source}` : ''})`,
+    );
     L.push(
       `  pkg client      ${m.pkgClient ? `${m.pkgClient.version} (sha256 ${m.pkgClient.sha256}, ${m.pkgClient.size} bytes, from ${m.pkgClient.source})` : 'none'}`,
     );

@@ -19,6 +19,8 @@ import {
   type Reporter,
 } from '../../catalog/index.js';
 import { buildPorts, defaultPortsPaths, loadPortsCatalog, loadRecipeClosure, edgesOf } from '../../ports/index.js';
+import { GUEST_ARCH_PROFILES } from '../../images/index.js';
+import type { GuestArch } from '../../kernel/index.js';
 import { errorText } from './util.js';
 
 /** Guest-side port numbers; the host side of each is whatever port its server got. */
@@ -74,6 +76,8 @@ export interface TestPackage {
 }
 
 export interface Fixture {
+  /** The guest's arch: every package made or built here is for it (except the deliberately foreign ones). */
+  arch: GuestArch;
   workDir: string;
   www: Record<RootName, string>;
   keys: { root: KeyPair; catalog: KeyPair; unknown: KeyPair; dnsRoot: KeyPair };
@@ -130,6 +134,11 @@ export async function makeTestPackage(
 
 const sh = (body: string): { text: string; mode: number } => ({ text: `#!/bin/sh\n${body}\n`, mode: 0o755 });
 
+/** The other guest arch: what the incompatibility checks offer this guest. */
+export function foreignArch(arch: GuestArch): GuestArch {
+  return arch === 'x86_64' ? 'aarch64' : 'x86_64';
+}
+
 export function helloPackage(version: string): {
   meta: Omit<PackageMeta, 'arch' | 'abi' | 'license'>;
   files: Record<string, { text?: string; mode?: number }>;
@@ -154,7 +163,9 @@ export async function buildSeedPorts(
   auxDir: string,
   reporter: Reporter,
   info: (l: string) => void,
+  arch: GuestArch = 'x86_64',
 ): Promise<SeedPort[]> {
+  const target = GUEST_ARCH_PROFILES[arch].portTarget;
   const paths = defaultPortsPaths();
   const catalog = await loadPortsCatalog(paths.portsDir);
   const recipes = await loadRecipeClosure(catalog, names, 'all');
@@ -173,7 +184,7 @@ export async function buildSeedPorts(
     port.version = l.recipe.version;
     const t0 = Date.now();
     try {
-      const built = await buildPorts([name], { paths, withRuntime: true, reporter });
+      const built = await buildPorts([name], { paths, withRuntime: true, reporter, target });
       for (const b of built) {
         if (have.has(b.name)) continue;
         const dest = join(packagesDir, b.file);
@@ -196,7 +207,7 @@ export async function buildSeedPorts(
     }
     port.seconds = Math.round((Date.now() - t0) / 100) / 10;
     info(
-      `ports: ${name} ${port.failed ? `FAILED (${port.failed})` : `${port.version} ${port.cached ? 'from the build cache' : 'built'} in ${port.seconds} s`}`,
+      `ports: ${name} (${target}) ${port.failed ? `FAILED (${port.failed})` : `${port.version} ${port.cached ? 'from the build cache' : 'built'} in ${port.seconds} s`}`,
     );
   }
   return out;
@@ -249,14 +260,15 @@ export async function prepareRejectionRoots(f: Fixture, victim: TestPackage): Pr
     `catalog v${current.signed.version + 200} signed only by key ${f.keys.unknown.keyid.slice(0, 16)}…, which the root does not list`;
 
   await mirrorRoot(main, f.www.incompatibleArch);
+  const other = foreignArch(f.arch);
   await writeCatalog(
     f.www.incompatibleArch,
     signCatalog(
-      { ...current.signed, version: current.signed.version + 300, compatibility: { ...current.signed.compatibility, arch: ['aarch64'] } },
+      { ...current.signed, version: current.signed.version + 300, compatibility: { ...current.signed.compatibility, arch: [other] } },
       [f.keys.catalog],
     ),
   );
-  what['incompatibleArch'] = `catalog v${current.signed.version + 300} for arch aarch64 only, signed by the catalog key`;
+  what['incompatibleArch'] = `catalog v${current.signed.version + 300} for arch ${other} only, signed by the catalog key`;
 
   await mirrorRoot(main, f.www.incompatibleAbi);
   await writeCatalog(
@@ -292,12 +304,14 @@ export async function prepareRejectionRoots(f: Fixture, victim: TestPackage): Pr
  * attack), the DNS-hosted repository and the aux files.
  */
 export async function makeFixture(o: {
+  arch?: GuestArch;
   workDir: string;
   seedPorts: string[];
   reporter: Reporter;
   info: (l: string) => void;
 }): Promise<Fixture> {
   const w = o.workDir;
+  const arch = o.arch ?? 'x86_64';
   const www = Object.fromEntries(ROOT_NAMES.map((n) => [n, join(w, 'www', n)])) as Record<RootName, string>;
   for (const d of Object.values(www)) await mkdir(d, { recursive: true });
   const scratch = join(w, 'payloads');
@@ -320,7 +334,12 @@ export async function makeFixture(o: {
     await makeTestPackage(
       scratch,
       mainPackagesDir,
-      { name: 'libgreet', version: '1.0.0', summary: 'acceptance test library: a greeting' },
+      {
+        arch,
+        name: 'libgreet',
+        version: '1.0.0',
+        summary: 'acceptance test library: a greeting',
+      },
       {
         'share/libgreet/greeting.txt': { text: 'greetings from libgreet 1.0.0\n' },
         'bin/greet': sh('cat /pkg/current/share/libgreet/greeting.txt'),
@@ -328,13 +347,18 @@ export async function makeFixture(o: {
     ),
   );
   const h = helloPackage('1.0.0');
-  add('hello', await makeTestPackage(scratch, mainPackagesDir, h.meta, h.files));
+  add('hello', await makeTestPackage(scratch, mainPackagesDir, { ...h.meta, arch }, h.files));
   add(
     'extra',
     await makeTestPackage(
       scratch,
       mainPackagesDir,
-      { name: 'extra', version: '1.0.0', summary: 'acceptance test package the tampered mirror corrupts' },
+      {
+        arch,
+        name: 'extra',
+        version: '1.0.0',
+        summary: 'acceptance test package the tampered mirror corrupts',
+      },
       {
         'bin/extra': sh('echo extra 1.0.0'),
         'share/extra/data.bin': { bytes: randomBytes(64 * 1024) },
@@ -351,7 +375,7 @@ export async function makeFixture(o: {
       await makeTestPackage(
         scratch,
         mainPackagesDir,
-        { name: 'power', version, summary: 'acceptance test package installed across a power cut' },
+        { arch, name: 'power', version, summary: 'acceptance test package installed across a power cut' },
         files,
       ),
     );
@@ -363,7 +387,12 @@ export async function makeFixture(o: {
     await makeTestPackage(
       scratch,
       localDir,
-      { name: 'local-signed', version: '1.0.0', summary: 'local package signed by the main catalog key' },
+      {
+        arch,
+        name: 'local-signed',
+        version: '1.0.0',
+        summary: 'local package signed by the main catalog key',
+      },
       { 'bin/local-signed': sh('echo local-signed 1.0.0') },
       keys.catalog,
     ),
@@ -373,7 +402,12 @@ export async function makeFixture(o: {
     await makeTestPackage(
       scratch,
       localDir,
-      { name: 'local-unsigned', version: '1.0.0', summary: 'local package without a signature' },
+      {
+        arch,
+        name: 'local-unsigned',
+        version: '1.0.0',
+        summary: 'local package without a signature',
+      },
       {
         'bin/local-unsigned': sh('echo local-unsigned 1.0.0'),
       },
@@ -384,20 +418,37 @@ export async function makeFixture(o: {
     await makeTestPackage(
       scratch,
       localDir,
-      { name: 'local-stranger', version: '1.0.0', summary: 'local package signed by a key nobody trusts' },
+      {
+        arch,
+        name: 'local-stranger',
+        version: '1.0.0',
+        summary: 'local package signed by a key nobody trusts',
+      },
       { 'bin/local-stranger': sh('echo local-stranger 1.0.0') },
       keys.unknown,
     ),
   );
 
+  // A trusted package this guest cannot run: only its arch stands in the way (E_INCOMPATIBLE, naming both arches).
+  add(
+    'localForeign',
+    await makeTestPackage(
+      scratch,
+      localDir,
+      { arch: foreignArch(arch), name: 'local-foreign', version: '1.0.0', summary: `local package built for ${foreignArch(arch)}` },
+      { 'bin/local-foreign': sh('echo local-foreign 1.0.0') },
+      keys.catalog,
+    ),
+  );
+
   // Seed ports.
-  const seed = await buildSeedPorts(o.seedPorts, mainPackagesDir, www.aux, o.reporter, o.info);
+  const seed = await buildSeedPorts(o.seedPorts, mainPackagesDir, www.aux, o.reporter, o.info, arch);
 
   // Aux root: the smoke page, smoke scripts (written by buildSeedPorts), local packages.
   await writeFile(join(www.aux, 'hello.txt'), SMOKE_HTTP_BODY);
   const auxFiles: Fixture['auxFiles'] = {};
   for (const p of seed) if (p.smokeFile && p.smokeSha256) auxFiles[p.smokeFile] = { path: p.smokeFile, sha256: p.smokeSha256 };
-  for (const id of ['localSigned', 'localUnsigned', 'localStranger']) {
+  for (const id of ['localSigned', 'localUnsigned', 'localStranger', 'localForeign']) {
     const t = test[id]!;
     const rel = `files/${t.file.split('/').pop()}`;
     auxFiles[rel] = { path: rel, sha256: t.sha256 };
@@ -431,7 +482,12 @@ export async function makeFixture(o: {
   await makeTestPackage(
     scratch,
     dnsPackagesDir,
-    { name: 'dnsdemo', version: '1.0.0', summary: 'installed from a repository found through DNS' },
+    {
+      arch,
+      name: 'dnsdemo',
+      version: '1.0.0',
+      summary: 'installed from a repository found through DNS',
+    },
     {
       'bin/dnsdemo': sh('echo dnsdemo 1.0.0 from repo.swpkg.test'),
     },
@@ -445,6 +501,7 @@ export async function makeFixture(o: {
   });
 
   return {
+    arch,
     workDir: w,
     www,
     keys,
@@ -463,10 +520,10 @@ export async function makeFixture(o: {
 /** Adds hello@1.1.0 to the main repository and publishes it (the upgrade scenario, while the guest runs). */
 export async function publishHelloUpgrade(f: Fixture, reporter: Reporter): Promise<{ pkg: TestPackage; publish: PublishResult }> {
   const h = helloPackage('1.1.0');
-  const existing = join(f.mainPackagesDir, 'hello-1.1.0-x86_64.swpkg');
+  const existing = join(f.mainPackagesDir, `hello-1.1.0-${f.arch}.swpkg`);
   const pkg = existsSync(existing)
     ? { name: 'hello', version: '1.1.0', file: existing, ...(await sha256File(existing)) }
-    : await makeTestPackage(join(f.workDir, 'payloads'), f.mainPackagesDir, h.meta, h.files);
+    : await makeTestPackage(join(f.workDir, 'payloads'), f.mainPackagesDir, { ...h.meta, arch: f.arch }, h.files);
   f.test['hello11'] = pkg;
   const publish = await publishRepository({ packagesDir: f.mainPackagesDir, out: f.www.main, key: f.keys.catalog, name: 'main', reporter });
   f.publishes.push(publish);

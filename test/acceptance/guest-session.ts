@@ -1,4 +1,5 @@
 import { startGuest, type BootTiming, type GuestHandle, type PortForward } from '../../images/index.js';
+import type { GuestArch } from '../../kernel/index.js';
 import { AcceptanceFailure, check, errorText, q } from './util.js';
 
 /** One guest command as the evidence shows it. */
@@ -70,6 +71,7 @@ export interface BootRecord {
 }
 
 export interface GuestSessionOptions {
+  arch: GuestArch;
   artifactsDir: string;
   storeImage: string;
   serialLog: string;
@@ -105,6 +107,7 @@ export class GuestSession {
     if (this.up) throw new AcceptanceFailure('boot requested while the guest is still running');
     this.o.onInfo(`guest: starting QEMU (${kind})`);
     this.guest = await startGuest({
+      arch: this.o.arch,
       artifactsDir: this.o.artifactsDir,
       storeImage: this.o.storeImage,
       hostPorts: this.o.hostPorts,

@@ -1,7 +1,15 @@
 import { createWriteStream } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { buildImages, createStoreImage, verifyArtifacts, type ArtifactManifest } from '../../images/index.js';
+import {
+  GUEST_ARCH_PROFILES,
+  buildImages,
+  createStoreImage,
+  parseGuestArch,
+  verifyArtifacts,
+  type ArtifactManifest,
+} from '../../images/index.js';
+import type { GuestArch } from '../../kernel/index.js';
 import { settleArtifactSets, snapshotArtifactSet, type DeploymentRecord } from './artifact-sets.js';
 import {
   createEvidenceDir,
@@ -16,7 +24,7 @@ import { GuestSession, ScenarioTranscript } from './guest-session.js';
 import { startServe, type ServedRoot } from './host-servers.js';
 import { check, errorText, hostRun, repoRoot, seconds, utcStamp } from './util.js';
 
-const USAGE = `usage: run.ts --main-job --web-root DIR [--install NAMES] [--evidence DIR] [--artifacts DIR]
+const USAGE = `usage: run.ts --main-job --web-root DIR [--arch x86_64|aarch64] [--install NAMES] [--evidence DIR] [--artifacts DIR]
 
 The guest half of scripts/main-job.sh: serves the published web root DIR with
 \`swpkg serve\`, builds (incrementally) and boots the guest, adds the repository
@@ -31,6 +39,7 @@ export async function runMainJob(argv: string[]): Promise<number> {
   let evidence = '';
   let artifacts = '';
   let install = ['curl', 'lua'];
+  let arch: GuestArch = 'x86_64';
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const v = argv[i + 1];
@@ -47,6 +56,7 @@ export async function runMainJob(argv: string[]): Promise<number> {
     else if (a === '--evidence') evidence = v;
     else if (a === '--artifacts') artifacts = v;
     else if (a === '--install') install = v.split(/[ ,]+/).filter(Boolean);
+    else if (a === '--arch') arch = parseGuestArch(v);
     else {
       process.stderr.write(`unknown argument ${a}\n${USAGE}\n`);
       return 2;
@@ -59,7 +69,7 @@ export async function runMainJob(argv: string[]): Promise<number> {
   const root = repoRoot();
   const started = new Date();
   const base = resolve(evidence || join(root, 'evidence'));
-  const runDir = await createEvidenceDir(base, `${utcStamp(started)}-main-job`);
+  const runDir = await createEvidenceDir(base, `${utcStamp(started)}-main-job${arch === 'x86_64' ? '' : `-${arch}`}`);
   const hostLog = createWriteStream(join(runDir, 'host.log'));
   const t0 = Date.now();
   const info = (l: string): void => {
@@ -71,7 +81,7 @@ export async function runMainJob(argv: string[]): Promise<number> {
     warn: (m: string) => info(`warning: ${m}`),
     progress: () => undefined,
   };
-  const artifactsDir = resolve(artifacts || join(root, 'build', 'images'));
+  const artifactsDir = resolve(artifacts || join(root, GUEST_ARCH_PROFILES[arch].imagesDir));
   const timings: Record<string, unknown> = {};
   const transcript = new ScenarioTranscript();
   let server: ServedRoot | null = null;
@@ -104,7 +114,7 @@ export async function runMainJob(argv: string[]): Promise<number> {
     const rootPub = await readFile(join(webRoot, 'repo-root.pub'), 'utf8');
     manifest = await timed('guest images (build what is missing)', async () => {
       const before = await snapshotArtifactSet(artifactsDir);
-      const r = await buildImages({ outDir: artifactsDir, pkg: 'bundle', reporter });
+      const r = await buildImages({ arch, outDir: artifactsDir, pkg: 'bundle', reporter });
       for (const s of r.steps) info(`   ${s.skipped ? 'up to date' : 'built     '} ${s.name} (${s.ms} ms)`);
       deployment = await settleArtifactSets(artifactsDir, before);
       return verifyArtifacts(artifactsDir);
@@ -114,6 +124,7 @@ export async function runMainJob(argv: string[]): Promise<number> {
     info(`   serving ${webRoot} at ${server.url} (the guest sees http://10.0.2.2:${GUEST_PORT}/)`);
     await createStoreImage({ path: storeImage, sizeMiB: 2048 });
     session = new GuestSession({
+      arch,
       artifactsDir,
       storeImage,
       serialLog: join(runDir, 'serial.log'),
@@ -186,7 +197,8 @@ export async function runMainJob(argv: string[]): Promise<number> {
   if (session) timings['boots'] = session.boots;
   const result: RunResult = {
     format: 1,
-    mode: '--main-job',
+    arch,
+    mode: `--main-job --arch ${arch}`,
     started: started.toISOString(),
     finished: finished.toISOString(),
     seconds: sc.seconds,

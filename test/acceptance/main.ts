@@ -2,7 +2,15 @@ import { createWriteStream, existsSync, type WriteStream } from 'node:fs';
 import { readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { release, type as osType } from 'node:os';
 import { join, resolve } from 'node:path';
-import { buildImages, createStoreImage, verifyArtifacts, type ArtifactManifest } from '../../images/index.js';
+import {
+  GUEST_ARCH_PROFILES,
+  buildImages,
+  createStoreImage,
+  parseGuestArch,
+  verifyArtifacts,
+  type ArtifactManifest,
+} from '../../images/index.js';
+import type { GuestArch } from '../../kernel/index.js';
 import type { Reporter } from '../../catalog/index.js';
 import { settleArtifactSets, snapshotArtifactSet, type DeploymentRecord } from './artifact-sets.js';
 import {
@@ -23,21 +31,23 @@ import { runMainJob } from './main-job.js';
 import { SCENARIOS, type ScenarioContext } from './scenarios.js';
 import { errorText, hostRun, repoRoot, seconds, utcStamp } from './util.js';
 
-const USAGE = `usage: node_modules/.bin/node test/acceptance/run.ts [--ci | --all | --scenario NAME...] [options]
+const USAGE = `usage: node_modules/.bin/node test/acceptance/run.ts [--arch x86_64|aarch64] [--ci | --all | --scenario NAME...] [options]
 
 Boots the real guest image under QEMU against repositories served by \`swpkg serve\`
 on 127.0.0.1 and runs the acceptance scenarios over the serial console.
 
+  --arch ARCH        the guest: x86_64 (default) or aarch64 (qemu-system-aarch64 -M virt, TCG on an
+                     x86_64 host); seed ports and test packages are made for it
   --ci               the CI subset (default): every scenario with seed ports ${SEED_PORTS_CI.join(', ')} and 2 power cuts
   --all              every scenario with all 13 seed ports and 4 power cuts
   --scenario NAME    run only NAME (repeatable); its prerequisites are set up inside it
   --evidence DIR     where run folders go (default: evidence/); DIR/<UTC time>/ and DIR/latest
-  --artifacts DIR    the guest artifact set to build and boot (default: build/images)
+  --artifacts DIR    the guest artifact set to build and boot (default: build/images, aarch64: build/images-aarch64)
   --ports A,B,...    seed ports to build and install (overrides the mode's set)
   --pkg-bundle FILE  boot with this ready pkg bundle instead of bundling userland/cli/main.ts
                      (recorded as the pkg client's source in manifest.txt)
   --memory MIB       guest memory (default 1024)
-  --timeout-min N    hard limit for the whole run (default 45 with --ci, 180 with --all)
+  --timeout-min N    hard limit for the whole run (default 45 with --ci, 180 with --all; twice that for aarch64)
   --list             list the scenarios and exit
   --main-job ...     the README's main job (scripts/main-job.sh runs this; see main-job.ts)
 
@@ -45,6 +55,7 @@ Scenarios: ${SCENARIOS.map((s) => s.name).join(', ')}
 Exit status: 0 when every scenario that ran passed, 1 otherwise, 2 for bad arguments.`;
 
 interface Options {
+  arch: GuestArch;
   mode: 'ci' | 'all' | 'selected';
   scenarios: string[];
   evidence: string;
@@ -59,6 +70,7 @@ type Parsed = { kind: 'run'; o: Options } | { kind: 'help' } | { kind: 'list' } 
 
 function parseArgs(argv: string[]): Parsed {
   const o: Options = {
+    arch: 'x86_64',
     mode: 'ci',
     scenarios: [],
     evidence: '',
@@ -90,7 +102,8 @@ function parseArgs(argv: string[]): Parsed {
         if (!SCENARIOS.some((s) => s.name === n))
           return { kind: 'error', message: `unknown scenario ${n}; known: ${SCENARIOS.map((s) => s.name).join(', ')}` };
         o.scenarios.push(n);
-      } else if (a === '--evidence') o.evidence = val();
+      } else if (a === '--arch') o.arch = parseGuestArch(val());
+      else if (a === '--evidence') o.evidence = val();
       else if (a === '--artifacts') o.artifacts = val();
       else if (a === '--ports')
         o.ports = val()
@@ -212,18 +225,24 @@ export async function main(argv: string[], bundleFile: string): Promise<number> 
 async function runSuite(o: Options): Promise<number> {
   const root = repoRoot();
   const started = new Date();
+  // Read before anything runs: the record names the sources this run was started from, even if
+  // someone commits while it runs.
+  const git = await gitFacts(root);
   const base = resolve(o.evidence || join(root, 'evidence'));
-  const runDir = await createEvidenceDir(base, utcStamp(started));
+  // aarch64 runs are marked in the folder name: both arches' runs share evidence/.
+  const runDir = await createEvidenceDir(base, `${utcStamp(started)}${o.arch === 'x86_64' ? '' : `-${o.arch}`}`);
   const hostLog = createWriteStream(join(runDir, 'host.log'));
   const { info, reporter } = makeLogger(hostLog);
-  const artifactsDir = resolve(o.artifacts || join(root, 'build', 'images'));
+  const artifactsDir = resolve(o.artifacts || join(root, GUEST_ARCH_PROFILES[o.arch].imagesDir));
   const seedPorts = o.ports ?? (o.mode === 'all' ? await allPorts(root) : SEED_PORTS_CI);
   const selected = SCENARIOS.filter((s) => (o.scenarios.length > 0 ? o.scenarios.includes(s.name) : o.mode === 'all' || s.ci));
   const modeText =
-    o.mode === 'selected'
+    `--arch ${o.arch} ` +
+    (o.mode === 'selected'
       ? `--scenario ${o.scenarios.join(' --scenario ')}`
-      : `--${o.mode}${o.scenarios.length ? ` --scenario ${o.scenarios.join(' --scenario ')}` : ''}`;
-  const limitMin = o.timeoutMin ?? (o.mode === 'all' ? 180 : 45);
+      : `--${o.mode}${o.scenarios.length ? ` --scenario ${o.scenarios.join(' --scenario ')}` : ''}`);
+  // TCG runs an aarch64 guest on an x86_64 host at a fraction of the speed.
+  const limitMin = o.timeoutMin ?? (o.mode === 'all' ? 180 : 45) * (o.arch === 'x86_64' ? 1 : 2);
   info(`acceptance run ${runDir} (${modeText}; ${selected.length} scenario(s); hard limit ${limitMin} min)`);
 
   const timings: Record<string, unknown> = {};
@@ -294,13 +313,20 @@ async function runSuite(o: Options): Promise<number> {
     });
     manifest = await stage('guest images', async () => {
       const before = await snapshotArtifactSet(artifactsDir);
-      const r = await buildImages({ outDir: artifactsDir, pkg: o.pkgBundle ? { bundleFile: o.pkgBundle } : 'bundle', reporter });
+      const r = await buildImages({
+        arch: o.arch,
+        outDir: artifactsDir,
+        pkg: o.pkgBundle ? { bundleFile: o.pkgBundle } : 'bundle',
+        reporter,
+      });
       for (const s of r.steps) info(`   ${s.skipped ? 'up to date' : 'built     '} ${s.name} (${s.ms} ms)`);
       deployment = await settleArtifactSets(artifactsDir, before);
       return verifyArtifacts(artifactsDir);
     });
     await writeJson(join(runDir, 'artifacts.json'), manifest);
-    fixture = await stage('repositories and packages', () => makeFixture({ workDir: join(runDir, 'work'), seedPorts, reporter, info }));
+    fixture = await stage('repositories and packages', () =>
+      makeFixture({ arch: o.arch, workDir: join(runDir, 'work'), seedPorts, reporter, info }),
+    );
     // The payload folders were only the packer's input; the packages and web roots stay as evidence.
     await rm(join(runDir, 'work', 'payloads'), { recursive: true, force: true });
     const f = fixture;
@@ -330,6 +356,7 @@ async function runSuite(o: Options): Promise<number> {
     ];
     await stage('store disk', () => createStoreImage({ path: storeImage, sizeMiB: 2048 }));
     session = new GuestSession({
+      arch: o.arch,
       artifactsDir,
       storeImage,
       serialLog: join(runDir, 'serial.log'),
@@ -406,6 +433,7 @@ async function runSuite(o: Options): Promise<number> {
   if (session) timings['boots'] = session.boots;
   const result: RunResult = {
     format: 1,
+    arch: o.arch,
     mode: modeText,
     started: started.toISOString(),
     finished: finished.toISOString(),
@@ -420,7 +448,7 @@ async function runSuite(o: Options): Promise<number> {
   await writeJson(join(runDir, 'result.json'), result);
   const g = session?.guest;
   const facts: DeploymentFacts = {
-    git: await gitFacts(root),
+    git,
     host: { node: process.version, kernel: `${osType()} ${release()}` },
     qemu: g
       ? {

@@ -1,8 +1,9 @@
-import type { ArtifactManifest } from '../../images/index.js';
+import { GUEST_ARCH_PROFILES, type ArtifactManifest } from '../../images/index.js';
 import type { Reporter } from '../../catalog/index.js';
 import {
   DNS_REPO_HOST,
   GUEST_PORTS,
+  foreignArch,
   POWER_VERSIONS,
   prepareRejectionRoots,
   publishHelloUpgrade,
@@ -199,6 +200,13 @@ export const SCENARIOS: Scenario[] = [
       check(!/SWPKG-BOOT-FAIL/.test(log), 'SWPKG-BOOT-FAIL printed');
       c.s.transcript.note(
         `boot markers: ${JSON.stringify(g.boot.steps)}, OK at guest uptime ${g.boot.uptime} s, shell after ${g.boot.wallMs} ms`,
+      );
+      const machine = await c.s.sh('uname -m');
+      check(machine.output.trim() === c.f.arch, `the guest runs ${machine.output.trim()}, this run is for ${c.f.arch}`);
+      const nodeArch = await c.s.sh('node -p process.arch', { timeoutMs: 120_000 });
+      check(
+        nodeArch.output.trim() === GUEST_ARCH_PROFILES[c.f.arch].nodeArch,
+        `the base disk's Node is ${nodeArch.output.trim()}, not the ${c.f.arch} build`,
       );
       const kernel = await c.s.sh('uname -r');
       check(
@@ -436,7 +444,7 @@ export const SCENARIOS: Scenario[] = [
       check(r1.store === 'clean', `shutdown reported store=${r1.store}`);
       await runHello(c, '1.1.0');
       check((await installed(c)).get('hello')?.version === '1.1.0', 'hello is not 1.1.0 after the reboot');
-      const rb = await c.s.pkgOk<{ from: number | null; to: number; changed: boolean }>('rollback');
+      const rb = await c.s.pkgOk<{ from: number | null; to: number; changed: boolean }>('rollback --yes');
       check(
         rb.changed && rb.from === tx.generation,
         `rollback went from ${rb.from} (expected the upgrade's generation ${tx.generation})`,
@@ -496,7 +504,7 @@ export const SCENARIOS: Scenario[] = [
       await c.s.sh('test ! -e /pkg/current/share/libgreet/greeting.txt');
       const storeBefore = await c.s.sh('ls /pkg/store');
       check(/-hello-/.test(storeBefore.output), 'the store has no hello entry before gc (nothing to collect)', storeBefore.output);
-      const gc = await c.s.pkgOk<{ removedGenerations: number[]; removedStoreEntries: string[]; freedBytes: number }>('gc --keep 1');
+      const gc = await c.s.pkgOk<{ removedGenerations: number[]; removedStoreEntries: string[]; freedBytes: number }>('gc --keep 1 --yes');
       check(
         gc.removedStoreEntries.some((e) => /-hello-/.test(e)),
         'pkg gc --keep 1 removed no hello store entry',
@@ -541,6 +549,14 @@ export const SCENARIOS: Scenario[] = [
             await c.s.pkgOk(`repo set main ${url(GUEST_PORTS[k.root])}`);
             const r = await c.s.pkgRefused(k.cmd, 3, k.code);
             c.s.transcript.note(`${k.root}: refused with ${k.code}: ${r.json?.error?.message ?? ''}`);
+            if (k.root === 'incompatibleArch') {
+              const d = r.json?.error?.details as { catalogArch?: string[]; clientArch?: string } | undefined;
+              check(
+                d?.clientArch === c.f.arch && d.catalogArch?.includes(foreignArch(c.f.arch)) === true,
+                `incompatibleArch: the refusal should name this guest's arch ${c.f.arch} and the catalog's ${foreignArch(c.f.arch)}`,
+                JSON.stringify(r.json?.error),
+              );
+            }
             const after = await c.s.storeDigest();
             check(after.digest === before.digest && after.current === before.current, `${k.root}: the store changed after the refusal`);
           } catch (e) {
@@ -624,14 +640,25 @@ export const SCENARIOS: Scenario[] = [
       );
       const o1 = await c.s.sh('local-signed');
       check(o1.output.trim() === 'local-signed 1.0.0', 'local-signed did not run');
+      const foreign = await get('localForeign');
       for (const [file, code] of [
         [unsigned, 'E_UNTRUSTED'],
         [stranger, 'E_UNKNOWN_KEY'],
+        [foreign, 'E_INCOMPATIBLE'],
       ] as const) {
         const before = await c.s.storeDigest();
-        await c.s.pkgRefused(`install ${file} --yes`, 3, code);
+        const r = await c.s.pkgRefused(`install ${file} --yes`, 3, code);
         const after = await c.s.storeDigest();
         check(after.digest === before.digest && after.current === before.current, `refusing ${file} changed the store`);
+        if (file === foreign) {
+          // The client must know what it runs on: the refusal names the package's arch and this machine's.
+          const d = r.json?.error?.details as { arch?: string; clientArch?: string } | undefined;
+          check(
+            d?.arch === foreignArch(c.f.arch) && d.clientArch === c.f.arch,
+            `E_INCOMPATIBLE for ${file} should name ${foreignArch(c.f.arch)} (the file) and ${c.f.arch} (this guest)`,
+            JSON.stringify(r.json?.error),
+          );
+        }
       }
       const forced = await c.s.pkg(`install ${unsigned} --yes --allow-untrusted`, { expect: 0 });
       check(forced.json?.ok === true, 'install --allow-untrusted failed');

@@ -54,7 +54,7 @@ const FLOWS: Flow[] = [
       ['install', 'app', '--yes'],
       ['install', 'tool', '--yes'],
     ],
-    command: ['rollback'],
+    command: ['rollback', '--yes'],
     final: ['app@1.0.0', 'lib@1.0.0'],
   },
   {
@@ -64,7 +64,7 @@ const FLOWS: Flow[] = [
       ['install', 'tool', '--yes'],
       ['remove', 'app', '--yes'],
     ],
-    command: ['gc', '--keep', '1'],
+    command: ['gc', '--keep', '0', '--yes'],
     final: ['tool@1.0.0'],
   },
   {

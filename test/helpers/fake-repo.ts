@@ -175,6 +175,8 @@ export async function buildFakeRepo(o: {
         expiresIn: po.expiresIn ?? o.expiresIn ?? 14 * 86400,
         retainSeconds: 7 * 86400,
         now,
+        // Test repositories are often deliberately incomplete (a client must explain what is missing).
+        allowUnmetDependencies: true,
       });
       repo.catalogVersion = r.catalogVersion;
       const text = await readFile(join(dir, 'repo-root.pub'));

@@ -26,6 +26,8 @@ export class UsageProblem extends Error {
   constructor(
     message: string,
     readonly hint?: string,
+    /** An unknown word and what it could have been: the caller adds "did you mean". */
+    readonly unknown?: { word: string | string[]; among: string[] },
   ) {
     super(message);
   }
@@ -62,7 +64,11 @@ export function parseTokens(tokens: string[], flags: FlagSpec[], args: ArgSpec[]
       const name = eq < 0 ? t.slice(2) : t.slice(2, eq);
       if (eq >= 0) inline = t.slice(eq + 1);
       spec = byName.get(name);
-      if (!spec) throw new UsageProblem(`unknown flag --${name} for \`${command}\``, `run \`${command} --help\` for its flags`);
+      if (!spec)
+        throw new UsageProblem(`unknown flag --${name} for \`${command}\``, `run \`${command} --help\` for its flags`, {
+          word: `--${name}`,
+          among: flags.map((f) => `--${f.name}`),
+        });
     } else {
       if (t.length !== 2) throw new UsageProblem(`unknown flag ${t} (short flags are single letters)`, `run \`${command} --help\``);
       spec = byShort.get(t.slice(1));

@@ -1,35 +1,37 @@
 import { UsageProblem, type FlagSpec, type ArgSpec, type Parsed } from './args.js';
 import type * as Api from '../index.js';
-import { formatBytes } from './terminal-reporter.js';
+import { formatBytes, formatTable } from '../../edge/index.js';
 
-/** What a command gets: the library (loaded lazily), a context, and how to ask for confirmation. */
-export interface RunEnv {
+/** What a command gets: the library (loaded lazily), a context, and how its plan is shown and agreed to. */
+export interface RunEnv<P = unknown> {
   api: typeof Api;
   ctx: Api.PkgContext;
-  /** Asks the person (or refuses without a terminal); undefined with --yes. */
-  confirm: ((plan: Api.PlanView) => Promise<boolean>) | undefined;
+  /** --dry-run, or showing the plan (--yes), or asking about it (a terminal; without one, E_CONFIRM). */
+  gate: Api.PlanGate<P>;
 }
 
 export type Print = (line: string) => void;
 
-export interface CommandDef<R = unknown> {
+export interface CommandDef<R = unknown, P = unknown> {
   words: string[];
   args: ArgSpec[];
   flags: FlagSpec[];
   summary: string;
   description: string;
   examples: string[];
-  /** Changes the installed set after showing a plan: needs --yes (or a terminal to ask). */
-  confirms?: boolean;
-  run(env: RunEnv, p: Parsed): Promise<R>;
+  /** Only reads the root: a root that does not exist is worth a warning (a mistyped --root reads as empty). */
+  reads?: boolean;
+  /** Present for commands that change the root after showing a plan: renders it. They need --yes (or a terminal to ask). */
+  plan?: (plan: P, print: Print) => void;
+  run(env: RunEnv<P>, p: Parsed): Promise<R>;
   render(result: R, print: Print): void;
   /** A result that is still a failure (doctor finding problems): printed, then this error decides the exit code. */
   failure?(result: R): { code: 'E_STORE' | 'E_HEALTH_CHECK'; message: string; hint: string } | undefined;
 }
 
-/** Checks each definition against its own result type R before it joins the untyped command table. */
-function def<R>(c: CommandDef<R>): CommandDef {
-  return c;
+/** Checks each definition against its own result and plan types before it joins the untyped command table. */
+function def<R, P = unknown>(c: CommandDef<R, P>): CommandDef {
+  return c as unknown as CommandDef;
 }
 
 const dryRun: FlagSpec = { name: 'dry-run', short: 'n', type: 'boolean', summary: 'Show the plan and change nothing.' };
@@ -89,7 +91,20 @@ export function renderPlan(plan: Api.PlanView, print: Print): void {
   );
 }
 
+function renderGcPlan(r: Api.GcResult, print: Print): void {
+  const gens = r.removedGenerations.length ? r.removedGenerations.join(', ') : 'none';
+  print(`Plan: delete generations ${gens} (keeping ${r.keptGenerations.join(', ') || 'none'}),`);
+  print(
+    `  ${r.removedStoreEntries.length} store entr${r.removedStoreEntries.length === 1 ? 'y' : 'ies'} and ${r.removedCacheFiles.length} cached file(s); frees ${formatBytes(r.freedBytes)}.`,
+  );
+  for (const e of r.removedStoreEntries) print(`  store/${e}`);
+}
+
 function renderTransaction(r: Api.TransactionResult, print: Print): void {
+  if (r.declined) {
+    print('Nothing was changed.');
+    return;
+  }
   if (r.dryRun) {
     renderPlan(r.plan, print);
     print('Dry run: nothing was changed.');
@@ -108,16 +123,7 @@ function renderTransaction(r: Api.TransactionResult, print: Print): void {
 }
 
 function table(rows: string[][], print: Print): void {
-  if (rows.length === 0) return;
-  const n = Math.max(...rows.map((r) => r.length));
-  const widths = Array.from({ length: n }, (_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
-  for (const r of rows)
-    print(
-      r
-        .map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!)))
-        .join('  ')
-        .trimEnd(),
-    );
+  for (const line of formatTable(rows)) print(line);
 }
 
 function flagString(p: Parsed, name: string): string | undefined {
@@ -188,6 +194,7 @@ export const COMMANDS: CommandDef[] = [
   repoAddLike(['repo', 'set'], true),
   def<Api.RepoInfo[]>({
     words: ['repo', 'list'],
+    reads: true,
     args: [],
     flags: [],
     summary: 'List repositories, their pinned roots and accepted catalogs.',
@@ -221,7 +228,7 @@ export const COMMANDS: CommandDef[] = [
     description: 'Installed packages from the repository stay installed; they are no longer upgraded from it.',
     examples: ['pkg repo remove main'],
     run: ({ api, ctx }, p) => api.removeRepository(ctx, p.args[0]!),
-    render: (r, print) => print(`Removed repository ${r.removed}.`),
+    render: (r, print) => print(`Removed repository ${r.removed}; installed packages stay installed.`),
   }),
   def<Api.TrustedKey>({
     words: ['key', 'add'],
@@ -232,10 +239,11 @@ export const COMMANDS: CommandDef[] = [
       'A local `pkg install ./FILE.swpkg` needs a signature by a catalog key of a configured repository or by a key added here (a `.pub` file from `swpkg key generate`).',
     examples: ['pkg key add ./builder.pub'],
     run: ({ api, ctx }, p) => api.addTrustedKey(ctx, p.args[0]!),
-    render: (k, print) => print(`Trusting key ${k.keyid}.`),
+    render: (k, print) => print(`Trusting key ${k.keyid} for local package installs.`),
   }),
   def<Api.TrustedKey[]>({
     words: ['key', 'list'],
+    reads: true,
     args: [],
     flags: [],
     summary: 'List keys trusted for local package installs.',
@@ -284,6 +292,7 @@ export const COMMANDS: CommandDef[] = [
   }),
   def<Api.SearchHit[]>({
     words: ['search'],
+    reads: true,
     args: [{ name: 'TERM', required: true }],
     flags: [],
     summary: 'Search package names and summaries in the accepted catalogs.',
@@ -301,6 +310,7 @@ export const COMMANDS: CommandDef[] = [
   }),
   def<Api.PackageInfo>({
     words: ['info'],
+    reads: true,
     args: [{ name: 'NAME', required: true }],
     flags: [],
     summary: 'Show an installed or available package.',
@@ -333,6 +343,7 @@ export const COMMANDS: CommandDef[] = [
   }),
   def<Api.ListedPackage[]>({
     words: ['list'],
+    reads: true,
     args: [],
     flags: [
       { name: 'installed', type: 'boolean', summary: 'Installed packages (the default).' },
@@ -363,6 +374,7 @@ export const COMMANDS: CommandDef[] = [
   }),
   def<Api.PackageFiles>({
     words: ['files'],
+    reads: true,
     args: [{ name: 'NAME', required: true }],
     flags: [],
     summary: 'List the paths an installed package provides.',
@@ -373,7 +385,7 @@ export const COMMANDS: CommandDef[] = [
       for (const f of r.files) print(f.type === 'dir' ? `${f.path}/` : f.type === 'symlink' ? `${f.path} -> ${f.target}` : f.path);
     },
   }),
-  def<Api.TransactionResult>({
+  def<Api.TransactionResult, Api.PlanView>({
     words: ['install'],
     args: [{ name: 'NAME[@RANGE]|FILE.swpkg', required: true, variadic: true }],
     flags: [
@@ -384,89 +396,104 @@ export const COMMANDS: CommandDef[] = [
         type: 'boolean',
         summary: 'Install local files whose signature no trusted key vouches for (says so loudly).',
       },
+      {
+        name: 'reinstall',
+        type: 'boolean',
+        summary: 'Fetch and extract installed NAMEs again at their version (repairs what `pkg doctor` reports).',
+      },
     ],
-    confirms: true,
+    plan: renderPlan,
     summary: 'Install packages and what they depend on.',
     description:
       'Resolves the request against the accepted catalogs (explaining in words when it cannot), shows the plan, then downloads (resumable, size-capped, hashed while streaming), verifies every file before extraction, builds a new generation and switches `current` atomically. A local ./FILE.swpkg must be signed by a trusted key unless --allow-untrusted.',
-    examples: ['pkg install lua --yes', 'pkg install curl@^8 nginx --dry-run', 'pkg install ./hello-1.0.0-x86_64.swpkg --yes'],
-    run: ({ api, ctx, confirm }, p) =>
+    examples: [
+      'pkg install lua --yes',
+      'pkg install curl@^8 nginx --dry-run',
+      'pkg install ./hello-1.0.0-x86_64.swpkg --yes',
+      'pkg install lua --reinstall --yes',
+    ],
+    run: ({ api, ctx, gate }, p) =>
       api.installPackages(ctx, {
         specs: p.args,
-        dryRun: p.flags['dry-run'] === true,
         allowUntrusted: p.flags['allow-untrusted'] === true,
+        reinstall: p.flags['reinstall'] === true,
+        ...gate,
         ...healthCheck(p),
-        ...(confirm ? { confirm } : {}),
       }),
     render: renderTransaction,
   }),
-  def<Api.TransactionResult>({
+  def<Api.TransactionResult, Api.PlanView>({
     words: ['remove'],
     args: [{ name: 'NAME', required: true, variadic: true }],
     flags: [dryRun, noHealthCheck, { name: 'cascade', type: 'boolean', summary: 'Also remove every installed package that needs NAME.' }],
-    confirms: true,
+    plan: renderPlan,
     summary: 'Remove packages (and dependencies nothing needs any more).',
     description:
       'Refuses while another installed package needs NAME and names it (E_NEEDED), unless --cascade. Builds a new generation without them; `pkg rollback` brings them back.',
     examples: ['pkg remove lua --yes', 'pkg remove zlib --cascade --dry-run'],
-    run: ({ api, ctx, confirm }, p) =>
+    run: ({ api, ctx, gate }, p) =>
       api.removePackages(ctx, {
         names: p.args,
         cascade: p.flags['cascade'] === true,
-        dryRun: p.flags['dry-run'] === true,
+        ...gate,
         ...healthCheck(p),
-        ...(confirm ? { confirm } : {}),
       }),
     render: renderTransaction,
   }),
-  def<Api.TransactionResult>({
+  def<Api.TransactionResult, Api.PlanView>({
     words: ['autoremove'],
     args: [],
     flags: [dryRun, noHealthCheck],
-    confirms: true,
+    plan: renderPlan,
     summary: 'Remove installed dependencies no explicitly installed package needs.',
     description: 'Orphan cleanup; `pkg remove` does the same for what it leaves behind.',
     examples: ['pkg autoremove --dry-run'],
-    run: ({ api, ctx, confirm }, p) =>
-      api.removeOrphans(ctx, { dryRun: p.flags['dry-run'] === true, ...healthCheck(p), ...(confirm ? { confirm } : {}) }),
+    run: ({ api, ctx, gate }, p) => api.removeOrphans(ctx, { ...gate, ...healthCheck(p) }),
     render: renderTransaction,
   }),
-  def<Api.TransactionResult>({
+  def<Api.TransactionResult, Api.PlanView>({
     words: ['upgrade'],
     args: [{ name: 'NAME', variadic: true }],
     flags: [dryRun, noHealthCheck],
-    confirms: true,
+    plan: renderPlan,
     summary: 'Upgrade installed packages (all, or the named ones) to the newest fitting versions.',
     description:
       'Run `pkg update` first to see new versions. Same steps as install: plan, download, verify, new generation, atomic switch. Then the health checks of every package added or changed, and the system-wide ones, run; a failed required check switches back to the previous generation, keeps the new one for inspection and exits 8 (E_HEALTH_CHECK).',
     examples: ['pkg upgrade --dry-run', 'pkg upgrade lua --yes'],
-    run: ({ api, ctx, confirm }, p) =>
-      api.upgradePackages(ctx, { names: p.args, dryRun: p.flags['dry-run'] === true, ...healthCheck(p), ...(confirm ? { confirm } : {}) }),
+    run: ({ api, ctx, gate }, p) => api.upgradePackages(ctx, { names: p.args, ...gate, ...healthCheck(p) }),
     render: renderTransaction,
   }),
-  def<Api.RollbackResult>({
+  def<Api.RollbackResult, Api.RollbackResult>({
     words: ['rollback'],
     args: [],
     flags: [
+      dryRun,
       { name: 'to', type: 'number', value: 'N', summary: 'Generation to switch to (default: the newest older than current).' },
       noHealthCheck,
     ],
+    plan: (r, print) => print(`Plan: switch current from generation ${r.from ?? 'none'} to generation ${r.to}.`),
     summary: 'Switch back to an older generation.',
     description:
-      'Only `current` changes, in one atomic rename; the generations themselves stay, so you can switch forward again with --to.',
-    examples: ['pkg rollback', 'pkg rollback --to 3'],
-    run: ({ api, ctx }, p) => api.rollback(ctx, { ...(typeof p.flags['to'] === 'number' ? { to: p.flags['to'] } : {}), ...healthCheck(p) }),
+      'Only `current` changes, in one atomic rename; the generations themselves stay, so you can switch forward again with --to. Like every change it shows what it will do and needs --yes without a terminal.',
+    examples: ['pkg rollback --dry-run', 'pkg rollback --yes', 'pkg rollback --to 3 --yes'],
+    run: ({ api, ctx, gate }, p) =>
+      api.rollback(ctx, { ...(typeof p.flags['to'] === 'number' ? { to: p.flags['to'] } : {}), ...gate, ...healthCheck(p) }),
     render(r, print) {
       print(
-        r.changed
-          ? `Generation ${r.to} is now current${r.from !== null ? ` (was ${r.from})` : ''}.`
-          : `Generation ${r.to} is already current.`,
+        r.declined
+          ? 'Nothing was changed.'
+          : r.dryRun
+            ? `Dry run: generation ${r.to} would become current${r.from !== null ? ` (now ${r.from})` : ''}; nothing was changed.`
+            : r.changed
+              ? `Generation ${r.to} is now current${r.from !== null ? ` (was ${r.from})` : ''}.`
+              : `Generation ${r.to} is already current.`,
       );
       renderHealth(r.health, print);
     },
   }),
   def<Api.GenerationSummary[]>({
     words: ['generations'],
+    reads: true,
     args: [],
     flags: [],
     summary: 'List generations.',
@@ -507,6 +534,7 @@ export const COMMANDS: CommandDef[] = [
   }),
   def<Api.DoctorReport>({
     words: ['doctor'],
+    reads: true,
     args: [],
     flags: [],
     summary: 'Check the store: re-hash installed files, check links, find leftovers.',
@@ -522,7 +550,7 @@ export const COMMANDS: CommandDef[] = [
             message: `pkg doctor found ${r.problems.length} problem(s) under ${r.root}`,
             hint: r.problems.some((p) => p.kind === 'dangling-current')
               ? 'point current at a complete generation: `pkg rollback --to N` (see `pkg generations`)'
-              : 'reinstall the affected packages, or `pkg rollback` to a generation whose store entries are intact',
+              : 'reinstall the affected packages (pkg install NAME --reinstall), or `pkg rollback` to a generation whose store entries are intact',
           },
     render(r, print) {
       print(`root ${r.root}: generation ${r.current ?? 'none'} current, ${r.packages} package(s), ${r.filesChecked} path(s) checked`);
@@ -585,18 +613,34 @@ export const COMMANDS: CommandDef[] = [
       else print(`pkg boot-check: no complete generation (${why}); booting with no packages`);
     },
   }),
-  def<Api.GcResult>({
+  def<Api.GcResult, Api.GcResult>({
     words: ['gc'],
     args: [],
-    flags: [{ name: 'keep', type: 'number', value: 'N', summary: 'Generations to keep besides the current one (default 5).' }],
+    flags: [
+      dryRun,
+      {
+        name: 'keep',
+        type: 'number',
+        value: 'N',
+        summary: 'Generations to keep besides the current one (default 5; 0 keeps only the current one).',
+      },
+    ],
+    plan: renderGcPlan,
     summary: 'Delete old generations and store entries nothing references.',
     description:
-      'Keeps the newest N generations and the current one; then deletes store entries no kept generation uses, finished downloads, and partial downloads older than a week.',
-    examples: ['pkg gc', 'pkg gc --keep 2'],
-    run: ({ api, ctx }, p) => api.collectGarbage(ctx, typeof p.flags['keep'] === 'number' ? { keep: p.flags['keep'] } : {}),
-    render: (r, print) =>
+      'Keeps the current generation and the newest N others; then deletes store entries no kept generation uses, finished downloads, and partial downloads older than a week. Deleted generations can no longer be rolled back to, so it shows the list first and needs --yes without a terminal.',
+    examples: ['pkg gc --dry-run', 'pkg gc --keep 2 --yes'],
+    run: ({ api, ctx, gate }, p) =>
+      api.collectGarbage(ctx, { ...(typeof p.flags['keep'] === 'number' ? { keep: p.flags['keep'] } : {}), ...gate }),
+    render(r, print) {
+      if (r.declined) return print('Nothing was changed.');
+      if (r.dryRun) {
+        renderGcPlan(r, print);
+        return print('Dry run: nothing was changed.');
+      }
       print(
         `Removed ${r.removedGenerations.length} generation(s), ${r.removedStoreEntries.length} store entr${r.removedStoreEntries.length === 1 ? 'y' : 'ies'}, ${r.removedCacheFiles.length} cached file(s); freed ${formatBytes(r.freedBytes)}.`,
-      ),
+      );
+    },
   }),
 ];

@@ -103,7 +103,10 @@ const ENVIRONMENT: [string, string][] = [
   ['PKG_MAX_CATALOG_BYTES', 'catalog size cap (default 67108864, 64 MiB)'],
   ['PKG_FETCH_RETRIES', 'resume attempts per mirror after a reset or stall (default 2)'],
   ['PKG_HEALTH_DIR', 'system-wide health checks (default /etc/pkg/health.d for the root /pkg, else ROOT/health.d)'],
-  ['PKG_CLIENT_ARCH, PKG_CLIENT_ABI', 'this machine for compatibility checks (default x86_64, linux-musl-static)'],
+  [
+    'PKG_CLIENT_ARCH, PKG_CLIENT_ABI',
+    'this machine for compatibility checks (default: the arch Node runs on, x86_64 or aarch64; linux-musl-static)',
+  ],
 ];
 
 function wrap(text: string, width: number, indent: string): string[] {
@@ -183,8 +186,15 @@ export function commandHelp(c: CommandDef): string {
     '',
     'DESCRIPTION',
     ...wrap(c.description, 76, '  '),
-    ...(c.confirms
-      ? ['', ...wrap('Shows the plan first. Without a terminal it changes nothing unless --yes is given (E_CONFIRM).', 76, '  ')]
+    ...(c.plan
+      ? [
+          '',
+          ...wrap(
+            'Shows the plan first and asks (answering no changes nothing and is not an error). Without a terminal it changes nothing unless --yes is given (E_CONFIRM).',
+            76,
+            '  ',
+          ),
+        ]
       : []),
     '',
     ...(c.flags.length ? ['FLAGS', ...flagLines(c.flags), ''] : []),

@@ -1,11 +1,23 @@
+import { existsSync } from 'node:fs';
 import { resolve as resolvePath } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseTokens, UsageProblem, type FlagSpec } from './args.js';
-import { COMMANDS, renderPlan, type CommandDef } from './commands.js';
+import { COMMANDS, type CommandDef } from './commands.js';
 import { GLOBAL_FLAGS, commandHelp, globalHelp, topicHelp } from './help.js';
-import { JsonReporter, TerminalReporter } from './terminal-reporter.js';
+import { CollectingReporter, TerminalReporter, escapeTerminalLines, jsonText, okEnvelope, renderError } from '../../edge/index.js';
 import { pkgVersion } from './version.js';
-import type { PkgContext, PlanView } from '../index.js';
+import type { PkgContext, PlanGate } from '../index.js';
+
+/**
+ * The package arch of the machine pkg runs on, from Node's `process.arch`
+ * (the same bundle runs in the x86_64 and the aarch64 guest). Another arch
+ * keeps Node's name, which no package carries: every catalog is then refused
+ * as incompatible instead of installing programs this machine cannot run.
+ * PKG_CLIENT_ARCH overrides it.
+ */
+export function machineArch(nodeArch: string): string {
+  return nodeArch === 'x64' ? 'x86_64' : nodeArch === 'arm64' ? 'aarch64' : nodeArch;
+}
 
 /** The process edges, injectable so tests run the CLI in-process. */
 export interface CliIo {
@@ -13,13 +25,6 @@ export interface CliIo {
   stderr: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
   stdin: NodeJS.ReadableStream & { isTTY?: boolean };
   env: NodeJS.ProcessEnv;
-}
-
-interface ErrorLike {
-  code: string;
-  message: string;
-  hint?: string | undefined;
-  details: Record<string, unknown>;
 }
 
 /** Global flags that take a value: needed to find the command words before the command is known. */
@@ -58,21 +63,6 @@ function envNumber(env: NodeJS.ProcessEnv, name: string): number | undefined {
   return n;
 }
 
-function renderError(e: ErrorLike, write: (s: string) => void): void {
-  write(`error ${e.code}: ${e.message}\n`);
-  if (e.hint) write(`  fix: ${e.hint}\n`);
-  for (const [k, v] of Object.entries(e.details)) {
-    if (v === undefined || k === 'report') continue;
-    if (Array.isArray(v) && v.every((x) => typeof x === 'string')) {
-      write(`  ${k}:\n`);
-      for (const line of v) write(`    ${line}\n`);
-      continue;
-    }
-    const text = typeof v === 'string' ? v : JSON.stringify(v);
-    write(`  ${k}: ${text.length > 400 ? `${text.slice(0, 400)}...` : text}\n`);
-  }
-}
-
 async function ask(io: CliIo, question: string): Promise<boolean> {
   const rl = createInterface({ input: io.stdin, output: io.stderr, terminal: false });
   try {
@@ -97,15 +87,26 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
   const err = (s: string): void => void io.stderr.write(s);
   const wantsJson = argv.includes('--json');
   const fail = async (e: unknown): Promise<number> => {
-    const { toSwpkgError, ERROR_CODES, SwpkgError } = await import('../../catalog/index.js');
-    const coded = e instanceof UsageProblem ? new SwpkgError('E_USAGE', e.message, e.hint ? { hint: e.hint } : {}) : toSwpkgError(e);
-    if (wantsJson) out(JSON.stringify({ ok: false, error: coded.toJSON() }, null, 2) + '\n');
-    else renderError(coded, err);
+    const { toSwpkgError, ERROR_CODES, SwpkgError, didYouMean } = await import('../../catalog/index.js');
+    let coded;
+    if (e instanceof UsageProblem) {
+      const among = e.unknown?.among ?? [];
+      const near = [e.unknown?.word ?? []].flat().reduce<string | undefined>((found, w) => found ?? didYouMean(w, among), undefined);
+      const hint = near ? `did you mean \`${near}\`? (${e.hint ?? 'see --help'})` : e.hint;
+      coded = new SwpkgError('E_USAGE', e.message, hint ? { hint } : {});
+    } else coded = toSwpkgError(e);
+    if (wantsJson) out(jsonText({ ok: false, error: coded.toJSON() }));
+    else err(renderError(coded));
     return ERROR_CODES[coded.code];
   };
 
   let found: ReturnType<typeof findCommand>;
   try {
+    const last = argv[argv.length - 1];
+    if (last !== undefined && VALUE_GLOBALS.has(last)) {
+      const spec = GLOBAL_FLAGS.find((f) => `--${f.name}` === last);
+      throw new UsageProblem(`${last} needs a value (${spec?.value ?? 'VALUE'})`, 'run `pkg --help`');
+    }
     found = findCommand(argv);
   } catch (e) {
     return fail(e);
@@ -114,7 +115,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
   if (!cmd) {
     const hasHelp = argv.includes('--help') || argv.includes('-h') || words[0] === 'help';
     if (argv.includes('--version') || argv.includes('-V')) {
-      out(wantsJson ? JSON.stringify({ ok: true, result: { version: pkgVersion() }, warnings: [] }) + '\n' : `pkg ${pkgVersion()}\n`);
+      out(wantsJson ? jsonText(okEnvelope({ version: pkgVersion() })) : `pkg ${pkgVersion()}\n`);
       return 0;
     }
     const topic = words[0] === 'help' ? words[1] : words[0];
@@ -145,7 +146,12 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       out(globalHelp(COMMANDS, pkgVersion()));
       return words.length === 0 && !hasHelp ? 2 : 0;
     }
-    return fail(new UsageProblem(`unknown command \`${words.join(' ')}\``, 'run `pkg --help` for the list of commands'));
+    return fail(
+      new UsageProblem(`unknown command \`${words.join(' ')}\``, 'run `pkg --help` for the list of commands', {
+        word: [words.join(' '), words[0]!],
+        among: [...new Set(COMMANDS.flatMap((c) => [c.words.join(' '), ...(c.words.length === 2 ? [c.words[0]!] : [])]))],
+      }),
+    );
   }
   const name = `pkg ${cmd.words.join(' ')}`;
   if (rest.includes('--help') || rest.includes('-h')) {
@@ -166,7 +172,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
   }
   const g = parsed.flags;
   const json = g['json'] === true;
-  const reporter = json ? new JsonReporter() : new TerminalReporter(io.stderr, g['quiet'] === true);
+  const reporter = json ? new CollectingReporter() : new TerminalReporter(io.stderr, { quiet: g['quiet'] === true });
   let ctx: PkgContext | undefined;
   try {
     const api = await import('../index.js');
@@ -186,7 +192,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       reporter,
       command: ['pkg', ...argv.filter((a) => a !== '--json')].join(' '),
       client: {
-        arch: env['PKG_CLIENT_ARCH'] || DEFAULT_CLIENT.arch,
+        arch: env['PKG_CLIENT_ARCH'] || machineArch(process.arch),
         abi: env['PKG_CLIENT_ABI'] || DEFAULT_CLIENT.abi,
         format: envNumber(env, 'PKG_CLIENT_FORMAT') ?? DEFAULT_CLIENT.format,
       },
@@ -203,29 +209,41 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       ...(now ? { now: () => new Date(now) } : {}),
     });
 
-    const print = (line: string): void => out(`${line}\n`);
-    let confirm: ((plan: PlanView) => Promise<boolean>) | undefined;
-    if (cmd.confirms && g['dry-run'] !== true) {
-      const yes = g['yes'] === true;
-      const interactive = !json && io.stdin.isTTY === true && io.stderr.isTTY === true;
-      confirm = async (plan) => {
-        if (!json) renderPlan(plan, print);
-        if (yes) return true;
-        if (!interactive) {
-          const { SwpkgError } = await import('../../catalog/index.js');
-          throw new SwpkgError('E_CONFIRM', `${name} changes the installed set; without a terminal it needs --yes`, {
-            hint: `review the plan (${name} --dry-run), then rerun with --yes`,
-            details: { actions: plan.lines.length, downloadBytes: plan.downloadBytes },
-          });
-        }
-        return ask(io, 'Proceed? [y/N] ');
+    if (cmd.reads === true && !existsSync(ctx.paths.root)) {
+      reporter.warn(
+        `${ctx.paths.root} does not exist: nothing is installed there and no repository is configured (check --root or PKG_ROOT)`,
+      );
+    }
+    // Results carry names, summaries and paths from packages and servers: escaped for the terminal.
+    const print = (line: string): void => out(`${escapeTerminalLines(line)}\n`);
+    const gate: PlanGate<unknown> = {};
+    const showPlan = cmd.plan;
+    if (showPlan && g['dry-run'] === true) gate.dryRun = true;
+    else if (showPlan) {
+      const show = (plan: unknown): void => {
+        if (!json) showPlan(plan, print);
       };
+      if (g['yes'] === true) gate.show = show;
+      else if (json || io.stdin.isTTY !== true || io.stderr.isTTY !== true) {
+        gate.confirm = async (plan) => {
+          show(plan);
+          const { SwpkgError } = await import('../../catalog/index.js');
+          throw new SwpkgError('E_CONFIRM', `${name} changes the root; without a terminal it needs --yes`, {
+            hint: `review the plan (${name} --dry-run), then rerun with --yes`,
+          });
+        };
+      } else {
+        gate.confirm = async (plan) => {
+          show(plan);
+          return ask(io, 'Proceed? [y/N] ');
+        };
+      }
     }
     // Installs, doctor's re-hashing, update of a large catalog: buffer garbage stays bounded (memory-guard.ts).
     const stopGuard = (await import('./memory-guard.js')).startMemoryGuard();
     let result: unknown;
     try {
-      result = await cmd.run({ api, ctx, confirm }, parsed);
+      result = await cmd.run({ api, ctx, gate }, parsed);
     } finally {
       stopGuard();
     }
@@ -236,7 +254,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       const { SwpkgError } = await import('../../catalog/index.js');
       return fail(new SwpkgError(failure.code, failure.message, { hint: failure.hint, details: { report: result } }));
     }
-    if (json) out(JSON.stringify({ ok: true, result, warnings: reporter.warnings }, null, 2) + '\n');
+    if (json) out(jsonText(okEnvelope(result, reporter.warnings)));
     else cmd.render(result, print);
     return 0;
   } catch (e) {

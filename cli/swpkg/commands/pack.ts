@@ -28,12 +28,12 @@ With --key, the manifest (which hashes every file) is signed so \`pkg install ./
   static override flags = {
     out: Flags.file({ summary: 'Output .swpkg path.', required: true }),
     manifest: Flags.file({ summary: 'JSON file with the package metadata (flags override its fields).', exists: true }),
-    name: Flags.string({ summary: 'Package name (a-z, 0-9, +._-).' }),
-    version: Flags.string({ summary: 'Semantic version, e.g. 1.2.3.' }),
-    arch: Flags.string({ summary: 'Architecture.', options: ['x86_64', 'aarch64', 'any'] }),
+    name: Flags.string({ summary: '(required unless in --manifest) Package name (a-z, 0-9, +._-).' }),
+    version: Flags.string({ summary: '(required unless in --manifest) Semantic version, e.g. 1.2.3.' }),
+    arch: Flags.string({ summary: '(required unless in --manifest) Architecture.', options: ['x86_64', 'aarch64', 'any'] }),
     abi: Flags.string({ summary: 'ABI id.', default: 'linux-musl-static' }),
-    summary: Flags.string({ summary: 'One-line description.' }),
-    license: Flags.string({ summary: 'SPDX license expression.' }),
+    summary: Flags.string({ summary: '(required unless in --manifest) One-line description.' }),
+    license: Flags.string({ summary: '(required unless in --manifest) SPDX license expression.' }),
     homepage: Flags.string({ summary: 'Project homepage URL.' }),
     depends: Flags.string({ summary: 'Dependencies: "name@range,name2" (range defaults to *).' }),
     provides: Flags.string({ summary: 'Virtual names provided: "name,name@version".' }),
@@ -71,9 +71,11 @@ With --key, the manifest (which hashes every file) is signed so \`pkg install ./
       ...(flags.conflicts !== undefined && { conflicts: list(flags.conflicts) }),
       ...(flags['health-check'] !== undefined && { health: flags['health-check'].map(parseHealthCheckSpec) }),
     } as PackageMeta;
-    for (const f of ['name', 'version', 'arch', 'summary', 'license'] as const) {
-      if (meta[f] === undefined)
-        throw new SwpkgError('E_USAGE', `--${f} is required (or give it in --manifest)`, { hint: 'run `swpkg pack --help`' });
+    const missing = (['name', 'version', 'arch', 'summary', 'license'] as const).filter((f) => meta[f] === undefined).map((f) => `--${f}`);
+    if (missing.length > 0) {
+      throw new SwpkgError('E_USAGE', `${missing.join(', ')} ${missing.length === 1 ? 'is' : 'are'} required (as flags or in --manifest)`, {
+        hint: 'run `swpkg pack --help`',
+      });
     }
     const envEpoch = process.env['SOURCE_DATE_EPOCH'];
     const epoch = flags['source-date-epoch'] ?? (envEpoch && /^\d+$/.test(envEpoch) ? Number(envEpoch) : 0);

@@ -2,7 +2,18 @@
 # static libraries from the build sysroot ($SYSROOT); user and group are fixed
 # so the host's /etc/group cannot change the binary. auth_basic needs libc's
 # crypt(), which Debian's musl lacks, so it is left out.
-./configure \
+# For aarch64, --crossbuild names the platform instead of the build host's
+# uname; NGX_MACHINE (which configure leaves alone when cross-building) picks
+# aarch64's alignment and cache line. Feature tests run under qemu-user
+# (cross-autotest.patch).
+cross=
+case "$TARGET" in
+  x86_64-*) ;;
+  aarch64-*) cross=--crossbuild=Linux::aarch64; NGX_MACHINE=aarch64; export NGX_MACHINE ;;
+  *) echo "nginx: unknown target $TARGET" >&2; exit 1 ;;
+esac
+# shellcheck disable=SC2086
+./configure $cross \
   --prefix="$PREFIX" \
   --sbin-path="$PREFIX/bin/nginx" \
   --conf-path="$PREFIX/etc/nginx/nginx.conf" \

@@ -1,8 +1,11 @@
 # configure writes sqlite_cfg.h and sqlite3.pc; make generates the amalgamation
 # (sqlite3.c, with tclsh) and shell.c. The amalgamation is then compiled once
 # for both libsqlite3.a and the sqlite3 shell, with the features upstream's
-# Makefile gives the shell (SHELL_OPT) plus the configure options.
-./configure --prefix="$PREFIX" --disable-shared --enable-static --disable-tcl --disable-readline --disable-editline \
+# Makefile gives the shell (SHELL_OPT) plus the configure options. Cross
+# builds add --build/--host; lemon and the other generators are then compiled
+# with the build machine's cc (BUILD_CC), since they run during the build.
+# shellcheck disable=SC2086
+./configure ${CONFIGURE_CROSS_ARGS:-} --prefix="$PREFIX" --disable-shared --enable-static --disable-tcl --disable-readline --disable-editline \
   --enable-threadsafe --disable-load-extension --enable-fts5 --enable-rtree TCLSH_CMD=tclsh
 make -j"$JOBS" sqlite3.c shell.c sqlite3.h sqlite3.pc
 opts="-D_HAVE_SQLITE_CONFIG_H -DNDEBUG -DSQLITE_THREADSAFE=1 -DSQLITE_OMIT_LOAD_EXTENSION=1 -DSQLITE_ENABLE_MATH_FUNCTIONS \

@@ -63,9 +63,12 @@ describe('swpkg end to end (built CLI)', { timeout: 180_000 }, () => {
       join(d, 'web'),
       '--name',
       'main',
+      // hello depends on libc, which this repository does not carry.
+      '--allow-unmet-dependencies',
       '--json',
     ]);
     expect(pub.code, pub.stderr).toBe(0);
+    expect(pub.json.warnings).toEqual([expect.stringContaining('requires libc@*')]);
     expect(pub.json.result.packages[0].path).toBe('packages/hello-1.0.0-x86_64.swpkg');
 
     const server = await startStaticServer({ root: join(d, 'web') });

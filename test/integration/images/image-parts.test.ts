@@ -13,12 +13,17 @@ import { promisify } from 'node:util';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   ARTIFACT_FILES,
+  GUEST_ARCH_PROFILES,
   baseDiskPathOf,
   chooseAccelerator,
   createStoreImage,
+  emulatorFor,
+  hostGuestArch,
   kernelAppend,
   netdevArgument,
   normalisePorts,
+  parseGuestArch,
+  qemuArguments,
   startGuest,
   verifyArtifacts,
   writeCpioNewc,
@@ -165,12 +170,68 @@ describe('guest network arguments', () => {
   });
 });
 
+describe('per-arch QEMU machine', () => {
+  const common = {
+    artifactsDir: '/a',
+    storeImage: '/s/store.img',
+    accel: 'tcg' as const,
+    memoryMiB: 512,
+    cpus: 1,
+    netdev: 'user,id=n0',
+    append: 'x',
+    rtcBase: 'utc',
+  };
+  const value = (argv: string[], flag: string): string[] => argv.flatMap((a, i) => (argv[i - 1] === flag ? [a] : []));
+
+  it('x86_64: q35, TCG cpu max, disks on the virtio interface, console ttyS0', () => {
+    const argv = qemuArguments({ ...common, profile: GUEST_ARCH_PROFILES.x86_64 });
+    expect(value(argv, '-machine')).toEqual(['q35,accel=tcg']);
+    expect(value(argv, '-cpu')).toEqual(['max']);
+    expect(value(argv, '-drive')).toEqual(['file=/a/base.img,if=virtio,format=raw,readonly=on', 'file=/s/store.img,if=virtio,format=raw']);
+    expect(kernelAppend('restricted', 'swpkg', GUEST_ARCH_PROFILES.x86_64.console)).toMatch(/^console=ttyS0,115200 /);
+  });
+
+  it('aarch64: virt, cortex-a72 under TCG (host under KVM), read-only base and the store as virtio-blk-pci, console ttyAMA0', () => {
+    const argv = qemuArguments({ ...common, profile: GUEST_ARCH_PROFILES.aarch64 });
+    expect(value(argv, '-machine')).toEqual(['virt,accel=tcg']);
+    expect(value(argv, '-cpu')).toEqual(['cortex-a72']);
+    expect(value(argv, '-drive')).toEqual([
+      'file=/a/base.img,if=none,id=base,format=raw,readonly=on',
+      'file=/s/store.img,if=none,id=store,format=raw',
+    ]);
+    expect(value(argv, '-device')).toEqual(['virtio-blk-pci,drive=base', 'virtio-blk-pci,drive=store', 'virtio-net-pci,netdev=n0']);
+    expect(value(qemuArguments({ ...common, accel: 'kvm', profile: GUEST_ARCH_PROFILES.aarch64 }), '-cpu')).toEqual(['host']);
+    expect(kernelAppend('restricted', 'swpkg', GUEST_ARCH_PROFILES.aarch64.console)).toMatch(/^console=ttyAMA0,115200 /);
+    expect(() => kernelAppend('restricted', 'swpkg', 'ttyAMA0 init=/bin/sh')).toThrow(expect.objectContaining({ code: 'E_USAGE' }));
+  });
+
+  it('parses --arch values and refuses others', () => {
+    expect(parseGuestArch('aarch64')).toBe('aarch64');
+    expect(() => parseGuestArch('arm64')).toThrow(expect.objectContaining({ code: 'E_USAGE' }));
+    expect(hostGuestArch('x64')).toBe('x86_64');
+    expect(hostGuestArch('arm64')).toBe('aarch64');
+    expect(hostGuestArch('riscv64')).toBeNull();
+    expect(emulatorFor('aarch64', 'x64')).toEqual(['qemu-aarch64-static']);
+    expect(emulatorFor('aarch64', 'arm64')).toEqual([]);
+  });
+});
+
 describe('base disk layout', () => {
   it('maps host library paths into the /usr disk the guest links /lib and /lib64 to', () => {
     expect(baseDiskPathOf('/lib/x86_64-linux-gnu/libc.so.6')).toBe('lib/x86_64-linux-gnu/libc.so.6');
     expect(baseDiskPathOf('/usr/lib/x86_64-linux-gnu/libstdc++.so.6')).toBe('lib/x86_64-linux-gnu/libstdc++.so.6');
     expect(baseDiskPathOf('/lib64/ld-linux-x86-64.so.2')).toBe('lib64/ld-linux-x86-64.so.2');
     expect(() => baseDiskPathOf('/opt/vendor/lib/libfoo.so')).toThrow(expect.objectContaining({ code: 'E_BUILD' }));
+  });
+
+  it('aarch64: libraries into lib/aarch64-linux-gnu, the loader where the initramfs link /lib/ld-linux-aarch64.so.1 points', () => {
+    const p = GUEST_ARCH_PROFILES.aarch64;
+    expect(baseDiskPathOf('/lib/aarch64-linux-gnu/libc.so.6', p)).toBe('lib/aarch64-linux-gnu/libc.so.6');
+    expect(baseDiskPathOf('/usr/lib/aarch64-linux-gnu/libstdc++.so.6', p)).toBe('lib/aarch64-linux-gnu/libstdc++.so.6');
+    expect(baseDiskPathOf('/lib/ld-linux-aarch64.so.1', p)).toBe('lib/aarch64-linux-gnu/ld-linux-aarch64.so.1');
+    // x86_64 places do not exist on the aarch64 guest.
+    expect(() => baseDiskPathOf('/lib64/ld-linux-x86-64.so.2', p)).toThrow(expect.objectContaining({ code: 'E_BUILD' }));
+    expect(() => baseDiskPathOf('/lib/x86_64-linux-gnu/libc.so.6', p)).toThrow(expect.objectContaining({ code: 'E_BUILD' }));
   });
 });
 
@@ -182,6 +243,11 @@ describe('startGuest refusals (no guest is booted)', () => {
     await expect(startGuest({ artifactsDir: dir, storeImage: join(tmp, 'none.img') })).rejects.toMatchObject({ code: 'E_NOT_FOUND' });
     await writeFile(store, 'store');
     await expect(startGuest({ artifactsDir: dir, storeImage: store, rtcBase: 'yesterday' })).rejects.toMatchObject({ code: 'E_USAGE' });
+    // A set records its arch (a set without one is x86_64): booting it as another arch is refused.
+    await expect(startGuest({ arch: 'aarch64', artifactsDir: dir, storeImage: store })).rejects.toMatchObject({
+      code: 'E_USAGE',
+      details: { arch: 'x86_64', requested: 'aarch64' },
+    });
     await writeFile(join(dir, ARTIFACT_FILES.kernel), 'another kernel');
     await expect(startGuest({ artifactsDir: dir, storeImage: store })).rejects.toMatchObject({ code: 'E_HASH_MISMATCH' });
     expect(await readFile(store, 'utf8')).toBe('store');

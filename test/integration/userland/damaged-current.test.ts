@@ -52,7 +52,7 @@ describe('a damaged current', () => {
     // Generation 2 loses a link; generation 3 (current) is deleted: only 1 is complete.
     await unlink(join(root, 'generations/2/bin/two'));
     await rm(join(root, 'generations/3'), { recursive: true });
-    const r = await pkgJson(root, ['gc']);
+    const r = await pkgJson(root, ['gc', '--yes']);
     expect(r.json?.ok, r.stdout).toBe(true);
     expect(r.json?.warnings?.join('\n')).toMatch(/generation 1, the newest complete one/);
     expect(await readlink(join(root, 'current'))).toBe('generations/1');

@@ -201,10 +201,10 @@ describe('health checks after a change', () => {
     await writeFile(join(root, 'fail'), '');
     await repo.publish(app('4.0.0', '#!/bin/sh\ntest ! -e "$PKG_ROOT/fail"\n'));
     expect((await upgrade(['--no-health-check'])).json?.result.generation).toBe(4);
-    const r = await pkgJson(root, ['rollback']);
+    const r = await pkgJson(root, ['rollback', '--yes']);
     expect(r.json?.ok, r.stdout).toBe(true);
     expect(r.json?.result).toMatchObject({ to: 3, health: { state: 'passed' } });
-    const back = await pkgJson(root, ['rollback', '--to', '4']);
+    const back = await pkgJson(root, ['rollback', '--to', '4', '--yes']);
     expect(back.json?.error?.code).toBe('E_HEALTH_CHECK');
     expect(await current()).toBe('generations/3');
   });

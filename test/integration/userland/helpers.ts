@@ -5,7 +5,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { runCli } from '../../../userland/cli/run.js';
-import { bundlePkg } from '../../../userland/cli/bundle.js';
+import { bundlePkgClient } from '../../../images/index.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any -- tests read results of every command's shape; the CLI's own types are checked in userland/ */
 export interface PkgRun {
@@ -66,12 +66,12 @@ export const PKG_MAIN = resolve(REPO_ROOT, 'dist/userland/cli/main.js');
 
 let bundled: Promise<string> | undefined;
 /**
- * The one-file pkg the guest runs, bundled from the current sources with
- * esbuild (once per test process, in a temp folder): child processes start
- * it faster than the many files of the tsc build, and it cannot be stale.
+ * The one-file pkg the guest runs: the same build the image builder puts in the base image
+ * (images/pkg-bundle.ts), made from the current sources once per test process in a temp folder.
+ * Child processes start it faster than the many files of the tsc build, and it cannot be stale.
  */
 export function pkgBundle(): Promise<string> {
-  bundled ??= bundlePkg(join(mkdtempSync(join(tmpdir(), 'pkg-bundle-')), 'pkg.mjs'), REPO_ROOT).then((r) => r.outfile);
+  bundled ??= bundlePkgClient(REPO_ROOT, join(mkdtempSync(join(tmpdir(), 'pkg-bundle-')), 'pkg.mjs')).then((r) => r.file);
   return bundled;
 }
 

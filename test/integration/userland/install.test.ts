@@ -140,16 +140,16 @@ describe('pkg install', () => {
     expect(await readFile(join(root, 'current/bin/lua'), 'utf8')).toContain('5.4.7');
     await expect(lstat(join(root, 'current/share/lua/5.4/init.lua'))).rejects.toThrow();
 
-    const back = await pkgJson(root, ['rollback']);
+    const back = await pkgJson(root, ['rollback', '--yes']);
     expect(back.json?.result).toMatchObject({ from: 2, to: 1, changed: true });
     expect(await readFile(join(root, 'current/bin/lua'), 'utf8')).toContain('5.4.6');
     const gens = await pkgJson(root, ['generations']);
     expect(gens.json?.result.map((g: { number: number; current: boolean }) => `${g.number}${g.current ? '*' : ''}`)).toEqual(['1*', '2']);
-    const fwd = await pkgJson(root, ['rollback', '--to', '2']);
+    const fwd = await pkgJson(root, ['rollback', '--to', '2', '--yes']);
     expect(fwd.json?.result.to).toBe(2);
     await doctorOk();
 
-    const gc = await pkgJson(root, ['gc', '--keep', '1']);
+    const gc = await pkgJson(root, ['gc', '--keep', '0', '--yes']);
     expect(gc.json?.result.removedGenerations).toEqual([1]);
     expect(gc.json?.result.removedStoreEntries).toHaveLength(1);
     expect(await readFile(join(root, 'current/bin/lua'), 'utf8')).toContain('5.4.7');
@@ -214,7 +214,7 @@ describe('pkg install', () => {
     await symlink('generations/9', join(root, 'current'));
     const d2 = await pkgJson(root, ['doctor']);
     expect(d2.json?.error?.details['report'].problems.map((p: { kind: string }) => p.kind)).toContain('dangling-current');
-    const fix = await pkgJson(root, ['rollback', '--to', '1']);
+    const fix = await pkgJson(root, ['rollback', '--to', '1', '--yes']);
     expect(fix.json?.ok).toBe(true);
   });
 

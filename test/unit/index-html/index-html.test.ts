@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { escapeHtml, formatBytes, renderIndexHtml, type IndexHtmlInput, type IndexHtmlPackage } from '../../../catalog/index-html.js';
+import { escapeHtml, renderIndexHtml, type IndexHtmlInput, type IndexHtmlPackage } from '../../../catalog/index-html.js';
+import { formatBytes } from '../../../catalog/index.js';
 
 function pkg(p: Partial<IndexHtmlPackage> & { name: string; version: string }): IndexHtmlPackage {
   const sha256 = createHash('sha256').update(`${p.name}@${p.version}`).digest('hex');
@@ -163,6 +164,8 @@ describe('formatBytes', () => {
     [123_456, '121 KiB'],
     [5 * 1024 * 1024, '5.0 MiB'],
     [3 * 1024 ** 3, '3.0 GiB'],
+    [10_199, '10 KiB'],
+    [-3 * 1024 * 1024, '-3.0 MiB'],
   ])('%d -> %s', (n, s) => {
     expect(formatBytes(n)).toBe(s);
   });

@@ -14,6 +14,7 @@ import {
   parseTimes,
   sandboxCommand,
   spdxDocument,
+  writeToolchainWrappers,
   type BuildKeyInputs,
   type LoadedRecipe,
 } from '../../../ports/index.js';
@@ -183,6 +184,64 @@ describe('driver script', () => {
 
   it('defaults a make install to DESTDIR', () => {
     expect(driverScript(recipe({ system: 'make' }), { src: '/s', recipe: '/r' })).toContain('make "install" "DESTDIR=$DESTDIR"');
+  });
+
+  it('gives autotools --build and --host, and CMake the toolchain file, only for the cross target', () => {
+    const inner = { src: '/build/src', recipe: '/build/recipe', toolchain: '/build/toolchain' };
+    const auto = recipe({ system: 'autotools', configureArgs: ['--disable-shared'] });
+    expect(driverScript(auto, inner, 'aarch64-linux-musl')).toContain(
+      './configure --prefix=/pkg/current --build=x86_64-pc-linux-gnu --host=aarch64-linux-musl "--disable-shared"',
+    );
+    // The native script is byte-for-byte what it was before cross targets existed.
+    expect(driverScript(auto, inner, 'x86_64-linux-musl')).toBe(driverScript(auto, inner));
+    expect(driverScript(auto, inner)).toContain('./configure --prefix=/pkg/current "--disable-shared"');
+    const cmake = recipe({ system: 'cmake' });
+    expect(driverScript(cmake, inner, 'aarch64-linux-musl')).toContain('-DCMAKE_TOOLCHAIN_FILE=/build/toolchain/cross.cmake');
+    expect(driverScript(cmake, inner)).not.toContain('CMAKE_TOOLCHAIN_FILE');
+  });
+});
+
+describe('toolchain wrappers', () => {
+  it('for aarch64: the musl cross compiler, the target binutils under the triple and plain archive tools, never a plain as or ld', async () => {
+    const dir = await tempDir();
+    const w = await writeToolchainWrappers({
+      target: 'aarch64-linux-musl',
+      binDir: join(dir, 'bin'),
+      headersDir: join(dir, 'kernel-headers'),
+      innerHeadersDir: '/build/toolchain/kernel-headers',
+      innerSrcDir: '/build/src',
+    });
+    expect(w.cc).toBe('aarch64-linux-musl-gcc');
+    expect(await readFile(join(dir, 'bin', w.cc), 'utf8')).toContain('exec /usr/bin/aarch64-linux-musl-gcc -static ');
+    expect(await readlink(join(dir, 'bin/aarch64-linux-musl-ar'))).toBe('/usr/bin/aarch64-linux-gnu-ar');
+    expect(await readlink(join(dir, 'bin/ar'))).toBe('/usr/bin/aarch64-linux-gnu-ar');
+    expect(await readlink(join(dir, 'bin/aarch64-linux-musl-ld'))).toBe('/usr/bin/aarch64-linux-gnu-ld');
+    // The host gcc builds build-time tools and finds as/ld through PATH; cc/gcc stay the host's.
+    for (const plain of ['as', 'ld', 'cc', 'gcc']) expect(existsSync(join(dir, 'bin', plain))).toBe(false);
+    expect(await readlink(join(dir, 'kernel-headers/asm'))).toBe('/usr/aarch64-linux-gnu/include/asm');
+    expect(w.env).toMatchObject({
+      AR: 'aarch64-linux-musl-ar',
+      STRIP: 'aarch64-linux-musl-strip',
+      CC_FOR_BUILD: 'gcc',
+      CONFIGURE_CROSS_ARGS: '--build=x86_64-pc-linux-gnu --host=aarch64-linux-musl',
+      CROSS_EMULATOR: 'qemu-aarch64-static',
+    });
+    const cmake = await readFile(join(dir, 'cross.cmake'), 'utf8');
+    expect(cmake).toContain('set(CMAKE_SYSTEM_PROCESSOR aarch64)');
+    expect(cmake).toContain('set(CMAKE_C_COMPILER aarch64-linux-musl-gcc)');
+  });
+
+  it('for x86_64: musl-gcc under every compiler name and no extra environment', async () => {
+    const dir = await tempDir();
+    const w = await writeToolchainWrappers({
+      binDir: join(dir, 'bin'),
+      headersDir: join(dir, 'kernel-headers'),
+      innerHeadersDir: '/h',
+      innerSrcDir: '/s',
+    });
+    expect(w).toEqual({ cc: 'x86_64-linux-musl-gcc', env: {} });
+    for (const alias of ['cc', 'gcc', 'musl-gcc']) expect(await readlink(join(dir, 'bin', alias))).toBe('x86_64-linux-musl-gcc');
+    expect(existsSync(join(dir, 'bin/ar'))).toBe(false);
   });
 });
 

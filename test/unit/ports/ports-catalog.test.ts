@@ -11,9 +11,11 @@ import {
   validatePortsCatalog,
   validateRecipe,
 } from '../../../ports/index.js';
-import { CollectingReporter, SwpkgError } from '../../../catalog/index.js';
+import type { SwpkgError } from '../../../catalog/index.js';
+import { CollectingReporter } from '../../../catalog/index.js';
 import { tempDir, treeHash } from '../../helpers/tmp.js';
 import { recipeFor, writePortsTree } from './fixture.js';
+import { failure } from '../../helpers/failure.js';
 
 const SHA = 'b'.repeat(64);
 const REAL_PORTS = resolve(import.meta.dirname, '../../../ports');
@@ -32,16 +34,6 @@ const SEED = [
   'nginx',
   'sqlite',
 ];
-
-async function failure(p: Promise<unknown>): Promise<SwpkgError> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).toBeInstanceOf(SwpkgError);
-    return e as SwpkgError;
-  }
-  throw new Error('expected a failure');
-}
 
 describe('dependencyOrder', () => {
   const graph: Record<string, string[]> = { app: ['lib', 'util'], lib: ['util'], util: [] };

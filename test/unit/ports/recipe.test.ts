@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseRecipe, assertTarget, parseDependency, type Recipe } from '../../../ports/index.js';
-import { SwpkgError } from '../../../catalog/index.js';
+import type { SwpkgError } from '../../../catalog/index.js';
+import { thrown } from '../../helpers/failure.js';
 
 const SHA = 'a'.repeat(64);
 
@@ -21,13 +22,8 @@ function valid(): Record<string, unknown> {
 }
 
 function codeOf(fn: () => unknown): { code: string; field: unknown } {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(SwpkgError);
-    return { code: (e as SwpkgError).code, field: (e as SwpkgError).details['field'] };
-  }
-  throw new Error('expected an error');
+  const e = thrown(fn);
+  return { code: e.code, field: e.details['field'] };
 }
 
 describe('parseRecipe', () => {

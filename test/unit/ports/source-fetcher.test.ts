@@ -11,8 +11,9 @@ import {
   parseShowsrc,
   type RecipeSource,
 } from '../../../ports/index.js';
-import { CollectingReporter, SwpkgError, sha256Hex } from '../../../catalog/index.js';
+import { CollectingReporter, sha256Hex } from '../../../catalog/index.js';
 import { tempDir } from '../../helpers/tmp.js';
+import { failure } from '../../helpers/failure.js';
 
 const servers: Server[] = [];
 afterEach(async () => {
@@ -39,16 +40,6 @@ async function serve(files: Record<string, Buffer>): Promise<{ url: string; hits
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const addr = server.address() as { port: number };
   return { url: `http://127.0.0.1:${addr.port}`, hits };
-}
-
-async function failure(p: Promise<unknown>): Promise<SwpkgError> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).toBeInstanceOf(SwpkgError);
-    return e as SwpkgError;
-  }
-  throw new Error('expected a failure');
 }
 
 const bytes = Buffer.from('pretend this is a source tarball\n');

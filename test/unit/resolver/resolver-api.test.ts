@@ -1,17 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { SwpkgError } from '../../../catalog/errors.js';
+import type { SwpkgError } from '../../../catalog/errors.js';
 import { didYouMean, findReverseDependencies, orphans, parseRequirement, resolve, type Candidate } from '../../../catalog/resolver.js';
 import { candidate, installedPkg } from './resolver-helpers.js';
-
-function codeOf(f: () => unknown): string {
-  try {
-    f();
-  } catch (e) {
-    if (e instanceof SwpkgError) return e.code;
-    throw e;
-  }
-  throw new Error('expected a SwpkgError');
-}
+import { thrown } from '../../helpers/failure.js';
 
 describe('findReverseDependencies', () => {
   const installed = [
@@ -87,9 +78,9 @@ describe('parseRequirement', () => {
   });
 
   it('refuses a bad name or range with their codes', () => {
-    expect(codeOf(() => parseRequirement('Curl'))).toBe('E_USAGE');
-    expect(codeOf(() => parseRequirement('@^1'))).toBe('E_USAGE');
-    expect(codeOf(() => parseRequirement('curl@banana'))).toBe('E_INVALID_RANGE');
+    expect(thrown(() => parseRequirement('Curl')).code).toBe('E_USAGE');
+    expect(thrown(() => parseRequirement('@^1')).code).toBe('E_USAGE');
+    expect(thrown(() => parseRequirement('curl@banana')).code).toBe('E_INVALID_RANGE');
   });
 });
 
@@ -148,15 +139,15 @@ describe('resolve', () => {
   it('refuses malformed data with its code and leaves the input untouched', () => {
     const installed = [installedPkg({ name: 'foo', version: '1.0.0' }), installedPkg({ name: 'foo', version: '2.0.0' })];
     const snapshot = structuredClone(installed);
-    expect(codeOf(() => resolve({ available: [], installed }))).toBe('E_STORE');
+    expect(thrown(() => resolve({ available: [], installed })).code).toBe('E_STORE');
     expect(installed).toEqual(snapshot);
     const bad = [candidate({ name: 'foo', version: 'v1' })];
-    expect(codeOf(() => resolve({ available: bad, installed: [], install: [{ name: 'foo' }] }))).toBe('E_INVALID_VERSION');
+    expect(thrown(() => resolve({ available: bad, installed: [], install: [{ name: 'foo' }] })).code).toBe('E_INVALID_VERSION');
     const badRange = [candidate({ name: 'foo', version: '1.0.0', depends: { bar: 'not-a-range' } })];
-    expect(codeOf(() => resolve({ available: badRange, installed: [], install: [{ name: 'foo' }] }))).toBe('E_INVALID_RANGE');
-    expect(codeOf(() => resolve({ available: [], installed: [], install: [{ name: 'Bad Name' }] }))).toBe('E_USAGE');
+    expect(thrown(() => resolve({ available: badRange, installed: [], install: [{ name: 'foo' }] })).code).toBe('E_INVALID_RANGE');
+    expect(thrown(() => resolve({ available: [], installed: [], install: [{ name: 'Bad Name' }] })).code).toBe('E_USAGE');
     const one = [installedPkg({ name: 'foo', version: '1.0.0', explicit: true })];
-    expect(codeOf(() => resolve({ available: [], installed: one, install: [{ name: 'foo' }], remove: ['foo'] }))).toBe('E_USAGE');
+    expect(thrown(() => resolve({ available: [], installed: one, install: [{ name: 'foo' }], remove: ['foo'] })).code).toBe('E_USAGE');
   });
 
   it('names the removal blockers in details and a hint that fixes it', () => {

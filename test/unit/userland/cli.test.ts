@@ -3,6 +3,7 @@ import { ERROR_CODES } from '../../../catalog/index.js';
 import { EXIT_CODE_TABLE } from '../../../userland/cli/help.js';
 import { COMMANDS } from '../../../userland/cli/commands.js';
 import { parseTokens, UsageProblem } from '../../../userland/cli/args.js';
+import { machineArch } from '../../../userland/cli/run.js';
 import { pkg } from '../../integration/userland/helpers.js';
 import { tempDir } from '../../helpers/tmp.js';
 
@@ -12,6 +13,12 @@ describe('pkg command line', () => {
       for (const code of row.codes) expect(ERROR_CODES[code as keyof typeof ERROR_CODES], code).toBe(row.exit);
     }
     expect(EXIT_CODE_TABLE.map((r) => r.exit)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8]);
+  });
+
+  it("names the machine's arch in the package format's words, and an unknown arch as Node does (so nothing matches it)", () => {
+    expect(machineArch('x64')).toBe('x86_64');
+    expect(machineArch('arm64')).toBe('aarch64');
+    expect(machineArch('ppc64')).toBe('ppc64');
   });
 
   it('gives every command a summary, a description and an example using it', () => {

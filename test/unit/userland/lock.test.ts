@@ -5,23 +5,15 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { acquireWriterLock, readLockHolder } from '../../../userland/index.js';
 import { tempDir } from '../../helpers/tmp.js';
+import { failure } from '../../helpers/failure.js';
 
 const bootId = (): string => readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
-
-async function codeOf(p: Promise<unknown>): Promise<{ code?: string; details?: Record<string, unknown> }> {
-  try {
-    await p;
-    return {};
-  } catch (e) {
-    return e as { code?: string; details?: Record<string, unknown> };
-  }
-}
 
 describe('writer lock', () => {
   it('is exclusive: a second writer fails with E_LOCKED naming the holder', async () => {
     const path = join(await tempDir(), 'lock');
     const a = await acquireWriterLock(path, { command: 'pkg install lua' });
-    const e = await codeOf(acquireWriterLock(path, { command: 'pkg remove lua', timeoutMs: 200, pollMs: 20 }));
+    const e = await failure(acquireWriterLock(path, { command: 'pkg remove lua', timeoutMs: 200, pollMs: 20 }));
     expect(e.code).toBe('E_LOCKED');
     expect(e.details).toMatchObject({ pid: process.pid, command: 'pkg install lua' });
     await a.release();
@@ -56,7 +48,7 @@ describe('writer lock', () => {
   it('does not take over a live holder, and release leaves a foreign lock alone', async () => {
     const path = join(await tempDir(), 'lock');
     await writeFile(path, JSON.stringify({ pid: process.pid, command: 'live', startedAt: '', host: hostname(), bootId: bootId() }));
-    expect((await codeOf(acquireWriterLock(path, { command: 'x', timeoutMs: 0 }))).code).toBe('E_LOCKED');
+    expect((await failure(acquireWriterLock(path, { command: 'x', timeoutMs: 0 }))).code).toBe('E_LOCKED');
     expect(JSON.parse(await readFile(path, 'utf8')).command).toBe('live');
   });
 });

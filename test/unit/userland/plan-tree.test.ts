@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { FileEntry, PackageManifest } from '../../../catalog/index.js';
 import { planTree } from '../../../userland/index.js';
+import { maybeThrown } from '../../helpers/failure.js';
 
 function manifest(name: string, files: FileEntry[]): PackageManifest {
   return {
@@ -25,15 +26,6 @@ const input = (name: string, files: FileEntry[]) => ({
   pkg: { name, version: '1.0.0', store: `h-${name}-1.0.0` },
   manifest: manifest(name, files),
 });
-
-function codeOf(f: () => unknown): { code?: string; details?: Record<string, unknown> } {
-  try {
-    f();
-    return {};
-  } catch (e) {
-    return e as { code?: string; details?: Record<string, unknown> };
-  }
-}
 
 /** One row per rule of the merged generation tree (DESIGN.md: conflicts refused with both owners named). */
 const cases: { why: string; inputs: ReturnType<typeof input>[]; conflict?: { path: string; owners: string[] } }[] = [
@@ -63,11 +55,11 @@ const cases: { why: string; inputs: ReturnType<typeof input>[]; conflict?: { pat
 describe('planTree', () => {
   for (const c of cases) {
     it(c.why, () => {
-      const e = codeOf(() => planTree(c.inputs));
+      const e = maybeThrown(() => planTree(c.inputs));
       if (c.conflict) {
-        expect(e.code).toBe('E_FILE_CONFLICT');
-        expect(e.details).toMatchObject(c.conflict);
-      } else expect(e.code).toBeUndefined();
+        expect(e?.code).toBe('E_FILE_CONFLICT');
+        expect(e?.details).toMatchObject(c.conflict);
+      } else expect(e).toBeUndefined();
     });
   }
 

@@ -18,16 +18,12 @@ export default class KeyGenerate extends BaseCommand<Result> {
     name: Flags.string({ summary: 'Base name of the key files.', default: 'swpkg' }),
   };
 
-  private quiet = false;
-
   override async run(): Promise<Result> {
     const { flags } = await this.parse(KeyGenerate);
-    this.quiet = flags.quiet;
     return writeNewKeyPair(flags.out, flags.name);
   }
 
   protected override render(r: Result): void {
-    if (this.quiet) return;
     this.log(`key id   ${r.keyid}`);
     this.log(`private  ${r.privatePath} (0600: keep it secret, never publish it)`);
     this.log(`public   ${r.publicPath}`);

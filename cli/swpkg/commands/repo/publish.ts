@@ -5,7 +5,7 @@ import { parseDuration, publishRepository, readPrivateKey, type PublishResult } 
 export default class RepoPublish extends BaseCommand<PublishResult> {
   static override summary = 'Publish a folder of packages as a signed static repository.';
   static override description = `Writes a web root any static host can serve: hosted-repo.json, repo-root.pub, roots/N.json, catalog.json (+ .sha256), packages/NAME-VERSION-ARCH.swpkg (+ .sha256) and index.html.
-Every package is verified first; nothing is written if one is bad. Packages land first and the catalog last, so readers never see a catalog pointing at a missing file. A published NAME-VERSION-ARCH never changes (bump the version instead). Packages no longer listed stay downloadable for --retain. The catalog version always increases.
+Every package is verified first; nothing is written if one is bad, or if a dependency is met by no package in the folder (unless --allow-unmet-dependencies). Packages land first and the catalog last, so readers never see a catalog pointing at a missing file. A published NAME-VERSION-ARCH never changes (bump the version instead). Packages no longer listed stay downloadable for --retain. The catalog version always increases.
 The first publish creates root v1 with --root-key (default: --key) as root key and --key as catalog key. Private keys are never written into the web root.`;
   static override examples = [
     '<%= config.bin %> repo publish ./packages --key keys/swpkg.key --out ./webroot --name main',
@@ -22,6 +22,9 @@ The first publish creates root v1 with --root-key (default: --key) as root key a
     expires: Flags.string({ summary: 'How long the catalog stays valid: 14d, 12h, 2w.', default: '14d' }),
     retain: Flags.string({ summary: 'How long superseded packages stay downloadable.', default: '7d' }),
     mirror: Flags.string({ summary: 'Mirror base URL to advertise in hosted-repo.json (repeatable).', multiple: true }),
+    'allow-unmet-dependencies': Flags.boolean({
+      summary: 'Publish even when a dependency is met by no package in the folder (clients get it from another repository).',
+    }),
   };
 
   override async run(): Promise<PublishResult> {
@@ -38,6 +41,7 @@ The first publish creates root v1 with --root-key (default: --key) as root key a
       ...(rootKey && { rootKey }),
       ...(flags.name !== undefined && { name: flags.name }),
       ...(flags.mirror && { mirrors: flags.mirror }),
+      allowUnmetDependencies: flags['allow-unmet-dependencies'],
     });
   }
 

@@ -26,6 +26,12 @@ export default class RepoVerifyHosted extends BaseCommand<VerifyHostedResult> {
       ...(flags.fingerprint && { pinnedFingerprint: flags.fingerprint }),
       ...(flags.name && { name: flags.name }),
     });
+    if (!flags.fingerprint) {
+      // Without a pin every check is against whatever root the server hands out, which proves consistency, not identity.
+      r.warnings.push(
+        'no --fingerprint given: nothing was pinned, so the checks only show the repository agrees with the root it serves; pass the fingerprint clients pin',
+      );
+    }
     this.warnings.push(...r.warnings);
     if (!r.ok) {
       this.failed = true;

@@ -1,5 +1,6 @@
 import { Flags } from '@oclif/core';
 import { BaseCommand } from '../../../shared/base-command.js';
+import { formatTable } from '../../../../edge/index.js';
 import { defaultPortsPaths, listPorts, type CatalogPortSummary } from '../../../../ports/index.js';
 
 export default class CatalogList extends BaseCommand<CatalogPortSummary[]> {
@@ -16,12 +17,7 @@ export default class CatalogList extends BaseCommand<CatalogPortSummary[]> {
   }
 
   protected override render(ports: CatalogPortSummary[]): void {
-    const w = Math.max(4, ...ports.map((p) => p.name.length));
-    const v = Math.max(7, ...ports.map((p) => p.version.length));
-    this.log(`${'NAME'.padEnd(w)}  ${'VERSION'.padEnd(v)}  ${'LICENSE'.padEnd(14)}  DEPENDS / BUILD-DEPENDS`);
-    for (const p of ports) {
-      const deps = [p.depends.join(',') || '-', p.buildDepends.join(',') || '-'].join(' / ');
-      this.log(`${p.name.padEnd(w)}  ${p.version.padEnd(v)}  ${p.license.padEnd(14)}  ${deps}`);
-    }
+    const rows = ports.map((p) => [p.name, p.version, p.license, `${p.depends.join(',') || '-'} / ${p.buildDepends.join(',') || '-'}`]);
+    for (const line of formatTable([['NAME', 'VERSION', 'LICENSE', 'DEPENDS / BUILD-DEPENDS'], ...rows])) this.log(line);
   }
 }

@@ -13,10 +13,7 @@ export default class CatalogValidate extends BaseCommand<CatalogValidation> {
 
   override async run(): Promise<CatalogValidation> {
     const { flags } = await this.parse(CatalogValidate);
-    return validatePortsCatalog(
-      defaultPortsPaths({ ...(flags.ports ? { portsDir: flags.ports } : {}) }).portsDir,
-      this.reporter(flags.quiet),
-    );
+    return validatePortsCatalog(defaultPortsPaths({ ...(flags.ports ? { portsDir: flags.ports } : {}) }).portsDir, this.reporter());
   }
 
   protected override render(r: CatalogValidation): void {

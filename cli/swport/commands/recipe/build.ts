@@ -24,7 +24,7 @@ export default class RecipeBuild extends BaseCommand<Result> {
       target: flags.target,
       useCache: flags.cache,
       keepWork: flags['keep-work'],
-      reporter: this.reporter(flags.quiet),
+      reporter: this.reporter(),
     });
   }
 

@@ -25,7 +25,7 @@ export default class RecipePackage extends BaseCommand<PackageReport> {
       target: flags.target,
       useCache: flags.cache,
       out: flags.out,
-      reporter: this.reporter(flags.quiet),
+      reporter: this.reporter(),
     });
   }
 

@@ -18,7 +18,7 @@ export default class RecipeSmoke extends BaseCommand<SmokeResult> {
     return runSmokeTest(args.name, {
       paths: defaultPortsPaths({ ...(flags.ports ? { portsDir: flags.ports } : {}) }),
       target: flags.target,
-      reporter: this.reporter(flags.quiet),
+      reporter: this.reporter(),
     });
   }
 

@@ -22,7 +22,7 @@ export default class RecipeVerifyReproducible extends BaseCommand<Reproducibilit
     return verifyReproducible(args.name, {
       paths: defaultPortsPaths({ ...(flags.ports ? { portsDir: flags.ports } : {}) }),
       target: flags.target,
-      reporter: this.reporter(flags.quiet),
+      reporter: this.reporter(),
       ...(flags.keep ? { keepDir: flags.keep } : {}),
     });
   }

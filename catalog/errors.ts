@@ -4,7 +4,8 @@
  * The code is the contract: tests assert codes, never wording, and codes are
  * only ever added. Each code maps to one process exit code (DESIGN.md):
  * 0 ok, 1 unexpected, 2 usage, 3 refused by verification, 4 cannot resolve,
- * 5 network or fetch, 6 lock held, 7 store or filesystem.
+ * 5 network or fetch, 6 lock held, 7 store or filesystem, 8 a required
+ * health check failed after a change (the change was undone).
  */
 
 export const ExitCode = {
@@ -16,6 +17,7 @@ export const ExitCode = {
   NETWORK: 5,
   LOCKED: 6,
   STORE: 7,
+  HEALTH: 8,
 } as const;
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
 
@@ -90,6 +92,8 @@ export const ERROR_CODES = {
   E_PATCH: ExitCode.STORE,
   E_WRONG_ARCH: ExitCode.STORE,
   E_NO_EMULATOR: ExitCode.STORE,
+  // health: a required check failed after `current` switched; pkg switched back and kept the failed generation
+  E_HEALTH_CHECK: ExitCode.HEALTH,
   // anything else
   E_INTERNAL: ExitCode.UNEXPECTED,
 } as const;

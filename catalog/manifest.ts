@@ -45,6 +45,21 @@ export interface PackageMeta {
   provides?: string[];
   conflicts?: string[];
   build?: BuildInfo;
+  health?: HealthCheck[];
+}
+
+/**
+ * A check `pkg` runs after a transaction that added or changed this package
+ * has switched `current` (docs/design.md, "Health checks"). `command` is a
+ * path inside the package, run from the new generation with no stdin and
+ * bounded output; a `required` check that fails switches back.
+ */
+export interface HealthCheck {
+  name: string;
+  command: string;
+  /** Seconds before the check is killed (and counts as failed). */
+  timeout: number;
+  level: 'required' | 'advisory';
 }
 
 export interface PackageManifest {
@@ -62,6 +77,7 @@ export interface PackageManifest {
   installedSize: number;
   files: FileEntry[];
   build?: BuildInfo;
+  health?: HealthCheck[];
 }
 
 export const NAME_RE = /^[a-z0-9][a-z0-9+._-]{0,63}$/;
@@ -88,7 +104,14 @@ export const MANIFEST_LIMITS = {
   depth: 32,
   /** Bytes of one symlink target. */
   linkTargetBytes: 1024,
+  /** Health checks per package: a service needs a few; each runs after every upgrade. */
+  healthChecks: 16,
+  /** Longest health-check timeout in seconds: a check that needs longer would hold every upgrade that long. */
+  healthTimeoutSeconds: 600,
 } as const;
+
+/** Timeout of a health check declared without one (seconds). */
+export const DEFAULT_HEALTH_TIMEOUT = 30;
 
 /** The only modes a package carries: what the writer normalises to (no special bits, no group or world write). */
 export const ALLOWED_MODES: Record<FileType, readonly number[]> = {
@@ -292,6 +315,58 @@ function validateBuild(value: unknown): BuildInfo | undefined {
   return b;
 }
 
+const HEALTH_KEYS = ['name', 'command', 'timeout', 'level'];
+
+/**
+ * The `health` field: at most MANIFEST_LIMITS.healthChecks checks, unique
+ * names, a command that is a safe relative path (checked like a payload
+ * path: no absolute path, no `..`), a whole-second timeout from 1 to
+ * MANIFEST_LIMITS.healthTimeoutSeconds (0 would fail every check, a huge one
+ * would let a check hold every upgrade), and `required` or `advisory`.
+ */
+export function validateHealthChecks(value: unknown): HealthCheck[] | undefined {
+  if (value === undefined) return undefined;
+  if (!Array.isArray(value)) throw bad('health', value, 'must be an array of checks');
+  if (value.length > MANIFEST_LIMITS.healthChecks)
+    throw bad('health', value.length, `lists more than ${MANIFEST_LIMITS.healthChecks} checks`);
+  const names = new Set<string>();
+  return value.map((raw: unknown, i) => {
+    const field = `health[${i}]`;
+    if (!isRecord(raw)) throw bad(field, raw, 'must be an object with name, command, timeout and level');
+    for (const key of Object.keys(raw))
+      if (!HEALTH_KEYS.includes(key)) throw bad(`${field}.${key}`, raw[key], 'is not a known health-check field');
+    const name = assertName(raw['name'], `${field}.name`);
+    if (names.has(name)) throw bad(`${field}.name`, name, 'is used by another check of this package');
+    names.add(name);
+    const command = assertSafePath(raw['command'], `${field}.command`);
+    const timeout = raw['timeout'];
+    if (typeof timeout !== 'number' || !Number.isInteger(timeout) || timeout < 1 || timeout > MANIFEST_LIMITS.healthTimeoutSeconds) {
+      throw bad(`${field}.timeout`, timeout, `must be a whole number of seconds from 1 to ${MANIFEST_LIMITS.healthTimeoutSeconds}`);
+    }
+    const level = raw['level'];
+    if (level !== 'required' && level !== 'advisory') throw bad(`${field}.level`, level, 'must be required or advisory');
+    return { name, command, timeout, level };
+  });
+}
+
+/**
+ * `swpkg pack --health-check NAME:COMMAND[:TIMEOUT][:required|advisory]`
+ * (timeout default DEFAULT_HEALTH_TIMEOUT seconds, level default required).
+ * Validated by validateHealthChecks with the rest of the metadata.
+ */
+export function parseHealthCheckSpec(spec: string): Record<string, unknown> {
+  const parts = spec.split(':');
+  const name = parts.shift();
+  let level: string = 'required';
+  let timeout: unknown = DEFAULT_HEALTH_TIMEOUT;
+  if (parts.length > 1 && /^(required|advisory)$/.test(parts[parts.length - 1]!)) level = parts.pop()!;
+  if (parts.length > 1 && /^-?[0-9]+$/.test(parts[parts.length - 1]!)) timeout = Number(parts.pop());
+  if (name === undefined || name === '' || parts.length === 0) {
+    throw bad('health', spec, 'must be given as NAME:COMMAND[:TIMEOUT_SECONDS][:required|advisory]');
+  }
+  return { name, command: parts.join(':'), timeout, level };
+}
+
 /** Validates the package-level fields shared by the packer's input and the manifest. */
 export function validateMeta(value: unknown): PackageMeta {
   if (!isRecord(value)) throw bad('(root)', value, 'must be a JSON object');
@@ -316,6 +391,8 @@ export function validateMeta(value: unknown): PackageMeta {
   if (homepage !== undefined) meta.homepage = homepage;
   const build = validateBuild(value['build']);
   if (build !== undefined) meta.build = build;
+  const health = validateHealthChecks(value['health']);
+  if (health !== undefined) meta.health = health;
   return meta;
 }
 
@@ -334,6 +411,7 @@ const MANIFEST_KEYS = new Set([
   'installedSize',
   'files',
   'build',
+  'health',
 ]);
 
 /**
@@ -368,6 +446,18 @@ export function validateManifest(value: unknown): PackageManifest {
   };
   if (meta.homepage !== undefined) m.homepage = meta.homepage;
   if (meta.build !== undefined) m.build = meta.build;
+  if (meta.health !== undefined) {
+    // A check runs a file of this package: it must be listed, as an executable file or a link inside the package.
+    const byPath = new Map(files.map((f) => [f.path, f]));
+    meta.health.forEach((h, i) => {
+      const f = byPath.get(h.command);
+      if (!f) throw bad(`health[${i}].command`, h.command, 'is not a file of this package');
+      if (f.type === 'dir' || (f.type === 'file' && f.mode !== 0o755)) {
+        throw bad(`health[${i}].command`, h.command, f.type === 'dir' ? 'is a folder, not a program' : 'is not executable (mode 0755)');
+      }
+    });
+    m.health = meta.health;
+  }
   return m;
 }
 

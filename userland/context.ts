@@ -1,4 +1,5 @@
 import { DEFAULT_CLIENT, silentReporter, type ClientIdentity, type Reporter } from '../catalog/index.js';
+import { join } from 'node:path';
 import { rootPaths, type RootPaths } from './paths.js';
 import { DEFAULT_LIMITS, type TransferLimits } from './download.js';
 import type { HttpTransport } from './http-transport.js';
@@ -23,6 +24,8 @@ export interface PkgOptions {
   command?: string;
   /** Catalog size cap (default 64 MiB). */
   maxCatalogBytes?: number;
+  /** System-wide health checks (default: /etc/pkg/health.d for the root /pkg, else ROOT/health.d). */
+  healthDir?: string;
 }
 
 export interface PkgContext {
@@ -35,6 +38,8 @@ export interface PkgContext {
   lockTimeoutMs: number;
   command: string;
   maxCatalogBytes: number;
+  /** Folder of system-wide health checks (executables); a missing folder means none. */
+  healthDir: string;
   transport(): Promise<HttpTransport>;
   /** Frees network resources; call once when done. */
   close(): Promise<void>;
@@ -53,6 +58,8 @@ export function createContext(o: PkgOptions): PkgContext {
     lockTimeoutMs: o.lockTimeoutMs ?? 30_000,
     command: o.command ?? 'pkg',
     maxCatalogBytes: o.maxCatalogBytes ?? 64 * 1024 * 1024,
+    // The guest's image owns /etc/pkg; a host root keeps its checks beside its store so two roots never share them.
+    healthDir: o.healthDir ?? (o.root === '/pkg' ? '/etc/pkg/health.d' : join(o.root, 'health.d')),
     transport() {
       transport ??= import('./http-transport.js').then((m) => m.defaultTransport());
       return transport;

@@ -16,6 +16,7 @@ import { checkStoreEntry, listStoreEntries, readStoreManifest } from './store.js
 import { findLeftovers } from './writer.js';
 import { newestCompleteGeneration } from './generation-check.js';
 import { readLockHolder } from './lock.js';
+import { readBootFallbacks } from './boot-check.js';
 
 export interface DoctorProblem {
   /** dangling-current: `current` unusable; drift: a store file differs from its manifest; tree: a generation link is wrong or missing; generation: a generation needs a store entry that is gone. */
@@ -40,6 +41,11 @@ export interface DoctorReport {
   unreferenced: string[];
   /** Interrupted downloads, resumed by the next install. */
   partialDownloads: string[];
+  /**
+   * Incomplete generations the boot check already left (recorded in db/boot-fallbacks.json): known
+   * and no longer current, so not problems; `pkg gc` removes them once they are older than the kept ones.
+   */
+  abandoned: string[];
   lock: { pid?: number; command?: string; stale: boolean } | null;
 }
 
@@ -118,6 +124,8 @@ export async function doctor(ctx: PkgContext): Promise<DoctorReport> {
     });
   }
   const gens = await listGenerationNumbers(ctx);
+  const left = new Set((await readBootFallbacks(ctx)).flatMap((f) => [f.from, ...(f.skipped ?? [])]));
+  const abandoned: string[] = [];
   const referenced = new Set<string>();
   let filesChecked = 0;
   let packages = 0;
@@ -126,12 +134,17 @@ export async function doctor(ctx: PkgContext): Promise<DoctorReport> {
     try {
       g = await readGeneration(ctx, n);
     } catch (e) {
-      problems.push({ kind: 'generation', path: `generations/${n}`, detail: (e as Error).message });
+      if (n !== cur && left.has(n)) abandoned.push(`generations/${n}: ${(e as Error).message} (left at boot)`);
+      else problems.push({ kind: 'generation', path: `generations/${n}`, detail: (e as Error).message });
       continue;
     }
     for (const p of g.packages) {
       referenced.add(p.store);
       if (!(await exists(join(ctx.paths.store, p.store)))) {
+        if (n !== cur && left.has(n)) {
+          abandoned.push(`generations/${n}: store/${p.store} is gone (left at boot)`);
+          continue;
+        }
         problems.push({
           kind: 'generation',
           path: `store/${p.store}`,
@@ -174,6 +187,7 @@ export async function doctor(ctx: PkgContext): Promise<DoctorReport> {
     leftovers: leftovers.sort(),
     unreferenced,
     partialDownloads,
+    abandoned,
     lock: holder ? { ...(holder.holder ? { pid: holder.holder.pid, command: holder.holder.command } : {}), stale: holder.stale } : null,
   };
 }

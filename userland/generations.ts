@@ -8,7 +8,18 @@ import { currentNumber, generationDir, listGenerationNumbers, readGeneration, sw
 import { discardStoreEntry, listStoreEntries } from './store.js';
 import { TRASH_PREFIX } from './paths.js';
 import { planThenApply, type PlanGate } from './writer.js';
-import { checkGeneration, recoverCurrent } from './generation-check.js';
+import { checkGeneration } from './generation-check.js';
+import {
+  healCurrent,
+  prepareHealth,
+  readHealthRecord,
+  removeHealthRecord,
+  runGuard,
+  type HealthOutcome,
+  type HealthRecord,
+} from './health.js';
+import { readStoreManifest } from './store.js';
+import { readBootFallbacks, type BootFallback } from './boot-check.js';
 import { crashPoint } from './crash-point.js';
 
 export interface GenerationSummary {
@@ -19,6 +30,15 @@ export interface GenerationSummary {
   packages: number;
   current: boolean;
   catalogs: Record<string, number>;
+  /**
+   * What its health checks found: absent when it had none; `failed` names the check, its exit
+   * status and output tail, and where `current` went back to.
+   */
+  health?: Pick<HealthRecord, 'state' | 'failed' | 'reverted' | 'time'>;
+  /** The latest boot-time fallback away from this generation (`from`) or to it (`to`), with the reason. */
+  bootFallback?: BootFallback;
+  /** Set when its generation.json does not read (the other fields are then empty): why. */
+  damaged?: string;
 }
 
 /** `pkg generations`: every generation on disk, oldest first. A reader: no lock. */
@@ -30,8 +50,29 @@ export async function listGenerations(ctx: PkgContext): Promise<GenerationSummar
     cur = undefined;
   }
   const out: GenerationSummary[] = [];
+  const fallbacks = await readBootFallbacks(ctx);
   for (const n of await listGenerationNumbers(ctx)) {
-    const g = await readGeneration(ctx, n);
+    const h = await readHealthRecord(ctx, n);
+    const boot = fallbacks.findLast((f) => f.from === n || f.to === n);
+    let g;
+    try {
+      g = await readGeneration(ctx, n);
+    } catch (e) {
+      if (!(e instanceof SwpkgError)) throw e;
+      // One unreadable record (the generation a boot check left) must not hide the others or the reason.
+      out.push({
+        number: n,
+        time: '',
+        command: '',
+        parent: null,
+        packages: 0,
+        current: n === cur,
+        catalogs: {},
+        damaged: e.message,
+        ...(boot ? { bootFallback: boot } : {}),
+      });
+      continue;
+    }
     out.push({
       number: n,
       time: g.time,
@@ -40,6 +81,17 @@ export async function listGenerations(ctx: PkgContext): Promise<GenerationSummar
       packages: g.packages.length,
       current: n === cur,
       catalogs: g.catalogs,
+      ...(h
+        ? {
+            health: {
+              state: h.state,
+              time: h.time,
+              ...(h.failed ? { failed: h.failed } : {}),
+              ...(h.reverted ? { reverted: h.reverted } : {}),
+            },
+          }
+        : {}),
+      ...(boot ? { bootFallback: boot } : {}),
     });
   }
   return out;
@@ -52,6 +104,8 @@ export interface RollbackResult {
   dryRun?: boolean;
   /** The person answered no: nothing was changed. */
   declined?: boolean;
+  /** The checks of the packages the rollback brought back (absent when there were none). */
+  health?: HealthOutcome;
 }
 
 /** A generation may become current only if it is complete (checkGeneration: record, store entries, tree). */
@@ -71,18 +125,34 @@ async function assertComplete(ctx: PkgContext, n: number): Promise<void> {
  * rename, so a crash leaves either generation current. Also the way out of
  * a dangling `current` (`--to N`). Shown and confirmed like any change.
  */
-export async function rollback(ctx: PkgContext, o: { to?: number } & PlanGate<RollbackResult> = {}): Promise<RollbackResult> {
+export async function rollback(
+  ctx: PkgContext,
+  o: { to?: number; healthCheck?: boolean } & PlanGate<RollbackResult> = {},
+): Promise<RollbackResult> {
   const outcome = await planThenApply(ctx, o, {
     plan: () => planRollback(ctx, o.to),
     isEmpty: (p) => !p.changed,
     identity: (p) => `${p.from}->${p.to}`,
     apply: async (p) => {
       crashPoint('rollback.checked');
+      // The packages the rollback brings back (not in the generation it leaves) run their checks, as an upgrade's would.
+      const leaving = new Set(
+        p.from !== null ? (await readGeneration(ctx, p.from).catch(() => undefined))?.packages.map((x) => x.store) : [],
+      );
+      const back = (await readGeneration(ctx, p.to)).packages.filter((x) => !leaving.has(x.store));
+      const guard = await prepareHealth(ctx, {
+        generation: p.to,
+        revertTo: p.from,
+        packages: await Promise.all(back.map(async (x) => ({ pkg: x, manifest: await readStoreManifest(ctx, x.store) }))),
+        skip: o.healthCheck === false,
+      });
       await switchCurrent(ctx, p.to);
+      return guard ? await runGuard(ctx, guard) : o.healthCheck === false ? { state: 'skipped' as const, checks: [] } : undefined;
     },
   });
   if (outcome.kind === 'dry-run') return { ...outcome.plan, dryRun: true };
   if (outcome.kind === 'declined') return { ...outcome.plan, declined: true };
+  if (outcome.kind === 'applied' && outcome.result) return { ...outcome.plan, health: outcome.result };
   return outcome.plan;
 }
 
@@ -162,7 +232,7 @@ export async function collectGarbage(ctx: PkgContext, o: { keep?: number } & Pla
     throw new SwpkgError('E_USAGE', '--keep must be a whole number (generations to keep besides the current one)', { details: { keep } });
   const outcome = await planThenApply(ctx, o, {
     // Never collect on a damaged `current`: it is repaired first, so the generation it falls back to is kept.
-    prepare: () => recoverCurrent(ctx),
+    prepare: () => healCurrent(ctx),
     plan: () => planGarbage(ctx, keep),
     isEmpty: (p) => p.removedGenerations.length + p.removedStoreEntries.length + p.removedCacheFiles.length === 0,
     identity: (p) => JSON.stringify([p.removedGenerations, p.removedStoreEntries, p.removedCacheFiles]),
@@ -177,6 +247,7 @@ export async function collectGarbage(ctx: PkgContext, o: { keep?: number } & Pla
         }
         crashPoint('gc.generation');
         await removeTree(aside);
+        await removeHealthRecord(ctx, n);
       }
       for (const dir of p.removedStoreEntries) {
         await discardStoreEntry(ctx, dir);

@@ -56,6 +56,20 @@ export {
 export { checkStoreEntry, readStoreManifest, type StoreProblem } from './store.js';
 export { checkGeneration, newestCompleteGeneration, recoverCurrent, type GenerationCheck } from './generation-check.js';
 export { doctor, type DoctorReport, type DoctorProblem } from './doctor.js';
+export { bootCheck, readBootFallbacks, type BootCheckResult, type BootFallback } from './boot-check.js';
+export {
+  checkHealth,
+  healCurrent,
+  readHealthRecord,
+  runCheck,
+  systemChecks,
+  HEALTH_OUTPUT_TAIL_BYTES,
+  type HealthCheckResult,
+  type HealthRecord,
+  type HealthReport,
+  type HealthOutcome,
+  type PlannedCheck,
+} from './health.js';
 export { addTrustedKey, removeTrustedKey, trustedKeys, type TrustedKey } from './trusted-keys.js';
 export { acquireWriterLock, readLockHolder, type LockHolder, type WriterLock } from './lock.js';
 export { withWriterLock, findLeftovers, cleanupLeftovers, planThenApply, type PlanGate, type GateOutcome } from './writer.js';

@@ -19,6 +19,8 @@ export interface RootPaths {
   rootsDir: string;
   catalogsDir: string;
   keysDir: string;
+  /** `db/health/N.json`: what the health checks of generation N found (or that they were skipped or interrupted). */
+  healthRecords: string;
   cache: string;
   lock: string;
 }
@@ -36,6 +38,7 @@ export function rootPaths(root: string): RootPaths {
     rootsDir: join(db, 'roots'),
     catalogsDir: join(db, 'catalogs'),
     keysDir: join(db, 'keys'),
+    healthRecords: join(db, 'health'),
     cache: join(root, 'cache'),
     lock: join(root, 'lock'),
   };

@@ -42,7 +42,7 @@ import {
   type TreeInput,
 } from './generation.js';
 import { storeDirName } from './paths.js';
-import { recoverCurrent } from './generation-check.js';
+import { healCurrent, prepareHealth, runGuard, type HealthGuard, type HealthOutcome } from './health.js';
 import { ensureDir, exists, removeTree } from './fs-util.js';
 import { trustedKeys, type TrustedKey } from './trusted-keys.js';
 import { planThenApply, type PlanGate } from './writer.js';
@@ -101,10 +101,15 @@ export interface TransactionResult {
   generation: number | null;
   previousGeneration: number | null;
   downloads: { name: string; version: string; bytes: number; resumedFrom: number; cached: boolean }[];
+  /** The health checks of the change (absent when there were none to run); a required failure throws E_HEALTH_CHECK instead. */
+  health?: HealthOutcome;
 }
 
 /** Dry run, show and confirm (writer.ts PlanGate): asked without the lock; a no changes nothing and is not an error. */
-export type MutationOptions = PlanGate<PlanView>;
+export type MutationOptions = PlanGate<PlanView> & {
+  /** false (--no-health-check): the checks are not run and the generation's health record says so. */
+  healthCheck?: boolean;
+};
 
 interface World {
   current: Generation | undefined;
@@ -306,7 +311,8 @@ async function apply(
   plan: PkgPlan,
   w: World,
   catalogs: Record<string, number>,
-): Promise<{ generation: Generation; downloads: TransactionResult['downloads'] }> {
+  healthCheck: boolean,
+): Promise<{ generation: Generation; downloads: TransactionResult['downloads']; guard: HealthGuard | undefined }> {
   const downloads: TransactionResult['downloads'] = [];
   const addedStore: string[] = [];
   const staged: StagedEntry[] = [];
@@ -452,13 +458,23 @@ async function apply(
       catalogs,
       parent: w.current?.number ?? null,
     });
+    // The generation names the new store entries now: a later failure must not take them from under it.
+    addedStore.length = 0;
+    // Checks of what this change added or changed: recorded as pending before the switch (see prepareHealth).
+    const before = new Set((w.current?.packages ?? []).map((p) => p.store));
+    const guard = await prepareHealth(ctx, {
+      generation: generation.number,
+      revertTo: w.current?.number ?? null,
+      packages: inputs.filter((i) => !before.has(i.pkg.store)),
+      skip: !healthCheck,
+    });
     await switchCurrent(ctx, generation.number);
     crashPoint('transaction.switched');
 
     // 6. Downloads now live in the store.
     for (const f of files.values()) if (f.startsWith(ctx.paths.cache)) await rm(f, { force: true });
     crashPoint('transaction.cleaned');
-    return { generation, downloads };
+    return { generation, downloads, guard };
   } catch (e) {
     for (const e of staged) await removeTree(e.tmp).catch(() => {});
     for (const dir of addedStore) await discardStoreEntry(ctx, dir).catch(() => {});
@@ -486,7 +502,7 @@ async function transaction(
     plan: PkgPlan;
     pv: PlanView;
   }
-  const outcome = await planThenApply<Planned, Awaited<ReturnType<typeof apply>>>(
+  const outcome = await planThenApply<Planned, Awaited<ReturnType<typeof apply>> & { health: HealthOutcome | undefined }>(
     ctx,
     {
       ...(o.dryRun !== undefined ? { dryRun: o.dryRun } : {}),
@@ -494,8 +510,9 @@ async function transaction(
       ...(o.confirm ? { confirm: (p: Planned) => o.confirm!(p.pv) } : {}),
     },
     {
-      // A writer repairs a damaged `current` first (a warning says so); --dry-run only reads and reports it.
-      prepare: () => recoverCurrent(ctx),
+      // A writer repairs a damaged `current` and undoes a switch whose health checks never finished (a warning
+      // says so); --dry-run only reads and reports it.
+      prepare: () => healCurrent(ctx),
       plan: async () => {
         const w = await loadWorld(ctx, { catalogs: o.catalogs, warn });
         for (const r of w.notUpdated) warn(`repository ${r} has no catalog yet; run \`pkg update\``);
@@ -508,7 +525,14 @@ async function transaction(
       apply: async ({ w, plan }) => {
         crashPoint('transaction.confirmed');
         const catalogs = o.catalogs !== false ? { ...(w.current?.catalogs ?? {}), ...w.catalogVersions } : (w.current?.catalogs ?? {});
-        return apply(ctx, plan, w, catalogs);
+        const applied = await apply(ctx, plan, w, catalogs, o.healthCheck !== false);
+        // After the switch, outside apply: a failed check switches back but keeps the generation and its store entries.
+        const health = applied.guard
+          ? await runGuard(ctx, applied.guard)
+          : o.healthCheck === false
+            ? { state: 'skipped' as const, checks: [] }
+            : undefined;
+        return { ...applied, health };
       },
     },
   );
@@ -521,7 +545,9 @@ async function transaction(
     previousGeneration: w.current?.number ?? null,
     downloads: [],
   };
-  return outcome.kind === 'applied' ? { ...base, generation: outcome.result.generation.number, downloads: outcome.result.downloads } : base;
+  if (outcome.kind !== 'applied') return base;
+  const { generation, downloads, health } = outcome.result;
+  return { ...base, generation: generation.number, downloads, ...(health ? { health } : {}) };
 }
 
 export interface InstallOptions extends MutationOptions {

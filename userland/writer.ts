@@ -17,7 +17,7 @@ import { SwpkgError } from '../catalog/index.js';
 export async function findLeftovers(ctx: PkgContext): Promise<string[]> {
   const p = ctx.paths;
   const out: string[] = [];
-  for (const dir of [p.store, p.generations, p.db, p.rootsDir, p.keysDir, p.root]) {
+  for (const dir of [p.store, p.generations, p.db, p.rootsDir, p.keysDir, p.healthRecords, p.root]) {
     for (const n of await listDir(dir)) {
       if (n.startsWith(TMP_PREFIX) || n.startsWith(TRASH_PREFIX)) out.push(join(dir, n));
     }

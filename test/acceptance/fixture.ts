@@ -530,6 +530,37 @@ export async function publishHelloUpgrade(f: Fixture, reporter: Reporter): Promi
   return { pkg, publish };
 }
 
+/**
+ * Publishes `svc@VERSION` into the main repository for the health-rollback scenario: `bin/svc`
+ * prints its version; its required health check `svc/responds` exits `checkExit` after a line
+ * that names the version (so the output tail is recognisable).
+ */
+export async function publishSvc(
+  f: Fixture,
+  reporter: Reporter,
+  version: string,
+  checkExit: number,
+): Promise<{ pkg: TestPackage; publish: PublishResult }> {
+  const pkg = await makeTestPackage(
+    join(f.workDir, 'payloads'),
+    f.mainPackagesDir,
+    {
+      name: 'svc',
+      version,
+      summary: `acceptance test service ${version}`,
+      health: [{ name: 'responds', command: 'libexec/svc/check', timeout: 10, level: 'required' }],
+    },
+    {
+      'bin/svc': sh(`echo "svc ${version}"`),
+      'libexec/svc/check': sh(`echo "svc ${version} health: exit ${checkExit}"\nexit ${checkExit}`),
+    },
+  );
+  f.test[`svc-${version}`] = pkg;
+  const publish = await publishRepository({ packagesDir: f.mainPackagesDir, out: f.www.main, key: f.keys.catalog, name: 'main', reporter });
+  f.publishes.push(publish);
+  return { pkg, publish };
+}
+
 export function publicKeyText(k: KeyPair): string {
   return JSON.stringify(toPublicKeyFile(k), null, 2) + '\n';
 }

@@ -3,6 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtemp, readFile, readlink, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { HealthCheck } from '../../catalog/index.js';
 import { createContext, doctor, readCurrent, readCatalogState } from '../../userland/index.js';
 import { buildFakeRepo, cleanupFakeRepos, type FakeRepo } from '../helpers/fake-repo.js';
 import { startTableServer, type TableServer } from '../helpers/http-table-server.js';
@@ -32,6 +33,15 @@ interface Flow {
   command: string[];
   /** What `current` must hold after a complete run. */
   final: string[];
+  /** Exit code of a complete run (default 0); the failed-health flow ends with 8 and the old set. */
+  exit?: number;
+  /**
+   * A generation that may be current after a kill besides the old and the new one (with its set):
+   * the one whose health check fails, current between the switch and the switch back.
+   */
+  transient?: { current: string; set: string[] };
+  /** Crash points the clean run must pass (so the kills really land inside the health checks). */
+  reaches?: string[];
 }
 
 // Order matters: upgrade publishes 1.1.0 versions, and update publishes more; earlier flows see 1.0.0 only.
@@ -70,15 +80,49 @@ const FLOWS: Flow[] = [
     command: ['upgrade', '--yes'],
     final: ['app@1.1.0', 'lib@1.1.0', 'tool@1.0.0'],
   },
+  {
+    // Crash points during the checks: a kill leaves the new generation current with its checks pending;
+    // the next run undoes it (back to the old one) and upgrades again.
+    name: 'upgrade-checked',
+    setup: [['install', 'app', 'tool', '--yes'], ['update']],
+    before: {
+      1: (r) => r.publish([{ name: 'app', version: '1.2.0', depends: { lib: '^1.1.0' }, files: appFiles('1.2.0', 0), health: check }]),
+    },
+    command: ['upgrade', '--yes'],
+    final: ['app@1.2.0', 'lib@1.1.0', 'tool@1.0.0'],
+    reaches: ['health.pending:1', 'health.check:2', 'health.checked:1', 'health.recorded:1'],
+  },
+  {
+    // A required check fails: the run switches back and exits 8; a kill before the switch back leaves the failed
+    // generation current with its checks pending, which the next run undoes.
+    name: 'upgrade-unhealthy',
+    setup: [['install', 'app', 'tool', '--yes'], ['update']],
+    before: {
+      1: (r) => r.publish([{ name: 'app', version: '1.3.0', depends: { lib: '^1.1.0' }, files: appFiles('1.3.0', 4), health: check }]),
+    },
+    command: ['upgrade', '--yes'],
+    final: ['app@1.2.0', 'lib@1.1.0', 'tool@1.0.0'],
+    exit: 8,
+    transient: { current: 'generations/2', set: ['app@1.3.0', 'lib@1.1.0', 'tool@1.0.0'] },
+    reaches: ['health.pending:1', 'health.check:1', 'health.checked:1', 'health.reverted:1', 'health.recorded:1'],
+  },
   { name: 'update', setup: [], before: {}, command: ['update'], final: [] },
 ];
 
 function libFiles(v: string): Record<string, string> {
   return { 'lib/libx.a': `lib ${v}\n`, 'include/x.h': `/* ${v} */\n`, [`share/lib/${v}.txt`]: v };
 }
-function appFiles(v: string): Record<string, string> {
-  return { 'bin/app': `#!/bin/sh\necho app ${v}\n`, 'share/app/data.txt': `app data ${v}\n` };
+function appFiles(v: string, checkExit?: number): Record<string, string> {
+  return {
+    'bin/app': `#!/bin/sh\necho app ${v}\n`,
+    'share/app/data.txt': `app data ${v}\n`,
+    ...(checkExit !== undefined ? { 'libexec/app/check': `#!/bin/sh\necho checking ${v}\nexit ${checkExit}\n` } : {}),
+  };
 }
+const check: HealthCheck[] = [
+  { name: 'runs', command: 'libexec/app/check', timeout: 10, level: 'required' },
+  { name: 'again', command: 'libexec/app/check', timeout: 10, level: 'required' },
+];
 
 let repo: FakeRepo;
 let server: TableServer;
@@ -168,9 +212,10 @@ describe('kill -9 at every step', () => {
       copyTree(template, traceRoot);
       const traceFile = join(work, `${flow.name}.trace`);
       const clean = await spawnPkg(traceRoot, flow.command, { PKG_TEST_CRASH_TRACE: traceFile });
-      expect(clean.code, clean.stderr).toBe(0);
+      expect(clean.code, clean.stderr).toBe(flow.exit ?? 0);
       const trace = (await readFile(traceFile, 'utf8')).trim().split('\n');
       const points = FULL ? trace : sample(trace);
+      expect(trace).toEqual(expect.arrayContaining(flow.reaches ?? []));
       const newSet = await installedSet(traceRoot);
       const newCurrent = await currentTarget(traceRoot);
       const newCatalog = (await readCatalogState(createContext({ root: traceRoot }), 'main'))?.version;
@@ -188,11 +233,11 @@ describe('kill -9 at every step', () => {
         const report = await doctor(ctx);
         expect(report.problems, `${flow.name} killed at ${point}`).toEqual([]);
         const cur = await currentTarget(root);
-        expect([oldCurrent, newCurrent], `${flow.name} killed at ${point}: current`).toContain(cur);
+        const currents = [oldCurrent, newCurrent, ...(flow.transient ? [flow.transient.current] : [])];
+        expect(currents, `${flow.name} killed at ${point}: current`).toContain(cur);
         const set = await installedSet(root);
-        expect([JSON.stringify(oldSet), JSON.stringify(newSet)], `${flow.name} killed at ${point}: installed set`).toContain(
-          JSON.stringify(set),
-        );
+        const sets = [oldSet, newSet, ...(flow.transient ? [flow.transient.set] : [])].map((x) => JSON.stringify(x));
+        expect(sets, `${flow.name} killed at ${point}: installed set`).toContain(JSON.stringify(set));
         const cat = (await readCatalogState(ctx, 'main'))?.version;
         expect([oldCatalog, newCatalog]).toContain(cat);
 
@@ -203,6 +248,11 @@ describe('kill -9 at every step', () => {
           // again finds nothing installed. Both say so with their code and change nothing.
           expect(rerun.json?.error?.code, rerun.stdout).toBe(flow.name === 'rollback' ? 'E_NOT_FOUND' : 'E_NOT_INSTALLED');
           expect(await installedSet(root)).toEqual(newSet);
+        } else if (flow.exit === 8) {
+          // The rerun (after undoing a pending switch, if the kill left one) tries the upgrade again: same verdict.
+          expect(rerun.json?.error?.code, `${flow.name} rerun after ${point}: ${rerun.stdout}`).toBe('E_HEALTH_CHECK');
+          expect(await installedSet(root)).toEqual(newSet);
+          expect(await currentTarget(root)).toBe(oldCurrent);
         } else {
           expect(rerun.json?.ok, `${flow.name} rerun after ${point}: ${rerun.stdout}`).toBe(true);
           expect(await installedSet(root)).toEqual(newSet);

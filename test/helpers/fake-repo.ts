@@ -12,6 +12,7 @@ import {
   type RootDocument,
   publishRepository,
   rotatePublishedRoot,
+  type HealthCheck,
 } from '../../catalog/index.js';
 import type { ResponseTable, ResponseSpec } from './http-table-server.js';
 
@@ -28,6 +29,8 @@ export interface FakePackage {
   summary?: string;
   /** Sign the package itself with this key (for local-file installs). */
   signWith?: KeyPair;
+  /** Health checks (commands under bin/ or libexec/ are packed executable). */
+  health?: HealthCheck[];
 }
 
 export interface BuiltPackage {
@@ -82,7 +85,7 @@ export async function buildPackage(buildDir: string, p: FakePackage): Promise<Bu
     const abs = join(src, rel);
     await mkdir(dirname(abs), { recursive: true });
     if (typeof content === 'object' && 'symlink' in content) await symlink(content.symlink, abs);
-    else await writeFile(abs, content, { mode: rel.startsWith('bin/') ? 0o755 : 0o644 });
+    else await writeFile(abs, content, { mode: rel.startsWith('bin/') || rel.startsWith('libexec/') ? 0o755 : 0o644 });
   }
   const meta: PackageMeta = {
     name: p.name,
@@ -94,6 +97,7 @@ export async function buildPackage(buildDir: string, p: FakePackage): Promise<Bu
     depends: p.depends ?? {},
     provides: p.provides ?? [],
     conflicts: p.conflicts ?? [],
+    ...(p.health ? { health: p.health } : {}),
   };
   const outDir = join(buildDir, 'out');
   await mkdir(outDir, { recursive: true });

@@ -26,7 +26,7 @@ export interface CommandDef<R = unknown, P = unknown> {
   run(env: RunEnv<P>, p: Parsed): Promise<R>;
   render(result: R, print: Print): void;
   /** A result that is still a failure (doctor finding problems): printed, then this error decides the exit code. */
-  failure?(result: R): { code: 'E_STORE'; message: string; hint: string } | undefined;
+  failure?(result: R): { code: 'E_STORE' | 'E_HEALTH_CHECK'; message: string; hint: string } | undefined;
 }
 
 /** Checks each definition against its own result and plan types before it joins the untyped command table. */
@@ -35,6 +35,31 @@ function def<R, P = unknown>(c: CommandDef<R, P>): CommandDef {
 }
 
 const dryRun: FlagSpec = { name: 'dry-run', short: 'n', type: 'boolean', summary: 'Show the plan and change nothing.' };
+const noHealthCheck: FlagSpec = {
+  name: 'no-health-check',
+  type: 'boolean',
+  summary: 'Do not run the health checks after the switch (the generation records that they were skipped).',
+};
+const healthCheck = (p: Parsed): { healthCheck?: false } => (p.flags['no-health-check'] === true ? { healthCheck: false } : {});
+
+/** A check's output is whatever the program wrote: control characters would drive the terminal, so they show as '?'. */
+function tailLines(text: string): string[] {
+  return text
+    .trimEnd()
+    .split('\n')
+    .slice(-10)
+    .filter(Boolean)
+    .map((l) => `  | ${l.replace(/[\u0000-\u0008\u000b-\u001f\u007f]/g, '?')}`);
+}
+
+function renderHealth(h: Api.HealthOutcome | undefined, print: Print): void {
+  if (!h) return;
+  if (h.state === 'skipped') return print('Health checks skipped (--no-health-check).');
+  const failed = h.checks.filter((c) => !c.ok);
+  print(
+    `Health checks: ${h.checks.length - failed.length} of ${h.checks.length} passed${failed.length ? ` (advisory failed: ${failed.map((c) => c.name).join(', ')})` : ''}.`,
+  );
+}
 
 export function renderPlan(plan: Api.PlanView, print: Print): void {
   if (plan.empty) {
@@ -94,6 +119,7 @@ function renderTransaction(r: Api.TransactionResult, print: Print): void {
   print(
     `Generation ${r.generation} is now current${r.previousGeneration !== null ? ` (was ${r.previousGeneration}; \`pkg rollback\` returns to it)` : ''}.`,
   );
+  renderHealth(r.health, print);
 }
 
 function table(rows: string[][], print: Print): void {
@@ -364,6 +390,7 @@ export const COMMANDS: CommandDef[] = [
     args: [{ name: 'NAME[@RANGE]|FILE.swpkg', required: true, variadic: true }],
     flags: [
       dryRun,
+      noHealthCheck,
       {
         name: 'allow-untrusted',
         type: 'boolean',
@@ -391,13 +418,14 @@ export const COMMANDS: CommandDef[] = [
         allowUntrusted: p.flags['allow-untrusted'] === true,
         reinstall: p.flags['reinstall'] === true,
         ...gate,
+        ...healthCheck(p),
       }),
     render: renderTransaction,
   }),
   def<Api.TransactionResult, Api.PlanView>({
     words: ['remove'],
     args: [{ name: 'NAME', required: true, variadic: true }],
-    flags: [dryRun, { name: 'cascade', type: 'boolean', summary: 'Also remove every installed package that needs NAME.' }],
+    flags: [dryRun, noHealthCheck, { name: 'cascade', type: 'boolean', summary: 'Also remove every installed package that needs NAME.' }],
     plan: renderPlan,
     summary: 'Remove packages (and dependencies nothing needs any more).',
     description:
@@ -408,30 +436,31 @@ export const COMMANDS: CommandDef[] = [
         names: p.args,
         cascade: p.flags['cascade'] === true,
         ...gate,
+        ...healthCheck(p),
       }),
     render: renderTransaction,
   }),
   def<Api.TransactionResult, Api.PlanView>({
     words: ['autoremove'],
     args: [],
-    flags: [dryRun],
+    flags: [dryRun, noHealthCheck],
     plan: renderPlan,
     summary: 'Remove installed dependencies no explicitly installed package needs.',
     description: 'Orphan cleanup; `pkg remove` does the same for what it leaves behind.',
     examples: ['pkg autoremove --dry-run'],
-    run: ({ api, ctx, gate }) => api.removeOrphans(ctx, gate),
+    run: ({ api, ctx, gate }, p) => api.removeOrphans(ctx, { ...gate, ...healthCheck(p) }),
     render: renderTransaction,
   }),
   def<Api.TransactionResult, Api.PlanView>({
     words: ['upgrade'],
     args: [{ name: 'NAME', variadic: true }],
-    flags: [dryRun],
+    flags: [dryRun, noHealthCheck],
     plan: renderPlan,
     summary: 'Upgrade installed packages (all, or the named ones) to the newest fitting versions.',
     description:
-      'Run `pkg update` first to see new versions. Same steps as install: plan, download, verify, new generation, atomic switch.',
+      'Run `pkg update` first to see new versions. Same steps as install: plan, download, verify, new generation, atomic switch. Then the health checks of every package added or changed, and the system-wide ones, run; a failed required check switches back to the previous generation, keeps the new one for inspection and exits 8 (E_HEALTH_CHECK).',
     examples: ['pkg upgrade --dry-run', 'pkg upgrade lua --yes'],
-    run: ({ api, ctx, gate }, p) => api.upgradePackages(ctx, { names: p.args, ...gate }),
+    run: ({ api, ctx, gate }, p) => api.upgradePackages(ctx, { names: p.args, ...gate, ...healthCheck(p) }),
     render: renderTransaction,
   }),
   def<Api.RollbackResult, Api.RollbackResult>({
@@ -440,14 +469,16 @@ export const COMMANDS: CommandDef[] = [
     flags: [
       dryRun,
       { name: 'to', type: 'number', value: 'N', summary: 'Generation to switch to (default: the newest older than current).' },
+      noHealthCheck,
     ],
     plan: (r, print) => print(`Plan: switch current from generation ${r.from ?? 'none'} to generation ${r.to}.`),
     summary: 'Switch back to an older generation.',
     description:
       'Only `current` changes, in one atomic rename; the generations themselves stay, so you can switch forward again with --to. Like every change it shows what it will do and needs --yes without a terminal.',
     examples: ['pkg rollback --dry-run', 'pkg rollback --yes', 'pkg rollback --to 3 --yes'],
-    run: ({ api, ctx, gate }, p) => api.rollback(ctx, { ...(typeof p.flags['to'] === 'number' ? { to: p.flags['to'] } : {}), ...gate }),
-    render: (r, print) =>
+    run: ({ api, ctx, gate }, p) =>
+      api.rollback(ctx, { ...(typeof p.flags['to'] === 'number' ? { to: p.flags['to'] } : {}), ...gate, ...healthCheck(p) }),
+    render(r, print) {
       print(
         r.declined
           ? 'Nothing was changed.'
@@ -456,7 +487,9 @@ export const COMMANDS: CommandDef[] = [
             : r.changed
               ? `Generation ${r.to} is now current${r.from !== null ? ` (was ${r.from})` : ''}.`
               : `Generation ${r.to} is already current.`,
-      ),
+      );
+      renderHealth(r.health, print);
+    },
   }),
   def<Api.GenerationSummary[]>({
     words: ['generations'],
@@ -464,18 +497,39 @@ export const COMMANDS: CommandDef[] = [
     args: [],
     flags: [],
     summary: 'List generations.',
-    description: 'Each generation records its time, the command that made it and the catalog versions it came from.',
-    examples: ['pkg generations'],
+    description:
+      'Each generation records its time, the command that made it and the catalog versions it came from, and what its health checks found: passed, failed (the check, its exit status and output tail, and where `current` went back to), skipped (--no-health-check) or interrupted (undone by the next run or at boot).',
+    examples: ['pkg generations', 'pkg generations --json'],
     run: ({ api, ctx }) => api.listGenerations(ctx),
     render(gs, print) {
       if (gs.length === 0) return print('No generations yet.');
       table(
         [
-          ['', 'GEN', 'TIME', 'PACKAGES', 'COMMAND'],
-          ...gs.map((g) => [g.current ? '*' : '', String(g.number), g.time, String(g.packages), g.command]),
+          ['', 'GEN', 'TIME', 'PACKAGES', 'HEALTH', 'COMMAND'],
+          ...gs.map((g) => [
+            g.current ? '*' : '',
+            String(g.number),
+            g.damaged ? '(damaged)' : g.time,
+            String(g.packages),
+            g.health?.state ?? '-',
+            g.damaged ?? g.command,
+          ]),
         ],
         print,
       );
+      for (const g of gs) {
+        const f = g.health?.failed;
+        if (!f) continue;
+        print(
+          `generation ${g.number}: check ${f.name} failed (${f.reason}${f.exitStatus !== null ? `, exit status ${f.exitStatus}` : ''}${f.signal ? `, ${f.signal}` : ''})${g.health?.reverted ? `; current went back to ${g.health.reverted.to ?? 'nothing'}` : ''}`,
+        );
+        for (const line of tailLines(f.outputTail)) print(line);
+      }
+      for (const g of gs) {
+        const b = g.bootFallback;
+        if (b && b.from === g.number)
+          print(`generation ${g.number}: left at boot ${b.time} (${b.problems[0] ?? 'incomplete'}); fell back to ${b.to ?? 'no packages'}`);
+      }
     },
   }),
   def<Api.DoctorReport>({
@@ -504,7 +558,59 @@ export const COMMANDS: CommandDef[] = [
       for (const l of r.leftovers) print(`  leftover ${l} (removed by the next writer)`);
       for (const u of r.unreferenced) print(`  unreferenced ${u} (\`pkg gc\` removes it)`);
       for (const d of r.partialDownloads) print(`  partial download ${d} (resumed by the next install)`);
+      for (const a of r.abandoned) print(`  abandoned ${a}`);
       print(r.healthy ? 'healthy' : `${r.problems.length} problem(s)`);
+    },
+  }),
+  def<Api.HealthReport>({
+    words: ['health'],
+    args: [],
+    flags: [],
+    summary: 'Run the health checks of the installed packages and the system folder now.',
+    description:
+      "Runs every check the current generation's packages declare and every executable in the system folder ($PKG_HEALTH_DIR; /etc/pkg/health.d in the guest), each with its timeout, no stdin and a bounded output tail. Changes nothing: exits 8 (E_HEALTH_CHECK) when a required check fails, 0 otherwise (advisory failures are listed).",
+    examples: ['pkg health', 'pkg health --json'],
+    run: ({ api, ctx }) => api.checkHealth(ctx),
+    failure: (r) =>
+      r.healthy
+        ? undefined
+        : {
+            code: 'E_HEALTH_CHECK',
+            message: `required health check(s) failed: ${r.checks
+              .filter((c) => !c.ok && c.level === 'required')
+              .map((c) => c.name)
+              .join(', ')}`,
+            hint: "see each check's output above (or in --json); `pkg rollback` returns to the previous generation",
+          },
+    render(r, print) {
+      if (r.checks.length === 0) return print('No health checks are declared.');
+      for (const c of r.checks) {
+        print(
+          `${c.ok ? 'PASS' : c.level === 'advisory' ? 'WARN' : 'FAIL'}  ${c.name}${c.ok ? '' : ` (${c.reason}${c.exitStatus !== null ? `, exit status ${c.exitStatus}` : ''})`}`,
+        );
+        if (!c.ok) for (const line of tailLines(c.outputTail)) print(line);
+      }
+      print(r.healthy ? 'healthy' : 'unhealthy');
+    },
+  }),
+  def<Api.BootCheckResult>({
+    words: ['boot-check'],
+    args: [],
+    flags: [],
+    summary: 'At boot: make sure `current` is a complete generation, else fall back.',
+    description:
+      "Run by the guest's init before anything uses /pkg/current. Checks the current generation (its record, every store entry it links to, its tree; no re-hashing) and, if it is incomplete, switches to the newest complete generation; with none complete it removes `current` and the guest boots with no packages. Prints why on the console and records it (`pkg generations --json`, bootFallback). Also undoes a switch whose health checks were interrupted.",
+    examples: ['pkg boot-check --root /pkg --lock-timeout 5'],
+    run: ({ api, ctx }) => api.bootCheck(ctx),
+    render(r, print) {
+      const why = (r.fallback?.problems ?? []).slice(0, 3).join('; ');
+      if (r.outcome === 'fresh') print('pkg boot-check: nothing installed yet');
+      else if (r.outcome === 'ok') print(`pkg boot-check: generation ${r.current} is complete`);
+      else if (r.outcome === 'fallback')
+        print(
+          `pkg boot-check: generation ${r.fallback?.from ?? '?'} is incomplete (${why}); fell back to generation ${r.current}, the newest complete one`,
+        );
+      else print(`pkg boot-check: no complete generation (${why}); booting with no packages`);
     },
   }),
   def<Api.GcResult, Api.GcResult>({

@@ -90,6 +90,7 @@ export const EXIT_CODE_TABLE: { exit: number; meaning: string; codes: string[] }
   },
   { exit: 6, meaning: 'another pkg holds the lock', codes: ['E_LOCKED'] },
   { exit: 7, meaning: 'store or filesystem', codes: ['E_STORE', 'E_DISK_FULL', 'E_READ_ONLY'] },
+  { exit: 8, meaning: 'a required health check failed; the change was switched back', codes: ['E_HEALTH_CHECK'] },
 ];
 
 const ENVIRONMENT: [string, string][] = [
@@ -101,6 +102,7 @@ const ENVIRONMENT: [string, string][] = [
   ['PKG_FETCH_DEADLINE', 'default for --fetch-deadline (seconds)'],
   ['PKG_MAX_CATALOG_BYTES', 'catalog size cap (default 67108864, 64 MiB)'],
   ['PKG_FETCH_RETRIES', 'resume attempts per mirror after a reset or stall (default 2)'],
+  ['PKG_HEALTH_DIR', 'system-wide health checks (default /etc/pkg/health.d for the root /pkg, else ROOT/health.d)'],
   [
     'PKG_CLIENT_ARCH, PKG_CLIENT_ABI',
     'this machine for compatibility checks (default: the arch Node runs on, x86_64 or aarch64; linux-musl-static)',

@@ -205,6 +205,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       ...(retries !== undefined ? { retries: Math.floor(retries) } : {}),
       ...(lock !== undefined ? { lockTimeoutMs: Math.round(lock * 1000) } : {}),
       ...(maxCatalog !== undefined ? { maxCatalogBytes: maxCatalog } : {}),
+      ...(env['PKG_HEALTH_DIR'] ? { healthDir: resolvePath(env['PKG_HEALTH_DIR']) } : {}),
       ...(now ? { now: () => new Date(now) } : {}),
     });
 

@@ -3,6 +3,7 @@ import { BaseCommand } from '../../shared/base-command.js';
 import {
   packPackage,
   parseDependsList,
+  parseHealthCheckSpec,
   readPackageMeta,
   readPrivateKey,
   SwpkgError,
@@ -16,9 +17,11 @@ export default class Pack extends BaseCommand<Result> {
   static override summary = 'Pack a folder into a reproducible .swpkg package.';
   static override description = `The folder's contents become the payload (paths relative to it). Metadata comes from flags or from --manifest FILE (JSON with name, version, arch, abi, summary, license, depends, ...).
 Same folder and metadata give byte-identical output: entries are sorted, mtimes fixed (--source-date-epoch), owners 0, modes normalised.
+Health checks (run by \`pkg\` after every change that adds or upgrades the package; a failed required one switches back) come from --health-check or the "health" array of --manifest: each a name, a command (an executable file of the package, relative path), a timeout in seconds (1-600) and required or advisory.
 With --key, the manifest (which hashes every file) is signed so \`pkg install ./FILE.swpkg\` can trust it.`;
   static override examples = [
     '<%= config.bin %> pack ./root --name hello --version 1.0.0 --arch x86_64 --summary "Says hello" --license MIT --out hello-1.0.0-x86_64.swpkg',
+    '<%= config.bin %> pack ./root --manifest meta.json --health-check "responds:libexec/hello/health:10:required" --out hello-1.0.1-x86_64.swpkg',
     '<%= config.bin %> pack ./root --manifest meta.json --depends "zlib@^1.2,openssl@>=3" --key keys/swpkg.key --out pkg.swpkg',
   ];
   static override args = { dir: Args.directory({ description: 'Folder whose contents are packed.', required: true, exists: true }) };
@@ -35,6 +38,11 @@ With --key, the manifest (which hashes every file) is signed so \`pkg install ./
     depends: Flags.string({ summary: 'Dependencies: "name@range,name2" (range defaults to *).' }),
     provides: Flags.string({ summary: 'Virtual names provided: "name,name@version".' }),
     conflicts: Flags.string({ summary: 'Conflicting packages: "name,name@range".' }),
+    'health-check': Flags.string({
+      summary:
+        'A health check: NAME:COMMAND[:TIMEOUT_SECONDS][:required|advisory] (default 30 s, required). Repeatable; replaces --manifest health.',
+      multiple: true,
+    }),
     key: Flags.file({ summary: 'Private key to sign the package with.', exists: true }),
     'source-date-epoch': Flags.integer({ summary: 'mtime of every entry (seconds); defaults to $SOURCE_DATE_EPOCH or 0.', min: 0 }),
   };
@@ -61,6 +69,7 @@ With --key, the manifest (which hashes every file) is signed so \`pkg install ./
       ...(flags.depends !== undefined && { depends: parseDependsList(flags.depends) }),
       ...(flags.provides !== undefined && { provides: list(flags.provides) }),
       ...(flags.conflicts !== undefined && { conflicts: list(flags.conflicts) }),
+      ...(flags['health-check'] !== undefined && { health: flags['health-check'].map(parseHealthCheckSpec) }),
     } as PackageMeta;
     const missing = (['name', 'version', 'arch', 'summary', 'license'] as const).filter((f) => meta[f] === undefined).map((f) => `--${f}`);
     if (missing.length > 0) {

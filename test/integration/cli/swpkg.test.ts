@@ -148,6 +148,29 @@ describe('swpkg end to end (built CLI)', { timeout: 180_000 }, () => {
     expect(await readdir(d)).not.toContain('web');
   });
 
+  it('pack --health-check declares checks; a bad one (zero timeout, path out of the package) is refused and writes nothing', async () => {
+    const d = await tempDir();
+    await payload(join(d, 'src'), '#!/bin/sh\nexit 0\n');
+    const base = ['pack', join(d, 'src'), '--name', 'svc', '--version', '1.0.0', '--arch', 'x86_64', '--summary', 's', '--license', 'MIT'];
+    const before = await treeHash(d);
+    for (const [spec, code] of [
+      ['up:bin/hello:0', 'E_INVALID_MANIFEST'],
+      ['up:../bin/hello:5', 'E_UNSAFE_PATH'],
+      ['up:/bin/sh', 'E_UNSAFE_PATH'],
+      ['up:bin/hello:5:wanted', 'E_INVALID_MANIFEST'],
+    ] as const) {
+      const r = await runCli('swpkg', [...base, '--health-check', spec, '--out', join(d, 'svc.swpkg'), '--json']);
+      // A path out of the package is unsafe wherever it comes from (exit 3, as for a setuid file); the rest is usage.
+      expect(r.code, spec).toBe(code === 'E_UNSAFE_PATH' ? 3 : 2);
+      expect(r.json.error.code, spec).toBe(code);
+    }
+    expect(await treeHash(d)).toBe(before);
+    const ok = await runCli('swpkg', [...base, '--health-check', 'up:bin/hello:5:advisory', '--out', join(d, 'svc.swpkg'), '--json']);
+    expect(ok.code, ok.stderr).toBe(0);
+    const inspect = await runCli('swpkg', ['inspect', join(d, 'svc.swpkg'), '--json']);
+    expect(inspect.json.result.manifest.health).toEqual([{ name: 'up', command: 'bin/hello', timeout: 5, level: 'advisory' }]);
+  });
+
   it('a package with a hostile manifest is a verification refusal (exit 3), for verify and for publish', async () => {
     const d = await tempDir();
     await runCli('swpkg', ['key', 'generate', '--out', join(d, 'keys')]);

@@ -118,7 +118,7 @@ describe('guest image boots under QEMU', () => {
     const con = guest.console;
     expect(guest.commandLine).toContain('restrict=on');
     expect(guest.boot.uptime).toBeGreaterThan(0);
-    expect(Object.keys(guest.boot.steps)).toEqual(['init', 'modules', 'disks', 'network']);
+    expect(Object.keys(guest.boot.steps)).toEqual(['init', 'modules', 'disks', 'generations', 'network']);
 
     const two = await con.run(`node -e 'console.log(1+1)'`, 120_000);
     expect(two).toMatchObject({ exitCode: 0, output: '2\n' });

@@ -114,19 +114,25 @@ const SCRIPT = `
 (function () {
   var d = document;
   var input = d.getElementById('filter');
+  var arch = d.getElementById('arch');
   var rows = Array.prototype.slice.call(d.querySelectorAll('#package-table tbody tr'));
   var shown = d.getElementById('shown');
   d.getElementById('tools').hidden = false;
-  input.addEventListener('input', function () {
+  function apply() {
     var q = input.value.trim().toLowerCase();
+    var a = arch.value;
     var n = 0;
     rows.forEach(function (r) {
-      var hit = !q || (r.getAttribute('data-search') || '').indexOf(q) >= 0;
+      var ra = r.getAttribute('data-arch');
+      // An arch-independent package installs everywhere, so it shows under every arch.
+      var hit = (!q || (r.getAttribute('data-search') || '').indexOf(q) >= 0) && (!a || ra === a || ra === 'any');
       r.hidden = !hit;
       if (hit) n++;
     });
     shown.textContent = n === rows.length ? '' : n + ' of ' + rows.length + ' shown';
-  });
+  }
+  input.addEventListener('input', apply);
+  arch.addEventListener('change', apply);
   if (location.protocol === 'http:' || location.protocol === 'https:') {
     var base = location.href.replace(/[?#].*$/, '').replace(/[^/]*$/, '');
     Array.prototype.forEach.call(d.querySelectorAll('[data-fill="url"]'), function (el) { el.textContent = base; });
@@ -174,7 +180,7 @@ function packageRow(p: IndexHtmlPackage, first: boolean, names: ReadonlySet<stri
   // The newest version of each name carries the name's anchor, the target of dependency links.
   const id = first ? ` id="p-${escapeHtml(p.name)}"` : '';
   return [
-    `<tr${id} data-search="${escapeHtml(search)}">`,
+    `<tr${id} data-search="${escapeHtml(search)}" data-arch="${escapeHtml(p.arch)}">`,
     `<td class="name">${name}</td>`,
     `<td class="nowrap mono">${escapeHtml(p.version)}</td>`,
     `<td class="nowrap">${escapeHtml(p.arch)}<span class="sub">${escapeHtml(p.abi)}</span></td>`,
@@ -197,6 +203,11 @@ export function renderIndexHtml(input: IndexHtmlInput): string {
     return packageRow(p, first, names);
   });
   const totalBytes = packages.reduce((n, p) => n + (Number.isFinite(p.size) ? p.size : 0), 0);
+  // One choice per machine arch the repository serves; `any` packages show under each of them.
+  const archOptions = [...new Set(packages.map((p) => p.arch).filter((a) => a !== 'any'))]
+    .sort()
+    .map((a) => `<option value="${escapeHtml(a)}">${escapeHtml(a)}</option>`)
+    .join('');
   const repo = escapeHtml(input.repo);
   const fingerprint = escapeHtml(input.rootFingerprint);
   const expiresMs = Date.parse(input.expires);
@@ -246,7 +257,7 @@ ${expiredAtRender ? `<p class="banner bad" id="expired-static">${expiredText}</p
 <p class="note">Repository files: <a href="hosted-repo.json">hosted-repo.json</a> · <a href="catalog.json">catalog.json</a> (<a href="catalog.json.sha256">.sha256</a>) · <a href="repo-root.pub">repo-root.pub</a></p>
 
 <h2 id="packages">Packages</h2>
-<div class="tools" id="tools" hidden><label for="filter">Filter</label><input id="filter" type="search" placeholder="name or summary" autocomplete="off"><span class="note" id="shown"></span></div>
+<div class="tools" id="tools" hidden><label for="filter">Filter</label><input id="filter" type="search" placeholder="name or summary" autocomplete="off"><label for="arch">Arch</label><select id="arch"><option value="">all</option>${archOptions}</select><span class="note" id="shown"></span></div>
 <div class="table-wrap">
 <table id="package-table">
 <thead><tr><th>Name</th><th>Version</th><th>Arch</th><th>Size</th><th>SHA-256</th><th>Depends</th><th>Summary</th></tr></thead>

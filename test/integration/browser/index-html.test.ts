@@ -42,6 +42,8 @@ const packages = [
   pkg('openssl', '3.0.22', 5_242_880, { summary: 'TLS toolkit' }),
   pkg('zlib', '1.3.1', 98_304, { summary: 'compression library' }),
   pkg('evil', '0.0.1', 2048, { summary: EVIL }),
+  pkg('busybox', '1.35.0', 1_048_576, { arch: 'aarch64', path: 'packages/busybox-1.35.0-aarch64.swpkg', summary: 'tiny utilities' }),
+  pkg('tzdata', '2024a', 409_600, { arch: 'any', abi: 'none', path: 'packages/tzdata-2024a-any.swpkg', summary: 'time zones' }),
 ];
 const fingerprint = createHash('sha256').update('test root').digest('hex');
 const html = renderIndexHtml({
@@ -161,9 +163,22 @@ describe('index.html in Chromium', { timeout: 30_000 }, () => {
     const visible = page.locator('#package-table tbody tr:visible');
     await expect.poll(() => visible.count(), { timeout: 10_000 }).toBe(1);
     expect(await visible.locator('td.name').innerText()).toBe('zlib');
-    expect(await page.locator('#shown').innerText()).toBe('1 of 4 shown');
+    expect(await page.locator('#shown').innerText()).toBe('1 of 6 shown');
     await page.locator('#filter').fill('');
-    await expect.poll(() => visible.count(), { timeout: 10_000 }).toBe(4);
+    await expect.poll(() => visible.count(), { timeout: 10_000 }).toBe(6);
+  });
+
+  it('filters by arch: a machine arch shows its own packages and the arch-independent ones', async () => {
+    const visible = page.locator('#package-table tbody tr:visible');
+    expect(await page.locator('#arch option').allInnerTexts()).toEqual(['all', 'aarch64', 'x86_64']);
+    await page.locator('#arch').selectOption('aarch64');
+    await expect.poll(() => visible.count(), { timeout: 10_000 }).toBe(2);
+    expect((await visible.locator('td.name').allInnerTexts()).sort()).toEqual(['busybox', 'tzdata']);
+    await page.locator('#arch').selectOption('x86_64');
+    await expect.poll(() => visible.count(), { timeout: 10_000 }).toBe(5);
+    expect(await page.locator('#shown').innerText()).toBe('5 of 6 shown');
+    await page.locator('#arch').selectOption('');
+    await expect.poll(() => visible.count(), { timeout: 10_000 }).toBe(6);
   });
 
   it('renders a screenshot', async () => {

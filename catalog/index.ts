@@ -1,4 +1,5 @@
-// Public API of the core: formats, strict JSON, DSSE envelopes, canonical JSON, hashing, signing, trust rules, resolver.
+// Public API of the trust core: formats, strict JSON, DSSE envelopes, canonical JSON, hashing, signing, trust rules, resolver.
+// Writing a repository (publish, keys on disk, index.html, verify-hosted) lives in publishing/.
 export * from './errors.js';
 export * from './reporter.js';
 export * from './format-bytes.js';
@@ -7,7 +8,8 @@ export * from './canonical-json.js';
 export * from './strict-json.js';
 export * from './envelope.js';
 export * from './keys.js';
-export * from './key-files.js';
+export * from './public-key-file.js';
+export * from './hosted-repo.js';
 export * from './manifest.js';
 export * from './tar-writer.js';
 export * from './package-writer.js';
@@ -17,7 +19,4 @@ export * from './catalog-doc.js';
 export * from './duration.js';
 export * from './meta-file.js';
 export * from './dependency-closure.js';
-export * from './publish.js';
-export * from './verify-hosted.js';
-export * from './index-html.js';
 export * from './resolver.js';

@@ -46,7 +46,7 @@ done
 [ "$all" = 1 ] || [ -n "$names" ] || { echo "name ports or pass --all" >&2; exit 2; }
 [ -x "$node" ] || { echo "missing $node: run npm ci first" >&2; exit 2; }
 
-if [ ! -f "$here/dist/cli/swport/main.js" ] || [ -n "$(find "$here/ports" "$here/cli/swport" "$here/catalog" -name '*.ts' -newer "$here/dist/cli/swport/main.js" 2>/dev/null | head -1)" ]; then
+if [ ! -f "$here/dist/cli/swport/main.js" ] || [ -n "$(find "$here/ports" "$here/cli/swport" "$here/catalog" "$here/publishing" -name '*.ts' -newer "$here/dist/cli/swport/main.js" 2>/dev/null | head -1)" ]; then
   echo "== compiling (tsc -p tsconfig.build.json)"
   (cd "$here" && "$node" node_modules/typescript/bin/tsc -p tsconfig.build.json) || echo "warning: tsc reported errors; continuing with what was emitted" >&2
 fi

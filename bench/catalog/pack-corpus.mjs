@@ -19,7 +19,8 @@ if (!corpus || !out) {
   process.exit(2);
 }
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
-const { packPackage, packageFileName } = await import(join(repoRoot, 'dist/catalog/index.js'));
+const { packPackage } = await import(join(repoRoot, 'dist/catalog/index.js'));
+const { packageFileName } = await import(join(repoRoot, 'dist/publishing/index.js'));
 
 const EPOCH = 1704067200;
 const src = join(corpus, 'src');

@@ -10,15 +10,8 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
-import {
-  buildCatalog,
-  createRoot,
-  encodeEnvelope,
-  generateKeyPair,
-  rootFingerprint,
-  signCatalog,
-  type CatalogPackage,
-} from '../../catalog/index.js';
+import { createRoot, encodeEnvelope, generateKeyPair, rootFingerprint, signCatalog, type CatalogPackage } from '../../catalog/index.js';
+import { buildCatalog } from '../../publishing/index.js';
 
 const o = process.argv.indexOf('--out');
 const out = process.argv[o + 1]!;

@@ -11,7 +11,8 @@
  */
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { generateKeyPair, packPackage, publishRepository, type PackageMeta } from '../../catalog/index.js';
+import { generateKeyPair, packPackage, type PackageMeta } from '../../catalog/index.js';
+import { publishRepository } from '../../publishing/index.js';
 
 interface CorpusManifest {
   name: string;

@@ -3,7 +3,8 @@ import { readFile, stat, open } from 'node:fs/promises';
 import { join, resolve, sep } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { SwpkgError, type RepoReader } from '../../catalog/index.js';
+import { SwpkgError } from '../../catalog/index.js';
+import { type RepoReader } from '../../publishing/index.js';
 
 /** Reads a published root from a local folder. Paths come from the catalog: kept inside the folder. */
 export class DirRepoReader implements RepoReader {

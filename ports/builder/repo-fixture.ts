@@ -1,6 +1,7 @@
 import { copyFile, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { SwpkgError, publishRepository, readPrivateKey, silentReporter, type PublishResult } from '../../catalog/index.js';
+import { SwpkgError, silentReporter } from '../../catalog/index.js';
+import { publishRepository, readPrivateKey, type PublishResult } from '../../publishing/index.js';
 import { buildPorts, type BuildOptions, type BuiltPackage } from './build-port.js';
 import { DEFAULT_TARGET, assertTarget } from './recipe.js';
 import { dependencyOrder, edgesOf, loadPortsCatalog, loadRecipeClosure } from './ports-catalog.js';

@@ -7,7 +7,6 @@ import {
   packPackage,
   parseCatalog,
   encodeEnvelope,
-  publishRepository,
   sha256File,
   sha256Hex,
   signCatalog,
@@ -15,9 +14,9 @@ import {
   type CatalogDocument,
   type KeyPair,
   type PackageMeta,
-  type PublishResult,
   type Reporter,
 } from '../../catalog/index.js';
+import { publishRepository, type PublishResult } from '../../publishing/index.js';
 import { buildPorts, defaultPortsPaths, loadPortsCatalog, loadRecipeClosure, edgesOf } from '../../ports/index.js';
 import { GUEST_ARCH_PROFILES } from '../../images/index.js';
 import type { GuestArch } from '../../kernel/index.js';

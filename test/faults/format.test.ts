@@ -8,7 +8,6 @@ import {
   encodeEnvelope,
   generateKeyPair,
   parseCatalog,
-  publishRepository,
   signCatalog,
   signEnvelope,
   toPrivateKeyFile,
@@ -17,6 +16,7 @@ import {
   type CatalogDocument,
   type KeyPair,
 } from '../../catalog/index.js';
+import { publishRepository } from '../../publishing/index.js';
 import { buildFakeRepo, cleanupFakeRepos, type FakeRepo } from '../helpers/fake-repo.js';
 import { startTableServer, type TableServer } from '../helpers/http-table-server.js';
 import { tempDir, treeHash } from '../helpers/tmp.js';

@@ -10,10 +10,9 @@ import {
   type KeyPair,
   type PackageMeta,
   type RootDocument,
-  publishRepository,
-  rotatePublishedRoot,
   type HealthCheck,
 } from '../../catalog/index.js';
+import { publishRepository, rotatePublishedRoot } from '../../publishing/index.js';
 import type { ResponseTable, ResponseSpec } from './http-table-server.js';
 
 /** A package to build: payload files by relative path (string or bytes), or `{ symlink }`. */

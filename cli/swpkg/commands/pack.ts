@@ -5,11 +5,11 @@ import {
   parseDependsList,
   parseHealthCheckSpec,
   readPackageMeta,
-  readPrivateKey,
   SwpkgError,
   type PackageMeta,
   type PackResult,
 } from '../../../catalog/index.js';
+import { readPrivateKey } from '../../../publishing/index.js';
 
 type Result = Omit<PackResult, 'manifest'> & { name: string; version: string; files: number; installedSize: number; signedBy?: string };
 

@@ -12,7 +12,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { renderIndexHtml, type IndexHtmlPackage } from '../../../catalog/index-html.js';
+import { renderIndexHtml, type IndexHtmlPackage } from '../../../publishing/index.js';
 import { tempDir } from '../../helpers/tmp.js';
 
 const CHROMIUM = '/usr/bin/chromium';

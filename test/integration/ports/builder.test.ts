@@ -16,7 +16,8 @@ import {
   type PortsPaths,
 } from '../../../ports/index.js';
 import type { SwpkgError } from '../../../catalog/index.js';
-import { CollectingReporter, extractPackage, verifyHosted, writeNewKeyPair } from '../../../catalog/index.js';
+import { CollectingReporter, extractPackage } from '../../../catalog/index.js';
+import { verifyHosted, writeNewKeyPair } from '../../../publishing/index.js';
 import { DirRepoReader } from '../../../cli/shared/repo-readers.js';
 import { treeHash } from '../../helpers/tmp.js';
 import { helloSources, libSources, makeTarball, recipeFor, writePortsTree, type PortSpec } from '../../unit/ports/fixture.js';

@@ -14,7 +14,8 @@ import {
   verifyReproducible,
   type PortsPaths,
 } from '../../../ports/index.js';
-import { SwpkgError, extractPackage, verifyHosted, writeNewKeyPair } from '../../../catalog/index.js';
+import { SwpkgError, extractPackage } from '../../../catalog/index.js';
+import { verifyHosted, writeNewKeyPair } from '../../../publishing/index.js';
 import { DirRepoReader } from '../../../cli/shared/repo-readers.js';
 import { treeHash } from '../../helpers/tmp.js';
 import { helloSources, libSources, makeTarball, recipeFor, writePortsTree, type PortSpec } from '../../unit/ports/fixture.js';

@@ -3,10 +3,7 @@ import { mkdir, writeFile, readFile, readdir, stat, rm, copyFile } from 'node:fs
 import { join } from 'node:path';
 import {
   packPackage,
-  publishRepository,
-  verifyHosted,
   generateKeyPair,
-  rotatePublishedRoot,
   parseRoot,
   parseCatalog,
   encodeEnvelope,
@@ -15,6 +12,7 @@ import {
   type KeyPair,
   type PackageMeta,
 } from '../../../catalog/index.js';
+import { publishRepository, verifyHosted, rotatePublishedRoot } from '../../../publishing/index.js';
 import { startStaticServer } from '../../../repo-server/index.js';
 import { DirRepoReader, HttpRepoReader } from '../../../cli/shared/repo-readers.js';
 import { tempDir, treeHash } from '../../helpers/tmp.js';

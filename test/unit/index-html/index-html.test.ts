@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { escapeHtml, renderIndexHtml, type IndexHtmlInput, type IndexHtmlPackage } from '../../../catalog/index-html.js';
+import { escapeHtml, renderIndexHtml, type IndexHtmlInput, type IndexHtmlPackage } from '../../../publishing/index.js';
 import { formatBytes } from '../../../catalog/index.js';
 
 function pkg(p: Partial<IndexHtmlPackage> & { name: string; version: string }): IndexHtmlPackage {

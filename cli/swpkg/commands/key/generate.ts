@@ -1,6 +1,6 @@
 import { Flags } from '@oclif/core';
 import { BaseCommand } from '../../../shared/base-command.js';
-import { writeNewKeyPair } from '../../../../catalog/index.js';
+import { writeNewKeyPair } from '../../../../publishing/index.js';
 
 interface Result {
   keyid: string;

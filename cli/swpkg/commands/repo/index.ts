@@ -1,6 +1,7 @@
 import { Args, Flags } from '@oclif/core';
 import { BaseCommand } from '../../../shared/base-command.js';
-import { indexToFile, parseDuration, type CatalogSigned } from '../../../../catalog/index.js';
+import { parseDuration, type CatalogSigned } from '../../../../catalog/index.js';
+import { indexToFile } from '../../../../publishing/index.js';
 
 interface Result {
   out: string;

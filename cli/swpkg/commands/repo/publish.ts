@@ -1,6 +1,7 @@
 import { Args, Flags } from '@oclif/core';
 import { BaseCommand } from '../../../shared/base-command.js';
-import { parseDuration, publishRepository, readPrivateKey, type PublishResult } from '../../../../catalog/index.js';
+import { parseDuration } from '../../../../catalog/index.js';
+import { publishRepository, readPrivateKey, type PublishResult } from '../../../../publishing/index.js';
 
 export default class RepoPublish extends BaseCommand<PublishResult> {
   static override summary = 'Publish a folder of packages as a signed static repository.';

@@ -1,6 +1,7 @@
 import { Args, Flags } from '@oclif/core';
 import { BaseCommand } from '../../../shared/base-command.js';
-import { parseDuration, readPrivateKey, readPublicKey, rotatePublishedRoot } from '../../../../catalog/index.js';
+import { parseDuration, readPublicKey } from '../../../../catalog/index.js';
+import { readPrivateKey, rotatePublishedRoot } from '../../../../publishing/index.js';
 
 interface Result {
   out: string;

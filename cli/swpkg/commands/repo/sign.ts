@@ -1,6 +1,6 @@
 import { Args, Flags } from '@oclif/core';
 import { BaseCommand } from '../../../shared/base-command.js';
-import { readPrivateKey, signCatalogFile } from '../../../../catalog/index.js';
+import { readPrivateKey, signCatalogFile } from '../../../../publishing/index.js';
 
 interface Result {
   file: string;

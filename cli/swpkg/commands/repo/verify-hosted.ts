@@ -1,7 +1,8 @@
 import { Args, Flags } from '@oclif/core';
 import { BaseCommand } from '../../../shared/base-command.js';
 import { repoReaderFor } from '../../../shared/repo-readers.js';
-import { SwpkgError, verifyHosted, type VerifyHostedResult } from '../../../../catalog/index.js';
+import { SwpkgError } from '../../../../catalog/index.js';
+import { verifyHosted, type VerifyHostedResult } from '../../../../publishing/index.js';
 
 export default class RepoVerifyHosted extends BaseCommand<VerifyHostedResult> {
   static override summary = 'Check a published repository from the outside, the way a client would.';

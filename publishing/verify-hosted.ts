@@ -1,13 +1,20 @@
 import { join } from 'node:path';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { isSwpkgError } from './errors.js';
-import { sha256Hex, sha256File } from './hash.js';
-import { verifyPackageFile } from './package-reader.js';
-import { assertRootCurrent, parseRoot, rootFingerprint, verifyRootSelfSigned, verifyRootUpdate, type RootDocument } from './root.js';
-import { verifyCatalog, type CatalogDocument } from './catalog-doc.js';
-import { parseHostedRepo } from './publish.js';
-import { silentReporter, type Reporter } from './reporter.js';
+import { isSwpkgError } from '../catalog/index.js';
+import { sha256Hex, sha256File } from '../catalog/index.js';
+import { verifyPackageFile } from '../catalog/index.js';
+import {
+  assertRootCurrent,
+  parseRoot,
+  rootFingerprint,
+  verifyRootSelfSigned,
+  verifyRootUpdate,
+  type RootDocument,
+} from '../catalog/index.js';
+import { verifyCatalog, type CatalogDocument } from '../catalog/index.js';
+import { parseHostedRepo } from '../catalog/index.js';
+import { silentReporter, type Reporter } from '../catalog/index.js';
 
 /**
  * How verify-hosted reads a published root: a folder or a URL. Injected so

@@ -1,14 +1,14 @@
 import { copyFile, mkdir, readdir, readFile, rename, rm, stat, open } from 'node:fs/promises';
 import { join, basename } from 'node:path';
-import { SwpkgError, fromFsError } from './errors.js';
-import { parseJson } from './canonical-json.js';
-import { addSignature, encodeEnvelope, signEnvelope, PAYLOAD_TYPES } from './envelope.js';
-import { assertKnownFields, isJsonObject, parseStrictJson } from './strict-json.js';
-import { sha256File } from './hash.js';
-import type { KeyPair, PublicKey } from './keys.js';
-import { verifyPackageFile } from './package-reader.js';
-import { comparePaths } from './manifest.js';
-import { checkThreshold, createRoot, parseRoot, rotateRoot, rootFingerprint, type RootDocument } from './root.js';
+import { SwpkgError, fromFsError } from '../catalog/index.js';
+import { parseJson } from '../catalog/index.js';
+import { addSignature, encodeEnvelope, signEnvelope, PAYLOAD_TYPES } from '../catalog/index.js';
+import { HOSTED_REPO_FORMAT, parseHostedRepo, type HostedRepo } from '../catalog/index.js';
+import { sha256File } from '../catalog/index.js';
+import type { KeyPair, PublicKey } from '../catalog/index.js';
+import { verifyPackageFile } from '../catalog/index.js';
+import { comparePaths } from '../catalog/index.js';
+import { checkThreshold, createRoot, parseRoot, rotateRoot, rootFingerprint, type RootDocument } from '../catalog/index.js';
 import {
   CATALOG_FORMAT,
   catalogFieldsOf,
@@ -19,39 +19,10 @@ import {
   type CatalogPackage,
   type CatalogSigned,
   type CatalogDocument,
-} from './catalog-doc.js';
+} from '../catalog/index.js';
 import { renderIndexHtml } from './index-html.js';
-import { silentReporter, type Reporter } from './reporter.js';
-import { checkDependencyClosure } from './dependency-closure.js';
-
-export const HOSTED_REPO_FORMAT = 1;
-
-/** `hosted-repo.json`: hints for clients. Untrusted by design: everything is checked against the pinned root. */
-export interface HostedRepo {
-  format: number;
-  name: string;
-  catalog: string;
-  rootFingerprint: string;
-  rootVersion: number;
-  mirrors: string[];
-}
-
-const HOSTED_FIELDS = ['format', 'name', 'catalog', 'rootFingerprint', 'rootVersion', 'mirrors'] as const;
-
-/** Parses `hosted-repo.json` strictly (it comes from a server): every field typed, unknown fields refused. */
-export function parseHostedRepo(bytes: Uint8Array, what = 'hosted-repo.json'): HostedRepo {
-  const v = parseStrictJson(bytes, what);
-  const bad = (why: string): SwpkgError => new SwpkgError('E_MALFORMED', `${what}: ${why}`, { details: { what } });
-  if (!isJsonObject(v)) throw bad('is not an object');
-  assertKnownFields(v, HOSTED_FIELDS, what);
-  const { format, name, catalog, rootFingerprint: fp, rootVersion, mirrors } = v;
-  if (format !== HOSTED_REPO_FORMAT) throw bad(`format must be ${HOSTED_REPO_FORMAT}`);
-  if (typeof name !== 'string' || typeof catalog !== 'string' || typeof fp !== 'string')
-    throw bad('lacks name, catalog or rootFingerprint');
-  if (typeof rootVersion !== 'number' || rootVersion < 1) throw bad('rootVersion must be a positive integer');
-  if (!Array.isArray(mirrors) || !mirrors.every((m) => typeof m === 'string')) throw bad('mirrors must be an array of strings');
-  return { format, name, catalog, rootFingerprint: fp, rootVersion, mirrors };
-}
+import { silentReporter, type Reporter } from '../catalog/index.js';
+import { checkDependencyClosure } from '../catalog/index.js';
 
 export function packageFileName(p: { name: string; version: string; arch: string }): string {
   return `${p.name}-${p.version}-${p.arch}.swpkg`;

@@ -1,17 +1,15 @@
 import { open, readFile, mkdir, link, rm, stat } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { SwpkgError, fromFsError } from './errors.js';
-import { parseJson } from './canonical-json.js';
+import { SwpkgError, fromFsError } from '../catalog/index.js';
+import { parseJson } from '../catalog/index.js';
 import {
   generateKeyPair,
   parsePrivateKeyFile,
-  parsePublicKey,
   toPrivateKeyFile,
   toPublicKeyFile,
   type KeyPair,
-  type PublicKeyFile,
-} from './keys.js';
+} from '../catalog/index.js';
 
 /**
  * Writes `DIR/NAME.key` (0600) and `DIR/NAME.pub` as one pair: refused when
@@ -113,14 +111,4 @@ export async function readPrivateKey(path: string): Promise<KeyPair> {
     throw fromFsError(e, `reading key ${path}`);
   }
   return parsePrivateKeyFile(parseJson(text, path), path);
-}
-
-export async function readPublicKey(path: string): Promise<PublicKeyFile> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (e) {
-    throw fromFsError(e, `reading key ${path}`);
-  }
-  return parsePublicKey(parseJson(text, path), path);
 }

@@ -14,7 +14,7 @@
  */
 import { createHash } from 'node:crypto';
 import semver from 'semver';
-import { formatBytes } from './format-bytes.js';
+import { formatBytes } from '../catalog/index.js';
 
 export interface IndexHtmlPackage {
   name: string;

@@ -168,6 +168,22 @@ export function fromFsError(e: unknown, what: string): SwpkgError {
   });
 }
 
+/**
+ * Bytes a server sent that fail a check are a verification refusal (exit 3),
+ * never a usage error (exit 2): they are not the user's mistake. A failure
+ * whose code is usage-class (a JSON syntax error, a schema rule, a version
+ * string) is re-coded E_CORRUPT naming the source, with the original code in
+ * `details.check`; every other error passes through unchanged.
+ */
+export function refusedFromServer(e: unknown, source: string): unknown {
+  if (!(e instanceof SwpkgError) || ERROR_CODES[e.code] !== ExitCode.USAGE) return e;
+  return new SwpkgError('E_CORRUPT', `${source} from the server is malformed: ${e.message}`, {
+    hint: 'the server sends a broken or hostile document; use another mirror or tell the publisher',
+    details: { ...e.details, source, check: e.code },
+    cause: e,
+  });
+}
+
 /** Wraps anything thrown into a SwpkgError for rendering at the edge. */
 export function toSwpkgError(e: unknown): SwpkgError {
   if (e instanceof SwpkgError) return e;

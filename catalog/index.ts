@@ -4,6 +4,7 @@ export * from './errors.js';
 export * from './reporter.js';
 export * from './format-bytes.js';
 export * from './hash.js';
+export * from './atomic-write.js';
 export * from './canonical-json.js';
 export * from './strict-json.js';
 export * from './envelope.js';

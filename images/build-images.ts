@@ -9,7 +9,6 @@ import {
   readFile,
   readlink,
   realpath,
-  rename,
   rm,
   stat,
   symlink,
@@ -19,7 +18,17 @@ import {
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
-import { SwpkgError, canonicalJson, fromFsError, sha256File, sha256Hex, silentReporter, type Reporter } from '../catalog/index.js';
+import {
+  SwpkgError,
+  canonicalJson,
+  copyFileAtomic,
+  fromFsError,
+  sha256File,
+  sha256Hex,
+  silentReporter,
+  writeFileAtomic,
+  type Reporter,
+} from '../catalog/index.js';
 import type { GuestArch } from '../kernel/index.js';
 import { GUEST_ARCH_PROFILES, emulatorFor, parseGuestArch, type GuestArchProfile } from './guest-arch.js';
 import { baseDiskPathOf, fetchGuestPackages, findRepoRoot, type KernelArtifacts } from './kernel-packages.js';
@@ -124,13 +133,6 @@ type BuildState = Record<string, StepRecord>;
 
 async function facts(path: string): Promise<{ size: number; sha256: string }> {
   return sha256File(path);
-}
-
-/** Atomic for readers: a crash leaves the old file or the new one, never half of one. */
-async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
-  const tmp = `${path}.${process.pid}.tmp`;
-  await writeFile(tmp, data);
-  await rename(tmp, path);
 }
 
 async function readState(path: string): Promise<BuildState> {
@@ -390,8 +392,7 @@ export async function buildImages(options: BuildImagesOptions = {}): Promise<Bui
   steps.push({ name: 'kernel-packages', skipped: k.reused, ms: Date.now() - kStart });
 
   await step('vmlinuz', { arch, sha256: k.vmlinuz.sha256 }, [ARTIFACT_FILES.kernel], async () => {
-    await copyFile(join(kernelDir, k.vmlinuz.file), join(outDir, `${ARTIFACT_FILES.kernel}.tmp`));
-    await rename(join(outDir, `${ARTIFACT_FILES.kernel}.tmp`), join(outDir, ARTIFACT_FILES.kernel));
+    await copyFileAtomic(join(kernelDir, k.vmlinuz.file), join(outDir, ARTIFACT_FILES.kernel));
   });
 
   // 2. The pkg client bundle (cheap, so always rebuilt; later steps key on its hash).

@@ -1,6 +1,6 @@
-import { copyFile, mkdir, readdir, readFile, rename, rm, stat, open } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { join, basename } from 'node:path';
-import { SwpkgError, fromFsError } from '../catalog/index.js';
+import { SwpkgError, copyFileAtomic, fromFsError, writeFileAtomic } from '../catalog/index.js';
 import { parseJson } from '../catalog/index.js';
 import { addSignature, encodeEnvelope, signEnvelope, PAYLOAD_TYPES } from '../catalog/index.js';
 import { HOSTED_REPO_FORMAT, parseHostedRepo, type HostedRepo } from '../catalog/index.js';
@@ -152,24 +152,6 @@ async function readBytesIfExists(path: string): Promise<Buffer | undefined> {
   }
 }
 
-/** Temp file, fsync, rename: a reader sees the old file or the new one, never half of one. */
-async function writeAtomic(path: string, data: string | Uint8Array): Promise<void> {
-  const tmp = `${path}.tmp-${process.pid}`;
-  try {
-    const fh = await open(tmp, 'w', 0o644);
-    try {
-      await fh.writeFile(data);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, path);
-  } catch (e) {
-    await rm(tmp, { force: true });
-    throw fromFsError(e, `writing ${path}`);
-  }
-}
-
 async function latestRoot(out: string): Promise<RootDocument | undefined> {
   let names: string[];
   try {
@@ -269,22 +251,15 @@ export async function publishRepository(o: PublishOptions): Promise<PublishResul
   for (const { pkg, source, added } of plan) {
     const dest = join(o.out, pkg.path);
     if (added) {
-      const tmp = `${dest}.tmp-${process.pid}`;
-      try {
-        await copyFile(source, tmp);
-        await rename(tmp, dest);
-      } catch (e) {
-        await rm(tmp, { force: true });
-        throw fromFsError(e, `copying ${pkg.path}`);
-      }
+      await copyFileAtomic(source, dest);
     }
-    await writeAtomic(`${dest}.sha256`, `${pkg.sha256}  ${basename(pkg.path)}\n`);
+    await writeFileAtomic(`${dest}.sha256`, `${pkg.sha256}  ${basename(pkg.path)}\n`);
   }
 
   // 3. Root (new repositories only; an existing root changes only through rotate-root).
   const rootBytes = encodeEnvelope(root);
-  if (isNewRoot) await writeAtomic(join(o.out, 'roots', `${root.signed.version}.json`), rootBytes);
-  await writeAtomic(join(o.out, 'repo-root.pub'), rootBytes);
+  if (isNewRoot) await writeFileAtomic(join(o.out, 'roots', `${root.signed.version}.json`), rootBytes);
+  await writeFileAtomic(join(o.out, 'repo-root.pub'), rootBytes);
 
   // 4. Retention bookkeeping for packages that left the catalog.
   const retention = ((await readJsonIfExists(join(o.out, RETENTION_FILE), RETENTION_FILE)) ?? {}) as Record<string, string>;
@@ -320,8 +295,8 @@ export async function publishRepository(o: PublishOptions): Promise<PublishResul
     rootVersion: root.signed.version,
     mirrors: o.mirrors ?? [],
   };
-  await writeAtomic(join(o.out, 'hosted-repo.json'), JSON.stringify(hosted, null, 2) + '\n');
-  await writeAtomic(
+  await writeFileAtomic(join(o.out, 'hosted-repo.json'), JSON.stringify(hosted, null, 2) + '\n');
+  await writeFileAtomic(
     join(o.out, 'index.html'),
     renderIndexHtml({
       repo: name,
@@ -333,9 +308,9 @@ export async function publishRepository(o: PublishOptions): Promise<PublishResul
       packages,
     }),
   );
-  await writeAtomic(join(o.out, 'catalog.json'), catalogText);
+  await writeFileAtomic(join(o.out, 'catalog.json'), catalogText);
   const { sha256: catalogSha256 } = await sha256File(join(o.out, 'catalog.json'));
-  await writeAtomic(join(o.out, 'catalog.json.sha256'), `${catalogSha256}  catalog.json\n`);
+  await writeFileAtomic(join(o.out, 'catalog.json.sha256'), `${catalogSha256}  catalog.json\n`);
 
   // 6. Only now, with no catalog pointing at them, delete packages past retention.
   for (const path of expired) {
@@ -343,7 +318,7 @@ export async function publishRepository(o: PublishOptions): Promise<PublishResul
     await rm(join(o.out, `${path}.sha256`), { force: true });
     delete retention[path];
   }
-  await writeAtomic(join(o.out, RETENTION_FILE), JSON.stringify(Object.fromEntries(Object.entries(retention).sort()), null, 2) + '\n');
+  await writeFileAtomic(join(o.out, RETENTION_FILE), JSON.stringify(Object.fromEntries(Object.entries(retention).sort()), null, 2) + '\n');
 
   reporter.info(`published catalog v${signed.version} with ${packages.length} package(s) to ${o.out}`);
   return {
@@ -377,12 +352,12 @@ export async function publishRoot(out: string, root: RootDocument): Promise<void
   } catch (e) {
     if (e instanceof SwpkgError) throw e;
   }
-  await writeAtomic(file, encodeEnvelope(root));
-  await writeAtomic(join(out, 'repo-root.pub'), encodeEnvelope(root));
+  await writeFileAtomic(file, encodeEnvelope(root));
+  await writeFileAtomic(join(out, 'repo-root.pub'), encodeEnvelope(root));
   const hostedBytes = await readBytesIfExists(join(out, 'hosted-repo.json'));
   const hosted = hostedBytes === undefined ? undefined : parseHostedRepo(hostedBytes);
   if (hosted) {
-    await writeAtomic(
+    await writeFileAtomic(
       join(out, 'hosted-repo.json'),
       JSON.stringify({ ...hosted, rootFingerprint: rootFingerprint(root), rootVersion: root.signed.version }, null, 2) + '\n',
     );
@@ -411,7 +386,7 @@ export async function indexToFile(o: IndexToFileOptions): Promise<CatalogSigned>
     expiresIn: o.expiresIn,
     ...(o.previousVersion !== undefined ? { previousVersion: o.previousVersion } : {}),
   });
-  await writeAtomic(o.out, encodeEnvelope(signEnvelope(PAYLOAD_TYPES.catalog, catalogPayload(signed), [])));
+  await writeFileAtomic(o.out, encodeEnvelope(signEnvelope(PAYLOAD_TYPES.catalog, catalogPayload(signed), [])));
   return signed;
 }
 
@@ -429,7 +404,7 @@ export async function signCatalogFile(o: {
   if (bytes === undefined) throw new SwpkgError('E_NOT_FOUND', `${o.file} does not exist`, { details: { path: o.file } });
   const doc = parseCatalog(bytes, o.file);
   const signedEnv = addSignature(doc, o.key);
-  await writeAtomic(o.out ?? o.file, encodeEnvelope(signedEnv));
+  await writeFileAtomic(o.out ?? o.file, encodeEnvelope(signedEnv));
   return { version: doc.signed.version, signatures: signedEnv.signatures.length, keyid: o.key.keyid };
 }
 
@@ -476,7 +451,7 @@ async function pointAtRoot(out: string, root: RootDocument): Promise<void> {
   const catalog = await readBytesIfExists(join(out, 'catalog.json'));
   if (catalog === undefined) return;
   const { signed } = parseCatalog(catalog);
-  await writeAtomic(
+  await writeFileAtomic(
     join(out, 'index.html'),
     renderIndexHtml({
       repo: signed.repo,

@@ -30,14 +30,12 @@ import {
   type Reporter,
 } from '../catalog/index.js';
 import type { GuestArch } from '../kernel/index.js';
-import { GUEST_ARCH_PROFILES, emulatorFor, parseGuestArch, type GuestArchProfile } from './guest-arch.js';
+import { GUEST_ARCH_PROFILES, emulatorFor, type GuestArchProfile } from './guest-arch.js';
 import { baseDiskPathOf, fetchGuestPackages, findRepoRoot, type KernelArtifacts } from './kernel-packages.js';
 import { writeCpioNewc, type CpioEntry } from './cpio-archive.js';
 import { runTool } from './host-tools.js';
 import { choosePkgBundle, type PkgBundleMode } from './pkg-bundle.js';
 import { BASE_LABEL, STORE_LABEL, makeExt4Image } from './store-image.js';
-import { runIfEntry } from './program.js';
-import { TerminalReporter, jsonText, okEnvelope } from '../edge/index.js';
 
 /**
  * Bump when a change to this builder changes what it produces for the same
@@ -566,7 +564,7 @@ export async function verifyArtifacts(artifactsDir: string): Promise<ArtifactMan
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
       throw new SwpkgError('E_NOT_FOUND', `${path} does not exist`, {
-        hint: 'build the images first (images/build-images)',
+        hint: 'build the images first (`swpkg image build`)',
         details: { path },
       });
     }
@@ -589,47 +587,3 @@ export async function verifyArtifacts(artifactsDir: string): Promise<ArtifactMan
   }
   return manifest;
 }
-
-function usage(): string {
-  return 'usage: build-images [--arch x86_64|aarch64] [--out DIR] [--pkg-bundle FILE | --require-pkg] [--store-size MIB] [--store-seed DIR] [--force] [--no-apt] [--json]\n';
-}
-
-async function main(argv: string[]): Promise<number> {
-  const opts: BuildImagesOptions = {};
-  let json = false;
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    const val = (): string => {
-      const v = argv[++i];
-      if (v === undefined) throw new SwpkgError('E_USAGE', `${a} needs a value`);
-      return v;
-    };
-    if (a === '--out') opts.outDir = val();
-    else if (a === '--arch') opts.arch = parseGuestArch(val());
-    else if (a === '--pkg-bundle') opts.pkg = { bundleFile: val() };
-    else if (a === '--require-pkg') opts.pkg = 'bundle';
-    else if (a === '--store-size') opts.storeSizeMiB = Number(val());
-    else if (a === '--store-seed') opts.storeSeedDir = val();
-    else if (a === '--force') opts.force = true;
-    else if (a === '--no-apt') opts.allowApt = false;
-    else if (a === '--json') json = true;
-    else {
-      process.stderr.write(usage());
-      return 2;
-    }
-  }
-  const reporter = new TerminalReporter(process.stderr);
-  opts.reporter = reporter;
-  const r = await buildImages(opts);
-  reporter.finish();
-  if (json) process.stdout.write(jsonText(okEnvelope(r, reporter.warnings)));
-  else {
-    for (const s of r.steps) process.stdout.write(`${s.skipped ? 'up to date' : 'built     '}  ${s.name} (${s.ms} ms)\n`);
-    for (const o of Object.values(r.manifest.outputs))
-      process.stdout.write(`${o.file.padEnd(18)} ${String(o.size).padStart(11)}  ${o.sha256}\n`);
-    process.stdout.write(`manifest: ${join(r.outDir, ARTIFACT_FILES.manifest)}\n`);
-  }
-  return 0;
-}
-
-runIfEntry(import.meta.url, 'build-images', main);

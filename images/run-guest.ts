@@ -473,15 +473,21 @@ export async function bootGuest(o: BootGuestOptions): Promise<BootGuestResult> {
       storeImage = (await createStoreImage({ path: join(tmp, 'store.img') })).path;
     }
     const g = await startGuest({ ...o, storeImage, reporter });
-    reporter.info(`booted in ${g.boot.wallMs} ms (guest uptime ${g.boot.uptime} s, ${g.accelerator.accel}: ${g.accelerator.reason})`);
-    const base = { commandLine: g.commandLine, boot: g.boot, accelerator: g.accelerator };
-    const execs = o.exec ?? [];
-    if (execs.length > 0 || o.terminal === undefined) {
-      const results: GuestCommandResult[] = [];
-      for (const cmd of execs) results.push({ cmd, ...(await g.console.run(cmd, o.execTimeoutMs ?? 120_000)) });
-      return { ...base, results, stop: await g.stop(), exit: null };
+    try {
+      reporter.info(`booted in ${g.boot.wallMs} ms (guest uptime ${g.boot.uptime} s, ${g.accelerator.accel}: ${g.accelerator.reason})`);
+      const base = { commandLine: g.commandLine, boot: g.boot, accelerator: g.accelerator };
+      const execs = o.exec ?? [];
+      if (execs.length > 0 || o.terminal === undefined) {
+        const results: GuestCommandResult[] = [];
+        for (const cmd of execs) results.push({ cmd, ...(await g.console.run(cmd, o.execTimeoutMs ?? 120_000)) });
+        return { ...base, results, stop: await g.stop(), exit: null };
+      }
+      return { ...base, results: [], stop: null, exit: await attachTerminal(g, o.terminal) };
+    } catch (e) {
+      // A command that timed out leaves QEMU running; a library caller's process may live on, so the guest must not.
+      if (!g.exited) await g.kill();
+      throw e;
     }
-    return { ...base, results: [], stop: null, exit: await attachTerminal(g, o.terminal) };
   } finally {
     if (tmp) await rm(tmp, { recursive: true, force: true });
   }

@@ -33,13 +33,18 @@ export function packageFileName(p: { name: string; version: string; arch: string
  * file's hash), and returns catalog entries. This is `swpkg repo index`.
  */
 export async function indexPackages(dir: string, reporter: Reporter = silentReporter): Promise<CatalogPackage[]> {
+  return (await indexPackageFiles(dir, reporter)).map((e) => e.pkg);
+}
+
+/** indexPackages with the file each entry was read from, so publish copies what was verified without hashing it again. */
+async function indexPackageFiles(dir: string, reporter: Reporter): Promise<{ pkg: CatalogPackage; source: string }[]> {
   let names: string[];
   try {
     names = (await readdir(dir)).filter((n) => n.endsWith('.swpkg')).sort(comparePaths);
   } catch (e) {
     throw fromFsError(e, `reading ${dir}`);
   }
-  const out: CatalogPackage[] = [];
+  const out: { pkg: CatalogPackage; source: string }[] = [];
   const seen = new Map<string, string>();
   let i = 0;
   for (const name of names) {
@@ -54,10 +59,12 @@ export async function indexPackages(dir: string, reporter: Reporter = silentRepo
       });
     }
     seen.set(file, name);
-    out.push({ ...catalogFieldsOf(m, v), path: `packages/${file}` });
+    out.push({ pkg: { ...catalogFieldsOf(m, v), path: `packages/${file}` }, source: join(dir, name) });
     reporter.progress('indexing', ++i, names.length, 'items');
   }
-  return out.sort((a, b) => comparePaths(a.name, b.name) || comparePaths(a.version, b.version) || comparePaths(a.arch, b.arch));
+  return out.sort(
+    ({ pkg: a }, { pkg: b }) => comparePaths(a.name, b.name) || comparePaths(a.version, b.version) || comparePaths(a.arch, b.arch),
+  );
 }
 
 export interface BuildCatalogOptions {
@@ -190,7 +197,8 @@ export async function publishRepository(o: PublishOptions): Promise<PublishResul
 
   // 1. Check everything before writing anything.
   reporter.info(`verifying packages in ${o.packagesDir}`);
-  const packages = await indexPackages(o.packagesDir, reporter);
+  const indexed = await indexPackageFiles(o.packagesDir, reporter);
+  const packages = indexed.map((e) => e.pkg);
   for (const u of checkDependencyClosure(packages, o.allowUnmetDependencies === true))
     reporter.warn(`${u.package} (${u.arch}) requires ${u.requires}, which no published package provides`);
   let root = await latestRoot(o.out);
@@ -218,12 +226,7 @@ export async function publishRepository(o: PublishOptions): Promise<PublishResul
   const name = o.name ?? previousDoc?.signed.repo ?? basename(o.out);
 
   const plan: { pkg: CatalogPackage; source: string; added: boolean }[] = [];
-  const sources = new Map<string, string>();
-  for (const f of (await readdir(o.packagesDir)).filter((n) => n.endsWith('.swpkg'))) {
-    const v = await sha256File(join(o.packagesDir, f));
-    sources.set(v.sha256, join(o.packagesDir, f));
-  }
-  for (const pkg of packages) {
+  for (const { pkg, source } of indexed) {
     const dest = join(o.out, pkg.path);
     let existing: string | undefined;
     try {
@@ -238,7 +241,7 @@ export async function publishRepository(o: PublishOptions): Promise<PublishResul
         details: { path: pkg.path, published: existing, offered: pkg.sha256 },
       });
     }
-    plan.push({ pkg, source: sources.get(pkg.sha256)!, added: existing === undefined });
+    plan.push({ pkg, source, added: existing === undefined });
   }
 
   // 2. Packages first.

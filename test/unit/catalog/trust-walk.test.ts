@@ -17,23 +17,12 @@ import {
   type RootDocument,
 } from '../../../catalog/index.js';
 import { failure } from '../../helpers/failure.js';
+import { catalogSigned } from '../../helpers/catalog-fixture.js';
 
 const NOW = new Date('2026-11-24T12:00:00Z');
 const LATER = (days: number): Date => new Date(NOW.getTime() + days * 86400000);
 
-function catalog(version: number, over: Partial<CatalogSigned> = {}): CatalogSigned {
-  return {
-    type: 'catalog',
-    format: 1,
-    repo: 'main',
-    version,
-    generated: NOW.toISOString(),
-    expires: LATER(7).toISOString(),
-    compatibility: { arch: ['x86_64'], abi: ['linux-musl-static'], minClientFormat: 1 },
-    packages: [],
-    ...over,
-  };
-}
+const catalog = (version: number): CatalogSigned => catalogSigned(NOW, version, { packages: [] });
 
 /** A repository as a table of files, and the fetcher contract over it: 404 is undefined when optional, E_HTTP otherwise. */
 function tableFetcher(files: Map<string, Uint8Array>, asked: { path: string; maxBytes: number }[] = []): MetadataFetcher {

@@ -16,6 +16,7 @@ import {
   walkTrust,
   MAX_ROOT_BYTES,
   type CatalogDocument,
+  type CatalogPackage,
   type MetadataFetcher,
   type Reporter,
   type RootDocument,
@@ -191,10 +192,7 @@ export async function verifyHosted(
 
   await check(`${catalogPath}.sha256 sidecar`, async () => {
     if (!catalogBytes) throw missing(catalogPath);
-    const side = new TextDecoder()
-      .decode(await need(`${catalogPath}.sha256`))
-      .trim()
-      .split(/\s+/)[0];
+    const side = await readSidecar(reader, `${catalogPath}.sha256`);
     const actual = sha256Hex(catalogBytes);
     if (side !== actual) throw hashMismatch(`sidecar says ${side}, catalog hashes to ${actual}`, { sidecar: side, sha256: actual });
     return [true, actual];
@@ -213,24 +211,9 @@ export async function verifyHosted(
       for (const p of catalog.signed.packages) {
         reporter.progress('checking packages', ++i, catalog.signed.packages.length, 'items');
         await check(p.path, async () => {
-          const dest = join(tmp, 'pkg.swpkg');
-          if (!(await reader.download(p.path, dest, { size: p.size, sha256: p.sha256 }))) throw missing(p.path);
-          const { sha256, size } = await sha256File(dest);
-          if (size !== p.size) throw hashMismatch(`size ${size}, catalog says ${p.size}`, { size, expected: p.size });
-          if (sha256 !== p.sha256) throw hashMismatch(`SHA-256 ${sha256}, catalog says ${p.sha256}`, { sha256, expected: p.sha256 });
-          const v = await verifyPackageFile(dest);
-          if (v.manifest.name !== p.name || v.manifest.version !== p.version)
-            throw new SwpkgError('E_CORRUPT', `contains ${v.manifest.name}@${v.manifest.version}`, {
-              details: { path: p.path, name: v.manifest.name, version: v.manifest.version },
-            });
-          const sideHash = new TextDecoder()
-            .decode(await need(`${p.path}.sha256`, 4096))
-            .trim()
-            .split(/\s+/)[0];
-          if (sideHash !== sha256) throw hashMismatch(`sidecar says ${sideHash}`, { sidecar: sideHash, sha256 });
-          await rm(dest, { force: true });
+          const detail = await checkPackageFile(reader, p, join(tmp, 'pkg.swpkg'));
           count++;
-          return [true, `${sha256} (${size} bytes)`];
+          return [true, detail];
         });
       }
     } finally {
@@ -244,4 +227,35 @@ export async function verifyHosted(
     result.expires = catalog.signed.expires;
   }
   return result;
+}
+
+/** The first word of a `.sha256` sidecar (`HEX  NAME`). */
+async function readSidecar(reader: RepoReader, path: string): Promise<string | undefined> {
+  const bytes = await reader.read(path, 4096);
+  if (bytes === undefined) throw missing(path);
+  return new TextDecoder().decode(bytes).trim().split(/\s+/)[0];
+}
+
+/**
+ * One package as a client meets it: downloaded to `dest` (bounded by the catalog's size), its
+ * size and SHA-256 against the catalog, its contents verified, the name and version inside
+ * against the entry, and its sidecar. Returns the PASS detail; `dest` is removed either way.
+ */
+async function checkPackageFile(reader: RepoReader, p: CatalogPackage, dest: string): Promise<string> {
+  try {
+    if (!(await reader.download(p.path, dest, { size: p.size, sha256: p.sha256 }))) throw missing(p.path);
+    const { sha256, size } = await sha256File(dest);
+    if (size !== p.size) throw hashMismatch(`size ${size}, catalog says ${p.size}`, { size, expected: p.size });
+    if (sha256 !== p.sha256) throw hashMismatch(`SHA-256 ${sha256}, catalog says ${p.sha256}`, { sha256, expected: p.sha256 });
+    const v = await verifyPackageFile(dest);
+    if (v.manifest.name !== p.name || v.manifest.version !== p.version)
+      throw new SwpkgError('E_CORRUPT', `contains ${v.manifest.name}@${v.manifest.version}`, {
+        details: { path: p.path, name: v.manifest.name, version: v.manifest.version },
+      });
+    const sideHash = await readSidecar(reader, `${p.path}.sha256`);
+    if (sideHash !== sha256) throw hashMismatch(`sidecar says ${sideHash}`, { sidecar: sideHash, sha256 });
+    return `${sha256} (${size} bytes)`;
+  } finally {
+    await rm(dest, { force: true });
+  }
 }

@@ -76,6 +76,9 @@ export async function tryMirrors<T>(bases: string[], attempt: (base: string) => 
   throw chosen;
 }
 
+// Moved to the core (one rule for every reader of server bytes); kept importable from here for userland's modules.
+export { refusedFromServer } from '../catalog/index.js';
+
 /** Joins a repository base URL and a relative path; the base is treated as a folder. */
 export function joinUrl(base: string, path: string): string {
   return new URL(path, base.endsWith('/') ? base : `${base}/`).toString();

@@ -16,6 +16,7 @@ export * from './package-writer.js';
 export * from './package-reader.js';
 export * from './root.js';
 export * from './catalog-doc.js';
+export * from './release.js';
 export * from './duration.js';
 export * from './meta-file.js';
 export * from './dependency-closure.js';

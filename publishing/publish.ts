@@ -23,6 +23,7 @@ import {
 import { renderIndexHtml } from './index-html.js';
 import { silentReporter, type Reporter } from '../catalog/index.js';
 import { checkDependencyClosure } from '../catalog/index.js';
+import { listReleases, releasePinnedPaths } from './release.js';
 
 export function packageFileName(p: { name: string; version: string; arch: string }): string {
   return `${p.name}-${p.version}-${p.arch}.swpkg`;
@@ -292,13 +293,15 @@ export async function publishRepository(o: PublishOptions): Promise<PublishResul
   const published = (await readdir(join(o.out, 'packages'))).filter((n) => n.endsWith('.swpkg')).map((n) => `packages/${n}`);
   const retained: string[] = [];
   const expired: string[] = [];
+  // A package a live release names is never deleted: the pinned set must stay installable (issue 15).
+  const pinned = await releasePinnedPaths(o.out, now);
   for (const path of published) {
     if (current.has(path)) {
       delete retention[path];
       continue;
     }
     retention[path] ??= iso(now);
-    if (now.getTime() - Date.parse(retention[path]) >= retainSeconds * 1000) expired.push(path);
+    if (now.getTime() - Date.parse(retention[path]) >= retainSeconds * 1000 && !pinned.has(path)) expired.push(path);
     else retained.push(path);
   }
 
@@ -331,6 +334,7 @@ export async function publishRepository(o: PublishOptions): Promise<PublishResul
       rootFingerprint: hosted.rootFingerprint,
       rootVersion: root.signed.version,
       packages,
+      releases: await listReleases(o.out),
     }),
   );
   await writeAtomic(join(o.out, 'catalog.json'), catalogText);
@@ -490,6 +494,7 @@ async function pointAtRoot(out: string, root: RootDocument): Promise<void> {
       rootFingerprint: fingerprint,
       rootVersion: root.signed.version,
       packages: signed.packages,
+      releases: await listReleases(out),
     }),
   );
 }

@@ -2,23 +2,25 @@
 import C0 from './commands/inspect.js';
 import C1 from './commands/key/generate.js';
 import C2 from './commands/pack.js';
-import C3 from './commands/repo/index.js';
-import C4 from './commands/repo/publish.js';
-import C5 from './commands/repo/rotate-root.js';
-import C6 from './commands/repo/sign.js';
-import C7 from './commands/repo/verify-hosted.js';
-import C8 from './commands/serve.js';
-import C9 from './commands/verify.js';
+import C3 from './commands/release/create.js';
+import C4 from './commands/repo/index.js';
+import C5 from './commands/repo/publish.js';
+import C6 from './commands/repo/rotate-root.js';
+import C7 from './commands/repo/sign.js';
+import C8 from './commands/repo/verify-hosted.js';
+import C9 from './commands/serve.js';
+import C10 from './commands/verify.js';
 
 export const COMMANDS = {
   'inspect': C0,
   'key:generate': C1,
   'pack': C2,
-  'repo:index': C3,
-  'repo:publish': C4,
-  'repo:rotate-root': C5,
-  'repo:sign': C6,
-  'repo:verify-hosted': C7,
-  'serve': C8,
-  'verify': C9,
+  'release:create': C3,
+  'repo:index': C4,
+  'repo:publish': C5,
+  'repo:rotate-root': C6,
+  'repo:sign': C7,
+  'repo:verify-hosted': C8,
+  'serve': C9,
+  'verify': C10,
 };

@@ -2,72 +2,180 @@
  * Pinned releases through the built binaries (issue 15): the release role in the root, and the
  * commands that write, publish, mirror and install releases.
  */
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parseRoot } from '../../../catalog/index.js';
+import { parseRelease, parseRoot } from '../../../catalog/index.js';
 import { runCli } from '../../helpers/run-cli.js';
-import { tempDir } from '../../helpers/tmp.js';
+import { tempDir, treeHash } from '../../helpers/tmp.js';
 
-async function payload(dir: string): Promise<string> {
-  await mkdir(join(dir, 'bin'), { recursive: true });
-  await writeFile(join(dir, 'bin/tool'), '#!/bin/sh\necho tool\n', { mode: 0o755 });
-  return dir;
+async function ok(bin: 'swpkg' | 'pkg', args: string[]) {
+  const r = await runCli(bin, [...args, '--json']);
+  expect(r.code, `${bin} ${args.join(' ')}\n${r.stdout}\n${r.stderr}`).toBe(0);
+  return r.json.result;
+}
+
+async function pack(d: string, name: string, version: string, extra: string[] = []): Promise<void> {
+  const src = join(d, 'src', `${name}-${version}`);
+  await mkdir(join(src, 'bin'), { recursive: true });
+  await writeFile(join(src, 'bin', name), `#!/bin/sh\necho ${name} ${version}\n`, { mode: 0o755 });
+  const args = ['pack', src, '--name', name, '--version', version, '--arch', 'x86_64', '--summary', name, '--license', 'MIT'];
+  await ok('swpkg', [...args, '--out', join(d, 'pkgs', `${name}-${version}.swpkg`), ...extra]);
+}
+
+/** A published web root `web` whose root names a release key: tool@1.0.0 needs lib@1.0.0. */
+export async function releaseRepo(d: string): Promise<{ web: string; releaseKey: string; catalogKey: string; fingerprint: string }> {
+  for (const k of ['root', 'release']) await ok('swpkg', ['key', 'generate', '--out', join(d, k)]);
+  await mkdir(join(d, 'pkgs'), { recursive: true });
+  await pack(d, 'lib', '1.0.0');
+  await pack(d, 'tool', '1.0.0', ['--depends', 'lib@^1']);
+  const web = join(d, 'web');
+  const rootKey = join(d, 'root/swpkg.key');
+  await ok('swpkg', ['repo', 'publish', join(d, 'pkgs'), '--key', rootKey, '--out', web, '--name', 'main']);
+  const rot = await ok('swpkg', [
+    'repo',
+    'rotate-root',
+    web,
+    '--old-key',
+    rootKey,
+    '--new-key',
+    rootKey,
+    '--release-key',
+    join(d, 'release/swpkg.pub'),
+  ]);
+  return { web, releaseKey: join(d, 'release/swpkg.key'), catalogKey: rootKey, fingerprint: rot.fingerprint as string };
 }
 
 describe('swpkg release keys', () => {
   it('rotate-root --release-key adds a release role that later rotations keep', async () => {
     const d = await tempDir();
-    for (const k of ['root', 'release']) expect((await runCli('swpkg', ['key', 'generate', '--out', join(d, k)])).code).toBe(0);
-    await mkdir(join(d, 'pkgs'));
-    const src = await payload(join(d, 'src'));
-    const pack = await runCli('swpkg', [
-      'pack',
-      src,
-      '--name',
-      'tool',
-      '--version',
-      '1.0.0',
-      '--arch',
-      'x86_64',
-      '--summary',
-      'tool',
-      '--license',
-      'MIT',
-      '--out',
-      join(d, 'pkgs/tool.swpkg'),
-    ]);
-    expect(pack.code, pack.stderr).toBe(0);
-    const pub = await runCli('swpkg', [
-      'repo',
-      'publish',
-      join(d, 'pkgs'),
-      '--key',
-      join(d, 'root/swpkg.key'),
-      '--out',
-      join(d, 'web'),
-      '--json',
-    ]);
-    expect(pub.code, pub.stderr).toBe(0);
-    const rootKey = join(d, 'root/swpkg.key');
-    const rot = await runCli('swpkg', [
-      'repo',
-      'rotate-root',
-      join(d, 'web'),
-      '--old-key',
-      rootKey,
-      '--new-key',
-      rootKey,
-      '--release-key',
-      join(d, 'release/swpkg.pub'),
-      '--json',
-    ]);
-    expect(rot.code, rot.stderr).toBe(0);
-    const v2 = parseRoot(await readFile(join(d, 'web/roots/2.json')), 'v2');
+    const { web, catalogKey } = await releaseRepo(d);
+    const v2 = parseRoot(await readFile(join(web, 'roots/2.json')), 'v2');
     expect(v2.signed.roles.release?.keyids).toHaveLength(1);
     expect(v2.signed.roles.release?.keyids[0]).not.toBe(v2.signed.roles.catalog.keyids[0]);
-    const again = await runCli('swpkg', ['repo', 'rotate-root', join(d, 'web'), '--old-key', rootKey, '--new-key', rootKey, '--json']);
-    expect(again.code, again.stderr).toBe(0);
-    expect(parseRoot(await readFile(join(d, 'web/roots/3.json')), 'v3').signed.roles.release).toEqual(v2.signed.roles.release);
+    await ok('swpkg', ['repo', 'rotate-root', web, '--old-key', catalogKey, '--new-key', catalogKey]);
+    expect(parseRoot(await readFile(join(web, 'roots/3.json')), 'v3').signed.roles.release).toEqual(v2.signed.roles.release);
+  });
+});
+
+describe('swpkg release create', () => {
+  it('pins the exact set, lists it in releases/index.json and index.html, and never rewrites a published version', async () => {
+    const d = await tempDir();
+    const { web, releaseKey } = await releaseRepo(d);
+    const r = await ok('swpkg', [
+      'release',
+      'create',
+      web,
+      '--id',
+      'edge',
+      '--key',
+      releaseKey,
+      '--arch',
+      'x86_64',
+      '--source-revision',
+      'rev1',
+    ]);
+    expect(r).toMatchObject({ id: 'edge', version: 1, path: 'releases/edge/1.json', supersedes: null });
+    const doc = parseRelease(await readFile(join(web, r.path)));
+    expect(doc.signed.packages.map((p) => `${p.name}@${p.version}`)).toEqual(['lib@1.0.0', 'tool@1.0.0']);
+    expect(doc.signed).toMatchObject({ repo: 'main', arch: 'x86_64', sourceRevision: 'rev1' });
+    const listing = JSON.parse(await readFile(join(web, 'releases/index.json'), 'utf8'));
+    expect(listing.releases).toEqual([expect.objectContaining({ id: 'edge', version: 1, digest: r.digest, path: r.path, packages: 2 })]);
+    const html = await readFile(join(web, 'index.html'), 'utf8');
+    expect(html).toContain('releases/edge/1.json');
+    expect(html).toContain(r.digest);
+
+    const before = await treeHash(web);
+    const again = await runCli('swpkg', [
+      'release',
+      'create',
+      web,
+      '--id',
+      'edge',
+      '--version',
+      '1',
+      '--key',
+      releaseKey,
+      '--arch',
+      'x86_64',
+      '--json',
+    ]);
+    expect(again.json.error.code).toBe('E_IMMUTABLE');
+    expect(await treeHash(web)).toBe(before);
+
+    const next = await ok('swpkg', [
+      'release',
+      'create',
+      web,
+      '--id',
+      'edge',
+      '--key',
+      releaseKey,
+      '--arch',
+      'x86_64',
+      '--package',
+      'lib@1.0.0',
+    ]);
+    expect(next).toMatchObject({ version: 2, supersedes: { id: 'edge', version: 1 } });
+    const older = await runCli('swpkg', [
+      'release',
+      'create',
+      web,
+      '--id',
+      'edge',
+      '--version',
+      '1',
+      '--key',
+      releaseKey,
+      '--arch',
+      'x86_64',
+      '--json',
+    ]);
+    expect(older.json.error.code).toBe('E_ROLLBACK');
+  });
+
+  it('refuses a key the root does not name, a package missing or altered in the web root, an open dependency: nothing written', async () => {
+    const d = await tempDir();
+    const { web, releaseKey, catalogKey } = await releaseRepo(d);
+    const cases: { name: string; args: string[]; code: string; before?: () => Promise<void> }[] = [
+      { name: 'the catalog key', args: ['--key', catalogKey], code: 'E_UNKNOWN_KEY' },
+      { name: 'an unknown package', args: ['--key', releaseKey, '--package', 'nope@1.0.0'], code: 'E_NOT_FOUND' },
+      { name: 'a set whose dependency is left out', args: ['--key', releaseKey, '--package', 'tool@1.0.0'], code: 'E_RESOLVE' },
+      { name: 'a climbing id', args: ['--key', releaseKey, '--id', '../x'], code: 'E_USAGE' },
+      {
+        name: 'an altered package file',
+        args: ['--key', releaseKey],
+        code: 'E_HASH_MISMATCH',
+        before: () => writeFile(join(web, 'packages/lib-1.0.0-x86_64.swpkg'), 'not the package'),
+      },
+      {
+        name: 'a missing package file',
+        args: ['--key', releaseKey],
+        code: 'E_NOT_FOUND',
+        before: () => rm(join(web, 'packages/lib-1.0.0-x86_64.swpkg')),
+      },
+    ];
+    for (const c of cases) {
+      await c.before?.();
+      const before = await treeHash(web);
+      const args = c.args.includes('--id') ? c.args : ['--id', 'edge', ...c.args];
+      const r = await runCli('swpkg', ['release', 'create', web, ...args, '--arch', 'x86_64', '--json']);
+      expect(r.json?.error?.code, `${c.name}: ${r.stdout} ${r.stderr}`).toBe(c.code);
+      expect(await treeHash(web), c.name).toBe(before);
+    }
+  });
+
+  it('publish keeps a package a live release names past its retention window, and deletes the others', async () => {
+    const d = await tempDir();
+    const { web, releaseKey, catalogKey } = await releaseRepo(d);
+    await ok('swpkg', ['release', 'create', web, '--id', 'edge', '--key', releaseKey, '--arch', 'x86_64', '--package', 'lib@1.0.0']);
+    // The next set drops both packages: tool goes at once, lib stays because release edge v1 pins it.
+    await rm(join(d, 'pkgs'), { recursive: true });
+    await mkdir(join(d, 'pkgs'));
+    await pack(d, 'other', '1.0.0');
+    const pub = await ok('swpkg', ['repo', 'publish', join(d, 'pkgs'), '--key', catalogKey, '--out', web, '--retain', '0s']);
+    expect(pub.deleted).toEqual(['packages/tool-1.0.0-x86_64.swpkg']);
+    expect(pub.retained).toEqual(['packages/lib-1.0.0-x86_64.swpkg']);
+    expect(await readFile(join(web, 'index.html'), 'utf8')).toContain('releases/edge/1.json');
   });
 });

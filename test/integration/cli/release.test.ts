@@ -7,44 +7,8 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseRelease, parseRoot } from '../../../catalog/index.js';
 import { runCli } from '../../helpers/run-cli.js';
+import { ok, pack, releaseRepo } from '../../helpers/release-repo.js';
 import { tempDir, treeHash } from '../../helpers/tmp.js';
-
-async function ok(bin: 'swpkg' | 'pkg', args: string[]) {
-  const r = await runCli(bin, [...args, '--json']);
-  expect(r.code, `${bin} ${args.join(' ')}\n${r.stdout}\n${r.stderr}`).toBe(0);
-  return r.json.result;
-}
-
-async function pack(d: string, name: string, version: string, extra: string[] = []): Promise<void> {
-  const src = join(d, 'src', `${name}-${version}`);
-  await mkdir(join(src, 'bin'), { recursive: true });
-  await writeFile(join(src, 'bin', name), `#!/bin/sh\necho ${name} ${version}\n`, { mode: 0o755 });
-  const args = ['pack', src, '--name', name, '--version', version, '--arch', 'x86_64', '--summary', name, '--license', 'MIT'];
-  await ok('swpkg', [...args, '--out', join(d, 'pkgs', `${name}-${version}.swpkg`), ...extra]);
-}
-
-/** A published web root `web` whose root names a release key: tool@1.0.0 needs lib@1.0.0. */
-export async function releaseRepo(d: string): Promise<{ web: string; releaseKey: string; catalogKey: string; fingerprint: string }> {
-  for (const k of ['root', 'release']) await ok('swpkg', ['key', 'generate', '--out', join(d, k)]);
-  await mkdir(join(d, 'pkgs'), { recursive: true });
-  await pack(d, 'lib', '1.0.0');
-  await pack(d, 'tool', '1.0.0', ['--depends', 'lib@^1']);
-  const web = join(d, 'web');
-  const rootKey = join(d, 'root/swpkg.key');
-  await ok('swpkg', ['repo', 'publish', join(d, 'pkgs'), '--key', rootKey, '--out', web, '--name', 'main']);
-  const rot = await ok('swpkg', [
-    'repo',
-    'rotate-root',
-    web,
-    '--old-key',
-    rootKey,
-    '--new-key',
-    rootKey,
-    '--release-key',
-    join(d, 'release/swpkg.pub'),
-  ]);
-  return { web, releaseKey: join(d, 'release/swpkg.key'), catalogKey: rootKey, fingerprint: rot.fingerprint as string };
-}
 
 describe('swpkg release keys', () => {
   it('rotate-root --release-key adds a release role that later rotations keep', async () => {

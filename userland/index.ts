@@ -94,3 +94,4 @@ export {
 } from './http-transport.js';
 export { crashPoint } from './crash-point.js';
 export { installRelease, loadRelease, recordAcceptedRelease, type InstallReleaseResult, type LoadedRelease } from './release.js';
+export { fetchPackages, type FetchResult } from './fetch-only.js';

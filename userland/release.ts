@@ -52,6 +52,8 @@ export interface LoadedRelease {
   record: GenerationRelease;
   source: string;
   available: Available[];
+  /** The release as read: `pkg fetch --release` keeps a copy for installing later without the network. */
+  bytes: Uint8Array;
 }
 
 /** FILE or URL → the URL it is read from: one reader (download.ts) for http(s):// and file:// alike. */
@@ -113,7 +115,7 @@ export async function loadRelease(ctx: PkgContext, spec: string): Promise<Loaded
       };
     });
     const record: GenerationRelease = { id: doc.signed.id, version: doc.signed.version, digest: releaseDigest(doc), repo: repo.name };
-    return { doc, repo, record, source: url, available };
+    return { doc, repo, record, source: url, available, bytes };
   }
   if (firstRefusal) throw firstRefusal;
   throw new SwpkgError('E_UNKNOWN_KEY', `${spec}: no configured repository's root names release keys`, {

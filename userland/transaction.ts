@@ -193,7 +193,8 @@ function bytesProgress(ctx: PkgContext, label: string, items: Available[]): (nam
   };
 }
 
-function cachePath(ctx: PkgContext, a: Available): string {
+/** Where a package's verified download waits in the cache until it is extracted (also `pkg fetch`'s target). */
+export function cachePath(ctx: PkgContext, a: Available): string {
   return join(ctx.paths.cache, `${a.name}-${a.version}-${a.sha256.slice(0, 16)}.swpkg`);
 }
 
@@ -740,4 +741,17 @@ export async function installExactSet(
     }
     return { steps, final, world: final.map((f) => f.name), searchSteps: 0 };
   });
+}
+
+/**
+ * `pkg fetch NAME...`: what an install of the names would download (the same resolution against
+ * the accepted catalogs), without changing anything.
+ */
+export async function resolveForFetch(ctx: PkgContext, specs: string[]): Promise<Available[]> {
+  await requireRepositories(ctx);
+  const w = await loadWorld(ctx, { catalogs: true, warn: (m) => ctx.reporter.warn(m) });
+  const install = specs.map((s) => parseRequirement(s));
+  refuseForeignOnly(install, w.available, w.foreign, ctx.client);
+  const plan = resolve<Available, GenerationPackage>({ available: w.available, installed: w.current?.packages ?? [], install });
+  return plan.final.flatMap((p) => (p.candidate ? [p.candidate] : []));
 }

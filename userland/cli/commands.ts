@@ -306,6 +306,34 @@ export const COMMANDS: CommandDef[] = [
       }
     },
   }),
+  def<Api.FetchResult>({
+    words: ['fetch'],
+    args: [{ name: 'NAME[@RANGE]', variadic: true }],
+    flags: [releaseFlag],
+    summary: 'Download and verify packages (or a release) into the cache without installing.',
+    description:
+      'Resolves as `pkg install` would (or verifies the release), then downloads each file into the cache with the same size caps, stall rules, resume and SHA-256 checks; no generation changes. A later install of the same set takes every file from the cache and needs no network; with --release, the verified release is kept in the cache too, to install with `pkg install --release PATH`.',
+    examples: ['pkg fetch lua curl', 'pkg fetch --release https://repo.example/releases/edge/3.json'],
+    run: ({ api, ctx }, p) =>
+      api.fetchPackages(ctx, {
+        names: p.args,
+        ...(typeof p.flags['release'] === 'string' && { release: p.flags['release'] }),
+      }),
+    render(r, print) {
+      for (const f of r.packages) {
+        const how = f.stored
+          ? 'already in the store'
+          : f.cached
+            ? 'already in the cache'
+            : f.resumedFrom > 0
+              ? `resumed from byte ${f.resumedFrom}`
+              : 'downloaded';
+        print(`${f.name} ${f.version}: ${how}`);
+      }
+      if (r.release)
+        print(`release ${r.release.id} v${r.release.version} verified; install it later with: pkg install --release ${r.release.saved}`);
+    },
+  }),
   def<Api.SearchHit[]>({
     words: ['search'],
     reads: true,

@@ -5,3 +5,4 @@ export * from './verify-hosted.js';
 export * from './index-html.js';
 export * from './key-files.js';
 export * from './release.js';
+export * from './mirror.js';

@@ -4,12 +4,13 @@ import C1 from './commands/key/generate.js';
 import C2 from './commands/pack.js';
 import C3 from './commands/release/create.js';
 import C4 from './commands/repo/index.js';
-import C5 from './commands/repo/publish.js';
-import C6 from './commands/repo/rotate-root.js';
-import C7 from './commands/repo/sign.js';
-import C8 from './commands/repo/verify-hosted.js';
-import C9 from './commands/serve.js';
-import C10 from './commands/verify.js';
+import C5 from './commands/repo/mirror.js';
+import C6 from './commands/repo/publish.js';
+import C7 from './commands/repo/rotate-root.js';
+import C8 from './commands/repo/sign.js';
+import C9 from './commands/repo/verify-hosted.js';
+import C10 from './commands/serve.js';
+import C11 from './commands/verify.js';
 
 export const COMMANDS = {
   'inspect': C0,
@@ -17,10 +18,11 @@ export const COMMANDS = {
   'pack': C2,
   'release:create': C3,
   'repo:index': C4,
-  'repo:publish': C5,
-  'repo:rotate-root': C6,
-  'repo:sign': C7,
-  'repo:verify-hosted': C8,
-  'serve': C9,
-  'verify': C10,
+  'repo:mirror': C5,
+  'repo:publish': C6,
+  'repo:rotate-root': C7,
+  'repo:sign': C8,
+  'repo:verify-hosted': C9,
+  'serve': C10,
+  'verify': C11,
 };

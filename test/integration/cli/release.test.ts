@@ -2,7 +2,7 @@
  * Pinned releases through the built binaries (issue 15): the release role in the root, and the
  * commands that write, publish, mirror and install releases.
  */
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseRelease, parseRoot } from '../../../catalog/index.js';
@@ -141,5 +141,46 @@ describe('swpkg release create', () => {
     expect(pub.deleted).toEqual(['packages/tool-1.0.0-x86_64.swpkg']);
     expect(pub.retained).toEqual(['packages/lib-1.0.0-x86_64.swpkg']);
     expect(await readFile(join(web, 'index.html'), 'utf8')).toContain('releases/edge/1.json');
+  });
+});
+
+describe('swpkg repo mirror', () => {
+  it('copies a whole repository or one release, verified, and pkg installs the release from the copy', async () => {
+    const d = await tempDir();
+    const { web, releaseKey, fingerprint } = await releaseRepo(d);
+    const v1 = await ok('swpkg', ['release', 'create', web, '--id', 'edge', '--key', releaseKey, '--arch', 'x86_64']);
+    const full = await ok('swpkg', ['repo', 'mirror', web, join(d, 'full'), '--fingerprint', fingerprint]);
+    expect(full.releases).toEqual([{ id: 'edge', version: 1, digest: v1.digest }]);
+    expect(await readFile(join(d, 'full/packages/tool-1.0.0-x86_64.swpkg'))).toEqual(
+      await readFile(join(web, 'packages/tool-1.0.0-x86_64.swpkg')),
+    );
+
+    const media = join(d, 'media');
+    const one = await ok('swpkg', ['repo', 'mirror', web, media, '--release', 'edge@1']);
+    expect(one.releases).toEqual([{ id: 'edge', version: 1, digest: v1.digest }]);
+    const root = join(d, 'pkgroot');
+    await ok('pkg', ['--root', root, 'repo', 'add', 'main', media, '--fingerprint', fingerprint]);
+    const inst = await ok('pkg', ['--root', root, 'install', '--release', join(media, v1.path), '--yes']);
+    expect(inst.release.digest).toBe(v1.digest);
+  });
+
+  it('refuses a source with an altered package, a link, or another root, and writes nothing', async () => {
+    const d = await tempDir();
+    const { web, releaseKey } = await releaseRepo(d);
+    await ok('swpkg', ['release', 'create', web, '--id', 'edge', '--key', releaseKey, '--arch', 'x86_64']);
+    const wrongFp = await runCli('swpkg', ['repo', 'mirror', web, join(d, 'out'), '--fingerprint', 'a'.repeat(64), '--json']);
+    expect(wrongFp.json?.error?.code).toBe('E_BAD_ROOT');
+    const lib = join(web, 'packages/lib-1.0.0-x86_64.swpkg');
+    const good = await readFile(lib);
+    await writeFile(lib, Buffer.concat([good.subarray(0, good.length - 1), Buffer.from([good[good.length - 1]! ^ 1])]));
+    const altered = await runCli('swpkg', ['repo', 'mirror', web, join(d, 'out'), '--json']);
+    expect(altered.json?.error?.code).toBe('E_HASH_MISMATCH');
+    await rm(lib);
+    await writeFile(join(d, 'lib.swpkg'), good);
+    await symlink(join(d, 'lib.swpkg'), lib);
+    const linked = await runCli('swpkg', ['repo', 'mirror', web, join(d, 'out'), '--release', 'edge', '--json']);
+    expect(linked.json?.error?.code).toBe('E_UNSAFE_PATH');
+    expect(await readdir(d)).not.toContain('out');
+    expect((await readdir(d)).filter((n) => n.startsWith('out'))).toEqual([]);
   });
 });

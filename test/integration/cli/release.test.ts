@@ -10,7 +10,7 @@ import { runCli } from '../../helpers/run-cli.js';
 import { ok, pack, releaseRepo } from '../../helpers/release-repo.js';
 import { tempDir, treeHash } from '../../helpers/tmp.js';
 
-describe('swpkg release keys', () => {
+describe('swpkg release keys', { timeout: 180_000 }, () => {
   it('rotate-root --release-key adds a release role that later rotations keep', async () => {
     const d = await tempDir();
     const { web, catalogKey } = await releaseRepo(d);
@@ -22,7 +22,7 @@ describe('swpkg release keys', () => {
   });
 });
 
-describe('swpkg release create', () => {
+describe('swpkg release create', { timeout: 180_000 }, () => {
   it('pins the exact set, lists it in releases/index.json and index.html, and never rewrites a published version', async () => {
     const d = await tempDir();
     const { web, releaseKey } = await releaseRepo(d);
@@ -144,7 +144,7 @@ describe('swpkg release create', () => {
   });
 });
 
-describe('swpkg repo mirror', () => {
+describe('swpkg repo mirror', { timeout: 180_000 }, () => {
   it('copies a whole repository or one release, verified, and pkg installs the release from the copy', async () => {
     const d = await tempDir();
     const { web, releaseKey, fingerprint } = await releaseRepo(d);

@@ -33,7 +33,7 @@ async function serve(dir: string): Promise<{ url: string; server: Server }> {
   return { url: `http://127.0.0.1:${addr.port}/`, server };
 }
 
-describe('pkg fetch', () => {
+describe('pkg fetch', { timeout: 180_000 }, () => {
   it('fetches a release over HTTP without changing a generation; with the server stopped, the install needs no network', async () => {
     const d = await tempDir();
     const { web, releaseKey, fingerprint } = await releaseRepo(d);

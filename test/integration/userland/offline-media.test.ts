@@ -9,7 +9,7 @@ import { runCli } from '../../helpers/run-cli.js';
 import { ok, releaseRepo } from '../../helpers/release-repo.js';
 import { tempDir, treeHash } from '../../helpers/tmp.js';
 
-describe('pkg with a repository on offline media', () => {
+describe('pkg with a repository on offline media', { timeout: 180_000 }, () => {
   it('a folder and a file:// URL work as repositories: add, update, install', async () => {
     const d = await tempDir();
     const { web, fingerprint } = await releaseRepo(d);

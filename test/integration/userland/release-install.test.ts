@@ -20,7 +20,7 @@ import { runCli } from '../../helpers/run-cli.js';
 import { ok, pack, releaseRepo } from '../../helpers/release-repo.js';
 import { tempDir, treeHash } from '../../helpers/tmp.js';
 
-describe('pkg install --release', () => {
+describe('pkg install --release', { timeout: 180_000 }, () => {
   it('installs exactly the set, records it, upgrades with a dry run first, rolls back, and refuses the older release after', async () => {
     const d = await tempDir();
     const { web, releaseKey, catalogKey, fingerprint } = await releaseRepo(d);

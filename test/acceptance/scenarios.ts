@@ -2,6 +2,7 @@ import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { GUEST_ARCH_PROFILES, makeExt4Image, type ArtifactManifest } from '../../images/index.js';
 import { bytesToHex, generateKeyPair } from '../../catalog/index.js';
+import { DirRepoReader } from '../../cli/shared/repo-readers.js';
 import { createRelease, mirrorRepository, publishRepository, rotatePublishedRoot } from '../../publishing/index.js';
 import type { Reporter } from '../../catalog/index.js';
 import {
@@ -853,7 +854,7 @@ export const SCENARIOS: Scenario[] = [
       });
       const media = join(base, 'media');
       await rm(media, { recursive: true, force: true });
-      await mirrorRepository({ source: web, dest: media, fingerprint: rot.fingerprint });
+      await mirrorRepository({ reader: new DirRepoReader(web), source: web, sourceDir: web, dest: media, fingerprint: rot.fingerprint });
       const image = join(base, 'media.img');
       await makeExt4Image({ out: image, label: 'swpkg-media', sizeMiB: 16, sourceDir: media, journal: false });
       c.info(`   media: releases v1 ${v1.digest.slice(0, 16)}… and v2 ${v2.digest.slice(0, 16)}… on ${image}`);

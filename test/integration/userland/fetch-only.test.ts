@@ -85,4 +85,20 @@ describe('pkg fetch', { timeout: 180_000 }, () => {
     expect(none.json?.error?.code).toBe('E_RESOLVE');
     expect(await treeHash(root)).toBe(before);
   });
+
+  it('swpkg repo mirror copies one release from an HTTP source, verified, and pkg installs it from the copy', async () => {
+    const d = await tempDir();
+    const { web, releaseKey, fingerprint } = await releaseRepo(d);
+    const v1 = await ok('swpkg', ['release', 'create', web, '--id', 'edge', '--key', releaseKey, '--arch', 'x86_64']);
+    const { url, server } = await serve(web);
+    try {
+      const m = await ok('swpkg', ['repo', 'mirror', url, join(d, 'media'), '--release', 'edge', '--fingerprint', fingerprint]);
+      expect(m.releases).toEqual([{ id: 'edge', version: 1, digest: v1.digest }]);
+    } finally {
+      await new Promise((r) => server.close(r));
+    }
+    const root = join(d, 'pkgroot');
+    await ok('pkg', ['--root', root, 'repo', 'add', 'main', join(d, 'media'), '--fingerprint', fingerprint]);
+    expect((await ok('pkg', ['--root', root, 'install', '--release', join(d, 'media', v1.path), '--yes'])).release.digest).toBe(v1.digest);
+  });
 });

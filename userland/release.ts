@@ -16,6 +16,7 @@ import { loadTrustedRoot, readRepos, type RepoConfig } from './repos.js';
 import { installExactSet, type Available, type MutationOptions, type TransactionResult } from './transaction.js';
 import type { GenerationRelease } from './generation.js';
 import { requireRepositories } from './query.js';
+import { withWriterLock } from './writer.js';
 
 /** `db/releases.json`: per release id, the newest version this client accepted and its digest (rollback, equivocation). */
 interface AcceptedFile {
@@ -133,6 +134,8 @@ export async function installRelease(ctx: PkgContext, o: MutationOptions & { rel
   const r = await loadRelease(ctx, o.release);
   const { release: _spec, ...gate } = o;
   const result = await installExactSet(ctx, { ...gate, available: r.available, release: r.record });
-  if (!result.dryRun && !result.declined) await recordAcceptedRelease(ctx, r.record);
+  // Under the lock like every write to db/; a crash just before it leaves the release installed but its
+  // version not yet recorded, so rollback protection for that id starts at the next install.
+  if (!result.dryRun && !result.declined) await withWriterLock(ctx, () => recordAcceptedRelease(ctx, r.record));
   return { ...result, release: { ...r.record, source: r.source } };
 }

@@ -70,6 +70,8 @@ export const ERROR_CODES = {
   E_PAYLOAD_TYPE: ExitCode.VERIFICATION,
   E_BAD_CATALOG: ExitCode.VERIFICATION,
   E_WRONG_REPO: ExitCode.VERIFICATION,
+  /** A release manifest (issue 15) whose payload fails a structural check. */
+  E_BAD_RELEASE: ExitCode.VERIFICATION,
   // resolution
   E_RESOLVE: ExitCode.RESOLVE,
   E_CONFLICT: ExitCode.RESOLVE,

@@ -18,6 +18,7 @@ export * from './package-reader.js';
 export * from './root.js';
 export * from './catalog-doc.js';
 export * from './trust-walk.js';
+export * from './release.js';
 export * from './duration.js';
 export * from './meta-file.js';
 export * from './dependency-closure.js';

@@ -27,6 +27,8 @@ export interface StartGuestOptions {
   artifactsDir?: string;
   /** The writable store disk for /pkg (see createStoreImage); the guest writes to it. */
   storeImage: string;
+  /** Further raw disk images attached read-only after the store (e.g. offline media, found by label in the guest). */
+  extraDisks?: readonly string[];
   /** TCP ports the guest reaches as 10.0.2.2:PORT; a number forwards the same port number. */
   hostPorts?: ReadonlyArray<number | PortForward>;
   /** Default 'restricted'; see GuestNetworkMode. */
@@ -127,6 +129,7 @@ export function qemuArguments(o: {
   profile?: GuestArchProfile;
   artifactsDir: string;
   storeImage: string;
+  extraDisks?: readonly string[];
   accel: AcceleratorChoice['accel'];
   memoryMiB: number;
   cpus: number;
@@ -150,6 +153,10 @@ export function qemuArguments(o: {
           '-device',
           'virtio-blk-pci,drive=store',
         ];
+  (o.extraDisks ?? []).forEach((d, i) => {
+    if (profile.arch === 'x86_64') disks.push('-drive', `file=${opt(d)},if=virtio,format=raw,readonly=on`);
+    else disks.push('-drive', `file=${opt(d)},if=none,id=extra${i},format=raw,readonly=on`, '-device', `virtio-blk-pci,drive=extra${i}`);
+  });
   return [
     '-name',
     'swpkg-guest',
@@ -257,6 +264,7 @@ export async function startGuest(o: StartGuestOptions): Promise<GuestHandle> {
     profile,
     artifactsDir,
     storeImage,
+    ...(o.extraDisks && { extraDisks: o.extraDisks.map((d) => resolve(d)) }),
     accel: accelerator.accel,
     memoryMiB,
     cpus,

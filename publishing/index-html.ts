@@ -46,6 +46,37 @@ export interface IndexHtmlInput {
   repoUrl?: string;
   /** When given, the page says whether the catalog had expired at this time; without it only the reader's clock can tell. */
   now?: Date;
+  /** Published releases (issue 15), newest first; the section is left out when there are none. */
+  releases?: IndexHtmlRelease[];
+}
+
+export interface IndexHtmlRelease {
+  id: string;
+  version: number;
+  digest: string;
+  created: string;
+  expires: string;
+  path: string;
+  packages: number;
+}
+
+function releasesSection(releases: IndexHtmlRelease[] | undefined): string {
+  if (!releases || releases.length === 0) return '';
+  const rows = releases.map((r) => {
+    const link = SAFE_RELATIVE_PATH.test(r.path) ? `<a href="${escapeHtml(r.path)}">${escapeHtml(r.id)}</a>` : escapeHtml(r.id);
+    return `<tr><td class="name">${link}</td><td class="mono">${escapeHtml(String(r.version))}</td><td class="num">${escapeHtml(String(r.packages))}</td><td><time datetime="${escapeHtml(r.created)}">${escapeHtml(formatTime(r.created))}</time></td><td><time datetime="${escapeHtml(r.expires)}">${escapeHtml(formatTime(r.expires))}</time></td><td><code class="sha">${escapeHtml(r.digest)}</code></td></tr>`;
+  });
+  return `<h2 id="releases">Releases</h2>
+<p class="note">Pinned, signed package sets: <code>pkg install --release URL</code> installs exactly one. Listed in <a href="releases/index.json">releases/index.json</a>.</p>
+<div class="table-wrap">
+<table id="release-table">
+<thead><tr><th>Release</th><th>Version</th><th>Packages</th><th>Created</th><th>Expires</th><th>Manifest SHA-256</th></tr></thead>
+<tbody>
+${rows.join('\n')}
+</tbody>
+</table>
+</div>
+`;
 }
 
 const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
@@ -266,7 +297,7 @@ ${rows.join('\n')}
 </tbody>
 </table>
 </div>
-<footer>Catalog version ${escapeHtml(String(input.catalogVersion))} of ${repo}, written by swpkg repo publish.</footer>
+${releasesSection(input.releases)}<footer>Catalog version ${escapeHtml(String(input.catalogVersion))} of ${repo}, written by swpkg repo publish.</footer>
 </main>
 <script>${SCRIPT}</script>
 </body>

@@ -3,13 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { SwpkgError, fromFsError } from '../catalog/index.js';
 import { parseJson } from '../catalog/index.js';
-import {
-  generateKeyPair,
-  parsePrivateKeyFile,
-  toPrivateKeyFile,
-  toPublicKeyFile,
-  type KeyPair,
-} from '../catalog/index.js';
+import { generateKeyPair, parsePrivateKeyFile, toPrivateKeyFile, toPublicKeyFile, type KeyPair } from '../catalog/index.js';
 
 /**
  * Writes `DIR/NAME.key` (0600) and `DIR/NAME.pub` as one pair: refused when

@@ -23,6 +23,7 @@ import {
 import { renderIndexHtml } from './index-html.js';
 import { silentReporter, type Reporter } from '../catalog/index.js';
 import { checkDependencyClosure } from '../catalog/index.js';
+import { listReleases, releasePinnedPaths } from './release.js';
 
 export function packageFileName(p: { name: string; version: string; arch: string }): string {
   return `${p.name}-${p.version}-${p.arch}.swpkg`;
@@ -270,13 +271,15 @@ export async function publishRepository(o: PublishOptions): Promise<PublishResul
   const published = (await readdir(join(o.out, 'packages'))).filter((n) => n.endsWith('.swpkg')).map((n) => `packages/${n}`);
   const retained: string[] = [];
   const expired: string[] = [];
+  // A package a live release names is never deleted: the pinned set must stay installable (issue 15).
+  const pinned = await releasePinnedPaths(o.out, now);
   for (const path of published) {
     if (current.has(path)) {
       delete retention[path];
       continue;
     }
     retention[path] ??= iso(now);
-    if (now.getTime() - Date.parse(retention[path]) >= retainSeconds * 1000) expired.push(path);
+    if (now.getTime() - Date.parse(retention[path]) >= retainSeconds * 1000 && !pinned.has(path)) expired.push(path);
     else retained.push(path);
   }
 
@@ -309,6 +312,7 @@ export async function publishRepository(o: PublishOptions): Promise<PublishResul
       rootFingerprint: hosted.rootFingerprint,
       rootVersion: root.signed.version,
       packages,
+      releases: await listReleases(o.out),
     }),
   );
   await writeFileAtomic(join(o.out, 'catalog.json'), catalogText);
@@ -417,8 +421,10 @@ export async function rotatePublishedRoot(o: {
   oldRootKeys: KeyPair[];
   newRootKeys: KeyPair[];
   catalogKeys?: PublicKey[];
+  releaseKeys?: PublicKey[];
   rootThreshold?: number;
   catalogThreshold?: number;
+  releaseThreshold?: number;
   expiresIn: number;
   now?: Date;
 }): Promise<{ version: number; fingerprint: string }> {
@@ -435,6 +441,8 @@ export async function rotatePublishedRoot(o: {
     newRootKeys: o.newRootKeys,
     expires: new Date(now.getTime() + o.expiresIn * 1000),
     ...(o.catalogKeys ? { catalogKeys: o.catalogKeys } : {}),
+    ...(o.releaseKeys ? { releaseKeys: o.releaseKeys } : {}),
+    ...(o.releaseThreshold !== undefined ? { releaseThreshold: o.releaseThreshold } : {}),
     ...(o.rootThreshold !== undefined ? { rootThreshold: o.rootThreshold } : {}),
     ...(o.catalogThreshold !== undefined ? { catalogThreshold: o.catalogThreshold } : {}),
   });
@@ -464,6 +472,7 @@ async function pointAtRoot(out: string, root: RootDocument): Promise<void> {
       rootFingerprint: fingerprint,
       rootVersion: root.signed.version,
       packages: signed.packages,
+      releases: await listReleases(out),
     }),
   );
 }

@@ -11,6 +11,7 @@ import {
   readGeneration,
   GENERATION_FILE,
   type Generation,
+  type GenerationRelease,
 } from './generation.js';
 import { checkStoreEntry, listStoreEntries, readStoreManifest } from './store.js';
 import { findLeftovers } from './writer.js';
@@ -47,6 +48,12 @@ export interface DoctorReport {
    */
   abandoned: string[];
   lock: { pid?: number; command?: string; stale: boolean } | null;
+  /** The release the current generation installed (issue 15), or null. */
+  release: GenerationRelease | null;
+  /** Each package of the current generation: its version and the SHA-256 of the package file it came from. */
+  installed: { name: string; version: string; sha256: string; repo: string | null }[];
+  /** What this run checked, in words: so a report says what its "healthy" rests on. */
+  verified: string[];
 }
 
 async function checkTree(
@@ -129,6 +136,8 @@ export async function doctor(ctx: PkgContext): Promise<DoctorReport> {
   const referenced = new Set<string>();
   let filesChecked = 0;
   let packages = 0;
+  let release: GenerationRelease | null = null;
+  let installed: DoctorReport['installed'] = [];
   for (const n of gens) {
     let g: Generation;
     try {
@@ -155,6 +164,8 @@ export async function doctor(ctx: PkgContext): Promise<DoctorReport> {
     }
     if (n !== cur) continue;
     packages = g.packages.length;
+    release = g.release ?? null;
+    installed = g.packages.map((p) => ({ name: p.name, version: p.version, sha256: p.sha256, repo: p.repo }));
     const manifests = new Map<string, PackageManifest>();
     for (const p of g.packages) {
       if (!(await exists(join(ctx.paths.store, p.store)))) continue;
@@ -189,5 +200,18 @@ export async function doctor(ctx: PkgContext): Promise<DoctorReport> {
     partialDownloads,
     abandoned,
     lock: holder ? { ...(holder.holder ? { pid: holder.holder.pid, command: holder.holder.command } : {}), stale: holder.stale } : null,
+    release,
+    installed,
+    verified: [
+      'current points at a complete generation',
+      `every installed file of generation ${cur ?? 'none'} re-hashed against its package manifest (${filesChecked} paths)`,
+      'the generation tree links exactly what its packages hold',
+      "every generation's store entries exist",
+      ...(release
+        ? [
+            `the generation records release ${release.id} v${release.version}, whose signed manifest (SHA-256 ${release.digest}) was verified against the release keys of ${release.repo} when it was installed`,
+          ]
+        : []),
+    ],
   };
 }

@@ -3,6 +3,7 @@ import { createReadStream } from 'node:fs';
 import { open, rename, rm, stat, truncate } from 'node:fs/promises';
 import { SwpkgError, ERROR_CODES, ExitCode, fromFsError, type Reporter } from '../catalog/index.js';
 import { networkError, type HttpResponse, type HttpTransport } from './http-transport.js';
+import { fileTransport } from './file-transport.js';
 import { crashPoint } from './crash-point.js';
 
 /**
@@ -215,7 +216,8 @@ async function getFollowing(
   const visited = [url];
   let at = url;
   for (;;) {
-    const res = await transport.get(at, {
+    // The one place a scheme picks the transport: file:// is read from disk, everything else goes to the network.
+    const res = await (at.startsWith('file:') ? fileTransport : transport).get(at, {
       headers: o.headers,
       signal: o.signal,
       headersTimeoutMs: headersTimeout(at, o.limits, o.deadlineAt),

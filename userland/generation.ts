@@ -39,6 +39,16 @@ export interface Generation {
   /** Catalog version per repository the packages were resolved against. */
   catalogs: Record<string, number>;
   packages: GenerationPackage[];
+  /** Set when the generation installed a release's exact set (issue 15); absent otherwise. */
+  release?: GenerationRelease;
+}
+
+/** The release a generation was built from: which one, and the SHA-256 of the signed manifest payload. */
+export interface GenerationRelease {
+  id: string;
+  version: number;
+  digest: string;
+  repo: string;
 }
 
 /** The generation metadata file, at the top of each generation beside the package tree. */
@@ -211,7 +221,14 @@ function parents(path: string): string[] {
  */
 export async function buildGeneration(
   ctx: PkgContext,
-  o: { packages: GenerationPackage[]; tree: TreePlan; command: string; catalogs: Record<string, number>; parent: number | null },
+  o: {
+    packages: GenerationPackage[];
+    tree: TreePlan;
+    command: string;
+    catalogs: Record<string, number>;
+    parent: number | null;
+    release?: GenerationRelease;
+  },
 ): Promise<Generation> {
   await ensureDir(ctx.paths.generations);
   const existing = await listGenerationNumbers(ctx);
@@ -225,6 +242,7 @@ export async function buildGeneration(
     parent: o.parent,
     catalogs: o.catalogs,
     packages: [...o.packages].sort((a, b) => (a.name < b.name ? -1 : 1)),
+    ...(o.release && { release: o.release }),
   };
   try {
     await mkdir(tmp, { mode: 0o755 });

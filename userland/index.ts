@@ -51,6 +51,7 @@ export {
   GENERATION_FILE,
   type Generation,
   type GenerationPackage,
+  type GenerationRelease,
   type TreePlan,
 } from './generation.js';
 export { checkStoreEntry, readStoreManifest, type StoreProblem } from './store.js';
@@ -92,3 +93,5 @@ export {
   type HttpRequest,
 } from './http-transport.js';
 export { crashPoint } from './crash-point.js';
+export { installRelease, loadRelease, recordAcceptedRelease, type InstallReleaseResult, type LoadedRelease } from './release.js';
+export { fetchPackages, type FetchResult } from './fetch-only.js';

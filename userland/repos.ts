@@ -1,5 +1,6 @@
 import { readFile, rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, resolve as resolvePath } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import {
   SwpkgError,
   NAME_RE,
@@ -100,17 +101,34 @@ function assertRepoName(name: string): void {
 }
 
 function assertUrl(url: string, what: string): string {
+  // Offline media (issue 15): a plain folder is its file:// URL. A `..` anywhere is refused before
+  // URL parsing would quietly resolve it (`file:///media/../etc` is `file:///etc`).
+  if (url.split(/[/\\]/).some((seg) => seg === '..' || /^(%2e|\.){2}$/i.test(seg))) {
+    throw new SwpkgError('E_UNSAFE_PATH', `${what} ${JSON.stringify(url)} climbs out of its folder (..)`, { details: { url } });
+  }
+  if (url.startsWith('/') || url.startsWith('./')) url = pathToFileURL(resolvePath(url)).toString();
   let u: URL;
   try {
     u = new URL(url);
   } catch {
     throw new SwpkgError('E_USAGE', `${what} ${JSON.stringify(url)} is not a URL`, {
-      hint: 'use http://HOST[:PORT]/PATH/',
+      hint: 'use http://HOST[:PORT]/PATH/, file:///PATH/ or /PATH/ (a folder, e.g. mounted media)',
       details: { url },
     });
   }
-  if (u.protocol !== 'http:' && u.protocol !== 'https:') {
-    throw new SwpkgError('E_USAGE', `${what} ${JSON.stringify(url)} must be http:// or https://`, { details: { url } });
+  if (u.protocol !== 'http:' && u.protocol !== 'https:' && u.protocol !== 'file:') {
+    throw new SwpkgError('E_USAGE', `${what} ${JSON.stringify(url)} must be http://, https:// or file:// (or a folder)`, {
+      details: { url },
+    });
+  }
+  if (u.protocol === 'file:' && u.host !== '') {
+    throw new SwpkgError(
+      'E_USAGE',
+      `${what} ${JSON.stringify(url)} names a host; a file:// URL is a folder on this machine (file:///PATH/)`,
+      {
+        details: { url },
+      },
+    );
   }
   return u.toString().replace(/\/?$/, '/');
 }

@@ -1,4 +1,5 @@
 import { rm } from 'node:fs/promises';
+import semver from 'semver';
 import { join, resolve as resolvePath } from 'node:path';
 import {
   SwpkgError,
@@ -39,6 +40,7 @@ import {
   switchCurrent,
   type Generation,
   type GenerationPackage,
+  type GenerationRelease,
   type TreeInput,
 } from './generation.js';
 import { storeDirName } from './paths.js';
@@ -90,6 +92,8 @@ export interface PlanView {
   /** True when there is nothing to change. */
   empty: boolean;
   warnings: string[];
+  /** The release whose exact set the plan installs (`--release`); absent otherwise. */
+  release?: GenerationRelease;
 }
 
 export interface TransactionResult {
@@ -189,7 +193,8 @@ function bytesProgress(ctx: PkgContext, label: string, items: Available[]): (nam
   };
 }
 
-function cachePath(ctx: PkgContext, a: Available): string {
+/** Where a package's verified download waits in the cache until it is extracted (also `pkg fetch`'s target). */
+export function cachePath(ctx: PkgContext, a: Available): string {
   return join(ctx.paths.cache, `${a.name}-${a.version}-${a.sha256.slice(0, 16)}.swpkg`);
 }
 
@@ -312,6 +317,7 @@ async function apply(
   w: World,
   catalogs: Record<string, number>,
   healthCheck: boolean,
+  release?: GenerationRelease,
 ): Promise<{ generation: Generation; downloads: TransactionResult['downloads']; guard: HealthGuard | undefined }> {
   const downloads: TransactionResult['downloads'] = [];
   const addedStore: string[] = [];
@@ -457,6 +463,7 @@ async function apply(
       command: ctx.command,
       catalogs,
       parent: w.current?.number ?? null,
+      ...(release && { release }),
     });
     // The generation names the new store entries now: a later failure must not take them from under it.
     addedStore.length = 0;
@@ -486,7 +493,7 @@ async function apply(
 
 async function transaction(
   ctx: PkgContext,
-  o: MutationOptions & { catalogs: boolean | 'lenient'; warnings?: string[] },
+  o: MutationOptions & { catalogs: boolean | 'lenient'; warnings?: string[]; release?: GenerationRelease },
   makePlan: (w: World) => Promise<PkgPlan>,
 ): Promise<TransactionResult> {
   const warnings = o.warnings ?? [];
@@ -517,7 +524,13 @@ async function transaction(
         const w = await loadWorld(ctx, { catalogs: o.catalogs, warn });
         for (const r of w.notUpdated) warn(`repository ${r} has no catalog yet; run \`pkg update\``);
         const plan = await makePlan(w);
-        return { w, plan, pv: await view(ctx, plan, w, warnings) };
+        const pv = await view(ctx, plan, w, warnings);
+        if (o.release) {
+          pv.release = o.release;
+          // Another release over the same set is still a change: the generation records which release it is.
+          if (w.current?.release?.digest !== o.release.digest) pv.empty = false;
+        }
+        return { w, plan, pv };
       },
       isEmpty: (p) => p.pv.empty,
       // What would change, not how much is still to fetch: another pkg filling the cache meanwhile is no reason to ask again.
@@ -525,7 +538,7 @@ async function transaction(
       apply: async ({ w, plan }) => {
         crashPoint('transaction.confirmed');
         const catalogs = o.catalogs !== false ? { ...(w.current?.catalogs ?? {}), ...w.catalogVersions } : (w.current?.catalogs ?? {});
-        const applied = await apply(ctx, plan, w, catalogs, o.healthCheck !== false);
+        const applied = await apply(ctx, plan, w, catalogs, o.healthCheck !== false, o.release);
         // After the switch, outside apply: a failed check switches back but keeps the generation and its store entries.
         const health = applied.guard
           ? await runGuard(ctx, applied.guard)
@@ -688,4 +701,57 @@ export async function upgradePackages(ctx: PkgContext, o: UpgradeOptions = {}): 
       upgrade: o.names && o.names.length > 0 ? o.names : 'all',
     }),
   );
+}
+
+/**
+ * Installs exactly a given set (a verified release, issue 15): every listed package at its listed
+ * bytes, everything else removed; nothing newer, nothing extra. The generation records `release`.
+ */
+export async function installExactSet(
+  ctx: PkgContext,
+  o: MutationOptions & { available: Available[]; release: GenerationRelease },
+): Promise<TransactionResult> {
+  return transaction(ctx, { ...o, catalogs: false }, async (w) => {
+    const installed = w.current?.packages ?? [];
+    const steps: PkgPlan['steps'] = [];
+    const final: PkgPlan['final'] = [];
+    const label = `release ${o.release.id} v${o.release.version}`;
+    for (const i of installed) {
+      if (!o.available.some((a) => a.name === i.name))
+        steps.push({ action: 'remove', name: i.name, from: i.version, installed: i, reason: `not in ${label}` });
+    }
+    for (const c of [...o.available].sort((a, b) => (a.name < b.name ? -1 : 1))) {
+      const i = installed.find((p) => p.name === c.name);
+      const base = { name: c.name, version: c.version, depends: c.depends, provides: c.provides, conflicts: c.conflicts, explicit: true };
+      if (i && i.version === c.version && i.sha256 === c.sha256) {
+        steps.push({ action: 'keep', name: c.name, from: i.version, to: i.version, installed: i, reason: `in ${label}` });
+        final.push({ ...base, installed: i });
+        continue;
+      }
+      const action = !i ? 'install' : semver.compare(c.version, i.version) < 0 ? 'downgrade' : 'upgrade';
+      steps.push({
+        action,
+        name: c.name,
+        ...(i && { from: i.version, installed: i }),
+        to: c.version,
+        candidate: c,
+        reason: `pinned by ${label}`,
+      });
+      final.push({ ...base, candidate: c });
+    }
+    return { steps, final, world: final.map((f) => f.name), searchSteps: 0 };
+  });
+}
+
+/**
+ * `pkg fetch NAME...`: what an install of the names would download (the same resolution against
+ * the accepted catalogs), without changing anything.
+ */
+export async function resolveForFetch(ctx: PkgContext, specs: string[]): Promise<Available[]> {
+  await requireRepositories(ctx);
+  const w = await loadWorld(ctx, { catalogs: true, warn: (m) => ctx.reporter.warn(m) });
+  const install = specs.map((s) => parseRequirement(s));
+  refuseForeignOnly(install, w.available, w.foreign, ctx.client);
+  const plan = resolve<Available, GenerationPackage>({ available: w.available, installed: w.current?.packages ?? [], install });
+  return plan.final.flatMap((p) => (p.candidate ? [p.candidate] : []));
 }

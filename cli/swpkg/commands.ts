@@ -6,13 +6,15 @@ import C3 from './commands/image/fetch.js';
 import C4 from './commands/inspect.js';
 import C5 from './commands/key/generate.js';
 import C6 from './commands/pack.js';
-import C7 from './commands/repo/index.js';
-import C8 from './commands/repo/publish.js';
-import C9 from './commands/repo/rotate-root.js';
-import C10 from './commands/repo/sign.js';
-import C11 from './commands/repo/verify-hosted.js';
-import C12 from './commands/serve.js';
-import C13 from './commands/verify.js';
+import C7 from './commands/release/create.js';
+import C8 from './commands/repo/index.js';
+import C9 from './commands/repo/mirror.js';
+import C10 from './commands/repo/publish.js';
+import C11 from './commands/repo/rotate-root.js';
+import C12 from './commands/repo/sign.js';
+import C13 from './commands/repo/verify-hosted.js';
+import C14 from './commands/serve.js';
+import C15 from './commands/verify.js';
 
 export const COMMANDS = {
   'image:boot': C0,
@@ -22,11 +24,13 @@ export const COMMANDS = {
   'inspect': C4,
   'key:generate': C5,
   'pack': C6,
-  'repo:index': C7,
-  'repo:publish': C8,
-  'repo:rotate-root': C9,
-  'repo:sign': C10,
-  'repo:verify-hosted': C11,
-  'serve': C12,
-  'verify': C13,
+  'release:create': C7,
+  'repo:index': C8,
+  'repo:mirror': C9,
+  'repo:publish': C10,
+  'repo:rotate-root': C11,
+  'repo:sign': C12,
+  'repo:verify-hosted': C13,
+  'serve': C14,
+  'verify': C15,
 };

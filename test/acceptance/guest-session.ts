@@ -103,13 +103,14 @@ export class GuestSession {
     return this.guest !== undefined && !this.guest.exited;
   }
 
-  async boot(kind: BootRecord['kind'] = 'boot'): Promise<BootTiming> {
+  async boot(kind: BootRecord['kind'] = 'boot', extra: { extraDisks?: string[] } = {}): Promise<BootTiming> {
     if (this.up) throw new AcceptanceFailure('boot requested while the guest is still running');
     this.o.onInfo(`guest: starting QEMU (${kind})`);
     this.guest = await startGuest({
       arch: this.o.arch,
       artifactsDir: this.o.artifactsDir,
       storeImage: this.o.storeImage,
+      ...(extra.extraDisks && { extraDisks: extra.extraDisks }),
       hostPorts: this.o.hostPorts,
       network: 'restricted',
       memoryMiB: this.o.memoryMiB,

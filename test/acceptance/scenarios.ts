@@ -1,9 +1,15 @@
-import { GUEST_ARCH_PROFILES, type ArtifactManifest } from '../../images/index.js';
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { GUEST_ARCH_PROFILES, makeExt4Image, type ArtifactManifest } from '../../images/index.js';
+import { bytesToHex, generateKeyPair } from '../../catalog/index.js';
+import { DirRepoReader } from '../../cli/shared/repo-readers.js';
+import { createRelease, mirrorRepository, publishRepository, rotatePublishedRoot } from '../../publishing/index.js';
 import type { Reporter } from '../../catalog/index.js';
 import {
   DNS_REPO_HOST,
   GUEST_PORTS,
   foreignArch,
+  makeTestPackage,
   POWER_VERSIONS,
   prepareRejectionRoots,
   publishHelloUpgrade,
@@ -788,6 +794,129 @@ export const SCENARIOS: Scenario[] = [
         await doctorClean(c);
       }
       c.timings['powerCuts'] = outcomes;
+    },
+  },
+  {
+    name: 'offline-release',
+    title:
+      'A mirrored repository with two releases on a second disk: install v1 from file:// with no repository network, doctor shows its digest, v2 upgrades after a dry run',
+    ci: false,
+    async run(c) {
+      // Host: a repository of its own (never served) with a release key, releases v1 and v2, mirrored onto an image.
+      const arch = c.manifest.arch ?? 'x86_64';
+      const base = join(c.f.workDir, 'offline');
+      const web = join(base, 'web');
+      const pkgs = join(base, 'packages');
+      const tool = (v: string) =>
+        makeTestPackage(
+          join(base, 'payloads'),
+          pkgs,
+          { name: 'offtool', version: v, summary: `offline tool ${v}`, arch },
+          {
+            'bin/offtool': { text: `#!/bin/sh\necho "offtool ${v}"\n`, mode: 0o755 },
+          },
+        );
+      const releaseKey = generateKeyPair();
+      await tool('1.0.0');
+      await publishRepository({
+        packagesDir: pkgs,
+        out: web,
+        key: c.f.keys.catalog,
+        rootKey: c.f.keys.root,
+        name: 'media',
+        reporter: c.reporter,
+      });
+      const rot = await rotatePublishedRoot({
+        out: web,
+        oldRootKeys: [c.f.keys.root],
+        newRootKeys: [c.f.keys.root],
+        releaseKeys: [{ type: 'ed25519', public: bytesToHex(releaseKey.publicKey) }],
+        expiresIn: 365 * 86400,
+      });
+      const v1 = await createRelease({
+        out: web,
+        id: 'edge',
+        keys: [releaseKey],
+        arch,
+        expiresIn: 30 * 86400,
+        sourceRevision: 'acceptance',
+      });
+      await tool('2.0.0');
+      await rm(join(pkgs, 'offtool-1.0.0-' + arch + '.swpkg'));
+      await publishRepository({ packagesDir: pkgs, out: web, key: c.f.keys.catalog, name: 'media', reporter: c.reporter });
+      const v2 = await createRelease({
+        out: web,
+        id: 'edge',
+        keys: [releaseKey],
+        arch,
+        expiresIn: 30 * 86400,
+        sourceRevision: 'acceptance',
+      });
+      const media = join(base, 'media');
+      await rm(media, { recursive: true, force: true });
+      await mirrorRepository({ reader: new DirRepoReader(web), source: web, sourceDir: web, dest: media, fingerprint: rot.fingerprint });
+      const image = join(base, 'media.img');
+      await makeExt4Image({ out: image, label: 'swpkg-media', sizeMiB: 16, sourceDir: media, journal: false });
+      c.info(`   media: releases v1 ${v1.digest.slice(0, 16)}… and v2 ${v2.digest.slice(0, 16)}… on ${image}`);
+
+      // Guest: boot with the media attached; the repository is reachable only on it.
+      await c.s.stop();
+      await c.s.boot('boot', { extraDisks: [image] });
+      await c.s.sh('mkdir -p /media/offline && mount -t ext4 -o ro,nodev,nosuid "$(findfs LABEL=swpkg-media)" /media/offline');
+      const R = '--root /pkg/offline';
+      await c.s.sh('rm -rf /pkg/offline');
+      await c.s.pkgOk(`${R} repo add media file:///media/offline/ --fingerprint ${rot.fingerprint}`);
+      const inst = await c.s.pkgOk<Transaction & { release?: { digest: string } }>(
+        `${R} install --release /media/offline/${v1.path} --yes`,
+        {
+          timeoutMs: 600_000,
+        },
+      );
+      check(inst.release?.digest === v1.digest, 'install --release did not report the v1 manifest digest', JSON.stringify(inst.release));
+      const doc1 = await c.s.pkgOk<{
+        healthy: boolean;
+        release: { id: string; version: number; digest: string } | null;
+        installed: { name: string; version: string; sha256: string }[];
+      }>(`${R} doctor`);
+      check(
+        doc1.healthy && doc1.release?.digest === v1.digest && doc1.release.id === 'edge',
+        'doctor --json does not show release edge v1 and its digest',
+        JSON.stringify(doc1),
+      );
+      check(
+        doc1.installed.some((p) => p.name === 'offtool' && p.version === '1.0.0' && /^[0-9a-f]{64}$/.test(p.sha256)),
+        'doctor does not list offtool 1.0.0 with its SHA-256',
+        JSON.stringify(doc1.installed),
+      );
+      const out1 = (await c.s.sh('/pkg/offline/current/bin/offtool')).output.trim();
+      check(out1 === 'offtool 1.0.0', `offtool printed ${JSON.stringify(out1)}, expected 1.0.0`);
+
+      const dry = await c.s.pkgOk<Transaction & { dryRun: boolean; plan: { release?: { digest: string } } }>(
+        `${R} upgrade --release file:///media/offline/${v2.path} --dry-run`,
+      );
+      check(
+        dry.dryRun &&
+          dry.plan.release?.digest === v2.digest &&
+          dry.plan.lines.some((l) => l.action === 'upgrade' && l.name === 'offtool' && l.to === '2.0.0'),
+        'upgrade --release --dry-run does not show offtool 1.0.0 -> 2.0.0 for release v2',
+        JSON.stringify(dry.plan),
+      );
+      check((await c.s.sh('/pkg/offline/current/bin/offtool')).output.trim() === 'offtool 1.0.0', 'the dry run changed the installed set');
+      await c.s.pkgOk(`${R} upgrade --release file:///media/offline/${v2.path} --yes`, { timeoutMs: 600_000 });
+      const doc2 = await c.s.pkgOk<{ healthy: boolean; release: { digest: string } | null }>(`${R} doctor`);
+      check(
+        doc2.healthy && doc2.release?.digest === v2.digest,
+        'doctor --json does not show the v2 digest after the upgrade',
+        JSON.stringify(doc2),
+      );
+      const out2 = (await c.s.sh('/pkg/offline/current/bin/offtool')).output.trim();
+      check(out2 === 'offtool 2.0.0', `offtool printed ${JSON.stringify(out2)}, expected 2.0.0`);
+      // v2 was accepted: v1 is now a replay.
+      await c.s.pkgRefused(`${R} install --release /media/offline/${v1.path} --yes`, 3, 'E_ROLLBACK');
+
+      await c.s.sh('umount /media/offline');
+      await c.s.stop();
+      await c.s.boot('boot');
     },
   },
 ];

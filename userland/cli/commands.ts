@@ -40,6 +40,20 @@ const noHealthCheck: FlagSpec = {
   type: 'boolean',
   summary: 'Do not run the health checks after the switch (the generation records that they were skipped).',
 };
+const releaseFlag: FlagSpec = {
+  name: 'release',
+  type: 'string',
+  value: 'FILE|URL',
+  summary: 'Install exactly the package set of this signed release (a file, or an http(s):// or file:// URL).',
+};
+/** `--release` takes the place of package names: both together is a usage error. */
+function withRelease<R>(p: Parsed, run: (release: string) => Promise<R>): Promise<R> | undefined {
+  const release = p.flags['release'];
+  if (typeof release !== 'string') return undefined;
+  if (p.args.length > 0)
+    throw new UsageProblem('give either package names or --release, not both', 'a release is an exact set: it names every package itself');
+  return run(release);
+}
 const healthCheck = (p: Parsed): { healthCheck?: false } => (p.flags['no-health-check'] === true ? { healthCheck: false } : {});
 
 /** A check's output is whatever the program wrote: control characters would drive the terminal, so they show as '?'. */
@@ -67,6 +81,8 @@ export function renderPlan(plan: Api.PlanView, print: Print): void {
     return;
   }
   print(`Plan (generation ${plan.fromGeneration ?? 'none'} -> next):`);
+  if (plan.release)
+    print(`  release ${plan.release.id} v${plan.release.version} from ${plan.release.repo}, manifest SHA-256 ${plan.release.digest}`);
   const rows = plan.lines.map((l) => {
     const version = l.action === 'install' ? l.to! : l.action === 'remove' ? l.from! : l.from === l.to ? l.to! : `${l.from} -> ${l.to}`;
     return [
@@ -290,6 +306,34 @@ export const COMMANDS: CommandDef[] = [
       }
     },
   }),
+  def<Api.FetchResult>({
+    words: ['fetch'],
+    args: [{ name: 'NAME[@RANGE]', variadic: true }],
+    flags: [releaseFlag],
+    summary: 'Download and verify packages (or a release) into the cache without installing.',
+    description:
+      'Resolves as `pkg install` would (or verifies the release), then downloads each file into the cache with the same size caps, stall rules, resume and SHA-256 checks; no generation changes. A later install of the same set takes every file from the cache and needs no network; with --release, the verified release is kept in the cache too, to install with `pkg install --release PATH`.',
+    examples: ['pkg fetch lua curl', 'pkg fetch --release https://repo.example/releases/edge/3.json'],
+    run: ({ api, ctx }, p) =>
+      api.fetchPackages(ctx, {
+        names: p.args,
+        ...(typeof p.flags['release'] === 'string' && { release: p.flags['release'] }),
+      }),
+    render(r, print) {
+      for (const f of r.packages) {
+        const how = f.stored
+          ? 'already in the store'
+          : f.cached
+            ? 'already in the cache'
+            : f.resumedFrom > 0
+              ? `resumed from byte ${f.resumedFrom}`
+              : 'downloaded';
+        print(`${f.name} ${f.version}: ${how}`);
+      }
+      if (r.release)
+        print(`release ${r.release.id} v${r.release.version} verified; install it later with: pkg install --release ${r.release.saved}`);
+    },
+  }),
   def<Api.SearchHit[]>({
     words: ['search'],
     reads: true,
@@ -387,10 +431,11 @@ export const COMMANDS: CommandDef[] = [
   }),
   def<Api.TransactionResult, Api.PlanView>({
     words: ['install'],
-    args: [{ name: 'NAME[@RANGE]|FILE.swpkg', required: true, variadic: true }],
+    args: [{ name: 'NAME[@RANGE]|FILE.swpkg', variadic: true }],
     flags: [
       dryRun,
       noHealthCheck,
+      releaseFlag,
       {
         name: 'allow-untrusted',
         type: 'boolean',
@@ -405,14 +450,16 @@ export const COMMANDS: CommandDef[] = [
     plan: renderPlan,
     summary: 'Install packages and what they depend on.',
     description:
-      'Resolves the request against the accepted catalogs (explaining in words when it cannot), shows the plan, then downloads (resumable, size-capped, hashed while streaming), verifies every file before extraction, builds a new generation and switches `current` atomically. A local ./FILE.swpkg must be signed by a trusted key unless --allow-untrusted.',
+      'Resolves the request against the accepted catalogs (explaining in words when it cannot), shows the plan, then downloads (resumable, size-capped, hashed while streaming), verifies every file before extraction, builds a new generation and switches `current` atomically. A local ./FILE.swpkg must be signed by a trusted key unless --allow-untrusted. --release installs exactly the set of a signed release (nothing newer, nothing extra; other packages are removed), verified against the release keys of a configured repository.',
     examples: [
       'pkg install lua --yes',
       'pkg install curl@^8 nginx --dry-run',
       'pkg install ./hello-1.0.0-x86_64.swpkg --yes',
       'pkg install lua --reinstall --yes',
+      'pkg install --release /media/repo/releases/edge/3.json --yes',
     ],
     run: ({ api, ctx, gate }, p) =>
+      withRelease(p, (release) => api.installRelease(ctx, { release, ...gate, ...healthCheck(p) })) ??
       api.installPackages(ctx, {
         specs: p.args,
         allowUntrusted: p.flags['allow-untrusted'] === true,
@@ -454,13 +501,19 @@ export const COMMANDS: CommandDef[] = [
   def<Api.TransactionResult, Api.PlanView>({
     words: ['upgrade'],
     args: [{ name: 'NAME', variadic: true }],
-    flags: [dryRun, noHealthCheck],
+    flags: [dryRun, noHealthCheck, releaseFlag],
     plan: renderPlan,
     summary: 'Upgrade installed packages (all, or the named ones) to the newest fitting versions.',
     description:
       'Run `pkg update` first to see new versions. Same steps as install: plan, download, verify, new generation, atomic switch. Then the health checks of every package added or changed, and the system-wide ones, run; a failed required check switches back to the previous generation, keeps the new one for inspection and exits 8 (E_HEALTH_CHECK).',
-    examples: ['pkg upgrade --dry-run', 'pkg upgrade lua --yes'],
-    run: ({ api, ctx, gate }, p) => api.upgradePackages(ctx, { names: p.args, ...gate, ...healthCheck(p) }),
+    examples: [
+      'pkg upgrade --dry-run',
+      'pkg upgrade lua --yes',
+      'pkg upgrade --release https://repo.example/releases/edge/4.json --dry-run',
+    ],
+    run: ({ api, ctx, gate }, p) =>
+      withRelease(p, (release) => api.installRelease(ctx, { release, ...gate, ...healthCheck(p) })) ??
+      api.upgradePackages(ctx, { names: p.args, ...gate, ...healthCheck(p) }),
     render: renderTransaction,
   }),
   def<Api.RollbackResult, Api.RollbackResult>({
@@ -554,6 +607,7 @@ export const COMMANDS: CommandDef[] = [
           },
     render(r, print) {
       print(`root ${r.root}: generation ${r.current ?? 'none'} current, ${r.packages} package(s), ${r.filesChecked} path(s) checked`);
+      if (r.release) print(`  release ${r.release.id} v${r.release.version} from ${r.release.repo}, manifest SHA-256 ${r.release.digest}`);
       for (const p of r.problems) print(`  problem (${p.kind}) ${p.path}${p.package ? ` [${p.package}]` : ''}: ${p.detail}`);
       for (const l of r.leftovers) print(`  leftover ${l} (removed by the next writer)`);
       for (const u of r.unreferenced) print(`  unreferenced ${u} (\`pkg gc\` removes it)`);

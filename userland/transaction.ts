@@ -169,44 +169,48 @@ async function loadWorld(ctx: PkgContext, o: { catalogs: boolean | 'lenient'; wa
 async function loadReachableWorld(ctx: PkgContext, current: Generation | undefined, seeds: readonly string[]): Promise<World | undefined> {
   const repos = await readRepos(ctx);
   const indexes: { index: CatalogIndex; bases: string[] }[] = [];
-  const notUpdated: string[] = [];
-  const catalogVersions: Record<string, number> = {};
-  for (const r of repos) {
-    if (!(await readCatalogState(ctx, r.name))) {
-      notUpdated.push(r.name);
-      continue;
-    }
-    const index = await openCatalogIndex(ctx, r.name, { fresh: true });
-    if (!index) return undefined;
-    indexes.push({ index, bases: [r.url, ...r.mirrors] });
-    catalogVersions[r.name] = index.state.version;
-  }
-  const seen = new Set<string>();
-  const queue = [...seeds, ...(current?.packages ?? []).map((p) => p.name)];
-  const reached = indexes.map(() => [] as { at: number; pkg: CatalogPackage }[]);
-  while (queue.length > 0) {
-    const name = queue.pop()!;
-    if (seen.has(name)) continue;
-    seen.add(name);
-    indexes.forEach(({ index }, i) => {
-      for (const e of index.entries(name)) {
-        reached[i]!.push(e);
-        queue.push(...Object.keys(e.pkg.depends));
+  try {
+    const notUpdated: string[] = [];
+    const catalogVersions: Record<string, number> = {};
+    for (const r of repos) {
+      if (!(await readCatalogState(ctx, r.name))) {
+        notUpdated.push(r.name);
+        continue;
       }
-      queue.push(...index.providers(name));
-    });
-  }
-  const available: Available[] = [];
-  const foreign: ForeignPackage[] = [];
-  indexes.forEach(({ index, bases }, i) => {
-    for (const { pkg } of reached[i]!.sort((a, b) => a.at - b.at)) {
-      if ((pkg.arch === ctx.client.arch || pkg.arch === 'any') && pkg.abi === ctx.client.abi) {
-        const { path, ...fields } = pkg;
-        available.push({ ...fields, repo: index.repo, source: { kind: 'repo', repo: index.repo, bases, path } });
-      } else foreign.push({ name: pkg.name, version: pkg.version, arch: pkg.arch, abi: pkg.abi, repo: index.repo });
+      const index = await openCatalogIndex(ctx, r.name, { fresh: true });
+      if (!index) return undefined;
+      indexes.push({ index, bases: [r.url, ...r.mirrors] });
+      catalogVersions[r.name] = index.state.version;
     }
-  });
-  return { current, available, foreign, catalogVersions, notUpdated, partial: true };
+    const seen = new Set<string>();
+    const queue = [...seeds, ...(current?.packages ?? []).map((p) => p.name)];
+    const reached = indexes.map(() => [] as { at: number; pkg: CatalogPackage }[]);
+    while (queue.length > 0) {
+      const name = queue.pop()!;
+      if (seen.has(name)) continue;
+      seen.add(name);
+      for (const [i, { index }] of indexes.entries()) {
+        for (const e of await index.entries(name)) {
+          reached[i]!.push(e);
+          queue.push(...Object.keys(e.pkg.depends));
+        }
+        queue.push(...index.providers(name));
+      }
+    }
+    const available: Available[] = [];
+    const foreign: ForeignPackage[] = [];
+    for (const [i, { index, bases }] of indexes.entries()) {
+      for (const { pkg } of reached[i]!.sort((a, b) => a.at - b.at)) {
+        if ((pkg.arch === ctx.client.arch || pkg.arch === 'any') && pkg.abi === ctx.client.abi) {
+          const { path, ...fields } = pkg;
+          available.push({ ...fields, repo: index.repo, source: { kind: 'repo', repo: index.repo, bases, path } });
+        } else foreign.push({ name: pkg.name, version: pkg.version, arch: pkg.arch, abi: pkg.abi, repo: index.repo });
+      }
+    }
+    return { current, available, foreign, catalogVersions, notUpdated, partial: true };
+  } finally {
+    for (const { index } of indexes) await index.close();
+  }
 }
 
 export function availableFrom(ctx: PkgContext, c: LoadedCatalog, bases: string[]): Available[] {

@@ -254,10 +254,21 @@ describe('pkg install', () => {
     expect((await pkgJson(root, ['search', 'hello'])).json?.ok).toBe(true);
   });
 
-  it('refuses a stored catalog index whose bytes changed on disk (E_CORRUPT) and changes nothing', async () => {
+  it.each([
+    ['its names table', (text: string) => text.replace('\nhello ', '\nhellp ')],
+    ['its header', (text: string) => text.replace('"format":1', '"format":2')],
+    [
+      'an entry',
+      (text: string) =>
+        text.slice(0, text.lastIndexOf('"name":"hello"')) + '"name":"hellp"' + text.slice(text.lastIndexOf('"name":"hello"') + 14),
+    ],
+    ['its end cut off inside an entry', (text: string) => text.slice(0, text.lastIndexOf('"name":"hello"') + 5)],
+  ])('refuses a stored catalog index with %s changed on disk (E_CORRUPT) and changes nothing', async (_what, damage) => {
     const dir = join(root, 'db/catalogs');
     const file = (await readdir(dir)).find((n) => n.endsWith('.index'))!;
-    await writeFile(join(dir, file), (await readFile(join(dir, file), 'utf8')).replace('"hello"', '"hellp"'));
+    const text = await readFile(join(dir, file), 'utf8');
+    expect(damage(text)).not.toBe(text);
+    await writeFile(join(dir, file), damage(text));
     const before = await treeHash(root);
     expect((await pkgJson(root, ['install', 'hello', '--yes'])).json?.error?.code).toBe('E_CORRUPT');
     expect(await treeHash(root)).toBe(before);

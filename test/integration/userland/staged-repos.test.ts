@@ -7,7 +7,7 @@ import { stagedRepoFile } from '../../../userland/index.js';
 import { buildFakeRepo, cleanupFakeRepos, type FakeRepo } from '../../helpers/fake-repo.js';
 import { startTableServer, type TableServer } from '../../helpers/http-table-server.js';
 import { tempDir, treeHash } from '../../helpers/tmp.js';
-import { pkgJson } from './helpers.js';
+import { pkgJson, spawnPkg } from './helpers.js';
 
 /**
  * Repositories staged by the image: `ROOT/repos.d/NAME.json` on a host root
@@ -156,6 +156,20 @@ describe('a staged repository', () => {
     expect(add.json?.result, add.stdout).toMatchObject({ pinnedFingerprint: repo.fingerprint, rootVersion: 1 });
     expect((await pkgJson(root, ['update'])).json?.ok).toBe(true);
   });
+});
+
+describe('a kill during the first update from a staged pin', () => {
+  for (const point of ['update.catalog-verified', 'update.staged-root-saved', 'update.root-saved', 'update.saved']) {
+    it(`at ${point}: the next update accepts the repository and install works`, async () => {
+      await stage('main', { fingerprint: repo.fingerprint });
+      const killed = await spawnPkg(root, ['update', '--json'], { PKG_TEST_CRASH_AT: point });
+      expect(killed.signal, killed.stderr).toBe('SIGKILL');
+      const up = await pkgJson(root, ['update']);
+      expect(up.json?.result.repos[0], up.stdout).toMatchObject({ repo: 'main', rootVersion: 1, version: repo.catalogVersion });
+      expect((await pkgJson(root, ['install', 'alpha', '--yes'])).json?.ok).toBe(true);
+      expect((await readFile(join(root, 'db', 'roots', 'main.staged-pin'), 'utf8')).trim()).toBe(repo.fingerprint);
+    });
+  }
 });
 
 describe('a malformed staged file is E_BAD_CONFIG naming the file, and changes nothing', () => {

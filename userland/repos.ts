@@ -116,6 +116,15 @@ async function acceptedFromStagedPin(ctx: PkgContext, repo: RepoConfig): Promise
   }
 }
 
+/**
+ * Whether the catalog kept for `repo` was accepted under the trust it has now: always for an
+ * added repository; for a staged one only while the image still stages the pin it came from (a
+ * catalog kept from an earlier image's pin says nothing until `pkg update` accepts one again).
+ */
+export async function catalogTrustedNow(ctx: PkgContext, repo: RepoConfig): Promise<boolean> {
+  return repo.staged === undefined || (await acceptedFromStagedPin(ctx, repo));
+}
+
 /** Where trust for a repository starts this run. */
 export interface TrustStart {
   root: RootDocument;

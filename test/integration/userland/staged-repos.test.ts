@@ -116,8 +116,11 @@ describe('a staged repository', () => {
     await stage('main', { fingerprint: repo.fingerprint });
     expect((await pkgJson(root, ['update'])).json?.ok).toBe(true);
     await stage('main', { fingerprint: 'cd'.repeat(32) });
-    // The root accepted under the old pin is not trusted for the new one.
+    // The root accepted under the old pin is not trusted for the new one, nor the catalog it accepted.
     await expectRefused(['update'], 'E_BAD_ROOT');
+    expect((await pkgJson(root, ['search', 'alpha'])).json?.result).toEqual([]);
+    const inst = await pkgJson(root, ['install', 'alpha', '--yes']);
+    expect(inst.json?.error?.code, inst.stdout).toBe('E_RESOLVE');
   });
 
   it('is overridden by repo set, with a warning, and comes back when the override is removed', async () => {

@@ -357,7 +357,8 @@ export async function addRepository(ctx: PkgContext, o: AddRepoOptions): Promise
         `repository ${o.name} is staged by the image (${staged.staged}); this configuration overrides it (\`pkg repo remove ${o.name}\` returns to the staged one)`,
       );
     }
-    return info(ctx, entry, staged?.staged);
+    // An override set again still says what it overrides.
+    return info(ctx, entry, staged?.staged ?? (await readStagedRepos(ctx.stagedReposDir)).find((s) => s.name === o.name)?.file);
   });
 }
 

@@ -129,6 +129,8 @@ describe('a staged repository', () => {
     expect(set.json?.result, set.stdout).toMatchObject({ name: 'main', overridesStaged: file, pinnedFingerprint: repo.fingerprint });
     expect(set.json?.warnings?.join('\n')).toContain(file);
     expect((await pkgJson(root, ['update'])).json?.ok).toBe(true);
+    const again = await pkgJson(root, ['repo', 'set', 'main', server.url]);
+    expect(again.json?.result, again.stdout).toMatchObject({ overridesStaged: file, pinnedFingerprint: repo.fingerprint });
     const list = await pkgJson(root, ['repo', 'list']);
     expect(list.json?.result).toHaveLength(1);
     expect(list.json?.result[0]).toMatchObject({ name: 'main', overridesStaged: file });

@@ -359,6 +359,31 @@ export async function buildImages(options: BuildImagesOptions = {}): Promise<Bui
   const workDir = join(outDir, '.work');
   const statePath = join(outDir, 'build-state.json');
   const epoch = parseEpoch();
+  // Staged repositories: checked and serialised first, with the client's own writer, so bad input changes nothing in
+  // outDir and the image never ships a file pkg refuses.
+  const staged: Array<{ name: string; bytes: Buffer; url: string; fingerprint: string }> = [];
+  for (const r of options.stagedRepos ?? []) {
+    if (staged.some((x) => x.name === r.name)) {
+      throw new SwpkgError('E_USAGE', `repository ${r.name} is staged twice`, { details: { name: r.name } });
+    }
+    let rootBytes: Buffer | undefined;
+    if (r.rootFile !== undefined) {
+      try {
+        rootBytes = await readFile(r.rootFile);
+      } catch (e) {
+        throw fromFsError(e, `reading the root file of staged repository ${r.name}`);
+      }
+    }
+    const bytes = stagedRepoFile(r.name, {
+      url: r.url,
+      ...(r.mirrors ? { mirrors: r.mirrors } : {}),
+      ...(r.fingerprint !== undefined ? { fingerprint: r.fingerprint } : {}),
+      ...(rootBytes ? { rootBytes } : {}),
+    });
+    const parsed = parseStagedRepo(bytes, r.name, `${r.name}.json`, new Date(0).toISOString());
+    staged.push({ name: r.name, bytes, url: parsed.url, fingerprint: parsed.fingerprint });
+  }
+  staged.sort((a, b) => (a.name < b.name ? -1 : 1));
   await mkdir(workDir, { recursive: true });
   const state = await readState(statePath);
   const steps: BuildImagesResult['steps'] = [];
@@ -464,30 +489,6 @@ export async function buildImages(options: BuildImagesOptions = {}): Promise<Bui
     node: { version: nodeVersion, sha256: nodeFacts.sha256 },
     pkgClient: pkgFacts ? { version: pkgVersion, sha256: pkgFacts.sha256 } : null,
   };
-  // Staged repositories: checked and serialised here with the client's own writer, so the image never ships a file pkg refuses.
-  const staged: Array<{ name: string; bytes: Buffer; url: string; fingerprint: string }> = [];
-  for (const r of options.stagedRepos ?? []) {
-    if (staged.some((x) => x.name === r.name)) {
-      throw new SwpkgError('E_USAGE', `repository ${r.name} is staged twice`, { details: { name: r.name } });
-    }
-    let rootBytes: Buffer | undefined;
-    if (r.rootFile !== undefined) {
-      try {
-        rootBytes = await readFile(r.rootFile);
-      } catch (e) {
-        throw fromFsError(e, `reading the root file of staged repository ${r.name}`);
-      }
-    }
-    const bytes = stagedRepoFile(r.name, {
-      url: r.url,
-      ...(r.mirrors ? { mirrors: r.mirrors } : {}),
-      ...(r.fingerprint !== undefined ? { fingerprint: r.fingerprint } : {}),
-      ...(rootBytes ? { rootBytes } : {}),
-    });
-    const parsed = parseStagedRepo(bytes, r.name, `${r.name}.json`, new Date(0).toISOString());
-    staged.push({ name: r.name, bytes, url: parsed.url, fingerprint: parsed.fingerprint });
-  }
-  staged.sort((a, b) => (a.name < b.name ? -1 : 1));
   const baseInputs = {
     arch,
     // Absent when nothing is staged, so an image without staged repositories keeps its bytes and its build record.

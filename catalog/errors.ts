@@ -5,7 +5,9 @@
  * only ever added. Each code maps to one process exit code (DESIGN.md):
  * 0 ok, 1 unexpected, 2 usage, 3 refused by verification, 4 cannot resolve,
  * 5 network or fetch, 6 lock held, 7 store or filesystem, 8 a required
- * health check failed after a change (the change was undone).
+ * health check failed after a change (the change was undone), 9 a port's
+ * build or patch failed (the recipe or the toolchain, not the disk: a
+ * script tells "fix the recipe" from "free space" by the exit status).
  */
 
 export const ExitCode = {
@@ -18,6 +20,7 @@ export const ExitCode = {
   LOCKED: 6,
   STORE: 7,
   HEALTH: 8,
+  BUILD: 9,
 } as const;
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
 
@@ -90,10 +93,11 @@ export const ERROR_CODES = {
   E_STORE: ExitCode.STORE,
   E_DISK_FULL: ExitCode.STORE,
   E_READ_ONLY: ExitCode.STORE,
-  E_BUILD: ExitCode.STORE,
-  E_PATCH: ExitCode.STORE,
-  E_WRONG_ARCH: ExitCode.STORE,
-  E_NO_EMULATOR: ExitCode.STORE,
+  // building: a build step, a patch, or its output failed (ports/builder, the image builder's host tools)
+  E_BUILD: ExitCode.BUILD,
+  E_PATCH: ExitCode.BUILD,
+  E_WRONG_ARCH: ExitCode.BUILD,
+  E_NO_EMULATOR: ExitCode.BUILD,
   // health: a required check failed after `current` switched; pkg switched back and kept the failed generation
   E_HEALTH_CHECK: ExitCode.HEALTH,
   // anything else
@@ -166,6 +170,22 @@ export function fromFsError(e: unknown, what: string): SwpkgError {
   }
   return new SwpkgError('E_STORE', `${what}: ${err?.message ?? String(e)}`, {
     details: { errno: err?.code, path: err?.path },
+    cause: e,
+  });
+}
+
+/**
+ * Bytes a server sent that fail a check are a verification refusal (exit 3),
+ * never a usage error (exit 2): they are not the user's mistake. A failure
+ * whose code is usage-class (a JSON syntax error, a schema rule, a version
+ * string) is re-coded E_CORRUPT naming the source, with the original code in
+ * `details.check`; every other error passes through unchanged.
+ */
+export function refusedFromServer(e: unknown, source: string): unknown {
+  if (!(e instanceof SwpkgError) || ERROR_CODES[e.code] !== ExitCode.USAGE) return e;
+  return new SwpkgError('E_CORRUPT', `${source} from the server is malformed: ${e.message}`, {
+    hint: 'the server sends a broken or hostile document; use another mirror or tell the publisher',
+    details: { ...e.details, source, check: e.code },
     cause: e,
   });
 }

@@ -1,11 +1,12 @@
 import { createReadStream, createWriteStream } from 'node:fs';
-import { lstat, readdir, readlink, rename, rm } from 'node:fs/promises';
+import { lstat, readdir, readlink, rm } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { createGzip } from 'node:zlib';
 import { once } from 'node:events';
 import { join } from 'node:path';
 import type { Writable } from 'node:stream';
 import { SwpkgError, fromFsError } from './errors.js';
+import { commitFile } from './atomic-write.js';
 import { sha256File } from './hash.js';
 import { canonicalBytes } from './canonical-json.js';
 import type { KeyPair } from './keys.js';
@@ -191,7 +192,8 @@ export async function packPackage(opts: PackOptions): Promise<PackResult> {
     await write(gzip, TAR_END);
     gzip.end();
     await finished;
-    await rename(tmp, opts.out);
+    // A package someone is about to publish or install: after a power cut it is whole or absent, never torn.
+    await commitFile(tmp, opts.out);
   } catch (e) {
     gzip.destroy();
     file.destroy();

@@ -9,7 +9,6 @@ import {
   readFile,
   readlink,
   realpath,
-  rename,
   rm,
   stat,
   symlink,
@@ -19,16 +18,24 @@ import {
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
-import { SwpkgError, canonicalJson, fromFsError, sha256File, sha256Hex, silentReporter, type Reporter } from '../catalog/index.js';
+import {
+  SwpkgError,
+  canonicalJson,
+  copyFileAtomic,
+  fromFsError,
+  sha256File,
+  sha256Hex,
+  silentReporter,
+  writeFileAtomic,
+  type Reporter,
+} from '../catalog/index.js';
 import type { GuestArch } from '../kernel/index.js';
-import { GUEST_ARCH_PROFILES, emulatorFor, parseGuestArch, type GuestArchProfile } from './guest-arch.js';
+import { GUEST_ARCH_PROFILES, emulatorFor, type GuestArchProfile } from './guest-arch.js';
 import { baseDiskPathOf, fetchGuestPackages, findRepoRoot, type KernelArtifacts } from './kernel-packages.js';
 import { writeCpioNewc, type CpioEntry } from './cpio-archive.js';
 import { runTool } from './host-tools.js';
 import { choosePkgBundle, type PkgBundleMode } from './pkg-bundle.js';
 import { BASE_LABEL, STORE_LABEL, makeExt4Image } from './store-image.js';
-import { runIfEntry } from './program.js';
-import { TerminalReporter, jsonText, okEnvelope } from '../edge/index.js';
 import { parseStagedRepo, stagedRepoFile } from '../userland/index.js';
 
 /**
@@ -140,13 +147,6 @@ type BuildState = Record<string, StepRecord>;
 
 async function facts(path: string): Promise<{ size: number; sha256: string }> {
   return sha256File(path);
-}
-
-/** Atomic for readers: a crash leaves the old file or the new one, never half of one. */
-async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
-  const tmp = `${path}.${process.pid}.tmp`;
-  await writeFile(tmp, data);
-  await rename(tmp, path);
 }
 
 async function readState(path: string): Promise<BuildState> {
@@ -431,8 +431,7 @@ export async function buildImages(options: BuildImagesOptions = {}): Promise<Bui
   steps.push({ name: 'kernel-packages', skipped: k.reused, ms: Date.now() - kStart });
 
   await step('vmlinuz', { arch, sha256: k.vmlinuz.sha256 }, [ARTIFACT_FILES.kernel], async () => {
-    await copyFile(join(kernelDir, k.vmlinuz.file), join(outDir, `${ARTIFACT_FILES.kernel}.tmp`));
-    await rename(join(outDir, `${ARTIFACT_FILES.kernel}.tmp`), join(outDir, ARTIFACT_FILES.kernel));
+    await copyFileAtomic(join(kernelDir, k.vmlinuz.file), join(outDir, ARTIFACT_FILES.kernel));
   });
 
   // 2. The pkg client bundle (cheap, so always rebuilt; later steps key on its hash).
@@ -616,7 +615,7 @@ export async function verifyArtifacts(artifactsDir: string): Promise<ArtifactMan
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
       throw new SwpkgError('E_NOT_FOUND', `${path} does not exist`, {
-        hint: 'build the images first (images/build-images)',
+        hint: 'build the images first (`swpkg image build`)',
         details: { path },
       });
     }
@@ -639,51 +638,3 @@ export async function verifyArtifacts(artifactsDir: string): Promise<ArtifactMan
   }
   return manifest;
 }
-
-function usage(): string {
-  return 'usage: build-images [--arch x86_64|aarch64] [--out DIR] [--pkg-bundle FILE | --require-pkg] [--store-size MIB] [--store-seed DIR] [--stage-repo NAME URL FINGERPRINT|ROOT_FILE]... [--force] [--no-apt] [--json]\n';
-}
-
-async function main(argv: string[]): Promise<number> {
-  const opts: BuildImagesOptions = {};
-  let json = false;
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    const val = (): string => {
-      const v = argv[++i];
-      if (v === undefined) throw new SwpkgError('E_USAGE', `${a} needs a value`);
-      return v;
-    };
-    if (a === '--out') opts.outDir = val();
-    else if (a === '--arch') opts.arch = parseGuestArch(val());
-    else if (a === '--pkg-bundle') opts.pkg = { bundleFile: val() };
-    else if (a === '--require-pkg') opts.pkg = 'bundle';
-    else if (a === '--store-size') opts.storeSizeMiB = Number(val());
-    else if (a === '--store-seed') opts.storeSeedDir = val();
-    else if (a === '--stage-repo') {
-      // NAME URL then a 64-hex fingerprint or a root file (repo-root.pub); repeatable.
-      const [name, url, pin] = [val(), val(), val()];
-      (opts.stagedRepos ??= []).push({ name, url, ...(/^[0-9a-fA-F]{64}$/.test(pin) ? { fingerprint: pin } : { rootFile: pin }) });
-    } else if (a === '--force') opts.force = true;
-    else if (a === '--no-apt') opts.allowApt = false;
-    else if (a === '--json') json = true;
-    else {
-      process.stderr.write(usage());
-      return 2;
-    }
-  }
-  const reporter = new TerminalReporter(process.stderr);
-  opts.reporter = reporter;
-  const r = await buildImages(opts);
-  reporter.finish();
-  if (json) process.stdout.write(jsonText(okEnvelope(r, reporter.warnings)));
-  else {
-    for (const s of r.steps) process.stdout.write(`${s.skipped ? 'up to date' : 'built     '}  ${s.name} (${s.ms} ms)\n`);
-    for (const o of Object.values(r.manifest.outputs))
-      process.stdout.write(`${o.file.padEnd(18)} ${String(o.size).padStart(11)}  ${o.sha256}\n`);
-    process.stdout.write(`manifest: ${join(r.outDir, ARTIFACT_FILES.manifest)}\n`);
-  }
-  return 0;
-}
-
-runIfEntry(import.meta.url, 'build-images', main);

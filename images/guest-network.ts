@@ -1,8 +1,7 @@
 import { existsSync } from 'node:fs';
-import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SwpkgError, sha256Hex } from '../catalog/index.js';
+import { SwpkgError, sha256Hex, writeFileAtomic } from '../catalog/index.js';
 
 /**
  * How the guest reaches the host. Both give the guest 10.0.2.15/24 with no
@@ -79,10 +78,7 @@ host.on('error', () => { guest.destroy(); process.exit(0); });
 export async function ensureRelayScript(dir = join(tmpdir(), 'swpkg-guest')): Promise<string> {
   const path = join(dir, `relay-${sha256Hex(RELAY_SOURCE).slice(0, 16)}.mjs`);
   if (!existsSync(path)) {
-    await mkdir(dir, { recursive: true });
-    const tmp = `${path}.${process.pid}.tmp`;
-    await writeFile(tmp, RELAY_SOURCE, { mode: 0o644 });
-    await rename(tmp, path);
+    await writeFileAtomic(path, RELAY_SOURCE);
   }
   return path;
 }

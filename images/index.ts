@@ -54,10 +54,15 @@ export {
   type WaitResult,
 } from './serial-console.js';
 export {
+  bootGuest,
   kernelAppend,
   qemuArguments,
   shellQuote,
   startGuest,
+  type BootGuestOptions,
+  type BootGuestResult,
+  type GuestCommandResult,
+  type GuestTerminal,
   type BootTiming,
   type GuestHandle,
   type StartGuestOptions,

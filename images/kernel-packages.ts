@@ -14,11 +14,9 @@ import {
   type NpmPackagePin,
   type RuntimePin,
 } from '../kernel/index.js';
-import { GUEST_ARCH_PROFILES, emulatorFor, parseGuestArch, profileOfDebianArch, type GuestArchProfile } from './guest-arch.js';
+import { GUEST_ARCH_PROFILES, emulatorFor, profileOfDebianArch, type GuestArchProfile } from './guest-arch.js';
 import { runTool } from './host-tools.js';
 import { moduleLoadOrder, readModuleInfo, type ModuleInfo } from './module-info.js';
-import { runIfEntry } from './program.js';
-import { TerminalReporter, jsonText, okEnvelope } from '../edge/index.js';
 
 export interface GuestModule {
   name: string;
@@ -606,29 +604,3 @@ export async function fetchGuestPackages(options: FetchGuestPackagesOptions = {}
     await rm(work, { recursive: true, force: true });
   }
 }
-
-async function main(argv: string[]): Promise<number> {
-  const force = argv.includes('--force');
-  const noApt = argv.includes('--no-apt');
-  const at = argv.indexOf('--arch');
-  const archValue = at >= 0 ? argv[at + 1] : undefined;
-  const unknown = argv.filter((a, i) => a !== '--force' && a !== '--no-apt' && i !== at && !(at >= 0 && i === at + 1));
-  if (unknown.length > 0 || (at >= 0 && archValue === undefined)) {
-    process.stderr.write(`usage: kernel-packages [--arch x86_64|aarch64] [--force] [--no-apt]\n`);
-    return 2;
-  }
-  const reporter = new TerminalReporter(process.stderr);
-  const rec = await fetchGuestPackages({
-    ...(archValue === undefined ? {} : { arch: parseGuestArch(archValue) }),
-    force,
-    allowApt: !noApt,
-    reporter,
-  });
-  reporter.finish();
-  process.stdout.write(
-    jsonText(okEnvelope({ arch: rec.arch, kernel: rec.kernel, loadOrder: rec.loadOrder, vmlinuz: rec.vmlinuz }, reporter.warnings)),
-  );
-  return 0;
-}
-
-runIfEntry(import.meta.url, 'kernel-packages', main);

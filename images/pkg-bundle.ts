@@ -1,8 +1,8 @@
 /**
  * The one build of the pkg client: the guest's base image, the integration and fault tests
  * (test/integration/userland/helpers.ts) and bench/client all run the file this module writes,
- * so what is measured and tested is byte for byte what the guest runs. As a program:
- *   node dist/images/pkg-bundle.js OUT.mjs
+ * so what is measured and tested is byte for byte what the guest runs. As a command:
+ *   swpkg image bundle OUT.mjs
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
@@ -10,8 +10,6 @@ import { builtinModules } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import type { Plugin } from 'esbuild';
 import { SwpkgError, type Reporter } from '../catalog/index.js';
-import { findRepoRoot } from './kernel-packages.js';
-import { runIfEntry } from './program.js';
 
 /** Where the guest client's entry point lives; DESIGN.md: one file, same sources as the host tools. */
 export const PKG_ENTRY = join('userland', 'cli', 'main.ts');
@@ -140,13 +138,3 @@ export async function choosePkgBundle(
   reporter.warn(`${PKG_ENTRY} does not exist yet: building a runtime-only base image without pkg`);
   return null;
 }
-
-async function main(argv: string[]): Promise<number> {
-  const [out, ...rest] = argv;
-  if (out === undefined || rest.length > 0) throw new SwpkgError('E_USAGE', 'usage: pkg-bundle OUT.mjs');
-  const r = await bundlePkgClient(findRepoRoot(import.meta.dirname), out);
-  process.stdout.write(`${r.file}: ${r.bytes} bytes, pkg ${r.version}\n`);
-  return 0;
-}
-
-runIfEntry(import.meta.url, 'pkg-bundle', main);

@@ -10,12 +10,10 @@ import { findRepoRoot } from './kernel-packages.js';
 import { chooseAccelerator, qemuVersion, type AcceleratorChoice, type KvmProbeKernel } from './accelerator.js';
 import { ARTIFACT_FILES, verifyArtifacts, type ArtifactManifest } from './build-images.js';
 import type { GuestArch } from '../kernel/index.js';
-import { GUEST_ARCH_PROFILES, hostGuestArch, parseGuestArch, type GuestArchProfile } from './guest-arch.js';
+import { GUEST_ARCH_PROFILES, hostGuestArch, type GuestArchProfile } from './guest-arch.js';
 import { ensureRelayScript, netdevArgument, normalisePorts, type GuestNetworkMode, type PortForward } from './guest-network.js';
 import { BOOT_OK, GUEST_FATAL, GUEST_PROMPT, SHUTDOWN_OK, SerialConsole } from './serial-console.js';
 import { createStoreImage } from './store-image.js';
-import { runIfEntry } from './program.js';
-import { TerminalReporter, jsonText, okEnvelope } from '../edge/index.js';
 
 const SETPRIV = '/usr/bin/setpriv';
 
@@ -241,7 +239,7 @@ export async function startGuest(o: StartGuestOptions): Promise<GuestHandle> {
   const arch = manifest.arch ?? 'x86_64';
   if (o.arch !== undefined && o.arch !== arch) {
     throw new SwpkgError('E_USAGE', `${artifactsDir} holds a ${arch} guest, not ${o.arch}`, {
-      hint: `build the ${o.arch} images (build-images --arch ${o.arch}) or point at its artifact folder`,
+      hint: `build the ${o.arch} images (\`swpkg image build --arch ${o.arch}\`) or point at its artifact folder`,
       details: { artifactsDir, arch, requested: o.arch },
     });
   }
@@ -423,113 +421,107 @@ async function verifyArtifactsShallow(artifactsDir: string): Promise<ArtifactMan
   }
 }
 
-function usage(): string {
-  return [
-    'usage: run-guest [--arch x86_64|aarch64] [--artifacts DIR] [--store FILE] [--port GUEST[:HOST]]... [--net restricted|host-loopback]',
-    '                 [--memory MIB] [--accel auto|kvm|tcg] [--serial-log FILE] [--rtc utc|DATE]',
-    '                 [--timeout MS] [--exec CMD]... [--exec-timeout MS] [--json]',
-    'Without --exec the serial console is attached to this terminal (Ctrl-] kills the guest).',
-    'Without --store a fresh blank store is made in a temporary folder and deleted afterwards.',
-    '',
-  ].join('\n');
+/** The terminal a guest's serial console is attached to when no commands are given. */
+export interface GuestTerminal {
+  input: NodeJS.ReadableStream & { isTTY?: boolean; setRawMode?(raw: boolean): unknown; pause(): unknown };
+  output: NodeJS.WritableStream;
 }
 
-async function main(argv: string[]): Promise<number> {
-  const o: Partial<StartGuestOptions> & { hostPorts: PortForward[] } = { hostPorts: [] };
-  const execs: string[] = [];
-  let json = false;
-  let execTimeout = 120_000;
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    const val = (): string => {
-      const v = argv[++i];
-      if (v === undefined) throw new SwpkgError('E_USAGE', `${a} needs a value`);
-      return v;
-    };
-    if (a === '--artifacts') o.artifactsDir = val();
-    else if (a === '--arch') o.arch = parseGuestArch(val());
-    else if (a === '--store') o.storeImage = val();
-    else if (a === '--port') {
-      const [g, h] = val().split(':');
-      o.hostPorts.push({ guest: Number(g), host: Number(h ?? g) });
-    } else if (a === '--net') {
-      const v = val();
-      if (v !== 'restricted' && v !== 'host-loopback') throw new SwpkgError('E_USAGE', `--net is restricted or host-loopback, not ${v}`);
-      o.network = v;
-    } else if (a === '--memory') o.memoryMiB = Number(val());
-    else if (a === '--accel') {
-      const v = val();
-      if (v !== 'auto' && v !== 'kvm' && v !== 'tcg') throw new SwpkgError('E_USAGE', `--accel is auto, kvm or tcg, not ${v}`);
-      o.accel = v;
-    } else if (a === '--serial-log') o.serialLog = val();
-    else if (a === '--rtc') o.rtcBase = val();
-    else if (a === '--timeout') o.timeoutMs = Number(val());
-    else if (a === '--exec') execs.push(val());
-    else if (a === '--exec-timeout') execTimeout = Number(val());
-    else if (a === '--json') json = true;
-    else {
-      process.stderr.write(usage());
-      return 2;
-    }
-  }
+export interface BootGuestOptions extends Omit<StartGuestOptions, 'storeImage'> {
+  /** The store disk; default a fresh blank one in a temporary folder, deleted afterwards. */
+  storeImage?: string;
+  /** Shell commands run in the guest in order after boot; then it is powered off. */
+  exec?: string[];
+  /** Limit for each command; default 120 s. */
+  execTimeoutMs?: number;
+  /** Without `exec`: the serial console is attached here until QEMU exits (Ctrl-] kills the guest). */
+  terminal?: GuestTerminal;
+}
+
+export interface GuestCommandResult {
+  cmd: string;
+  exitCode: number;
+  output: string;
+  ms: number;
+}
+
+export interface BootGuestResult {
+  commandLine: string;
+  boot: BootTiming;
+  accelerator: AcceleratorChoice;
+  /** One per `exec` command, in order (empty for an interactive session). */
+  results: GuestCommandResult[];
+  /** How the guest stopped after the commands; null for an interactive session. */
+  stop: StopResult | null;
+  /** How QEMU exited at the end of an interactive session; null after commands. */
+  exit: { code: number | null; signal: string | null } | null;
+}
+
+/**
+ * Boots an artifact set once (`swpkg image boot`): with `exec`, runs each
+ * command on the serial console and powers the guest off; without, attaches
+ * the console to `terminal` until QEMU exits. A blank store is made (and
+ * removed) when none is given. Every other option is startGuest's.
+ */
+export async function bootGuest(o: BootGuestOptions): Promise<BootGuestResult> {
+  const reporter = o.reporter ?? silentReporter;
   let tmp: string | null = null;
-  if (o.storeImage === undefined) {
-    tmp = await mkdtemp(join(tmpdir(), 'swpkg-run-'));
-    o.storeImage = (await createStoreImage({ path: join(tmp, 'store.img') })).path;
-  }
-  const reporter = new TerminalReporter(process.stderr);
   try {
-    const g = await startGuest({ ...o, storeImage: o.storeImage, reporter });
-    process.stderr.write(
-      `booted in ${g.boot.wallMs} ms (guest uptime ${g.boot.uptime} s, ${g.accelerator.accel}: ${g.accelerator.reason})\n`,
-    );
-    if (execs.length > 0) {
-      const results: Array<{ cmd: string; exitCode: number; output: string; ms: number }> = [];
-      for (const cmd of execs) {
-        const r = await g.console.run(cmd, execTimeout);
-        results.push({ cmd, ...r });
-        if (!json)
-          process.stdout.write(
-            `$ ${cmd}\n${r.output}${r.output.endsWith('\n') || r.output === '' ? '' : '\n'}[exit ${r.exitCode}, ${r.ms} ms]\n`,
-          );
-      }
-      const stop = await g.stop();
-      if (json) process.stdout.write(jsonText(okEnvelope({ commandLine: g.commandLine, boot: g.boot, results, stop }, reporter.warnings)));
-      return results.every((r) => r.exitCode === 0) ? 0 : 1;
+    let storeImage = o.storeImage;
+    if (storeImage === undefined) {
+      tmp = await mkdtemp(join(tmpdir(), 'swpkg-run-'));
+      storeImage = (await createStoreImage({ path: join(tmp, 'store.img') })).path;
     }
-    // Interactive: the terminal becomes the serial line.
-    process.stdout.write(g.console.transcript(0));
-    g.console.write('\n');
-    const stdin = process.stdin;
-    if (stdin.isTTY) stdin.setRawMode(true);
-    const onData = (d: Buffer): void => {
-      if (d.includes(0x1d)) {
-        void g.kill();
-        return;
+    const g = await startGuest({ ...o, storeImage, reporter });
+    try {
+      reporter.info(`booted in ${g.boot.wallMs} ms (guest uptime ${g.boot.uptime} s, ${g.accelerator.accel}: ${g.accelerator.reason})`);
+      const base = { commandLine: g.commandLine, boot: g.boot, accelerator: g.accelerator };
+      const execs = o.exec ?? [];
+      if (execs.length > 0 || o.terminal === undefined) {
+        const results: GuestCommandResult[] = [];
+        for (const cmd of execs) results.push({ cmd, ...(await g.console.run(cmd, o.execTimeoutMs ?? 120_000)) });
+        return { ...base, results, stop: await g.stop(), exit: null };
       }
-      if (!g.exited) g.console.write(d.toString('utf8'));
-    };
-    stdin.on('data', onData);
-    const from = g.console.position;
-    let printed = from;
-    const pump = setInterval(() => {
-      const t = g.console.transcript(printed);
-      if (t.length > 0) {
-        process.stdout.write(t);
-        printed += t.length;
-      }
-    }, 20);
-    const r = await g.exit;
-    clearInterval(pump);
-    process.stdout.write(g.console.transcript(printed));
-    stdin.off('data', onData);
-    if (stdin.isTTY) stdin.setRawMode(false);
-    stdin.pause();
-    process.stderr.write(`\nQEMU exited (${r.signal ?? `code ${r.code}`})\n`);
-    return 0;
+      return { ...base, results: [], stop: null, exit: await attachTerminal(g, o.terminal) };
+    } catch (e) {
+      // A command that timed out leaves QEMU running; a library caller's process may live on, so the guest must not.
+      if (!g.exited) await g.kill();
+      throw e;
+    }
   } finally {
     if (tmp) await rm(tmp, { recursive: true, force: true });
   }
 }
 
-runIfEntry(import.meta.url, 'run-guest', main);
+/** The terminal becomes the serial line until QEMU exits; Ctrl-] (0x1d) kills the guest. */
+async function attachTerminal(g: GuestHandle, t: GuestTerminal): Promise<{ code: number | null; signal: string | null }> {
+  t.output.write(g.console.transcript(0));
+  g.console.write('\n');
+  const raw = t.input.isTTY === true && t.input.setRawMode !== undefined;
+  if (raw) t.input.setRawMode!(true);
+  const onData = (d: Buffer): void => {
+    if (d.includes(0x1d)) {
+      void g.kill();
+      return;
+    }
+    if (!g.exited) g.console.write(d.toString('utf8'));
+  };
+  t.input.on('data', onData);
+  let printed = g.console.position;
+  const pump = setInterval(() => {
+    const text = g.console.transcript(printed);
+    if (text.length > 0) {
+      t.output.write(text);
+      printed += text.length;
+    }
+  }, 20);
+  try {
+    return await g.exit;
+  } finally {
+    clearInterval(pump);
+    t.output.write(g.console.transcript(printed));
+    t.input.off('data', onData);
+    if (raw) t.input.setRawMode!(false);
+    t.input.pause();
+  }
+}

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
-import { lstat, mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, basename, join } from 'node:path';
-import { SwpkgError, fromFsError } from '../catalog/index.js';
+import { SwpkgError, commitFile, fromFsError } from '../catalog/index.js';
 import { runTool } from './host-tools.js';
 
 /** Filesystem labels the guest init looks for; disks are never found by position. */
@@ -85,7 +85,8 @@ export async function makeExt4Image(o: Ext4ImageOptions): Promise<void> {
         await rm(script, { force: true });
       }
     }
-    await rename(tmp, o.out);
+    // fsync before the rename: the image is what the guest boots, and mkfs's page cache is not on disk yet.
+    await commitFile(tmp, o.out);
   } catch (e) {
     await rm(tmp, { force: true });
     if ((e as NodeJS.ErrnoException).code === 'ENOSPC') throw fromFsError(e, `writing ${o.out}`);

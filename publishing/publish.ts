@@ -1,6 +1,6 @@
-import { copyFile, mkdir, readdir, readFile, rename, rm, stat, open } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { join, basename } from 'node:path';
-import { SwpkgError, fromFsError } from '../catalog/index.js';
+import { SwpkgError, copyFileAtomic, fromFsError, writeFileAtomic } from '../catalog/index.js';
 import { parseJson } from '../catalog/index.js';
 import { addSignature, encodeEnvelope, signEnvelope, PAYLOAD_TYPES } from '../catalog/index.js';
 import { HOSTED_REPO_FORMAT, parseHostedRepo, type HostedRepo } from '../catalog/index.js';
@@ -33,13 +33,18 @@ export function packageFileName(p: { name: string; version: string; arch: string
  * file's hash), and returns catalog entries. This is `swpkg repo index`.
  */
 export async function indexPackages(dir: string, reporter: Reporter = silentReporter): Promise<CatalogPackage[]> {
+  return (await indexPackageFiles(dir, reporter)).map((e) => e.pkg);
+}
+
+/** indexPackages with the file each entry was read from, so publish copies what was verified without hashing it again. */
+async function indexPackageFiles(dir: string, reporter: Reporter): Promise<{ pkg: CatalogPackage; source: string }[]> {
   let names: string[];
   try {
     names = (await readdir(dir)).filter((n) => n.endsWith('.swpkg')).sort(comparePaths);
   } catch (e) {
     throw fromFsError(e, `reading ${dir}`);
   }
-  const out: CatalogPackage[] = [];
+  const out: { pkg: CatalogPackage; source: string }[] = [];
   const seen = new Map<string, string>();
   let i = 0;
   for (const name of names) {
@@ -54,10 +59,12 @@ export async function indexPackages(dir: string, reporter: Reporter = silentRepo
       });
     }
     seen.set(file, name);
-    out.push({ ...catalogFieldsOf(m, v), path: `packages/${file}` });
+    out.push({ pkg: { ...catalogFieldsOf(m, v), path: `packages/${file}` }, source: join(dir, name) });
     reporter.progress('indexing', ++i, names.length, 'items');
   }
-  return out.sort((a, b) => comparePaths(a.name, b.name) || comparePaths(a.version, b.version) || comparePaths(a.arch, b.arch));
+  return out.sort(
+    ({ pkg: a }, { pkg: b }) => comparePaths(a.name, b.name) || comparePaths(a.version, b.version) || comparePaths(a.arch, b.arch),
+  );
 }
 
 export interface BuildCatalogOptions {
@@ -152,24 +159,6 @@ async function readBytesIfExists(path: string): Promise<Buffer | undefined> {
   }
 }
 
-/** Temp file, fsync, rename: a reader sees the old file or the new one, never half of one. */
-async function writeAtomic(path: string, data: string | Uint8Array): Promise<void> {
-  const tmp = `${path}.tmp-${process.pid}`;
-  try {
-    const fh = await open(tmp, 'w', 0o644);
-    try {
-      await fh.writeFile(data);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, path);
-  } catch (e) {
-    await rm(tmp, { force: true });
-    throw fromFsError(e, `writing ${path}`);
-  }
-}
-
 async function latestRoot(out: string): Promise<RootDocument | undefined> {
   let names: string[];
   try {
@@ -208,7 +197,8 @@ export async function publishRepository(o: PublishOptions): Promise<PublishResul
 
   // 1. Check everything before writing anything.
   reporter.info(`verifying packages in ${o.packagesDir}`);
-  const packages = await indexPackages(o.packagesDir, reporter);
+  const indexed = await indexPackageFiles(o.packagesDir, reporter);
+  const packages = indexed.map((e) => e.pkg);
   for (const u of checkDependencyClosure(packages, o.allowUnmetDependencies === true))
     reporter.warn(`${u.package} (${u.arch}) requires ${u.requires}, which no published package provides`);
   let root = await latestRoot(o.out);
@@ -236,12 +226,7 @@ export async function publishRepository(o: PublishOptions): Promise<PublishResul
   const name = o.name ?? previousDoc?.signed.repo ?? basename(o.out);
 
   const plan: { pkg: CatalogPackage; source: string; added: boolean }[] = [];
-  const sources = new Map<string, string>();
-  for (const f of (await readdir(o.packagesDir)).filter((n) => n.endsWith('.swpkg'))) {
-    const v = await sha256File(join(o.packagesDir, f));
-    sources.set(v.sha256, join(o.packagesDir, f));
-  }
-  for (const pkg of packages) {
+  for (const { pkg, source } of indexed) {
     const dest = join(o.out, pkg.path);
     let existing: string | undefined;
     try {
@@ -256,7 +241,7 @@ export async function publishRepository(o: PublishOptions): Promise<PublishResul
         details: { path: pkg.path, published: existing, offered: pkg.sha256 },
       });
     }
-    plan.push({ pkg, source: sources.get(pkg.sha256)!, added: existing === undefined });
+    plan.push({ pkg, source, added: existing === undefined });
   }
 
   // 2. Packages first.
@@ -269,22 +254,15 @@ export async function publishRepository(o: PublishOptions): Promise<PublishResul
   for (const { pkg, source, added } of plan) {
     const dest = join(o.out, pkg.path);
     if (added) {
-      const tmp = `${dest}.tmp-${process.pid}`;
-      try {
-        await copyFile(source, tmp);
-        await rename(tmp, dest);
-      } catch (e) {
-        await rm(tmp, { force: true });
-        throw fromFsError(e, `copying ${pkg.path}`);
-      }
+      await copyFileAtomic(source, dest);
     }
-    await writeAtomic(`${dest}.sha256`, `${pkg.sha256}  ${basename(pkg.path)}\n`);
+    await writeFileAtomic(`${dest}.sha256`, `${pkg.sha256}  ${basename(pkg.path)}\n`);
   }
 
   // 3. Root (new repositories only; an existing root changes only through rotate-root).
   const rootBytes = encodeEnvelope(root);
-  if (isNewRoot) await writeAtomic(join(o.out, 'roots', `${root.signed.version}.json`), rootBytes);
-  await writeAtomic(join(o.out, 'repo-root.pub'), rootBytes);
+  if (isNewRoot) await writeFileAtomic(join(o.out, 'roots', `${root.signed.version}.json`), rootBytes);
+  await writeFileAtomic(join(o.out, 'repo-root.pub'), rootBytes);
 
   // 4. Retention bookkeeping for packages that left the catalog.
   const retention = ((await readJsonIfExists(join(o.out, RETENTION_FILE), RETENTION_FILE)) ?? {}) as Record<string, string>;
@@ -320,8 +298,8 @@ export async function publishRepository(o: PublishOptions): Promise<PublishResul
     rootVersion: root.signed.version,
     mirrors: o.mirrors ?? [],
   };
-  await writeAtomic(join(o.out, 'hosted-repo.json'), JSON.stringify(hosted, null, 2) + '\n');
-  await writeAtomic(
+  await writeFileAtomic(join(o.out, 'hosted-repo.json'), JSON.stringify(hosted, null, 2) + '\n');
+  await writeFileAtomic(
     join(o.out, 'index.html'),
     renderIndexHtml({
       repo: name,
@@ -333,9 +311,9 @@ export async function publishRepository(o: PublishOptions): Promise<PublishResul
       packages,
     }),
   );
-  await writeAtomic(join(o.out, 'catalog.json'), catalogText);
+  await writeFileAtomic(join(o.out, 'catalog.json'), catalogText);
   const { sha256: catalogSha256 } = await sha256File(join(o.out, 'catalog.json'));
-  await writeAtomic(join(o.out, 'catalog.json.sha256'), `${catalogSha256}  catalog.json\n`);
+  await writeFileAtomic(join(o.out, 'catalog.json.sha256'), `${catalogSha256}  catalog.json\n`);
 
   // 6. Only now, with no catalog pointing at them, delete packages past retention.
   for (const path of expired) {
@@ -343,7 +321,7 @@ export async function publishRepository(o: PublishOptions): Promise<PublishResul
     await rm(join(o.out, `${path}.sha256`), { force: true });
     delete retention[path];
   }
-  await writeAtomic(join(o.out, RETENTION_FILE), JSON.stringify(Object.fromEntries(Object.entries(retention).sort()), null, 2) + '\n');
+  await writeFileAtomic(join(o.out, RETENTION_FILE), JSON.stringify(Object.fromEntries(Object.entries(retention).sort()), null, 2) + '\n');
 
   reporter.info(`published catalog v${signed.version} with ${packages.length} package(s) to ${o.out}`);
   return {
@@ -377,12 +355,12 @@ export async function publishRoot(out: string, root: RootDocument): Promise<void
   } catch (e) {
     if (e instanceof SwpkgError) throw e;
   }
-  await writeAtomic(file, encodeEnvelope(root));
-  await writeAtomic(join(out, 'repo-root.pub'), encodeEnvelope(root));
+  await writeFileAtomic(file, encodeEnvelope(root));
+  await writeFileAtomic(join(out, 'repo-root.pub'), encodeEnvelope(root));
   const hostedBytes = await readBytesIfExists(join(out, 'hosted-repo.json'));
   const hosted = hostedBytes === undefined ? undefined : parseHostedRepo(hostedBytes);
   if (hosted) {
-    await writeAtomic(
+    await writeFileAtomic(
       join(out, 'hosted-repo.json'),
       JSON.stringify({ ...hosted, rootFingerprint: rootFingerprint(root), rootVersion: root.signed.version }, null, 2) + '\n',
     );
@@ -411,7 +389,7 @@ export async function indexToFile(o: IndexToFileOptions): Promise<CatalogSigned>
     expiresIn: o.expiresIn,
     ...(o.previousVersion !== undefined ? { previousVersion: o.previousVersion } : {}),
   });
-  await writeAtomic(o.out, encodeEnvelope(signEnvelope(PAYLOAD_TYPES.catalog, catalogPayload(signed), [])));
+  await writeFileAtomic(o.out, encodeEnvelope(signEnvelope(PAYLOAD_TYPES.catalog, catalogPayload(signed), [])));
   return signed;
 }
 
@@ -429,7 +407,7 @@ export async function signCatalogFile(o: {
   if (bytes === undefined) throw new SwpkgError('E_NOT_FOUND', `${o.file} does not exist`, { details: { path: o.file } });
   const doc = parseCatalog(bytes, o.file);
   const signedEnv = addSignature(doc, o.key);
-  await writeAtomic(o.out ?? o.file, encodeEnvelope(signedEnv));
+  await writeFileAtomic(o.out ?? o.file, encodeEnvelope(signedEnv));
   return { version: doc.signed.version, signatures: signedEnv.signatures.length, keyid: o.key.keyid };
 }
 
@@ -476,7 +454,7 @@ async function pointAtRoot(out: string, root: RootDocument): Promise<void> {
   const catalog = await readBytesIfExists(join(out, 'catalog.json'));
   if (catalog === undefined) return;
   const { signed } = parseCatalog(catalog);
-  await writeAtomic(
+  await writeFileAtomic(
     join(out, 'index.html'),
     renderIndexHtml({
       repo: signed.repo,

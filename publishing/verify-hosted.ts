@@ -1,20 +1,26 @@
 import { join } from 'node:path';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { isSwpkgError } from '../catalog/index.js';
-import { sha256Hex, sha256File } from '../catalog/index.js';
-import { verifyPackageFile } from '../catalog/index.js';
 import {
-  assertRootCurrent,
+  SwpkgError,
+  isSwpkgError,
+  parseHostedRepo,
   parseRoot,
+  refusedFromServer,
   rootFingerprint,
+  sha256File,
+  sha256Hex,
+  silentReporter,
+  verifyPackageFile,
   verifyRootSelfSigned,
-  verifyRootUpdate,
+  walkTrust,
+  MAX_ROOT_BYTES,
+  type CatalogDocument,
+  type CatalogPackage,
+  type MetadataFetcher,
+  type Reporter,
   type RootDocument,
 } from '../catalog/index.js';
-import { verifyCatalog, type CatalogDocument } from '../catalog/index.js';
-import { parseHostedRepo } from '../catalog/index.js';
-import { silentReporter, type Reporter } from '../catalog/index.js';
 
 /**
  * How verify-hosted reads a published root: a folder or a URL. Injected so
@@ -23,8 +29,14 @@ import { silentReporter, type Reporter } from '../catalog/index.js';
 export interface RepoReader {
   /** The file's bytes, or undefined when it does not exist (404 / ENOENT). Small files only. */
   read(path: string, maxBytes: number): Promise<Uint8Array | undefined>;
-  /** Streams a (possibly large) file to `dest`; false when it does not exist. */
-  download(path: string, dest: string, maxBytes: number): Promise<boolean>;
+  /**
+   * Streams a (possibly large) file to `dest`, refusing more than `expect.size`
+   * bytes; false when it does not exist. A reader may refuse bytes that do not
+   * hash to `expect.sha256`; the caller checks them again either way.
+   */
+  download(path: string, dest: string, expect: { size: number; sha256: string }): Promise<boolean>;
+  /** Frees what the reader holds (connections). */
+  close?(): Promise<void>;
 }
 
 export interface HostedCheck {
@@ -45,6 +57,17 @@ export interface VerifyHostedResult {
 
 const SMALL = 64 * 1024 * 1024;
 
+// Every FAIL row carries a code, so `--json` readers branch on codes as they do for every other refusal.
+const missing = (path: string): SwpkgError =>
+  new SwpkgError('E_FETCH', `${path} is missing`, { hint: 'publish the repository again, or check the URL', details: { path } });
+const hashMismatch = (message: string, details: Record<string, unknown>): SwpkgError =>
+  new SwpkgError('E_HASH_MISMATCH', message, { details });
+const mismatch = (message: string, details: Record<string, unknown>): SwpkgError =>
+  new SwpkgError('E_UNTRUSTED', message, {
+    hint: 'pin the fingerprint the publisher announces, and republish if the hint is stale',
+    details,
+  });
+
 /**
  * Checks a published repository from the outside, the way a client would:
  * hints, root chain, catalog signature and freshness, sidecars, and every
@@ -63,7 +86,7 @@ export async function verifyHosted(
     checks.push({ name, ok: true, detail });
   };
   const failCheck = (name: string, e: unknown): void => {
-    checks.push({ name, ok: false, detail: e instanceof Error ? e.message : String(e), ...(isSwpkgError(e) ? { code: e.code } : {}) });
+    checks.push({ name, ok: false, detail: e instanceof Error ? e.message : String(e), code: isSwpkgError(e) ? e.code : 'E_INTERNAL' });
   };
   const check = async <T>(name: string, fn: () => Promise<[T, string]>): Promise<T | undefined> => {
     try {
@@ -75,60 +98,91 @@ export async function verifyHosted(
       return undefined;
     }
   };
-  const need = async (path: string): Promise<Uint8Array> => {
-    const b = await reader.read(path, SMALL);
-    if (b === undefined) throw new Error(`${path} is missing`);
+  // Every file here came from the server: a document that fails to parse is refused (exit 3), not a usage error.
+  const fromServer = <T>(path: string, parse: () => T): T => {
+    try {
+      return parse();
+    } catch (e) {
+      throw refusedFromServer(e, path);
+    }
+  };
+  const need = async (path: string, maxBytes = SMALL): Promise<Uint8Array> => {
+    const b = await reader.read(path, maxBytes);
+    if (b === undefined) throw missing(path);
     return b;
+  };
+  const fetched = new Map<string, Uint8Array>();
+  const fetcher: MetadataFetcher = async (path, o, accept) => {
+    const b = await reader.read(path, o.maxBytes);
+    if (b === undefined) {
+      if (o.optional) return undefined;
+      throw missing(path);
+    }
+    fetched.set(path, b);
+    return accept(b);
   };
 
   const hosted = await check('hosted-repo.json', async () => {
-    const h = parseHostedRepo(await need('hosted-repo.json'));
+    const bytes = await need('hosted-repo.json');
+    const h = fromServer('hosted-repo.json', () => parseHostedRepo(bytes));
     return [h, `repository "${h.name}", catalog at ${h.catalog}`];
   });
 
   const pinned = await check('repo-root.pub', async () => {
-    const root = parseRoot(await need('repo-root.pub'), 'repo-root.pub');
+    const bytes = await need('repo-root.pub', MAX_ROOT_BYTES);
+    const root = fromServer('repo-root.pub', () => parseRoot(bytes, 'repo-root.pub'));
     verifyRootSelfSigned(root, now, 'repo-root.pub');
     const fp = rootFingerprint(root);
     if (hosted && hosted.rootFingerprint !== fp)
-      throw new Error(`fingerprint ${fp} differs from hosted-repo.json's ${hosted.rootFingerprint}`);
+      throw mismatch(`fingerprint ${fp} differs from hosted-repo.json's ${hosted.rootFingerprint}`, {
+        fingerprint: fp,
+        hint: hosted.rootFingerprint,
+      });
     if (opts.pinnedFingerprint && opts.pinnedFingerprint !== fp)
-      throw new Error(`fingerprint ${fp} differs from the pinned ${opts.pinnedFingerprint}`);
+      throw mismatch(`fingerprint ${fp} differs from the pinned ${opts.pinnedFingerprint}`, {
+        fingerprint: fp,
+        pinned: opts.pinnedFingerprint,
+      });
     return [root, `root v${root.signed.version}, fingerprint ${fp}`];
   });
 
-  const root = await check('root chain (roots/N.json)', async () => {
-    const first = parseRoot(await need('roots/1.json'), 'roots/1.json');
-    verifyRootSelfSigned(first, new Date(0), 'roots/1.json');
-    let trusted: RootDocument = first;
-    for (let n = 2; n < 10000; n++) {
-      const b = await reader.read(`roots/${n}.json`, SMALL);
-      if (b === undefined) break;
-      trusted = verifyRootUpdate(trusted, b, `roots/${n}.json`);
-    }
-    assertRootCurrent(trusted, now);
-    if (pinned && rootFingerprint(pinned) !== rootFingerprint(trusted)) {
-      throw new Error(`repo-root.pub is v${pinned.signed.version} but the chain ends at v${trusted.signed.version}`);
-    }
-    return [trusted, `roots 1..${trusted.signed.version} chain correctly`];
-  });
-
+  // The chain starts at roots/1.json, as a client pinned to the first root would; its expiry is moot once later roots exist.
   const catalogPath = hosted?.catalog ?? 'catalog.json';
-  let catalogBytes: Uint8Array | undefined;
-  const catalog = await check('catalog signature and freshness', async () => {
-    catalogBytes = await need(catalogPath);
-    const trust = root ?? pinned;
-    if (!trust) throw new Error('no trusted root to check the catalog against');
+  const chainName = 'root chain (roots/N.json)';
+  const catalogName = 'catalog signature and freshness';
+  const walked: { root?: RootDocument } = {};
+  let catalog: CatalogDocument | undefined;
+  try {
+    const bytes = await need('roots/1.json', MAX_ROOT_BYTES);
+    const first = fromServer('roots/1.json', () => parseRoot(bytes, 'roots/1.json'));
+    verifyRootSelfSigned(first, new Date(0), 'roots/1.json');
     // The name the caller expects, else the hint's: a catalog signed for another repository is a failed check, not a warning.
     const name = opts.name ?? hosted?.name;
-    const doc: CatalogDocument = verifyCatalog(catalogBytes, {
-      root: trust,
+    const walk = await walkTrust({
+      trusted: first,
+      fetch: fetcher,
+      catalogPath,
       now,
-      client: null,
-      ...(name !== undefined ? { repo: name } : {}),
+      catalog: { client: null, maxBytes: SMALL, ...(name !== undefined ? { repo: name } : {}) },
+      onRoot: (root) => {
+        walked.root = root;
+        if (pinned && rootFingerprint(pinned) !== rootFingerprint(root)) {
+          failCheck(chainName, mismatch(`repo-root.pub is v${pinned.signed.version} but the chain ends at v${root.signed.version}`, {}));
+        } else pass(chainName, `roots 1..${root.signed.version} chain correctly`);
+      },
     });
-    return [doc, `catalog v${doc.signed.version}, ${doc.signed.packages.length} package(s), expires ${doc.signed.expires}`];
-  });
+    catalog = walk.catalog;
+    pass(
+      catalogName,
+      `catalog v${catalog.signed.version}, ${catalog.signed.packages.length} package(s), expires ${catalog.signed.expires}`,
+    );
+  } catch (e) {
+    if (walked.root === undefined) {
+      failCheck(chainName, e);
+      failCheck(catalogName, new SwpkgError('E_UNTRUSTED', 'not checked: no trusted root to check the catalog against'));
+    } else failCheck(catalogName, e);
+  }
+  const catalogBytes = fetched.get(catalogPath);
 
   if (catalog) {
     const left = Date.parse(catalog.signed.expires) - now.getTime();
@@ -137,13 +191,10 @@ export async function verifyHosted(
   }
 
   await check(`${catalogPath}.sha256 sidecar`, async () => {
-    if (!catalogBytes) throw new Error('catalog unavailable');
-    const side = new TextDecoder()
-      .decode(await need(`${catalogPath}.sha256`))
-      .trim()
-      .split(/\s+/)[0];
+    if (!catalogBytes) throw missing(catalogPath);
+    const side = await readSidecar(reader, `${catalogPath}.sha256`);
     const actual = sha256Hex(catalogBytes);
-    if (side !== actual) throw new Error(`sidecar says ${side}, catalog hashes to ${actual}`);
+    if (side !== actual) throw hashMismatch(`sidecar says ${side}, catalog hashes to ${actual}`, { sidecar: side, sha256: actual });
     return [true, actual];
   });
 
@@ -160,21 +211,9 @@ export async function verifyHosted(
       for (const p of catalog.signed.packages) {
         reporter.progress('checking packages', ++i, catalog.signed.packages.length, 'items');
         await check(p.path, async () => {
-          const dest = join(tmp, 'pkg.swpkg');
-          if (!(await reader.download(p.path, dest, p.size))) throw new Error('missing');
-          const { sha256, size } = await sha256File(dest);
-          if (size !== p.size) throw new Error(`size ${size}, catalog says ${p.size}`);
-          if (sha256 !== p.sha256) throw new Error(`SHA-256 ${sha256}, catalog says ${p.sha256}`);
-          const v = await verifyPackageFile(dest);
-          if (v.manifest.name !== p.name || v.manifest.version !== p.version)
-            throw new Error(`contains ${v.manifest.name}@${v.manifest.version}`);
-          const side = await reader.read(`${p.path}.sha256`, 4096);
-          if (side === undefined) throw new Error('sidecar .sha256 missing');
-          const sideHash = new TextDecoder().decode(side).trim().split(/\s+/)[0];
-          if (sideHash !== sha256) throw new Error(`sidecar says ${sideHash}`);
-          await rm(dest, { force: true });
+          const detail = await checkPackageFile(reader, p, join(tmp, 'pkg.swpkg'));
           count++;
-          return [true, `${sha256} (${size} bytes)`];
+          return [true, detail];
         });
       }
     } finally {
@@ -188,4 +227,35 @@ export async function verifyHosted(
     result.expires = catalog.signed.expires;
   }
   return result;
+}
+
+/** The first word of a `.sha256` sidecar (`HEX  NAME`). */
+async function readSidecar(reader: RepoReader, path: string): Promise<string | undefined> {
+  const bytes = await reader.read(path, 4096);
+  if (bytes === undefined) throw missing(path);
+  return new TextDecoder().decode(bytes).trim().split(/\s+/)[0];
+}
+
+/**
+ * One package as a client meets it: downloaded to `dest` (bounded by the catalog's size), its
+ * size and SHA-256 against the catalog, its contents verified, the name and version inside
+ * against the entry, and its sidecar. Returns the PASS detail; `dest` is removed either way.
+ */
+async function checkPackageFile(reader: RepoReader, p: CatalogPackage, dest: string): Promise<string> {
+  try {
+    if (!(await reader.download(p.path, dest, { size: p.size, sha256: p.sha256 }))) throw missing(p.path);
+    const { sha256, size } = await sha256File(dest);
+    if (size !== p.size) throw hashMismatch(`size ${size}, catalog says ${p.size}`, { size, expected: p.size });
+    if (sha256 !== p.sha256) throw hashMismatch(`SHA-256 ${sha256}, catalog says ${p.sha256}`, { sha256, expected: p.sha256 });
+    const v = await verifyPackageFile(dest);
+    if (v.manifest.name !== p.name || v.manifest.version !== p.version)
+      throw new SwpkgError('E_CORRUPT', `contains ${v.manifest.name}@${v.manifest.version}`, {
+        details: { path: p.path, name: v.manifest.name, version: v.manifest.version },
+      });
+    const sideHash = await readSidecar(reader, `${p.path}.sha256`);
+    if (sideHash !== sha256) throw hashMismatch(`sidecar says ${sideHash}`, { sidecar: sideHash, sha256 });
+    return `${sha256} (${size} bytes)`;
+  } finally {
+    await rm(dest, { force: true });
+  }
 }

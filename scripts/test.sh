@@ -31,8 +31,8 @@ export PATH="$PWD/node_modules/.bin:$PATH"
 stage build npm run --silent build
 # The pinned guest kernels, busybox and (aarch64) Node runtime, verified by SHA-256: from
 # ../shared/sources, else the download cache (~/.cache/swpkg), else apt-get download / npm pack.
-stage "guest kernel fetch" node dist/images/kernel-packages.js
-stage "guest kernel fetch aarch64" node dist/images/kernel-packages.js --arch aarch64
+stage "guest kernel fetch" bin/swpkg image fetch
+stage "guest kernel fetch aarch64" bin/swpkg image fetch --arch aarch64
 stage typecheck npx tsc -p tsconfig.json
 stage lint npm run --silent lint
 stage "unit+integration tests" npx vitest run

@@ -76,21 +76,8 @@ export async function tryMirrors<T>(bases: string[], attempt: (base: string) => 
   throw chosen;
 }
 
-/**
- * Bytes a server sent that fail a check are a verification refusal (exit 3),
- * never a usage error (exit 2): they are not the user's mistake. A failure
- * whose code is usage-class (a JSON syntax error, a schema rule) is re-coded
- * E_CORRUPT naming the source, with the original code in `details.check`;
- * every other error passes through unchanged.
- */
-export function refusedFromServer(e: unknown, source: string): unknown {
-  if (!(e instanceof SwpkgError) || ERROR_CODES[e.code] !== ExitCode.USAGE) return e;
-  return new SwpkgError('E_CORRUPT', `${source} from the server is malformed: ${e.message}`, {
-    hint: 'the server sends a broken or hostile document; use another mirror or tell the publisher',
-    details: { source, ...e.details, check: e.code },
-    cause: e,
-  });
-}
+// Moved to the core (one rule for every reader of server bytes); kept importable from here for userland's modules.
+export { refusedFromServer } from '../catalog/index.js';
 
 /** Joins a repository base URL and a relative path; the base is treated as a folder. */
 export function joinUrl(base: string, path: string): string {

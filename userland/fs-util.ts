@@ -1,51 +1,9 @@
-import { open, rename, rm, readFile, readdir, chmod, lstat, mkdir } from 'node:fs/promises';
-import { randomBytes } from 'node:crypto';
-import { dirname, join } from 'node:path';
-import { fromFsError, parseJson } from '../catalog/index.js';
+import { open, rm, readFile, readdir, chmod, lstat, mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fromFsError, fsyncDir, parseJson } from '../catalog/index.js';
 
-/** fsync a folder so a rename or create inside it survives power loss (ext4 data=ordered does not promise that). */
-export async function fsyncDir(dir: string): Promise<void> {
-  let fh;
-  try {
-    fh = await open(dir, 'r');
-    await fh.sync();
-  } catch (e) {
-    // Some filesystems (tmpfs on old kernels, overlay) refuse fsync on a folder; nothing more can be done there.
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code !== 'EINVAL' && code !== 'EISDIR' && code !== 'EPERM' && code !== 'EBADF') throw fromFsError(e, `syncing ${dir}`);
-  } finally {
-    await fh?.close();
-  }
-}
-
-/**
- * Temp file in the same folder, fsync, rename, fsync the folder. Survives a
- * crash at any instant: readers see the old file or the new one, and a
- * leftover `.tmp-*` is removed by the next writer.
- */
-export async function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o644): Promise<void> {
-  const tmp = join(dirname(path), `.tmp-${randomBytes(6).toString('hex')}-${pathBase(path)}`);
-  try {
-    await mkdir(dirname(path), { recursive: true });
-    const fh = await open(tmp, 'wx', mode);
-    try {
-      await fh.writeFile(data);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, path);
-    await fsyncDir(dirname(path));
-  } catch (e) {
-    await rm(tmp, { force: true });
-    throw fromFsError(e, `writing ${path}`);
-  }
-}
-
-function pathBase(p: string): string {
-  const i = p.lastIndexOf('/');
-  return i < 0 ? p : p.slice(i + 1);
-}
+// One crash-safe write for the whole tree lives in the core; userland's modules keep importing it from here.
+export { fsyncDir, writeFileAtomic } from '../catalog/index.js';
 
 export async function readTextIfExists(path: string): Promise<string | undefined> {
   try {

@@ -7,12 +7,13 @@ import {
   encodeEnvelope,
   fromFsError,
   parseRoot,
+  refusedFromServer,
   rootFingerprint,
   type RootDocument,
 } from '../catalog/index.js';
 import type { PkgContext } from './context.js';
 import { readJsonIfExists, writeFileAtomic, listDir } from './fs-util.js';
-import { fetchBytes, joinUrl, originsOf, refusedFromServer, tryMirrors } from './download.js';
+import { fetchBytes, joinUrl, originsOf, tryMirrors } from './download.js';
 import { withWriterLock } from './writer.js';
 import { readCatalogState } from './catalog-store.js';
 import { readStagedRepos, type StagedRepo } from './staged-repos.js';

@@ -1,14 +1,6 @@
-import {
-  SwpkgError,
-  assertRootCurrent,
-  parseHostedRepo,
-  payloadSha256,
-  verifyCatalog,
-  verifyRootUpdate,
-  type RootDocument,
-} from '../catalog/index.js';
+import { SwpkgError, parseHostedRepo, payloadSha256, walkTrust, type MetadataFetcher } from '../catalog/index.js';
 import type { PkgContext } from './context.js';
-import { fetchBytes, joinUrl, originsOf, refusedFromServer, tryMirrors } from './download.js';
+import { fetchBytes, joinUrl, originsOf, tryMirrors } from './download.js';
 import { readRepos, saveTrustedRoot, trustStart, acceptStagedRoot, type RepoConfig } from './repos.js';
 import { readCatalogState, saveAcceptedCatalog, storedCatalogIntact } from './catalog-store.js';
 import { withWriterLock } from './writer.js';
@@ -34,49 +26,36 @@ export interface UpdateResult {
   repos: RepoUpdate[];
 }
 
-const MAX_ROOT_BYTES = 1024 * 1024;
-/** Bounds the root walk: a server cannot keep a client walking forever. */
-const MAX_ROOT_STEPS = 1000;
 const CATALOG_PATH = /^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/;
 
 /**
- * Walks `roots/N+1.json` from the trusted root until a 404: each step must be
- * version N+1 signed by a threshold of the old root's keys and its own
- * (verifyRootUpdate). Returns the newest root and the versions accepted.
+ * The walker's fetcher over pkg's bounded HTTP transport: each file is asked
+ * of the primary and then each mirror. A mirror's 404 for an optional file
+ * (no newer root) is its answer, not a failure to fail over from; bytes the
+ * walker refuses (a stale or forged copy) send it to the next mirror.
+ * `onSource` hears which URL's bytes were accepted.
  */
-async function walkRoots(ctx: PkgContext, bases: string[], trusted: RootDocument): Promise<{ root: RootDocument; rotated: number[] }> {
-  const transport = await ctx.transport();
-  let root = trusted;
-  const rotated: number[] = [];
-  for (let step = 0; step < MAX_ROOT_STEPS; step++) {
-    const next = root.signed.version + 1;
-    const bytes = await tryMirrors(
+function mirrorFetcher(ctx: PkgContext, bases: string[], onSource: (path: string, url: string) => void): MetadataFetcher {
+  return async (path, o, accept) => {
+    const transport = await ctx.transport();
+    return tryMirrors(
       bases,
-      async (base): Promise<Uint8Array | undefined> => {
+      async (base) => {
+        const url = joinUrl(base, path);
+        let bytes: Uint8Array;
         try {
-          return await fetchBytes(joinUrl(base, `roots/${next}.json`), {
-            transport,
-            maxBytes: MAX_ROOT_BYTES,
-            limits: ctx.limits,
-            origins: originsOf(bases),
-          });
+          bytes = await fetchBytes(url, { transport, maxBytes: o.maxBytes, limits: ctx.limits, origins: originsOf(bases) });
         } catch (e) {
-          // 404 is this mirror's answer "no newer root", not a failure to fail over from.
-          if (e instanceof SwpkgError && e.code === 'E_HTTP' && e.details['status'] === 404) return undefined;
+          if (o.optional && e instanceof SwpkgError && e.code === 'E_HTTP' && e.details['status'] === 404) return undefined;
           throw e;
         }
+        const value = accept(bytes);
+        onSource(path, url);
+        return value;
       },
       ctx.reporter,
     );
-    if (bytes === undefined) break;
-    try {
-      root = verifyRootUpdate(root, bytes, `roots/${next}.json`);
-    } catch (e) {
-      throw refusedFromServer(e, `roots/${next}.json`);
-    }
-    rotated.push(root.signed.version);
-  }
-  return { root, rotated };
+  };
 }
 
 /** Reads hosted-repo.json's catalog path (an untrusted hint): any plain relative path, default catalog.json. */
@@ -100,41 +79,33 @@ async function updateOne(ctx: PkgContext, repo: RepoConfig): Promise<RepoUpdate>
   // A staged repository starts from the image's pin (its fingerprint fetched and matched: E_BAD_ROOT otherwise)
   // until a catalog verifies under it; rotation from there is the same walk as for an added repository.
   const start = await trustStart(ctx, repo);
-  const { root, rotated } = await walkRoots(ctx, bases, start.root);
-  // An expired newest root stops updates: its keys may be compromised by now.
-  assertRootCurrent(root, ctx.now());
+  const trusted = start.root;
   // State accepted under another anchor (an earlier staged pin) says nothing about this one.
   const state = start.fromStagedPin ? undefined : await readCatalogState(ctx, repo.name);
   const path = await catalogPath(ctx, bases);
-  const transport = await ctx.transport();
   let source = '';
-  const { bytes, doc } = await tryMirrors(
-    bases,
-    async (base) => {
-      const url = joinUrl(base, path);
-      const b = await fetchBytes(url, { transport, maxBytes: ctx.maxCatalogBytes, limits: ctx.limits, origins: originsOf(bases) });
-      // A stale or forged copy from one mirror fails here and the next mirror is asked.
-      let d;
-      try {
-        d = verifyCatalog(b, {
-          root,
-          now: ctx.now(),
-          ...(state
-            ? { lastAccepted: { version: state.version, ...(state.payloadSha256 ? { payloadSha256: state.payloadSha256 } : {}) } }
-            : {}),
-          maxBytes: ctx.maxCatalogBytes,
-          client: ctx.client,
-          // The configured name is bound into what is accepted: another repository signed by the same keys is refused.
-          repo: repo.name,
-        });
-      } catch (e) {
-        throw refusedFromServer(e, url);
-      }
-      source = url;
-      return { bytes: b, doc: d };
+  const {
+    root,
+    rotated,
+    catalog: doc,
+    catalogBytes: bytes,
+  } = await walkTrust({
+    trusted,
+    fetch: mirrorFetcher(ctx, bases, (p, url) => {
+      if (p === path) source = url;
+    }),
+    catalogPath: path,
+    now: ctx.now(),
+    catalog: {
+      ...(state
+        ? { lastAccepted: { version: state.version, ...(state.payloadSha256 ? { payloadSha256: state.payloadSha256 } : {}) } }
+        : {}),
+      maxBytes: ctx.maxCatalogBytes,
+      client: ctx.client,
+      // The configured name is bound into what is accepted: another repository signed by the same keys is refused.
+      repo: repo.name,
     },
-    ctx.reporter,
-  );
+  });
   crashPoint('update.catalog-verified');
   // The new root is kept only once a catalog verified under it, so a refused update changes nothing.
   if (start.fromStagedPin) {

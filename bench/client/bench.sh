@@ -29,8 +29,8 @@ tool() {
 }
 for t in pack-corpus serve catalog-10k summarize; do tool "$t"; done
 # The guest's pkg, from the one client build (images/pkg-bundle.ts) the image builder and the tests use.
-[ -f "$REPO/dist/images/pkg-bundle.js" ] || (cd "$REPO" && npm run --silent build)
-"$NODE" "$REPO/dist/images/pkg-bundle.js" "$TOOLS/pkg.mjs" >/dev/null
+[ -f "$REPO/dist/cli/swpkg/main.js" ] || (cd "$REPO" && npm run --silent build)
+"$REPO/bin/swpkg" image bundle "$TOOLS/pkg.mjs" -q
 PKG="$NODE $TOOLS/pkg.mjs"
 
 PIDS=()

@@ -1,5 +1,5 @@
 import { Command, Flags, type Interfaces } from '@oclif/core';
-import { SwpkgError, toSwpkgError, ERROR_CODES } from '../../catalog/index.js';
+import { SwpkgError, toSwpkgError, ERROR_CODES, didYouMean } from '../../catalog/index.js';
 import type { Reporter } from '../../catalog/index.js';
 import {
   CollectingReporter,
@@ -15,7 +15,7 @@ import {
  * oclif's parse error text as one coded error: its lines joined (without the "See more help" and
  * "The following errors occurred" frames and colour codes); a missing file or folder is E_NOT_FOUND.
  */
-export function usageError(message: string, hint: string, cause?: unknown): SwpkgError {
+export function usageError(message: string, hint: string, cause?: unknown, flagNames: Iterable<string> = []): SwpkgError {
   const lines = message
     .replace(/\x1b\[[0-9;]*m/g, '')
     .split('\n')
@@ -34,6 +34,16 @@ export function usageError(message: string, hint: string, cause?: unknown): Swpk
       details: { path: missing[2] },
       cause,
     });
+  }
+  // `--yse` for `--yes`: the nearest flag the command has, as pkg and the command names do.
+  const unknownFlags = /Nonexistent flags?: (.+?)(;|$)/.exec(text)?.[1]?.split(/,\s*/) ?? [];
+  const names = [...flagNames];
+  const near = unknownFlags
+    .map((f) => [f, didYouMean(f.replace(/^-+/, '').replace(/=.*$/, ''), names)] as const)
+    .filter((p): p is readonly [string, string] => p[1] !== undefined);
+  if (near.length > 0) {
+    const hintText = unknownFlags.length === 1 ? `\`--${near[0]![1]}\`` : near.map(([f, n]) => `\`--${n}\` for \`${f}\``).join(', ');
+    return new SwpkgError('E_USAGE', text, { hint: `did you mean ${hintText}? (${hint})`, cause });
   }
   return new SwpkgError('E_USAGE', text, { hint, cause });
 }
@@ -86,8 +96,19 @@ export abstract class BaseCommand<T> extends Command {
       return await super.parse(options, argv);
     } catch (e) {
       if (e instanceof SwpkgError) throw e;
-      throw usageError((e as Error).message ?? '', `run \`${this.config.bin} ${(this.id ?? '').replaceAll(':', ' ')} --help\``, e);
+      throw usageError(
+        (e as Error).message ?? '',
+        `run \`${this.config.bin} ${(this.id ?? '').replaceAll(':', ' ')} --help\``,
+        e,
+        this.flagNames(),
+      );
     }
+  }
+
+  /** Every flag this command takes (its own, the global ones, --json), for did-you-mean. */
+  private flagNames(): string[] {
+    const ctor = this.constructor as typeof Command;
+    return [...Object.keys(ctor.flags ?? {}), ...Object.keys(ctor.baseFlags ?? {}), 'json', 'help'];
   }
 
   /** Renders the result for people; only called without --json. */
@@ -126,7 +147,7 @@ export abstract class BaseCommand<T> extends Command {
       err instanceof SwpkgError
         ? err
         : isParseError
-          ? usageError(err.message, `run \`${this.config.bin} ${(this.id ?? '').replaceAll(':', ' ')} --help\``, err)
+          ? usageError(err.message, `run \`${this.config.bin} ${(this.id ?? '').replaceAll(':', ' ')} --help\``, err, this.flagNames())
           : toSwpkgError(err);
     process.exitCode = ERROR_CODES[coded.code];
     if (this.jsonEnabled()) {

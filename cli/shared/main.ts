@@ -7,6 +7,7 @@ import { renderError } from '../../edge/index.js';
 
 const TOPICS = {
   swpkg: {
+    image: { description: 'Build the QEMU guest images and boot them.' },
     key: { description: 'Create signing keys.' },
     repo: { description: 'Index, sign, publish and check signed static repositories.' },
   },

@@ -1,10 +1,18 @@
 import { createWriteStream } from 'node:fs';
 import { readFile, stat, open } from 'node:fs/promises';
 import { join, resolve, sep } from 'node:path';
-import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { SwpkgError } from '../../catalog/index.js';
 import { type RepoReader } from '../../publishing/index.js';
+import {
+  DEFAULT_LIMITS,
+  defaultTransport,
+  downloadFile,
+  fetchBytes,
+  joinUrl,
+  type HttpTransport,
+  type TransferLimits,
+} from '../../userland/index.js';
 
 /** Reads a published root from a local folder. Paths come from the catalog: kept inside the folder. */
 export class DirRepoReader implements RepoReader {
@@ -27,7 +35,7 @@ export class DirRepoReader implements RepoReader {
     }
   }
 
-  async download(path: string, dest: string, maxBytes: number): Promise<boolean> {
+  async download(path: string, dest: string, expect: { size: number; sha256: string }): Promise<boolean> {
     const abs = this.resolve(path);
     let fh;
     try {
@@ -37,8 +45,8 @@ export class DirRepoReader implements RepoReader {
       throw e;
     }
     try {
-      if ((await fh.stat()).size > maxBytes)
-        throw new SwpkgError('E_TOO_LARGE', `${path} is larger than the ${maxBytes} bytes the catalog declares`);
+      if ((await fh.stat()).size > expect.size)
+        throw new SwpkgError('E_TOO_LARGE', `${path} is larger than the ${expect.size} bytes the catalog declares`);
       await pipeline(fh.createReadStream(), createWriteStream(dest));
     } finally {
       await fh.close().catch(() => {});
@@ -47,51 +55,58 @@ export class DirRepoReader implements RepoReader {
   }
 }
 
-/** Reads a published root over HTTP(S) the way a client would; every read is bounded in size and time. */
+const isNotFound = (e: unknown): boolean => e instanceof SwpkgError && e.code === 'E_HTTP' && e.details['status'] === 404;
+
+/**
+ * Reads a published root over HTTP(S) through pkg's own transport, so the
+ * outside check meets what a client meets: every read bounded in size, a
+ * stall window and a minimum rate instead of one whole-transfer timeout (a
+ * large package over a slow link passes while it keeps moving), resumed
+ * after a reset, and redirects followed only within the repository's origin.
+ */
 export class HttpRepoReader implements RepoReader {
   private readonly base: string;
+  private transport: Promise<HttpTransport> | undefined;
+
   constructor(
     base: string,
-    private readonly timeoutMs = 30000,
+    private readonly o: { transport?: HttpTransport; limits?: TransferLimits } = {},
   ) {
     this.base = base.endsWith('/') ? base : `${base}/`;
+    if (o.transport) this.transport = Promise.resolve(o.transport);
   }
 
-  private async get(path: string): Promise<Response | undefined> {
-    const url = new URL(path, this.base).toString();
-    let res: Response;
-    try {
-      res = await fetch(url, { signal: AbortSignal.timeout(this.timeoutMs), redirect: 'follow' });
-    } catch (e) {
-      throw new SwpkgError('E_NETWORK', `cannot fetch ${url}: ${(e as Error).message}`, { cause: e, details: { url } });
-    }
-    if (res.status === 404) return undefined;
-    if (!res.ok) throw new SwpkgError('E_HTTP', `${url} answered HTTP ${res.status}`, { details: { url, status: res.status } });
-    return res;
+  private get limits(): TransferLimits {
+    return this.o.limits ?? DEFAULT_LIMITS;
   }
 
-  private async *bounded(res: Response, path: string, maxBytes: number): AsyncGenerator<Uint8Array> {
-    let n = 0;
-    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-      n += chunk.length;
-      if (n > maxBytes) throw new SwpkgError('E_TOO_LARGE', `${path} sends more than ${maxBytes} bytes`);
-      yield chunk;
-    }
+  private http(): Promise<HttpTransport> {
+    this.transport ??= defaultTransport();
+    return this.transport;
   }
 
   async read(path: string, maxBytes: number): Promise<Uint8Array | undefined> {
-    const res = await this.get(path);
-    if (!res) return undefined;
-    const chunks: Uint8Array[] = [];
-    for await (const c of this.bounded(res, path, maxBytes)) chunks.push(c);
-    return Buffer.concat(chunks);
+    try {
+      return await fetchBytes(joinUrl(this.base, path), { transport: await this.http(), maxBytes, limits: this.limits });
+    } catch (e) {
+      if (isNotFound(e)) return undefined;
+      throw e;
+    }
   }
 
-  async download(path: string, dest: string, maxBytes: number): Promise<boolean> {
-    const res = await this.get(path);
-    if (!res) return false;
-    await pipeline(Readable.from(this.bounded(res, path, maxBytes)), createWriteStream(dest));
-    return true;
+  async download(path: string, dest: string, expect: { size: number; sha256: string }): Promise<boolean> {
+    try {
+      await downloadFile([joinUrl(this.base, path)], { transport: await this.http(), dest, ...expect, limits: this.limits });
+      return true;
+    } catch (e) {
+      if (isNotFound(e)) return false;
+      throw e;
+    }
+  }
+
+  async close(): Promise<void> {
+    // Only a transport this reader made is its to close.
+    if (this.transport && !this.o.transport) await (await this.transport).close?.();
   }
 }
 

@@ -1,14 +1,7 @@
 import { createWriteStream } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import {
-  GUEST_ARCH_PROFILES,
-  buildImages,
-  createStoreImage,
-  parseGuestArch,
-  verifyArtifacts,
-  type ArtifactManifest,
-} from '../../images/index.js';
+import { GUEST_ARCH_PROFILES, createStoreImage, parseGuestArch, verifyArtifacts, type ArtifactManifest } from '../../images/index.js';
 import type { GuestArch } from '../../kernel/index.js';
 import { settleArtifactSets, snapshotArtifactSet, type DeploymentRecord } from './artifact-sets.js';
 import {
@@ -22,6 +15,7 @@ import {
 } from './evidence.js';
 import { GuestSession, ScenarioTranscript } from './guest-session.js';
 import { startServe, type ServedRoot } from './host-servers.js';
+import { buildImagesWithCli } from './image-build.js';
 import { check, errorText, hostRun, repoRoot, seconds, utcStamp } from './util.js';
 
 const USAGE = `usage: run.ts --main-job --web-root DIR [--arch x86_64|aarch64] [--install NAMES] [--evidence DIR] [--artifacts DIR]
@@ -76,11 +70,6 @@ export async function runMainJob(argv: string[]): Promise<number> {
     process.stdout.write(`[${((Date.now() - t0) / 1000).toFixed(1).padStart(6)} s] ${l}\n`);
     hostLog.write(`${new Date().toISOString()} ${l}\n`);
   };
-  const reporter = {
-    info: (m: string) => hostLog.write(`info ${m}\n`),
-    warn: (m: string) => info(`warning: ${m}`),
-    progress: () => undefined,
-  };
   const artifactsDir = resolve(artifacts || join(root, GUEST_ARCH_PROFILES[arch].imagesDir));
   const timings: Record<string, unknown> = {};
   const transcript = new ScenarioTranscript();
@@ -114,8 +103,7 @@ export async function runMainJob(argv: string[]): Promise<number> {
     const rootPub = await readFile(join(webRoot, 'repo-root.pub'), 'utf8');
     manifest = await timed('guest images (build what is missing)', async () => {
       const before = await snapshotArtifactSet(artifactsDir);
-      const r = await buildImages({ arch, outDir: artifactsDir, pkg: 'bundle', reporter });
-      for (const s of r.steps) info(`   ${s.skipped ? 'up to date' : 'built     '} ${s.name} (${s.ms} ms)`);
+      await buildImagesWithCli(root, { arch, outDir: artifactsDir }, info);
       deployment = await settleArtifactSets(artifactsDir, before);
       return verifyArtifacts(artifactsDir);
     });

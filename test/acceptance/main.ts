@@ -2,14 +2,7 @@ import { createWriteStream, existsSync, type WriteStream } from 'node:fs';
 import { readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { release, type as osType } from 'node:os';
 import { join, resolve } from 'node:path';
-import {
-  GUEST_ARCH_PROFILES,
-  buildImages,
-  createStoreImage,
-  parseGuestArch,
-  verifyArtifacts,
-  type ArtifactManifest,
-} from '../../images/index.js';
+import { GUEST_ARCH_PROFILES, createStoreImage, parseGuestArch, verifyArtifacts, type ArtifactManifest } from '../../images/index.js';
 import type { GuestArch } from '../../kernel/index.js';
 import type { Reporter } from '../../catalog/index.js';
 import { settleArtifactSets, snapshotArtifactSet, type DeploymentRecord } from './artifact-sets.js';
@@ -28,6 +21,7 @@ import { DNS_REPO_HOST, GUEST_PORTS, ROOT_NAMES, SEED_PORTS_CI, makeFixture, typ
 import { GuestSession, ScenarioTranscript } from './guest-session.js';
 import { startServe, type ServedRoot } from './host-servers.js';
 import { runMainJob } from './main-job.js';
+import { buildImagesWithCli } from './image-build.js';
 import { SCENARIOS, type ScenarioContext } from './scenarios.js';
 import { errorText, hostRun, repoRoot, seconds, utcStamp } from './util.js';
 
@@ -313,13 +307,7 @@ async function runSuite(o: Options): Promise<number> {
     });
     manifest = await stage('guest images', async () => {
       const before = await snapshotArtifactSet(artifactsDir);
-      const r = await buildImages({
-        arch: o.arch,
-        outDir: artifactsDir,
-        pkg: o.pkgBundle ? { bundleFile: o.pkgBundle } : 'bundle',
-        reporter,
-      });
-      for (const s of r.steps) info(`   ${s.skipped ? 'up to date' : 'built     '} ${s.name} (${s.ms} ms)`);
+      await buildImagesWithCli(root, { arch: o.arch, outDir: artifactsDir, ...(o.pkgBundle ? { pkgBundle: o.pkgBundle } : {}) }, info);
       deployment = await settleArtifactSets(artifactsDir, before);
       return verifyArtifacts(artifactsDir);
     });

@@ -1,6 +1,6 @@
 import { readFile, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { GUEST_ARCH_PROFILES, buildImages, createStoreImage, verifyArtifacts, type ArtifactManifest } from '../../images/index.js';
+import { GUEST_ARCH_PROFILES, createStoreImage, verifyArtifacts, type ArtifactManifest } from '../../images/index.js';
 import { parseRoot, rootFingerprint, type Reporter } from '../../catalog/index.js';
 import {
   DNS_REPO_HOST,
@@ -16,7 +16,8 @@ import {
 } from './fixture.js';
 import { GuestSession } from './guest-session.js';
 import type { ServedRoot } from './host-servers.js';
-import { AcceptanceFailure, check, hostRun, median } from './util.js';
+import { AcceptanceFailure, check, hostRun, median, repoRoot } from './util.js';
+import { buildImagesWithCli } from './image-build.js';
 
 /** Everything a scenario can use. */
 export interface ScenarioContext {
@@ -859,16 +860,12 @@ export const SCENARIOS: Scenario[] = [
       const wrong = fingerprint.replace(/^./, (x) => (x === '0' ? '1' : '0'));
       const t0 = Date.now();
       const artifactsDir = `${o.artifactsDir}-staged`;
-      const built = await buildImages({
-        arch: o.arch,
-        outDir: artifactsDir,
-        pkg: 'bundle',
-        reporter: c.reporter,
-        stagedRepos: [
-          { name: 'main', url: MAIN_URL, rootFile },
-          { name: 'decoy', url: MAIN_URL, fingerprint: wrong },
-        ],
-      });
+      // Through the command a person uses: `swpkg image build --stage-repo NAME,URL,PIN`.
+      const built = await buildImagesWithCli(
+        repoRoot(),
+        { arch: o.arch, outDir: artifactsDir, stageRepos: [`main,${MAIN_URL},${rootFile}`, `decoy,${MAIN_URL},${wrong}`] },
+        c.info,
+      );
       await verifyArtifacts(artifactsDir);
       check(
         built.manifest.stagedRepos?.map((r) => `${r.name}:${r.fingerprint}`).join(' ') === `decoy:${wrong} main:${fingerprint}`,

@@ -122,6 +122,17 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     if (topic !== undefined && COMMANDS.some((c) => c.words[0] === topic && c.words.length === 2)) {
       const sub = words[0] === 'help' ? COMMANDS.find((c) => c.words[0] === topic && c.words[1] === words[2]) : undefined;
       const text = sub ? commandHelp(sub) : topicHelp(topic, COMMANDS);
+      const given = words[0] === 'help' ? undefined : words[1];
+      if (given !== undefined && !hasHelp) {
+        // `pkg repo ad`: a near miss of one of the topic's commands, said as for a top-level command.
+        const subs = COMMANDS.filter((c) => c.words[0] === topic).map((c) => `pkg ${c.words.join(' ')}`);
+        return fail(
+          new UsageProblem(`unknown command \`pkg ${topic} ${given}\``, `run \`pkg ${topic} --help\` for its commands`, {
+            word: `pkg ${topic} ${given}`,
+            among: subs,
+          }),
+        );
+      }
       if (hasHelp) {
         out(text);
         return 0;

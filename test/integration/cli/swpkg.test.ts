@@ -223,9 +223,12 @@ describe('swpkg end to end (built CLI)', { timeout: 180_000 }, () => {
     await rm(join(d, 'web/packages/x-0.1.0-x86_64.swpkg'));
     const vh = await runCli('swpkg', ['repo', 'verify-hosted', join(d, 'web')]);
     expect(vh.code).toBe(3);
-    expect(vh.stdout).toMatch(/FAIL {2}packages\/x-0.1.0-x86_64.swpkg: missing/);
+    expect(vh.stdout).toMatch(/FAIL {2}packages\/x-0.1.0-x86_64.swpkg: .*\[E_FETCH\]$/m);
     const js = await runCli('swpkg', ['repo', 'verify-hosted', join(d, 'web'), '--json']);
     expect(js.code).toBe(3);
     expect(js.json.error.code).toBe('E_HOSTED_CHECK');
+    // Every FAIL row carries its code under --json too, so a script branches on codes, not wording.
+    const failed = (js.json.error.details.checks as { name: string; ok: boolean; code?: string }[]).filter((c) => !c.ok);
+    expect(failed.map((c) => [c.name, c.code])).toEqual([['packages/x-0.1.0-x86_64.swpkg', 'E_FETCH']]);
   });
 });

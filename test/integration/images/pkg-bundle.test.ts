@@ -26,7 +26,7 @@ describe('the one pkg client build', { timeout: 120_000 }, () => {
     expect(image).toMatchObject({ source: PKG_ENTRY, built: true });
     const tests = await pkgBundle();
     // bench/client/bench.sh runs exactly this command line.
-    execFileSync(NODE, [join(REPO_ROOT, 'dist/images/pkg-bundle.js'), join(work, 'bench.mjs')], { stdio: 'ignore' });
+    execFileSync(join(REPO_ROOT, 'bin/swpkg'), ['image', 'bundle', join(work, 'bench.mjs'), '-q'], { stdio: 'ignore' });
     const hash = await sha256(image!.file);
     expect(await sha256(tests)).toBe(hash);
     expect(await sha256(join(work, 'bench.mjs'))).toBe(hash);

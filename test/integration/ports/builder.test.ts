@@ -16,7 +16,8 @@ import {
   type PortsPaths,
 } from '../../../ports/index.js';
 import type { SwpkgError } from '../../../catalog/index.js';
-import { CollectingReporter, extractPackage } from '../../../catalog/index.js';
+import { CollectingReporter, ExitCode, extractPackage } from '../../../catalog/index.js';
+import { runCli } from '../../helpers/run-cli.js';
 import { verifyHosted, writeNewKeyPair } from '../../../publishing/index.js';
 import { DirRepoReader } from '../../../cli/shared/repo-readers.js';
 import { treeHash } from '../../helpers/tmp.js';
@@ -293,10 +294,19 @@ describe('refusing bad input', () => {
   it('a patch that does not apply', async () => {
     const e = await refuses('badpatch', 'E_PATCH');
     expect(e.details['patch']).toMatch(/message\.patch$/);
+    // A build failure has an exit status of its own, not "store or filesystem" (7): a script tells a bad recipe from a full disk.
+    expect(e.exitCode).toBe(ExitCode.BUILD);
+    const before = await treeHash(paths.cacheDir);
+    const cli = await runCli('swport', ['recipe', 'build', 'badpatch', '--ports', paths.portsDir, '--json'], {
+      env: { SWPORT_CACHE_DIR: paths.cacheDir, SWPORT_SOURCE_MIRROR: paths.mirrorDir },
+    });
+    expect([cli.code, cli.json?.error?.code]).toEqual([9, 'E_PATCH']);
+    expect(await treeHash(paths.cacheDir)).toBe(before);
   }, 30_000);
 
   it('a failing build: clear error, the log path and its tail, nothing published', async () => {
     const e = await refuses('broken', 'E_BUILD', { sourcesMayGrow: true });
+    expect(e.exitCode).toBe(ExitCode.BUILD);
     const log = e.details['log'] as string;
     expect(existsSync(log)).toBe(true);
     expect(e.message).toContain(log);

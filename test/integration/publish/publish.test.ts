@@ -7,7 +7,13 @@ import {
   parseRoot,
   parseCatalog,
   encodeEnvelope,
+  signEnvelope,
+  canonicalBytes,
+  PAYLOAD_TYPES,
+  ERROR_CODES,
+  ExitCode,
   verifyCatalog,
+  type ErrorCode,
   verifyRootSelfSigned,
   type KeyPair,
   type PackageMeta,
@@ -68,11 +74,13 @@ describe('repo publish', () => {
     expect(local.checks.filter((c) => !c.ok)).toEqual([]);
     expect(local.packages).toBe(2);
     const server = await startStaticServer({ root: web });
+    const reader = new HttpRepoReader(server.url);
     try {
-      const remote = await verifyHosted(new HttpRepoReader(server.url));
+      const remote = await verifyHosted(reader);
       expect(remote.ok).toBe(true);
       expect(remote.warnings).toEqual([]);
     } finally {
+      await reader.close();
       await server.close();
     }
   });
@@ -177,6 +185,52 @@ describe('repo publish', () => {
     await copyFile(join(d, 'catalog.bak'), join(web, 'catalog.json'));
     const v2 = await verifyHosted(new DirRepoReader(web));
     expect(v2.checks.filter((c) => !c.ok).map((c) => c.name)).toEqual(['packages/curl-7.88.1-x86_64.swpkg']);
+  });
+
+  it('verify-hosted over HTTP reads through the client transport: every FAIL row carries a code', async () => {
+    const { d, key, web } = await setup();
+    await publishRepository({ packagesDir: join(d, 'pkgs'), out: web, key });
+    await rm(join(web, 'packages/zlib-1.2.13-x86_64.swpkg'));
+    const p = join(web, 'packages/curl-7.88.1-x86_64.swpkg');
+    const bytes = await readFile(p);
+    bytes[bytes.length - 10] = bytes[bytes.length - 10]! ^ 0xff;
+    await writeFile(p, bytes);
+    const before = await treeHash(web);
+    const server = await startStaticServer({ root: web });
+    const reader = new HttpRepoReader(server.url);
+    try {
+      const v = await verifyHosted(reader);
+      expect(v.ok).toBe(false);
+      const failed = Object.fromEntries(v.checks.filter((c) => !c.ok).map((c) => [c.name, c.code]));
+      expect(failed).toEqual({
+        'packages/zlib-1.2.13-x86_64.swpkg': 'E_FETCH',
+        'packages/curl-7.88.1-x86_64.swpkg': 'E_HASH_MISMATCH',
+      });
+    } finally {
+      await reader.close();
+      await server.close();
+    }
+    expect(await treeHash(web)).toBe(before);
+  });
+
+  it('verify-hosted refuses server documents that fail to parse as verification refusals, not usage errors', async () => {
+    const { d, key, web } = await setup();
+    await publishRepository({ packagesDir: join(d, 'pkgs'), out: web, key });
+    await writeFile(join(web, 'hosted-repo.json'), '{"format": 1, "name": ');
+    // A root whose key is not hex fails the key parser (E_INVALID_KEY, usage class) before any signature is read.
+    const payload = canonicalBytes({
+      type: 'root',
+      version: 1,
+      expires: new Date(Date.now() + 86400000).toISOString(),
+      keys: { ['ab'.repeat(32)]: { type: 'ed25519', public: 'not-hex' } },
+      roles: { root: { keyids: ['ab'.repeat(32)], threshold: 1 }, catalog: { keyids: ['ab'.repeat(32)], threshold: 1 } },
+    });
+    await writeFile(join(web, 'repo-root.pub'), encodeEnvelope(signEnvelope(PAYLOAD_TYPES.root, Buffer.from(payload), [key])));
+    const v = await verifyHosted(new DirRepoReader(web));
+    const rows = Object.fromEntries(v.checks.map((c) => [c.name, c.code]));
+    expect(rows['hosted-repo.json']).toBe('E_MALFORMED');
+    expect(rows['repo-root.pub']).toBe('E_CORRUPT');
+    for (const c of v.checks.filter((x) => !x.ok)) expect(ERROR_CODES[c.code as ErrorCode], c.name).not.toBe(ExitCode.USAGE);
   });
 
   it('warns when the catalog expires within 7 days', async () => {

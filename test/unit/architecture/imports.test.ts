@@ -17,7 +17,8 @@ const ALLOWED: Record<string, string[]> = {
   'repo-server': ['catalog'],
   ports: ['catalog', 'publishing'],
   kernel: [],
-  cli: ['catalog', 'publishing', 'edge', 'userland', 'repo-server', 'ports'],
+  // cli → images: `swpkg image build|boot` are thin commands over the builder and runner (docs/design.md).
+  cli: ['catalog', 'publishing', 'edge', 'userland', 'repo-server', 'ports', 'images'],
   images: ['userland', 'catalog', 'edge', 'kernel'],
 };
 /**

@@ -21,44 +21,15 @@ import {
   signEnvelope,
   PAYLOAD_TYPES,
   type CatalogSigned,
-  type CatalogPackage,
   type KeyPair,
 } from '../../../catalog/index.js';
+import { catalogPackage, catalogSigned } from '../../helpers/catalog-fixture.js';
 
 const NOW = new Date('2026-11-24T12:00:00Z');
 const LATER = (days: number) => new Date(NOW.getTime() + days * 86400000);
 
-function pkg(name: string, version = '1.0.0'): CatalogPackage {
-  return {
-    name,
-    version,
-    arch: 'x86_64',
-    abi: 'linux-musl-static',
-    depends: {},
-    provides: [],
-    conflicts: [],
-    size: 10,
-    installedSize: 10,
-    sha256: 'a'.repeat(64),
-    path: `packages/${name}-${version}-x86_64.swpkg`,
-    summary: 's',
-    license: 'MIT',
-  };
-}
-
-function catalog(version: number, over: Partial<CatalogSigned> = {}): CatalogSigned {
-  return {
-    type: 'catalog',
-    format: 1,
-    repo: 'main',
-    version,
-    generated: NOW.toISOString(),
-    expires: LATER(7).toISOString(),
-    compatibility: { arch: ['x86_64'], abi: ['linux-musl-static'], minClientFormat: 1 },
-    packages: [pkg('lua', '5.4.4')],
-    ...over,
-  };
-}
+const pkg = catalogPackage;
+const catalog = (version: number, over: Partial<CatalogSigned> = {}): CatalogSigned => catalogSigned(NOW, version, over);
 
 const enc = encodeEnvelope;
 

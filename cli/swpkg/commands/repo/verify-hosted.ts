@@ -22,11 +22,17 @@ export default class RepoVerifyHosted extends BaseCommand<VerifyHostedResult> {
 
   override async run(): Promise<VerifyHostedResult> {
     const { args, flags } = await this.parse(RepoVerifyHosted);
-    const r = await verifyHosted(repoReaderFor(args.target), {
-      reporter: this.reporter(),
-      ...(flags.fingerprint && { pinnedFingerprint: flags.fingerprint }),
-      ...(flags.name && { name: flags.name }),
-    });
+    const reader = repoReaderFor(args.target);
+    let r: VerifyHostedResult;
+    try {
+      r = await verifyHosted(reader, {
+        reporter: this.reporter(),
+        ...(flags.fingerprint && { pinnedFingerprint: flags.fingerprint }),
+        ...(flags.name && { name: flags.name }),
+      });
+    } finally {
+      await reader.close?.();
+    }
     if (!flags.fingerprint) {
       // Without a pin every check is against whatever root the server hands out, which proves consistency, not identity.
       r.warnings.push(

@@ -60,6 +60,8 @@ export const ERROR_CODES = {
   E_BAD_MANIFEST: ExitCode.VERIFICATION,
   /** A redirect pkg refuses to follow: to another origin than the repository's servers, or to a non-HTTP scheme. */
   E_REDIRECT: ExitCode.VERIFICATION,
+  /** Read-only configuration staged in the image (a `repos.d/NAME.json` file) fails a check; `details.path` names the file. */
+  E_BAD_CONFIG: ExitCode.VERIFICATION,
   // verification: bytes that are not a well-formed signed document (strict-json.ts, envelope.ts)
   E_MALFORMED: ExitCode.VERIFICATION,
   E_ENCODING: ExitCode.VERIFICATION,

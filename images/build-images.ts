@@ -36,6 +36,7 @@ import { writeCpioNewc, type CpioEntry } from './cpio-archive.js';
 import { runTool } from './host-tools.js';
 import { choosePkgBundle, type PkgBundleMode } from './pkg-bundle.js';
 import { BASE_LABEL, STORE_LABEL, makeExt4Image } from './store-image.js';
+import { parseStagedRepo, stagedRepoFile } from '../userland/index.js';
 
 /**
  * Bump when a change to this builder changes what it produces for the same
@@ -88,6 +89,19 @@ export interface ArtifactManifest {
   pkgClient: { version: string; sha256: string; size: number; source: string } | null;
   store: { sizeMiB: number; label: string; seeded: boolean; seedHash: string | null };
   labels: { base: string; store: string };
+  /** Repositories staged in the base disk (`/usr/lib/pkg/repos.d/NAME.json`); absent when none. */
+  stagedRepos?: Array<{ name: string; url: string; fingerprint: string; sha256: string }>;
+}
+
+/** A repository to stage in the image: `pkg` in the guest trusts it with no `pkg repo add`. */
+export interface StageRepo {
+  name: string;
+  url: string;
+  mirrors?: string[];
+  /** Pin by the root's fingerprint (the guest fetches the root at `pkg update` and checks it) ... */
+  fingerprint?: string;
+  /** ... or by the root document itself (`repo-root.pub`). */
+  rootFile?: string;
 }
 
 export interface BuildImagesOptions {
@@ -108,6 +122,8 @@ export interface BuildImagesOptions {
   storeSizeMiB?: number;
   /** Preseed the template store from this folder (e.g. made with `pkg --root DIR install ...`). */
   storeSeedDir?: string;
+  /** Repositories written read-only into the base disk for `pkg` to trust from the first boot. */
+  stagedRepos?: StageRepo[];
   /** Rebuild every step. */
   force?: boolean;
   /** Where the pinned .debs come from (see fetchGuestPackages). */
@@ -343,6 +359,31 @@ export async function buildImages(options: BuildImagesOptions = {}): Promise<Bui
   const workDir = join(outDir, '.work');
   const statePath = join(outDir, 'build-state.json');
   const epoch = parseEpoch();
+  // Staged repositories: checked and serialised first, with the client's own writer, so bad input changes nothing in
+  // outDir and the image never ships a file pkg refuses.
+  const staged: Array<{ name: string; bytes: Buffer; url: string; fingerprint: string }> = [];
+  for (const r of options.stagedRepos ?? []) {
+    if (staged.some((x) => x.name === r.name)) {
+      throw new SwpkgError('E_USAGE', `repository ${r.name} is staged twice`, { details: { name: r.name } });
+    }
+    let rootBytes: Buffer | undefined;
+    if (r.rootFile !== undefined) {
+      try {
+        rootBytes = await readFile(r.rootFile);
+      } catch (e) {
+        throw fromFsError(e, `reading the root file of staged repository ${r.name}`);
+      }
+    }
+    const bytes = stagedRepoFile(r.name, {
+      url: r.url,
+      ...(r.mirrors ? { mirrors: r.mirrors } : {}),
+      ...(r.fingerprint !== undefined ? { fingerprint: r.fingerprint } : {}),
+      ...(rootBytes ? { rootBytes } : {}),
+    });
+    const parsed = parseStagedRepo(bytes, r.name, `${r.name}.json`, new Date(0).toISOString());
+    staged.push({ name: r.name, bytes, url: parsed.url, fingerprint: parsed.fingerprint });
+  }
+  staged.sort((a, b) => (a.name < b.name ? -1 : 1));
   await mkdir(workDir, { recursive: true });
   const state = await readState(statePath);
   const steps: BuildImagesResult['steps'] = [];
@@ -449,6 +490,8 @@ export async function buildImages(options: BuildImagesOptions = {}): Promise<Bui
   };
   const baseInputs = {
     arch,
+    // Absent when nothing is staged, so an image without staged repositories keeps its bytes and its build record.
+    ...(staged.length ? { staged: staged.map((r) => [r.name, sha256Hex(r.bytes)]) } : {}),
     node: nodeFacts.sha256,
     libs: libs.map((l) => [l.path, l.sha256]),
     pkg: pkgFacts?.sha256 ?? null,
@@ -475,6 +518,11 @@ export async function buildImages(options: BuildImagesOptions = {}): Promise<Bui
       await chmod(join(stage, 'lib', 'pkg', 'pkg.mjs'), 0o644);
       await writeFile(join(stage, 'bin', 'pkg'), wrapper, { mode: 0o755 });
       await chmod(join(stage, 'bin', 'pkg'), 0o755);
+    }
+    if (staged.length) {
+      // lib/pkg/repos.d on the base disk is /usr/lib/pkg/repos.d in the guest (STAGED_REPOS_DIR_IN_GUEST): read-only, like the disk.
+      await mkdir(join(stage, 'lib', 'pkg', 'repos.d'), { recursive: true });
+      for (const r of staged) await writeFile(join(stage, 'lib', 'pkg', 'repos.d', `${r.name}.json`), r.bytes, { mode: 0o644 });
     }
     await mkdir(join(stage, 'share', 'swpkg'), { recursive: true });
     await writeFile(join(stage, 'share', 'swpkg', 'base.json'), JSON.stringify(baseInfo, null, 2) + '\n', { mode: 0o644 });
@@ -546,6 +594,9 @@ export async function buildImages(options: BuildImagesOptions = {}): Promise<Bui
       pkgBundle && pkgFacts ? { version: pkgVersion, sha256: pkgFacts.sha256, size: pkgFacts.size, source: pkgBundle.source } : null,
     store: { sizeMiB: storeSizeMiB, label: STORE_LABEL, seeded: seedHash !== null, seedHash },
     labels: { base: BASE_LABEL, store: STORE_LABEL },
+    ...(staged.length
+      ? { stagedRepos: staged.map((r) => ({ name: r.name, url: r.url, fingerprint: r.fingerprint, sha256: sha256Hex(r.bytes) })) }
+      : {}),
   };
   try {
     await writeFileAtomic(join(outDir, ARTIFACT_FILES.manifest), JSON.stringify(manifest, null, 2) + '\n');

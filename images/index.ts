@@ -8,6 +8,7 @@ export {
   type ArtifactManifest,
   type BuildImagesOptions,
   type BuildImagesResult,
+  type StageRepo,
 } from './build-images.js';
 export {
   BASE_LABEL,

@@ -26,7 +26,12 @@ export interface PkgOptions {
   maxCatalogBytes?: number;
   /** System-wide health checks (default: /etc/pkg/health.d for the root /pkg, else ROOT/health.d). */
   healthDir?: string;
+  /** Repositories staged by the image, read-only (default: /usr/lib/pkg/repos.d for the root /pkg, else ROOT/repos.d). */
+  stagedReposDir?: string;
 }
+
+/** Where the image builder writes staged repositories: `lib/pkg/repos.d/` of the base disk, mounted on /usr. */
+export const STAGED_REPOS_DIR_IN_GUEST = '/usr/lib/pkg/repos.d';
 
 export interface PkgContext {
   paths: RootPaths;
@@ -40,6 +45,8 @@ export interface PkgContext {
   maxCatalogBytes: number;
   /** Folder of system-wide health checks (executables); a missing folder means none. */
   healthDir: string;
+  /** Folder of `NAME.json` repositories staged by the image; a missing folder means none. */
+  stagedReposDir: string;
   transport(): Promise<HttpTransport>;
   /** Frees network resources; call once when done. */
   close(): Promise<void>;
@@ -60,6 +67,8 @@ export function createContext(o: PkgOptions): PkgContext {
     maxCatalogBytes: o.maxCatalogBytes ?? 64 * 1024 * 1024,
     // The guest's image owns /etc/pkg; a host root keeps its checks beside its store so two roots never share them.
     healthDir: o.healthDir ?? (o.root === '/pkg' ? '/etc/pkg/health.d' : join(o.root, 'health.d')),
+    // The base disk (/usr, read-only in the guest) carries what the image staged; a host root keeps its own beside its db/.
+    stagedReposDir: o.stagedReposDir ?? (o.root === '/pkg' ? STAGED_REPOS_DIR_IN_GUEST : join(o.root, 'repos.d')),
     transport() {
       transport ??= import('./http-transport.js').then((m) => m.defaultTransport());
       return transport;

@@ -1,7 +1,7 @@
 // Public API of the target client `pkg`: repositories, update, queries, install/remove/upgrade,
 // generations and rollback, doctor, gc. Library code reports through the Reporter; only
 // userland/cli prints.
-export { createContext, type PkgContext, type PkgOptions } from './context.js';
+export { createContext, STAGED_REPOS_DIR_IN_GUEST, type PkgContext, type PkgOptions } from './context.js';
 export { rootPaths, storeDirName, type RootPaths } from './paths.js';
 export {
   addRepository,
@@ -13,6 +13,14 @@ export {
   type RepoConfig,
   type RepoInfo,
 } from './repos.js';
+export {
+  readStagedRepos,
+  parseStagedRepo,
+  stagedRepoFile,
+  STAGED_REPO_FORMAT,
+  type StagedRepo,
+  type StagedRepoSpec,
+} from './staged-repos.js';
 export { updateRepositories, type RepoUpdate, type UpdateResult } from './update.js';
 export { readCatalogState, loadCatalog, type CatalogState, type LoadedCatalog } from './catalog-store.js';
 export {

@@ -1,7 +1,7 @@
 import semver from 'semver';
 import { SwpkgError, compatiblePackages, didYouMean, type CatalogPackage, type FileEntry } from '../catalog/index.js';
 import type { PkgContext } from './context.js';
-import { readRepos } from './repos.js';
+import { catalogTrustedNow, readRepos } from './repos.js';
 import { loadCatalog } from './catalog-store.js';
 import { readCurrent, type GenerationPackage } from './generation.js';
 import { readStoreManifest } from './store.js';
@@ -36,6 +36,7 @@ export async function requireRepositories(ctx: PkgContext): Promise<void> {
 async function catalogEntries(ctx: PkgContext): Promise<CatalogEntry[]> {
   const out: CatalogEntry[] = [];
   for (const r of await readRepos(ctx)) {
+    if (!(await catalogTrustedNow(ctx, r))) continue;
     const c = await loadCatalog(ctx, r.name, { fresh: false });
     if (!c) continue;
     for (const p of compatiblePackages(c.doc, ctx.client)) out.push({ ...p, repo: r.name });

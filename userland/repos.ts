@@ -17,6 +17,8 @@ import { readJsonIfExists, writeFileAtomic, listDir } from './fs-util.js';
 import { fetchBytes, joinUrl, originsOf, tryMirrors } from './download.js';
 import { withWriterLock } from './writer.js';
 import { readCatalogState } from './catalog-store.js';
+import { readStagedRepos, type StagedRepo } from './staged-repos.js';
+import { crashPoint } from './crash-point.js';
 
 /** A configured repository, as kept in `db/repos.json`. Order is priority order. */
 export interface RepoConfig {
@@ -28,6 +30,8 @@ export interface RepoConfig {
   /** Fingerprint of the root pinned at `repo add` (the start of the trust chain). */
   pinnedFingerprint: string;
   pinnedAt: string;
+  /** The image's staged file this repository comes from (absent for one added with `pkg repo add`). */
+  staged?: string;
 }
 
 interface ReposFile {
@@ -37,8 +41,11 @@ interface ReposFile {
 
 /** `pkg repo list`: configuration plus what the client last accepted. */
 export interface RepoInfo extends RepoConfig {
-  rootVersion: number;
-  rootExpires: string;
+  /** Absent for a staged repository pinned by fingerprint whose root `pkg update` has not fetched yet. */
+  rootVersion?: number;
+  rootExpires?: string;
+  /** The staged file this configured repository overrides (`pkg repo add|set` of a staged name). */
+  overridesStaged?: string;
   catalogVersion?: number;
   catalogExpires?: string;
   catalogAcceptedAt?: string;
@@ -47,7 +54,8 @@ export interface RepoInfo extends RepoConfig {
 
 const MAX_ROOT_BYTES = 1024 * 1024;
 
-export async function readRepos(ctx: PkgContext): Promise<RepoConfig[]> {
+/** The repositories configured in `db/repos.json` (added or set, staged ones overridden there included). */
+async function readConfiguredRepos(ctx: PkgContext): Promise<RepoConfig[]> {
   const v = (await readJsonIfExists(ctx.paths.reposFile)) as ReposFile | undefined;
   if (v === undefined) return [];
   if (!v || v.format !== 1 || !Array.isArray(v.repos)) {
@@ -59,6 +67,21 @@ export async function readRepos(ctx: PkgContext): Promise<RepoConfig[]> {
   return v.repos;
 }
 
+function stagedConfig(s: StagedRepo): RepoConfig {
+  return { name: s.name, url: s.url, mirrors: s.mirrors, pinnedFingerprint: s.fingerprint, pinnedAt: s.stagedAt, staged: s.file };
+}
+
+/**
+ * Every repository in priority order: those configured in `db/` first, then
+ * those the image staged under names `db/` does not configure (a configured
+ * name overrides the staged one). A malformed staged file is E_BAD_CONFIG.
+ */
+export async function readRepos(ctx: PkgContext): Promise<RepoConfig[]> {
+  const configured = await readConfiguredRepos(ctx);
+  const staged = await readStagedRepos(ctx.stagedReposDir);
+  return [...configured, ...staged.filter((s) => !configured.some((c) => c.name === s.name)).map(stagedConfig)];
+}
+
 async function writeRepos(ctx: PkgContext, repos: RepoConfig[]): Promise<void> {
   const file: ReposFile = { format: 1, repos };
   await writeFileAtomic(ctx.paths.reposFile, JSON.stringify(file, null, 2) + '\n');
@@ -66,6 +89,85 @@ async function writeRepos(ctx: PkgContext, repos: RepoConfig[]): Promise<void> {
 
 export function rootFile(ctx: PkgContext, repo: string): string {
   return join(ctx.paths.rootsDir, `${repo}.json`);
+}
+
+/**
+ * `db/roots/NAME.staged-pin`: the fingerprint of the staged root that
+ * `db/roots/NAME.json` was reached from. A staged repository trusts its
+ * accepted root state only while the image still stages that pin: an image
+ * rebuilt with another root starts again from the new pin, as `repo set` with
+ * a new root does.
+ */
+function stagedPinFile(ctx: PkgContext, repo: string): string {
+  return join(ctx.paths.rootsDir, `${repo}.staged-pin`);
+}
+
+async function acceptedFromStagedPin(ctx: PkgContext, repo: RepoConfig): Promise<boolean> {
+  let pin: string;
+  try {
+    pin = (await readFile(stagedPinFile(ctx, repo.name), 'utf8')).trim();
+  } catch {
+    return false;
+  }
+  if (pin !== repo.pinnedFingerprint) return false;
+  try {
+    await readFile(rootFile(ctx, repo.name));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Whether the catalog kept for `repo` was accepted under the trust it has now: always for an
+ * added repository; for a staged one only while the image still stages the pin it came from (a
+ * catalog kept from an earlier image's pin says nothing until `pkg update` accepts one again).
+ */
+export async function catalogTrustedNow(ctx: PkgContext, repo: RepoConfig): Promise<boolean> {
+  return repo.staged === undefined || (await acceptedFromStagedPin(ctx, repo));
+}
+
+/** Where trust for a repository starts this run. */
+export interface TrustStart {
+  root: RootDocument;
+  /** True when this is the staged pin itself, not yet accepted into `db/`: its first accepted catalog replaces any old state. */
+  fromStagedPin: boolean;
+}
+
+/**
+ * The root a repository's update starts from, without the network: the
+ * accepted root in `db/` (added repositories, and staged ones once accepted
+ * from the pin the image still stages), else a staged root document. A
+ * staged fingerprint whose root was never fetched gives undefined.
+ */
+export async function localTrustStart(ctx: PkgContext, repo: RepoConfig): Promise<TrustStart | undefined> {
+  if (repo.staged === undefined) return { root: await loadTrustedRoot(ctx, repo.name), fromStagedPin: false };
+  if (await acceptedFromStagedPin(ctx, repo)) return { root: await loadTrustedRoot(ctx, repo.name), fromStagedPin: false };
+  const staged = (await readStagedRepos(ctx.stagedReposDir)).find((s) => s.name === repo.name);
+  if (staged?.root) return { root: staged.root, fromStagedPin: true };
+  return undefined;
+}
+
+/** `pkg update`: as localTrustStart, fetching a staged fingerprint's root from the repository (E_BAD_ROOT when none matches). */
+export async function trustStart(ctx: PkgContext, repo: RepoConfig): Promise<TrustStart> {
+  const local = await localTrustStart(ctx, repo);
+  if (local) return local;
+  const root = await fetchRootByFingerprint(ctx, [repo.url, ...repo.mirrors], repo.pinnedFingerprint);
+  checkThreshold(root, root.signed.roles.root, root.signed.keys, `root of ${repo.name}`);
+  return { root, fromStagedPin: true };
+}
+
+/**
+ * After a staged repository's first catalog verified under its staged pin:
+ * the root goes to `db/` like an added repository's, then the pin it came
+ * from. A crash between the two leaves a pin that does not match, so the next
+ * run starts from the staged pin again.
+ */
+export async function acceptStagedRoot(ctx: PkgContext, repo: RepoConfig, root: RootDocument): Promise<void> {
+  await forgetCatalog(ctx, repo.name);
+  await saveTrustedRoot(ctx, repo.name, root);
+  crashPoint('update.staged-root-saved');
+  await writeFileAtomic(stagedPinFile(ctx, repo.name), repo.pinnedFingerprint + '\n');
 }
 
 /**
@@ -218,9 +320,10 @@ export async function addRepository(ctx: PkgContext, o: AddRepoOptions): Promise
     });
   }
   // Trust decisions first, without the lock: fetching a root only reads, and a refusal leaves the root directory untouched.
-  const known = (await readRepos(ctx)).find((r) => r.name === o.name);
+  const known = (await readConfiguredRepos(ctx)).find((r) => r.name === o.name);
   if (known && !o.replace) throw duplicate(o.name, known.url);
-  if (!known && o.keyFile === undefined && fingerprint === undefined) {
+  const staged = known ? undefined : (await readRepos(ctx)).find((r) => r.name === o.name && r.staged !== undefined);
+  if (!known && !staged && o.keyFile === undefined && fingerprint === undefined) {
     throw new SwpkgError('E_USAGE', `pinning ${o.name} needs its root: --key FILE or --fingerprint HEX`, {
       hint: 'get repo-root.pub or its fingerprint from the publisher over a channel you trust (`swpkg repo verify-hosted` prints the fingerprint)',
     });
@@ -237,27 +340,44 @@ export async function addRepository(ctx: PkgContext, o: AddRepoOptions): Promise
   } else if (fingerprint !== undefined) {
     root = await fetchRootByFingerprint(ctx, [url, ...mirrors], fingerprint);
   }
+  // Overriding a staged repository without a new root keeps the image's trust: the root it accepted from
+  // the staged pin (and with it its catalog), else the staged root, else the staged fingerprint fetched from URL.
+  let keepStagedState = false;
+  if (staged && !root) {
+    keepStagedState = await acceptedFromStagedPin(ctx, staged);
+    if (!keepStagedState) root = (await trustStart(ctx, { ...staged, url, mirrors })).root;
+  }
   if (root) checkThreshold(root, root.signed.roles.root, root.signed.keys, `root of ${o.name}`);
   return withWriterLock(ctx, async () => {
-    const repos = await readRepos(ctx);
+    const repos = await readConfiguredRepos(ctx);
     const existing = repos.find((r) => r.name === o.name);
     if (existing && !o.replace) throw duplicate(o.name, existing.url);
-    if (!existing && !root) throw new SwpkgError('E_USAGE', `pinning ${o.name} needs its root: --key FILE or --fingerprint HEX`);
+    if (!existing && !root && !keepStagedState) {
+      throw new SwpkgError('E_USAGE', `pinning ${o.name} needs its root: --key FILE or --fingerprint HEX`);
+    }
     const entry: RepoConfig = {
       name: o.name,
       url,
       mirrors,
-      pinnedFingerprint: root ? rootFingerprint(root) : existing!.pinnedFingerprint,
-      pinnedAt: root ? ctx.now().toISOString() : existing!.pinnedAt,
+      pinnedFingerprint: root ? rootFingerprint(root) : (existing ?? staged)!.pinnedFingerprint,
+      pinnedAt: root ? ctx.now().toISOString() : (existing ?? staged)!.pinnedAt,
     };
     if (root) {
       // A new trust anchor: the catalog accepted under the old one no longer says anything.
       await forgetCatalog(ctx, o.name);
       await saveTrustedRoot(ctx, o.name, root);
     }
+    // From here db/ owns the name: the staged pin no longer decides anything about this root.
+    await rm(stagedPinFile(ctx, o.name), { force: true });
     const next = existing ? repos.map((r) => (r.name === o.name ? entry : r)) : [...repos, entry];
     await writeRepos(ctx, next);
-    return info(ctx, entry);
+    if (staged && !existing) {
+      ctx.reporter.warn(
+        `repository ${o.name} is staged by the image (${staged.staged}); this configuration overrides it (\`pkg repo remove ${o.name}\` returns to the staged one)`,
+      );
+    }
+    // An override set again still says what it overrides.
+    return info(ctx, entry, staged?.staged ?? (await readStagedRepos(ctx.stagedReposDir)).find((s) => s.name === o.name)?.file);
   });
 }
 
@@ -270,10 +390,16 @@ async function forgetCatalog(ctx: PkgContext, repo: string): Promise<void> {
   }
 }
 
-async function info(ctx: PkgContext, r: RepoConfig): Promise<RepoInfo> {
-  const root = await loadTrustedRoot(ctx, r.name);
-  const state = await readCatalogState(ctx, r.name);
-  const out: RepoInfo = { ...r, rootVersion: root.signed.version, rootExpires: root.signed.expires };
+async function info(ctx: PkgContext, r: RepoConfig, overridesStaged?: string): Promise<RepoInfo> {
+  const start = await localTrustStart(ctx, r);
+  // A staged repository before its first update has no accepted catalog; one kept from an earlier pin says nothing.
+  const state = start?.fromStagedPin === false ? await readCatalogState(ctx, r.name) : undefined;
+  const out: RepoInfo = { ...r };
+  if (start) {
+    out.rootVersion = start.root.signed.version;
+    out.rootExpires = start.root.signed.expires;
+  }
+  if (overridesStaged !== undefined) out.overridesStaged = overridesStaged;
   if (state) {
     out.catalogVersion = state.version;
     out.catalogExpires = state.expires;
@@ -286,13 +412,21 @@ async function info(ctx: PkgContext, r: RepoConfig): Promise<RepoInfo> {
 /** `pkg repo list`. A reader: takes no lock. */
 export async function listRepositories(ctx: PkgContext): Promise<RepoInfo[]> {
   const repos = await readRepos(ctx);
-  return Promise.all(repos.map((r) => info(ctx, r)));
+  const staged = await readStagedRepos(ctx.stagedReposDir);
+  return Promise.all(repos.map((r) => info(ctx, r, r.staged === undefined ? staged.find((s) => s.name === r.name)?.file : undefined)));
 }
 
 /** `pkg repo remove NAME`: forgets the repository, its pinned root and its catalog. Installed packages stay. */
-export async function removeRepository(ctx: PkgContext, name: string): Promise<{ removed: string }> {
+export async function removeRepository(ctx: PkgContext, name: string): Promise<{ removed: string; stagedAgain?: string }> {
   return withWriterLock(ctx, async () => {
-    const repos = await readRepos(ctx);
+    const repos = await readConfiguredRepos(ctx);
+    const staged = (await readStagedRepos(ctx.stagedReposDir)).find((s) => s.name === name);
+    if (!repos.some((r) => r.name === name) && staged) {
+      throw new SwpkgError('E_USAGE', `repository ${name} is staged by the image (${staged.file}) and cannot be removed here`, {
+        hint: `override it with \`pkg repo set ${name} URL --fingerprint HEX\`, or build the image without it`,
+        details: { name, path: staged.file },
+      });
+    }
     if (!repos.some((r) => r.name === name)) {
       throw new SwpkgError('E_NOT_FOUND', `no repository named ${name}`, {
         hint: 'see `pkg repo list`',
@@ -305,6 +439,11 @@ export async function removeRepository(ctx: PkgContext, name: string): Promise<{
     );
     await forgetCatalog(ctx, name);
     await rm(rootFile(ctx, name), { force: true });
+    await rm(stagedPinFile(ctx, name), { force: true });
+    if (staged) {
+      ctx.reporter.warn(`repository ${name} is staged by the image (${staged.file}): it is used again, from its staged root`);
+      return { removed: name, stagedAgain: staged.file };
+    }
     return { removed: name };
   });
 }

@@ -20,7 +20,7 @@ import {
   type DetachedSignature,
 } from '../catalog/index.js';
 import type { PkgContext } from './context.js';
-import { readRepos } from './repos.js';
+import { catalogTrustedNow, readRepos } from './repos.js';
 import { foreignPackagesOf, refuseForeignOnly, type ForeignPackage } from './foreign-packages.js';
 import { loadCatalog, openCatalogIndex, readCatalogState, type CatalogIndex, type LoadedCatalog } from './catalog-store.js';
 import { downloadFile, joinUrl } from './download.js';
@@ -142,7 +142,7 @@ async function loadWorld(ctx: PkgContext, o: { catalogs: boolean | 'lenient'; wa
     for (const r of await readRepos(ctx)) {
       let loaded: LoadedCatalog | undefined;
       try {
-        loaded = await loadCatalog(ctx, r.name, { fresh: true });
+        loaded = (await catalogTrustedNow(ctx, r)) ? await loadCatalog(ctx, r.name, { fresh: true }) : undefined;
       } catch (e) {
         if (o.catalogs !== 'lenient' || !(e instanceof SwpkgError)) throw e;
         o.warn(`repository ${r.name} is left out: ${e.code} ${e.message}`);

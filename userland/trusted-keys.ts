@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { SwpkgError, readPublicKey, parsePublicKey, parseJson, type PublicKeyFile } from '../catalog/index.js';
 import type { PkgContext } from './context.js';
 import { listDir, readTextIfExists, writeFileAtomic } from './fs-util.js';
-import { readRepos, loadTrustedRoot } from './repos.js';
+import { readRepos, localTrustStart } from './repos.js';
 import { withWriterLock } from './writer.js';
 
 /** A key that may sign local `.swpkg` files, and why it is trusted. */
@@ -20,7 +20,8 @@ export interface TrustedKey extends PublicKeyFile {
 export async function trustedKeys(ctx: PkgContext): Promise<TrustedKey[]> {
   const out: TrustedKey[] = [];
   for (const r of await readRepos(ctx)) {
-    const root = await loadTrustedRoot(ctx, r.name).catch(() => undefined);
+    // A staged repository counts from its staged root document; one pinned by fingerprint only after `pkg update` fetched it.
+    const root = (await localTrustStart(ctx, r).catch(() => undefined))?.root;
     if (!root) continue;
     for (const id of root.signed.roles.catalog.keyids) {
       const k = root.signed.keys[id];

@@ -1,7 +1,7 @@
 import { SwpkgError, parseHostedRepo, payloadSha256, walkTrust, type MetadataFetcher } from '../catalog/index.js';
 import type { PkgContext } from './context.js';
 import { fetchBytes, joinUrl, originsOf, tryMirrors } from './download.js';
-import { readRepos, loadTrustedRoot, saveTrustedRoot, type RepoConfig } from './repos.js';
+import { readRepos, saveTrustedRoot, trustStart, acceptStagedRoot, type RepoConfig } from './repos.js';
 import { readCatalogState, saveAcceptedCatalog, storedCatalogIntact } from './catalog-store.js';
 import { withWriterLock } from './writer.js';
 import { crashPoint } from './crash-point.js';
@@ -76,8 +76,12 @@ async function catalogPath(ctx: PkgContext, bases: string[]): Promise<string> {
 
 async function updateOne(ctx: PkgContext, repo: RepoConfig): Promise<RepoUpdate> {
   const bases = [repo.url, ...repo.mirrors];
-  const trusted = await loadTrustedRoot(ctx, repo.name);
-  const state = await readCatalogState(ctx, repo.name);
+  // A staged repository starts from the image's pin (its fingerprint fetched and matched: E_BAD_ROOT otherwise)
+  // until a catalog verifies under it; rotation from there is the same walk as for an added repository.
+  const start = await trustStart(ctx, repo);
+  const trusted = start.root;
+  // State accepted under another anchor (an earlier staged pin) says nothing about this one.
+  const state = start.fromStagedPin ? undefined : await readCatalogState(ctx, repo.name);
   const path = await catalogPath(ctx, bases);
   let source = '';
   const {
@@ -104,13 +108,16 @@ async function updateOne(ctx: PkgContext, repo: RepoConfig): Promise<RepoUpdate>
   });
   crashPoint('update.catalog-verified');
   // The new root is kept only once a catalog verified under it, so a refused update changes nothing.
-  if (rotated.length > 0) {
+  if (start.fromStagedPin) {
+    await acceptStagedRoot(ctx, repo, root);
+    crashPoint('update.root-saved');
+  } else if (rotated.length > 0) {
     await saveTrustedRoot(ctx, repo.name, root);
     crashPoint('update.root-saved');
   }
   // What was signed decides "changed": the same payload re-framed is the same catalog, and the copy already kept stays.
   const changed = !state || state.payloadSha256 !== payloadSha256(doc);
-  if (changed || rotated.length > 0 || !(await storedCatalogIntact(ctx, repo.name, state)))
+  if (changed || rotated.length > 0 || start.fromStagedPin || !(await storedCatalogIntact(ctx, repo.name, state)))
     await saveAcceptedCatalog(ctx, repo.name, bytes, doc, { rootVersion: root.signed.version, source });
   // The outcome is the result (RepoUpdate): the CLI prints it once, so nothing is reported here.
   crashPoint('update.saved');

@@ -546,6 +546,8 @@ export async function publishSvc(
     {
       name: 'svc',
       version,
+      // For the guest's own arch: makeTestPackage defaults to x86_64, which an aarch64 guest refuses (E_INCOMPATIBLE).
+      arch: f.arch,
       summary: `acceptance test service ${version}`,
       health: [{ name: 'responds', command: 'libexec/svc/check', timeout: 10, level: 'required' }],
     },

@@ -99,6 +99,11 @@ export class GuestSession {
 
   constructor(private readonly o: GuestSessionOptions) {}
 
+  /** How this session boots (arch, artifact set, store disk, serial log): a scenario may start another guest like it. */
+  get options(): Readonly<GuestSessionOptions> {
+    return this.o;
+  }
+
   get up(): boolean {
     return this.guest !== undefined && !this.guest.exited;
   }

@@ -10,11 +10,12 @@ import { hostRun } from './util.js';
  */
 export async function buildImagesWithCli(
   root: string,
-  o: { arch: GuestArch; outDir: string; pkgBundle?: string },
+  o: { arch: GuestArch; outDir: string; pkgBundle?: string; stageRepos?: string[] },
   info: (line: string) => void,
 ): Promise<BuildImagesResult> {
   const args = ['image', 'build', '--arch', o.arch, '--out', o.outDir, '--json'];
   args.push(...(o.pkgBundle ? ['--pkg-bundle', o.pkgBundle] : ['--require-pkg']));
+  for (const r of o.stageRepos ?? []) args.push('--stage-repo', r);
   const r = await hostRun(join(root, 'bin', 'swpkg'), args, { cwd: root, timeoutMs: 60 * 60_000 });
   let doc: { ok?: boolean; result?: BuildImagesResult; warnings?: string[]; error?: { code: string; message: string } } | undefined;
   try {

@@ -1,10 +1,9 @@
-import { rm } from 'node:fs/promises';
-import { join } from 'node:path';
-import { GUEST_ARCH_PROFILES, makeExt4Image, type ArtifactManifest } from '../../images/index.js';
-import { bytesToHex, generateKeyPair } from '../../catalog/index.js';
+import { readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { GUEST_ARCH_PROFILES, createStoreImage, makeExt4Image, verifyArtifacts, type ArtifactManifest } from '../../images/index.js';
+import { bytesToHex, generateKeyPair, parseRoot, rootFingerprint, type Reporter } from '../../catalog/index.js';
 import { DirRepoReader } from '../../cli/shared/repo-readers.js';
 import { createRelease, mirrorRepository, publishRepository, rotatePublishedRoot } from '../../publishing/index.js';
-import type { Reporter } from '../../catalog/index.js';
 import {
   DNS_REPO_HOST,
   GUEST_PORTS,
@@ -18,9 +17,10 @@ import {
   type RootName,
   type SeedPort,
 } from './fixture.js';
-import type { GuestSession } from './guest-session.js';
+import { GuestSession } from './guest-session.js';
 import type { ServedRoot } from './host-servers.js';
-import { AcceptanceFailure, check, median } from './util.js';
+import { AcceptanceFailure, check, hostRun, median, repoRoot } from './util.js';
+import { buildImagesWithCli } from './image-build.js';
 
 /** Everything a scenario can use. */
 export interface ScenarioContext {
@@ -916,10 +916,158 @@ export const SCENARIOS: Scenario[] = [
 
       await c.s.sh('umount /media/offline');
       await c.s.stop();
+    },
+  },
+  {
+    name: 'boot-fallback',
+    title: 'A store folder of the current generation removed from the host: the boot falls back to the newest complete generation',
+    // In the x86_64 CI subset: 68 s measured (TCG, loaded host), a stop and a boot included.
+    ci: true,
+    async run(c) {
+      await ensureMainRepo(c);
+      // A generation without hello, then one that adds it: removing hello's store folder damages only the newer one.
+      if ((await installed(c)).has('hello')) await c.s.pkgOk('remove hello --yes');
+      await ensureInstalled(c, ['libgreet']);
+      const tx = await c.s.pkgOk<Transaction>('install hello --yes', { timeoutMs: 600_000 });
+      const damaged = tx.generation;
+      const complete = tx.previousGeneration;
+      check(damaged !== null && complete !== null, 'installing hello made no new generation over an old one', JSON.stringify(tx));
+      const link = (await c.s.sh('readlink /pkg/current/bin/hello')).output.trim();
+      const folder = /store\/([^/]+)\//.exec(link)?.[1];
+      check(folder !== undefined && folder.includes('-hello-'), `bin/hello does not link into a store folder of hello: ${link}`);
+      await c.s.stop();
+      const store = c.s.options.storeImage;
+      const removed = await removeExt4Tree(store, `/store/${folder}`);
+      c.s.transcript.note(`host: removed /store/${folder} (${removed} entries) from ${store} with debugfs while the guest was off`);
+      const logBefore = (await stat(c.s.options.serialLog)).size;
+      await c.s.boot('boot');
+      const cur = await c.s.storeDigest();
+      check(/(\d+)\/?$/.exec(cur.current)?.[1] === String(complete), `current is ${cur.current}, expected generation ${complete}`);
+      const gens = await c.s.pkgOk<Array<{ number: number; bootFallback?: { from: number | null; to: number | null } }>>('generations');
+      const recorded = gens.find((g) => g.number === damaged)?.bootFallback;
+      check(
+        recorded?.from === damaged && recorded.to === complete,
+        'pkg generations --json does not record the boot fallback on the damaged generation',
+        JSON.stringify(gens),
+      );
+      check(!(await installed(c)).has('hello'), 'hello is still listed after the fallback to a generation without it');
+      // Read after a few commands, so the log stream has flushed the boot's lines.
+      const console = (await readFile(c.s.options.serialLog)).subarray(logBefore).toString('utf8');
+      const said = console.split(/\r?\n/).find((l) => l.startsWith('pkg boot-check:'));
+      c.s.transcript.note(`console at boot: ${said ?? '(no pkg boot-check line)'}`);
+      check(
+        said !== undefined && said.includes(`generation ${damaged} is incomplete`) && said.includes(`fell back to generation ${complete}`),
+        `the console does not show the fallback from generation ${damaged} to ${complete}`,
+        console
+          .split(/\r?\n/)
+          .filter((l) => l.includes('SWPKG-BOOT') || l.includes('boot-check'))
+          .join('\n'),
+      );
+      await doctorClean(c);
+      // The lost store entry is fetched again by the next install.
+      await c.s.pkgOk('install hello --yes', { timeoutMs: 600_000 });
+      await runHello(c, (await installed(c)).get('hello')?.version ?? '?');
+      await doctorClean(c);
+    },
+  },
+  {
+    name: 'staged-trust',
+    title: 'An image with staged repositories: pkg update and install with no repo add; a wrong staged fingerprint is E_BAD_ROOT',
+    // In the x86_64 CI subset: 68 s measured (TCG, loaded host), the staged image's build (14 s) and two boots included.
+    ci: true,
+    async run(c) {
+      const o = c.s.options;
+      const runDir = dirname(o.storeImage);
+      const rootFile = join(runDir, 'work', 'staged-main-root.pub');
+      await writeFile(rootFile, c.f.mainRootPub);
+      const fingerprint = rootFingerprint(parseRoot(Buffer.from(c.f.mainRootPub), 'main root'));
+      // The same repository twice: `main` pinned by its root document, `decoy` by a fingerprint no root of it has.
+      const wrong = fingerprint.replace(/^./, (x) => (x === '0' ? '1' : '0'));
+      const t0 = Date.now();
+      const artifactsDir = `${o.artifactsDir}-staged`;
+      // Through the command a person uses: `swpkg image build --stage-repo NAME,URL,PIN`.
+      const built = await buildImagesWithCli(
+        repoRoot(),
+        { arch: o.arch, outDir: artifactsDir, stageRepos: [`main,${MAIN_URL},${rootFile}`, `decoy,${MAIN_URL},${wrong}`] },
+        c.info,
+      );
+      await verifyArtifacts(artifactsDir);
+      check(
+        built.manifest.stagedRepos?.map((r) => `${r.name}:${r.fingerprint}`).join(' ') === `decoy:${wrong} main:${fingerprint}`,
+        'the staged image does not record the staged repositories',
+        JSON.stringify(built.manifest.stagedRepos),
+      );
+      c.s.transcript.note(
+        `host: built ${artifactsDir} staging main (root ${fingerprint}) and decoy (fingerprint ${wrong}) in ${Date.now() - t0} ms`,
+      );
+      const storeImage = join(runDir, 'store-staged.img');
+      await createStoreImage({ path: storeImage, sizeMiB: 1024, overwrite: true });
+      await c.s.stop();
+      const staged = new GuestSession({ ...o, artifactsDir, storeImage });
+      staged.transcript = c.s.transcript;
+      try {
+        await staged.boot('boot');
+        const repos = await staged.pkgOk<Array<RepoInfo & { staged?: string }>>('repo list');
+        check(
+          repos.map((r) => `${r.name}:${r.staged ?? 'added'}`).join(' ') ===
+            'decoy:/usr/lib/pkg/repos.d/decoy.json main:/usr/lib/pkg/repos.d/main.json',
+          'pkg repo list on a fresh guest does not show the two staged repositories',
+          JSON.stringify(repos),
+        );
+        check(repos.find((r) => r.name === 'main')?.rootVersion === 1, 'the staged root of main is not the trusted root before any update');
+        await staged.pkgOk('update main');
+        await staged.pkgOk('install hello --yes', { timeoutMs: 600_000 });
+        const version = (await staged.pkgOk<Listed[]>('list')).find((p) => p.name === 'hello')?.version;
+        const out = (await staged.sh('hello')).output.trim();
+        check(out === `hello ${version}: greetings from libgreet 1.0.0`, `hello printed ${JSON.stringify(out)} on the staged guest`);
+        const refused = await staged.pkgRefused('update decoy', 3, 'E_BAD_ROOT');
+        check(
+          (refused.json?.error?.details as Record<string, unknown> | undefined)?.['repo'] === 'decoy',
+          'the E_BAD_ROOT refusal does not name decoy',
+          JSON.stringify(refused.json),
+        );
+        const decoy = (await staged.pkgOk<RepoInfo[]>('repo list')).find((r) => r.name === 'decoy');
+        check(decoy?.catalogVersion === undefined, 'decoy has an accepted catalog after its root was refused', JSON.stringify(decoy));
+        const d = await staged.pkg('doctor', { timeoutMs: 900_000, expect: 0 });
+        check(d.json?.ok === true, 'pkg doctor is not clean on the staged guest');
+        await staged.stop();
+      } finally {
+        await staged.kill();
+        c.s.transcript = staged.transcript;
+      }
+      c.timings['stagedTrust'] = { seconds: Math.round((Date.now() - t0) / 100) / 10 };
       await c.s.boot('boot');
     },
   },
 ];
+
+/**
+ * Removes a folder and everything below it from an ext4 image with debugfs,
+ * deepest first (debugfs only removes empty folders), as damage done from
+ * outside the guest. Returns how many entries went.
+ */
+async function removeExt4Tree(image: string, path: string): Promise<number> {
+  const script: string[] = [];
+  const walk = async (dir: string): Promise<void> => {
+    const r = await hostRun('debugfs', ['-R', `ls -p ${dir}`, image], { timeoutMs: 60_000 });
+    check(r.code === 0, `debugfs could not list ${dir} in ${image}`, r.stderr);
+    // `ls -p`: /inode/mode/uid/gid/name/size/ per entry.
+    for (const line of r.stdout.split('\n')) {
+      const m = /^\/(\d+)\/(\d+)\/\d+\/\d+\/(.+)\/\d*\/$/.exec(line.trim());
+      if (!m || m[3] === '.' || m[3] === '..') continue;
+      const child = `${dir}/${m[3]}`;
+      if (m[2]!.startsWith('04')) await walk(child);
+      else script.push(`rm ${child}`);
+    }
+    script.push(`rmdir ${dir}`);
+  };
+  await walk(path);
+  const file = `${image}.debugfs`;
+  await writeFile(file, script.join('\n') + '\n');
+  const r = await hostRun('debugfs', ['-w', '-f', file, image], { timeoutMs: 120_000 });
+  check(r.code === 0 && !/rm:|rmdir:/.test(r.stderr), `debugfs could not remove ${path} from ${image}`, r.stderr.slice(0, 2000));
+  return script.length;
+}
 
 async function timeGuest(c: ScenarioContext, cmd: string): Promise<number> {
   // Guest uptime in centiseconds before and after: the guest's own clock, no serial-line latency.

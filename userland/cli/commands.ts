@@ -177,7 +177,7 @@ function repoAddLike(words: string[], replace: boolean): CommandDef {
     summary: replace ? 'Change a repository (URL, mirrors, or its pinned root).' : 'Add a repository and pin its root of trust.',
     description: replace
       ? 'Replaces the URL and mirrors of repository NAME (adding it if missing). With --key or --fingerprint the pinned root is replaced too and the accepted catalog is forgotten.'
-      : 'Adds repository NAME served at URL. Trust is never implicit: give the root document (--key) or its fingerprint (--fingerprint). Everything pkg later fetches from URL or a mirror is verified against this root, following signed root rotations.',
+      : 'Adds repository NAME served at URL. Trust is never implicit: give the root document (--key) or its fingerprint (--fingerprint). Everything pkg later fetches from URL or a mirror is verified against this root, following signed root rotations. A NAME the image stages is overridden, with a warning; without --key or --fingerprint the override keeps the staged trust.',
     examples: replace
       ? ['pkg repo set main http://10.0.2.2:8080/ --mirror http://10.0.2.2:8081/']
       : [
@@ -198,8 +198,9 @@ function repoAddLike(words: string[], replace: boolean): CommandDef {
     },
     render(r, print) {
       print(
-        `${r.name}  ${r.url}  root v${r.rootVersion} (fingerprint ${r.pinnedFingerprint})${r.mirrors.length ? `  mirrors: ${r.mirrors.join(' ')}` : ''}`,
+        `${r.name}  ${r.url}  root v${r.rootVersion ?? '?'} (fingerprint ${r.pinnedFingerprint})${r.mirrors.length ? `  mirrors: ${r.mirrors.join(' ')}` : ''}`,
       );
+      if (r.overridesStaged !== undefined) print(`This overrides the repository the image stages in ${r.overridesStaged}.`);
       print('Run `pkg update` to fetch its catalog.');
     },
   });
@@ -215,36 +216,41 @@ export const COMMANDS: CommandDef[] = [
     flags: [],
     summary: 'List repositories, their pinned roots and accepted catalogs.',
     description:
-      'Shows each repository in priority order with its URL, mirrors, the root version it trusts now and the catalog version last accepted.',
+      'Shows each repository in priority order with its URL, mirrors, the root version it trusts now and the catalog version last accepted. Repositories the image stages (read-only files in $PKG_STAGED_REPOS_DIR; /usr/lib/pkg/repos.d in the guest) come after those added with `pkg repo add`, and are marked "staged" (or "overridden" when `pkg repo add|set` replaced one).',
     examples: ['pkg repo list', 'pkg repo list --json'],
     run: ({ api, ctx }) => api.listRepositories(ctx),
     render(rs, print) {
       if (rs.length === 0) return print('No repositories. Add one with `pkg repo add NAME URL --fingerprint HEX`.');
       table(
         [
-          ['NAME', 'URL', 'ROOT', 'CATALOG', 'PACKAGES', 'EXPIRES'],
+          ['NAME', 'URL', 'ROOT', 'CATALOG', 'PACKAGES', 'EXPIRES', 'SOURCE'],
           ...rs.map((r) => [
             r.name,
             r.url + (r.mirrors.length ? ` (+${r.mirrors.length} mirror${r.mirrors.length > 1 ? 's' : ''})` : ''),
-            `v${r.rootVersion}`,
+            r.rootVersion === undefined ? '-' : `v${r.rootVersion}`,
             r.catalogVersion === undefined ? '-' : `v${r.catalogVersion}`,
             String(r.packages ?? '-'),
             r.catalogExpires ?? '-',
+            r.staged !== undefined ? 'staged' : r.overridesStaged !== undefined ? 'overridden' : 'added',
           ]),
         ],
         print,
       );
     },
   }),
-  def<{ removed: string }>({
+  def<{ removed: string; stagedAgain?: string }>({
     words: ['repo', 'remove'],
     args: [{ name: 'NAME', required: true }],
     flags: [],
     summary: 'Forget a repository, its pinned root and its catalog.',
-    description: 'Installed packages from the repository stay installed; they are no longer upgraded from it.',
+    description:
+      'Installed packages from the repository stay installed; they are no longer upgraded from it. A repository the image stages cannot be removed (override it with `pkg repo set`); removing an override returns to the staged repository, from its staged root.',
     examples: ['pkg repo remove main'],
     run: ({ api, ctx }, p) => api.removeRepository(ctx, p.args[0]!),
-    render: (r, print) => print(`Removed repository ${r.removed}; installed packages stay installed.`),
+    render: (r, print) =>
+      print(
+        `Removed repository ${r.removed}; installed packages stay installed.${r.stagedAgain !== undefined ? ` The image's staged ${r.removed} (${r.stagedAgain}) is used again; run \`pkg update\`.` : ''}`,
+      ),
   }),
   def<Api.TrustedKey>({
     words: ['key', 'add'],

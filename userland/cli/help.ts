@@ -103,6 +103,7 @@ const ENVIRONMENT: [string, string][] = [
   ['PKG_MAX_CATALOG_BYTES', 'catalog size cap (default 67108864, 64 MiB)'],
   ['PKG_FETCH_RETRIES', 'resume attempts per mirror after a reset or stall (default 2)'],
   ['PKG_HEALTH_DIR', 'system-wide health checks (default /etc/pkg/health.d for the root /pkg, else ROOT/health.d)'],
+  ['PKG_STAGED_REPOS_DIR', 'repositories staged by the image (default /usr/lib/pkg/repos.d for the root /pkg, else ROOT/repos.d)'],
   [
     'PKG_CLIENT_ARCH, PKG_CLIENT_ABI',
     'this machine for compatibility checks (default: the arch Node runs on, x86_64 or aarch64; linux-musl-static)',

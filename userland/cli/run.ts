@@ -217,6 +217,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       ...(lock !== undefined ? { lockTimeoutMs: Math.round(lock * 1000) } : {}),
       ...(maxCatalog !== undefined ? { maxCatalogBytes: maxCatalog } : {}),
       ...(env['PKG_HEALTH_DIR'] ? { healthDir: resolvePath(env['PKG_HEALTH_DIR']) } : {}),
+      ...(env['PKG_STAGED_REPOS_DIR'] ? { stagedReposDir: resolvePath(env['PKG_STAGED_REPOS_DIR']) } : {}),
       ...(now ? { now: () => new Date(now) } : {}),
     });
 

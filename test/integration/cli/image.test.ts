@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runCli } from '../../helpers/run-cli.js';
@@ -32,6 +33,15 @@ describe('swpkg image (built CLI)', { timeout: 120_000 }, () => {
     expect([r.code, r.json.error.code]).toEqual([2, 'E_NOT_FOUND']);
     expect(r.json.error.details.path).toBe(join(d, 'images', 'manifest.json'));
     expect(await treeHash(d)).toBe(before);
+  });
+
+  it('build refuses a --stage-repo without its three parts, or with a bad URL, before writing anything (E_USAGE)', async () => {
+    for (const v of ['main,http://10.0.2.2:8080/', 'main,ftp://10.0.2.2/,' + 'ab'.repeat(32)]) {
+      const d = await tempDir();
+      const r = await runCli('swpkg', ['image', 'build', '--out', join(d, 'images'), '--no-apt', '--stage-repo', v, '--json']);
+      expect([r.code, r.json.error.code], r.stdout).toEqual([2, 'E_USAGE']);
+      expect(existsSync(join(d, 'images'))).toBe(false);
+    }
   });
 
   it('bundle writes the one pkg client build and reports it (--json)', async () => {

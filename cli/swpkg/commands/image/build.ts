@@ -1,6 +1,7 @@
 import { Flags } from '@oclif/core';
 import { BaseCommand } from '../../../shared/base-command.js';
-import type { BuildImagesOptions, BuildImagesResult } from '../../../../images/index.js';
+import { SwpkgError } from '../../../../catalog/index.js';
+import type { BuildImagesOptions, BuildImagesResult, StageRepo } from '../../../../images/index.js';
 
 export default class ImageBuild extends BaseCommand<BuildImagesResult> {
   static override summary = 'Build the guest artifact set: kernel, initramfs, base disk and template store.';
@@ -12,6 +13,7 @@ The pinned .deb packages come from ../shared/sources, then the download cache (~
     '<%= config.bin %> image build --arch aarch64',
     '<%= config.bin %> image build --out /tmp/images --store-size 2048 --force --json',
     '<%= config.bin %> image build --store-seed ./seeded-root --require-pkg',
+    '<%= config.bin %> image build --stage-repo main,http://10.0.2.2:8080/,./repo-root.pub --stage-repo extra,http://10.0.2.2:8081/,3f1c...e9',
   ];
   static override flags = {
     arch: Flags.option({ summary: 'Guest architecture.', options: ['x86_64', 'aarch64'] as const, default: 'x86_64' })(),
@@ -24,6 +26,11 @@ The pinned .deb packages come from ../shared/sources, then the download cache (~
     'require-pkg': Flags.boolean({ summary: 'Fail unless the pkg client can be bundled (no runtime-only image).' }),
     'store-size': Flags.integer({ summary: 'Size of the template store disk in MiB (sparse).', min: 64 }),
     'store-seed': Flags.directory({ summary: 'Preseed the template store from this folder (a pkg --root tree).', exists: true }),
+    'stage-repo': Flags.string({
+      summary:
+        'Trust this repository from the first boot: NAME,URL,PIN where PIN is the root fingerprint (64 hex) or a root file (repo-root.pub). Written read-only to /usr/lib/pkg/repos.d/NAME.json. Repeatable.',
+      multiple: true,
+    }),
     force: Flags.boolean({ summary: 'Rebuild every step, even those whose inputs did not change.' }),
     apt: Flags.boolean({
       summary: 'Allow apt-get download for pinned packages not found locally (--no-apt forbids it).',
@@ -54,6 +61,7 @@ function buildOptions(
     'require-pkg'?: boolean;
     'store-size'?: number | undefined;
     'store-seed'?: string | undefined;
+    'stage-repo'?: string[] | undefined;
     force?: boolean;
     apt: boolean;
   },
@@ -71,6 +79,24 @@ function buildOptions(
         : {}),
     ...(flags['store-size'] !== undefined && { storeSizeMiB: flags['store-size'] }),
     ...(flags['store-seed'] !== undefined && { storeSeedDir: flags['store-seed'] }),
+    ...(flags['stage-repo'] !== undefined && { stagedRepos: flags['stage-repo'].map(parseStageRepo) }),
     ...(flags.force && { force: true }),
+  };
+}
+
+/** `NAME,URL,PIN`: the name up to the first comma, the pin after the last, the URL between (a URL may hold commas). */
+function parseStageRepo(v: string): StageRepo {
+  const first = v.indexOf(',');
+  const last = v.lastIndexOf(',');
+  if (first <= 0 || last === first || last === v.length - 1) {
+    throw new SwpkgError('E_USAGE', `--stage-repo ${JSON.stringify(v)} must be NAME,URL,FINGERPRINT or NAME,URL,ROOT_FILE`, {
+      details: { value: v },
+    });
+  }
+  const pin = v.slice(last + 1);
+  return {
+    name: v.slice(0, first),
+    url: v.slice(first + 1, last),
+    ...(/^[0-9a-fA-F]{64}$/.test(pin) ? { fingerprint: pin } : { rootFile: pin }),
   };
 }

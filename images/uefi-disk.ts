@@ -1,0 +1,206 @@
+import { existsSync } from 'node:fs';
+import { copyFile, mkdir, mkdtemp, rm, stat } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { SwpkgError, fromFsError } from '../catalog/index.js';
+import type { GuestArch } from '../kernel/index.js';
+import { makeEspImage, type EspFile } from './esp-image.js';
+import { GPT_TYPES, writeGptDisk, type GptPartition } from './gpt-disk.js';
+
+/**
+ * The guest's system disk for UEFI boot: a GPT disk with an EFI system
+ * partition (systemd-boot, one kernel + initramfs per slot, one loader entry
+ * per slot) and two base-image partitions, swpkg-base-a and swpkg-base-b.
+ * The guest init mounts the slot its entry names (`swpkg.slot=a|b` on the
+ * kernel command line), found by GPT partition name, never by position.
+ */
+
+export type SlotName = 'a' | 'b';
+export const SLOT_NAMES: readonly SlotName[] = ['a', 'b'];
+
+/** GPT partition names; the guest init and `pkg system` find slots by these. */
+export const SYSTEM_PARTITIONS = { esp: 'swpkg-esp', base: { a: 'swpkg-base-a', b: 'swpkg-base-b' } } as const;
+
+/** Where each arch's firmware and loader live (Debian packages ovmf, qemu-efi-aarch64, systemd-boot-efi). */
+export const UEFI_FILES: Record<GuestArch, { code: string; vars: string; loader: string; removablePath: string }> = {
+  x86_64: {
+    code: '/usr/share/OVMF/OVMF_CODE_4M.fd',
+    vars: '/usr/share/OVMF/OVMF_VARS_4M.fd',
+    loader: '/usr/lib/systemd/boot/efi/systemd-bootx64.efi',
+    removablePath: '/EFI/BOOT/BOOTX64.EFI',
+  },
+  aarch64: {
+    code: '/usr/share/AAVMF/AAVMF_CODE.fd',
+    vars: '/usr/share/AAVMF/AAVMF_VARS.fd',
+    loader: '/usr/lib/systemd/boot/efi/systemd-bootaa64.efi',
+    removablePath: '/EFI/BOOT/BOOTAA64.EFI',
+  },
+};
+
+export interface SlotContents {
+  kernel: string;
+  initramfs: string;
+  base: string;
+  /** The system release version the slot holds (entry `version`, shown by `pkg system status`). */
+  version: string;
+}
+
+export interface SlotEntry {
+  slot: SlotName;
+  version: string;
+  /** Boot Assessment tries left; undefined = a good entry (no counter). */
+  triesLeft?: number;
+  triesDone?: number;
+}
+
+/** ESP paths of a slot's files and its entry (entry names follow the Boot Loader Specification's `+LEFT[-DONE]`). */
+export function slotPaths(slot: SlotName): { dir: string; kernel: string; initramfs: string } {
+  return {
+    dir: `/slot${slot.toUpperCase()}`,
+    kernel: `/slot${slot.toUpperCase()}/vmlinuz`,
+    initramfs: `/slot${slot.toUpperCase()}/initramfs.cpio.gz`,
+  };
+}
+
+export function entryFileName(e: Pick<SlotEntry, 'slot' | 'triesLeft' | 'triesDone'>): string {
+  const base = `slot${e.slot.toUpperCase()}`;
+  if (e.triesLeft === undefined) return `${base}.conf`;
+  return `${base}+${e.triesLeft}${e.triesDone ? `-${e.triesDone}` : ''}.conf`;
+}
+
+const ENTRY_NAME = /^slot([AB])(?:\+(\d+)(?:-(\d+))?)?\.conf$/;
+
+/** Parses an entry file name back; null for files that are not slot entries. */
+export function parseEntryFileName(name: string): Omit<SlotEntry, 'version'> | null {
+  const m = ENTRY_NAME.exec(name);
+  if (!m?.[1]) return null;
+  const out: Omit<SlotEntry, 'version'> = { slot: m[1].toLowerCase() as SlotName };
+  if (m[2] !== undefined) out.triesLeft = Number(m[2]);
+  if (m[3] !== undefined) out.triesDone = Number(m[3]);
+  return out;
+}
+
+/**
+ * A loader entry. `sort-key` decides the order among entries that are not
+ * bad (systemd-boot puts entries with 0 tries left last by itself): the slot
+ * that should boot next gets the lower key. Kernel options are fixed here, at
+ * install time, as on a real disk.
+ */
+export function entryText(o: { slot: SlotName; version: string; options: string; first: boolean }): string {
+  const p = slotPaths(o.slot);
+  return [
+    `title swpkg ${o.version} (slot ${o.slot.toUpperCase()})`,
+    `version ${o.version}`,
+    `sort-key ${o.first ? 'swpkg-0' : 'swpkg-1'}`,
+    `linux ${p.kernel}`,
+    `initrd ${p.initramfs}`,
+    `options ${o.options} swpkg.slot=${o.slot}`,
+    '',
+  ].join('\n');
+}
+
+export interface UefiDiskOptions {
+  out: string;
+  arch: GuestArch;
+  /** Slot A is required and is the first choice; slot B may start empty. */
+  slots: { a: SlotContents; b?: SlotContents };
+  /** Kernel command line (without swpkg.slot, which each entry adds). */
+  options: string;
+  /** Tries for slot A's entry; default none (installed good). */
+  triesA?: number;
+  espSizeMiB?: number;
+  /** Size of each base slot; default the larger base image + 64 MiB, at least 256. */
+  slotSizeMiB?: number;
+  loader?: string;
+  seed?: string;
+}
+
+export interface UefiDiskResult {
+  path: string;
+  partitions: GptPartition[];
+  espSizeMiB: number;
+  slotSizeMiB: number;
+}
+
+async function sizeOf(p: string): Promise<number> {
+  try {
+    return (await stat(p)).size;
+  } catch (e) {
+    throw fromFsError(e, p);
+  }
+}
+
+/** Builds the system disk (sparse) from slot contents on the host; see the module comment. */
+export async function buildUefiDisk(o: UefiDiskOptions): Promise<UefiDiskResult> {
+  const files = UEFI_FILES[o.arch];
+  const loader = o.loader ?? files.loader;
+  if (!existsSync(loader)) {
+    throw new SwpkgError('E_BUILD', `systemd-boot is not installed (${loader})`, {
+      hint: 'install the Debian package systemd-boot-efi (scripts/setup.sh does)',
+      details: { path: loader },
+    });
+  }
+  const mib = 1 << 20;
+  const bases = [o.slots.a.base, ...(o.slots.b ? [o.slots.b.base] : [])];
+  let largest = 0;
+  for (const b of bases) largest = Math.max(largest, await sizeOf(b));
+  const slotSizeMiB = o.slotSizeMiB ?? Math.max(256, Math.ceil(largest / mib) + 64);
+  const espSizeMiB = o.espSizeMiB ?? 128;
+
+  const espFiles: EspFile[] = [
+    { dest: files.removablePath, source: loader },
+    // timeout 0: no menu, the first entry boots; `editor no`: nobody edits the kernel command line at the console.
+    { dest: '/loader/loader.conf', text: 'timeout 0\neditor no\n' },
+  ];
+  for (const slot of SLOT_NAMES) {
+    const c = o.slots[slot];
+    if (!c) continue;
+    const p = slotPaths(slot);
+    espFiles.push({ dest: p.kernel, source: c.kernel }, { dest: p.initramfs, source: c.initramfs });
+    const name = entryFileName({ slot, ...(slot === 'a' && o.triesA !== undefined ? { triesLeft: o.triesA } : {}) });
+    espFiles.push({
+      dest: `/loader/entries/${name}`,
+      text: entryText({ slot, version: c.version, options: o.options, first: slot === 'a' }),
+    });
+  }
+  await mkdir(dirname(o.out), { recursive: true });
+  const work = await mkdtemp(join(dirname(o.out), '.uefi-disk-'));
+  try {
+    const esp = join(work, 'esp.img');
+    await makeEspImage({ out: esp, sizeMiB: espSizeMiB, files: espFiles, volumeId: '5a0b0001' });
+    const partitions = await writeGptDisk({
+      out: o.out,
+      ...(o.seed === undefined ? {} : { seed: o.seed }),
+      partitions: [
+        { name: SYSTEM_PARTITIONS.esp, type: GPT_TYPES.esp, sizeMiB: espSizeMiB, source: esp },
+        { name: SYSTEM_PARTITIONS.base.a, type: GPT_TYPES.linuxData, sizeMiB: slotSizeMiB, source: o.slots.a.base },
+        {
+          name: SYSTEM_PARTITIONS.base.b,
+          type: GPT_TYPES.linuxData,
+          sizeMiB: slotSizeMiB,
+          ...(o.slots.b ? { source: o.slots.b.base } : {}),
+        },
+      ],
+    });
+    return { path: o.out, partitions, espSizeMiB, slotSizeMiB };
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+/**
+ * A guest's own copy of the firmware variable store (boot order, and the
+ * loader's LoaderEntryOneShot and friends), made once beside its disk.
+ */
+export async function ensureEfiVars(arch: GuestArch, path: string): Promise<string> {
+  if (!existsSync(path)) {
+    const src = UEFI_FILES[arch].vars;
+    if (!existsSync(src)) {
+      throw new SwpkgError('E_BUILD', `UEFI firmware is not installed (${src})`, {
+        hint: arch === 'x86_64' ? 'install the Debian package ovmf' : 'install the Debian package qemu-efi-aarch64',
+        details: { path: src },
+      });
+    }
+    await copyFile(src, path);
+  }
+  return path;
+}

@@ -25,7 +25,11 @@ export interface RootSigned {
   version: number;
   expires: string;
   keys: Record<string, PublicKey>;
-  roles: { root: RoleKeys; catalog: RoleKeys };
+  /**
+   * `release` is optional and absent in roots written before issue 15: it names the keys that sign
+   * pinned releases, so a release key can be kept apart from the catalog key.
+   */
+  roles: { root: RoleKeys; catalog: RoleKeys; release?: RoleKeys };
 }
 
 export type RootDocument = Signed<RootSigned>;
@@ -85,14 +89,28 @@ export function parseRootPayload(payload: Uint8Array, source: string): RootSigne
   }
   const roles = s['roles'];
   if (!isJsonObject(roles)) throw badRoot(source, 'roles must be an object');
-  assertKnownFields(roles, ['root', 'catalog'], `${source} roles`);
-  return {
-    type: 'root',
-    version,
-    expires: s['expires'] as string,
-    keys,
-    roles: { root: parseRole(roles['root'], 'root', keys, source), catalog: parseRole(roles['catalog'], 'catalog', keys, source) },
+  assertKnownFields(roles, ['root', 'catalog', 'release'], `${source} roles`);
+  const parsedRoles: RootSigned['roles'] = {
+    root: parseRole(roles['root'], 'root', keys, source),
+    catalog: parseRole(roles['catalog'], 'catalog', keys, source),
   };
+  if (Object.hasOwn(roles, 'release')) parsedRoles.release = parseRole(roles['release'], 'release', keys, source);
+  return { type: 'root', version, expires: s['expires'] as string, keys, roles: parsedRoles };
+}
+
+/**
+ * The keys a root authorises to sign releases. A root without a release role authorises none:
+ * falling back to the catalog keys would let an old catalog key sign pinned deployments nobody chose.
+ */
+export function releaseRole(root: RootDocument, source: string): RoleKeys {
+  const role = root.signed.roles.release;
+  if (!role) {
+    throw new SwpkgError('E_UNKNOWN_KEY', `${source}: root v${root.signed.version} names no release keys, so no release can be trusted`, {
+      hint: 'the publisher adds release keys with `swpkg repo rotate-root --release-key KEY.pub`',
+      details: { source, rootVersion: root.signed.version },
+    });
+  }
+  return role;
 }
 
 /**
@@ -119,6 +137,9 @@ export interface CreateRootOptions {
   catalogKeys: (KeyPair | PublicKey)[];
   rootThreshold?: number;
   catalogThreshold?: number;
+  /** Keys of the optional release role; omitted or empty leaves the role out of the root. */
+  releaseKeys?: (KeyPair | PublicKey)[];
+  releaseThreshold?: number;
   version?: number;
   expires: Date;
   /** Extra root keys that sign (e.g. the old root's keys during rotation). */
@@ -140,6 +161,7 @@ export function createRoot(o: CreateRootOptions): RootDocument {
   };
   const rootIds = [...new Set(o.rootKeys.map(add))].sort();
   const catalogIds = [...new Set(o.catalogKeys.map(add))].sort();
+  const releaseIds = [...new Set((o.releaseKeys ?? []).map(add))].sort();
   const signed: RootSigned = {
     type: 'root',
     version: o.version ?? 1,
@@ -148,6 +170,8 @@ export function createRoot(o: CreateRootOptions): RootDocument {
     roles: {
       root: { keyids: rootIds, threshold: o.rootThreshold ?? 1 },
       catalog: { keyids: catalogIds, threshold: o.catalogThreshold ?? 1 },
+      // Left out rather than empty: a root without releases stays byte-identical to one written before the role existed.
+      ...(releaseIds.length > 0 && { release: { keyids: releaseIds, threshold: o.releaseThreshold ?? 1 } }),
     },
   };
   // Canonical JSON only makes the payload deterministic; verification reads the bytes as they are.
@@ -156,6 +180,11 @@ export function createRoot(o: CreateRootOptions): RootDocument {
   const doc: RootDocument = { ...env, signed: parseRootPayload(env.payload, 'new root') };
   checkThreshold(doc, signed.roles.root, signed.keys, 'new root');
   return doc;
+}
+
+/** A release counts only if a threshold of the root's release keys signed it: the same rule as every other role. */
+export function checkReleaseThreshold(env: Envelope, root: RootDocument, what: string): void {
+  checkThreshold(env, releaseRole(root, what), root.signed.keys, what);
 }
 
 /** A root trusted on first use (pinned by file or fingerprint) must carry a threshold of its own root keys. */
@@ -198,23 +227,31 @@ export interface RotateRootOptions {
   oldRootKeys: KeyPair[];
   newRootKeys: KeyPair[];
   catalogKeys?: (KeyPair | PublicKey)[];
+  /** Release keys of the new root (default: keep the current ones; an empty list removes the role). */
+  releaseKeys?: (KeyPair | PublicKey)[];
   rootThreshold?: number;
   catalogThreshold?: number;
+  releaseThreshold?: number;
   expires: Date;
 }
 
 /** Version N+1 signed by the old root keys and the new ones, so clients walking roots/N+1.json accept it. */
 export function rotateRoot(o: RotateRootOptions): RootDocument {
   const catalogKeys = o.catalogKeys ?? o.current.signed.roles.catalog.keyids.map((id) => o.current.signed.keys[id]!);
+  const currentRelease = o.current.signed.roles.release;
+  const releaseKeys = o.releaseKeys ?? (currentRelease?.keyids ?? []).map((id) => o.current.signed.keys[id]!);
   const opts: CreateRootOptions = {
     rootKeys: o.newRootKeys,
     catalogKeys,
+    releaseKeys,
     version: o.current.signed.version + 1,
     expires: o.expires,
     alsoSignWith: o.oldRootKeys,
   };
   if (o.rootThreshold !== undefined) opts.rootThreshold = o.rootThreshold;
   if (o.catalogThreshold !== undefined) opts.catalogThreshold = o.catalogThreshold;
+  const releaseThreshold = o.releaseThreshold ?? (o.releaseKeys === undefined ? currentRelease?.threshold : undefined);
+  if (releaseThreshold !== undefined) opts.releaseThreshold = releaseThreshold;
   const next = createRoot(opts);
   verifyRootUpdate(o.current, encodeEnvelope(next), `root v${next.signed.version}`);
   return next;

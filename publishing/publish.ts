@@ -439,8 +439,10 @@ export async function rotatePublishedRoot(o: {
   oldRootKeys: KeyPair[];
   newRootKeys: KeyPair[];
   catalogKeys?: PublicKey[];
+  releaseKeys?: PublicKey[];
   rootThreshold?: number;
   catalogThreshold?: number;
+  releaseThreshold?: number;
   expiresIn: number;
   now?: Date;
 }): Promise<{ version: number; fingerprint: string }> {
@@ -457,6 +459,8 @@ export async function rotatePublishedRoot(o: {
     newRootKeys: o.newRootKeys,
     expires: new Date(now.getTime() + o.expiresIn * 1000),
     ...(o.catalogKeys ? { catalogKeys: o.catalogKeys } : {}),
+    ...(o.releaseKeys ? { releaseKeys: o.releaseKeys } : {}),
+    ...(o.releaseThreshold !== undefined ? { releaseThreshold: o.releaseThreshold } : {}),
     ...(o.rootThreshold !== undefined ? { rootThreshold: o.rootThreshold } : {}),
     ...(o.catalogThreshold !== undefined ? { catalogThreshold: o.catalogThreshold } : {}),
   });

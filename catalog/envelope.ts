@@ -21,6 +21,7 @@ export const PAYLOAD_TYPES = {
   root: 'application/vnd.swpkg.root+json;version=2',
   catalog: 'application/vnd.swpkg.catalog+json;version=2',
   manifest: 'application/vnd.swpkg.manifest+json;version=2',
+  system: 'application/vnd.swpkg.system+json;version=1',
 } as const;
 export type PayloadType = (typeof PAYLOAD_TYPES)[keyof typeof PAYLOAD_TYPES];
 

@@ -4,3 +4,4 @@ export * from './publish.js';
 export * from './verify-hosted.js';
 export * from './index-html.js';
 export * from './key-files.js';
+export * from './system-release.js';

@@ -8,7 +8,8 @@ import C5 from './commands/repo/rotate-root.js';
 import C6 from './commands/repo/sign.js';
 import C7 from './commands/repo/verify-hosted.js';
 import C8 from './commands/serve.js';
-import C9 from './commands/verify.js';
+import C9 from './commands/system/publish.js';
+import C10 from './commands/verify.js';
 
 export const COMMANDS = {
   'inspect': C0,
@@ -20,5 +21,6 @@ export const COMMANDS = {
   'repo:sign': C6,
   'repo:verify-hosted': C7,
   'serve': C8,
-  'verify': C9,
+  'system:publish': C9,
+  'verify': C10,
 };

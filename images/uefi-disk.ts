@@ -1,10 +1,16 @@
 import { existsSync } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, rm, stat } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { SwpkgError, fromFsError } from '../catalog/index.js';
 import type { GuestArch } from '../kernel/index.js';
 import { makeEspImage, type EspFile } from './esp-image.js';
 import { GPT_TYPES, writeGptDisk, type GptPartition } from './gpt-disk.js';
+import { ARTIFACT_FILES, verifyArtifacts } from './build-images.js';
+import { GUEST_ARCH_PROFILES } from './guest-arch.js';
+import { findRepoRoot } from './kernel-packages.js';
+import { runIfEntry } from './program.js';
+import { kernelAppend } from './run-guest.js';
 
 /**
  * The guest's system disk for UEFI boot: a GPT disk with an EFI system
@@ -204,3 +210,65 @@ export async function ensureEfiVars(arch: GuestArch, path: string): Promise<stri
   }
   return path;
 }
+
+function usage(): string {
+  return [
+    'usage: uefi-disk --out FILE [--artifacts DIR] [--net restricted|host-loopback] [--hostname NAME] [--tries-a N]',
+    'Builds an A/B system disk from a guest artifact set: slot A holds the set, slot B is empty.',
+    'Boot it with: run-guest --boot uefi --system-disk FILE',
+    '',
+  ].join('\n');
+}
+
+async function main(argv: string[]): Promise<number> {
+  let out: string | undefined;
+  let artifactsDir: string | undefined;
+  let net: 'restricted' | 'host-loopback' = 'restricted';
+  let hostname = 'swpkg';
+  let triesA: number | undefined;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const val = (): string => {
+      const v = argv[++i];
+      if (v === undefined) throw new SwpkgError('E_USAGE', `${a} needs a value`);
+      return v;
+    };
+    if (a === '--out') out = val();
+    else if (a === '--artifacts') artifactsDir = val();
+    else if (a === '--net') {
+      const v = val();
+      if (v !== 'restricted' && v !== 'host-loopback') throw new SwpkgError('E_USAGE', `--net is restricted or host-loopback, not ${v}`);
+      net = v;
+    } else if (a === '--hostname') hostname = val();
+    else if (a === '--tries-a') triesA = Number(val());
+    else {
+      process.stderr.write(usage());
+      return 2;
+    }
+  }
+  if (out === undefined) {
+    process.stderr.write(usage());
+    return 2;
+  }
+  const dir = resolve(artifactsDir ?? join(findRepoRoot(dirname(fileURLToPath(import.meta.url))), GUEST_ARCH_PROFILES.x86_64.imagesDir));
+  const manifest = await verifyArtifacts(dir);
+  const arch = manifest.arch ?? 'x86_64';
+  const r = await buildUefiDisk({
+    out,
+    arch,
+    slots: {
+      a: {
+        kernel: join(dir, ARTIFACT_FILES.kernel),
+        initramfs: join(dir, ARTIFACT_FILES.initramfs),
+        base: join(dir, ARTIFACT_FILES.base),
+        version: manifest.outputs.base.sha256.slice(0, 12),
+      },
+    },
+    options: kernelAppend(net, hostname, GUEST_ARCH_PROFILES[arch].console),
+    ...(triesA !== undefined ? { triesA } : {}),
+  });
+  process.stdout.write(`${r.path}: ${r.partitions.map((p) => `${p.name} ${p.size >> 20} MiB`).join(', ')}\n`);
+  return 0;
+}
+
+runIfEntry(import.meta.url, 'uefi-disk', main);

@@ -65,18 +65,11 @@ export {
 export { GPT_TYPES, readGptDisk, writeGptDisk, type GptDiskOptions, type GptPartition, type GptPartitionSpec } from './gpt-disk.js';
 export { makeEspImage, type EspFile, type EspImageOptions } from './esp-image.js';
 export {
-  SLOT_NAMES,
   SYSTEM_PARTITIONS,
   UEFI_FILES,
   buildUefiDisk,
   ensureEfiVars,
-  entryFileName,
-  entryText,
-  parseEntryFileName,
-  slotPaths,
   type SlotContents,
-  type SlotEntry,
-  type SlotName,
   type UefiDiskOptions,
   type UefiDiskResult,
 } from './uefi-disk.js';

@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { SwpkgError, fromFsError } from '../catalog/index.js';
 import type { GuestArch } from '../kernel/index.js';
 import { makeEspImage, type EspFile } from './esp-image.js';
+import { SLOT_NAMES, entryFileName, entryText, slotPaths } from '../userland/index.js';
 import { GPT_TYPES, writeGptDisk, type GptPartition } from './gpt-disk.js';
 import { ARTIFACT_FILES, verifyArtifacts } from './build-images.js';
 import { GUEST_ARCH_PROFILES } from './guest-arch.js';
@@ -19,9 +20,6 @@ import { kernelAppend } from './run-guest.js';
  * The guest init mounts the slot its entry names (`swpkg.slot=a|b` on the
  * kernel command line), found by GPT partition name, never by position.
  */
-
-export type SlotName = 'a' | 'b';
-export const SLOT_NAMES: readonly SlotName[] = ['a', 'b'];
 
 /** GPT partition names; the guest init and `pkg system` find slots by these. */
 export const SYSTEM_PARTITIONS = { esp: 'swpkg-esp', base: { a: 'swpkg-base-a', b: 'swpkg-base-b' } } as const;
@@ -48,60 +46,8 @@ export interface SlotContents {
   base: string;
   /** The system release version the slot holds (entry `version`, shown by `pkg system status`). */
   version: string;
-}
-
-export interface SlotEntry {
-  slot: SlotName;
-  version: string;
-  /** Boot Assessment tries left; undefined = a good entry (no counter). */
-  triesLeft?: number;
-  triesDone?: number;
-}
-
-/** ESP paths of a slot's files and its entry (entry names follow the Boot Loader Specification's `+LEFT[-DONE]`). */
-export function slotPaths(slot: SlotName): { dir: string; kernel: string; initramfs: string } {
-  return {
-    dir: `/slot${slot.toUpperCase()}`,
-    kernel: `/slot${slot.toUpperCase()}/vmlinuz`,
-    initramfs: `/slot${slot.toUpperCase()}/initramfs.cpio.gz`,
-  };
-}
-
-export function entryFileName(e: Pick<SlotEntry, 'slot' | 'triesLeft' | 'triesDone'>): string {
-  const base = `slot${e.slot.toUpperCase()}`;
-  if (e.triesLeft === undefined) return `${base}.conf`;
-  return `${base}+${e.triesLeft}${e.triesDone ? `-${e.triesDone}` : ''}.conf`;
-}
-
-const ENTRY_NAME = /^slot([AB])(?:\+(\d+)(?:-(\d+))?)?\.conf$/;
-
-/** Parses an entry file name back; null for files that are not slot entries. */
-export function parseEntryFileName(name: string): Omit<SlotEntry, 'version'> | null {
-  const m = ENTRY_NAME.exec(name);
-  if (!m?.[1]) return null;
-  const out: Omit<SlotEntry, 'version'> = { slot: m[1].toLowerCase() as SlotName };
-  if (m[2] !== undefined) out.triesLeft = Number(m[2]);
-  if (m[3] !== undefined) out.triesDone = Number(m[3]);
-  return out;
-}
-
-/**
- * A loader entry. `sort-key` decides the order among entries that are not
- * bad (systemd-boot puts entries with 0 tries left last by itself): the slot
- * that should boot next gets the lower key. Kernel options are fixed here, at
- * install time, as on a real disk.
- */
-export function entryText(o: { slot: SlotName; version: string; options: string; first: boolean }): string {
-  const p = slotPaths(o.slot);
-  return [
-    `title swpkg ${o.version} (slot ${o.slot.toUpperCase()})`,
-    `version ${o.version}`,
-    `sort-key ${o.first ? 'swpkg-0' : 'swpkg-1'}`,
-    `linux ${p.kernel}`,
-    `initrd ${p.initramfs}`,
-    `options ${o.options} swpkg.slot=${o.slot}`,
-    '',
-  ].join('\n');
+  /** The system release version (its sort-key); default 0 for slot A, and one less than A's for slot B, so A boots first. */
+  release?: number;
 }
 
 export interface UefiDiskOptions {
@@ -163,10 +109,9 @@ export async function buildUefiDisk(o: UefiDiskOptions): Promise<UefiDiskResult>
     const p = slotPaths(slot);
     espFiles.push({ dest: p.kernel, source: c.kernel }, { dest: p.initramfs, source: c.initramfs });
     const name = entryFileName({ slot, ...(slot === 'a' && o.triesA !== undefined ? { triesLeft: o.triesA } : {}) });
-    espFiles.push({
-      dest: `/loader/entries/${name}`,
-      text: entryText({ slot, version: c.version, options: o.options, first: slot === 'a' }),
-    });
+    const releaseA = o.slots.a.release ?? 0;
+    const release = slot === 'a' ? releaseA : (c.release ?? releaseA - 1);
+    espFiles.push({ dest: `/loader/entries/${name}`, text: entryText({ slot, version: c.version, release, options: o.options }) });
   }
   await mkdir(dirname(o.out), { recursive: true });
   const work = await mkdtemp(join(dirname(o.out), '.uefi-disk-'));

@@ -92,3 +92,25 @@ export {
   type HttpRequest,
 } from './http-transport.js';
 export { crashPoint } from './crash-point.js';
+export {
+  DEFAULT_TRIES,
+  SLOT_NAMES,
+  entryFileName,
+  entryText,
+  markSlotGood,
+  otherSlot,
+  parseEntryFileName,
+  readSystemStatus,
+  rollbackSlot,
+  slotPaths,
+  sortKeyFor,
+  stageSystemUpdate,
+  type EntryName,
+  type SlotName,
+  type SlotStatus,
+  type StageSystemUpdateOptions,
+  type StageSystemUpdateResult,
+  type SystemArtifactSource,
+  type SystemLayout,
+  type SystemStatus,
+} from './system-slots.js';

@@ -18,15 +18,13 @@ import {
   SYSTEM_PARTITIONS,
   UEFI_FILES,
   buildUefiDisk,
-  entryFileName,
-  entryText,
   makeEspImage,
-  parseEntryFileName,
   qemuArguments,
   readGptDisk,
   startGuest,
   writeGptDisk,
 } from '../../../images/index.js';
+import { entryFileName, entryText, parseEntryFileName, sortKeyFor } from '../../../userland/index.js';
 
 const run = promisify(execFile);
 const mtoolsEnv = { ...process.env, MTOOLS_SKIP_CHECK: '1' };
@@ -208,8 +206,8 @@ describe('A/B system disk', () => {
     expect(entries.sort()).toEqual(['slotA+3.conf', 'slotB.conf']);
     const a = await type('/loader/entries/slotA+3.conf');
     expect(a).toContain('linux /slotA/vmlinuz\ninitrd /slotA/initramfs.cpio.gz\noptions console=ttyS0 swpkg.slot=a\n');
-    expect(a).toContain('version 1.0.0\nsort-key swpkg-0\n');
-    expect(await type('/loader/entries/slotB.conf')).toContain('sort-key swpkg-1\n');
+    expect(a).toContain(`version 1.0.0\nsort-key ${sortKeyFor(0)}\n`);
+    expect(await type('/loader/entries/slotB.conf')).toContain(`sort-key ${sortKeyFor(-1)}\n`);
     expect((await readAt(out, r.partitions[2]?.offset ?? 0, 6)).toString()).toBe('base B');
   });
 
@@ -244,7 +242,7 @@ describe('A/B system disk', () => {
 
   it('ignores files that are not slot entries', () => {
     for (const n of ['slotC.conf', 'slotA+x.conf', 'other.conf', 'slotA.conf.tmp', 'slota.conf']) expect(parseEntryFileName(n)).toBeNull();
-    expect(entryText({ slot: 'b', version: '2', options: 'o', first: true })).toMatch(/^title swpkg 2 \(slot B\)\n/);
+    expect(entryText({ slot: 'b', version: '2', release: 2, options: 'o' })).toMatch(/^title swpkg 2 \(slot B\)\n/);
   });
 });
 

@@ -114,3 +114,13 @@ export {
   type SystemLayout,
   type SystemStatus,
 } from './system-slots.js';
+export {
+  DEFAULT_ESP,
+  parseSlotName,
+  systemMarkGood,
+  systemRollback,
+  systemStatus,
+  type SystemRollbackResult,
+  type SystemStatusReport,
+  type SystemTarget,
+} from './system.js';

@@ -97,8 +97,10 @@ export {
   SLOT_NAMES,
   entryFileName,
   entryText,
+  folderArtifactSource,
   markSlotGood,
   otherSlot,
+  planSystemUpdate,
   parseEntryFileName,
   readSystemStatus,
   rollbackSlot,
@@ -124,3 +126,4 @@ export {
   type SystemStatusReport,
   type SystemTarget,
 } from './system.js';
+export { readGptDisk, type GptPartition } from './gpt-table.js';

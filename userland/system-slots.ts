@@ -222,9 +222,18 @@ export async function rollbackSlot(layout: Pick<SystemLayout, 'esp' | 'active'>)
   return { from: layout.active, to };
 }
 
-/** Where a system release's artifacts come from (the repository's HTTP transport, or a folder in tests). */
+/**
+ * Where a system release's artifacts come from: `fetch` puts the artifact at
+ * `dest` only if it has exactly the declared size and SHA-256 (else it throws
+ * and leaves nothing at `dest`), and never reads more than the declared size.
+ */
 export interface SystemArtifactSource {
-  open(path: string): Promise<Readable>;
+  fetch(a: SystemArtifact, dest: string): Promise<void>;
+}
+
+/** Artifacts from a folder laid out like the web root (a mounted medium, or a test). */
+export function folderArtifactSource(dir: string): SystemArtifactSource {
+  return { fetch: (a, dest) => download(() => Promise.resolve(createReadStream(join(dir, a.path))), a, dest) };
 }
 
 export interface StageSystemUpdateOptions {
@@ -254,12 +263,12 @@ export interface StageSystemUpdateResult {
 }
 
 /** Downloads one artifact into `dest`, hashing as it streams; more bytes than declared stop the download at once. */
-async function download(source: SystemArtifactSource, a: SystemArtifact, dest: string): Promise<void> {
+async function download(openStream: () => Promise<Readable>, a: SystemArtifact, dest: string): Promise<void> {
   const hash = createHash('sha256');
   let size = 0;
   const out = createWriteStream(dest, { mode: 0o600 });
   try {
-    const input = await source.open(a.path);
+    const input = await openStream();
     for await (const chunk of input) {
       const b = chunk as Buffer;
       size += b.length;
@@ -275,10 +284,12 @@ async function download(source: SystemArtifactSource, a: SystemArtifact, dest: s
     await new Promise<void>((res, rej) => out.end((e?: Error | null) => (e ? rej(e) : res())));
   } catch (e) {
     out.destroy();
+    await rm(dest, { force: true });
     throw e;
   }
   const sha256 = hash.digest('hex');
   if (size !== a.size || sha256 !== a.sha256) {
+    await rm(dest, { force: true });
     throw new SwpkgError('E_HASH_MISMATCH', `${a.path} does not match its release (got ${size} bytes, sha256 ${sha256})`, {
       hint: 'the mirror served other bytes than the publisher signed; nothing was written to the inactive slot',
       details: { path: a.path, expected: { size: a.size, sha256: a.sha256 }, actual: { size, sha256 } },
@@ -315,21 +326,12 @@ async function writeSlot(src: string, target: { path: string; offset: number; si
 }
 
 /**
- * `pkg system update`'s apply step. Order, and the crash each step survives:
- * 1. verify the release (root's release role, expiry, version, arch) and the
- *    room in the inactive slot and on the ESP: nothing written;
- * 2. download all three artifacts to the staging folder, each capped at its
- *    declared size and hashed while streaming: the inactive slot untouched;
- * 3. remove the inactive slot's entry, so the loader cannot start it while it
- *    is half written (a power cut from here on boots the active slot, and
- *    the update can be rerun: the same release is accepted again);
- * 4. write its kernel, initramfs (temp + rename) and base partition, synced;
- * 5. write its entry with `tries` tries and a sort-key before the active
- *    slot's (temp + rename): the commit point.
- * The active slot's files, partition and entry are never written.
+ * Verifies a system release for this machine and checks that it fits the
+ * inactive slot and the ESP; reads only (the plan `pkg system update` shows).
  */
-export async function stageSystemUpdate(o: StageSystemUpdateOptions): Promise<StageSystemUpdateResult> {
-  const reporter = o.reporter ?? silentReporter;
+export async function planSystemUpdate(
+  o: Pick<StageSystemUpdateOptions, 'layout' | 'releaseBytes' | 'root' | 'now' | 'arch' | 'repo' | 'lastAccepted' | 'tries'>,
+): Promise<{ doc: SystemReleaseDocument; slot: SlotName; target: SystemLayout['slots'][SlotName] }> {
   const tries = o.tries ?? DEFAULT_TRIES;
   if (!Number.isInteger(tries) || tries < 1 || tries > 9) throw new SwpkgError('E_USAGE', `tries must be 1 to 9, not ${tries}`);
   const doc: SystemReleaseDocument = verifySystemRelease(o.releaseBytes, {
@@ -353,7 +355,6 @@ export async function stageSystemUpdate(o: StageSystemUpdateOptions): Promise<St
     );
   }
   const p = slotPaths(slot);
-  const slotDir = join(o.layout.esp, p.dir);
   let reclaimable = 0;
   for (const f of [p.kernel, p.initramfs]) reclaimable += (await stat(join(o.layout.esp, f)).catch(() => ({ size: 0 }))).size;
   const fs = await statfs(o.layout.esp);
@@ -368,6 +369,30 @@ export async function stageSystemUpdate(o: StageSystemUpdateOptions): Promise<St
       },
     );
   }
+  return { doc, slot, target };
+}
+
+/**
+ * `pkg system update`'s apply step. Order, and the crash each step survives:
+ * 1. verify the release (root's release role, expiry, version, arch) and the
+ *    room in the inactive slot and on the ESP: nothing written;
+ * 2. download all three artifacts to the staging folder, each capped at its
+ *    declared size and hashed while streaming: the inactive slot untouched;
+ * 3. remove the inactive slot's entry, so the loader cannot start it while it
+ *    is half written (a power cut from here on boots the active slot, and
+ *    the update can be rerun: the same release is accepted again);
+ * 4. write its kernel, initramfs (temp + rename) and base partition, synced;
+ * 5. write its entry with `tries` tries and a sort-key before the active
+ *    slot's (temp + rename): the commit point.
+ * The active slot's files, partition and entry are never written.
+ */
+export async function stageSystemUpdate(o: StageSystemUpdateOptions): Promise<StageSystemUpdateResult> {
+  const reporter = o.reporter ?? silentReporter;
+  const tries = o.tries ?? DEFAULT_TRIES;
+  const { doc, slot, target } = await planSystemUpdate(o);
+  const rel = doc.signed;
+  const p = slotPaths(slot);
+  const slotDir = join(o.layout.esp, p.dir);
 
   await mkdir(o.stagingDir, { recursive: true });
   const staged = {
@@ -378,7 +403,7 @@ export async function stageSystemUpdate(o: StageSystemUpdateOptions): Promise<St
   try {
     for (const name of ['kernel', 'initramfs', 'base'] as const) {
       reporter.info(`downloading ${rel.artifacts[name].path}`);
-      await download(o.source, rel.artifacts[name], staged[name]);
+      await o.source.fetch(rel.artifacts[name], staged[name]);
     }
     for (const e of await readEntries(o.layout.esp)) {
       if (e.name.slot === slot) await rm(join(entriesDir(o.layout.esp), e.file));

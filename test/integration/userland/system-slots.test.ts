@@ -5,7 +5,6 @@
  * refusal is checked for its code and for the ESP and the disk being
  * exactly as they were.
  */
-import { createReadStream } from 'node:fs';
 import { appendFile, mkdir, readFile, readdir, rename, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -23,7 +22,15 @@ import {
   type SystemReleaseSigned,
 } from '../../../catalog/index.js';
 import { GPT_TYPES, readGptDisk, writeGptDisk } from '../../../images/index.js';
-import { entryText, markSlotGood, readSystemStatus, rollbackSlot, stageSystemUpdate, type SystemLayout } from '../../../userland/index.js';
+import {
+  entryText,
+  folderArtifactSource,
+  markSlotGood,
+  readSystemStatus,
+  rollbackSlot,
+  stageSystemUpdate,
+  type SystemLayout,
+} from '../../../userland/index.js';
 import { tempDir, treeHash } from '../../helpers/tmp.js';
 
 const NOW = new Date('2026-12-02T12:00:00Z');
@@ -79,7 +86,6 @@ async function publish(s: SystemReleaseSigned, keys: KeyPair[] = [releaseKey]): 
   return encodeEnvelope(signSystemRelease(s, keys));
 }
 
-const source = { open: async (p: string) => createReadStream(join(repo, p)) };
 const stage = (releaseBytes: Uint8Array, over: Partial<Parameters<typeof stageSystemUpdate>[0]> = {}) =>
   stageSystemUpdate({
     layout,
@@ -88,7 +94,7 @@ const stage = (releaseBytes: Uint8Array, over: Partial<Parameters<typeof stageSy
     now: NOW,
     arch: 'x86_64',
     repo: 'main',
-    source,
+    source: folderArtifactSource(repo),
     stagingDir: join(d, 'staging'),
     options: OPTIONS,
     ...over,

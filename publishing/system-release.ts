@@ -37,6 +37,7 @@ export interface PublishSystemReleaseOptions {
   files: Record<SystemArtifactName, string>;
   /** Default: the published release's version + 1 (1 for the first). */
   version?: number;
+  /** Seconds until the document expires (as every other --expires). */
   expiresIn: number;
   now?: Date;
 }
@@ -121,6 +122,7 @@ export async function publishSystemRelease(o: PublishSystemReleaseOptions): Prom
   const previous = previousBytes ? parseSystemRelease(previousBytes, docPath).signed.version : 0;
   const version = o.version ?? previous + 1;
   if (!Number.isSafeInteger(version) || version < 1) throw new SwpkgError('E_USAGE', `version must be a positive integer, not ${version}`);
+  if (!(o.expiresIn > 0)) throw new SwpkgError('E_USAGE', 'the system release must expire in the future (--expires)');
   if (version <= previous) {
     throw new SwpkgError('E_ROLLBACK', `system release ${version} for ${o.arch} is not newer than the published ${previous}`, {
       hint: 'omit --version to publish the next one',
@@ -141,7 +143,7 @@ export async function publishSystemRelease(o: PublishSystemReleaseOptions): Prom
     arch: o.arch,
     minClientFormat: CLIENT_FORMAT,
     generated: now.toISOString(),
-    expires: new Date(now.getTime() + o.expiresIn).toISOString(),
+    expires: new Date(now.getTime() + o.expiresIn * 1000).toISOString(),
     artifacts,
   };
   const doc = signSystemRelease(signed, o.keys);

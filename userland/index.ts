@@ -118,6 +118,10 @@ export {
 } from './system-slots.js';
 export {
   DEFAULT_ESP,
+  DEFAULT_SYSTEM_DISK,
+  systemUpdate,
+  type SystemUpdateOptions,
+  type SystemUpdatePlan,
   parseSlotName,
   systemMarkGood,
   systemRollback,

@@ -676,6 +676,42 @@ export const COMMANDS: CommandDef[] = [
       }
     },
   }),
+  def<Api.SystemUpdatePlan, Api.SystemUpdatePlan>({
+    words: ['system', 'update'],
+    args: [],
+    flags: [
+      dryRun,
+      ...systemFlags,
+      { name: 'repo', type: 'string', value: 'NAME', summary: 'The repository that publishes the system (default: the only one).' },
+      { name: 'disk', type: 'string', value: 'FILE', summary: 'The system disk holding the slot partitions (default /dev/vda).' },
+      { name: 'tries', type: 'number', value: 'N', summary: 'Boot tries the new slot gets before the loader falls back (default 3).' },
+    ],
+    plan: (r, print) =>
+      print(
+        `Plan: write system release ${r.version} from ${r.repo} (${formatBytes(r.bytes)}) into slot ${r.to.toUpperCase()}; the next boot tries it (${r.entry}); slot ${r.from.toUpperCase()} stays as it is.`,
+      ),
+    summary: 'Stage the newest signed system release into the inactive slot; it boots next, with bounded tries.',
+    description:
+      "Fetches system/ARCH.json from the repository, verifies it with the root `pkg update` accepted (release keys, expiry, a version never lower than the last staged, this machine's arch), downloads the kernel, initramfs and base image checking each size and SHA-256, and only then writes the inactive slot and its loader entry. The running slot is never written. Reboot to try the new slot; `pkg system mark-good` after a healthy boot keeps it; if its tries run out the loader boots the old slot by itself.",
+    examples: ['pkg update && pkg system update --dry-run', 'pkg system update --yes', 'pkg system update --tries 2 --yes'],
+    run: ({ api, ctx, gate }, p) =>
+      api.systemUpdate(ctx, {
+        ...systemTarget(api, p),
+        ...(typeof p.flags['repo'] === 'string' ? { repo: p.flags['repo'] } : {}),
+        ...(typeof p.flags['disk'] === 'string' ? { disk: p.flags['disk'] } : {}),
+        ...(typeof p.flags['tries'] === 'number' ? { tries: p.flags['tries'] } : {}),
+        ...gate,
+      }),
+    render(r, print) {
+      print(
+        r.declined
+          ? 'Nothing was changed.'
+          : r.dryRun
+            ? `Dry run: system release ${r.version} would go into slot ${r.to.toUpperCase()}; nothing was changed.`
+            : `System release ${r.version} is in slot ${r.to.toUpperCase()} and boots next (${r.entry}). Reboot to try it.`,
+      );
+    },
+  }),
   def<{ slot: string; changed: boolean; entry: string }>({
     words: ['system', 'mark-good'],
     args: [],

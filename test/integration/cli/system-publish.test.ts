@@ -85,6 +85,8 @@ describe('swpkg system publish', () => {
       repo: 'main',
     });
     expect(doc.signed.version).toBe(2);
+    // --expires defaults to 90 days.
+    expect(Date.parse(doc.signed.expires) - Date.parse(doc.signed.generated)).toBe(90 * 86400_000);
     for (const a of Object.values(doc.signed.artifacts)) {
       const bytes = await readFile(join(web, a.path));
       expect([bytes.length, sha256Hex(bytes)]).toEqual([a.size, a.sha256]);

@@ -22,6 +22,7 @@ export const PAYLOAD_TYPES = {
   catalog: 'application/vnd.swpkg.catalog+json;version=2',
   manifest: 'application/vnd.swpkg.manifest+json;version=2',
   release: 'application/vnd.swpkg.release+json;version=1',
+  system: 'application/vnd.swpkg.system+json;version=1',
 } as const;
 export type PayloadType = (typeof PAYLOAD_TYPES)[keyof typeof PAYLOAD_TYPES];
 

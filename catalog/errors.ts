@@ -102,6 +102,8 @@ export const ERROR_CODES = {
   E_NO_EMULATOR: ExitCode.BUILD,
   // health: a required check failed after `current` switched; pkg switched back and kept the failed generation
   E_HEALTH_CHECK: ExitCode.HEALTH,
+  // a system release document that is not well-formed (issue 14)
+  E_BAD_SYSTEM_RELEASE: ExitCode.VERIFICATION,
   // anything else
   E_INTERNAL: ExitCode.UNEXPECTED,
 } as const;

@@ -16,6 +16,7 @@ export * from './tar-writer.js';
 export * from './package-writer.js';
 export * from './package-reader.js';
 export * from './root.js';
+export * from './system-release.js';
 export * from './catalog-doc.js';
 export * from './trust-walk.js';
 export * from './release.js';

@@ -68,3 +68,16 @@ export {
   type StartGuestOptions,
   type StopResult,
 } from './run-guest.js';
+export { GPT_TYPES, readGptDisk, writeGptDisk, type GptDiskOptions, type GptPartition, type GptPartitionSpec } from './gpt-disk.js';
+export { makeEspImage, type EspFile, type EspImageOptions } from './esp-image.js';
+export {
+  SYSTEM_PARTITIONS,
+  UEFI_FILES,
+  buildUefiDisk,
+  buildSystemDiskFromArtifacts,
+  ensureEfiVars,
+  type SlotContents,
+  type UefiDiskOptions,
+  type SystemDiskFromArtifactsOptions,
+  type UefiDiskResult,
+} from './uefi-disk.js';

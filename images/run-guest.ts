@@ -14,6 +14,7 @@ import { GUEST_ARCH_PROFILES, hostGuestArch, type GuestArchProfile } from './gue
 import { ensureRelayScript, netdevArgument, normalisePorts, type GuestNetworkMode, type PortForward } from './guest-network.js';
 import { BOOT_OK, GUEST_FATAL, GUEST_PROMPT, SHUTDOWN_OK, SerialConsole } from './serial-console.js';
 import { createStoreImage } from './store-image.js';
+import { UEFI_FILES, ensureEfiVars } from './uefi-disk.js';
 
 const SETPRIV = '/usr/bin/setpriv';
 
@@ -53,6 +54,17 @@ export interface StartGuestOptions {
   verify?: boolean;
   /** Default `$SWPKG_QEMU` (x86_64) or `$SWPKG_QEMU_AARCH64`, else qemu-system-x86_64 / qemu-system-aarch64. */
   qemu?: string;
+  /**
+   * 'direct' (default): QEMU loads the artifact set's kernel and initramfs
+   * itself (`-kernel`), the fast path for tests. 'uefi': firmware (OVMF /
+   * AAVMF) starts systemd-boot from `systemDisk`, which picks a slot; the
+   * kernel command line is then the one in the disk's loader entries.
+   */
+  boot?: 'direct' | 'uefi';
+  /** The GPT system disk (buildUefiDisk); required for 'uefi'. The guest writes to it (slots, entries). */
+  systemDisk?: string;
+  /** This guest's firmware variable store; default `<systemDisk>.vars.fd`, copied from the firmware's template once. */
+  efiVars?: string;
   reporter?: Reporter;
 }
 
@@ -63,6 +75,13 @@ export interface BootTiming {
   uptime: number;
   /** Guest uptime (s) at each init step: init, modules, disks, network. */
   steps: Record<string, number>;
+  /**
+   * UEFI boot only: host wall time from QEMU start (or the reboot command) to
+   * the firmware starting the loader, and from there to the kernel's start
+   * (wall time at the OK line minus the guest's uptime then).
+   */
+  firmwareMs?: number;
+  loaderMs?: number;
 }
 
 export interface StopResult {
@@ -136,16 +155,36 @@ export function qemuArguments(o: {
   netdev: string;
   append: string;
   rtcBase: string;
+  /** UEFI boot: firmware code (read-only) and variable store as pflash, the system disk instead of base.img. */
+  uefi?: { code: string; vars: string; systemDisk: string };
 }): string[] {
   const opt = (p: string): string => p.replace(/,/g, ',,');
   const profile = o.profile ?? GUEST_ARCH_PROFILES.x86_64;
-  const base = join(o.artifactsDir, ARTIFACT_FILES.base);
+  // Under UEFI the first disk is the system disk, written by the loader (boot counters) and by
+  // `pkg system update` (the inactive slot): it is not read-only like base.img.
+  const base = o.uefi ? o.uefi.systemDisk : join(o.artifactsDir, ARTIFACT_FILES.base);
+  const ro = o.uefi ? '' : ',readonly=on';
+  const boot = o.uefi
+    ? [
+        '-drive',
+        `if=pflash,format=raw,unit=0,readonly=on,file=${opt(o.uefi.code)}`,
+        '-drive',
+        `if=pflash,format=raw,unit=1,file=${opt(o.uefi.vars)}`,
+      ]
+    : [
+        '-kernel',
+        join(o.artifactsDir, ARTIFACT_FILES.kernel),
+        '-initrd',
+        join(o.artifactsDir, ARTIFACT_FILES.initramfs),
+        '-append',
+        o.append,
+      ];
   const disks =
     profile.arch === 'x86_64'
-      ? ['-drive', `file=${opt(base)},if=virtio,format=raw,readonly=on`, '-drive', `file=${opt(o.storeImage)},if=virtio,format=raw`]
+      ? ['-drive', `file=${opt(base)},if=virtio,format=raw${ro}`, '-drive', `file=${opt(o.storeImage)},if=virtio,format=raw`]
       : [
           '-drive',
-          `file=${opt(base)},if=none,id=base,format=raw,readonly=on`,
+          `file=${opt(base)},if=none,id=base,format=raw${ro}`,
           '-device',
           'virtio-blk-pci,drive=base',
           '-drive',
@@ -179,12 +218,7 @@ export function qemuArguments(o: {
     'stdio,id=ser0,signal=off',
     '-serial',
     'chardev:ser0',
-    '-kernel',
-    join(o.artifactsDir, ARTIFACT_FILES.kernel),
-    '-initrd',
-    join(o.artifactsDir, ARTIFACT_FILES.initramfs),
-    '-append',
-    o.append,
+    ...boot,
     ...disks,
     '-netdev',
     o.netdev,
@@ -203,14 +237,26 @@ function parseBoot(text: string, okMatch: RegExpExecArray, wallMs: number): Boot
   return { wallMs, uptime: Number(okMatch[1]), steps };
 }
 
+/** OVMF and AAVMF print this on the serial console as they hand over to the boot loader. */
+const FIRMWARE_HANDOVER = /BdsDxe: starting Boot[0-9A-F]{4}/;
+
 /** Waits for a boot that started at transcript offset `from`: the OK line, the prompt, a shell that answers. */
-async function waitForBoot(con: SerialConsole, from: number, started: number, timeoutMs: number): Promise<BootTiming> {
+async function waitForBoot(con: SerialConsole, from: number, started: number, timeoutMs: number, uefi = false): Promise<BootTiming> {
   const deadline = started + timeoutMs;
   const left = (): number => Math.max(1, deadline - Date.now());
+  let firmwareMs: number | undefined;
+  if (uefi) {
+    await con.waitFor(FIRMWARE_HANDOVER, left(), { from, failOn: GUEST_FATAL });
+    firmwareMs = Date.now() - started;
+  }
   const ok = await con.waitFor(BOOT_OK, left(), { from, failOn: GUEST_FATAL });
+  const okWall = Date.now() - started;
   await con.waitFor(GUEST_PROMPT, left(), { from: ok.end });
   await con.sync(left());
-  return parseBoot(con.transcript(from).slice(0, ok.end - from), ok.match, Date.now() - started);
+  const b = parseBoot(con.transcript(from).slice(0, ok.end - from), ok.match, Date.now() - started);
+  if (firmwareMs === undefined) return b;
+  // The kernel started `uptime` seconds before the OK line was seen; the loader ran between the handover and that.
+  return { ...b, firmwareMs, loaderMs: Math.max(0, Math.round(okWall - b.uptime * 1000 - firmwareMs)) };
 }
 
 /**
@@ -238,6 +284,12 @@ export async function startGuest(o: StartGuestOptions): Promise<GuestHandle> {
   if (storeImage === join(artifactsDir, ARTIFACT_FILES.store)) {
     reporter.warn(`booting with the template ${ARTIFACT_FILES.store} itself: the guest will change it; use a fresh store per run`);
   }
+  if ((o.boot ?? 'direct') === 'uefi' && (o.systemDisk === undefined || !existsSync(o.systemDisk))) {
+    throw new SwpkgError('E_NOT_FOUND', `UEFI boot needs a system disk${o.systemDisk ? `; ${o.systemDisk} does not exist` : ''}`, {
+      hint: 'make one with buildUefiDisk (images/uefi-disk.ts)',
+      details: { path: o.systemDisk ?? null },
+    });
+  }
   const rtcBase = o.rtcBase ?? 'utc';
   if (!/^(utc|localtime|\d{4}-\d\d-\d\d(T\d\d:\d\d:\d\d)?)$/.test(rtcBase)) {
     throw new SwpkgError('E_USAGE', `rtcBase must be utc, localtime or a date like 2030-01-01T00:00:00, not ${JSON.stringify(rtcBase)}`);
@@ -260,6 +312,19 @@ export async function startGuest(o: StartGuestOptions): Promise<GuestHandle> {
     console: profile.console,
   });
   const version = await qemuVersion(qemu);
+  const bootMode = o.boot ?? 'direct';
+  let uefi: { code: string; vars: string; systemDisk: string } | undefined;
+  if (bootMode === 'uefi' && o.systemDisk !== undefined) {
+    const systemDisk = resolve(o.systemDisk);
+    const code = UEFI_FILES[arch].code;
+    if (!existsSync(code)) {
+      throw new SwpkgError('E_NOT_FOUND', `UEFI firmware ${code} is not installed`, {
+        hint: arch === 'x86_64' ? 'install the Debian package ovmf' : 'install the Debian package qemu-efi-aarch64',
+        details: { path: code },
+      });
+    }
+    uefi = { code, vars: await ensureEfiVars(arch, resolve(o.efiVars ?? `${systemDisk}.vars.fd`)), systemDisk };
+  }
   const args = qemuArguments({
     profile,
     artifactsDir,
@@ -271,6 +336,7 @@ export async function startGuest(o: StartGuestOptions): Promise<GuestHandle> {
     netdev,
     append: kernelAppend(mode, o.hostname ?? 'swpkg', profile.console),
     rtcBase,
+    ...(uefi ? { uefi } : {}),
   });
   const argv = [qemu, ...args];
 
@@ -326,7 +392,7 @@ export async function startGuest(o: StartGuestOptions): Promise<GuestHandle> {
 
   let boot: BootTiming;
   try {
-    boot = await waitForBoot(con, 0, started, timeoutMs);
+    boot = await waitForBoot(con, 0, started, timeoutMs, uefi !== undefined);
   } catch (e) {
     await kill();
     const err = e instanceof SwpkgError ? e : new SwpkgError('E_INTERNAL', String(e), { cause: e });
@@ -391,7 +457,7 @@ export async function startGuest(o: StartGuestOptions): Promise<GuestHandle> {
       const from = con.position;
       con.write('reboot\n');
       const down = await con.waitFor(SHUTDOWN_OK, Math.max(1, t0 + limit - Date.now()), { from });
-      const b = await waitForBoot(con, down.end, t0, limit);
+      const b = await waitForBoot(con, down.end, t0, limit, uefi !== undefined);
       handle.boot = b;
       return { ...b, store: down.match[1] ?? null };
     },

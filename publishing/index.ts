@@ -6,3 +6,4 @@ export * from './index-html.js';
 export * from './key-files.js';
 export * from './release.js';
 export * from './mirror.js';
+export * from './system-release.js';

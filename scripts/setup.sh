@@ -13,6 +13,8 @@ APT_PACKAGES=(
   # arm64 kernel headers, qemu-user to smoke-test ports, qemu-system-arm and UEFI for the guest.
   gcc-aarch64-linux-gnu musl-dev:arm64 linux-libc-dev-arm64-cross qemu-user-static
   qemu-system-arm qemu-efi-aarch64
+  # UEFI boot of the guest (A/B system slots): OVMF firmware, systemd-boot, FAT tools for the ESP, sgdisk to check our GPT writer.
+  ovmf systemd-boot-efi mtools dosfstools gdisk
 )
 
 sudo_cmd=()

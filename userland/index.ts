@@ -103,3 +103,42 @@ export {
 export { crashPoint } from './crash-point.js';
 export { installRelease, loadRelease, recordAcceptedRelease, type InstallReleaseResult, type LoadedRelease } from './release.js';
 export { fetchPackages, type FetchResult } from './fetch-only.js';
+export {
+  DEFAULT_TRIES,
+  SLOT_NAMES,
+  entryFileName,
+  entryText,
+  folderArtifactSource,
+  markSlotGood,
+  otherSlot,
+  planSystemUpdate,
+  parseEntryFileName,
+  readSystemStatus,
+  rollbackSlot,
+  slotPaths,
+  sortKeyFor,
+  stageSystemUpdate,
+  type EntryName,
+  type SlotName,
+  type SlotStatus,
+  type StageSystemUpdateOptions,
+  type StageSystemUpdateResult,
+  type SystemArtifactSource,
+  type SystemLayout,
+  type SystemStatus,
+} from './system-slots.js';
+export {
+  DEFAULT_ESP,
+  DEFAULT_SYSTEM_DISK,
+  systemUpdate,
+  type SystemUpdateOptions,
+  type SystemUpdatePlan,
+  parseSlotName,
+  systemMarkGood,
+  systemRollback,
+  systemStatus,
+  type SystemRollbackResult,
+  type SystemStatusReport,
+  type SystemTarget,
+} from './system.js';
+export { readGptDisk, type GptPartition } from './gpt-table.js';

@@ -51,7 +51,9 @@ export async function main(bin: 'swpkg' | 'swport', argv: string[]): Promise<voi
       const unknown = /^command (\S+) not found/.exec(e.message ?? '')?.[1]?.replaceAll(':', ' ');
       const ids = config.commandIDs.map((id) => id.replaceAll(':', ' '));
       // `swpkg pubish` is near `repo publish`: a topic left out is matched on the last word.
-      const byLast = new Map(ids.map((id) => [id.split(' ').at(-1)!, id]));
+      // When several commands end in the same word (`repo publish`, `system publish`), the first listed is suggested.
+      const byLast = new Map<string, string>();
+      for (const id of ids) if (!byLast.has(id.split(' ').at(-1)!)) byLast.set(id.split(' ').at(-1)!, id);
       const near =
         unknown === undefined
           ? undefined

@@ -3,34 +3,38 @@ import C0 from './commands/image/boot.js';
 import C1 from './commands/image/build.js';
 import C2 from './commands/image/bundle.js';
 import C3 from './commands/image/fetch.js';
-import C4 from './commands/inspect.js';
-import C5 from './commands/key/generate.js';
-import C6 from './commands/pack.js';
-import C7 from './commands/release/create.js';
-import C8 from './commands/repo/index.js';
-import C9 from './commands/repo/mirror.js';
-import C10 from './commands/repo/publish.js';
-import C11 from './commands/repo/rotate-root.js';
-import C12 from './commands/repo/sign.js';
-import C13 from './commands/repo/verify-hosted.js';
-import C14 from './commands/serve.js';
-import C15 from './commands/verify.js';
+import C4 from './commands/image/system-disk.js';
+import C5 from './commands/inspect.js';
+import C6 from './commands/key/generate.js';
+import C7 from './commands/pack.js';
+import C8 from './commands/release/create.js';
+import C9 from './commands/repo/index.js';
+import C10 from './commands/repo/mirror.js';
+import C11 from './commands/repo/publish.js';
+import C12 from './commands/repo/rotate-root.js';
+import C13 from './commands/repo/sign.js';
+import C14 from './commands/repo/verify-hosted.js';
+import C15 from './commands/serve.js';
+import C16 from './commands/system/publish.js';
+import C17 from './commands/verify.js';
 
 export const COMMANDS = {
   'image:boot': C0,
   'image:build': C1,
   'image:bundle': C2,
   'image:fetch': C3,
-  'inspect': C4,
-  'key:generate': C5,
-  'pack': C6,
-  'release:create': C7,
-  'repo:index': C8,
-  'repo:mirror': C9,
-  'repo:publish': C10,
-  'repo:rotate-root': C11,
-  'repo:sign': C12,
-  'repo:verify-hosted': C13,
-  'serve': C14,
-  'verify': C15,
+  'image:system-disk': C4,
+  'inspect': C5,
+  'key:generate': C6,
+  'pack': C7,
+  'release:create': C8,
+  'repo:index': C9,
+  'repo:mirror': C10,
+  'repo:publish': C11,
+  'repo:rotate-root': C12,
+  'repo:sign': C13,
+  'repo:verify-hosted': C14,
+  'serve': C15,
+  'system:publish': C16,
+  'verify': C17,
 };

@@ -56,6 +56,16 @@ function withRelease<R>(p: Parsed, run: (release: string) => Promise<R>): Promis
 }
 const healthCheck = (p: Parsed): { healthCheck?: false } => (p.flags['no-health-check'] === true ? { healthCheck: false } : {});
 
+const systemFlags: FlagSpec[] = [
+  { name: 'esp', type: 'string', value: 'DIR', summary: 'The mounted EFI system partition (default /boot/efi).' },
+  { name: 'slot', type: 'string', value: 'a|b', summary: 'The running slot (default: swpkg.slot= on the kernel command line).' },
+];
+function systemTarget(api: typeof Api, p: Parsed): Api.SystemTarget {
+  const esp = p.flags['esp'];
+  const slot = p.flags['slot'];
+  return { ...(typeof esp === 'string' ? { esp } : {}), ...(typeof slot === 'string' ? { slot: api.parseSlotName(slot) } : {}) };
+}
+
 /** A check's output is whatever the program wrote: control characters would drive the terminal, so they show as '?'. */
 function tailLines(text: string): string[] {
   return text
@@ -700,6 +710,100 @@ export const COMMANDS: CommandDef[] = [
       }
       print(
         `Removed ${r.removedGenerations.length} generation(s), ${r.removedStoreEntries.length} store entr${r.removedStoreEntries.length === 1 ? 'y' : 'ies'}, ${r.removedCacheFiles.length} cached file(s); freed ${formatBytes(r.freedBytes)}.`,
+      );
+    },
+  }),
+  def<Api.SystemStatusReport>({
+    words: ['system', 'status'],
+    reads: true,
+    args: [],
+    flags: systemFlags,
+    summary: 'Show the A/B system slots: versions, which runs, which boots next, tries left, the last failure.',
+    description:
+      'Reads the loader entries on the EFI system partition (--esp, default /boot/efi). The running slot comes from swpkg.slot= on the kernel command line unless --slot names it. A slot is empty, good, trying (N tries left) or bad (its tries ran out, so the loader fell back from it).',
+    examples: ['pkg system status', 'pkg system status --json', 'pkg system status --esp /mnt/esp --slot a'],
+    run: ({ api, ctx }, p) => api.systemStatus(ctx, systemTarget(api, p)),
+    render(r, print) {
+      for (const s of r.slots) {
+        const state = s.state === 'trying' ? `trying, ${s.triesLeft} tries left` : s.state;
+        print(`slot ${s.slot.toUpperCase()}${s.active ? ' (running)' : ''}: ${s.version ? `version ${s.version}, ` : ''}${state}`);
+      }
+      print(`next boot: ${r.nextBoot ? `slot ${r.nextBoot.toUpperCase()}` : 'no bootable slot'}`);
+      if (r.lastFailure) {
+        print(
+          `last failure: slot ${r.lastFailure.slot.toUpperCase()}${r.lastFailure.version ? ` (version ${r.lastFailure.version})` : ''} used up its tries; the loader falls back from it`,
+        );
+      }
+    },
+  }),
+  def<Api.SystemUpdatePlan, Api.SystemUpdatePlan>({
+    words: ['system', 'update'],
+    args: [],
+    flags: [
+      dryRun,
+      ...systemFlags,
+      { name: 'repo', type: 'string', value: 'NAME', summary: 'The repository that publishes the system (default: the only one).' },
+      { name: 'disk', type: 'string', value: 'FILE', summary: 'The system disk holding the slot partitions (default /dev/vda).' },
+      { name: 'tries', type: 'number', value: 'N', summary: 'Boot tries the new slot gets before the loader falls back (default 3).' },
+    ],
+    plan: (r, print) =>
+      print(
+        `Plan: write system release ${r.version} from ${r.repo} (${formatBytes(r.bytes)}) into slot ${r.to.toUpperCase()}; the next boot tries it (${r.entry}); slot ${r.from.toUpperCase()} stays as it is.`,
+      ),
+    summary: 'Stage the newest signed system release into the inactive slot; it boots next, with bounded tries.',
+    description:
+      "Fetches system/ARCH.json from the repository, verifies it with the root `pkg update` accepted (release keys, expiry, a version never lower than the last staged, this machine's arch), downloads the kernel, initramfs and base image checking each size and SHA-256, and only then writes the inactive slot and its loader entry. The running slot is never written. Reboot to try the new slot; `pkg system mark-good` after a healthy boot keeps it; if its tries run out the loader boots the old slot by itself.",
+    examples: ['pkg update && pkg system update --dry-run', 'pkg system update --yes', 'pkg system update --tries 2 --yes'],
+    run: ({ api, ctx, gate }, p) =>
+      api.systemUpdate(ctx, {
+        ...systemTarget(api, p),
+        ...(typeof p.flags['repo'] === 'string' ? { repo: p.flags['repo'] } : {}),
+        ...(typeof p.flags['disk'] === 'string' ? { disk: p.flags['disk'] } : {}),
+        ...(typeof p.flags['tries'] === 'number' ? { tries: p.flags['tries'] } : {}),
+        ...gate,
+      }),
+    render(r, print) {
+      print(
+        r.declined
+          ? 'Nothing was changed.'
+          : r.dryRun
+            ? `Dry run: system release ${r.version} would go into slot ${r.to.toUpperCase()}; nothing was changed.`
+            : `System release ${r.version} is in slot ${r.to.toUpperCase()} and boots next (${r.entry}). Reboot to try it.`,
+      );
+    },
+  }),
+  def<{ slot: string; changed: boolean; entry: string }>({
+    words: ['system', 'mark-good'],
+    args: [],
+    flags: systemFlags,
+    summary: 'Mark the running slot good: the loader stops counting its boot tries.',
+    description:
+      "Run at boot once the health checks passed (what systemd-bless-boot does): renames the running slot's loader entry from slotX+LEFT-DONE.conf to slotX.conf in one rename. A slot already good is left as it is.",
+    examples: ['pkg system mark-good', 'pkg system mark-good --json'],
+    run: ({ api, ctx }, p) => api.systemMarkGood(ctx, systemTarget(api, p)),
+    render(r, print) {
+      print(r.changed ? `slot ${r.slot.toUpperCase()} is marked good (${r.entry}).` : `slot ${r.slot.toUpperCase()} was already good.`);
+    },
+  }),
+  def<Api.SystemRollbackResult, Api.SystemRollbackResult>({
+    words: ['system', 'rollback'],
+    args: [],
+    flags: [dryRun, ...systemFlags],
+    plan: (r, print) => print(`Plan: the next boot starts slot ${r.to.toUpperCase()} instead of slot ${r.from.toUpperCase()}.`),
+    summary: 'Boot the other slot next time.',
+    description:
+      "The running slot's loader entry is marked as having no tries left, which the loader sorts after every other entry; nothing of either slot's files is written. The other slot must hold a system not marked bad. Shown and confirmed like every change (--yes without a terminal).",
+    examples: ['pkg system rollback --dry-run', 'pkg system rollback --yes'],
+    run: ({ api, ctx, gate }, p) => api.systemRollback(ctx, { ...systemTarget(api, p), ...gate }),
+    render(r, print) {
+      print(
+        r.declined
+          ? 'Nothing was changed.'
+          : r.dryRun
+            ? `Dry run: the next boot would start slot ${r.to.toUpperCase()}; nothing was changed.`
+            : r.changed
+              ? `The next boot starts slot ${r.to.toUpperCase()} (reboot to switch).`
+              : `The next boot already starts slot ${r.to.toUpperCase()}.`,
       );
     },
   }),

@@ -16,6 +16,7 @@ The guest reaches the host as 10.0.2.2: --port forwards a guest port to a host p
     "<%= config.bin %> image boot --arch aarch64 --exec 'uname -m' --json",
     "<%= config.bin %> image boot --port 8080:18080 --exec 'wget -qO- http://10.0.2.2:8080/'",
     '<%= config.bin %> image boot --store ./store.img --serial-log ./serial.log --accel tcg',
+    "<%= config.bin %> image boot --boot uefi --system-disk ./sys.img --exec 'cat /proc/cmdline'",
   ];
   static override flags = {
     arch: Flags.option({ summary: "Guest architecture (default: the artifact set's).", options: ['x86_64', 'aarch64'] as const })(),
@@ -30,6 +31,12 @@ The guest reaches the host as 10.0.2.2: --port forwards a guest port to a host p
     timeout: Flags.integer({ summary: 'Limit for the boot, in ms (default 180000).', min: 1 }),
     exec: Flags.string({ summary: 'Run this shell command in the guest, then power off; repeatable, in order.', multiple: true }),
     'exec-timeout': Flags.integer({ summary: 'Limit for each --exec command, in ms.', default: 120_000, min: 1 }),
+    boot: Flags.option({
+      summary: 'direct (default): QEMU loads kernel and initramfs; uefi: firmware and systemd-boot from --system-disk.',
+      options: ['direct', 'uefi'] as const,
+    })(),
+    'system-disk': Flags.file({ summary: 'A/B system disk for --boot uefi (see `swpkg image system-disk`).', exists: true }),
+    'efi-vars': Flags.string({ summary: "The guest's UEFI variable store (default: beside the system disk, copied from the firmware's)." }),
   };
 
   override async run(): Promise<BootGuestResult> {
@@ -48,6 +55,9 @@ The guest reaches the host as 10.0.2.2: --port forwards a guest port to a host p
       ...(flags['serial-log'] !== undefined && { serialLog: flags['serial-log'] }),
       ...(flags.rtc !== undefined && { rtcBase: flags.rtc }),
       ...(flags.timeout !== undefined && { timeoutMs: flags.timeout }),
+      ...(flags.boot !== undefined && { boot: flags.boot }),
+      ...(flags['system-disk'] !== undefined && { systemDisk: flags['system-disk'] }),
+      ...(flags['efi-vars'] !== undefined && { efiVars: flags['efi-vars'] }),
     };
     // A session on this terminal only when nothing is to be run and nothing reads JSON.
     if ((flags.exec ?? []).length === 0 && !this.jsonEnabled()) o.terminal = { input: process.stdin, output: process.stdout };

@@ -177,7 +177,8 @@ async function loadReachableWorld(ctx: PkgContext, current: Generation | undefin
     const notUpdated: string[] = [];
     const catalogVersions: Record<string, number> = {};
     for (const r of repos) {
-      if (!(await readCatalogState(ctx, r.name))) {
+      // The same trust gate as loadWorld: a staged repository's catalog counts only if accepted from the pin the image stages now.
+      if (!(await readCatalogState(ctx, r.name)) || !(await catalogTrustedNow(ctx, r))) {
         notUpdated.push(r.name);
         continue;
       }

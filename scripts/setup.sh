@@ -13,6 +13,8 @@ APT_PACKAGES=(
   # arm64 kernel headers, qemu-user to smoke-test ports, qemu-system-arm and UEFI for the guest.
   gcc-aarch64-linux-gnu musl-dev:arm64 linux-libc-dev-arm64-cross qemu-user-static
   qemu-system-arm qemu-efi-aarch64
+  # A single-node Ceph RADOS Gateway on 127.0.0.1 for the S3 publish tests (scripts/rgw.sh).
+  radosgw ceph-mon ceph-osd ceph-common uuid-runtime
 )
 
 sudo_cmd=()

@@ -94,6 +94,11 @@ export const ERROR_CODES = {
   E_NO_EMULATOR: ExitCode.STORE,
   // health: a required check failed after `current` switched; pkg switched back and kept the failed generation
   E_HEALTH_CHECK: ExitCode.HEALTH,
+  // publishing to object storage: another publish moved the pointer first (retry), a target that holds
+  // something other than a repository, credentials or a policy the store refuses
+  E_PUBLISH_RACE: ExitCode.LOCKED,
+  E_NOT_REPOSITORY: ExitCode.USAGE,
+  E_ACCESS_DENIED: ExitCode.USAGE,
   // anything else
   E_INTERNAL: ExitCode.UNEXPECTED,
 } as const;

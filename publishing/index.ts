@@ -4,3 +4,5 @@ export * from './publish.js';
 export * from './verify-hosted.js';
 export * from './index-html.js';
 export * from './key-files.js';
+export * from './storage.js';
+export * from './s3.js';

@@ -97,14 +97,17 @@ export async function verifyHosted(
     return [root, `root v${root.signed.version}, fingerprint ${fp}`];
   });
 
+  const chain: RootDocument[] = [];
   const root = await check('root chain (roots/N.json)', async () => {
     const first = parseRoot(await need('roots/1.json'), 'roots/1.json');
     verifyRootSelfSigned(first, new Date(0), 'roots/1.json');
     let trusted: RootDocument = first;
+    chain.push(first);
     for (let n = 2; n < 10000; n++) {
       const b = await reader.read(`roots/${n}.json`, SMALL);
       if (b === undefined) break;
       trusted = verifyRootUpdate(trusted, b, `roots/${n}.json`);
+      chain.push(trusted);
     }
     assertRootCurrent(trusted, now);
     if (pinned && rootFingerprint(pinned) !== rootFingerprint(trusted)) {
@@ -136,16 +139,46 @@ export async function verifyHosted(
       warnings.push(`catalog expires in ${(left / 86400000).toFixed(1)} days (${catalog.signed.expires}): republish soon`);
   }
 
-  await check(`${catalogPath}.sha256 sidecar`, async () => {
-    if (!catalogBytes) throw new Error('catalog unavailable');
-    const side = new TextDecoder()
-      .decode(await need(`${catalogPath}.sha256`))
-      .trim()
-      .split(/\s+/)[0];
-    const actual = sha256Hex(catalogBytes);
-    if (side !== actual) throw new Error(`sidecar says ${side}, catalog hashes to ${actual}`);
-    return [true, actual];
-  });
+  const hashed = /^catalogs\/(\d+)-([0-9a-f]{64})\.json$/.exec(catalogPath);
+  if (hashed) {
+    // A content-addressed catalog is its own sidecar: its name is its hash.
+    await check(`${catalogPath} named by its hash`, async () => {
+      if (!catalogBytes) throw new Error('catalog unavailable');
+      const actual = sha256Hex(catalogBytes);
+      if (actual !== hashed[2]) throw new Error(`the name says ${hashed[2]}, the bytes hash to ${actual}`);
+      if (catalog && String(catalog.signed.version) !== hashed[1])
+        throw new Error(`the name says v${hashed[1]}, the catalog is v${catalog.signed.version}`);
+      return [true, actual];
+    });
+  } else {
+    warnings.push(`${catalogPath} is not content-addressed: republish with this swpkg so mirrors and CDNs never serve a torn state`);
+  }
+
+  // catalog.json (+ .sha256) is the copy older clients read; a publish in the current layout writes it after the pointer.
+  const legacy = await reader.read('catalog.json', SMALL);
+  if (legacy !== undefined || !hashed) {
+    await check('catalog.json.sha256 sidecar', async () => {
+      if (legacy === undefined) throw new Error('catalog.json is missing');
+      const side = new TextDecoder()
+        .decode(await need('catalog.json.sha256'))
+        .trim()
+        .split(/\s+/)[0];
+      const actual = sha256Hex(legacy);
+      if (side !== actual) throw new Error(`sidecar says ${side}, catalog hashes to ${actual}`);
+      return [true, actual];
+    });
+  }
+  if (legacy !== undefined && hashed) {
+    await check('catalog.json (the copy older clients read)', async () => {
+      // The same bytes as the current catalog were checked above; other bytes are checked for the reason, then refused.
+      if (catalogBytes && sha256Hex(legacy) === sha256Hex(catalogBytes)) return [true, `same bytes as ${catalogPath}`];
+      const trust = root ?? pinned;
+      if (!trust) throw new Error('no trusted root to check the catalog against');
+      const name = opts.name ?? hosted?.name;
+      verifyCatalog(legacy, { root: trust, now, client: null, ...(name !== undefined ? { repo: name } : {}) });
+      throw new Error(`differs from ${catalogPath}, the current catalog`);
+    });
+  }
 
   await check('index.html', async () => {
     const b = await need('index.html');
@@ -180,6 +213,49 @@ export async function verifyHosted(
     } finally {
       await rm(tmp, { recursive: true, force: true });
     }
+  }
+
+  // Retained catalogs: a client or mirror still holding an older pointer must find everything it names.
+  for (const c of hosted?.retainedCatalogs ?? []) {
+    const m = /^catalogs\/(\d+)-([0-9a-f]{64})\.json$/.exec(c);
+    await check(`retained ${c}`, async () => {
+      if (!m) throw new Error('is not a content-addressed catalog name');
+      const bytes = await need(c);
+      const actual = sha256Hex(bytes);
+      if (actual !== m[2]) throw new Error(`the name says ${m[2]}, the bytes hash to ${actual}`);
+      // Signature only, by any root of the chain (it may predate a rotation): an older catalog may
+      // have expired since, and its version is older by design.
+      const roots = chain.length > 0 ? [...chain].reverse() : pinned ? [pinned] : [];
+      let doc: CatalogDocument | undefined;
+      let firstError: Error | undefined;
+      for (const r of roots) {
+        try {
+          doc = verifyCatalog(bytes, { root: r, now: new Date(0), client: null, ...(hosted ? { repo: hosted.name } : {}) });
+          break;
+        } catch (e) {
+          firstError ??= e instanceof Error ? e : new Error(String(e));
+        }
+      }
+      if (!doc) throw firstError ?? new Error('no trusted root to check the catalog against');
+      const current = new Set(catalog?.signed.packages.map((p) => p.path) ?? []);
+      let n = 0;
+      for (const p of doc.signed.packages) {
+        if (current.has(p.path)) continue;
+        const dest = join(tmpdir(), `swpkg-verify-retained-${process.pid}.swpkg`);
+        try {
+          if (!(await reader.download(p.path, dest, p.size))) throw new Error(`${p.path} is missing`);
+          const { sha256 } = await sha256File(dest);
+          if (sha256 !== p.sha256) throw new Error(`${p.path}: SHA-256 ${sha256}, catalog says ${p.sha256}`);
+        } finally {
+          await rm(dest, { force: true });
+        }
+        n++;
+      }
+      return [
+        true,
+        `catalog v${doc.signed.version}: ${doc.signed.packages.length} package(s), ${n} not in the current catalog, all present`,
+      ];
+    });
   }
 
   const result: VerifyHostedResult = { ok: checks.every((c) => c.ok), checks, warnings, packages: count };

@@ -79,13 +79,20 @@ async function walkRoots(ctx: PkgContext, bases: string[], trusted: RootDocument
   return { root, rotated };
 }
 
-/** Reads hosted-repo.json's catalog path (an untrusted hint): any plain relative path, default catalog.json. */
-async function catalogPath(ctx: PkgContext, bases: string[]): Promise<string> {
+/**
+ * Reads one server's hosted-repo.json catalog path (an untrusted hint, the repository's one mutable
+ * pointer): any plain relative path, default catalog.json. Asked per server, so a mirror's pointer
+ * is followed on that mirror, where everything it names was uploaded before it.
+ */
+async function catalogPath(ctx: PkgContext, base: string, bases: string[]): Promise<string> {
   const transport = await ctx.transport();
   try {
-    const bytes = await tryMirrors(bases, (base) =>
-      fetchBytes(joinUrl(base, 'hosted-repo.json'), { transport, maxBytes: 64 * 1024, limits: ctx.limits, origins: originsOf(bases) }),
-    );
+    const bytes = await fetchBytes(joinUrl(base, 'hosted-repo.json'), {
+      transport,
+      maxBytes: 64 * 1024,
+      limits: ctx.limits,
+      origins: originsOf(bases),
+    });
     const hint = parseHostedRepo(bytes);
     if (CATALOG_PATH.test(hint.catalog) && !hint.catalog.split('/').includes('..')) return hint.catalog;
   } catch (e) {
@@ -102,13 +109,12 @@ async function updateOne(ctx: PkgContext, repo: RepoConfig): Promise<RepoUpdate>
   // An expired newest root stops updates: its keys may be compromised by now.
   assertRootCurrent(root, ctx.now());
   const state = await readCatalogState(ctx, repo.name);
-  const path = await catalogPath(ctx, bases);
   const transport = await ctx.transport();
   let source = '';
   const { bytes, doc } = await tryMirrors(
     bases,
     async (base) => {
-      const url = joinUrl(base, path);
+      const url = joinUrl(base, await catalogPath(ctx, base, bases));
       const b = await fetchBytes(url, { transport, maxBytes: ctx.maxCatalogBytes, limits: ctx.limits, origins: originsOf(bases) });
       // A stale or forged copy from one mirror fails here and the next mirror is asked.
       let d;

@@ -53,6 +53,7 @@ describe('repo publish', () => {
     expect(files).toEqual([
       'catalog.json',
       'catalog.json.sha256',
+      'catalogs',
       'hosted-repo.json',
       'index.html',
       'packages',
@@ -166,15 +167,19 @@ describe('repo publish', () => {
     const bytes = await readFile(p);
     bytes[bytes.length - 10] = bytes[bytes.length - 10]! ^ 0xff;
     await writeFile(p, bytes);
-    const cat = parseCatalog(await readFile(join(web, 'catalog.json')));
-    await copyFile(join(web, 'catalog.json'), join(d, 'catalog.bak'));
+    // The catalog clients follow: the content-addressed one hosted-repo.json names.
+    const current = join(web, (JSON.parse(await readFile(join(web, 'hosted-repo.json'), 'utf8')) as { catalog: string }).catalog);
+    const cat = parseCatalog(await readFile(current));
+    await copyFile(current, join(d, 'catalog.bak'));
     // One character of the payload changed, the signature kept.
     const payload = Buffer.from(Buffer.from(cat.payload).toString('utf8').replace('"curl tool"', '"curl tooL"'));
-    await writeFile(join(web, 'catalog.json'), encodeEnvelope({ ...cat, payload }));
+    await writeFile(current, encodeEnvelope({ ...cat, payload }));
     const v = await verifyHosted(new DirRepoReader(web));
     const failed = v.checks.filter((c) => !c.ok);
     expect(failed.find((c) => c.name === 'catalog signature and freshness')?.code).toBe('E_SIGNATURE');
-    await copyFile(join(d, 'catalog.bak'), join(web, 'catalog.json'));
+    // Its name is its hash: the altered bytes no longer match it.
+    expect(failed.map((c) => c.name)).toContain(`${current.slice(web.length + 1)} named by its hash`);
+    await copyFile(join(d, 'catalog.bak'), current);
     const v2 = await verifyHosted(new DirRepoReader(web));
     expect(v2.checks.filter((c) => !c.ok).map((c) => c.name)).toEqual(['packages/curl-7.88.1-x86_64.swpkg']);
   });

@@ -8,8 +8,8 @@ import {
   type RootDocument,
 } from '../catalog/index.js';
 import type { PkgContext } from './context.js';
-import { fetchBytes, joinUrl, originsOf, refusedFromServer, tryMirrors } from './download.js';
-import { readRepos, loadTrustedRoot, saveTrustedRoot, type RepoConfig } from './repos.js';
+import { fetchBytes, isUnreachable, joinUrl, mirrorSetOf, originsOf, refusedFromServer, tryMirrors } from './download.js';
+import { readRepos, loadTrustedRoot, saveMirrorStatus, saveTrustedRoot, type RepoConfig } from './repos.js';
 import { readCatalogState, saveAcceptedCatalog, storedCatalogIntact } from './catalog-store.js';
 import { withWriterLock } from './writer.js';
 import { crashPoint } from './crash-point.js';
@@ -67,6 +67,7 @@ async function walkRoots(ctx: PkgContext, bases: string[], trusted: RootDocument
         }
       },
       ctx.reporter,
+      mirrorSetOf(transport),
     );
     if (bytes === undefined) break;
     try {
@@ -96,7 +97,8 @@ async function catalogPath(ctx: PkgContext, base: string, bases: string[]): Prom
     const hint = parseHostedRepo(bytes);
     if (CATALOG_PATH.test(hint.catalog) && !hint.catalog.split('/').includes('..')) return hint.catalog;
   } catch (e) {
-    if (!(e instanceof SwpkgError)) throw e;
+    // An unreachable server is a failed mirror, not a missing hint: asking it for catalog.json would cost a second timeout.
+    if (!(e instanceof SwpkgError) || isUnreachable(e)) throw e;
     // The hint is optional: a host without it still serves catalog.json.
   }
   return 'catalog.json';
@@ -137,6 +139,7 @@ async function updateOne(ctx: PkgContext, repo: RepoConfig): Promise<RepoUpdate>
       return { bytes: b, doc: d };
     },
     ctx.reporter,
+    mirrorSetOf(transport),
   );
   crashPoint('update.catalog-verified');
   // The new root is kept only once a catalog verified under it, so a refused update changes nothing.
@@ -148,6 +151,7 @@ async function updateOne(ctx: PkgContext, repo: RepoConfig): Promise<RepoUpdate>
   const changed = !state || state.payloadSha256 !== payloadSha256(doc);
   if (changed || rotated.length > 0 || !(await storedCatalogIntact(ctx, repo.name, state)))
     await saveAcceptedCatalog(ctx, repo.name, bytes, doc, { rootVersion: root.signed.version, source });
+  await saveMirrorStatus(ctx, repo, mirrorSetOf(transport));
   // The outcome is the result (RepoUpdate): the CLI prints it once, so nothing is reported here.
   crashPoint('update.saved');
   const out: RepoUpdate = {

@@ -199,7 +199,7 @@ export const COMMANDS: CommandDef[] = [
     flags: [],
     summary: 'List repositories, their pinned roots and accepted catalogs.',
     description:
-      'Shows each repository in priority order with its URL, mirrors, the root version it trusts now and the catalog version last accepted.',
+      'Shows each repository in priority order with its URL, mirrors, the root version it trusts now and the catalog version last accepted, and each server that failed during the last successful update (--json: `servers`, each with its last error).',
     examples: ['pkg repo list', 'pkg repo list --json'],
     run: ({ api, ctx }) => api.listRepositories(ctx),
     render(rs, print) {
@@ -218,6 +218,9 @@ export const COMMANDS: CommandDef[] = [
         ],
         print,
       );
+      for (const r of rs)
+        for (const m of r.servers ?? [])
+          if (!m.ok && m.lastError) print(`${r.name}: ${m.url} failed at ${m.checkedAt}: ${m.lastError.code} ${m.lastError.message}`);
     },
   }),
   def<{ removed: string }>({

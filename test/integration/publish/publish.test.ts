@@ -12,7 +12,7 @@ import {
   type KeyPair,
   type PackageMeta,
 } from '../../../catalog/index.js';
-import { publishRepository, verifyHosted, rotatePublishedRoot } from '../../../publishing/index.js';
+import { FolderTarget, publishRepository, verifyHosted, rotatePublishedRoot } from '../../../publishing/index.js';
 import { startStaticServer } from '../../../repo-server/index.js';
 import { DirRepoReader, HttpRepoReader } from '../../../cli/shared/repo-readers.js';
 import { tempDir, treeHash } from '../../helpers/tmp.js';
@@ -182,6 +182,33 @@ describe('repo publish', () => {
     await copyFile(join(d, 'catalog.bak'), current);
     const v2 = await verifyHosted(new DirRepoReader(web));
     expect(v2.checks.filter((c) => !c.ok).map((c) => c.name)).toEqual(['packages/curl-7.88.1-x86_64.swpkg']);
+  });
+
+  it('refuses a folder that holds files but no repository, writing nothing (E_NOT_REPOSITORY)', async () => {
+    const { d, key, web } = await setup();
+    await mkdir(web, { recursive: true });
+    await writeFile(join(web, 'notes.txt'), 'my own files');
+    const before = await treeHash(web);
+    await expect(publishRepository({ packagesDir: join(d, 'pkgs'), out: web, key })).rejects.toMatchObject({ code: 'E_NOT_REPOSITORY' });
+    expect(await treeHash(web)).toBe(before);
+  });
+
+  it('a folder pointer changed during the publish: E_PUBLISH_RACE, the pointer and catalog.json stay the winner’s', async () => {
+    const { d, key, web } = await setup();
+    await publishRepository({ packagesDir: join(d, 'pkgs'), out: web, key, name: 'main' });
+    let winner: Awaited<ReturnType<typeof publishRepository>> | undefined;
+    class Interleaved extends FolderTarget {
+      override async swapPointer(path: string, bytes: Uint8Array | string, token: string | null): Promise<void> {
+        winner ??= await publishRepository({ packagesDir: join(d, 'pkgs'), out: web, key });
+        return super.swapPointer(path, bytes, token);
+      }
+    }
+    await expect(publishRepository({ packagesDir: join(d, 'pkgs'), out: web, target: new Interleaved(web), key })).rejects.toMatchObject({
+      code: 'E_PUBLISH_RACE',
+    });
+    const hint = JSON.parse(await readFile(join(web, 'hosted-repo.json'), 'utf8')) as { catalog: string };
+    expect(hint.catalog).toBe(winner!.catalogPath);
+    expect((await verifyHosted(new DirRepoReader(web))).checks.filter((c) => !c.ok)).toEqual([]);
   });
 
   it('warns when the catalog expires within 7 days', async () => {

@@ -2,10 +2,11 @@
  * Issue 16 benchmarks, each beside its baseline in the same run:
  *   1. publish of an N-package corpus (default 1000) to Ceph RGW (scripts/rgw.sh) vs to a folder;
  *   2. `pkg install` of M packages (default 100) through one dead mirror (accepts, never answers)
- *      plus a live one vs through the live one alone; target: within one stall timeout + 10 %.
+ *      plus a live one vs through the live one alone; target: within one stall timeout + 10 %;
+ *   3. the same install with --downloads 1 (serial) vs the default 4 at once, from `swpkg serve`.
  *
  *   bash scripts/rgw.sh start
- *   node_modules/.bin/node bench/s3/bench-s3.ts [--packages 1000] [--install 100] [--stall 2]
+ *   bash bench/s3/bench.sh [--packages 1000] [--install 100] [--stall 2] [--runs 3]
  *
  * Prints one JSON document with the times and ratios.
  */
@@ -30,6 +31,7 @@ function arg(name: string, fallback: string): number {
 const N = arg('packages', '1000');
 const M = Math.min(arg('install', '100'), N);
 const STALL = arg('stall', '2');
+const RUNS = arg('runs', '3');
 
 function pkg(root: string, args: string[], env: Record<string, string> = {}): Promise<{ code: number; ms: number; out: string }> {
   return new Promise((res, rej) => {
@@ -118,8 +120,10 @@ try {
   const deadUrl = `http://127.0.0.1:${(dead.address() as { port: number }).port}/`;
   const names = Array.from({ length: M }, (_, i) => `p${i}`);
   const pkgEnv = { PKG_STALL_TIMEOUT: String(STALL) };
-  const install = async (servers: string[]): Promise<number> => {
-    const root = join(work, `root-${servers.length}`);
+  let run = 0;
+  // Adds and updates a fresh root, then times the install alone; returns its time and the dead server's connections during it.
+  const install = async (servers: string[], extra: string[] = []): Promise<{ ms: number; dead: number }> => {
+    const root = join(work, `root-${run++}`);
     const add = await pkg(
       root,
       [
@@ -136,15 +140,27 @@ try {
     if (add.code !== 0) throw new Error(add.out);
     const up = await pkg(root, ['update'], pkgEnv);
     if (up.code !== 0) throw new Error(up.out);
-    const r = await pkg(root, ['install', ...names, '--yes'], pkgEnv);
+    const before = deadConnections;
+    const r = await pkg(root, ['install', ...names, '--yes', ...extra], pkgEnv);
     if (r.code !== 0) throw new Error(r.out);
-    return r.ms;
+    return { ms: r.ms, dead: deadConnections - before };
   };
-  // The root is fetched at add time from the live server (the dead one is a mirror there), so order the dead one first after.
-  const liveOnly = await install([server.url]);
-  const before = deadConnections;
-  const withDead = await install([deadUrl, server.url]);
-  const deadInInstall = deadConnections - before;
+  // Interleaved pairs, the median of each: the machine is shared.
+  const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  const live: number[] = [];
+  const withDead: number[] = [];
+  const serial: number[] = [];
+  let deadInInstall = 0;
+  for (let i = 0; i < RUNS; i++) {
+    live.push((await install([server.url])).ms);
+    const d = await install([deadUrl, server.url]);
+    withDead.push(d.ms);
+    deadInInstall = Math.max(deadInInstall, d.dead);
+    serial.push((await install([server.url], ['--downloads', '1'])).ms);
+  }
+  const liveOnly = median(live);
+  const deadPlusLive = median(withDead);
+  const serialMs = median(serial);
   for (const s of sockets) s.destroy();
   dead.close();
   await server.close();
@@ -162,11 +178,19 @@ try {
         install: {
           packages: M,
           stallTimeoutS: STALL,
+          runs: RUNS,
           liveOnlyMs: Math.round(liveOnly),
-          deadPlusLiveMs: Math.round(withDead),
-          extraMs: Math.round(withDead - liveOnly),
+          deadPlusLiveMs: Math.round(deadPlusLive),
+          extraMs: Math.round(deadPlusLive - liveOnly),
           targetExtraMs: Math.round(STALL * 1000 + liveOnly * 0.1),
-          deadServerConnections: deadInInstall,
+          deadServerConnectionsPerInstall: deadInInstall,
+        },
+        downloads: {
+          packages: M,
+          server: 'swpkg serve (repo-server static server) on 127.0.0.1',
+          parallel4Ms: Math.round(liveOnly),
+          serialMs: Math.round(serialMs),
+          ratioSerialToParallel: +(serialMs / liveOnly).toFixed(2),
         },
       },
       null,

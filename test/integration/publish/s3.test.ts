@@ -56,7 +56,8 @@ async function hostedPointer(url: string): Promise<{ catalog: string; retainedCa
 const A = { name: 'alpha', version: '1.0.0', files: { 'bin/alpha': '#!/bin/sh\necho alpha\n' } };
 const B = { name: 'beta', version: '2.0.0', depends: { alpha: '^1' } };
 
-describe('swpkg repo publish --to s3:// (Ceph RGW)', () => {
+// Real uploads and CLI processes on a shared 2-core machine: a generous bound, not a speed assertion.
+describe('swpkg repo publish --to s3:// (Ceph RGW)', { timeout: 120_000 }, () => {
   it('publishes through the CLI; verify-hosted passes and pkg installs over the bucket’s HTTP endpoint', async () => {
     const b = await freshBucket(rgw);
     const dir = await packagesDir([A, B]);

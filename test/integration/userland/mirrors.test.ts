@@ -2,7 +2,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { createServer, type Server, type Socket } from 'node:net';
 import { buildFakeRepo, cleanupFakeRepos } from '../../helpers/fake-repo.js';
 import { startTableServer } from '../../helpers/http-table-server.js';
-import { tempDir } from '../../helpers/tmp.js';
+import { tempDir, treeHash } from '../../helpers/tmp.js';
 import { pkgJson } from './helpers.js';
 
 afterAll(cleanupFakeRepos);
@@ -65,5 +65,43 @@ describe('mirrors: a dead server costs one timeout per command', () => {
       await dead.close();
       await live.close();
     }
+  });
+
+  it('--downloads 1: one download at a time, and the dead server is asked exactly once in the whole install', async () => {
+    const pkgs = Array.from({ length: 8 }, (_, i) => ({ name: `q${i}`, version: '1.0.0' }));
+    const repo = await buildFakeRepo({ packages: pkgs });
+    const live = await startTableServer(repo.table);
+    const dead = await silentServer();
+    const root = await tempDir('pkg-root-');
+    const env = { PKG_STALL_TIMEOUT: '1' };
+    try {
+      expect((await pkgJson(root, ['repo', 'add', 'main', dead.url, '--key', repo.rootFile, '--mirror', live.url], env)).json?.ok).toBe(
+        true,
+      );
+      expect((await pkgJson(root, ['update'], env)).json?.ok).toBe(true);
+      const mid = dead.connections();
+      const inst = await pkgJson(root, ['install', ...pkgs.map((p) => p.name), '--yes', '--downloads', '1'], env);
+      expect(inst.json?.ok, inst.stdout).toBe(true);
+      expect(inst.json?.result.downloads).toHaveLength(8);
+      expect(dead.connections() - mid).toBe(1);
+    } finally {
+      await dead.close();
+      await live.close();
+    }
+  });
+
+  it('--downloads outside 1..64 (and PKG_DOWNLOADS) is E_USAGE, nothing created', async () => {
+    const parent = await tempDir('pkg-parent-');
+    const root = `${parent}/root`;
+    for (const [args, env] of [
+      [['--downloads', '0'], {}],
+      [['--downloads', '1.5'], {}],
+      [[], { PKG_DOWNLOADS: '65' }],
+    ] as [string[], Record<string, string>][]) {
+      const r = await pkgJson(root, ['install', 'x', '--yes', ...args], env);
+      expect(r.json?.error?.code).toBe('E_USAGE');
+      expect(r.code).toBe(2);
+    }
+    expect(await treeHash(parent)).toBe(await treeHash(await tempDir('pkg-empty-')));
   });
 });

@@ -146,8 +146,15 @@ export class FolderTarget implements PublishTarget {
     const tmp = `${dest}.tmp-${process.pid}`;
     try {
       await mkdir(dirname(dest), { recursive: true });
-      if ('file' in body) await copyFile(body.file, tmp);
-      else await writeAtomic(tmp, body.bytes);
+      if ('file' in body) {
+        await copyFile(body.file, tmp);
+        const fh = await open(tmp, 'r');
+        try {
+          await fh.sync();
+        } finally {
+          await fh.close();
+        }
+      } else await writeAtomic(tmp, body.bytes);
       // link() fails on an existing name: create-only, like If-None-Match: * on a bucket.
       await link(tmp, dest);
       return 'created';

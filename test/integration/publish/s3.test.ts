@@ -159,6 +159,27 @@ describe('swpkg repo publish --to s3:// (Ceph RGW)', { timeout: 120_000 }, () =>
     expect(await bucketState(rgw, b.bucket)).toEqual([]);
   });
 
+  it('--to without --endpoint, without credentials, or not s3://: E_USAGE (exit 2), nothing written', async () => {
+    const b = await freshBucket(rgw);
+    const dir = await packagesDir([A]);
+    const d = await tempDir();
+    await runCli('swpkg', ['key', 'generate', '--out', join(d, 'keys')]);
+    const base = ['repo', 'publish', dir, '--key', join(d, 'keys/swpkg.key'), '--json'];
+    const cases: [string[], Record<string, string>][] = [
+      [['--to', b.s3], rgw.env],
+      [['--to', b.s3, '--endpoint', rgw.endpoint], { AWS_ACCESS_KEY_ID: '', AWS_SECRET_ACCESS_KEY: '' }],
+      [['--to', `http://${b.bucket}/repo`, '--endpoint', rgw.endpoint], rgw.env],
+      [['--to', `s3://${b.bucket}/../x`, '--endpoint', rgw.endpoint], rgw.env],
+      [['--to', b.s3, '--endpoint', 'ftp://127.0.0.1/'], rgw.env],
+    ];
+    for (const [args, env] of cases) {
+      const r = await runCli('swpkg', [...base, ...args], { env });
+      expect(r.code, `${args.join(' ')}: ${r.stdout}${r.stderr}`).toBe(2);
+      expect(r.json?.error?.code).toBe('E_USAGE');
+    }
+    expect(await bucketState(rgw, b.bucket)).toEqual([]);
+  });
+
   it('wrong endpoint: E_NETWORK naming it, nothing written', async () => {
     const b = await freshBucket(rgw);
     const closed = createServer();

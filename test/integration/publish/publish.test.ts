@@ -211,6 +211,22 @@ describe('repo publish', () => {
     expect((await verifyHosted(new DirRepoReader(web))).checks.filter((c) => !c.ok)).toEqual([]);
   });
 
+  it('verify-hosted checks retained catalogs: a package only an older kept catalog names, when missing, is a FAIL', async () => {
+    const { d, key, web } = await setup();
+    const t0 = new Date();
+    const r1 = await publishRepository({ packagesDir: join(d, 'pkgs'), out: web, key, now: t0 });
+    await rm(join(d, 'pkgs', 'zlib-1.2.13.swpkg'));
+    await makePackage(d, 'zlib', '1.3.0');
+    const r2 = await publishRepository({ packagesDir: join(d, 'pkgs'), out: web, key, now: new Date(t0.getTime() + 1000) });
+    expect(r2.retainedCatalogs).toEqual([r1.catalogPath]);
+    const ok = await verifyHosted(new DirRepoReader(web), { now: new Date(t0.getTime() + 2000) });
+    expect(ok.checks.filter((c) => !c.ok)).toEqual([]);
+    expect(ok.checks.map((c) => c.name)).toContain(`retained ${r1.catalogPath}`);
+    await rm(join(web, 'packages/zlib-1.2.13-x86_64.swpkg'));
+    const v = await verifyHosted(new DirRepoReader(web), { now: new Date(t0.getTime() + 2000) });
+    expect(v.checks.filter((c) => !c.ok).map((c) => c.name)).toEqual([`retained ${r1.catalogPath}`]);
+  });
+
   it('warns when the catalog expires within 7 days', async () => {
     const { d, key, web } = await setup();
     await publishRepository({ packagesDir: join(d, 'pkgs'), out: web, key, expiresIn: 3 * 86400 });

@@ -117,7 +117,8 @@ rgw dns name = 127.0.0.1
 EOF
   monmaptool --create --fsid "$fsid" --addv a "[v1:127.0.0.1:$MON_PORT]" "$DIR/monmap" >/dev/null
   ceph-mon -c "$CONF" --mkfs -i a --monmap "$DIR/monmap" || die "ceph-mon --mkfs failed"
-  ceph-mon -c "$CONF" -i a || die "ceph-mon did not start"
+  # Every daemon starts with the lock's descriptor closed (9>&-): a daemon holding it would block every later rgw.sh.
+  ceph-mon -c "$CONF" -i a 9>&- || die "ceph-mon did not start"
   wait_for "$WAIT" "the monitor answering" timeout 5 ceph -c "$CONF" mon stat
   local id uuid
   uuid=$(uuidgen)
@@ -125,9 +126,9 @@ EOF
   mkdir -p "$DIR/osd/$id"
   ceph-osd -c "$CONF" -i "$id" --mkfs --osd-uuid "$uuid" >"$DIR/log/osd-mkfs.log" 2>&1 || die "ceph-osd --mkfs failed"
   timeout 30 ceph -c "$CONF" osd crush add "osd.$id" 1.0 host=localhost root=default >/dev/null 2>&1 || die "ceph osd crush add failed"
-  ceph-osd -c "$CONF" -i "$id" 2>>"$DIR/log/osd-start.log" || die "ceph-osd did not start"
+  ceph-osd -c "$CONF" -i "$id" 9>&- 2>>"$DIR/log/osd-start.log" || die "ceph-osd did not start"
   wait_for "$WAIT" "the OSD coming up" sh -c "timeout 5 ceph -c '$CONF' osd stat | grep -q '1 up'"
-  radosgw -c "$CONF" -n client.rgw.a || die "radosgw did not start"
+  radosgw -c "$CONF" -n client.rgw.a 9>&- || die "radosgw did not start"
   wait_for "$WAIT" "the gateway answering on 127.0.0.1:$PORT" answering
   timeout 60 radosgw-admin -c "$CONF" user create --uid=swpkg-test --display-name="swpkg tests" \
     --access-key="$ACCESS_KEY" --secret-key="$SECRET_KEY" >/dev/null || die "radosgw-admin user create failed"

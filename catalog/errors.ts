@@ -104,6 +104,11 @@ export const ERROR_CODES = {
   E_HEALTH_CHECK: ExitCode.HEALTH,
   // a system release document that is not well-formed (issue 14)
   E_BAD_SYSTEM_RELEASE: ExitCode.VERIFICATION,
+  // publishing to object storage: another publish moved the pointer first (retry), a target that holds
+  // something other than a repository, credentials or a policy the store refuses
+  E_PUBLISH_RACE: ExitCode.LOCKED,
+  E_NOT_REPOSITORY: ExitCode.USAGE,
+  E_ACCESS_DENIED: ExitCode.USAGE,
   // anything else
   E_INTERNAL: ExitCode.UNEXPECTED,
 } as const;

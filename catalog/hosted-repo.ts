@@ -11,9 +11,14 @@ export interface HostedRepo {
   rootFingerprint: string;
   rootVersion: number;
   mirrors: string[];
+  /**
+   * Older content-addressed catalogs still fetchable, newest first: a mirror or CDN holding an
+   * older pointer finds everything it names, and verify-hosted checks them too. Absent before issue 16.
+   */
+  retainedCatalogs?: string[];
 }
 
-const HOSTED_FIELDS = ['format', 'name', 'catalog', 'rootFingerprint', 'rootVersion', 'mirrors'] as const;
+const HOSTED_FIELDS = ['format', 'name', 'catalog', 'rootFingerprint', 'rootVersion', 'mirrors', 'retainedCatalogs'] as const;
 
 /** Parses `hosted-repo.json` strictly (it comes from a server): every field typed, unknown fields refused. */
 export function parseHostedRepo(bytes: Uint8Array, what = 'hosted-repo.json'): HostedRepo {
@@ -21,11 +26,21 @@ export function parseHostedRepo(bytes: Uint8Array, what = 'hosted-repo.json'): H
   const bad = (why: string): SwpkgError => new SwpkgError('E_MALFORMED', `${what}: ${why}`, { details: { what } });
   if (!isJsonObject(v)) throw bad('is not an object');
   assertKnownFields(v, HOSTED_FIELDS, what);
-  const { format, name, catalog, rootFingerprint: fp, rootVersion, mirrors } = v;
+  const { format, name, catalog, rootFingerprint: fp, rootVersion, mirrors, retainedCatalogs } = v;
   if (format !== HOSTED_REPO_FORMAT) throw bad(`format must be ${HOSTED_REPO_FORMAT}`);
   if (typeof name !== 'string' || typeof catalog !== 'string' || typeof fp !== 'string')
     throw bad('lacks name, catalog or rootFingerprint');
   if (typeof rootVersion !== 'number' || rootVersion < 1) throw bad('rootVersion must be a positive integer');
   if (!Array.isArray(mirrors) || !mirrors.every((m) => typeof m === 'string')) throw bad('mirrors must be an array of strings');
-  return { format, name, catalog, rootFingerprint: fp, rootVersion, mirrors };
+  if (retainedCatalogs !== undefined && !(Array.isArray(retainedCatalogs) && retainedCatalogs.every((m) => typeof m === 'string')))
+    throw bad('retainedCatalogs must be an array of strings');
+  return {
+    format,
+    name,
+    catalog,
+    rootFingerprint: fp,
+    rootVersion,
+    mirrors,
+    ...(retainedCatalogs !== undefined ? { retainedCatalogs } : {}),
+  };
 }

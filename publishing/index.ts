@@ -7,3 +7,5 @@ export * from './key-files.js';
 export * from './release.js';
 export * from './mirror.js';
 export * from './system-release.js';
+export * from './storage.js';
+export * from './s3.js';

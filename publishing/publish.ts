@@ -1,10 +1,10 @@
-import { mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { mkdir, readdir, readFile, stat } from 'node:fs/promises';
 import { join, basename } from 'node:path';
-import { SwpkgError, copyFileAtomic, fromFsError, writeFileAtomic } from '../catalog/index.js';
+import { SwpkgError, fromFsError } from '../catalog/index.js';
 import { parseJson } from '../catalog/index.js';
 import { addSignature, encodeEnvelope, signEnvelope, PAYLOAD_TYPES } from '../catalog/index.js';
 import { HOSTED_REPO_FORMAT, parseHostedRepo, type HostedRepo } from '../catalog/index.js';
-import { sha256File } from '../catalog/index.js';
+import { sha256File, sha256Hex, writeFileAtomic } from '../catalog/index.js';
 import type { KeyPair, PublicKey } from '../catalog/index.js';
 import { verifyPackageFile } from '../catalog/index.js';
 import { comparePaths } from '../catalog/index.js';
@@ -21,9 +21,10 @@ import {
   type CatalogDocument,
 } from '../catalog/index.js';
 import { renderIndexHtml } from './index-html.js';
+import { FolderTarget, type PublishTarget } from './storage.js';
+import { listReleases, releasePinnedPaths } from './release.js';
 import { silentReporter, type Reporter } from '../catalog/index.js';
 import { checkDependencyClosure } from '../catalog/index.js';
-import { listReleases, releasePinnedPaths } from './release.js';
 
 export function packageFileName(p: { name: string; version: string; arch: string }): string {
   return `${p.name}-${p.version}-${p.arch}.swpkg`;
@@ -34,18 +35,13 @@ export function packageFileName(p: { name: string; version: string; arch: string
  * file's hash), and returns catalog entries. This is `swpkg repo index`.
  */
 export async function indexPackages(dir: string, reporter: Reporter = silentReporter): Promise<CatalogPackage[]> {
-  return (await indexPackageFiles(dir, reporter)).map((e) => e.pkg);
-}
-
-/** indexPackages with the file each entry was read from, so publish copies what was verified without hashing it again. */
-async function indexPackageFiles(dir: string, reporter: Reporter): Promise<{ pkg: CatalogPackage; source: string }[]> {
   let names: string[];
   try {
     names = (await readdir(dir)).filter((n) => n.endsWith('.swpkg')).sort(comparePaths);
   } catch (e) {
     throw fromFsError(e, `reading ${dir}`);
   }
-  const out: { pkg: CatalogPackage; source: string }[] = [];
+  const out: CatalogPackage[] = [];
   const seen = new Map<string, string>();
   let i = 0;
   for (const name of names) {
@@ -60,12 +56,10 @@ async function indexPackageFiles(dir: string, reporter: Reporter): Promise<{ pkg
       });
     }
     seen.set(file, name);
-    out.push({ pkg: { ...catalogFieldsOf(m, v), path: `packages/${file}` }, source: join(dir, name) });
+    out.push({ ...catalogFieldsOf(m, v), path: `packages/${file}` });
     reporter.progress('indexing', ++i, names.length, 'items');
   }
-  return out.sort(
-    ({ pkg: a }, { pkg: b }) => comparePaths(a.name, b.name) || comparePaths(a.version, b.version) || comparePaths(a.arch, b.arch),
-  );
+  return out.sort((a, b) => comparePaths(a.name, b.name) || comparePaths(a.version, b.version) || comparePaths(a.arch, b.arch));
 }
 
 export interface BuildCatalogOptions {
@@ -107,7 +101,10 @@ export function buildCatalog(o: BuildCatalogOptions): CatalogSigned {
 
 export interface PublishOptions {
   packagesDir: string;
+  /** Web root folder to write; ignored when `target` is given. */
   out: string;
+  /** Where to publish (a folder or an S3 bucket); default a FolderTarget on `out`. */
+  target?: PublishTarget;
   /** Catalog signing key. */
   key: KeyPair;
   /** Root key for a new repository; defaults to `key`. An existing root is reused as it is. */
@@ -117,6 +114,10 @@ export interface PublishOptions {
   expiresIn?: number;
   /** Seconds a superseded package stays downloadable (default 7 days). */
   retainSeconds?: number;
+  /** How many catalogs stay fetchable, the new one included (default 5). */
+  keepCatalogs?: number;
+  /** Uploads at once (default 8 for object storage, 1 for a folder). */
+  concurrency?: number;
   mirrors?: string[];
   now?: Date;
   reporter?: Reporter;
@@ -129,27 +130,24 @@ export interface PublishResult {
   name: string;
   catalogVersion: number;
   catalogSha256: string;
+  /** The catalog's content-addressed path (catalogs/VERSION-SHA256.json), named by hosted-repo.json. */
+  catalogPath: string;
   expires: string;
   rootVersion: number;
   rootFingerprint: string;
   packages: { name: string; version: string; arch: string; path: string; sha256: string; added: boolean }[];
   retained: string[];
   deleted: string[];
+  /** Older catalogs still fetchable (newest first), listed in hosted-repo.json. */
+  retainedCatalogs: string[];
 }
 
 const DAY = 86400;
 const RETENTION_FILE = 'retention.json';
-
-async function readJsonIfExists(path: string, what: string): Promise<unknown> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw fromFsError(e, `reading ${path}`);
-  }
-  return parseJson(text, what);
-}
+const POINTER = 'hosted-repo.json';
+const MAX_DOC = 64 * 1024 * 1024;
+/** catalogs/VERSION-SHA256.json: the version orders them, the hash names the bytes. */
+export const HASHED_CATALOG = /^catalogs\/(\d+)-([0-9a-f]{64})\.json$/;
 
 async function readBytesIfExists(path: string): Promise<Buffer | undefined> {
   try {
@@ -160,20 +158,14 @@ async function readBytesIfExists(path: string): Promise<Buffer | undefined> {
   }
 }
 
-async function latestRoot(out: string): Promise<RootDocument | undefined> {
-  let names: string[];
-  try {
-    names = await readdir(join(out, 'roots'));
-  } catch {
-    return undefined;
-  }
-  const versions = names
+async function latestRootIn(target: PublishTarget): Promise<RootDocument | undefined> {
+  const versions = (await target.list('roots'))
     .map((n) => /^(\d+)\.json$/.exec(n)?.[1])
     .filter((v): v is string => v !== undefined)
     .map(Number);
   if (versions.length === 0) return undefined;
   const n = Math.max(...versions);
-  const bytes = await readBytesIfExists(join(out, 'roots', `${n}.json`));
+  const bytes = await target.read(`roots/${n}.json`, MAX_DOC);
   if (bytes === undefined) return undefined;
   // A damaged or altered root is refused (strict parse, its own threshold) rather than built upon.
   const root = parseRoot(bytes, `roots/${n}.json`);
@@ -181,33 +173,71 @@ async function latestRoot(out: string): Promise<RootDocument | undefined> {
   return root;
 }
 
+function latestRoot(out: string): Promise<RootDocument | undefined> {
+  return latestRootIn(new FolderTarget(out));
+}
+
+/** Runs `fn` over `items`, at most `limit` at once; the first failure stops new starts and is thrown. */
+async function eachLimit<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  let failed: Error | undefined;
+  const worker = async (): Promise<void> => {
+    while (failed === undefined && next < items.length) {
+      const item = items[next++]!;
+      try {
+        await fn(item);
+      } catch (e) {
+        failed ??= e instanceof Error ? e : new Error(String(e));
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
+  if (failed !== undefined) throw failed;
+}
+
 /**
- * Publishes a folder of packages as a static, signed web root. Everything is
- * checked before the first byte is written (bad packages, a key the root does
- * not accept, different bytes under a published name); then packages land
- * first, the catalog last and its sidecar after it, so a reader never sees a
- * catalog that points at a missing file. Superseded packages stay for the
- * retention window. Private keys are never written here.
+ * Publishes a folder of packages as a signed repository into a folder or a
+ * bucket. Everything is checked before the first byte is written (bad
+ * packages, a key the root does not accept, different bytes under a
+ * published name, a target that holds something else). Then every file named
+ * by its content or version goes up create-only: packages, their sidecars,
+ * the root, the catalog as catalogs/VERSION-SHA256.json. Only then is the one
+ * mutable pointer, hosted-repo.json, swapped (compare-and-swap against what
+ * was read at the start), so a reader, mirror or CDN holding either pointer
+ * finds everything it names. Copies for older readers, index.html and the
+ * retention book follow; packages and catalogs past retention are deleted
+ * last, when no kept catalog names them. Private keys are never written here.
  */
 export async function publishRepository(o: PublishOptions): Promise<PublishResult> {
   const now = o.now ?? new Date();
   const reporter = o.reporter ?? silentReporter;
   const expiresIn = o.expiresIn ?? 14 * DAY;
   const retainSeconds = o.retainSeconds ?? 7 * DAY;
+  const keepCatalogs = o.keepCatalogs ?? 5;
+  const target = o.target ?? new FolderTarget(o.out);
+  const concurrency = o.concurrency ?? (o.target && !(o.target instanceof FolderTarget) ? 8 : 1);
   if (!(expiresIn > 0)) throw new SwpkgError('E_USAGE', 'the catalog must expire in the future (--expires)');
+  if (!Number.isInteger(keepCatalogs) || keepCatalogs < 1) throw new SwpkgError('E_USAGE', '--keep-catalogs must be a positive integer');
 
   // 1. Check everything before writing anything.
   reporter.info(`verifying packages in ${o.packagesDir}`);
-  const indexed = await indexPackageFiles(o.packagesDir, reporter);
-  const packages = indexed.map((e) => e.pkg);
+  const packages = await indexPackages(o.packagesDir, reporter);
   for (const u of checkDependencyClosure(packages, o.allowUnmetDependencies === true))
     reporter.warn(`${u.package} (${u.arch}) requires ${u.requires}, which no published package provides`);
-  let root = await latestRoot(o.out);
+  // The pointer as it is now: the swap at the end succeeds only if nobody moved it meanwhile.
+  const pointer = await target.readPointer(POINTER, 64 * 1024);
+  let root = await latestRootIn(target);
+  if (pointer.token === null && root === undefined && (await target.hasAnything())) {
+    throw new SwpkgError('E_NOT_REPOSITORY', `${target.where} holds files but no repository (no hosted-repo.json, no roots/)`, {
+      hint: 'publish into an empty folder or bucket prefix, or into an existing repository',
+      details: { where: target.where },
+    });
+  }
   const isNewRoot = root === undefined;
   if (root === undefined) {
     root = createRoot({ rootKeys: [o.rootKey ?? o.key], catalogKeys: [o.key], expires: new Date(now.getTime() + 365 * DAY * 1000) });
   } else if (!root.signed.roles.catalog.keyids.includes(o.key.keyid)) {
-    throw new SwpkgError('E_UNKNOWN_KEY', `key ${o.key.keyid} is not a catalog key of root v${root.signed.version} in ${o.out}`, {
+    throw new SwpkgError('E_UNKNOWN_KEY', `key ${o.key.keyid} is not a catalog key of root v${root.signed.version} in ${target.where}`, {
       hint: 'sign with a catalog key of this repository, or rotate the root to add this key (`swpkg repo rotate-root`)',
       details: { keyid: o.key.keyid, catalogKeyids: root.signed.roles.catalog.keyids },
     });
@@ -221,69 +251,32 @@ export async function publishRepository(o: PublishOptions): Promise<PublishResul
       },
     );
   }
-  const previous = await readBytesIfExists(join(o.out, 'catalog.json'));
+  const hint = pointer.bytes === undefined ? undefined : parseHostedRepo(pointer.bytes);
+  const previousPath = hint?.catalog ?? 'catalog.json';
+  const previous = await target.read(previousPath, MAX_DOC);
   let previousDoc: CatalogDocument | undefined;
-  if (previous !== undefined) previousDoc = parseCatalog(previous, 'catalog.json');
+  if (previous !== undefined) previousDoc = parseCatalog(previous, previousPath);
   const name = o.name ?? previousDoc?.signed.repo ?? basename(o.out);
 
-  const plan: { pkg: CatalogPackage; source: string; added: boolean }[] = [];
-  for (const { pkg, source } of indexed) {
-    const dest = join(o.out, pkg.path);
-    let existing: string | undefined;
-    try {
-      await stat(dest);
-      existing = (await sha256File(dest)).sha256;
-    } catch {
-      existing = undefined;
-    }
+  const sources = new Map<string, { file: string; size: number }>();
+  for (const f of (await readdir(o.packagesDir)).filter((n) => n.endsWith('.swpkg'))) {
+    const v = await sha256File(join(o.packagesDir, f));
+    sources.set(v.sha256, { file: join(o.packagesDir, f), size: v.size });
+  }
+  const published = new Set(await target.list('packages'));
+  const plan: { pkg: CatalogPackage; source: { file: string; size: number }; added: boolean }[] = [];
+  await eachLimit(packages, concurrency, async (pkg) => {
+    const existing = published.has(basename(pkg.path)) ? await target.sha256Of(pkg.path) : undefined;
     if (existing !== undefined && existing !== pkg.sha256) {
       throw new SwpkgError('E_IMMUTABLE', `${pkg.path} is already published with different bytes`, {
         hint: `a published name-version-arch never changes: bump the version of ${pkg.name}`,
         details: { path: pkg.path, published: existing, offered: pkg.sha256 },
       });
     }
-    plan.push({ pkg, source, added: existing === undefined });
-  }
+    plan.push({ pkg, source: sources.get(pkg.sha256)!, added: existing === undefined });
+  });
+  plan.sort((a, b) => comparePaths(a.pkg.path, b.pkg.path));
 
-  // 2. Packages first.
-  try {
-    await mkdir(join(o.out, 'packages'), { recursive: true });
-    await mkdir(join(o.out, 'roots'), { recursive: true });
-  } catch (e) {
-    throw fromFsError(e, `creating ${o.out}`);
-  }
-  for (const { pkg, source, added } of plan) {
-    const dest = join(o.out, pkg.path);
-    if (added) {
-      await copyFileAtomic(source, dest);
-    }
-    await writeFileAtomic(`${dest}.sha256`, `${pkg.sha256}  ${basename(pkg.path)}\n`);
-  }
-
-  // 3. Root (new repositories only; an existing root changes only through rotate-root).
-  const rootBytes = encodeEnvelope(root);
-  if (isNewRoot) await writeFileAtomic(join(o.out, 'roots', `${root.signed.version}.json`), rootBytes);
-  await writeFileAtomic(join(o.out, 'repo-root.pub'), rootBytes);
-
-  // 4. Retention bookkeeping for packages that left the catalog.
-  const retention = ((await readJsonIfExists(join(o.out, RETENTION_FILE), RETENTION_FILE)) ?? {}) as Record<string, string>;
-  const current = new Set(packages.map((p) => p.path));
-  const published = (await readdir(join(o.out, 'packages'))).filter((n) => n.endsWith('.swpkg')).map((n) => `packages/${n}`);
-  const retained: string[] = [];
-  const expired: string[] = [];
-  // A package a live release names is never deleted: the pinned set must stay installable (issue 15).
-  const pinned = await releasePinnedPaths(o.out, now);
-  for (const path of published) {
-    if (current.has(path)) {
-      delete retention[path];
-      continue;
-    }
-    retention[path] ??= iso(now);
-    if (now.getTime() - Date.parse(retention[path]) >= retainSeconds * 1000 && !pinned.has(path)) expired.push(path);
-    else retained.push(path);
-  }
-
-  // 5. Catalog last, sidecar after it.
   const signed = buildCatalog({
     repo: name,
     packages,
@@ -291,19 +284,81 @@ export async function publishRepository(o: PublishOptions): Promise<PublishResul
     expiresIn,
     ...(previousDoc ? { previousVersion: previousDoc.signed.version } : {}),
   });
-  const doc = signCatalog(signed, [o.key]);
-  const catalogText = encodeEnvelope(doc);
+  const catalogText = encodeEnvelope(signCatalog(signed, [o.key]));
+  const catalogSha256 = sha256Hex(catalogText);
+  const catalogPath = `catalogs/${signed.version}-${catalogSha256}.json`;
+
+  // The retention book: when each package and catalog was superseded (publisher bookkeeping, clients never read it).
+  const retentionBytes = await target.read(RETENTION_FILE, MAX_DOC);
+  const retention = (retentionBytes === undefined ? {} : parseJson(new TextDecoder().decode(retentionBytes), RETENTION_FILE)) as Record<
+    string,
+    string
+  >;
+  const withinRetention = (path: string): boolean => now.getTime() - Date.parse(retention[path] ?? iso(now)) < retainSeconds * 1000;
+
+  // Which older catalogs stay fetchable (the last N, each for the retention window), and so which packages must stay too.
+  const olderCatalogs = [...(hint && HASHED_CATALOG.test(hint.catalog) ? [hint.catalog] : []), ...(hint?.retainedCatalogs ?? [])];
+  if (hint && HASHED_CATALOG.test(hint.catalog)) retention[hint.catalog] ??= iso(now);
+  const retainedCatalogs: string[] = [];
+  const namedByKept = new Set<string>();
+  for (const c of olderCatalogs) {
+    if (retainedCatalogs.length >= keepCatalogs - 1 || retainedCatalogs.includes(c) || !HASHED_CATALOG.test(c)) continue;
+    if (!withinRetention(c)) continue;
+    const bytes = c === previousPath ? previous : await target.read(c, MAX_DOC);
+    if (bytes === undefined) continue;
+    for (const p of parseCatalog(bytes, c).signed.packages) namedByKept.add(p.path);
+    retainedCatalogs.push(c);
+  }
+
+  // 2. Immutable files first: packages and their sidecars, the root, the catalog.
+  reporter.info(`uploading ${plan.filter((p) => p.added).length} new package(s) to ${target.where}`);
+  let done = 0;
+  await eachLimit(plan, concurrency, async ({ pkg, source }) => {
+    await target.putImmutable(pkg.path, source, pkg.sha256);
+    const side = `${pkg.sha256}  ${basename(pkg.path)}\n`;
+    await target.putImmutable(`${pkg.path}.sha256`, { bytes: side }, sha256Hex(side));
+    reporter.progress('uploading', ++done, plan.length, 'items');
+  });
+  const rootBytes = encodeEnvelope(root);
+  // An existing root changes only through rotate-root.
+  if (isNewRoot) await target.putImmutable(`roots/${root.signed.version}.json`, { bytes: rootBytes }, sha256Hex(rootBytes));
+  await target.putImmutable(catalogPath, { bytes: catalogText }, catalogSha256);
+
+  // 3. Retention bookkeeping for packages that left the catalog.
+  const current = new Set(packages.map((p) => p.path));
+  const retained: string[] = [];
+  const expired: string[] = [];
+  // A package a live release names is never deleted: the pinned set must stay installable (issue 15). Releases live in
+  // a web root folder (`swpkg release create`), so an object-store target has none yet.
+  const pinned = target instanceof FolderTarget ? await releasePinnedPaths(o.out, now) : new Set<string>();
+  for (const path of (await target.list('packages')).filter((n) => n.endsWith('.swpkg')).map((n) => `packages/${n}`)) {
+    if (current.has(path)) {
+      delete retention[path];
+      continue;
+    }
+    retention[path] ??= iso(now);
+    if (!withinRetention(path) && !namedByKept.has(path) && !pinned.has(path)) expired.push(path);
+    else retained.push(path);
+  }
+
+  // 4. The pointer, last of what clients follow: compare-and-swap, so of two racing publishes one loses cleanly.
   const hosted: HostedRepo = {
     format: HOSTED_REPO_FORMAT,
     name,
-    catalog: 'catalog.json',
+    catalog: catalogPath,
     rootFingerprint: rootFingerprint(root),
     rootVersion: root.signed.version,
     mirrors: o.mirrors ?? [],
+    retainedCatalogs,
   };
-  await writeFileAtomic(join(o.out, 'hosted-repo.json'), JSON.stringify(hosted, null, 2) + '\n');
-  await writeFileAtomic(
-    join(o.out, 'index.html'),
+  await target.swapPointer(POINTER, JSON.stringify(hosted, null, 2) + '\n', pointer.token);
+
+  // 5. What older readers and people read: the root by its fixed name, the catalog as catalog.json, the page.
+  await target.putMutable('repo-root.pub', rootBytes);
+  await target.putMutable('catalog.json', catalogText);
+  await target.putMutable('catalog.json.sha256', `${catalogSha256}  catalog.json\n`);
+  await target.putMutable(
+    'index.html',
     renderIndexHtml({
       repo: name,
       catalogVersion: signed.version,
@@ -312,27 +367,28 @@ export async function publishRepository(o: PublishOptions): Promise<PublishResul
       rootFingerprint: hosted.rootFingerprint,
       rootVersion: root.signed.version,
       packages,
-      releases: await listReleases(o.out),
+      releases: target instanceof FolderTarget ? await listReleases(o.out) : [],
     }),
   );
-  await writeFileAtomic(join(o.out, 'catalog.json'), catalogText);
-  const { sha256: catalogSha256 } = await sha256File(join(o.out, 'catalog.json'));
-  await writeFileAtomic(join(o.out, 'catalog.json.sha256'), `${catalogSha256}  catalog.json\n`);
 
-  // 6. Only now, with no catalog pointing at them, delete packages past retention.
+  // 6. Only now, with no kept catalog naming them, delete packages past retention and catalogs past the last N.
   for (const path of expired) {
-    await rm(join(o.out, path), { force: true });
-    await rm(join(o.out, `${path}.sha256`), { force: true });
+    await target.remove(path);
+    await target.remove(`${path}.sha256`);
     delete retention[path];
   }
-  await writeFileAtomic(join(o.out, RETENTION_FILE), JSON.stringify(Object.fromEntries(Object.entries(retention).sort()), null, 2) + '\n');
+  const kept = new Set([catalogPath, ...retainedCatalogs]);
+  for (const n of await target.list('catalogs')) if (!kept.has(`catalogs/${n}`)) await target.remove(`catalogs/${n}`);
+  for (const k of Object.keys(retention)) if (k.startsWith('catalogs/') && !kept.has(k)) delete retention[k];
+  await target.putMutable(RETENTION_FILE, JSON.stringify(Object.fromEntries(Object.entries(retention).sort()), null, 2) + '\n');
 
-  reporter.info(`published catalog v${signed.version} with ${packages.length} package(s) to ${o.out}`);
+  reporter.info(`published catalog v${signed.version} with ${packages.length} package(s) to ${target.where}`);
   return {
-    out: o.out,
+    out: target.where,
     name,
     catalogVersion: signed.version,
     catalogSha256,
+    catalogPath,
     expires: signed.expires,
     rootVersion: root.signed.version,
     rootFingerprint: hosted.rootFingerprint,
@@ -346,6 +402,7 @@ export async function publishRepository(o: PublishOptions): Promise<PublishResul
     })),
     retained: retained.sort(),
     deleted: expired.sort(),
+    retainedCatalogs,
   };
 }
 

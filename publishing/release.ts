@@ -1,4 +1,4 @@
-import { lstat, mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
+import { lstat, mkdir, open, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   SwpkgError,
@@ -16,6 +16,7 @@ import {
   sha256File,
   signRelease,
   unmetDependencies,
+  writeFileAtomic,
   RELEASE_FORMAT,
   type KeyPair,
   type ReleaseDocument,
@@ -71,23 +72,6 @@ async function readIfExists(path: string): Promise<Buffer | undefined> {
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw fromFsError(e, `reading ${path}`);
-  }
-}
-
-async function writeAtomic(path: string, data: string | Uint8Array): Promise<void> {
-  const tmp = `${path}.tmp-${process.pid}`;
-  try {
-    const fh = await open(tmp, 'w', 0o644);
-    try {
-      await fh.writeFile(data);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, path);
-  } catch (e) {
-    await rm(tmp, { force: true });
-    throw fromFsError(e, `writing ${path}`);
   }
 }
 
@@ -312,12 +296,12 @@ export async function createRelease(o: CreateReleaseOptions): Promise<CreateRele
 /** releases/index.json and index.html, rendered again from what is on disk. */
 export async function writeReleaseListing(out: string): Promise<void> {
   const releases = await listReleases(out);
-  await writeAtomic(join(out, RELEASES_DIR, 'index.json'), JSON.stringify({ format: 1, releases }, null, 2) + '\n');
+  await writeFileAtomic(join(out, RELEASES_DIR, 'index.json'), JSON.stringify({ format: 1, releases }, null, 2) + '\n');
   const root = await latestRoot(out);
   const catalogBytes = await readIfExists(join(out, 'catalog.json'));
   if (!root || catalogBytes === undefined) return;
   const { signed } = parseCatalog(catalogBytes, 'catalog.json');
-  await writeAtomic(
+  await writeFileAtomic(
     join(out, 'index.html'),
     renderIndexHtml({
       repo: signed.repo,

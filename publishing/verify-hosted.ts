@@ -11,6 +11,7 @@ import {
   sha256File,
   sha256Hex,
   silentReporter,
+  verifyCatalog,
   verifyPackageFile,
   verifyRootSelfSigned,
   walkTrust,
@@ -151,11 +152,14 @@ export async function verifyHosted(
   const chainName = 'root chain (roots/N.json)';
   const catalogName = 'catalog signature and freshness';
   const walked: { root?: RootDocument } = {};
+  // Every root the walk accepted, oldest first: a retained catalog may be signed under one before a rotation.
+  const chain: RootDocument[] = [];
   let catalog: CatalogDocument | undefined;
   try {
     const bytes = await need('roots/1.json', MAX_ROOT_BYTES);
     const first = fromServer('roots/1.json', () => parseRoot(bytes, 'roots/1.json'));
     verifyRootSelfSigned(first, new Date(0), 'roots/1.json');
+    chain.push(first);
     // The name the caller expects, else the hint's: a catalog signed for another repository is a failed check, not a warning.
     const name = opts.name ?? hosted?.name;
     const walk = await walkTrust({
@@ -166,6 +170,11 @@ export async function verifyHosted(
       catalog: { client: null, maxBytes: SMALL, ...(name !== undefined ? { repo: name } : {}) },
       onRoot: (root) => {
         walked.root = root;
+        // The walker verified each roots/N.json it fetched; they are read back only to know the older keys.
+        for (let n = 2; n <= root.signed.version; n++) {
+          const b = fetched.get(`roots/${n}.json`);
+          if (b) chain.push(parseRoot(b, `roots/${n}.json`));
+        }
         if (pinned && rootFingerprint(pinned) !== rootFingerprint(root)) {
           failCheck(chainName, mismatch(`repo-root.pub is v${pinned.signed.version} but the chain ends at v${root.signed.version}`, {}));
         } else pass(chainName, `roots 1..${root.signed.version} chain correctly`);
@@ -190,13 +199,48 @@ export async function verifyHosted(
       warnings.push(`catalog expires in ${(left / 86400000).toFixed(1)} days (${catalog.signed.expires}): republish soon`);
   }
 
-  await check(`${catalogPath}.sha256 sidecar`, async () => {
-    if (!catalogBytes) throw missing(catalogPath);
-    const side = await readSidecar(reader, `${catalogPath}.sha256`);
-    const actual = sha256Hex(catalogBytes);
-    if (side !== actual) throw hashMismatch(`sidecar says ${side}, catalog hashes to ${actual}`, { sidecar: side, sha256: actual });
-    return [true, actual];
-  });
+  const hashed = /^catalogs\/(\d+)-([0-9a-f]{64})\.json$/.exec(catalogPath);
+  if (hashed) {
+    // A content-addressed catalog is its own sidecar: its name is its hash.
+    await check(`${catalogPath} named by its hash`, async () => {
+      if (!catalogBytes) throw missing(catalogPath);
+      const actual = sha256Hex(catalogBytes);
+      if (actual !== hashed[2])
+        throw hashMismatch(`the name says ${hashed[2]}, the bytes hash to ${actual}`, { named: hashed[2], sha256: actual });
+      if (catalog && String(catalog.signed.version) !== hashed[1])
+        throw new SwpkgError('E_CORRUPT', `the name says v${hashed[1]}, the catalog is v${catalog.signed.version}`, {
+          details: { path: catalogPath, version: catalog.signed.version },
+        });
+      return [true, actual];
+    });
+  } else {
+    warnings.push(`${catalogPath} is not content-addressed: republish with this swpkg so mirrors and CDNs never serve a torn state`);
+  }
+
+  // catalog.json (+ .sha256) is the copy older clients read; a publish in the current layout writes it after the pointer.
+  const legacy = await reader.read('catalog.json', SMALL);
+  if (legacy !== undefined || !hashed) {
+    await check('catalog.json.sha256 sidecar', async () => {
+      if (legacy === undefined) throw missing('catalog.json');
+      const side = await readSidecar(reader, 'catalog.json.sha256');
+      const actual = sha256Hex(legacy);
+      if (side !== actual) throw hashMismatch(`sidecar says ${side}, catalog hashes to ${actual}`, { sidecar: side, sha256: actual });
+      return [true, actual];
+    });
+  }
+  if (legacy !== undefined && hashed) {
+    await check('catalog.json (the copy older clients read)', async () => {
+      // The same bytes as the current catalog were checked above; other bytes are checked for the reason, then refused.
+      if (catalogBytes && sha256Hex(legacy) === sha256Hex(catalogBytes)) return [true, `same bytes as ${catalogPath}`];
+      const trust = walked.root ?? pinned;
+      if (!trust) throw new SwpkgError('E_UNTRUSTED', 'no trusted root to check the catalog against');
+      const name = opts.name ?? hosted?.name;
+      fromServer('catalog.json', () =>
+        verifyCatalog(legacy, { root: trust, now, client: null, ...(name !== undefined ? { repo: name } : {}) }),
+      );
+      throw new SwpkgError('E_CORRUPT', `differs from ${catalogPath}, the current catalog`, { details: { path: 'catalog.json' } });
+    });
+  }
 
   await check('index.html', async () => {
     const b = await need('index.html');
@@ -219,6 +263,51 @@ export async function verifyHosted(
     } finally {
       await rm(tmp, { recursive: true, force: true });
     }
+  }
+
+  // Retained catalogs: a client or mirror still holding an older pointer must find everything it names.
+  for (const c of hosted?.retainedCatalogs ?? []) {
+    const m = /^catalogs\/(\d+)-([0-9a-f]{64})\.json$/.exec(c);
+    await check(`retained ${c}`, async () => {
+      if (!m) throw new SwpkgError('E_CORRUPT', 'is not a content-addressed catalog name', { details: { path: c } });
+      const bytes = await need(c);
+      const actual = sha256Hex(bytes);
+      if (actual !== m[2]) throw hashMismatch(`the name says ${m[2]}, the bytes hash to ${actual}`, { named: m[2], sha256: actual });
+      // Signature only, by any root of the chain (it may predate a rotation): an older catalog may
+      // have expired since, and its version is older by design.
+      const roots = chain.length > 0 ? [...chain].reverse() : pinned ? [pinned] : [];
+      let doc: CatalogDocument | undefined;
+      let firstError: Error | undefined;
+      for (const r of roots) {
+        try {
+          doc = verifyCatalog(bytes, { root: r, now: new Date(0), client: null, ...(hosted ? { repo: hosted.name } : {}) });
+          break;
+        } catch (e) {
+          const refused = refusedFromServer(e, c);
+          firstError ??= refused instanceof Error ? refused : new Error(String(refused));
+        }
+      }
+      if (!doc) throw firstError ?? new SwpkgError('E_UNTRUSTED', 'no trusted root to check the catalog against');
+      const current = new Set(catalog?.signed.packages.map((p) => p.path) ?? []);
+      let n = 0;
+      for (const p of doc.signed.packages) {
+        if (current.has(p.path)) continue;
+        const dest = join(tmpdir(), `swpkg-verify-retained-${process.pid}.swpkg`);
+        try {
+          if (!(await reader.download(p.path, dest, { size: p.size, sha256: p.sha256 }))) throw missing(p.path);
+          const { sha256 } = await sha256File(dest);
+          if (sha256 !== p.sha256)
+            throw hashMismatch(`${p.path}: SHA-256 ${sha256}, catalog says ${p.sha256}`, { sha256, expected: p.sha256 });
+        } finally {
+          await rm(dest, { force: true });
+        }
+        n++;
+      }
+      return [
+        true,
+        `catalog v${doc.signed.version}: ${doc.signed.packages.length} package(s), ${n} not in the current catalog, all present`,
+      ];
+    });
   }
 
   const result: VerifyHostedResult = { ok: checks.every((c) => c.ok), checks, warnings, packages: count };

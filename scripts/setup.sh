@@ -15,6 +15,8 @@ APT_PACKAGES=(
   qemu-system-arm qemu-efi-aarch64
   # UEFI boot of the guest (A/B system slots): OVMF firmware, systemd-boot, FAT tools for the ESP, sgdisk to check our GPT writer.
   ovmf systemd-boot-efi mtools dosfstools gdisk
+  # A single-node Ceph RADOS Gateway on 127.0.0.1 for the S3 publish tests (scripts/rgw.sh).
+  radosgw ceph-mon ceph-osd ceph-common uuid-runtime
 )
 
 sudo_cmd=()

@@ -35,6 +35,9 @@ stage "guest kernel fetch" bin/swpkg image fetch
 stage "guest kernel fetch aarch64" bin/swpkg image fetch --arch aarch64
 stage typecheck npx tsc -p tsconfig.json
 stage lint npm run --silent lint
+# The S3 publish tests talk to a real Ceph RADOS Gateway on 127.0.0.1 (about 13 s from cold); stopped on exit.
+trap 'bash scripts/rgw.sh stop' EXIT
+stage "rgw start" bash scripts/rgw.sh start
 stage "unit+integration tests" npx vitest run
 if [ -f scripts/build-ports.sh ]; then
   if [ "$FULL" = 1 ]; then

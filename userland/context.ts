@@ -18,6 +18,8 @@ export interface PkgOptions {
   limits?: Partial<TransferLimits>;
   /** Resume attempts per mirror after a reset or stall. */
   retries?: number;
+  /** Package downloads at once (default 4). */
+  downloads?: number;
   /** How long a writer waits for the lock (default 30 s). */
   lockTimeoutMs?: number;
   /** The command line, recorded in the lock and in generation.json. */
@@ -40,6 +42,8 @@ export interface PkgContext {
   client: ClientIdentity;
   limits: TransferLimits;
   retries: number;
+  /** Package downloads at once. */
+  downloads: number;
   lockTimeoutMs: number;
   command: string;
   maxCatalogBytes: number;
@@ -62,6 +66,7 @@ export function createContext(o: PkgOptions): PkgContext {
     client: o.client ?? DEFAULT_CLIENT,
     limits: { ...DEFAULT_LIMITS, ...o.limits },
     retries: o.retries ?? 2,
+    downloads: o.downloads ?? 4,
     lockTimeoutMs: o.lockTimeoutMs ?? 30_000,
     command: o.command ?? 'pkg',
     maxCatalogBytes: o.maxCatalogBytes ?? 64 * 1024 * 1024,

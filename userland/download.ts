@@ -50,22 +50,113 @@ function isMirrorFailure(e: unknown): boolean {
   return exit === ExitCode.NETWORK || exit === ExitCode.VERIFICATION || e.code === 'E_INVALID_JSON';
 }
 
+/** Failures that say the server is unreachable (no answer at all), not that one file is bad. */
+const UNREACHABLE = new Set([
+  'ECONNREFUSED',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ETIMEDOUT',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_HEADERS_TIMEOUT',
+]);
+
+export function isUnreachable(e: unknown): boolean {
+  if (!(e instanceof SwpkgError) || (e.code !== 'E_NETWORK' && e.code !== 'E_STALLED')) return false;
+  // No response headers within the stall window counts too: a server that accepts and never answers is as dead.
+  return UNREACHABLE.has(String(e.details['errno'])) || e.details['rule'] === 'headers';
+}
+
+/**
+ * The servers one command has met: a server that did not answer at all is
+ * tried last for the rest of the command, so a dead mirror costs one
+ * connect (or header) timeout per command, not one per file. Kept per
+ * transport, which lives exactly as long as the command's context.
+ */
+export class MirrorSet {
+  private readonly down = new Map<string, SwpkgError>();
+  /** Every URL asked in this command (a base or a file under one), its last outcome, oldest first. */
+  private readonly outcomes = new Map<string, { ok: boolean; code?: string; message?: string }>();
+
+  private static key(url: string): string {
+    try {
+      return new URL(url).origin;
+    } catch {
+      return url;
+    }
+  }
+
+  /** Servers not known to be down first, in their configured order; the down ones after, as a last resort. */
+  order(urls: string[]): string[] {
+    return [...urls.filter((u) => !this.down.has(MirrorSet.key(u))), ...urls.filter((u) => this.down.has(MirrorSet.key(u)))];
+  }
+
+  isDown(url: string): boolean {
+    return this.down.has(MirrorSet.key(url));
+  }
+
+  failed(url: string, e: SwpkgError): void {
+    if (isUnreachable(e)) this.down.set(MirrorSet.key(url), e);
+    this.outcomes.delete(url);
+    this.outcomes.set(url, { ok: false, code: e.code, message: e.message });
+  }
+
+  answered(url: string): void {
+    this.down.delete(MirrorSet.key(url));
+    this.outcomes.delete(url);
+    this.outcomes.set(url, { ok: true });
+  }
+
+  /** The last outcome of anything asked under a base URL in this command; undefined when nothing was. */
+  outcomeUnder(base: string): { ok: boolean; code?: string; message?: string } | undefined {
+    const prefix = base.endsWith('/') ? base : `${base}/`;
+    let last: { ok: boolean; code?: string; message?: string } | undefined;
+    for (const [url, o] of this.outcomes) if (url === base || url.startsWith(prefix)) last = o;
+    return last;
+  }
+
+  /** The servers this command found unreachable, with the error each gave. */
+  errors(): { origin: string; code: string; message: string }[] {
+    return [...this.down].map(([origin, e]) => ({ origin, code: e.code, message: e.message }));
+  }
+}
+
+const mirrorSets = new WeakMap<object, MirrorSet>();
+
+/** The MirrorSet of one command, found through its transport (one per PkgContext). */
+export function mirrorSetOf(transport: object): MirrorSet {
+  let m = mirrorSets.get(transport);
+  if (!m) mirrorSets.set(transport, (m = new MirrorSet()));
+  return m;
+}
+
 /**
  * Runs `attempt` against each base URL in order until one succeeds (mirror
- * failover). When all fail, the error reported is a verification failure if
- * any mirror produced one (a refused file says more than a refused
- * connection), else the last; `details.mirrors` lists every attempt.
+ * failover); with a MirrorSet, servers found unreachable earlier in the
+ * command go last. When all fail, the error reported is a verification
+ * failure if any mirror produced one (a refused file says more than a
+ * refused connection), else the last; `details.mirrors` lists every attempt.
  */
-export async function tryMirrors<T>(bases: string[], attempt: (base: string) => Promise<T>, reporter?: Reporter): Promise<T> {
+export async function tryMirrors<T>(
+  bases: string[],
+  attempt: (base: string) => Promise<T>,
+  reporter?: Reporter,
+  mirrors?: MirrorSet,
+): Promise<T> {
   const failures: { base: string; error: SwpkgError }[] = [];
-  for (const base of bases) {
+  const ordered = mirrors ? mirrors.order(bases) : bases;
+  for (const base of ordered) {
     try {
-      return await attempt(base);
+      const r = await attempt(base);
+      mirrors?.answered(base);
+      return r;
     } catch (e) {
       if (!isMirrorFailure(e)) throw e;
       const err = e as SwpkgError;
+      mirrors?.failed(base, err);
       failures.push({ base, error: err });
-      if (bases.length > 1 && base !== bases[bases.length - 1])
+      if (ordered.length > 1 && base !== ordered[ordered.length - 1])
         reporter?.warn(`${base}: ${err.code} ${err.message}; trying the next mirror`);
     }
   }
@@ -393,14 +484,18 @@ export async function downloadFile(urls: string[], o: DownloadOptions): Promise<
             o.reporter?.warn(`${url}: the resumed download did not verify; downloading it again from the start`);
             continue;
           }
+          // A server that never answered gets no resume attempts: the next mirror is faster than another timeout.
           const retryable =
-            e instanceof SwpkgError && (e.code === 'E_NETWORK' || (e.code === 'E_STALLED' && e.details['rule'] !== 'deadline'));
+            e instanceof SwpkgError &&
+            !isUnreachable(e) &&
+            (e.code === 'E_NETWORK' || (e.code === 'E_STALLED' && e.details['rule'] !== 'deadline'));
           if (!retryable || attempt >= retries) throw e;
           o.reporter?.warn(`${url}: ${e.message}; resuming (attempt ${attempt + 2} of ${retries + 1})`);
         }
       }
     },
     o.reporter,
+    mirrorSetOf(o.transport),
   );
   return { path: result.path, transferred, resumedFrom, cached: false };
 }

@@ -14,7 +14,7 @@ import {
 } from '../catalog/index.js';
 import type { PkgContext } from './context.js';
 import { readJsonIfExists, writeFileAtomic, listDir } from './fs-util.js';
-import { fetchBytes, joinUrl, originsOf, tryMirrors } from './download.js';
+import { fetchBytes, joinUrl, originsOf, tryMirrors, type MirrorSet } from './download.js';
 import { withWriterLock } from './writer.js';
 import { readCatalogState } from './catalog-store.js';
 import { readStagedRepos, type StagedRepo } from './staged-repos.js';
@@ -50,6 +50,42 @@ export interface RepoInfo extends RepoConfig {
   catalogExpires?: string;
   catalogAcceptedAt?: string;
   packages?: number;
+  /** Each server (the URL, then the mirrors) as the last successful `pkg update` found it. */
+  servers?: MirrorStatus[];
+}
+
+export interface MirrorStatus {
+  url: string;
+  /** When a successful update last asked this server. */
+  checkedAt: string;
+  ok: boolean;
+  /** Why it failed then (ok false): the error code and message. */
+  lastError?: { code: string; message: string };
+}
+
+function mirrorStatusFile(ctx: PkgContext): string {
+  return join(ctx.paths.db, 'mirrors.json');
+}
+
+async function readMirrorStatus(ctx: PkgContext): Promise<Record<string, MirrorStatus[]>> {
+  const v = await readJsonIfExists(mirrorStatusFile(ctx)).catch(() => undefined);
+  return v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, MirrorStatus[]>) : {};
+}
+
+/**
+ * Records what this command learnt about a repository's servers (called by a successful update, under
+ * the writer lock: a refused update changes nothing, this file included). Servers not asked keep their entry.
+ */
+export async function saveMirrorStatus(ctx: PkgContext, repo: RepoConfig, mirrors: MirrorSet): Promise<void> {
+  const all = await readMirrorStatus(ctx);
+  const previous = new Map((all[repo.name] ?? []).map((m) => [m.url, m]));
+  const at = ctx.now().toISOString();
+  all[repo.name] = [repo.url, ...repo.mirrors].flatMap((url): MirrorStatus[] => {
+    const o = mirrors.outcomeUnder(url);
+    if (!o) return previous.has(url) ? [previous.get(url)!] : [];
+    return [{ url, checkedAt: at, ok: o.ok, ...(o.ok ? {} : { lastError: { code: o.code ?? '', message: o.message ?? '' } }) }];
+  });
+  await writeFileAtomic(mirrorStatusFile(ctx), JSON.stringify(all, null, 2) + '\n');
 }
 
 const MAX_ROOT_BYTES = 1024 * 1024;
@@ -406,6 +442,8 @@ async function info(ctx: PkgContext, r: RepoConfig, overridesStaged?: string): P
     out.catalogAcceptedAt = state.acceptedAt;
     out.packages = state.packages;
   }
+  const servers = (await readMirrorStatus(ctx))[r.name];
+  if (servers && servers.length > 0) out.servers = servers;
   return out;
 }
 

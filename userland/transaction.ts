@@ -226,8 +226,6 @@ export function availableFrom(ctx: PkgContext, c: LoadedCatalog, bases: string[]
   }));
 }
 
-/** Downloads in flight: hides per-request latency; more buys nothing on one link. */
-const DOWNLOADS_IN_FLIGHT = 4;
 /** Extractions in flight: gunzip runs on libuv threads while the main thread hashes and writes. */
 const EXTRACTIONS_IN_FLIGHT = 2;
 
@@ -398,7 +396,7 @@ async function apply(
     }
     if (toFetch.length > 0) await ensureDir(ctx.paths.cache);
     const progress = aggregateProgress(ctx, toFetch);
-    await eachLimit(toFetch, DOWNLOADS_IN_FLIGHT, async (c) => {
+    await eachLimit(toFetch, ctx.downloads, async (c) => {
       const source = c.source as Extract<PackageSource, { kind: 'repo' }>;
       const dest = cachePath(ctx, c);
       const hadFile = await exists(dest);

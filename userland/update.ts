@@ -1,7 +1,7 @@
 import { SwpkgError, parseHostedRepo, payloadSha256, walkTrust, type MetadataFetcher } from '../catalog/index.js';
 import type { PkgContext } from './context.js';
-import { fetchBytes, joinUrl, originsOf, tryMirrors } from './download.js';
-import { readRepos, saveTrustedRoot, trustStart, acceptStagedRoot, type RepoConfig } from './repos.js';
+import { fetchBytes, isUnreachable, joinUrl, mirrorSetOf, originsOf, tryMirrors } from './download.js';
+import { readRepos, saveMirrorStatus, saveTrustedRoot, trustStart, acceptStagedRoot, type RepoConfig } from './repos.js';
 import { readCatalogState, saveAcceptedCatalog, storedCatalogIntact } from './catalog-store.js';
 import { withWriterLock } from './writer.js';
 import { crashPoint } from './crash-point.js';
@@ -28,12 +28,18 @@ export interface UpdateResult {
 
 const CATALOG_PATH = /^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/;
 
+/** The walker's name for "this server's current catalog": each server's own pointer resolves it. */
+const CURRENT_CATALOG = 'catalog.json';
+
 /**
  * The walker's fetcher over pkg's bounded HTTP transport: each file is asked
- * of the primary and then each mirror. A mirror's 404 for an optional file
- * (no newer root) is its answer, not a failure to fail over from; bytes the
- * walker refuses (a stale or forged copy) send it to the next mirror.
- * `onSource` hears which URL's bytes were accepted.
+ * of the primary and then each mirror (a server that failed earlier in this
+ * command last: the transport's MirrorSet). A mirror's 404 for an optional
+ * file (no newer root) is its answer, not a failure to fail over from; bytes
+ * the walker refuses (a stale or forged copy) send it to the next mirror.
+ * The current catalog is read at the path that server's own pointer names,
+ * so a mirror's pointer is followed on that mirror, where everything it
+ * names was uploaded before it. `onSource` hears which URL's bytes were accepted.
  */
 function mirrorFetcher(ctx: PkgContext, bases: string[], onSource: (path: string, url: string) => void): MetadataFetcher {
   return async (path, o, accept) => {
@@ -41,7 +47,7 @@ function mirrorFetcher(ctx: PkgContext, bases: string[], onSource: (path: string
     return tryMirrors(
       bases,
       async (base) => {
-        const url = joinUrl(base, path);
+        const url = joinUrl(base, path === CURRENT_CATALOG ? await catalogPath(ctx, base, bases) : path);
         let bytes: Uint8Array;
         try {
           bytes = await fetchBytes(url, { transport, maxBytes: o.maxBytes, limits: ctx.limits, origins: originsOf(bases) });
@@ -54,21 +60,29 @@ function mirrorFetcher(ctx: PkgContext, bases: string[], onSource: (path: string
         return value;
       },
       ctx.reporter,
+      mirrorSetOf(transport),
     );
   };
 }
 
-/** Reads hosted-repo.json's catalog path (an untrusted hint): any plain relative path, default catalog.json. */
-async function catalogPath(ctx: PkgContext, bases: string[]): Promise<string> {
+/**
+ * Reads one server's hosted-repo.json catalog path (an untrusted hint, the repository's one mutable
+ * pointer): any plain relative path, default catalog.json.
+ */
+async function catalogPath(ctx: PkgContext, base: string, bases: string[]): Promise<string> {
   const transport = await ctx.transport();
   try {
-    const bytes = await tryMirrors(bases, (base) =>
-      fetchBytes(joinUrl(base, 'hosted-repo.json'), { transport, maxBytes: 64 * 1024, limits: ctx.limits, origins: originsOf(bases) }),
-    );
+    const bytes = await fetchBytes(joinUrl(base, 'hosted-repo.json'), {
+      transport,
+      maxBytes: 64 * 1024,
+      limits: ctx.limits,
+      origins: originsOf(bases),
+    });
     const hint = parseHostedRepo(bytes);
     if (CATALOG_PATH.test(hint.catalog) && !hint.catalog.split('/').includes('..')) return hint.catalog;
   } catch (e) {
-    if (!(e instanceof SwpkgError)) throw e;
+    // An unreachable server is a failed mirror, not a missing hint: asking it for catalog.json would cost a second timeout.
+    if (!(e instanceof SwpkgError) || isUnreachable(e)) throw e;
     // The hint is optional: a host without it still serves catalog.json.
   }
   return 'catalog.json';
@@ -82,7 +96,7 @@ async function updateOne(ctx: PkgContext, repo: RepoConfig): Promise<RepoUpdate>
   const trusted = start.root;
   // State accepted under another anchor (an earlier staged pin) says nothing about this one.
   const state = start.fromStagedPin ? undefined : await readCatalogState(ctx, repo.name);
-  const path = await catalogPath(ctx, bases);
+  const path = CURRENT_CATALOG;
   let source = '';
   const {
     root,
@@ -119,6 +133,7 @@ async function updateOne(ctx: PkgContext, repo: RepoConfig): Promise<RepoUpdate>
   const changed = !state || state.payloadSha256 !== payloadSha256(doc);
   if (changed || rotated.length > 0 || start.fromStagedPin || !(await storedCatalogIntact(ctx, repo.name, state)))
     await saveAcceptedCatalog(ctx, repo.name, bytes, doc, { rootVersion: root.signed.version, source });
+  await saveMirrorStatus(ctx, repo, mirrorSetOf(await ctx.transport()));
   // The outcome is the result (RepoUpdate): the CLI prints it once, so nothing is reported here.
   crashPoint('update.saved');
   const out: RepoUpdate = {

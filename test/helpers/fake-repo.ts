@@ -201,6 +201,15 @@ export async function buildFakeRepo(o: {
     async refresh() {
       table.clear();
       for (const rel of await walkFiles(dir)) table.set(rel, { body: await readFile(join(dir, rel)) } satisfies ResponseSpec);
+      // Clients follow hosted-repo.json to the content-addressed catalog; tests that replace or drop
+      // "the server's catalog" do it under catalog.json, so the current hashed name answers with that entry.
+      const hint = JSON.parse(await readFile(join(dir, 'hosted-repo.json'), 'utf8')) as { catalog: string };
+      if (hint.catalog !== 'catalog.json') {
+        table.set(hint.catalog, (req) => {
+          const e = table.get('catalog.json');
+          return typeof e === 'function' ? e(req) : e;
+        });
+      }
     },
     async bytes(path) {
       return readFile(join(dir, path));

@@ -226,7 +226,7 @@ export const COMMANDS: CommandDef[] = [
     flags: [],
     summary: 'List repositories, their pinned roots and accepted catalogs.',
     description:
-      'Shows each repository in priority order with its URL, mirrors, the root version it trusts now and the catalog version last accepted. Repositories the image stages (read-only files in $PKG_STAGED_REPOS_DIR; /usr/lib/pkg/repos.d in the guest) come after those added with `pkg repo add`, and are marked "staged" (or "overridden" when `pkg repo add|set` replaced one).',
+      'Shows each repository in priority order with its URL, mirrors, the root version it trusts now and the catalog version last accepted. Repositories the image stages (read-only files in $PKG_STAGED_REPOS_DIR; /usr/lib/pkg/repos.d in the guest) come after those added with `pkg repo add`, and are marked "staged" (or "overridden" when `pkg repo add|set` replaced one), and each server that failed during the last successful update (--json: `servers`, each with its last error).',
     examples: ['pkg repo list', 'pkg repo list --json'],
     run: ({ api, ctx }) => api.listRepositories(ctx),
     render(rs, print) {
@@ -246,6 +246,9 @@ export const COMMANDS: CommandDef[] = [
         ],
         print,
       );
+      for (const r of rs)
+        for (const m of r.servers ?? [])
+          if (!m.ok && m.lastError) print(`${r.name}: ${m.url} failed at ${m.checkedAt}: ${m.lastError.code} ${m.lastError.message}`);
     },
   }),
   def<{ removed: string; stagedAgain?: string }>({

@@ -35,6 +35,12 @@ export const GLOBAL_FLAGS: FlagSpec[] = [
     value: 'SECONDS',
     summary: 'Each file from each server, resumes included, must arrive within this or fails with E_STALLED (default 1800; 0: none).',
   },
+  {
+    name: 'downloads',
+    type: 'number',
+    value: 'N',
+    summary: 'Package downloads at once, each with the limits above (default 4; 1 downloads one after another).',
+  },
   { name: 'help', short: 'h', type: 'boolean', summary: 'Show help.' },
   { name: 'version', short: 'V', type: 'boolean', summary: 'Show the version.' },
 ];
@@ -102,6 +108,7 @@ const ENVIRONMENT: [string, string][] = [
   ['PKG_FETCH_DEADLINE', 'default for --fetch-deadline (seconds)'],
   ['PKG_MAX_CATALOG_BYTES', 'catalog size cap (default 67108864, 64 MiB)'],
   ['PKG_FETCH_RETRIES', 'resume attempts per mirror after a reset or stall (default 2)'],
+  ['PKG_DOWNLOADS', 'default for --downloads'],
   ['PKG_HEALTH_DIR', 'system-wide health checks (default /etc/pkg/health.d for the root /pkg, else ROOT/health.d)'],
   ['PKG_STAGED_REPOS_DIR', 'repositories staged by the image (default /usr/lib/pkg/repos.d for the root /pkg, else ROOT/repos.d)'],
   [

@@ -194,6 +194,9 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     const minRate = typeof g['min-rate'] === 'number' ? g['min-rate'] : envNumber(env, 'PKG_MIN_RATE');
     const deadline = typeof g['fetch-deadline'] === 'number' ? g['fetch-deadline'] : envNumber(env, 'PKG_FETCH_DEADLINE');
     const retries = envNumber(env, 'PKG_FETCH_RETRIES');
+    const downloads = typeof g['downloads'] === 'number' ? g['downloads'] : envNumber(env, 'PKG_DOWNLOADS');
+    if (downloads !== undefined && !(Number.isInteger(downloads) && downloads >= 1 && downloads <= 64))
+      throw new UsageProblem(`--downloads ${downloads} must be a whole number from 1 to 64`);
     const maxCatalog = envNumber(env, 'PKG_MAX_CATALOG_BYTES');
     const now = env['PKG_TEST_NOW'];
     const root = typeof g['root'] === 'string' ? g['root'] : env['PKG_ROOT'] || '/pkg';
@@ -214,6 +217,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
         ...(deadline !== undefined ? { deadlineMs: Math.round(deadline * 1000) } : {}),
       },
       ...(retries !== undefined ? { retries: Math.floor(retries) } : {}),
+      ...(downloads !== undefined ? { downloads } : {}),
       ...(lock !== undefined ? { lockTimeoutMs: Math.round(lock * 1000) } : {}),
       ...(maxCatalog !== undefined ? { maxCatalogBytes: maxCatalog } : {}),
       ...(env['PKG_HEALTH_DIR'] ? { healthDir: resolvePath(env['PKG_HEALTH_DIR']) } : {}),

@@ -18,7 +18,7 @@ import {
   type KeyPair,
   type PackageMeta,
 } from '../../../catalog/index.js';
-import { publishRepository, verifyHosted, rotatePublishedRoot } from '../../../publishing/index.js';
+import { FolderTarget, publishRepository, verifyHosted, rotatePublishedRoot } from '../../../publishing/index.js';
 import { startStaticServer } from '../../../repo-server/index.js';
 import { DirRepoReader, HttpRepoReader } from '../../../cli/shared/repo-readers.js';
 import { tempDir, treeHash } from '../../helpers/tmp.js';
@@ -59,6 +59,7 @@ describe('repo publish', () => {
     expect(files).toEqual([
       'catalog.json',
       'catalog.json.sha256',
+      'catalogs',
       'hosted-repo.json',
       'index.html',
       'packages',
@@ -174,15 +175,19 @@ describe('repo publish', () => {
     const bytes = await readFile(p);
     bytes[bytes.length - 10] = bytes[bytes.length - 10]! ^ 0xff;
     await writeFile(p, bytes);
-    const cat = parseCatalog(await readFile(join(web, 'catalog.json')));
-    await copyFile(join(web, 'catalog.json'), join(d, 'catalog.bak'));
+    // The catalog clients follow: the content-addressed one hosted-repo.json names.
+    const current = join(web, (JSON.parse(await readFile(join(web, 'hosted-repo.json'), 'utf8')) as { catalog: string }).catalog);
+    const cat = parseCatalog(await readFile(current));
+    await copyFile(current, join(d, 'catalog.bak'));
     // One character of the payload changed, the signature kept.
     const payload = Buffer.from(Buffer.from(cat.payload).toString('utf8').replace('"curl tool"', '"curl tooL"'));
-    await writeFile(join(web, 'catalog.json'), encodeEnvelope({ ...cat, payload }));
+    await writeFile(current, encodeEnvelope({ ...cat, payload }));
     const v = await verifyHosted(new DirRepoReader(web));
     const failed = v.checks.filter((c) => !c.ok);
     expect(failed.find((c) => c.name === 'catalog signature and freshness')?.code).toBe('E_SIGNATURE');
-    await copyFile(join(d, 'catalog.bak'), join(web, 'catalog.json'));
+    // Its name is its hash: the altered bytes no longer match it.
+    expect(failed.map((c) => c.name)).toContain(`${current.slice(web.length + 1)} named by its hash`);
+    await copyFile(join(d, 'catalog.bak'), current);
     const v2 = await verifyHosted(new DirRepoReader(web));
     expect(v2.checks.filter((c) => !c.ok).map((c) => c.name)).toEqual(['packages/curl-7.88.1-x86_64.swpkg']);
   });
@@ -231,6 +236,49 @@ describe('repo publish', () => {
     expect(rows['hosted-repo.json']).toBe('E_MALFORMED');
     expect(rows['repo-root.pub']).toBe('E_CORRUPT');
     for (const c of v.checks.filter((x) => !x.ok)) expect(ERROR_CODES[c.code as ErrorCode], c.name).not.toBe(ExitCode.USAGE);
+  });
+
+  it('refuses a folder that holds files but no repository, writing nothing (E_NOT_REPOSITORY)', async () => {
+    const { d, key, web } = await setup();
+    await mkdir(web, { recursive: true });
+    await writeFile(join(web, 'notes.txt'), 'my own files');
+    const before = await treeHash(web);
+    await expect(publishRepository({ packagesDir: join(d, 'pkgs'), out: web, key })).rejects.toMatchObject({ code: 'E_NOT_REPOSITORY' });
+    expect(await treeHash(web)).toBe(before);
+  });
+
+  it('a folder pointer changed during the publish: E_PUBLISH_RACE, the pointer and catalog.json stay the winner’s', async () => {
+    const { d, key, web } = await setup();
+    await publishRepository({ packagesDir: join(d, 'pkgs'), out: web, key, name: 'main' });
+    let winner: Awaited<ReturnType<typeof publishRepository>> | undefined;
+    class Interleaved extends FolderTarget {
+      override async swapPointer(path: string, bytes: Uint8Array | string, token: string | null): Promise<void> {
+        winner ??= await publishRepository({ packagesDir: join(d, 'pkgs'), out: web, key });
+        return super.swapPointer(path, bytes, token);
+      }
+    }
+    await expect(publishRepository({ packagesDir: join(d, 'pkgs'), out: web, target: new Interleaved(web), key })).rejects.toMatchObject({
+      code: 'E_PUBLISH_RACE',
+    });
+    const hint = JSON.parse(await readFile(join(web, 'hosted-repo.json'), 'utf8')) as { catalog: string };
+    expect(hint.catalog).toBe(winner!.catalogPath);
+    expect((await verifyHosted(new DirRepoReader(web))).checks.filter((c) => !c.ok)).toEqual([]);
+  });
+
+  it('verify-hosted checks retained catalogs: a package only an older kept catalog names, when missing, is a FAIL', async () => {
+    const { d, key, web } = await setup();
+    const t0 = new Date();
+    const r1 = await publishRepository({ packagesDir: join(d, 'pkgs'), out: web, key, now: t0 });
+    await rm(join(d, 'pkgs', 'zlib-1.2.13.swpkg'));
+    await makePackage(d, 'zlib', '1.3.0');
+    const r2 = await publishRepository({ packagesDir: join(d, 'pkgs'), out: web, key, now: new Date(t0.getTime() + 1000) });
+    expect(r2.retainedCatalogs).toEqual([r1.catalogPath]);
+    const ok = await verifyHosted(new DirRepoReader(web), { now: new Date(t0.getTime() + 2000) });
+    expect(ok.checks.filter((c) => !c.ok)).toEqual([]);
+    expect(ok.checks.map((c) => c.name)).toContain(`retained ${r1.catalogPath}`);
+    await rm(join(web, 'packages/zlib-1.2.13-x86_64.swpkg'));
+    const v = await verifyHosted(new DirRepoReader(web), { now: new Date(t0.getTime() + 2000) });
+    expect(v.checks.filter((c) => !c.ok).map((c) => c.name)).toEqual([`retained ${r1.catalogPath}`]);
   });
 
   it('warns when the catalog expires within 7 days', async () => {

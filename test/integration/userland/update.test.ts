@@ -216,7 +216,8 @@ describe('pkg update', () => {
       const add = await pkgJson(root, ['repo', 'add', 'main', dead.url, '--key', repo.rootFile, '--mirror', mirror.url]);
       expect(add.json?.ok).toBe(true);
       const up = await pkgJson(root, ['update']);
-      expect(up.json?.result.repos[0].source).toBe(`${mirror.url}catalog.json`);
+      const hint = JSON.parse((await repo.bytes('hosted-repo.json')).toString()) as { catalog: string };
+      expect(up.json?.result.repos[0].source).toBe(`${mirror.url}${hint.catalog}`);
       expect(up.json?.warnings?.join('\n')).toMatch(/trying the next mirror/);
     } finally {
       await mirror.close();

@@ -1,4 +1,4 @@
-import { mkdir, readdir, readFile, stat } from 'node:fs/promises';
+import { mkdir, readdir, stat } from 'node:fs/promises';
 import { join, basename } from 'node:path';
 import { SwpkgError, fromFsError } from '../catalog/index.js';
 import { parseJson } from '../catalog/index.js';
@@ -21,7 +21,7 @@ import {
   type CatalogDocument,
 } from '../catalog/index.js';
 import { renderIndexHtml } from './index-html.js';
-import { FolderTarget, type PublishTarget } from './storage.js';
+import { FolderTarget, readFileIfExists, type PublishTarget } from './storage.js';
 import { listReleases, releasePinnedPaths } from './release.js';
 import { silentReporter, type Reporter } from '../catalog/index.js';
 import { checkDependencyClosure } from '../catalog/index.js';
@@ -148,15 +148,6 @@ const POINTER = 'hosted-repo.json';
 const MAX_DOC = 64 * 1024 * 1024;
 /** catalogs/VERSION-SHA256.json: the version orders them, the hash names the bytes. */
 export const HASHED_CATALOG = /^catalogs\/(\d+)-([0-9a-f]{64})\.json$/;
-
-async function readBytesIfExists(path: string): Promise<Buffer | undefined> {
-  try {
-    return await readFile(path);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw fromFsError(e, `reading ${path}`);
-  }
-}
 
 async function latestRootIn(target: PublishTarget): Promise<RootDocument | undefined> {
   const versions = (await target.list('roots'))
@@ -418,7 +409,7 @@ export async function publishRoot(out: string, root: RootDocument): Promise<void
   }
   await writeFileAtomic(file, encodeEnvelope(root));
   await writeFileAtomic(join(out, 'repo-root.pub'), encodeEnvelope(root));
-  const hostedBytes = await readBytesIfExists(join(out, 'hosted-repo.json'));
+  const hostedBytes = await readFileIfExists(join(out, 'hosted-repo.json'));
   const hosted = hostedBytes === undefined ? undefined : parseHostedRepo(hostedBytes);
   if (hosted) {
     await writeFileAtomic(
@@ -464,7 +455,7 @@ export async function signCatalogFile(o: {
   key: KeyPair;
   out?: string;
 }): Promise<{ version: number; signatures: number; keyid: string }> {
-  const bytes = await readBytesIfExists(o.file);
+  const bytes = await readFileIfExists(o.file);
   if (bytes === undefined) throw new SwpkgError('E_NOT_FOUND', `${o.file} does not exist`, { details: { path: o.file } });
   const doc = parseCatalog(bytes, o.file);
   const signedEnv = addSignature(doc, o.key);
@@ -516,7 +507,7 @@ export async function rotatePublishedRoot(o: {
 async function pointAtRoot(out: string, root: RootDocument): Promise<void> {
   const fingerprint = rootFingerprint(root);
   // hosted-repo.json was already pointed at the new root by publishRoot.
-  const catalog = await readBytesIfExists(join(out, 'catalog.json'));
+  const catalog = await readFileIfExists(join(out, 'catalog.json'));
   if (catalog === undefined) return;
   const { signed } = parseCatalog(catalog);
   await writeFileAtomic(

@@ -25,6 +25,7 @@ import {
 } from '../catalog/index.js';
 import semver from 'semver';
 import { renderIndexHtml, type IndexHtmlRelease } from './index-html.js';
+import { readFileIfExists } from './storage.js';
 
 /**
  * Releases in a web root (issue 15): `releases/ID/VERSION.json`, each a signed release document,
@@ -66,21 +67,12 @@ function releasePath(id: string, version: number): string {
   return `${RELEASES_DIR}/${id}/${version}.json`;
 }
 
-async function readIfExists(path: string): Promise<Buffer | undefined> {
-  try {
-    return await readFile(path);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw fromFsError(e, `reading ${path}`);
-  }
-}
-
 /**
  * The web root's current root: `repo-root.pub`, which publish and rotate-root keep equal to the
  * newest roots/N.json; checked against its own root keys before it decides anything.
  */
 async function latestRoot(out: string): Promise<RootDocument | undefined> {
-  const bytes = await readIfExists(join(out, 'repo-root.pub'));
+  const bytes = await readFileIfExists(join(out, 'repo-root.pub'));
   if (bytes === undefined) return undefined;
   const root = parseRoot(bytes, 'repo-root.pub');
   checkThreshold(root, root.signed.roles.root, root.signed.keys, 'repo-root.pub');
@@ -189,7 +181,7 @@ export async function createRelease(o: CreateReleaseOptions): Promise<CreateRele
   // The id becomes a folder name under releases/: checked before any path is built from it.
   if (!NAME_RE.test(o.id)) throw new SwpkgError('E_USAGE', `release id ${JSON.stringify(o.id)} must be a name: a-z, 0-9, +, ., _, -`);
   const root = await latestRoot(o.out);
-  const catalogBytes = await readIfExists(join(o.out, 'catalog.json'));
+  const catalogBytes = await readFileIfExists(join(o.out, 'catalog.json'));
   if (!root || catalogBytes === undefined) {
     throw new SwpkgError('E_NOT_FOUND', `${o.out} is not a published repository (no roots/ or catalog.json)`, {
       hint: 'publish it first (`swpkg repo publish`)',
@@ -255,7 +247,7 @@ export async function createRelease(o: CreateReleaseOptions): Promise<CreateRele
   // The root in this web root decides: a key it does not name as a release key signs nothing here.
   checkReleaseThreshold(doc, root, path);
   const bytes = encodeEnvelope(doc);
-  const existing = await readIfExists(join(o.out, path));
+  const existing = await readFileIfExists(join(o.out, path));
   if (existing !== undefined) {
     throw new SwpkgError('E_IMMUTABLE', `${path} is already published; a published release never changes`, {
       hint: `publish the new set as the next version (v${version + 1}), which supersedes this one`,
@@ -298,7 +290,7 @@ export async function writeReleaseListing(out: string): Promise<void> {
   const releases = await listReleases(out);
   await writeFileAtomic(join(out, RELEASES_DIR, 'index.json'), JSON.stringify({ format: 1, releases }, null, 2) + '\n');
   const root = await latestRoot(out);
-  const catalogBytes = await readIfExists(join(out, 'catalog.json'));
+  const catalogBytes = await readFileIfExists(join(out, 'catalog.json'));
   if (!root || catalogBytes === undefined) return;
   const { signed } = parseCatalog(catalogBytes, 'catalog.json');
   await writeFileAtomic(

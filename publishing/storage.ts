@@ -61,7 +61,8 @@ export function immutableClash(where: string, path: string, published: string, o
   });
 }
 
-async function readIfExists(path: string, maxBytes: number): Promise<Buffer | undefined> {
+/** A file's bytes, or undefined when it does not exist; one over `maxBytes` is E_TOO_LARGE. */
+export async function readFileIfExists(path: string, maxBytes = Number.MAX_SAFE_INTEGER): Promise<Buffer | undefined> {
   try {
     const st = await stat(path);
     if (st.size > maxBytes) throw new SwpkgError('E_TOO_LARGE', `${path} is over ${maxBytes} bytes`, { details: { path, size: st.size } });
@@ -85,11 +86,11 @@ export class FolderTarget implements PublishTarget {
   }
 
   read(path: string, maxBytes: number): Promise<Uint8Array | undefined> {
-    return readIfExists(this.abs(path), maxBytes);
+    return readFileIfExists(this.abs(path), maxBytes);
   }
 
   async readPointer(path: string, maxBytes: number): Promise<{ bytes?: Uint8Array; token: string | null }> {
-    const bytes = await readIfExists(this.abs(path), maxBytes);
+    const bytes = await readFileIfExists(this.abs(path), maxBytes);
     return bytes === undefined ? { token: null } : { bytes, token: sha256Hex(bytes) };
   }
 

@@ -1,5 +1,5 @@
 import { createReadStream, createWriteStream, existsSync } from 'node:fs';
-import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
+import { mkdir, open, rename, rm } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { pipeline } from 'node:stream/promises';
 import { join } from 'node:path';
@@ -20,6 +20,7 @@ import {
   type SystemReleaseSigned,
 } from '../catalog/index.js';
 import { readLatestRoot } from './publish.js';
+import { readFileIfExists } from './storage.js';
 
 /** File names of a release's artifacts in `system/<arch>/<version>/` (the guest artifact set's names). */
 export const SYSTEM_ARTIFACT_FILES: Record<SystemArtifactName, string> = {
@@ -48,15 +49,6 @@ export interface PublishSystemReleaseResult {
   arch: string;
   repo: string;
   artifacts: SystemReleaseSigned['artifacts'];
-}
-
-async function readIfExists(path: string): Promise<Buffer | undefined> {
-  try {
-    return await readFile(path);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw fromFsError(e, `reading ${path}`);
-  }
 }
 
 /** Streams `src` to `dest` through a temp file, hashing the bytes written; the copy must hash as `expected`. */
@@ -112,13 +104,13 @@ export async function publishSystemRelease(o: PublishSystemReleaseOptions): Prom
       details: { path: o.out },
     });
   }
-  const catalogBytes = await readIfExists(join(o.out, 'catalog.json'));
+  const catalogBytes = await readFileIfExists(join(o.out, 'catalog.json'));
   if (!catalogBytes) {
     throw new SwpkgError('E_NOT_FOUND', `${o.out} has no catalog.json`, { hint: 'publish the repository first', details: { path: o.out } });
   }
   const repo = parseCatalog(catalogBytes, 'catalog.json').signed.repo;
   const docPath = systemReleasePath(o.arch);
-  const previousBytes = await readIfExists(join(o.out, docPath));
+  const previousBytes = await readFileIfExists(join(o.out, docPath));
   const previous = previousBytes ? parseSystemRelease(previousBytes, docPath).signed.version : 0;
   const version = o.version ?? previous + 1;
   if (!Number.isSafeInteger(version) || version < 1) throw new SwpkgError('E_USAGE', `version must be a positive integer, not ${version}`);

@@ -22,7 +22,7 @@ import {
 } from '../catalog/index.js';
 import { renderIndexHtml } from './index-html.js';
 import { FolderTarget, readFileIfExists, type PublishTarget } from './storage.js';
-import { listReleases, releasePinnedPaths } from './release.js';
+import { listReleases, releasePinnedPaths, renderIndexHtmlAgain } from './release.js';
 import { silentReporter, type Reporter } from '../catalog/index.js';
 import { checkDependencyClosure } from '../catalog/index.js';
 
@@ -505,22 +505,6 @@ export async function rotatePublishedRoot(o: {
  * the page is rendered again from it; a web root without a catalog has no page yet.
  */
 async function pointAtRoot(out: string, root: RootDocument): Promise<void> {
-  const fingerprint = rootFingerprint(root);
   // hosted-repo.json was already pointed at the new root by publishRoot.
-  const catalog = await readFileIfExists(join(out, 'catalog.json'));
-  if (catalog === undefined) return;
-  const { signed } = parseCatalog(catalog);
-  await writeFileAtomic(
-    join(out, 'index.html'),
-    renderIndexHtml({
-      repo: signed.repo,
-      catalogVersion: signed.version,
-      generated: signed.generated,
-      expires: signed.expires,
-      rootFingerprint: fingerprint,
-      rootVersion: root.signed.version,
-      packages: signed.packages,
-      releases: await listReleases(out),
-    }),
-  );
+  await renderIndexHtmlAgain(out, root);
 }

@@ -290,8 +290,16 @@ export async function writeReleaseListing(out: string): Promise<void> {
   const releases = await listReleases(out);
   await writeFileAtomic(join(out, RELEASES_DIR, 'index.json'), JSON.stringify({ format: 1, releases }, null, 2) + '\n');
   const root = await latestRoot(out);
+  if (root) await renderIndexHtmlAgain(out, root);
+}
+
+/**
+ * index.html rendered again from the web root's catalog.json, its releases and `root` (after a
+ * rotation or a new release: the catalog is unchanged). A web root without a catalog has no page yet.
+ */
+export async function renderIndexHtmlAgain(out: string, root: RootDocument): Promise<void> {
   const catalogBytes = await readFileIfExists(join(out, 'catalog.json'));
-  if (!root || catalogBytes === undefined) return;
+  if (catalogBytes === undefined) return;
   const { signed } = parseCatalog(catalogBytes, 'catalog.json');
   await writeFileAtomic(
     join(out, 'index.html'),
@@ -303,7 +311,7 @@ export async function writeReleaseListing(out: string): Promise<void> {
       rootFingerprint: rootFingerprint(root),
       rootVersion: root.signed.version,
       packages: signed.packages,
-      releases,
+      releases: await listReleases(out),
     }),
   );
 }

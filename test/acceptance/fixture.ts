@@ -212,11 +212,18 @@ export async function buildSeedPorts(
   return out;
 }
 
-/** Re-signs (or re-dates) a copy of a catalog and writes it, with its sidecar, into a web root. */
+/**
+ * Re-signs (or re-dates) a copy of a catalog and writes it, with its sidecar, into a web root, and
+ * points the root's hosted-repo.json at it: an attacker who controls a mirror controls its pointer
+ * too, so the client must refuse the catalog itself, not miss it.
+ */
 async function writeCatalog(root: string, doc: CatalogDocument | Buffer): Promise<void> {
   const bytes = Buffer.isBuffer(doc) ? doc : encodeEnvelope(doc);
   await writeFile(join(root, 'catalog.json'), bytes);
   await writeFile(join(root, 'catalog.json.sha256'), `${sha256Hex(bytes)}  catalog.json\n`);
+  const pointer = join(root, 'hosted-repo.json');
+  const hint = JSON.parse(await readFile(pointer, 'utf8')) as Record<string, unknown>;
+  await writeFile(pointer, JSON.stringify({ ...hint, catalog: 'catalog.json', retainedCatalogs: [] }, null, 2) + '\n');
 }
 
 /** Replaces a web root's contents with a copy of another (the folder itself stays: a server is serving it). */

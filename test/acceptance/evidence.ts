@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import type { ArtifactManifest } from '../../images/index.js';
 import type { DeploymentRecord } from './artifact-sets.js';
 import type { BootRecord } from './guest-session.js';
+import { renderSystemDeployment, type SystemDeployment } from './system-slots.js';
 
 export interface ScenarioResult {
   name: string;
@@ -57,6 +58,8 @@ export interface DeploymentFacts {
   repositories: string[];
   seedPorts: string[];
   forwards: string[];
+  /** The A/B system slots, when a system scenario booted the guest through UEFI. */
+  system?: SystemDeployment | undefined;
 }
 
 /** Makes `<base>/<stamp>/` (never reusing a folder) with its subfolders. */
@@ -134,7 +137,10 @@ export function renderManifest(r: RunResult, d: DeploymentFacts): string {
     L.push(`qemu command:   ${d.qemu.commandLine}`);
     L.push(`boots:          ${d.qemu.boots.length}`);
     for (const b of d.qemu.boots)
-      L.push(`                ${b.at} ${pad(b.kind, 22)} shell after ${b.wallMs} ms, boot marker at guest uptime ${b.uptime} s`);
+      L.push(
+        `                ${b.at} ${pad(b.kind, 22)} shell after ${b.wallMs} ms, boot marker at guest uptime ${b.uptime} s` +
+          (b.firmwareMs !== undefined ? ` (UEFI: firmware ${b.firmwareMs} ms, loader ${b.loaderMs ?? '?'} ms)` : ''),
+      );
   } else {
     L.push('qemu:           not started');
   }
@@ -160,6 +166,9 @@ export function renderManifest(r: RunResult, d: DeploymentFacts): string {
   L.push(
     `rollback set:   ${prev ? `${prev.dir} (manifest sha256 ${prev.manifestSha256}, kept since ${prev.at}); boot it with --artifacts ${prev.dir}` : 'none kept (no earlier, different artifact set on this machine)'}`,
   );
+  L.push('');
+  L.push('== A/B system slots');
+  for (const x of renderSystemDeployment(d.system)) L.push(x);
   L.push('');
   L.push('== repositories served to the guest');
   for (const x of d.repositories) L.push(`  ${x}`);

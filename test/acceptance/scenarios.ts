@@ -28,6 +28,7 @@ import {
   healthFailingFiles,
   initFailingFiles,
   publishSystem,
+  type SystemDeployment,
   type SystemFiles,
 } from './system-slots.js';
 
@@ -43,6 +44,8 @@ export interface ScenarioContext {
   timings: Record<string, unknown>;
   /** Power cuts to make (CI: fewer). */
   powerCuts: number;
+  /** Deployment facts scenarios gather for manifest.txt (the A/B system slots). */
+  record: { system?: SystemDeployment };
   reporter: Reporter;
   info: (line: string) => void;
 }
@@ -235,8 +238,20 @@ function slotOf(st: SystemStatus, slot: Slot): SystemSlot {
 
 async function systemStatus(c: ScenarioContext): Promise<SystemStatus> {
   const st = await c.s.pkgOk<SystemStatus>('system status');
-  c.timings['systemSlots'] = st;
+  if (c.record.system) c.record.system.status = st;
   return st;
+}
+
+/** Reads back what each slot's kernel and initramfs on the ESP hash to (manifest.txt), after the status. */
+async function recordSystem(c: ScenarioContext): Promise<void> {
+  const rec = c.record.system;
+  if (!rec) return;
+  await systemStatus(c);
+  for (const slot of ['A', 'B']) {
+    const r = await c.s.sh(`cd /boot/efi/slot${slot} 2>/dev/null && sha256sum vmlinuz initramfs.cpio.gz`, { expect: 'any' });
+    const hash = (f: string): string | null => new RegExp(`^([0-9a-f]{64})  ${f.replace('.', '\\.')}$`, 'm').exec(r.output)?.[1] ?? null;
+    rec.espFiles[slot.toLowerCase()] = { kernel: hash('vmlinuz'), initramfs: hash('initramfs.cpio.gz') };
+  }
 }
 
 /**
@@ -252,6 +267,14 @@ async function ensureSystemBoot(c: ScenarioContext): Promise<SystemStatus> {
     const disk = join(dirname(c.s.options.storeImage), 'system.img');
     const t0 = Date.now();
     await buildRunSystemDisk(c.s.options.artifactsDir, disk);
+    const o = c.manifest.outputs;
+    c.record.system = {
+      disk,
+      status: null,
+      espFiles: {},
+      releases: [],
+      installed: { version: o.base.sha256.slice(0, 12), kernel: o.kernel.sha256, initramfs: o.initramfs.sha256, base: o.base.sha256 },
+    };
     c.s.transcript.host(`built the A/B system disk ${disk} (slot A: this run's artifact set, slot B empty) in ${Date.now() - t0} ms`);
     const direct = c.s.boots.at(-1);
     await c.s.stop();
@@ -1161,7 +1184,7 @@ export const SCENARIOS: Scenario[] = [
       const to = otherSlot(from);
       const kept = slotOf(before, from);
       check(kept.state === 'good', `the running slot ${from} is ${kept.state}, not good`, JSON.stringify(before));
-      const rel = await publishSystem(c.f, artifactSystemFiles(c.s.options.artifactsDir));
+      const rel = await publishSystem(c.f, artifactSystemFiles(c.s.options.artifactsDir), c.record.system);
       c.s.transcript.host(`published system release ${rel.version} for ${rel.arch} (${rel.path}), signed by the release key`);
       await c.s.pkgOk('update main');
       const store = await c.s.storeDigest();
@@ -1199,6 +1222,7 @@ export const SCENARIOS: Scenario[] = [
       check(storeAfter.digest === store.digest, 'the package store changed across the system update', JSON.stringify([store, storeAfter]));
       await doctorClean(c);
       c.timings['systemUpdate'] = { release: rel.version, bytes: up.bytes, stageMs, rebootToShellMs: r.wallMs, from, to };
+      await recordSystem(c);
     },
   },
   {
@@ -1227,7 +1251,7 @@ export const SCENARIOS: Scenario[] = [
       ];
       const tries = 2;
       for (const k of cases) {
-        const rel = await publishSystem(c.f, await k.files());
+        const rel = await publishSystem(c.f, await k.files(), c.record.system);
         c.s.transcript.host(`published system release ${rel.version}, correctly signed, with ${k.what}`);
         await c.s.pkgOk('update main');
         const up = await c.s.pkgOk<SystemUpdate>(`system update --repo main --tries ${tries} --yes`, { timeoutMs: 900_000 });
@@ -1263,6 +1287,7 @@ export const SCENARIOS: Scenario[] = [
         c.timings[`systemFallback:${rel.version}`] = { what: k.what, tries, rebootToShellMs: r.wallMs };
       }
       await doctorClean(c);
+      await recordSystem(c);
     },
   },
   {
@@ -1274,7 +1299,7 @@ export const SCENARIOS: Scenario[] = [
       const keep = before.active;
       const target = otherSlot(keep);
       const kept = slotOf(before, keep);
-      const rel = await publishSystem(c.f, artifactSystemFiles(c.s.options.artifactsDir));
+      const rel = await publishSystem(c.f, artifactSystemFiles(c.s.options.artifactsDir), c.record.system);
       c.s.transcript.host(`published system release ${rel.version}`);
       await c.s.pkgOk('update main');
       const store = await c.s.storeDigest();
@@ -1315,6 +1340,7 @@ export const SCENARIOS: Scenario[] = [
         JSON.stringify(after),
       );
       await doctorClean(c);
+      await recordSystem(c);
     },
   },
 ];

@@ -57,9 +57,11 @@ export function artifactSystemFiles(artifactsDir: string): SystemFiles {
 }
 
 /** Signs and publishes the next system release of the main repository for the guest's arch. */
-export async function publishSystem(f: Fixture, files: SystemFiles): Promise<PublishSystemReleaseResult> {
+export async function publishSystem(f: Fixture, files: SystemFiles, record?: SystemDeployment): Promise<PublishSystemReleaseResult> {
   const { key } = await ensureReleaseKey(f);
-  return publishSystemRelease({ out: f.www.main, keys: [key], arch: f.arch, files, expiresIn: 30 * DAY_S });
+  const r = await publishSystemRelease({ out: f.www.main, keys: [key], arch: f.arch, files, expiresIn: 30 * DAY_S });
+  record?.releases.push({ version: r.version, artifacts: r.artifacts });
+  return r;
 }
 
 /** The A/B system disk for this run: slot A holds the artifact set the suite built, slot B is empty. */
@@ -108,4 +110,60 @@ export async function initFailingFiles(artifactsDir: string, dir: string): Promi
   const base = join(dir, 'base-not-ext4.img');
   await writeFile(base, Buffer.alloc(1024 * 1024));
   return { ...artifactSystemFiles(artifactsDir), base };
+}
+
+/** What the system scenarios leave in manifest.txt: both slots as the guest reports them, and what each holds. */
+export interface SystemDeployment {
+  disk: string;
+  /** `pkg system status --json` at the last look. */
+  status: {
+    active: string;
+    nextBoot: string | null;
+    slots: Array<{ slot: string; state: string; entry: string | null; version: string | null; triesLeft: number | null }>;
+    lastFailure: { slot: string; version: string | null; triesDone: number | null } | null;
+  } | null;
+  /** SHA-256 of each slot's kernel and initramfs as read back from the ESP in the guest. */
+  espFiles: Record<string, { kernel: string | null; initramfs: string | null }>;
+  /** Every system release published this run, as signed. */
+  releases: Array<Pick<PublishSystemReleaseResult, 'version' | 'artifacts'>>;
+  /** Slot A as the disk was built: the artifact set's base image hash prefix is its version. */
+  installed: { version: string; kernel: string; initramfs: string; base: string } | null;
+}
+
+export function renderSystemDeployment(d: SystemDeployment | undefined): string[] {
+  if (!d) return ['  (no system scenario ran: the guest booted with -kernel only)'];
+  const L = [`  system disk     ${d.disk}`];
+  const st = d.status;
+  if (st) {
+    L.push(`  active slot     ${st.active}; next boot ${st.nextBoot ?? 'none'}`);
+    for (const s of st.slots) {
+      const esp = d.espFiles[s.slot];
+      L.push(
+        `  slot ${s.slot.toUpperCase()}          ${s.state}${s.triesLeft !== null ? ` (${s.triesLeft} tries left)` : ''}, version ${s.version ?? '-'}, entry ${s.entry ?? 'none'}`,
+      );
+      if (esp)
+        L.push(`                  on the ESP: vmlinuz sha256 ${esp.kernel ?? 'missing'}, initramfs sha256 ${esp.initramfs ?? 'missing'}`);
+      const rel = d.releases.find((r) => String(r.version) === s.version);
+      if (rel)
+        L.push(
+          `                  release ${rel.version} signed base sha256 ${rel.artifacts.base.sha256} (${rel.artifacts.base.size} bytes)`,
+        );
+      else if (d.installed && s.version === d.installed.version)
+        L.push(`                  installed artifact set: base sha256 ${d.installed.base}`);
+    }
+    L.push(
+      `  last failure    ${st.lastFailure ? `slot ${st.lastFailure.slot} version ${st.lastFailure.version ?? '?'} after ${st.lastFailure.triesDone ?? '?'} tries` : 'none'}`,
+    );
+    const fallback = st.slots.find((s) => s.slot !== st.active && s.state === 'good');
+    L.push(
+      `  rollback set    ${fallback ? `slot ${fallback.slot} (version ${fallback.version ?? '?'}): pkg system rollback` : 'none (no other good slot)'}`,
+    );
+  } else {
+    L.push('  (the guest never reported pkg system status)');
+  }
+  for (const r of d.releases)
+    L.push(
+      `  published       release ${r.version}: kernel ${r.artifacts.kernel.sha256}, initramfs ${r.artifacts.initramfs.sha256}, base ${r.artifacts.base.sha256}`,
+    );
+  return L;
 }

@@ -9,10 +9,10 @@ import { publishSystemRelease, rotatePublishedRoot, type PublishSystemReleaseRes
 import type { Fixture } from './fixture.js';
 
 /**
- * The A/B system scenarios' host side (issue 14): the same product calls as
- * test/integration/images/uefi-system-update.test.ts (rotatePublishedRoot to
- * authorise a release key, publishSystemRelease, the system disk builder),
- * plus the two broken-but-signed releases the fallback scenario serves.
+ * The A/B system scenarios' host side (issue 14): the product calls a
+ * publisher makes for `pkg system update` (rotatePublishedRoot to authorise
+ * a release key, publishSystemRelease, the system disk builder), plus the
+ * two broken-but-signed releases the fallback scenario serves.
  */
 
 const DAY_S = 86_400;

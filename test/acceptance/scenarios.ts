@@ -1306,7 +1306,10 @@ export const SCENARIOS: Scenario[] = [
       await c.s.pkgOk('update main');
       const store = await c.s.storeDigest();
       // In the background, so the power can go while it writes; the loop returns once the slot write has begun.
-      await c.s.sh('rm -f /tmp/acc/sysup.log; pkg system update --repo main --yes >/tmp/acc/sysup.log 2>&1 & echo $! >/tmp/acc/sysup.pid');
+      // stdin from /dev/null: a background job of the console's shell that touches the terminal would be stopped (SIGTTIN).
+      await c.s.sh(
+        'rm -f /tmp/acc/sysup.log; pkg system update --repo main --yes </dev/null >/tmp/acc/sysup.log 2>&1 & echo $! >/tmp/acc/sysup.pid',
+      );
       const w = await c.s.sh(
         'p=$(cat /tmp/acc/sysup.pid); i=0; while [ $i -lt 1200 ] && kill -0 $p 2>/dev/null && ! grep -q "writing slot" /tmp/acc/sysup.log; do sleep 0.5; i=$((i+1)); done; ' +
           'sleep 2; cat /tmp/acc/sysup.log; kill -0 $p 2>/dev/null && echo "@@still-writing@@"',

@@ -81,8 +81,11 @@ export async function pointLatest(base: string, runDir: string): Promise<void> {
   await rename(tmp, join(base, 'latest'));
 }
 
+/** Disk images a run leaves: the store, and the A/B system disk with its firmware variables (system scenarios). */
+const RUN_DISKS = ['store.img', 'system.img', 'system.img.vars.fd'];
+
 /**
- * Store images are sparse but big once written: only the newest `keep` run
+ * Store and system disk images are sparse but big once written: only the newest `keep` run
  * folders keep theirs. The rest of each folder (logs, results) stays. A run
  * without result.json has not finished (it writes that file last, just before
  * pruning): its guest may still be using its store, which is never touched.
@@ -92,12 +95,12 @@ export async function pruneStoreImages(base: string, keep = 2): Promise<string[]
   for (const n of await readdir(base)) {
     if (n.startsWith('.') || n === 'latest') continue;
     const p = join(base, n);
-    if ((await stat(p)).isDirectory() && existsSync(join(p, 'store.img')) && existsSync(join(p, 'result.json'))) runs.push(n);
+    if ((await stat(p)).isDirectory() && RUN_DISKS.some((d) => existsSync(join(p, d))) && existsSync(join(p, 'result.json'))) runs.push(n);
   }
   runs.sort();
   const removed: string[] = [];
   for (const n of runs.slice(0, Math.max(0, runs.length - keep))) {
-    await rm(join(base, n, 'store.img'), { force: true });
+    for (const d of RUN_DISKS) await rm(join(base, n, d), { force: true });
     removed.push(n);
   }
   return removed;

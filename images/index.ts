@@ -75,6 +75,8 @@ export {
   UEFI_FILES,
   buildUefiDisk,
   buildSystemDiskFromArtifacts,
+  LOADER_PINS,
+  resolveLoader,
   ensureEfiVars,
   type SlotContents,
   type UefiDiskOptions,

@@ -313,7 +313,7 @@ async function obtainPinned(
   }
 }
 
-function obtainDeb(
+export function obtainDeb(
   pin: DebianPackagePin,
   opts: { mirrorDir: string; cacheDir: string; allowApt: boolean; reporter: Reporter },
 ): Promise<{ path: string; origin: string }> {

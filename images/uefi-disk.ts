@@ -1,15 +1,16 @@
 import { existsSync } from 'node:fs';
-import { copyFile, mkdir, mkdtemp, rm, stat } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { SwpkgError, fromFsError } from '../catalog/index.js';
-import type { GuestArch } from '../kernel/index.js';
+import { SwpkgError, fromFsError, silentReporter, type Reporter } from '../catalog/index.js';
+import type { DebianPackagePin, GuestArch } from '../kernel/index.js';
 import { makeEspImage, type EspFile } from './esp-image.js';
 import { SLOT_NAMES, entryFileName, entryText, slotPaths } from '../userland/index.js';
 import { GPT_TYPES, writeGptDisk, type GptPartition } from './gpt-disk.js';
 import { ARTIFACT_FILES, verifyArtifacts } from './build-images.js';
 import { GUEST_ARCH_PROFILES } from './guest-arch.js';
-import { findRepoRoot } from './kernel-packages.js';
+import { defaultDownloadCache, findRepoRoot, obtainDeb } from './kernel-packages.js';
+import { runTool } from './host-tools.js';
 import { kernelAppend } from './run-guest.js';
 
 /**
@@ -38,6 +39,61 @@ export const UEFI_FILES: Record<GuestArch, { code: string; vars: string; loader:
     removablePath: '/EFI/BOOT/BOOTAA64.EFI',
   },
 };
+
+/**
+ * systemd-boot for the aarch64 guest. An x86_64 host cannot install the arm64
+ * `systemd-boot-efi` next to its own (same file paths), so the package is
+ * fetched like the kernel pins (source mirror, download cache, else
+ * `apt-get download systemd-boot-efi:arm64=VERSION`), accepted only with this
+ * SHA-256, and unpacked with `dpkg-deb -x` into the download cache.
+ */
+export const LOADER_PINS: Partial<Record<GuestArch, DebianPackagePin & { member: string }>> = {
+  aarch64: {
+    package: 'systemd-boot-efi',
+    version: '252.39-1~deb12u2',
+    arch: 'arm64',
+    sha256: 'd75fbbfa90d37d409e7e65f1149afd770bc17daa3f15f49ef651f608fe7e1dbc',
+    member: 'usr/lib/systemd/boot/efi/systemd-bootaa64.efi',
+  },
+};
+
+/**
+ * The loader binary for `arch`: the host's own when it is installed, else
+ * the pinned Debian package's (see LOADER_PINS), unpacked once per hash.
+ */
+export async function resolveLoader(
+  arch: GuestArch,
+  o: { cacheDir?: string; mirrorDir?: string; allowApt?: boolean; reporter?: Reporter } = {},
+): Promise<string> {
+  const installed = UEFI_FILES[arch].loader;
+  if (existsSync(installed)) return installed;
+  const pin = LOADER_PINS[arch];
+  if (!pin) {
+    throw new SwpkgError('E_BUILD', `systemd-boot is not installed (${installed})`, {
+      hint: 'install the Debian package systemd-boot-efi (scripts/setup.sh does)',
+      details: { path: installed },
+    });
+  }
+  const cacheDir = o.cacheDir ?? defaultDownloadCache();
+  const dir = join(cacheDir, `${pin.package}-${pin.arch}-${pin.sha256.slice(0, 16)}`);
+  const loader = join(dir, pin.member);
+  if (existsSync(loader)) return loader;
+  const mirrorDir = o.mirrorDir ?? process.env.SWPKG_SOURCE_MIRROR ?? join(findRepoRoot(), '..', 'shared', 'sources');
+  const deb = await obtainDeb(pin, { mirrorDir, cacheDir, allowApt: o.allowApt ?? true, reporter: o.reporter ?? silentReporter });
+  // Unpacked beside and renamed into place: a run cut short never leaves a half-unpacked loader that looks complete.
+  const tmp = await mkdtemp(`${dir}.tmp-`);
+  try {
+    await runTool('dpkg-deb', ['-x', deb.path, tmp], { timeoutMs: 120_000, what: `unpacking ${pin.package}:${pin.arch}` });
+    if (!existsSync(join(tmp, pin.member))) {
+      throw new SwpkgError('E_BUILD', `${pin.package}:${pin.arch}=${pin.version} has no ${pin.member}`, { details: { deb: deb.path } });
+    }
+    await rm(dir, { recursive: true, force: true });
+    await rename(tmp, dir);
+  } finally {
+    await rm(tmp, { recursive: true, force: true });
+  }
+  return loader;
+}
 
 export interface SlotContents {
   kernel: string;
@@ -83,7 +139,7 @@ async function sizeOf(p: string): Promise<number> {
 /** Builds the system disk (sparse) from slot contents on the host; see the module comment. */
 export async function buildUefiDisk(o: UefiDiskOptions): Promise<UefiDiskResult> {
   const files = UEFI_FILES[o.arch];
-  const loader = o.loader ?? files.loader;
+  const loader = o.loader ?? (await resolveLoader(o.arch));
   if (!existsSync(loader)) {
     throw new SwpkgError('E_BUILD', `systemd-boot is not installed (${loader})`, {
       hint: 'install the Debian package systemd-boot-efi (scripts/setup.sh does)',

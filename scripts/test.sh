@@ -56,9 +56,11 @@ if [ -f test/acceptance/run.ts ]; then
     stage "guest acceptance (CI subset)" npm run --silent test:acceptance -- --ci
     # The aarch64 guest runs under TCG on an x86_64 host: the scenarios that show it boots, installs
     # and runs its own seed ports, and refuses what it must (incompatible arch included), and that a
-    # failed health check switches back by itself (health-rollback: 102 s measured, setup included).
+    # failed health check switches back by itself (health-rollback: 102 s measured, setup included),
+    # and that an A/B system update boots through AAVMF and systemd-boot (system-update: 200 s).
     stage "guest acceptance aarch64 (CI subset)" npm run --silent test:acceptance -- --arch aarch64 \
-      --scenario boot --scenario install-seed --scenario rejections --scenario local-file --scenario health-rollback
+      --scenario boot --scenario install-seed --scenario rejections --scenario local-file --scenario health-rollback \
+      --scenario system-update
   fi
 fi
 print_summary

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import type { ArtifactManifest } from '../../images/index.js';
 import type { DeploymentRecord } from './artifact-sets.js';
 import type { BootRecord } from './guest-session.js';
+import { renderSystemDeployment, type SystemDeployment } from './system-slots.js';
 
 export interface ScenarioResult {
   name: string;
@@ -57,6 +58,8 @@ export interface DeploymentFacts {
   repositories: string[];
   seedPorts: string[];
   forwards: string[];
+  /** The A/B system slots, when a system scenario booted the guest through UEFI. */
+  system?: SystemDeployment | undefined;
 }
 
 /** Makes `<base>/<stamp>/` (never reusing a folder) with its subfolders. */
@@ -78,8 +81,11 @@ export async function pointLatest(base: string, runDir: string): Promise<void> {
   await rename(tmp, join(base, 'latest'));
 }
 
+/** Disk images a run leaves: the store, and the A/B system disk with its firmware variables (system scenarios). */
+const RUN_DISKS = ['store.img', 'system.img', 'system.img.vars.fd'];
+
 /**
- * Store images are sparse but big once written: only the newest `keep` run
+ * Store and system disk images are sparse but big once written: only the newest `keep` run
  * folders keep theirs. The rest of each folder (logs, results) stays. A run
  * without result.json has not finished (it writes that file last, just before
  * pruning): its guest may still be using its store, which is never touched.
@@ -89,12 +95,12 @@ export async function pruneStoreImages(base: string, keep = 2): Promise<string[]
   for (const n of await readdir(base)) {
     if (n.startsWith('.') || n === 'latest') continue;
     const p = join(base, n);
-    if ((await stat(p)).isDirectory() && existsSync(join(p, 'store.img')) && existsSync(join(p, 'result.json'))) runs.push(n);
+    if ((await stat(p)).isDirectory() && RUN_DISKS.some((d) => existsSync(join(p, d))) && existsSync(join(p, 'result.json'))) runs.push(n);
   }
   runs.sort();
   const removed: string[] = [];
   for (const n of runs.slice(0, Math.max(0, runs.length - keep))) {
-    await rm(join(base, n, 'store.img'), { force: true });
+    for (const d of RUN_DISKS) await rm(join(base, n, d), { force: true });
     removed.push(n);
   }
   return removed;
@@ -134,7 +140,10 @@ export function renderManifest(r: RunResult, d: DeploymentFacts): string {
     L.push(`qemu command:   ${d.qemu.commandLine}`);
     L.push(`boots:          ${d.qemu.boots.length}`);
     for (const b of d.qemu.boots)
-      L.push(`                ${b.at} ${pad(b.kind, 22)} shell after ${b.wallMs} ms, boot marker at guest uptime ${b.uptime} s`);
+      L.push(
+        `                ${b.at} ${pad(b.kind, 22)} shell after ${b.wallMs} ms, boot marker at guest uptime ${b.uptime} s` +
+          (b.firmwareMs !== undefined ? ` (UEFI: firmware ${b.firmwareMs} ms, loader ${b.loaderMs ?? '?'} ms)` : ''),
+      );
   } else {
     L.push('qemu:           not started');
   }
@@ -160,6 +169,9 @@ export function renderManifest(r: RunResult, d: DeploymentFacts): string {
   L.push(
     `rollback set:   ${prev ? `${prev.dir} (manifest sha256 ${prev.manifestSha256}, kept since ${prev.at}); boot it with --artifacts ${prev.dir}` : 'none kept (no earlier, different artifact set on this machine)'}`,
   );
+  L.push('');
+  L.push('== A/B system slots');
+  for (const x of renderSystemDeployment(d.system)) L.push(x);
   L.push('');
   L.push('== repositories served to the guest');
   for (const x of d.repositories) L.push(`  ${x}`);

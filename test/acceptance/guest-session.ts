@@ -68,6 +68,9 @@ export interface BootRecord {
   wallMs: number;
   uptime: number;
   steps: Record<string, number>;
+  /** UEFI boots: firmware to loader handover, and loader to kernel start (ms). */
+  firmwareMs?: number;
+  loaderMs?: number;
 }
 
 export interface GuestSessionOptions {
@@ -96,12 +99,28 @@ export class GuestSession {
   readonly boots: BootRecord[] = [];
   transcript = new ScenarioTranscript();
   private bootCount = 0;
+  private systemDisk: string | null = null;
 
   constructor(private readonly o: GuestSessionOptions) {}
 
   /** How this session boots (arch, artifact set, store disk, serial log): a scenario may start another guest like it. */
   get options(): Readonly<GuestSessionOptions> {
     return this.o;
+  }
+
+  /** The A/B system disk the guest boots from through UEFI, or null for direct `-kernel` boot. */
+  get uefiSystemDisk(): string | null {
+    return this.systemDisk;
+  }
+
+  /**
+   * From the next boot on, boot through the firmware and systemd-boot from
+   * this A/B system disk (the same store disk, forwards and limits), or
+   * directly with `-kernel` again (null). A reboot or power cut keeps the mode.
+   */
+  useSystemDisk(path: string | null): void {
+    if (this.up) throw new AcceptanceFailure('the boot mode can change only while the guest is off');
+    this.systemDisk = path;
   }
 
   get up(): boolean {
@@ -123,6 +142,7 @@ export class GuestSession {
       timeoutMs: this.o.bootTimeoutMs,
       serialLog: this.o.serialLog,
       maxLifetimeMs: this.o.maxLifetimeMs,
+      ...(this.systemDisk ? { boot: 'uefi' as const, systemDisk: this.systemDisk } : {}),
       // The suite verified the artifact set right after building it.
       verify: this.bootCount > 0 ? false : true,
     });
@@ -139,10 +159,11 @@ export class GuestSession {
     await this.boot('boot');
   }
 
-  async reboot(): Promise<BootTiming & { store: string | null }> {
+  /** `timeoutMs` bounds the whole way back to a shell: a UEFI trial that fails reboots by itself, once per try. */
+  async reboot(o: { timeoutMs?: number } = {}): Promise<BootTiming & { store: string | null }> {
     const g = this.requireGuest();
     this.transcript.note('reboot (guest `reboot`: shutdown script, then a fresh boot of the same disks)');
-    const r = await g.reboot();
+    const r = await g.reboot(o.timeoutMs !== undefined ? { timeoutMs: o.timeoutMs } : {});
     this.record('reboot', r);
     this.transcript.note(`rebooted: shell after ${r.wallMs} ms; the shutdown script reported store=${r.store ?? 'nothing'}`);
     await this.prepare();
@@ -270,7 +291,15 @@ export class GuestSession {
   }
 
   private record(kind: BootRecord['kind'], b: BootTiming): void {
-    this.boots.push({ kind, at: new Date().toISOString(), wallMs: b.wallMs, uptime: b.uptime, steps: b.steps });
+    this.boots.push({
+      kind,
+      at: new Date().toISOString(),
+      wallMs: b.wallMs,
+      uptime: b.uptime,
+      steps: b.steps,
+      ...(b.firmwareMs !== undefined ? { firmwareMs: b.firmwareMs } : {}),
+      ...(b.loaderMs !== undefined ? { loaderMs: b.loaderMs } : {}),
+    });
     this.o.onInfo(`guest: shell answers after ${(b.wallMs / 1000).toFixed(1)} s (guest uptime at boot marker ${b.uptime} s)`);
   }
 

@@ -255,6 +255,7 @@ async function runSuite(o: Options): Promise<number> {
   const servers: Partial<Record<RootName, ServedRoot>> = {};
   let session: GuestSession | null = null;
   const storeImage = join(runDir, 'store.img');
+  const record: ScenarioContext['record'] = {};
 
   const cleanup = async (): Promise<void> => {
     if (session) await session.stop().catch(() => session?.kill());
@@ -372,6 +373,7 @@ async function runSuite(o: Options): Promise<number> {
       host: hostVersions,
       timings,
       powerCuts: o.mode === 'all' ? 4 : 2,
+      record,
       reporter,
       info,
     };
@@ -461,6 +463,7 @@ async function runSuite(o: Options): Promise<number> {
           `${p.name.padEnd(16)} ${p.failed ? `FAILED ${p.failed}` : `${p.version} sha256 ${p.sha256} (${p.cached ? 'build cache' : 'built this run'})`}`,
       ) ?? [],
     forwards: g ? g.network.ports.map((p) => `10.0.2.2:${p.guest} -> 127.0.0.1:${p.host}`) : [],
+    system: record.system,
   };
   await writeFile(join(runDir, 'manifest.txt'), renderManifest(result, facts));
   await pointLatest(base, runDir);

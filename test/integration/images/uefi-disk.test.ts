@@ -7,7 +7,8 @@
  */
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { open, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdir, open, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -15,12 +16,15 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   GPT_TYPES,
   GUEST_ARCH_PROFILES,
+  LOADER_PINS,
   SYSTEM_PARTITIONS,
   UEFI_FILES,
   buildUefiDisk,
+  defaultDownloadCache,
   makeEspImage,
   qemuArguments,
   readGptDisk,
+  resolveLoader,
   startGuest,
   writeGptDisk,
 } from '../../../images/index.js';
@@ -281,5 +285,47 @@ describe('UEFI boot arguments', () => {
       startGuest({ artifactsDir: join(tmp, 'none'), storeImage: store, boot: 'uefi', verify: false, systemDisk: join(tmp, 'missing.img') }),
     ).rejects.toMatchObject({ code: 'E_NOT_FOUND', details: { path: join(tmp, 'missing.img') } });
     expect(await readFile(store, 'utf8')).toBe('store');
+  });
+});
+
+describe('aarch64 loader from the pinned Debian package', () => {
+  const pin = LOADER_PINS.aarch64!;
+  const cachedDeb = join(defaultDownloadCache(), `${pin.sha256}.deb`);
+
+  it('refuses a cached package whose bytes are not the pinned ones, and unpacks nothing', async () => {
+    const cache = join(tmp, 'cache');
+    const mirror = join(tmp, 'mirror');
+    await mkdir(cache, { recursive: true });
+    await mkdir(mirror, { recursive: true });
+    await writeFile(join(cache, `${pin.sha256}.deb`), 'not the pinned package');
+    const before = (await readdir(cache)).sort();
+    await expect(resolveLoader('aarch64', { cacheDir: cache, mirrorDir: mirror, allowApt: false })).rejects.toMatchObject({
+      code: 'E_HASH_MISMATCH',
+    });
+    expect((await readdir(cache)).sort()).toEqual(before);
+  });
+
+  it('without the bytes and without apt it says where the pinned file was looked for', async () => {
+    const cache = join(tmp, 'cache');
+    await expect(resolveLoader('aarch64', { cacheDir: cache, mirrorDir: join(tmp, 'mirror'), allowApt: false })).rejects.toMatchObject({
+      code: 'E_NOT_FOUND',
+    });
+    expect(existsSync(cache)).toBe(false);
+  });
+
+  // Needs the pinned package in the download cache (`swpkg image system-disk --arch aarch64` or this
+  // function with apt allowed puts it there once).
+  it.skipIf(!existsSync(cachedDeb))('unpacks systemd-bootaa64.efi once and reuses it', async () => {
+    const cache = join(tmp, 'cache');
+    await mkdir(cache, { recursive: true });
+    await writeFile(join(cache, `${pin.sha256}.deb`), await readFile(cachedDeb));
+    const loader = await resolveLoader('aarch64', { cacheDir: cache, mirrorDir: join(tmp, 'mirror'), allowApt: false });
+    expect(loader.endsWith('systemd-bootaa64.efi')).toBe(true);
+    // A PE image for arm64 (machine 0xaa64), not the host's x86_64 loader.
+    const pe = await readFile(loader);
+    const at = pe.readUInt32LE(0x3c);
+    expect(pe.subarray(at, at + 4).toString('latin1')).toBe('PE\0\0');
+    expect(pe.readUInt16LE(at + 4)).toBe(0xaa64);
+    expect(await resolveLoader('aarch64', { cacheDir: cache, mirrorDir: join(tmp, 'mirror'), allowApt: false })).toBe(loader);
   });
 });

@@ -1,22 +1,24 @@
 import { createWriteStream } from 'node:fs';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { GUEST_ARCH_PROFILES, createStoreImage, parseGuestArch, verifyArtifacts, type ArtifactManifest } from '../../images/index.js';
 import type { GuestArch } from '../../kernel/index.js';
 import { settleArtifactSets, snapshotArtifactSet, type DeploymentRecord } from './artifact-sets.js';
 import {
   createEvidenceDir,
-  pointLatest,
-  pruneStoreImages,
-  renderManifest,
+  finishEvidence,
+  forwardFacts,
+  gitFacts,
+  hostFacts,
+  qemuFacts,
   writeJson,
+  writeScenarioResult,
   type RunResult,
-  type ScenarioResult,
 } from './evidence.js';
 import { GuestSession, ScenarioTranscript } from './guest-session.js';
 import { startServe, type ServedRoot } from './host-servers.js';
 import { buildImagesWithCli } from './image-build.js';
-import { check, errorText, hostRun, repoRoot, seconds, utcStamp } from './util.js';
+import { check, errorText, repoRoot, seconds, utcStamp } from './util.js';
 
 const USAGE = `usage: run.ts --main-job --web-root DIR [--arch x86_64|aarch64] [--install NAMES] [--evidence DIR] [--artifacts DIR]
 
@@ -62,6 +64,7 @@ export async function runMainJob(argv: string[]): Promise<number> {
   }
   const root = repoRoot();
   const started = new Date();
+  const git = await gitFacts(root);
   const base = resolve(evidence || join(root, 'evidence'));
   const runDir = await createEvidenceDir(base, `${utcStamp(started)}-main-job${arch === 'x86_64' ? '' : `-${arch}`}`);
   const hostLog = createWriteStream(join(runDir, 'host.log'));
@@ -170,18 +173,12 @@ export async function runMainJob(argv: string[]): Promise<number> {
     await server?.stop();
   }
   const finished = new Date();
-  await writeFile(
-    join(runDir, 'scenarios', '01-main-job.txt'),
-    `main job\nresult: ${why ? `FAIL: ${why}` : 'PASS'}\n\n${transcript.render()}`,
+  const sc = await writeScenarioResult(
+    runDir,
+    { number: 1, name: 'main-job', title: `serve the web root, boot, update, install ${install.join(' ')} and run them` },
+    { startedMs: started.getTime(), why },
+    transcript,
   );
-  const sc: ScenarioResult = {
-    name: 'main-job',
-    ok: why === undefined,
-    seconds: seconds(finished.getTime() - started.getTime()),
-    ...(why ? { why } : {}),
-    transcript: 'scenarios/01-main-job.txt',
-    commands: transcript.commands.length,
-  };
   if (session) timings['boots'] = session.boots;
   const result: RunResult = {
     format: 1,
@@ -196,43 +193,18 @@ export async function runMainJob(argv: string[]): Promise<number> {
     timings,
     evidence: runDir,
   };
-  await writeJson(join(runDir, 'result.json'), result);
-  const g = session?.guest;
-  const git = await hostRun('git', ['rev-parse', 'HEAD'], { cwd: root, timeoutMs: 30_000 });
-  const st = await hostRun('git', ['status', '--porcelain'], { cwd: root, timeoutMs: 60_000 });
-  const dirty = st.stdout.split('\n').filter((l) => l.trim() !== '').length;
-  await writeFile(
-    join(runDir, 'manifest.txt'),
-    renderManifest(result, {
-      git: {
-        revision: git.stdout.trim() || 'unknown',
-        branch: '',
-        worktree: st.code !== 0 ? 'unknown' : dirty === 0 ? 'clean' : `dirty (${dirty} changed or untracked paths)`,
-      },
-      host: { node: process.version, kernel: process.platform },
-      qemu: g
-        ? {
-            version: g.qemuVersion,
-            commandLine: g.commandLine,
-            accelerator: g.accelerator.accel,
-            accelReason: g.accelerator.reason,
-            memoryMiB: g.memoryMiB,
-            cpus: g.cpus,
-            network: `QEMU user networking, mode ${g.network.mode}; guest 10.0.2.15/24, no default route, host 10.0.2.2`,
-            boots: session?.boots ?? [],
-          }
-        : null,
-      artifactsDir,
-      manifest,
-      deployment,
-      storeImage,
-      repositories: [`main  http://10.0.2.2:${GUEST_PORT}/ -> ${webRoot}`],
-      seedPorts: install,
-      forwards: g ? g.network.ports.map((p) => `10.0.2.2:${p.guest} -> 127.0.0.1:${p.host}`) : [],
-    }),
-  );
-  await pointLatest(base, runDir);
-  await pruneStoreImages(base, 2);
+  await finishEvidence(base, result, {
+    git,
+    host: hostFacts(),
+    qemu: qemuFacts(session),
+    artifactsDir,
+    manifest,
+    deployment,
+    storeImage,
+    repositories: [`main  http://10.0.2.2:${GUEST_PORT}/ -> ${webRoot}`],
+    seedPorts: install,
+    forwards: forwardFacts(session),
+  });
   info(`${sc.ok ? 'MAIN JOB PASSED' : 'MAIN JOB FAILED'}; evidence: ${runDir} (result.json, manifest.txt, serial.log)`);
   hostLog.end();
   return sc.ok ? 0 : 1;

@@ -1,6 +1,5 @@
 import { createWriteStream, existsSync, type WriteStream } from 'node:fs';
-import { readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { release, type as osType } from 'node:os';
+import { readdir, readFile, rm, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { GUEST_ARCH_PROFILES, createStoreImage, parseGuestArch, verifyArtifacts, type ArtifactManifest } from '../../images/index.js';
 import type { GuestArch } from '../../kernel/index.js';
@@ -8,10 +7,13 @@ import type { Reporter } from '../../catalog/index.js';
 import { settleArtifactSets, snapshotArtifactSet, type DeploymentRecord } from './artifact-sets.js';
 import {
   createEvidenceDir,
-  pointLatest,
-  pruneStoreImages,
-  renderManifest,
+  finishEvidence,
+  forwardFacts,
+  gitFacts,
+  hostFacts,
+  qemuFacts,
   writeJson,
+  writeScenarioResult,
   type DeploymentFacts,
   type NotRun,
   type RunResult,
@@ -160,23 +162,6 @@ async function ensureHostBuild(root: string, info: (l: string) => void): Promise
       `host build: tsc reported errors (exit ${r.code}); using what it emitted. First lines:\n${r.stdout.split('\n').slice(0, 8).join('\n')}`,
     );
   if (!outs.every((p) => existsSync(p))) throw new Error('the host build produced no dist/cli/swpkg/main.js or dist/userland/cli/main.js');
-}
-
-async function gitFacts(root: string): Promise<DeploymentFacts['git']> {
-  const rev = await hostRun('git', ['rev-parse', 'HEAD'], { cwd: root, timeoutMs: 30_000 });
-  const br = await hostRun('git', ['rev-parse', '--abbrev-ref', 'HEAD'], { cwd: root, timeoutMs: 30_000 });
-  const st = await hostRun('git', ['status', '--porcelain'], { cwd: root, timeoutMs: 60_000 });
-  const changed = st.stdout.split('\n').filter((l) => l.trim() !== '');
-  return {
-    revision: rev.code === 0 ? rev.stdout.trim() : `unknown (${rev.stderr.trim().split('\n')[0] ?? 'git failed'})`,
-    branch: br.code === 0 ? br.stdout.trim() : 'unknown',
-    worktree:
-      st.code !== 0
-        ? 'unknown (git status failed)'
-        : changed.length === 0
-          ? 'clean'
-          : `dirty (${changed.length} changed or untracked paths)`,
-  };
 }
 
 function makeLogger(file: WriteStream): { info: (l: string) => void; reporter: Reporter } {
@@ -379,29 +364,23 @@ async function runSuite(o: Options): Promise<number> {
       const t0 = Date.now();
       s.transcript = new ScenarioTranscript();
       info(`-- scenario ${sc.name}: ${sc.title}`);
-      let ok = true;
       let why: string | undefined;
       try {
         await s.ensureUp();
         await sc.run(ctx);
       } catch (e) {
-        ok = false;
         why = errorText(e);
         const details = (e as { details?: string }).details;
         s.transcript.note(`FAILED: ${why}${details ? `\n${details}` : ''}`);
       }
-      const file = `scenarios/${String(SCENARIOS.indexOf(sc) + 1).padStart(2, '0')}-${sc.name}.txt`;
-      const head = `scenario ${sc.name}: ${sc.title}\nresult: ${ok ? 'PASS' : `FAIL: ${why}`}\nseconds: ${seconds(Date.now() - t0)}\n\n`;
-      await writeFile(join(runDir, file), head + s.transcript.render());
-      results.push({
-        name: sc.name,
-        ok,
-        seconds: seconds(Date.now() - t0),
-        ...(why ? { why } : {}),
-        transcript: file,
-        commands: s.transcript.commands.length,
-      });
-      info(`   ${ok ? 'PASS' : 'FAIL'} ${sc.name} in ${seconds(Date.now() - t0)} s${why ? `: ${why}` : ''}`);
+      const row = await writeScenarioResult(
+        runDir,
+        { number: SCENARIOS.indexOf(sc) + 1, name: sc.name, title: sc.title },
+        { startedMs: t0, why },
+        s.transcript,
+      );
+      results.push(row);
+      info(`   ${row.ok ? 'PASS' : 'FAIL'} ${sc.name} in ${row.seconds} s${why ? `: ${why}` : ''}`);
     }
   } catch (e) {
     setupError = errorText(e);
@@ -433,23 +412,10 @@ async function runSuite(o: Options): Promise<number> {
     timings,
     evidence: runDir,
   };
-  await writeJson(join(runDir, 'result.json'), result);
-  const g = session?.guest;
   const facts: DeploymentFacts = {
     git,
-    host: { node: process.version, kernel: `${osType()} ${release()}` },
-    qemu: g
-      ? {
-          version: g.qemuVersion,
-          commandLine: g.commandLine,
-          accelerator: g.accelerator.accel,
-          accelReason: g.accelerator.reason,
-          memoryMiB: g.memoryMiB,
-          cpus: g.cpus,
-          network: `QEMU user networking, mode ${g.network.mode} (restrict=on: only the forwarded TCP ports answer); guest 10.0.2.15/24, no default route, host 10.0.2.2, nameserver 10.0.2.2`,
-          boots: session?.boots ?? [],
-        }
-      : null,
+    host: hostFacts(),
+    qemu: qemuFacts(session, { nameserver: '10.0.2.2' }),
     artifactsDir,
     manifest,
     deployment,
@@ -460,11 +426,9 @@ async function runSuite(o: Options): Promise<number> {
         (p) =>
           `${p.name.padEnd(16)} ${p.failed ? `FAILED ${p.failed}` : `${p.version} sha256 ${p.sha256} (${p.cached ? 'build cache' : 'built this run'})`}`,
       ) ?? [],
-    forwards: g ? g.network.ports.map((p) => `10.0.2.2:${p.guest} -> 127.0.0.1:${p.host}`) : [],
+    forwards: forwardFacts(session),
   };
-  await writeFile(join(runDir, 'manifest.txt'), renderManifest(result, facts));
-  await pointLatest(base, runDir);
-  const pruned = await pruneStoreImages(base, 2);
+  const pruned = await finishEvidence(base, result, facts);
   if (pruned.length) info(`store images removed from older runs: ${pruned.join(', ')}`);
   hostLog.end();
   process.stdout.write(

@@ -3,6 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { GUEST_ARCH_PROFILES, createStoreImage, parseGuestArch, verifyArtifacts, type ArtifactManifest } from '../../images/index.js';
 import type { GuestArch } from '../../kernel/index.js';
+import type { DoctorReport, TransactionResult } from '../../userland/index.js';
 import { settleArtifactSets, snapshotArtifactSet, type DeploymentRecord } from './artifact-sets.js';
 import {
   createEvidenceDir,
@@ -136,11 +137,8 @@ export async function runMainJob(argv: string[]): Promise<number> {
       await s.pkgOk('update');
     });
     await timed(`pkg install ${install.join(' ')}`, async () => {
-      const r = await s.pkg(`install ${install.join(' ')} --yes`, { timeoutMs: 1_800_000 });
-      const lines =
-        (r.json?.result as { plan?: { lines?: Array<{ action: string; name: string; to?: string; reason: string }> } } | undefined)?.plan
-          ?.lines ?? [];
-      for (const l of lines) info(`   ${l.action} ${l.name} ${l.to ?? ''} (${l.reason})`);
+      const tx = await s.pkgOk<TransactionResult>(`install ${install.join(' ')} --yes`, { timeoutMs: 1_800_000 });
+      for (const l of tx.plan.lines) info(`   ${l.action} ${l.name} ${l.to ?? ''} (${l.reason})`);
     });
     await timed('run the installed programs', async () => {
       if (install.includes('curl')) {
@@ -159,8 +157,8 @@ export async function runMainJob(argv: string[]): Promise<number> {
         check(/^Lua 5\.4/.test(v.output.trim()), `lua -v printed ${v.output.trim()}`);
         info(`   ${v.output.trim()}`);
       }
-      const d = await s.pkg('doctor', { timeoutMs: 900_000 });
-      check((d.json?.result as { healthy?: boolean } | undefined)?.healthy === true, 'pkg doctor is not clean');
+      const d = await s.pkgOk<DoctorReport>('doctor', { timeoutMs: 900_000 });
+      check(d.healthy, 'pkg doctor is not clean', JSON.stringify(d.problems));
       info('   pkg doctor: healthy');
     });
   } catch (e) {

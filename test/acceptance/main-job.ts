@@ -32,37 +32,9 @@ with its root key over the serial console, updates, installs NAMES (default
 const GUEST_PORT = 8080;
 
 export async function runMainJob(argv: string[]): Promise<number> {
-  let webRoot = '';
-  let evidence = '';
-  let artifacts = '';
-  let install = ['curl', 'lua'];
-  let arch: GuestArch = 'x86_64';
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    const v = argv[i + 1];
-    if (a === '--help') {
-      process.stdout.write(USAGE + '\n');
-      return 0;
-    }
-    if (v === undefined) {
-      process.stderr.write(`${a} needs a value\n${USAGE}\n`);
-      return 2;
-    }
-    i++;
-    if (a === '--web-root') webRoot = v;
-    else if (a === '--evidence') evidence = v;
-    else if (a === '--artifacts') artifacts = v;
-    else if (a === '--install') install = v.split(/[ ,]+/).filter(Boolean);
-    else if (a === '--arch') arch = parseGuestArch(v);
-    else {
-      process.stderr.write(`unknown argument ${a}\n${USAGE}\n`);
-      return 2;
-    }
-  }
-  if (!webRoot) {
-    process.stderr.write(`--web-root is required\n${USAGE}\n`);
-    return 2;
-  }
+  const parsed = parseMainJobArgs(argv);
+  if (typeof parsed === 'number') return parsed;
+  const { webRoot, evidence, artifacts, install, arch } = parsed;
   const root = repoRoot();
   const started = new Date();
   const git = await gitFacts(root);
@@ -206,4 +178,48 @@ export async function runMainJob(argv: string[]): Promise<number> {
   info(`${sc.ok ? 'MAIN JOB PASSED' : 'MAIN JOB FAILED'}; evidence: ${runDir} (result.json, manifest.txt, serial.log)`);
   hostLog.end();
   return sc.ok ? 0 : 1;
+}
+
+interface MainJobOptions {
+  webRoot: string;
+  evidence: string;
+  artifacts: string;
+  install: string[];
+  arch: GuestArch;
+}
+
+/** The options, or the exit status when there is nothing to run (0 after --help, 2 after a usage error, said on stderr). */
+function parseMainJobArgs(argv: string[]): MainJobOptions | number {
+  let webRoot = '';
+  let evidence = '';
+  let artifacts = '';
+  let install = ['curl', 'lua'];
+  let arch: GuestArch = 'x86_64';
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const v = argv[i + 1];
+    if (a === '--help') {
+      process.stdout.write(USAGE + '\n');
+      return 0;
+    }
+    if (v === undefined) {
+      process.stderr.write(`${a} needs a value\n${USAGE}\n`);
+      return 2;
+    }
+    i++;
+    if (a === '--web-root') webRoot = v;
+    else if (a === '--evidence') evidence = v;
+    else if (a === '--artifacts') artifacts = v;
+    else if (a === '--install') install = v.split(/[ ,]+/).filter(Boolean);
+    else if (a === '--arch') arch = parseGuestArch(v);
+    else {
+      process.stderr.write(`unknown argument ${a}\n${USAGE}\n`);
+      return 2;
+    }
+  }
+  if (!webRoot) {
+    process.stderr.write(`--web-root is required\n${USAGE}\n`);
+    return 2;
+  }
+  return { webRoot, evidence, artifacts, install, arch };
 }

@@ -24,7 +24,7 @@ import { GuestSession, ScenarioTranscript } from './guest-session.js';
 import { startServe, type ServedRoot } from './host-servers.js';
 import { runMainJob } from './main-job.js';
 import { buildImagesWithCli } from './image-build.js';
-import { SCENARIOS, type ScenarioContext } from './scenarios.js';
+import { SCENARIOS, type Scenario, type ScenarioContext } from './scenarios.js';
 import { errorText, hostRun, repoRoot, seconds, utcStamp } from './util.js';
 
 const USAGE = `usage: node_modules/.bin/node test/acceptance/run.ts [--arch x86_64|aarch64] [--ci | --all | --scenario NAME...] [options]
@@ -303,26 +303,7 @@ async function runSuite(o: Options): Promise<number> {
     // The payload folders were only the packer's input; the packages and web roots stay as evidence.
     await rm(join(runDir, 'work', 'payloads'), { recursive: true, force: true });
     const f = fixture;
-    await stage('servers', async () => {
-      const started = await Promise.all(
-        ROOT_NAMES.map(async (n) => {
-          const s = await startServe({
-            repoRoot: root,
-            name: n,
-            root: f.www[n],
-            logDir: join(runDir, 'servers'),
-            ...(n === 'dnsRepo' ? { dns: { name: DNS_REPO_HOST, address: '10.0.2.2' } } : {}),
-          });
-          return [n, s] as const;
-        }),
-      );
-      for (const [n, s] of started) servers[n] = s;
-      const dns = servers.dnsRepo!.dns;
-      if (!dns) throw new Error('swpkg serve --dns-port did not report its DNS responder');
-      for (const n of ROOT_NAMES) info(`   ${n.padEnd(17)} 10.0.2.2:${GUEST_PORTS[n]} -> ${servers[n]!.url}`);
-      // The responder answers TCP on its UDP port number; the restricted guest network carries only TCP.
-      info(`   dns               10.0.2.2:53/tcp -> ${dns.host}:${dns.port}/tcp (${DNS_REPO_HOST} -> 10.0.2.2)`);
-    });
+    await stage('servers', async () => Object.assign(servers, await startServers(root, f, runDir, info)));
     const forwards = [
       ...ROOT_NAMES.map((n) => ({ guest: GUEST_PORTS[n], host: servers[n]!.port })),
       { guest: GUEST_PORTS.dns, host: servers.dnsRepo!.dns!.port },
@@ -360,28 +341,7 @@ async function runSuite(o: Options): Promise<number> {
       reporter,
       info,
     };
-    for (const sc of selected) {
-      const t0 = Date.now();
-      s.transcript = new ScenarioTranscript();
-      info(`-- scenario ${sc.name}: ${sc.title}`);
-      let why: string | undefined;
-      try {
-        await s.ensureUp();
-        await sc.run(ctx);
-      } catch (e) {
-        why = errorText(e);
-        const details = (e as { details?: string }).details;
-        s.transcript.note(`FAILED: ${why}${details ? `\n${details}` : ''}`);
-      }
-      const row = await writeScenarioResult(
-        runDir,
-        { number: SCENARIOS.indexOf(sc) + 1, name: sc.name, title: sc.title },
-        { startedMs: t0, why },
-        s.transcript,
-      );
-      results.push(row);
-      info(`   ${row.ok ? 'PASS' : 'FAIL'} ${sc.name} in ${row.seconds} s${why ? `: ${why}` : ''}`);
-    }
+    for (const sc of selected) results.push(await runScenario(sc, ctx, runDir));
   } catch (e) {
     setupError = errorText(e);
     info(`SETUP FAILED: ${setupError}`);
@@ -459,4 +419,52 @@ function describeRepos(f: Fixture | null, servers: Partial<Record<RootName, Serv
 async function allPorts(root: string): Promise<string[]> {
   const c = JSON.parse(await readFile(join(root, 'ports', 'catalog.json'), 'utf8')) as { ports: Array<{ name: string }> };
   return c.ports.map((p) => p.name);
+}
+
+/** Every repository root served by `swpkg serve` on 127.0.0.1, the DNS test zone beside dnsRepo. */
+async function startServers(root: string, f: Fixture, runDir: string, info: (l: string) => void): Promise<Record<RootName, ServedRoot>> {
+  const started = await Promise.all(
+    ROOT_NAMES.map(async (n) => {
+      const s = await startServe({
+        repoRoot: root,
+        name: n,
+        root: f.www[n],
+        logDir: join(runDir, 'servers'),
+        ...(n === 'dnsRepo' ? { dns: { name: DNS_REPO_HOST, address: '10.0.2.2' } } : {}),
+      });
+      return [n, s] as const;
+    }),
+  );
+  const servers = Object.fromEntries(started) as Record<RootName, ServedRoot>;
+  const dns = servers.dnsRepo.dns;
+  if (!dns) throw new Error('swpkg serve --dns-port did not report its DNS responder');
+  for (const n of ROOT_NAMES) info(`   ${n.padEnd(17)} 10.0.2.2:${GUEST_PORTS[n]} -> ${servers[n].url}`);
+  // The responder answers TCP on its UDP port number; the restricted guest network carries only TCP.
+  info(`   dns               10.0.2.2:53/tcp -> ${dns.host}:${dns.port}/tcp (${DNS_REPO_HOST} -> 10.0.2.2)`);
+  return servers;
+}
+
+/** One scenario on the running guest, with a fresh transcript; a failure is its row, not the run's end. */
+async function runScenario(sc: Scenario, ctx: ScenarioContext, runDir: string): Promise<ScenarioResult> {
+  const { s, info } = ctx;
+  const t0 = Date.now();
+  s.transcript = new ScenarioTranscript();
+  info(`-- scenario ${sc.name}: ${sc.title}`);
+  let why: string | undefined;
+  try {
+    await s.ensureUp();
+    await sc.run(ctx);
+  } catch (e) {
+    why = errorText(e);
+    const details = (e as { details?: string }).details;
+    s.transcript.note(`FAILED: ${why}${details ? `\n${details}` : ''}`);
+  }
+  const row = await writeScenarioResult(
+    runDir,
+    { number: SCENARIOS.indexOf(sc) + 1, name: sc.name, title: sc.title },
+    { startedMs: t0, why },
+    s.transcript,
+  );
+  info(`   ${row.ok ? 'PASS' : 'FAIL'} ${sc.name} in ${row.seconds} s${why ? `: ${why}` : ''}`);
+  return row;
 }

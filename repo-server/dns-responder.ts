@@ -58,50 +58,64 @@ export async function startDnsResponder(opts: DnsResponderOptions): Promise<DnsR
   }
   const zone = normalizeZone(opts.zone);
   if (!isIP(host)) throw new SwpkgError('E_USAGE', `not an IP address to bind the DNS responder to: ${host}`, { details: { host } });
-  const socket = createSocket({ type: isIPv6(host) ? 'udp6' : 'udp4' });
   let answered = 0;
   let dropped = 0;
-
-  socket.on('message', (msg: Buffer, rinfo: RemoteInfo) => {
-    let reply: Buffer | undefined;
-    try {
-      reply = answer(msg, zone, ttl, opts.log, rinfo, MAX_UDP);
-    } catch {
-      reply = undefined;
-    }
-    if (!reply) {
-      dropped++;
-      return;
-    }
-    answered++;
-    socket.send(reply, rinfo.port, rinfo.address, () => {
-      // Send errors (an ICMP-unreachable peer) concern one client only.
-    });
-  });
-
-  await bind(socket, host, opts.port ?? 0);
-  // After bind, socket errors are per-datagram (e.g. ECONNREFUSED echoes); they must not crash the host process.
-  socket.on('error', () => {});
-  const port = socket.address().port;
-  // The same zone over TCP on the same port: a guest whose network drops all UDP (QEMU
-  // `restrict=on`) resolves with `options use-vc`, i.e. over TCP.
-  let tcp: Server;
-  try {
-    tcp = await listenTcp(host, port, (msg, peer) => {
+  const serveUdp = (socket: Socket): void => {
+    socket.on('message', (msg: Buffer, rinfo: RemoteInfo) => {
       let reply: Buffer | undefined;
       try {
-        reply = answer(msg, zone, ttl, opts.log, peer, MAX_TCP);
+        reply = answer(msg, zone, ttl, opts.log, rinfo, MAX_UDP);
       } catch {
         reply = undefined;
       }
-      if (reply) answered++;
-      else dropped++;
-      return reply;
+      if (!reply) {
+        dropped++;
+        return;
+      }
+      answered++;
+      socket.send(reply, rinfo.port, rinfo.address, () => {
+        // Send errors (an ICMP-unreachable peer) concern one client only.
+      });
     });
-  } catch (e) {
-    socket.close();
-    throw e;
+  };
+  const serveTcp = (msg: Buffer, peer: { address: string; port: number }): Buffer | undefined => {
+    let reply: Buffer | undefined;
+    try {
+      reply = answer(msg, zone, ttl, opts.log, peer, MAX_TCP);
+    } catch {
+      reply = undefined;
+    }
+    if (reply) answered++;
+    else dropped++;
+    return reply;
+  };
+
+  // UDP and TCP on one port. With port 0 the kernel picks the UDP port, and another process may
+  // hold the same number for TCP: pick again, a bounded number of times.
+  const attempts = (opts.port ?? 0) === 0 ? 10 : 1;
+  let socket: Socket | undefined;
+  let tcp: Server | undefined;
+  let port = 0;
+  for (let attempt = 1; tcp === undefined; attempt++) {
+    const udp = createSocket({ type: isIPv6(host) ? 'udp6' : 'udp4' });
+    serveUdp(udp);
+    await bind(udp, host, opts.port ?? 0);
+    // After bind, socket errors are per-datagram (e.g. ECONNREFUSED echoes); they must not crash the host process.
+    udp.on('error', () => {});
+    port = udp.address().port;
+    try {
+      // The same zone over TCP on the same port: a guest whose network drops all UDP (QEMU
+      // `restrict=on`) resolves with `options use-vc`, i.e. over TCP.
+      tcp = await listenTcp(host, port, serveTcp);
+      socket = udp;
+    } catch (e) {
+      udp.close();
+      const inUse = e instanceof SwpkgError && e.details['errno'] === 'EADDRINUSE';
+      if (!inUse || attempt >= attempts) throw e;
+    }
   }
+  const udpSocket = socket!;
+  const tcpServer = tcp;
 
   let closed: Promise<void> | undefined;
   return {
@@ -110,8 +124,8 @@ export async function startDnsResponder(opts: DnsResponderOptions): Promise<DnsR
     stats: () => ({ answered, dropped }),
     close(): Promise<void> {
       closed ??= Promise.all([
-        new Promise<void>((resolve) => socket.close(() => resolve())),
-        new Promise<void>((resolve) => tcp.close(() => resolve())),
+        new Promise<void>((resolve) => udpSocket.close(() => resolve())),
+        new Promise<void>((resolve) => tcpServer.close(() => resolve())),
       ]).then(() => undefined);
       return closed;
     },

@@ -12,3 +12,5 @@ export type { RangeRequest } from './parse-range.js';
 export { normalizeRequestPath, encodePath, MAX_TARGET_LENGTH } from './normalize-request-path.js';
 export type { RequestPath, RequestPathRefusal } from './normalize-request-path.js';
 export { contentTypeFor, defaultCacheControl } from './file-headers.js';
+export { serveFile } from './serve-file.js';
+export type { ServeFileContext } from './serve-file.js';

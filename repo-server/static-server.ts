@@ -1,15 +1,11 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { isIPv6 } from 'node:net';
-import { constants as fsc } from 'node:fs';
-import { open, realpath, stat, type FileHandle } from 'node:fs/promises';
-import { join, relative, sep, isAbsolute } from 'node:path';
+import { realpath, stat } from 'node:fs/promises';
 import { SwpkgError } from '../catalog/index.js';
-import { normalizeRequestPath, encodePath } from './normalize-request-path.js';
-import { parseRange } from './parse-range.js';
-import { contentTypeFor, defaultCacheControl, etagFor, noneMatchHits, ifRangeHolds } from './file-headers.js';
+import { normalizeRequestPath } from './normalize-request-path.js';
 import { ServerMetrics, type ServerMetricsSnapshot } from './server-metrics.js';
-import { sendFileRange } from './send-file-range.js';
+import { serveFile, sendBody, sendText, type ServeFileContext } from './serve-file.js';
 
 export interface StaticServerTimeouts {
   /** Time allowed to receive request headers (slowloris bound). Default 10 s. */
@@ -90,9 +86,13 @@ export async function startStaticServer(opts: StaticServerOptions): Promise<Stat
   };
   const log = opts.log;
   const metrics = new ServerMetrics();
-  const inFlightBySocket = new Map<Socket, number>();
+  const connections = new ConnectionTracker(metrics);
   const bodyBytes = new WeakMap<ServerResponse, number>();
-  let closing = false;
+  const countBody = (res: ServerResponse, n: number): void => {
+    metrics.bytesSent += n;
+    bodyBytes.set(res, (bodyBytes.get(res) ?? 0) + n);
+  };
+  const fileContext: ServeFileContext = { realRoot, cacheControl: opts.cacheControl, countBody };
 
   const server = createServer({
     headersTimeout: t.headersMs,
@@ -109,190 +109,124 @@ export async function startStaticServer(opts: StaticServerOptions): Promise<Stat
   // file descriptor and the buffers of a client that stopped reading.
   server.setTimeout(t.idleMs, (socket) => socket.destroy());
 
-  let allSocketsClosed: (() => void) | undefined;
-  server.on('connection', (socket: Socket) => {
-    metrics.connections++;
-    inFlightBySocket.set(socket, 0);
-    socket.once('close', () => {
-      metrics.connections--;
-      inFlightBySocket.delete(socket);
-      if (inFlightBySocket.size === 0) allSocketsClosed?.();
-    });
-  });
+  server.on('connection', (socket: Socket) => connections.opened(socket));
 
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     const started = performance.now();
     const socket = req.socket;
     const remote = socket.remoteAddress ?? '-';
-    metrics.inFlight++;
-    inFlightBySocket.set(socket, (inFlightBySocket.get(socket) ?? 0) + 1);
-    if (closing) res.setHeader('Connection', 'close');
+    connections.requestStarted(socket);
+    if (connections.closing) res.setHeader('Connection', 'close');
     res.once('close', () => {
-      metrics.inFlight--;
       const aborted = !res.writableFinished;
       metrics.countResponse(res.statusCode, aborted);
-      const current = inFlightBySocket.get(socket);
-      // The socket may already be gone (and forgotten) when its response reports 'close'.
-      if (current !== undefined) {
-        inFlightBySocket.set(socket, current - 1);
-        // A response that was already running when close() began was sent with keep-alive;
-        // end its connection now that it is done so shutdown does not wait for the idle timer.
-        if (closing && current - 1 === 0) socket.destroySoon();
-      }
+      connections.requestEnded(socket);
       if (log) log(accessLogLine(req, res, remote, bodyBytes.get(res) ?? 0, aborted, performance.now() - started));
     });
-    handle(req, res).catch((err: unknown) => {
+    answerRequest(fileContext, metrics, req, res).catch((err: unknown) => {
       if (!res.headersSent) {
-        sendText(req, res, 500, 'internal server error\n');
+        sendText(req, res, 500, 'internal server error\n', {}, countBody);
       } else {
         res.destroy(err instanceof Error ? err : undefined);
       }
     });
   });
 
-  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    if (req.method !== 'GET' && req.method !== 'HEAD') {
-      sendText(req, res, 405, 'method not allowed\n', { Allow: 'GET, HEAD' });
-      return;
-    }
-    const p = normalizeRequestPath(req.url ?? '');
-    if (!p.ok) {
-      sendText(req, res, p.status, p.status === 414 ? 'uri too long\n' : p.status === 404 ? 'not found\n' : 'bad request\n');
-      return;
-    }
-    if (p.segments.length === 1 && !p.directory) {
-      if (p.segments[0] === 'health') {
-        sendBody(req, res, 200, JSON.stringify({ ok: true }) + '\n', 'application/json');
-        return;
-      }
-      if (p.segments[0] === 'metrics') {
-        sendBody(req, res, 200, metrics.toPrometheus(), 'text/plain; version=0.0.4; charset=utf-8');
-        return;
-      }
-    }
-    await serveFile(req, res, p.segments, p.directory, false);
-  }
-
-  async function serveFile(
-    req: IncomingMessage,
-    res: ServerResponse,
-    segments: string[],
-    directory: boolean,
-    isIndex: boolean,
-  ): Promise<void> {
-    const fh = await openInsideRoot(realRoot, segments);
-    if (!fh) {
-      sendText(req, res, 404, 'not found\n');
-      return;
-    }
-    let handedOff = false;
-    try {
-      const st = await fh.stat({ bigint: true });
-      if (st.isDirectory() && !isIndex) {
-        if (!directory && segments.length > 0) {
-          // Relative links in a folder's index.html only work from the slash-terminated URL.
-          sendText(req, res, 301, 'moved\n', { Location: encodePath(segments, true) });
-          return;
-        }
-        await fh.close();
-        handedOff = true;
-        await serveFile(req, res, [...segments, 'index.html'], false, true);
-        return;
-      }
-      if (!st.isFile()) {
-        sendText(req, res, 404, 'not found\n');
-        return;
-      }
-      const size = Number(st.size);
-      const etag = etagFor(st);
-      const lastModified = new Date(Number(st.mtimeMs)).toUTCString();
-      const relPath = segments.join('/');
-      const headers: Record<string, string | number> = {
-        ETag: etag,
-        'Last-Modified': lastModified,
-        'Cache-Control': opts.cacheControl?.(relPath) ?? defaultCacheControl(segments),
-        'Accept-Ranges': 'bytes',
-        'X-Content-Type-Options': 'nosniff',
-      };
-
-      if (notModified(req, etag, st.mtimeMs)) {
-        res.writeHead(304, headers);
-        res.end();
-        return;
-      }
-
-      headers['Content-Type'] = contentTypeFor(segments[segments.length - 1] ?? '');
-      let start = 0;
-      let end = size - 1;
-      let status = 200;
-      // RFC 9110 §14.2: range handling is defined for GET only; HEAD gets the full length.
-      if (req.method === 'GET') {
-        const ifRange = singleHeader(req.headers['if-range']);
-        const honoured = ifRange === undefined || ifRangeHolds(ifRange, etag, lastModified);
-        const range = honoured ? parseRange(req.headers.range, size) : ({ kind: 'none', reason: 'absent' } as const);
-        if (range.kind === 'unsatisfiable') {
-          sendText(req, res, 416, 'range not satisfiable\n', { 'Content-Range': `bytes */${size}`, ETag: etag, 'Accept-Ranges': 'bytes' });
-          return;
-        }
-        if (range.kind === 'range') {
-          status = 206;
-          start = range.start;
-          end = range.end;
-          headers['Content-Range'] = `bytes ${start}-${end}/${size}`;
-        }
-      }
-      headers['Content-Length'] = end - start + 1;
-      res.writeHead(status, headers);
-      if (req.method === 'HEAD' || end < start) {
-        res.end();
-        return;
-      }
-      // A client that goes away or a failed read ends this early; the 'close' handler
-      // then logs the response as aborted, and the finally below closes the descriptor.
-      await sendFileRange(fh, res, start, end, (n) => countBody(res, n));
-    } finally {
-      if (!handedOff) await fh.close().catch(() => {});
-    }
-  }
-
-  function countBody(res: ServerResponse, n: number): void {
-    metrics.bytesSent += n;
-    bodyBytes.set(res, (bodyBytes.get(res) ?? 0) + n);
-  }
-
-  function sendBody(
-    req: IncomingMessage,
-    res: ServerResponse,
-    status: number,
-    text: string,
-    type: string,
-    extra: Record<string, string> = {},
-  ): void {
-    const body = Buffer.from(text, 'utf8');
-    res.writeHead(status, {
-      'Content-Type': type,
-      'Content-Length': body.length,
-      'Cache-Control': 'no-store',
-      'X-Content-Type-Options': 'nosniff',
-      ...extra,
-    });
-    if (req.method === 'HEAD') {
-      res.end();
-      return;
-    }
-    countBody(res, body.length);
-    res.end(body);
-  }
-
-  function sendText(req: IncomingMessage, res: ServerResponse, status: number, text: string, extra: Record<string, string> = {}): void {
-    sendBody(req, res, status, text, 'text/plain; charset=utf-8', extra);
-  }
-
   await listen(server, host, opts.port ?? 0);
   const address = server.address();
   const port = typeof address === 'object' && address !== null ? address.port : (opts.port ?? 0);
   const url = `http://${isIPv6(host) ? `[${host}]` : host}:${port}/`;
 
+  return {
+    url,
+    host,
+    port,
+    root: realRoot,
+    metrics: () => metrics.snapshot(),
+    close: gracefulClose(server, connections, t.shutdownGraceMs),
+  };
+}
+
+/** Routes one request: the server's own /health and /metrics, else a file below the root. */
+async function answerRequest(ctx: ServeFileContext, metrics: ServerMetrics, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  if (req.method !== 'GET' && req.method !== 'HEAD') {
+    sendText(req, res, 405, 'method not allowed\n', { Allow: 'GET, HEAD' }, ctx.countBody);
+    return;
+  }
+  const p = normalizeRequestPath(req.url ?? '');
+  if (!p.ok) {
+    const text = p.status === 414 ? 'uri too long\n' : p.status === 404 ? 'not found\n' : 'bad request\n';
+    sendText(req, res, p.status, text, {}, ctx.countBody);
+    return;
+  }
+  if (p.segments.length === 1 && !p.directory) {
+    if (p.segments[0] === 'health') {
+      sendBody(req, res, 200, JSON.stringify({ ok: true }) + '\n', 'application/json', {}, ctx.countBody);
+      return;
+    }
+    if (p.segments[0] === 'metrics') {
+      sendBody(req, res, 200, metrics.toPrometheus(), 'text/plain; version=0.0.4; charset=utf-8', {}, ctx.countBody);
+      return;
+    }
+  }
+  await serveFile(ctx, req, res, p.segments, p.directory);
+}
+
+/**
+ * Counts each open socket's in-flight responses, so that shutdown can end idle connections
+ * at once and busy ones as soon as their last response is done.
+ */
+class ConnectionTracker {
+  /** Set by close(): responses started now say `Connection: close`. */
+  closing = false;
+  /** Called whenever the last tracked socket closes. */
+  onAllClosed: (() => void) | undefined;
+  private readonly inFlightBySocket = new Map<Socket, number>();
+
+  constructor(private readonly metrics: ServerMetrics) {}
+
+  get open(): number {
+    return this.inFlightBySocket.size;
+  }
+
+  opened(socket: Socket): void {
+    this.metrics.connections++;
+    this.inFlightBySocket.set(socket, 0);
+    socket.once('close', () => {
+      this.metrics.connections--;
+      this.inFlightBySocket.delete(socket);
+      if (this.inFlightBySocket.size === 0) this.onAllClosed?.();
+    });
+  }
+
+  requestStarted(socket: Socket): void {
+    this.metrics.inFlight++;
+    this.inFlightBySocket.set(socket, (this.inFlightBySocket.get(socket) ?? 0) + 1);
+  }
+
+  requestEnded(socket: Socket): void {
+    this.metrics.inFlight--;
+    const current = this.inFlightBySocket.get(socket);
+    // The socket may already be gone (and forgotten) when its response reports 'close'.
+    if (current === undefined) return;
+    this.inFlightBySocket.set(socket, current - 1);
+    // A response that was already running when close() began was sent with keep-alive;
+    // end its connection now that it is done so shutdown does not wait for the idle timer.
+    if (this.closing && current - 1 === 0) socket.destroySoon();
+  }
+
+  /** Connections that have parsed no request yet: neither idle nor in flight to Node. */
+  endWaiting(): void {
+    for (const [socket, n] of this.inFlightBySocket) if (n === 0) socket.destroySoon();
+  }
+}
+
+/** StaticServer.close: graceful, idempotent, and a later smaller grace shortens the wait. */
+function gracefulClose(
+  server: ReturnType<typeof createServer>,
+  connections: ConnectionTracker,
+  defaultGraceMs: number,
+): (o?: { graceMs?: number }) => Promise<void> {
   let closed: Promise<void> | undefined;
   let forceTimer: NodeJS.Timeout | undefined;
   let forceAt = Infinity;
@@ -303,38 +237,29 @@ export async function startStaticServer(opts: StaticServerOptions): Promise<Stat
     if (forceTimer) clearTimeout(forceTimer);
     forceTimer = setTimeout(() => server.closeAllConnections(), Math.max(0, graceMs));
   }
-
-  return {
-    url,
-    host,
-    port,
-    root: realRoot,
-    metrics: () => metrics.snapshot(),
-    close(o?: { graceMs?: number }): Promise<void> {
-      scheduleForce(o?.graceMs ?? t.shutdownGraceMs);
-      if (closed) return closed;
-      closing = true;
-      closed = new Promise<void>((resolve) => {
-        // Node may call the server's close callback before the sockets' own 'close' events
-        // have run; wait for both so metrics and per-response logs are final on resolve.
-        let serverClosed = false;
-        const settle = (): void => {
-          if (!serverClosed || inFlightBySocket.size > 0) return;
-          if (forceTimer) clearTimeout(forceTimer);
-          resolve();
-        };
-        allSocketsClosed = settle;
-        server.close(() => {
-          serverClosed = true;
-          settle();
-        });
-        server.closeIdleConnections();
-        // Connections that have parsed no request yet are neither idle nor in flight to
-        // Node; they would otherwise hold shutdown until the headers timeout.
-        for (const [socket, n] of inFlightBySocket) if (n === 0) socket.destroySoon();
+  return (o) => {
+    scheduleForce(o?.graceMs ?? defaultGraceMs);
+    if (closed) return closed;
+    connections.closing = true;
+    closed = new Promise<void>((resolve) => {
+      // Node may call the server's close callback before the sockets' own 'close' events
+      // have run; wait for both so metrics and per-response logs are final on resolve.
+      let serverClosed = false;
+      const settle = (): void => {
+        if (!serverClosed || connections.open > 0) return;
+        if (forceTimer) clearTimeout(forceTimer);
+        resolve();
+      };
+      connections.onAllClosed = settle;
+      server.close(() => {
+        serverClosed = true;
+        settle();
       });
-      return closed;
-    },
+      server.closeIdleConnections();
+      // Waiting connections would otherwise hold shutdown until the headers timeout.
+      connections.endWaiting();
+    });
+    return closed;
   };
 }
 
@@ -361,47 +286,6 @@ async function resolveRoot(root: string): Promise<string> {
     });
   }
   return real;
-}
-
-/**
- * Opens `segments` below `realRoot` for reading, or returns undefined (→ 404).
- * The realpath must stay inside the root and contain no dot-named component (a symlink
- * to `.git/config` is refused like the direct path). The checked path is then opened
- * with O_NOFOLLOW, and the handle — not the name — is what gets served. O_NONBLOCK keeps
- * a FIFO planted in the root from blocking the event loop on open.
- */
-async function openInsideRoot(realRoot: string, segments: readonly string[]): Promise<FileHandle | undefined> {
-  let real: string;
-  try {
-    real = await realpath(join(realRoot, ...segments));
-  } catch {
-    return undefined;
-  }
-  const rel = relative(realRoot, real);
-  if (rel !== '') {
-    if (isAbsolute(rel)) return undefined;
-    if (rel.split(sep).some((s) => s.startsWith('.'))) return undefined;
-  }
-  try {
-    return await open(real, fsc.O_RDONLY | fsc.O_NOFOLLOW | fsc.O_NONBLOCK);
-  } catch {
-    return undefined;
-  }
-}
-
-function singleHeader(v: string | string[] | undefined): string | undefined {
-  return Array.isArray(v) ? v[0] : v;
-}
-
-/** RFC 9110 §13.2.2: If-None-Match wins over If-Modified-Since; both only for GET/HEAD. */
-function notModified(req: IncomingMessage, etag: string, mtimeMs: bigint): boolean {
-  const inm = req.headers['if-none-match'];
-  if (inm !== undefined) return noneMatchHits(inm, etag);
-  const ims = req.headers['if-modified-since'];
-  if (ims === undefined) return false;
-  const since = Date.parse(ims);
-  if (Number.isNaN(since)) return false;
-  return Math.floor(Number(mtimeMs) / 1000) * 1000 <= since;
 }
 
 function listen(server: ReturnType<typeof createServer>, host: string, port: number): Promise<void> {

@@ -1,10 +1,9 @@
 import { join } from 'node:path';
 import { SwpkgError } from '../catalog/index.js';
 import type { PkgContext } from './context.js';
-import { downloadFile, joinUrl } from './download.js';
 import { ensureDir, exists, writeFileAtomic } from './fs-util.js';
 import { storeDirName } from './paths.js';
-import { cachePath, resolveForFetch, type Available } from './transaction.js';
+import { cachePath, downloadToCache, resolveForFetch, type Available } from './transaction.js';
 import { loadRelease } from './release.js';
 import type { GenerationRelease } from './generation.js';
 import { withWriterLock } from './writer.js';
@@ -50,20 +49,7 @@ export async function fetchPackages(ctx: PkgContext, o: { names?: string[]; rele
         out.push({ name: c.name, version: c.version, sha256: c.sha256, path: dest, bytes: 0, resumedFrom: 0, cached: true, stored: true });
         continue;
       }
-      const source = c.source;
-      const r = await downloadFile(
-        source.bases.map((b) => joinUrl(b, source.path)),
-        {
-          transport,
-          dest,
-          size: c.size,
-          sha256: c.sha256,
-          limits: ctx.limits,
-          retries: ctx.retries,
-          reporter: ctx.reporter,
-          label: c.name,
-        },
-      );
+      const r = await downloadToCache(ctx, transport, c, c.source, ctx.reporter);
       out.push({
         name: c.name,
         version: c.version,

@@ -23,7 +23,8 @@ import type { PkgContext } from './context.js';
 import { catalogTrustedNow, readRepos } from './repos.js';
 import { foreignPackagesOf, refuseForeignOnly, type ForeignPackage } from './foreign-packages.js';
 import { loadCatalog, openCatalogIndex, readCatalogState, type CatalogIndex, type LoadedCatalog } from './catalog-store.js';
-import { downloadFile, joinUrl } from './download.js';
+import { downloadFile, joinUrl, type DownloadResult } from './download.js';
+import type { HttpTransport } from './http-transport.js';
 import {
   checkStoreEntry,
   commitStoreEntries,
@@ -256,6 +257,33 @@ export function cachePath(ctx: PkgContext, a: Available): string {
   return join(ctx.paths.cache, `${a.name}-${a.version}-${a.sha256.slice(0, 16)}.swpkg`);
 }
 
+/**
+ * Downloads a repository package to its cachePath from the first of its mirrors that answers,
+ * with the context's limits and retries; the file is there only once its size and SHA-256 match
+ * the catalog (downloadFile). The one download path of install and `pkg fetch`.
+ */
+export function downloadToCache(
+  ctx: PkgContext,
+  transport: HttpTransport,
+  c: Available,
+  source: Extract<PackageSource, { kind: 'repo' }>,
+  reporter: Reporter,
+): Promise<DownloadResult> {
+  return downloadFile(
+    source.bases.map((b) => joinUrl(b, source.path)),
+    {
+      transport,
+      dest: cachePath(ctx, c),
+      size: c.size,
+      sha256: c.sha256,
+      limits: ctx.limits,
+      retries: ctx.retries,
+      reporter,
+      label: c.name,
+    },
+  );
+}
+
 function isFileSpec(spec: string): boolean {
   return spec.endsWith('.swpkg') || spec.startsWith('./') || spec.startsWith('/') || spec.startsWith('../');
 }
@@ -377,138 +405,26 @@ async function apply(
   healthCheck: boolean,
   release?: GenerationRelease,
 ): Promise<{ generation: Generation; downloads: TransactionResult['downloads']; guard: HealthGuard | undefined }> {
-  const downloads: TransactionResult['downloads'] = [];
   const addedStore: string[] = [];
   const staged: StagedEntry[] = [];
   const fetchedFiles: string[] = [];
-  const files = new Map<string, string>();
-  const transport = plan.final.some((p) => p.candidate?.source.kind === 'repo') ? await ctx.transport() : undefined;
   try {
-    // 1. Downloads, a few at a time. The store already holding the same bytes (by hash, re-checked)
-    // means nothing to fetch or extract.
-    const toFetch: Available[] = [];
-    for (const p of plan.final) {
-      const c = p.candidate;
-      if (!c) continue;
-      if (await reuseStoreEntry(ctx, c.sha256, c.name, c.version)) continue;
-      if (c.source.kind === 'file') files.set(c.name, c.source.path);
-      else toFetch.push(c);
-    }
-    if (toFetch.length > 0) await ensureDir(ctx.paths.cache);
-    const progress = aggregateProgress(ctx, toFetch);
-    await eachLimit(toFetch, ctx.downloads, async (c) => {
-      const source = c.source as Extract<PackageSource, { kind: 'repo' }>;
-      const dest = cachePath(ctx, c);
-      const hadFile = await exists(dest);
-      crashPoint('transaction.download');
-      const r = await downloadFile(
-        source.bases.map((b) => joinUrl(b, source.path)),
-        {
-          transport: transport!,
-          dest,
-          size: c.size,
-          sha256: c.sha256,
-          limits: ctx.limits,
-          retries: ctx.retries,
-          reporter: progress(c.name),
-          label: c.name,
-        },
-      );
-      if (!hadFile) fetchedFiles.push(dest);
-      files.set(c.name, dest);
-      downloads.push({ name: c.name, version: c.version, bytes: r.transferred, resumedFrom: r.resumedFrom, cached: r.cached });
-    });
-    downloads.sort((a, b) => (a.name < b.name ? -1 : 1));
+    // 1. Downloads, a few at a time.
+    const { files, downloads } = await downloadPlanPackages(ctx, plan, fetchedFiles);
     crashPoint('transaction.downloaded');
 
     // 2. Verify and extract each new package into store/.tmp-* (hidden; removed again on any failure).
-    const toStage = plan.final.filter((p) => p.candidate && files.has(p.candidate.name)).map((p) => p.candidate!);
-    const stagedBy = new Map<string, StagedEntry>();
-    const extracted = bytesProgress(ctx, 'verifying and extracting', toStage);
-    await eachLimit(toStage, EXTRACTIONS_IN_FLIGHT, async (c) => {
-      const entry = await stageStoreEntry(
-        ctx,
-        files.get(c.name)!,
-        {
-          sha256: c.sha256,
-          size: c.size,
-          installedSize: c.installedSize,
-          name: c.name,
-          version: c.version,
-          ...(c.source.kind === 'file' && c.source.signature ? { signature: c.source.signature } : {}),
-        },
-        (bytes) => extracted(c.name, bytes),
-      );
-      staged.push(entry);
-      stagedBy.set(c.name, entry);
-    });
+    const stagedBy = await stagePackages(ctx, plan, files, staged);
     crashPoint('transaction.staged');
 
     // 3. The merged tree of the whole next set: file conflicts are refused before anything is visible.
-    const inputs: TreeInput[] = [];
-    for (const p of plan.final) {
-      if (p.installed) {
-        inputs.push({ pkg: p.installed, manifest: await readStoreManifest(ctx, p.installed.store) });
-        continue;
-      }
-      const c = p.candidate!;
-      const store = storeDirName(c.sha256, c.name, c.version);
-      const manifest = stagedBy.get(c.name)?.manifest ?? (await readStoreManifest(ctx, store));
-      if (manifest.name !== c.name || manifest.version !== c.version || manifest.arch !== c.arch || manifest.abi !== c.abi) {
-        throw new SwpkgError(
-          manifest.name !== c.name || manifest.version !== c.version ? 'E_CORRUPT' : 'E_INCOMPATIBLE',
-          `${c.name}@${c.version} from ${c.repo ?? 'a file'} contains ${manifest.name}@${manifest.version} (${manifest.arch}/${manifest.abi})`,
-          {
-            hint: 'the repository catalog and the package disagree; tell the publisher',
-            details: {
-              expected: `${c.name}@${c.version}`,
-              actual: `${manifest.name}@${manifest.version}`,
-              arch: manifest.arch,
-              abi: manifest.abi,
-            },
-          },
-        );
-      }
-      // A store entry reused by hash was never extracted against this catalog entry: its size must be true too.
-      if (manifest.installedSize !== c.installedSize) {
-        throw new SwpkgError(
-          manifest.installedSize > c.installedSize ? 'E_TOO_LARGE' : 'E_CORRUPT',
-          `${c.name}@${c.version} from ${c.repo ?? 'a file'} unpacks to ${manifest.installedSize} bytes, the catalog says ${c.installedSize}`,
-          {
-            hint: 'the repository catalog and the package disagree; tell the publisher',
-            details: { package: `${c.name}@${c.version}`, declared: c.installedSize, manifest: manifest.installedSize },
-          },
-        );
-      }
-      inputs.push({ pkg: { name: c.name, version: c.version, store }, manifest });
-    }
+    const inputs = await treeInputs(ctx, plan, stagedBy);
     const tree = planTree(inputs);
     crashPoint('transaction.planned-tree');
+    const records = plan.final.map((p) =>
+      p.installed ? { ...p.installed, explicit: p.explicit } : generationRecord(p.candidate!, p.explicit),
+    );
 
-    const records: GenerationPackage[] = [];
-    for (const p of plan.final) {
-      if (p.installed) {
-        records.push({ ...p.installed, explicit: p.explicit });
-        continue;
-      }
-      const c = p.candidate!;
-      const expectDir = storeDirName(c.sha256, c.name, c.version);
-      records.push({
-        name: c.name,
-        version: c.version,
-        arch: c.arch,
-        abi: c.abi,
-        sha256: c.sha256,
-        size: c.size,
-        installedSize: c.installedSize,
-        store: expectDir,
-        explicit: p.explicit,
-        repo: c.repo ?? null,
-        depends: c.depends,
-        provides: c.provides,
-        conflicts: c.conflicts,
-      });
-    }
     // 4. Durable, then under their names (still unreferenced until the generation names them).
     await commitStoreEntries(ctx, staged, (dir) => addedStore.push(dir));
     staged.length = 0;
@@ -547,6 +463,144 @@ async function apply(
     if (exit !== ExitCode.NETWORK) for (const f of fetchedFiles) await rm(f, { force: true }).catch(() => {});
     throw e;
   }
+}
+
+/**
+ * apply's step 1: the file each new package is read from (a local file as given, a repository
+ * package downloaded into the cache). The store already holding the same bytes (by hash,
+ * re-checked) means nothing to fetch or extract. Cache files this call creates are pushed to
+ * `fetchedFiles` as they land, so a failure later (or in a sibling download) can remove them.
+ */
+async function downloadPlanPackages(
+  ctx: PkgContext,
+  plan: PkgPlan,
+  fetchedFiles: string[],
+): Promise<{ files: Map<string, string>; downloads: TransactionResult['downloads'] }> {
+  const files = new Map<string, string>();
+  const downloads: TransactionResult['downloads'] = [];
+  const toFetch: Available[] = [];
+  for (const p of plan.final) {
+    const c = p.candidate;
+    if (!c) continue;
+    if (await reuseStoreEntry(ctx, c.sha256, c.name, c.version)) continue;
+    if (c.source.kind === 'file') files.set(c.name, c.source.path);
+    else toFetch.push(c);
+  }
+  if (toFetch.length === 0) return { files, downloads };
+  const transport = await ctx.transport();
+  await ensureDir(ctx.paths.cache);
+  const progress = aggregateProgress(ctx, toFetch);
+  await eachLimit(toFetch, ctx.downloads, async (c) => {
+    const dest = cachePath(ctx, c);
+    const hadFile = await exists(dest);
+    crashPoint('transaction.download');
+    const r = await downloadToCache(ctx, transport, c, c.source as Extract<PackageSource, { kind: 'repo' }>, progress(c.name));
+    if (!hadFile) fetchedFiles.push(dest);
+    files.set(c.name, dest);
+    downloads.push({ name: c.name, version: c.version, bytes: r.transferred, resumedFrom: r.resumedFrom, cached: r.cached });
+  });
+  downloads.sort((a, b) => (a.name < b.name ? -1 : 1));
+  return { files, downloads };
+}
+
+/** apply's step 2: each file verified and extracted into a hidden store/.tmp-*, pushed to `staged` as it lands. */
+async function stagePackages(
+  ctx: PkgContext,
+  plan: PkgPlan,
+  files: ReadonlyMap<string, string>,
+  staged: StagedEntry[],
+): Promise<Map<string, StagedEntry>> {
+  const toStage = plan.final.filter((p) => p.candidate && files.has(p.candidate.name)).map((p) => p.candidate!);
+  const stagedBy = new Map<string, StagedEntry>();
+  const extracted = bytesProgress(ctx, 'verifying and extracting', toStage);
+  await eachLimit(toStage, EXTRACTIONS_IN_FLIGHT, async (c) => {
+    const entry = await stageStoreEntry(
+      ctx,
+      files.get(c.name)!,
+      {
+        sha256: c.sha256,
+        size: c.size,
+        installedSize: c.installedSize,
+        name: c.name,
+        version: c.version,
+        ...(c.source.kind === 'file' && c.source.signature ? { signature: c.source.signature } : {}),
+      },
+      (bytes) => extracted(c.name, bytes),
+    );
+    staged.push(entry);
+    stagedBy.set(c.name, entry);
+  });
+  return stagedBy;
+}
+
+/** apply's step 3: every package of the next set with its manifest, each new one checked against its catalog entry. */
+async function treeInputs(ctx: PkgContext, plan: PkgPlan, stagedBy: ReadonlyMap<string, StagedEntry>): Promise<TreeInput[]> {
+  const inputs: TreeInput[] = [];
+  for (const p of plan.final) {
+    if (p.installed) {
+      inputs.push({ pkg: p.installed, manifest: await readStoreManifest(ctx, p.installed.store) });
+      continue;
+    }
+    const c = p.candidate!;
+    const store = storeDirName(c.sha256, c.name, c.version);
+    const manifest = stagedBy.get(c.name)?.manifest ?? (await readStoreManifest(ctx, store));
+    checkManifestMatchesCatalog(c, manifest);
+    inputs.push({ pkg: { name: c.name, version: c.version, store }, manifest });
+  }
+  return inputs;
+}
+
+/** The package's own manifest must say what the catalog said about it: name, version, platform, installed size. */
+function checkManifestMatchesCatalog(c: Available, manifest: PackageManifest): void {
+  if (manifest.name !== c.name || manifest.version !== c.version || manifest.arch !== c.arch || manifest.abi !== c.abi) {
+    throw new SwpkgError(
+      manifest.name !== c.name || manifest.version !== c.version ? 'E_CORRUPT' : 'E_INCOMPATIBLE',
+      `${c.name}@${c.version} from ${c.repo ?? 'a file'} contains ${manifest.name}@${manifest.version} (${manifest.arch}/${manifest.abi})`,
+      {
+        hint: 'the repository catalog and the package disagree; tell the publisher',
+        details: {
+          expected: `${c.name}@${c.version}`,
+          actual: `${manifest.name}@${manifest.version}`,
+          arch: manifest.arch,
+          abi: manifest.abi,
+        },
+      },
+    );
+  }
+  // A store entry reused by hash was never extracted against this catalog entry: its size must be true too.
+  if (manifest.installedSize !== c.installedSize) {
+    throw new SwpkgError(
+      manifest.installedSize > c.installedSize ? 'E_TOO_LARGE' : 'E_CORRUPT',
+      `${c.name}@${c.version} from ${c.repo ?? 'a file'} unpacks to ${manifest.installedSize} bytes, the catalog says ${c.installedSize}`,
+      {
+        hint: 'the repository catalog and the package disagree; tell the publisher',
+        details: { package: `${c.name}@${c.version}`, declared: c.installedSize, manifest: manifest.installedSize },
+      },
+    );
+  }
+}
+
+/**
+ * What a generation records of a newly installed package. The fields are named one by one on
+ * purpose: an Available also carries its source (paths, signatures, mirror URLs), which must
+ * not leak into the generation file.
+ */
+function generationRecord(c: Available, explicit: boolean): GenerationPackage {
+  return {
+    name: c.name,
+    version: c.version,
+    arch: c.arch,
+    abi: c.abi,
+    sha256: c.sha256,
+    size: c.size,
+    installedSize: c.installedSize,
+    store: storeDirName(c.sha256, c.name, c.version),
+    explicit,
+    repo: c.repo ?? null,
+    depends: c.depends,
+    provides: c.provides,
+    conflicts: c.conflicts,
+  };
 }
 
 async function transaction(

@@ -355,25 +355,7 @@ async function buildInto(
       `swport build ${r.name} ${r.version} for ${target}\ntoolchain: ${toolchain.id}\nsandbox: ${ctx.sandbox.kind}\n`,
     );
 
-    rep.info(`${r.name}: fetch`);
-    const fetched = await fetchSources(r.sources, {
-      cacheDir: ctx.opts.paths.cacheDir,
-      mirrorDir: ctx.opts.paths.mirrorDir,
-      reporter: rep,
-      ...(ctx.opts.fetchers ? { fetchers: ctx.opts.fetchers } : {}),
-    });
-    for (const f of fetched) await writeFile(logPath, `==> source ${f.sha256} from ${f.from}: ${f.origin}\n`, { flag: 'a' });
-    rep.info(`${r.name}: extract${r.patches.length ? ' and patch' : ''}`);
-    await extractSources(l, fetched, host.src, logPath);
-    await applyPatches(l, host.src, logPath);
-
-    for (const d of deps) {
-      const pkg = ctx.built.get(d)!;
-      const into = join(work, 'deps', d);
-      // Dependencies come from their own verified packages, never from the host's libraries.
-      await extractPackage(pkg.path, into, { expectedSha256: pkg.sha256, fsync: false });
-      await cp(into, host.sysroot, { recursive: true, verbatimSymlinks: true, force: false, errorOnExist: false });
-    }
+    await prepareSources(ctx, l, host, deps, logPath);
 
     const wrappers = await writeToolchainWrappers({
       target,
@@ -384,39 +366,7 @@ async function buildInto(
     });
     await writeFile(join(host.toolchain, 'build.sh'), driverScript(r, inner, target));
 
-    const jobs = ctx.opts.jobs ?? availableParallelism();
-    const env: Record<string, string> = {
-      PATH: `${inner.toolchain}/bin:/usr/bin:/bin:/usr/sbin:/sbin`,
-      HOME: inner.home,
-      TMPDIR: inner.tmp,
-      LC_ALL: 'C',
-      LANG: 'C',
-      TZ: 'UTC',
-      SOURCE_DATE_EPOCH: String(r.sourceDateEpoch),
-      PREFIX,
-      DESTDIR: inner.dest,
-      SYSROOT: inner.sysroot,
-      SRC: inner.src,
-      RECIPE_DIR: inner.recipe,
-      PORT_NAME: r.name,
-      PORT_VERSION: r.version,
-      UPSTREAM_VERSION: r.upstreamVersion,
-      TARGET: target,
-      JOBS: String(jobs),
-      CC: wrappers.cc,
-      AR: 'ar',
-      RANLIB: 'ranlib',
-      CFLAGS: '-O2 -pipe',
-      CPPFLAGS: `-I${inner.sysroot}/include`,
-      LDFLAGS: `-L${inner.sysroot}/lib`,
-      PKG_CONFIG: 'pkg-config --static',
-      PKG_CONFIG_PATH: '',
-      PKG_CONFIG_LIBDIR: `${inner.sysroot}/lib/pkgconfig:${inner.sysroot}/share/pkgconfig`,
-      ...(ctx.sandbox.fixedPaths ? {} : { PKG_CONFIG_SYSROOT_DIR: host.sysrootBase }),
-      // Cross targets only: the target's binutils, the build machine's cc, --build/--host for custom configure calls.
-      ...wrappers.env,
-      ...r.build.env,
-    };
+    const env = buildEnvironment(ctx, r, host, inner, target, wrappers);
     const spec = {
       mounts: [
         { host: host.src, inner: inner.src, writable: true },
@@ -430,71 +380,10 @@ async function buildInto(
       cwd: inner.src,
       argv: ['/bin/sh', `${inner.toolchain}/build.sh`],
     };
-    const cmd = await sandboxCommand(ctx.sandbox, spec);
-    const watcher = new PhaseWatcher(logPath);
-    let lastPhase = '';
-    const t0 = Date.now();
-    const res = await runCommand(cmd.cmd, cmd.args, {
-      env: cmd.env,
-      ...(cmd.cwd ? { cwd: cmd.cwd } : {}),
-      timeoutMs: ctx.opts.timeoutMs ?? 60 * 60_000,
-      logPath,
-      logHeader: `==> sandbox ${ctx.sandbox.kind}: ${cmd.cmd} ${cmd.args.join(' ')}\n`,
-      onTick: (ms) => {
-        void watcher.poll().then((bytes) => {
-          if (watcher.phase !== lastPhase) {
-            lastPhase = watcher.phase;
-            if (lastPhase !== 'start' && lastPhase !== 'sandbox' && lastPhase !== 'done') rep.info(`${r.name}: ${lastPhase}`);
-          }
-          rep.progress(`${r.name} ${watcher.phase} ${Math.round(ms / 1000)}s, log`, bytes);
-        });
-      },
-    });
-    await watcher.poll();
-    if (res.code !== 0) {
-      const tail = await tailFile(logPath, 25);
-      const why = res.timedOut ? `timed out after ${Math.round((Date.now() - t0) / 1000)} s` : `exit ${res.code ?? res.signal}`;
-      throw new SwpkgError(
-        'E_BUILD',
-        `${r.name}: build failed in phase ${watcher.phase} (${why}); last lines of ${logPath}:\n  ${tail.join('\n  ')}`,
-        {
-          hint: `read the whole log: ${logPath}`,
-          details: { port: r.name, phase: watcher.phase, log: logPath, exitCode: res.code, timedOut: res.timedOut },
-        },
-      );
-    }
+    await runBuildScript(ctx, r.name, await sandboxCommand(ctx.sandbox, spec), logPath);
 
     const cpuSeconds = parseTimes(await tailFile(logPath, 4));
-    rep.info(`${r.name}: package`);
-    const pkgDir = join(host.dest, PREFIX.slice(1));
-    const installed = await stat(pkgDir).then(
-      (s) => s.isDirectory(),
-      () => false,
-    );
-    if (!installed) {
-      throw new SwpkgError('E_BUILD', `${r.name}: the build installed nothing under ${PREFIX} in DESTDIR`, {
-        hint: 'configure with --prefix=/pkg/current and install with DESTDIR (the driver does both for autotools, cmake and make)',
-        details: { port: r.name, log: logPath },
-      });
-    }
-    const norm = await normalizeTree(pkgDir, r.remove, r.name, {
-      strip: stripFor(target),
-      ...(r.arch === 'any'
-        ? { arch: 'any' as const }
-        : { arch: TARGET_INFO[target].arch, elfMachine: TARGET_INFO[target].elfMachine, static: TARGET_INFO[target].static }),
-    });
-    await writeFile(
-      logPath,
-      `==> normalize: removed ${norm.removed.length}, stripped ${norm.stripped.length}, relinked ${norm.relinked.length} (default removals: ${DEFAULT_REMOVE.join(' ')})\n`,
-      { flag: 'a' },
-    );
-
-    const meta = packageMeta(l, target, toolchain);
-    const file = packageFileName(r.name, r.version, meta.arch);
-    await mkdir(outDir, { recursive: true });
-    const packed = await packPackage({ dir: pkgDir, meta, out: join(outDir, file), sourceDateEpoch: r.sourceDateEpoch, reporter: rep });
-    const spdxFile = spdxFileName(file);
-    await writeFile(join(outDir, spdxFile), JSON.stringify(spdxDocument(l, packed.manifest, packed.sha256, file), null, 2) + '\n');
+    const { file, packed, spdxFile } = await packageBuild(ctx, l, host, target, toolchain, outDir, logPath);
     ok = true;
     return {
       file,
@@ -510,6 +399,157 @@ async function buildInto(
       else await rm(work, { recursive: true, force: true });
     }
   }
+}
+
+/** Sources fetched and checked, extracted and patched into SRC; dependencies' own packages into the sysroot. */
+async function prepareSources(ctx: Context, l: LoadedRecipe, host: Layout, deps: string[], logPath: string): Promise<void> {
+  const r = l.recipe;
+  const rep = ctx.reporter;
+  rep.info(`${r.name}: fetch`);
+  const fetched = await fetchSources(r.sources, {
+    cacheDir: ctx.opts.paths.cacheDir,
+    mirrorDir: ctx.opts.paths.mirrorDir,
+    reporter: rep,
+    ...(ctx.opts.fetchers ? { fetchers: ctx.opts.fetchers } : {}),
+  });
+  for (const f of fetched) await writeFile(logPath, `==> source ${f.sha256} from ${f.from}: ${f.origin}\n`, { flag: 'a' });
+  rep.info(`${r.name}: extract${r.patches.length ? ' and patch' : ''}`);
+  await extractSources(l, fetched, host.src, logPath);
+  await applyPatches(l, host.src, logPath);
+
+  for (const d of deps) {
+    const pkg = ctx.built.get(d)!;
+    const into = join(host.work, 'deps', d);
+    // Dependencies come from their own verified packages, never from the host's libraries.
+    await extractPackage(pkg.path, into, { expectedSha256: pkg.sha256, fsync: false });
+    await cp(into, host.sysroot, { recursive: true, verbatimSymlinks: true, force: false, errorOnExist: false });
+  }
+}
+
+/** The build script's whole environment: nothing is inherited from the host. */
+function buildEnvironment(
+  ctx: Context,
+  r: Recipe,
+  host: Layout,
+  inner: Layout,
+  target: Target,
+  wrappers: Awaited<ReturnType<typeof writeToolchainWrappers>>,
+): Record<string, string> {
+  const jobs = ctx.opts.jobs ?? availableParallelism();
+  return {
+    PATH: `${inner.toolchain}/bin:/usr/bin:/bin:/usr/sbin:/sbin`,
+    HOME: inner.home,
+    TMPDIR: inner.tmp,
+    LC_ALL: 'C',
+    LANG: 'C',
+    TZ: 'UTC',
+    SOURCE_DATE_EPOCH: String(r.sourceDateEpoch),
+    PREFIX,
+    DESTDIR: inner.dest,
+    SYSROOT: inner.sysroot,
+    SRC: inner.src,
+    RECIPE_DIR: inner.recipe,
+    PORT_NAME: r.name,
+    PORT_VERSION: r.version,
+    UPSTREAM_VERSION: r.upstreamVersion,
+    TARGET: target,
+    JOBS: String(jobs),
+    CC: wrappers.cc,
+    AR: 'ar',
+    RANLIB: 'ranlib',
+    CFLAGS: '-O2 -pipe',
+    CPPFLAGS: `-I${inner.sysroot}/include`,
+    LDFLAGS: `-L${inner.sysroot}/lib`,
+    PKG_CONFIG: 'pkg-config --static',
+    PKG_CONFIG_PATH: '',
+    PKG_CONFIG_LIBDIR: `${inner.sysroot}/lib/pkgconfig:${inner.sysroot}/share/pkgconfig`,
+    ...(ctx.sandbox.fixedPaths ? {} : { PKG_CONFIG_SYSROOT_DIR: host.sysrootBase }),
+    // Cross targets only: the target's binutils, the build machine's cc, --build/--host for custom configure calls.
+    ...wrappers.env,
+    ...r.build.env,
+  };
+}
+
+/** Runs the driver script in the sandbox, reporting its phases; a failure is E_BUILD with the log's tail. */
+async function runBuildScript(ctx: Context, name: string, cmd: Awaited<ReturnType<typeof sandboxCommand>>, logPath: string): Promise<void> {
+  const rep = ctx.reporter;
+  const watcher = new PhaseWatcher(logPath);
+  let lastPhase = '';
+  const t0 = Date.now();
+  const res = await runCommand(cmd.cmd, cmd.args, {
+    env: cmd.env,
+    ...(cmd.cwd ? { cwd: cmd.cwd } : {}),
+    timeoutMs: ctx.opts.timeoutMs ?? 60 * 60_000,
+    logPath,
+    logHeader: `==> sandbox ${ctx.sandbox.kind}: ${cmd.cmd} ${cmd.args.join(' ')}\n`,
+    onTick: (ms) => {
+      void watcher.poll().then((bytes) => {
+        if (watcher.phase !== lastPhase) {
+          lastPhase = watcher.phase;
+          if (lastPhase !== 'start' && lastPhase !== 'sandbox' && lastPhase !== 'done') rep.info(`${name}: ${lastPhase}`);
+        }
+        rep.progress(`${name} ${watcher.phase} ${Math.round(ms / 1000)}s, log`, bytes);
+      });
+    },
+  });
+  await watcher.poll();
+  if (res.code !== 0) {
+    const tail = await tailFile(logPath, 25);
+    const why = res.timedOut ? `timed out after ${Math.round((Date.now() - t0) / 1000)} s` : `exit ${res.code ?? res.signal}`;
+    throw new SwpkgError(
+      'E_BUILD',
+      `${name}: build failed in phase ${watcher.phase} (${why}); last lines of ${logPath}:\n  ${tail.join('\n  ')}`,
+      {
+        hint: `read the whole log: ${logPath}`,
+        details: { port: name, phase: watcher.phase, log: logPath, exitCode: res.code, timedOut: res.timedOut },
+      },
+    );
+  }
+}
+
+/** What the build installed under PREFIX, normalized (removals, strip, ELF checks), packed and described in SPDX. */
+async function packageBuild(
+  ctx: Context,
+  l: LoadedRecipe,
+  host: Layout,
+  target: Target,
+  toolchain: Toolchain,
+  outDir: string,
+  logPath: string,
+): Promise<{ file: string; packed: Awaited<ReturnType<typeof packPackage>>; spdxFile: string }> {
+  const r = l.recipe;
+  const rep = ctx.reporter;
+  rep.info(`${r.name}: package`);
+  const pkgDir = join(host.dest, PREFIX.slice(1));
+  const installed = await stat(pkgDir).then(
+    (s) => s.isDirectory(),
+    () => false,
+  );
+  if (!installed) {
+    throw new SwpkgError('E_BUILD', `${r.name}: the build installed nothing under ${PREFIX} in DESTDIR`, {
+      hint: 'configure with --prefix=/pkg/current and install with DESTDIR (the driver does both for autotools, cmake and make)',
+      details: { port: r.name, log: logPath },
+    });
+  }
+  const norm = await normalizeTree(pkgDir, r.remove, r.name, {
+    strip: stripFor(target),
+    ...(r.arch === 'any'
+      ? { arch: 'any' as const }
+      : { arch: TARGET_INFO[target].arch, elfMachine: TARGET_INFO[target].elfMachine, static: TARGET_INFO[target].static }),
+  });
+  await writeFile(
+    logPath,
+    `==> normalize: removed ${norm.removed.length}, stripped ${norm.stripped.length}, relinked ${norm.relinked.length} (default removals: ${DEFAULT_REMOVE.join(' ')})\n`,
+    { flag: 'a' },
+  );
+
+  const meta = packageMeta(l, target, toolchain);
+  const file = packageFileName(r.name, r.version, meta.arch);
+  await mkdir(outDir, { recursive: true });
+  const packed = await packPackage({ dir: pkgDir, meta, out: join(outDir, file), sourceDateEpoch: r.sourceDateEpoch, reporter: rep });
+  const spdxFile = spdxFileName(file);
+  await writeFile(join(outDir, spdxFile), JSON.stringify(spdxDocument(l, packed.manifest, packed.sha256, file), null, 2) + '\n');
+  return { file, packed, spdxFile };
 }
 
 async function makeContext(opts: BuildOptions, roots: string[]): Promise<Context> {

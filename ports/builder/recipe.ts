@@ -194,16 +194,7 @@ export function parseRecipe(value: unknown, source: string): Recipe {
   const summary = rd.string(r, 'summary', 'summary', 512);
   const license = rd.string(r, 'license', 'license', 256);
   const homepage = rd.optString(r, 'homepage', 'homepage', 2048);
-  const epoch = r['sourceDateEpoch'];
-  if (epoch === undefined)
-    throw rd.fail('sourceDateEpoch', 'is required (the release date as seconds since 1970, for reproducible builds)');
-  if (typeof epoch !== 'number' || !Number.isSafeInteger(epoch) || epoch < 315532800) {
-    throw rd.fail(
-      'sourceDateEpoch',
-      'must be an integer number of seconds since 1970 (1980 or later: zip and tar tools refuse earlier)',
-      epoch,
-    );
-  }
+  const epoch = parseSourceDateEpoch(rd, r['sourceDateEpoch']);
   let arch: 'any' | undefined;
   if (r['arch'] !== undefined) {
     if (r['arch'] !== 'any') throw rd.fail('arch', 'may only be "any" (data-only ports); binaries take the arch of the target', r['arch']);
@@ -211,89 +202,12 @@ export function parseRecipe(value: unknown, source: string): Recipe {
   }
 
   if (!Array.isArray(r['sources']) || r['sources'].length === 0) throw rd.fail('sources', 'must be a non-empty array', r['sources']);
-  const sources = r['sources'].map((s: unknown, i): RecipeSource => {
-    const f = `sources[${i}]`;
-    const sr = rd.record(s, f, SOURCE_KEYS);
-    const url = rd.string(sr, 'url', `${f}.url`, 4096);
-    if (!/^https?:\/\/[^\s/]+\/\S*$/.test(url)) throw rd.fail(`${f}.url`, 'must be an http(s) URL', url);
-    const sha256 = rd.string(sr, 'sha256', `${f}.sha256`, 64);
-    if (!SHA256_HEX.test(sha256)) throw rd.fail(`${f}.sha256`, 'must be 64 lowercase hex digits', sha256);
-    const out: RecipeSource = { url, sha256, strip: 1 };
-    if (sr['debian'] !== undefined) {
-      const dr = rd.record(sr['debian'], `${f}.debian`, DEBIAN_KEYS);
-      const pkg = rd.string(dr, 'package', `${f}.debian.package`, 128);
-      const file = rd.string(dr, 'file', `${f}.debian.file`, 256);
-      if (!/^[a-z0-9][a-z0-9+.-]*$/.test(pkg)) throw rd.fail(`${f}.debian.package`, 'must be a Debian source package name', pkg);
-      if (!/^[A-Za-z0-9][A-Za-z0-9+._~-]*$/.test(file)) throw rd.fail(`${f}.debian.file`, 'must be a plain file name', file);
-      out.debian = { package: pkg, file };
-    }
-    const note = rd.optString(sr, 'note', `${f}.note`, 1024);
-    if (note !== undefined) out.note = note;
-    if (sr['strip'] !== undefined) {
-      const st = sr['strip'];
-      if (typeof st !== 'number' || !Number.isInteger(st) || st < 0 || st > 8) throw rd.fail(`${f}.strip`, 'must be an integer 0-8', st);
-      out.strip = st;
-    }
-    const dest = rd.optString(sr, 'dest', `${f}.dest`, 256);
-    if (dest !== undefined) {
-      if (!RECIPE_FILE_RE.test(dest)) throw rd.fail(`${f}.dest`, 'must be a relative folder inside the source tree', dest);
-      out.dest = dest;
-    }
-    return out;
-  });
+  const sources = r['sources'].map((s: unknown, i) => parseSource(rd, s, `sources[${i}]`));
 
   const patches = rd.strings(r, 'patches', 'patches', RECIPE_FILE_RE);
-  const depends = rd.strings(r, 'depends', 'depends');
-  depends.forEach((d, i) => {
-    const { name: dn, range } = parseDependency(d);
-    if (!NAME_RE.test(dn)) throw rd.fail(`depends[${i}]`, 'must name a port', d);
-    if (semver.validRange(range) === null) throw rd.fail(`depends[${i}]`, 'has a range that is not a semver range', d);
-  });
-  const buildDepends = rd.strings(r, 'buildDepends', 'buildDepends', NAME_RE);
-  for (const [field, list] of [
-    ['depends', depends.map((d) => parseDependency(d).name)],
-    ['buildDepends', buildDepends],
-  ] as const) {
-    if (list.includes(name)) throw rd.fail(field, 'may not list the port itself', name);
-    if (new Set(list).size !== list.length) throw rd.fail(field, 'lists a port twice', list);
-  }
-
-  const targets = rd.strings(r, 'targets', 'targets');
-  if (targets.length === 0) throw rd.fail('targets', `is required: the targets this recipe supports (known: ${KNOWN_TARGETS.join(', ')})`);
-  targets.forEach((t, i) => {
-    if (!(KNOWN_TARGETS as readonly string[]).includes(t))
-      throw rd.fail(`targets[${i}]`, `is not a target the builder knows (${KNOWN_TARGETS.join(', ')})`, t);
-  });
-
-  const br = rd.record(r['build'] ?? null, 'build', BUILD_KEYS);
-  const system = br['system'];
-  if (typeof system !== 'string' || !(BUILD_SYSTEMS as readonly string[]).includes(system)) {
-    throw rd.fail('build.system', `must be one of ${BUILD_SYSTEMS.join(', ')}`, system);
-  }
-  const build: RecipeBuild = {
-    system: system as BuildSystem,
-    configureArgs: rd.strings(br, 'configureArgs', 'build.configureArgs'),
-    makeArgs: rd.strings(br, 'makeArgs', 'build.makeArgs'),
-    installArgs: rd.strings(br, 'installArgs', 'build.installArgs'),
-    env: {},
-  };
-  const script = rd.optString(br, 'script', 'build.script', 256);
-  if (system === 'custom') {
-    if (script === undefined) throw rd.fail('build.script', 'is required for a custom build');
-    if (!RECIPE_FILE_RE.test(script)) throw rd.fail('build.script', 'must be a file in the recipe folder', script);
-    build.script = script;
-  } else if (script !== undefined) {
-    throw rd.fail('build.script', `is only for custom builds, not ${system}`);
-  }
-  if (br['env'] !== undefined) {
-    const er = br['env'];
-    if (typeof er !== 'object' || er === null || Array.isArray(er)) throw rd.fail('build.env', 'must be an object of strings', er);
-    for (const [k, v] of Object.entries(er as Record<string, unknown>)) {
-      if (!/^[A-Z_][A-Z0-9_]*$/.test(k)) throw rd.fail(`build.env.${k}`, 'must be an upper-case variable name');
-      if (typeof v !== 'string') throw rd.fail(`build.env.${k}`, 'must be a string', v);
-      build.env[k] = v;
-    }
-  }
+  const { depends, buildDepends } = parseDependencies(rd, r, name);
+  const targets = parseTargets(rd, r);
+  const build = parseBuild(rd, r['build']);
 
   const remove = rd.strings(r, 'remove', 'remove', REMOVE_RE);
   const hostTools = rd.strings(r, 'hostTools', 'hostTools', TOOL_RE);
@@ -324,6 +238,118 @@ export function parseRecipe(value: unknown, source: string): Recipe {
   if (homepage !== undefined) recipe.homepage = homepage;
   if (arch !== undefined) recipe.arch = arch;
   return recipe;
+}
+
+/** One entry of `sources`: a pinned download, optionally named by its Debian source package. */
+function parseSource(rd: RecipeReader, s: unknown, f: string): RecipeSource {
+  const sr = rd.record(s, f, SOURCE_KEYS);
+  const url = rd.string(sr, 'url', `${f}.url`, 4096);
+  if (!/^https?:\/\/[^\s/]+\/\S*$/.test(url)) throw rd.fail(`${f}.url`, 'must be an http(s) URL', url);
+  const sha256 = rd.string(sr, 'sha256', `${f}.sha256`, 64);
+  if (!SHA256_HEX.test(sha256)) throw rd.fail(`${f}.sha256`, 'must be 64 lowercase hex digits', sha256);
+  const out: RecipeSource = { url, sha256, strip: 1 };
+  if (sr['debian'] !== undefined) {
+    const dr = rd.record(sr['debian'], `${f}.debian`, DEBIAN_KEYS);
+    const pkg = rd.string(dr, 'package', `${f}.debian.package`, 128);
+    const file = rd.string(dr, 'file', `${f}.debian.file`, 256);
+    if (!/^[a-z0-9][a-z0-9+.-]*$/.test(pkg)) throw rd.fail(`${f}.debian.package`, 'must be a Debian source package name', pkg);
+    if (!/^[A-Za-z0-9][A-Za-z0-9+._~-]*$/.test(file)) throw rd.fail(`${f}.debian.file`, 'must be a plain file name', file);
+    out.debian = { package: pkg, file };
+  }
+  const note = rd.optString(sr, 'note', `${f}.note`, 1024);
+  if (note !== undefined) out.note = note;
+  if (sr['strip'] !== undefined) {
+    const st = sr['strip'];
+    if (typeof st !== 'number' || !Number.isInteger(st) || st < 0 || st > 8) throw rd.fail(`${f}.strip`, 'must be an integer 0-8', st);
+    out.strip = st;
+  }
+  const dest = rd.optString(sr, 'dest', `${f}.dest`, 256);
+  if (dest !== undefined) {
+    if (!RECIPE_FILE_RE.test(dest)) throw rd.fail(`${f}.dest`, 'must be a relative folder inside the source tree', dest);
+    out.dest = dest;
+  }
+  return out;
+}
+
+/** `build`: the build system, its arguments and environment, and the script of a custom build. */
+function parseBuild(rd: RecipeReader, value: unknown): RecipeBuild {
+  const br = rd.record(value ?? null, 'build', BUILD_KEYS);
+  const system = br['system'];
+  if (typeof system !== 'string' || !(BUILD_SYSTEMS as readonly string[]).includes(system)) {
+    throw rd.fail('build.system', `must be one of ${BUILD_SYSTEMS.join(', ')}`, system);
+  }
+  const build: RecipeBuild = {
+    system: system as BuildSystem,
+    configureArgs: rd.strings(br, 'configureArgs', 'build.configureArgs'),
+    makeArgs: rd.strings(br, 'makeArgs', 'build.makeArgs'),
+    installArgs: rd.strings(br, 'installArgs', 'build.installArgs'),
+    env: {},
+  };
+  const script = rd.optString(br, 'script', 'build.script', 256);
+  if (system === 'custom') {
+    if (script === undefined) throw rd.fail('build.script', 'is required for a custom build');
+    if (!RECIPE_FILE_RE.test(script)) throw rd.fail('build.script', 'must be a file in the recipe folder', script);
+    build.script = script;
+  } else if (script !== undefined) {
+    throw rd.fail('build.script', `is only for custom builds, not ${system}`);
+  }
+  if (br['env'] !== undefined) {
+    const er = br['env'];
+    if (typeof er !== 'object' || er === null || Array.isArray(er)) throw rd.fail('build.env', 'must be an object of strings', er);
+    for (const [k, v] of Object.entries(er as Record<string, unknown>)) {
+      if (!/^[A-Z_][A-Z0-9_]*$/.test(k)) throw rd.fail(`build.env.${k}`, 'must be an upper-case variable name');
+      if (typeof v !== 'string') throw rd.fail(`build.env.${k}`, 'must be a string', v);
+      build.env[k] = v;
+    }
+  }
+
+  return build;
+}
+
+/** `depends` (semver ranges on ports) and `buildDepends` (port names); neither lists the port itself or a port twice. */
+function parseDependencies(rd: RecipeReader, r: Record<string, unknown>, name: string): { depends: string[]; buildDepends: string[] } {
+  const depends = rd.strings(r, 'depends', 'depends');
+  depends.forEach((d, i) => {
+    const { name: dn, range } = parseDependency(d);
+    if (!NAME_RE.test(dn)) throw rd.fail(`depends[${i}]`, 'must name a port', d);
+    if (semver.validRange(range) === null) throw rd.fail(`depends[${i}]`, 'has a range that is not a semver range', d);
+  });
+  const buildDepends = rd.strings(r, 'buildDepends', 'buildDepends', NAME_RE);
+  for (const [field, list] of [
+    ['depends', depends.map((d) => parseDependency(d).name)],
+    ['buildDepends', buildDepends],
+  ] as const) {
+    if (list.includes(name)) throw rd.fail(field, 'may not list the port itself', name);
+    if (new Set(list).size !== list.length) throw rd.fail(field, 'lists a port twice', list);
+  }
+
+  return { depends, buildDepends };
+}
+
+/** `targets`: required, and each one a target the builder knows. */
+function parseTargets(rd: RecipeReader, r: Record<string, unknown>): string[] {
+  const targets = rd.strings(r, 'targets', 'targets');
+  if (targets.length === 0) throw rd.fail('targets', `is required: the targets this recipe supports (known: ${KNOWN_TARGETS.join(', ')})`);
+  targets.forEach((t, i) => {
+    if (!(KNOWN_TARGETS as readonly string[]).includes(t))
+      throw rd.fail(`targets[${i}]`, `is not a target the builder knows (${KNOWN_TARGETS.join(', ')})`, t);
+  });
+
+  return targets;
+}
+
+/** `sourceDateEpoch`: the release date, for reproducible builds. */
+function parseSourceDateEpoch(rd: RecipeReader, epoch: unknown): number {
+  if (epoch === undefined)
+    throw rd.fail('sourceDateEpoch', 'is required (the release date as seconds since 1970, for reproducible builds)');
+  if (typeof epoch !== 'number' || !Number.isSafeInteger(epoch) || epoch < 315532800) {
+    throw rd.fail(
+      'sourceDateEpoch',
+      'must be an integer number of seconds since 1970 (1980 or later: zip and tar tools refuse earlier)',
+      epoch,
+    );
+  }
+  return epoch;
 }
 
 /** Refuses a target the recipe does not list (E_UNSUPPORTED_TARGET), naming the ones it does. */

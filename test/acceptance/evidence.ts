@@ -1,9 +1,11 @@
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { release, type as osType } from 'node:os';
 import { join } from 'node:path';
 import type { ArtifactManifest } from '../../images/index.js';
 import type { DeploymentRecord } from './artifact-sets.js';
-import type { BootRecord } from './guest-session.js';
+import type { BootRecord, GuestSession, ScenarioTranscript } from './guest-session.js';
+import { hostRun, seconds } from './util.js';
 import { renderSystemDeployment, type SystemDeployment } from './system-slots.js';
 
 export interface ScenarioResult {
@@ -191,4 +193,88 @@ export function renderManifest(r: RunResult, d: DeploymentFacts): string {
 
 export async function writeJson(path: string, v: unknown): Promise<void> {
   await writeFile(path, JSON.stringify(v, null, 2) + '\n');
+}
+
+/**
+ * Writes one scenario's transcript to `scenarios/NN-NAME.txt` below the run folder and returns
+ * its result row. The suite and the main job both write through here, so every transcript
+ * starts with the same header (name and title, result, seconds).
+ */
+export async function writeScenarioResult(
+  runDir: string,
+  scenario: { number: number; name: string; title: string },
+  outcome: { startedMs: number; why?: string | undefined },
+  transcript: ScenarioTranscript,
+): Promise<ScenarioResult> {
+  const { why } = outcome;
+  const secs = seconds(Date.now() - outcome.startedMs);
+  const file = `scenarios/${String(scenario.number).padStart(2, '0')}-${scenario.name}.txt`;
+  const head = `scenario ${scenario.name}: ${scenario.title}\nresult: ${why === undefined ? 'PASS' : `FAIL: ${why}`}\nseconds: ${secs}\n\n`;
+  await writeFile(join(runDir, file), head + transcript.render());
+  return {
+    name: scenario.name,
+    ok: why === undefined,
+    seconds: secs,
+    ...(why !== undefined ? { why } : {}),
+    transcript: file,
+    commands: transcript.commands.length,
+  };
+}
+
+/** The sources a run was started from; read before anything runs, so a commit made meanwhile does not show. */
+export async function gitFacts(root: string): Promise<DeploymentFacts['git']> {
+  const rev = await hostRun('git', ['rev-parse', 'HEAD'], { cwd: root, timeoutMs: 30_000 });
+  const br = await hostRun('git', ['rev-parse', '--abbrev-ref', 'HEAD'], { cwd: root, timeoutMs: 30_000 });
+  const st = await hostRun('git', ['status', '--porcelain'], { cwd: root, timeoutMs: 60_000 });
+  const changed = st.stdout.split('\n').filter((l) => l.trim() !== '');
+  return {
+    revision: rev.code === 0 ? rev.stdout.trim() : `unknown (${rev.stderr.trim().split('\n')[0] ?? 'git failed'})`,
+    branch: br.code === 0 ? br.stdout.trim() : 'unknown',
+    worktree:
+      st.code !== 0
+        ? 'unknown (git status failed)'
+        : changed.length === 0
+          ? 'clean'
+          : `dirty (${changed.length} changed or untracked paths)`,
+  };
+}
+
+export function hostFacts(): DeploymentFacts['host'] {
+  return { node: process.version, kernel: `${osType()} ${release()}` };
+}
+
+/** The machine the guest ran on, as the deployment record shows it; null when QEMU never started. */
+export function qemuFacts(session: GuestSession | null, network: { nameserver?: string } = {}): DeploymentFacts['qemu'] {
+  const g = session?.guest;
+  if (!g) return null;
+  const restricted = g.network.mode === 'restricted' ? ' (restrict=on: only the forwarded TCP ports answer)' : '';
+  const nameserver = network.nameserver ? `, nameserver ${network.nameserver}` : '';
+  return {
+    version: g.qemuVersion,
+    commandLine: g.commandLine,
+    accelerator: g.accelerator.accel,
+    accelReason: g.accelerator.reason,
+    memoryMiB: g.memoryMiB,
+    cpus: g.cpus,
+    network: `QEMU user networking, mode ${g.network.mode}${restricted}; guest 10.0.2.15/24, no default route, host 10.0.2.2${nameserver}`,
+    boots: session.boots,
+  };
+}
+
+/** The host ports the guest reached, one `guest -> host` line each. */
+export function forwardFacts(session: GuestSession | null): string[] {
+  return session?.guest ? session.guest.network.ports.map((p) => `10.0.2.2:${p.guest} -> 127.0.0.1:${p.host}`) : [];
+}
+
+/**
+ * Finishes a run folder: result.json, then manifest.txt (the deployment record), then
+ * `latest` points at it, then older runs' store images are pruned. result.json is written
+ * first because pruneStoreImages treats a folder without it as a run still in progress.
+ * Returns the run folders whose store images were removed.
+ */
+export async function finishEvidence(base: string, result: RunResult, facts: DeploymentFacts): Promise<string[]> {
+  await writeJson(join(result.evidence, 'result.json'), result);
+  await writeFile(join(result.evidence, 'manifest.txt'), renderManifest(result, facts));
+  await pointLatest(base, result.evidence);
+  return pruneStoreImages(base, 2);
 }

@@ -331,6 +331,96 @@ export async function makeFixture(o: {
     `keys: root ${keys.root.keyid.slice(0, 16)}…, catalog ${keys.catalog.keyid.slice(0, 16)}…, unknown ${keys.unknown.keyid.slice(0, 16)}… (per run, in memory only)`,
   );
 
+  const test = await makeTestPackages({ scratch, mainPackagesDir, localDir, arch, keys });
+
+  // Seed ports.
+  const seed = await buildSeedPorts(o.seedPorts, mainPackagesDir, www.aux, o.reporter, o.info, arch);
+
+  // Aux root: the smoke page, smoke scripts (written by buildSeedPorts), local packages.
+  await writeFile(join(www.aux, 'hello.txt'), SMOKE_HTTP_BODY);
+  const auxFiles: Fixture['auxFiles'] = {};
+  for (const p of seed) if (p.smokeFile && p.smokeSha256) auxFiles[p.smokeFile] = { path: p.smokeFile, sha256: p.smokeSha256 };
+  for (const id of ['localSigned', 'localUnsigned', 'localStranger', 'localForeign']) {
+    const t = test[id]!;
+    const rel = `files/${t.file.split('/').pop()}`;
+    auxFiles[rel] = { path: rel, sha256: t.sha256 };
+  }
+
+  // Main repository: published an hour ago and again now (two genuine catalogs, the older one for the replay attack).
+  const now = Date.now();
+  const first = await publishRepository({
+    packagesDir: mainPackagesDir,
+    out: www.main,
+    key: keys.catalog,
+    rootKey: keys.root,
+    name: 'main',
+    now: new Date(now - HOUR),
+    reporter: o.reporter,
+  });
+  const oldCatalog = await readFile(join(www.main, 'catalog.json'));
+  const second = await publishRepository({
+    packagesDir: mainPackagesDir,
+    out: www.main,
+    key: keys.catalog,
+    name: 'main',
+    now: new Date(now),
+    reporter: o.reporter,
+  });
+  o.info(
+    `main repository: catalog v${first.catalogVersion} then v${second.catalogVersion}, ${second.packages.length} packages, root ${second.rootFingerprint.slice(0, 16)}…`,
+  );
+
+  // DNS-hosted repository: its own keys and one package.
+  await makeTestPackage(
+    scratch,
+    dnsPackagesDir,
+    {
+      arch,
+      name: 'dnsdemo',
+      version: '1.0.0',
+      summary: 'installed from a repository found through DNS',
+    },
+    {
+      'bin/dnsdemo': sh('echo dnsdemo 1.0.0 from repo.swpkg.test'),
+    },
+  );
+  const dnsPublish = await publishRepository({
+    packagesDir: dnsPackagesDir,
+    out: www.dnsRepo,
+    key: keys.dnsRoot,
+    name: 'dnsrepo',
+    reporter: o.reporter,
+  });
+
+  return {
+    arch,
+    workDir: w,
+    www,
+    keys,
+    mainRootPub: await readFile(join(www.main, 'repo-root.pub'), 'utf8'),
+    dnsRootPub: await readFile(join(www.dnsRepo, 'repo-root.pub'), 'utf8'),
+    mainPackagesDir,
+    seed,
+    test,
+    publishes: [first, second],
+    oldCatalog,
+    dnsPublish,
+    auxFiles,
+  };
+}
+
+/**
+ * The test packages of the main repository (libgreet, hello, the power-cut payloads) and the
+ * local files (signed, unsigned, signed by an unknown key, foreign arch), made with the product's packer.
+ */
+async function makeTestPackages(o: {
+  scratch: string;
+  mainPackagesDir: string;
+  localDir: string;
+  arch: GuestArch;
+  keys: Fixture['keys'];
+}): Promise<Record<string, TestPackage>> {
+  const { scratch, mainPackagesDir, localDir, arch, keys } = o;
   const test: Record<string, TestPackage> = {};
   const add = (id: string, p: TestPackage): void => {
     test[id] = p;
@@ -446,81 +536,7 @@ export async function makeFixture(o: {
       keys.catalog,
     ),
   );
-
-  // Seed ports.
-  const seed = await buildSeedPorts(o.seedPorts, mainPackagesDir, www.aux, o.reporter, o.info, arch);
-
-  // Aux root: the smoke page, smoke scripts (written by buildSeedPorts), local packages.
-  await writeFile(join(www.aux, 'hello.txt'), SMOKE_HTTP_BODY);
-  const auxFiles: Fixture['auxFiles'] = {};
-  for (const p of seed) if (p.smokeFile && p.smokeSha256) auxFiles[p.smokeFile] = { path: p.smokeFile, sha256: p.smokeSha256 };
-  for (const id of ['localSigned', 'localUnsigned', 'localStranger', 'localForeign']) {
-    const t = test[id]!;
-    const rel = `files/${t.file.split('/').pop()}`;
-    auxFiles[rel] = { path: rel, sha256: t.sha256 };
-  }
-
-  // Main repository: published an hour ago and again now (two genuine catalogs, the older one for the replay attack).
-  const now = Date.now();
-  const first = await publishRepository({
-    packagesDir: mainPackagesDir,
-    out: www.main,
-    key: keys.catalog,
-    rootKey: keys.root,
-    name: 'main',
-    now: new Date(now - HOUR),
-    reporter: o.reporter,
-  });
-  const oldCatalog = await readFile(join(www.main, 'catalog.json'));
-  const second = await publishRepository({
-    packagesDir: mainPackagesDir,
-    out: www.main,
-    key: keys.catalog,
-    name: 'main',
-    now: new Date(now),
-    reporter: o.reporter,
-  });
-  o.info(
-    `main repository: catalog v${first.catalogVersion} then v${second.catalogVersion}, ${second.packages.length} packages, root ${second.rootFingerprint.slice(0, 16)}…`,
-  );
-
-  // DNS-hosted repository: its own keys and one package.
-  await makeTestPackage(
-    scratch,
-    dnsPackagesDir,
-    {
-      arch,
-      name: 'dnsdemo',
-      version: '1.0.0',
-      summary: 'installed from a repository found through DNS',
-    },
-    {
-      'bin/dnsdemo': sh('echo dnsdemo 1.0.0 from repo.swpkg.test'),
-    },
-  );
-  const dnsPublish = await publishRepository({
-    packagesDir: dnsPackagesDir,
-    out: www.dnsRepo,
-    key: keys.dnsRoot,
-    name: 'dnsrepo',
-    reporter: o.reporter,
-  });
-
-  return {
-    arch,
-    workDir: w,
-    www,
-    keys,
-    mainRootPub: await readFile(join(www.main, 'repo-root.pub'), 'utf8'),
-    dnsRootPub: await readFile(join(www.dnsRepo, 'repo-root.pub'), 'utf8'),
-    mainPackagesDir,
-    seed,
-    test,
-    publishes: [first, second],
-    oldCatalog,
-    dnsPublish,
-    auxFiles,
-  };
+  return test;
 }
 
 /** Adds hello@1.1.0 to the main repository and publishes it (the upgrade scenario, while the guest runs). */

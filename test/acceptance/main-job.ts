@@ -1,22 +1,25 @@
 import { createWriteStream } from 'node:fs';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { GUEST_ARCH_PROFILES, createStoreImage, parseGuestArch, verifyArtifacts, type ArtifactManifest } from '../../images/index.js';
 import type { GuestArch } from '../../kernel/index.js';
+import type { DoctorReport, TransactionResult } from '../../userland/index.js';
 import { settleArtifactSets, snapshotArtifactSet, type DeploymentRecord } from './artifact-sets.js';
 import {
   createEvidenceDir,
-  pointLatest,
-  pruneStoreImages,
-  renderManifest,
+  finishEvidence,
+  forwardFacts,
+  gitFacts,
+  hostFacts,
+  qemuFacts,
   writeJson,
+  writeScenarioResult,
   type RunResult,
-  type ScenarioResult,
 } from './evidence.js';
 import { GuestSession, ScenarioTranscript } from './guest-session.js';
 import { startServe, type ServedRoot } from './host-servers.js';
 import { buildImagesWithCli } from './image-build.js';
-import { check, errorText, hostRun, repoRoot, seconds, utcStamp } from './util.js';
+import { check, errorText, repoRoot, seconds, utcStamp } from './util.js';
 
 const USAGE = `usage: run.ts --main-job --web-root DIR [--arch x86_64|aarch64] [--install NAMES] [--evidence DIR] [--artifacts DIR]
 
@@ -29,39 +32,12 @@ with its root key over the serial console, updates, installs NAMES (default
 const GUEST_PORT = 8080;
 
 export async function runMainJob(argv: string[]): Promise<number> {
-  let webRoot = '';
-  let evidence = '';
-  let artifacts = '';
-  let install = ['curl', 'lua'];
-  let arch: GuestArch = 'x86_64';
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    const v = argv[i + 1];
-    if (a === '--help') {
-      process.stdout.write(USAGE + '\n');
-      return 0;
-    }
-    if (v === undefined) {
-      process.stderr.write(`${a} needs a value\n${USAGE}\n`);
-      return 2;
-    }
-    i++;
-    if (a === '--web-root') webRoot = v;
-    else if (a === '--evidence') evidence = v;
-    else if (a === '--artifacts') artifacts = v;
-    else if (a === '--install') install = v.split(/[ ,]+/).filter(Boolean);
-    else if (a === '--arch') arch = parseGuestArch(v);
-    else {
-      process.stderr.write(`unknown argument ${a}\n${USAGE}\n`);
-      return 2;
-    }
-  }
-  if (!webRoot) {
-    process.stderr.write(`--web-root is required\n${USAGE}\n`);
-    return 2;
-  }
+  const parsed = parseMainJobArgs(argv);
+  if (typeof parsed === 'number') return parsed;
+  const { webRoot, evidence, artifacts, install, arch } = parsed;
   const root = repoRoot();
   const started = new Date();
+  const git = await gitFacts(root);
   const base = resolve(evidence || join(root, 'evidence'));
   const runDir = await createEvidenceDir(base, `${utcStamp(started)}-main-job${arch === 'x86_64' ? '' : `-${arch}`}`);
   const hostLog = createWriteStream(join(runDir, 'host.log'));
@@ -133,11 +109,8 @@ export async function runMainJob(argv: string[]): Promise<number> {
       await s.pkgOk('update');
     });
     await timed(`pkg install ${install.join(' ')}`, async () => {
-      const r = await s.pkg(`install ${install.join(' ')} --yes`, { timeoutMs: 1_800_000 });
-      const lines =
-        (r.json?.result as { plan?: { lines?: Array<{ action: string; name: string; to?: string; reason: string }> } } | undefined)?.plan
-          ?.lines ?? [];
-      for (const l of lines) info(`   ${l.action} ${l.name} ${l.to ?? ''} (${l.reason})`);
+      const tx = await s.pkgOk<TransactionResult>(`install ${install.join(' ')} --yes`, { timeoutMs: 1_800_000 });
+      for (const l of tx.plan.lines) info(`   ${l.action} ${l.name} ${l.to ?? ''} (${l.reason})`);
     });
     await timed('run the installed programs', async () => {
       if (install.includes('curl')) {
@@ -156,8 +129,8 @@ export async function runMainJob(argv: string[]): Promise<number> {
         check(/^Lua 5\.4/.test(v.output.trim()), `lua -v printed ${v.output.trim()}`);
         info(`   ${v.output.trim()}`);
       }
-      const d = await s.pkg('doctor', { timeoutMs: 900_000 });
-      check((d.json?.result as { healthy?: boolean } | undefined)?.healthy === true, 'pkg doctor is not clean');
+      const d = await s.pkgOk<DoctorReport>('doctor', { timeoutMs: 900_000 });
+      check(d.healthy, 'pkg doctor is not clean', JSON.stringify(d.problems));
       info('   pkg doctor: healthy');
     });
   } catch (e) {
@@ -170,18 +143,12 @@ export async function runMainJob(argv: string[]): Promise<number> {
     await server?.stop();
   }
   const finished = new Date();
-  await writeFile(
-    join(runDir, 'scenarios', '01-main-job.txt'),
-    `main job\nresult: ${why ? `FAIL: ${why}` : 'PASS'}\n\n${transcript.render()}`,
+  const sc = await writeScenarioResult(
+    runDir,
+    { number: 1, name: 'main-job', title: `serve the web root, boot, update, install ${install.join(' ')} and run them` },
+    { startedMs: started.getTime(), why },
+    transcript,
   );
-  const sc: ScenarioResult = {
-    name: 'main-job',
-    ok: why === undefined,
-    seconds: seconds(finished.getTime() - started.getTime()),
-    ...(why ? { why } : {}),
-    transcript: 'scenarios/01-main-job.txt',
-    commands: transcript.commands.length,
-  };
   if (session) timings['boots'] = session.boots;
   const result: RunResult = {
     format: 1,
@@ -196,44 +163,63 @@ export async function runMainJob(argv: string[]): Promise<number> {
     timings,
     evidence: runDir,
   };
-  await writeJson(join(runDir, 'result.json'), result);
-  const g = session?.guest;
-  const git = await hostRun('git', ['rev-parse', 'HEAD'], { cwd: root, timeoutMs: 30_000 });
-  const st = await hostRun('git', ['status', '--porcelain'], { cwd: root, timeoutMs: 60_000 });
-  const dirty = st.stdout.split('\n').filter((l) => l.trim() !== '').length;
-  await writeFile(
-    join(runDir, 'manifest.txt'),
-    renderManifest(result, {
-      git: {
-        revision: git.stdout.trim() || 'unknown',
-        branch: '',
-        worktree: st.code !== 0 ? 'unknown' : dirty === 0 ? 'clean' : `dirty (${dirty} changed or untracked paths)`,
-      },
-      host: { node: process.version, kernel: process.platform },
-      qemu: g
-        ? {
-            version: g.qemuVersion,
-            commandLine: g.commandLine,
-            accelerator: g.accelerator.accel,
-            accelReason: g.accelerator.reason,
-            memoryMiB: g.memoryMiB,
-            cpus: g.cpus,
-            network: `QEMU user networking, mode ${g.network.mode}; guest 10.0.2.15/24, no default route, host 10.0.2.2`,
-            boots: session?.boots ?? [],
-          }
-        : null,
-      artifactsDir,
-      manifest,
-      deployment,
-      storeImage,
-      repositories: [`main  http://10.0.2.2:${GUEST_PORT}/ -> ${webRoot}`],
-      seedPorts: install,
-      forwards: g ? g.network.ports.map((p) => `10.0.2.2:${p.guest} -> 127.0.0.1:${p.host}`) : [],
-    }),
-  );
-  await pointLatest(base, runDir);
-  await pruneStoreImages(base, 2);
+  await finishEvidence(base, result, {
+    git,
+    host: hostFacts(),
+    qemu: qemuFacts(session),
+    artifactsDir,
+    manifest,
+    deployment,
+    storeImage,
+    repositories: [`main  http://10.0.2.2:${GUEST_PORT}/ -> ${webRoot}`],
+    seedPorts: install,
+    forwards: forwardFacts(session),
+  });
   info(`${sc.ok ? 'MAIN JOB PASSED' : 'MAIN JOB FAILED'}; evidence: ${runDir} (result.json, manifest.txt, serial.log)`);
   hostLog.end();
   return sc.ok ? 0 : 1;
+}
+
+interface MainJobOptions {
+  webRoot: string;
+  evidence: string;
+  artifacts: string;
+  install: string[];
+  arch: GuestArch;
+}
+
+/** The options, or the exit status when there is nothing to run (0 after --help, 2 after a usage error, said on stderr). */
+function parseMainJobArgs(argv: string[]): MainJobOptions | number {
+  let webRoot = '';
+  let evidence = '';
+  let artifacts = '';
+  let install = ['curl', 'lua'];
+  let arch: GuestArch = 'x86_64';
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const v = argv[i + 1];
+    if (a === '--help') {
+      process.stdout.write(USAGE + '\n');
+      return 0;
+    }
+    if (v === undefined) {
+      process.stderr.write(`${a} needs a value\n${USAGE}\n`);
+      return 2;
+    }
+    i++;
+    if (a === '--web-root') webRoot = v;
+    else if (a === '--evidence') evidence = v;
+    else if (a === '--artifacts') artifacts = v;
+    else if (a === '--install') install = v.split(/[ ,]+/).filter(Boolean);
+    else if (a === '--arch') arch = parseGuestArch(v);
+    else {
+      process.stderr.write(`unknown argument ${a}\n${USAGE}\n`);
+      return 2;
+    }
+  }
+  if (!webRoot) {
+    process.stderr.write(`--web-root is required\n${USAGE}\n`);
+    return 2;
+  }
+  return { webRoot, evidence, artifacts, install, arch };
 }

@@ -1,6 +1,5 @@
 import { createWriteStream, existsSync, type WriteStream } from 'node:fs';
-import { readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { release, type as osType } from 'node:os';
+import { readdir, readFile, rm, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { GUEST_ARCH_PROFILES, createStoreImage, parseGuestArch, verifyArtifacts, type ArtifactManifest } from '../../images/index.js';
 import type { GuestArch } from '../../kernel/index.js';
@@ -8,10 +7,13 @@ import type { Reporter } from '../../catalog/index.js';
 import { settleArtifactSets, snapshotArtifactSet, type DeploymentRecord } from './artifact-sets.js';
 import {
   createEvidenceDir,
-  pointLatest,
-  pruneStoreImages,
-  renderManifest,
+  finishEvidence,
+  forwardFacts,
+  gitFacts,
+  hostFacts,
+  qemuFacts,
   writeJson,
+  writeScenarioResult,
   type DeploymentFacts,
   type NotRun,
   type RunResult,
@@ -22,7 +24,7 @@ import { GuestSession, ScenarioTranscript } from './guest-session.js';
 import { startServe, type ServedRoot } from './host-servers.js';
 import { runMainJob } from './main-job.js';
 import { buildImagesWithCli } from './image-build.js';
-import { SCENARIOS, type ScenarioContext } from './scenarios.js';
+import { SCENARIOS, type Scenario, type ScenarioContext } from './scenarios.js';
 import { errorText, hostRun, repoRoot, seconds, utcStamp } from './util.js';
 
 const USAGE = `usage: node_modules/.bin/node test/acceptance/run.ts [--arch x86_64|aarch64] [--ci | --all | --scenario NAME...] [options]
@@ -160,23 +162,6 @@ async function ensureHostBuild(root: string, info: (l: string) => void): Promise
       `host build: tsc reported errors (exit ${r.code}); using what it emitted. First lines:\n${r.stdout.split('\n').slice(0, 8).join('\n')}`,
     );
   if (!outs.every((p) => existsSync(p))) throw new Error('the host build produced no dist/cli/swpkg/main.js or dist/userland/cli/main.js');
-}
-
-async function gitFacts(root: string): Promise<DeploymentFacts['git']> {
-  const rev = await hostRun('git', ['rev-parse', 'HEAD'], { cwd: root, timeoutMs: 30_000 });
-  const br = await hostRun('git', ['rev-parse', '--abbrev-ref', 'HEAD'], { cwd: root, timeoutMs: 30_000 });
-  const st = await hostRun('git', ['status', '--porcelain'], { cwd: root, timeoutMs: 60_000 });
-  const changed = st.stdout.split('\n').filter((l) => l.trim() !== '');
-  return {
-    revision: rev.code === 0 ? rev.stdout.trim() : `unknown (${rev.stderr.trim().split('\n')[0] ?? 'git failed'})`,
-    branch: br.code === 0 ? br.stdout.trim() : 'unknown',
-    worktree:
-      st.code !== 0
-        ? 'unknown (git status failed)'
-        : changed.length === 0
-          ? 'clean'
-          : `dirty (${changed.length} changed or untracked paths)`,
-  };
 }
 
 function makeLogger(file: WriteStream): { info: (l: string) => void; reporter: Reporter } {
@@ -319,26 +304,7 @@ async function runSuite(o: Options): Promise<number> {
     // The payload folders were only the packer's input; the packages and web roots stay as evidence.
     await rm(join(runDir, 'work', 'payloads'), { recursive: true, force: true });
     const f = fixture;
-    await stage('servers', async () => {
-      const started = await Promise.all(
-        ROOT_NAMES.map(async (n) => {
-          const s = await startServe({
-            repoRoot: root,
-            name: n,
-            root: f.www[n],
-            logDir: join(runDir, 'servers'),
-            ...(n === 'dnsRepo' ? { dns: { name: DNS_REPO_HOST, address: '10.0.2.2' } } : {}),
-          });
-          return [n, s] as const;
-        }),
-      );
-      for (const [n, s] of started) servers[n] = s;
-      const dns = servers.dnsRepo!.dns;
-      if (!dns) throw new Error('swpkg serve --dns-port did not report its DNS responder');
-      for (const n of ROOT_NAMES) info(`   ${n.padEnd(17)} 10.0.2.2:${GUEST_PORTS[n]} -> ${servers[n]!.url}`);
-      // The responder answers TCP on its UDP port number; the restricted guest network carries only TCP.
-      info(`   dns               10.0.2.2:53/tcp -> ${dns.host}:${dns.port}/tcp (${DNS_REPO_HOST} -> 10.0.2.2)`);
-    });
+    await stage('servers', async () => Object.assign(servers, await startServers(root, f, runDir, info)));
     const forwards = [
       ...ROOT_NAMES.map((n) => ({ guest: GUEST_PORTS[n], host: servers[n]!.port })),
       { guest: GUEST_PORTS.dns, host: servers.dnsRepo!.dns!.port },
@@ -377,34 +343,7 @@ async function runSuite(o: Options): Promise<number> {
       reporter,
       info,
     };
-    for (const sc of selected) {
-      const t0 = Date.now();
-      s.transcript = new ScenarioTranscript();
-      info(`-- scenario ${sc.name}: ${sc.title}`);
-      let ok = true;
-      let why: string | undefined;
-      try {
-        await s.ensureUp();
-        await sc.run(ctx);
-      } catch (e) {
-        ok = false;
-        why = errorText(e);
-        const details = (e as { details?: string }).details;
-        s.transcript.note(`FAILED: ${why}${details ? `\n${details}` : ''}`);
-      }
-      const file = `scenarios/${String(SCENARIOS.indexOf(sc) + 1).padStart(2, '0')}-${sc.name}.txt`;
-      const head = `scenario ${sc.name}: ${sc.title}\nresult: ${ok ? 'PASS' : `FAIL: ${why}`}\nseconds: ${seconds(Date.now() - t0)}\n\n`;
-      await writeFile(join(runDir, file), head + s.transcript.render());
-      results.push({
-        name: sc.name,
-        ok,
-        seconds: seconds(Date.now() - t0),
-        ...(why ? { why } : {}),
-        transcript: file,
-        commands: s.transcript.commands.length,
-      });
-      info(`   ${ok ? 'PASS' : 'FAIL'} ${sc.name} in ${seconds(Date.now() - t0)} s${why ? `: ${why}` : ''}`);
-    }
+    for (const sc of selected) results.push(await runScenario(sc, ctx, runDir));
   } catch (e) {
     setupError = errorText(e);
     info(`SETUP FAILED: ${setupError}`);
@@ -435,23 +374,10 @@ async function runSuite(o: Options): Promise<number> {
     timings,
     evidence: runDir,
   };
-  await writeJson(join(runDir, 'result.json'), result);
-  const g = session?.guest;
   const facts: DeploymentFacts = {
     git,
-    host: { node: process.version, kernel: `${osType()} ${release()}` },
-    qemu: g
-      ? {
-          version: g.qemuVersion,
-          commandLine: g.commandLine,
-          accelerator: g.accelerator.accel,
-          accelReason: g.accelerator.reason,
-          memoryMiB: g.memoryMiB,
-          cpus: g.cpus,
-          network: `QEMU user networking, mode ${g.network.mode} (restrict=on: only the forwarded TCP ports answer); guest 10.0.2.15/24, no default route, host 10.0.2.2, nameserver 10.0.2.2`,
-          boots: session?.boots ?? [],
-        }
-      : null,
+    host: hostFacts(),
+    qemu: qemuFacts(session, { nameserver: '10.0.2.2' }),
     artifactsDir,
     manifest,
     deployment,
@@ -462,12 +388,10 @@ async function runSuite(o: Options): Promise<number> {
         (p) =>
           `${p.name.padEnd(16)} ${p.failed ? `FAILED ${p.failed}` : `${p.version} sha256 ${p.sha256} (${p.cached ? 'build cache' : 'built this run'})`}`,
       ) ?? [],
-    forwards: g ? g.network.ports.map((p) => `10.0.2.2:${p.guest} -> 127.0.0.1:${p.host}`) : [],
+    forwards: forwardFacts(session),
     system: record.system,
   };
-  await writeFile(join(runDir, 'manifest.txt'), renderManifest(result, facts));
-  await pointLatest(base, runDir);
-  const pruned = await pruneStoreImages(base, 2);
+  const pruned = await finishEvidence(base, result, facts);
   if (pruned.length) info(`store images removed from older runs: ${pruned.join(', ')}`);
   hostLog.end();
   process.stdout.write(
@@ -498,4 +422,52 @@ function describeRepos(f: Fixture | null, servers: Partial<Record<RootName, Serv
 async function allPorts(root: string): Promise<string[]> {
   const c = JSON.parse(await readFile(join(root, 'ports', 'catalog.json'), 'utf8')) as { ports: Array<{ name: string }> };
   return c.ports.map((p) => p.name);
+}
+
+/** Every repository root served by `swpkg serve` on 127.0.0.1, the DNS test zone beside dnsRepo. */
+async function startServers(root: string, f: Fixture, runDir: string, info: (l: string) => void): Promise<Record<RootName, ServedRoot>> {
+  const started = await Promise.all(
+    ROOT_NAMES.map(async (n) => {
+      const s = await startServe({
+        repoRoot: root,
+        name: n,
+        root: f.www[n],
+        logDir: join(runDir, 'servers'),
+        ...(n === 'dnsRepo' ? { dns: { name: DNS_REPO_HOST, address: '10.0.2.2' } } : {}),
+      });
+      return [n, s] as const;
+    }),
+  );
+  const servers = Object.fromEntries(started) as Record<RootName, ServedRoot>;
+  const dns = servers.dnsRepo.dns;
+  if (!dns) throw new Error('swpkg serve --dns-port did not report its DNS responder');
+  for (const n of ROOT_NAMES) info(`   ${n.padEnd(17)} 10.0.2.2:${GUEST_PORTS[n]} -> ${servers[n].url}`);
+  // The responder answers TCP on its UDP port number; the restricted guest network carries only TCP.
+  info(`   dns               10.0.2.2:53/tcp -> ${dns.host}:${dns.port}/tcp (${DNS_REPO_HOST} -> 10.0.2.2)`);
+  return servers;
+}
+
+/** One scenario on the running guest, with a fresh transcript; a failure is its row, not the run's end. */
+async function runScenario(sc: Scenario, ctx: ScenarioContext, runDir: string): Promise<ScenarioResult> {
+  const { s, info } = ctx;
+  const t0 = Date.now();
+  s.transcript = new ScenarioTranscript();
+  info(`-- scenario ${sc.name}: ${sc.title}`);
+  let why: string | undefined;
+  try {
+    await s.ensureUp();
+    await sc.run(ctx);
+  } catch (e) {
+    why = errorText(e);
+    const details = (e as { details?: string }).details;
+    s.transcript.note(`FAILED: ${why}${details ? `\n${details}` : ''}`);
+  }
+  const row = await writeScenarioResult(
+    runDir,
+    { number: SCENARIOS.indexOf(sc) + 1, name: sc.name, title: sc.title },
+    { startedMs: t0, why },
+    s.transcript,
+  );
+  info(`   ${row.ok ? 'PASS' : 'FAIL'} ${sc.name} in ${row.seconds} s${why ? `: ${why}` : ''}`);
+  return row;
 }

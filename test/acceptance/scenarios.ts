@@ -17,6 +17,18 @@ import {
   type RootName,
   type SeedPort,
 } from './fixture.js';
+import type {
+  DoctorReport,
+  GcResult,
+  InstallReleaseResult,
+  ListedPackage,
+  PackageFiles,
+  PackageInfo,
+  RepoInfo,
+  RollbackResult,
+  TransactionResult,
+  UpdateResult,
+} from '../../userland/index.js';
 import { GuestSession } from './guest-session.js';
 import type { ServedRoot } from './host-servers.js';
 import { AcceptanceFailure, check, hostRun, median, repoRoot } from './util.js';
@@ -58,41 +70,6 @@ export interface Scenario {
   run(c: ScenarioContext): Promise<void>;
 }
 
-interface RepoInfo {
-  name: string;
-  url: string;
-  rootVersion: number;
-  pinnedFingerprint?: string;
-  catalogVersion?: number;
-}
-interface Listed {
-  name: string;
-  version: string;
-  repo: string | null;
-  explicit?: boolean;
-  latest?: string;
-}
-interface PlanLine {
-  action: string;
-  name: string;
-  from?: string;
-  to?: string;
-  reason: string;
-}
-interface Transaction {
-  plan: { lines: PlanLine[]; empty: boolean };
-  generation: number | null;
-  previousGeneration: number | null;
-}
-interface Doctor {
-  healthy: boolean;
-  current: number | null;
-  packages: number;
-  filesChecked: number;
-  problems: unknown[];
-  leftovers: string[];
-}
-
 const url = (port: number): string => `http://10.0.2.2:${port}/`;
 const MAIN_URL = url(GUEST_PORTS.main);
 const AUX = `http://10.0.2.2:${GUEST_PORTS.aux}`;
@@ -101,14 +78,14 @@ async function repoList(c: ScenarioContext): Promise<RepoInfo[]> {
   return c.s.pkgOk<RepoInfo[]>('repo list');
 }
 
-async function installed(c: ScenarioContext): Promise<Map<string, Listed>> {
-  const l = await c.s.pkgOk<Listed[]>('list');
+async function installed(c: ScenarioContext): Promise<Map<string, ListedPackage>> {
+  const l = await c.s.pkgOk<ListedPackage[]>('list');
   return new Map(l.map((p) => [p.name, p]));
 }
 
-async function doctorClean(c: ScenarioContext): Promise<Doctor> {
+async function doctorClean(c: ScenarioContext): Promise<DoctorReport> {
   const d = await c.s.pkg('doctor', { timeoutMs: 900_000, expect: 'any' });
-  const r = d.json?.result as Doctor | undefined;
+  const r = d.json?.result as DoctorReport | undefined;
   const problems = (d.json?.error?.details ?? r?.problems) as unknown;
   check(
     d.exitCode === 0 && d.json?.ok === true && r?.healthy === true,
@@ -186,7 +163,7 @@ async function installSeed(c: ScenarioContext): Promise<void> {
   if (pending.length === 0) return;
   const t0 = Date.now();
   for (const p of pending.filter((x) => x.depends.length > 0)) {
-    const tx = await c.s.pkgOk<Transaction>(`install ${p.name} --yes`, { timeoutMs: 1_200_000 });
+    const tx = await c.s.pkgOk<TransactionResult>(`install ${p.name} --yes`, { timeoutMs: 1_200_000 });
     for (const d of p.depends) {
       const line = tx.plan.lines.find((l) => l.name === d);
       const already = have.has(d);
@@ -200,7 +177,7 @@ async function installSeed(c: ScenarioContext): Promise<void> {
   }
   const now = await installed(c);
   const left = pending.filter((p) => !now.has(p.name)).map((p) => p.name);
-  if (left.length > 0) await c.s.pkgOk<Transaction>(`install ${left.join(' ')} --yes`, { timeoutMs: 1_200_000 });
+  if (left.length > 0) await c.s.pkgOk<TransactionResult>(`install ${left.join(' ')} --yes`, { timeoutMs: 1_200_000 });
   c.timings['installSeedSet'] = { seconds: Math.round((Date.now() - t0) / 100) / 10, packages: pending.map((p) => p.name) };
 }
 
@@ -430,7 +407,7 @@ export const SCENARIOS: Scenario[] = [
       // A second add of the same name is refused (usage), and nothing about the pin changes.
       await c.s.pkg(`repo add main ${MAIN_URL} --key /tmp/acc/main-root.pub`, { expect: 2 });
       const t0 = Date.now();
-      const up = await c.s.pkgOk<{ repos: Array<{ repo: string; version: number; packages: number; changed: boolean }> }>('update');
+      const up = await c.s.pkgOk<UpdateResult>('update');
       c.timings['pkgUpdate'] = { ms: Date.now() - t0, packages: up.repos[0]?.packages };
       const u = up.repos.find((r) => r.repo === 'main');
       check(
@@ -438,7 +415,7 @@ export const SCENARIOS: Scenario[] = [
         `pkg update accepted catalog v${u?.version}, the host published v${cur.catalogVersion}`,
       );
       check(u.packages === cur.packages.length, `catalog has ${u.packages} packages, the host published ${cur.packages.length}`);
-      const again = await c.s.pkgOk<{ repos: Array<{ changed: boolean }> }>('update');
+      const again = await c.s.pkgOk<UpdateResult>('update');
       check(again.repos[0]?.changed === false, 'a second pkg update with nothing new reported a change');
       const hits = await c.s.pkgOk<Array<{ name: string; version: string; installed: string | null }>>('search hello');
       check(
@@ -455,11 +432,7 @@ export const SCENARIOS: Scenario[] = [
       }
       const none = await c.s.pkgOk<unknown[]>('search no-such-package-xyz');
       check(none.length === 0, 'pkg search for a nonsense term found something');
-      const info = await c.s.pkgOk<{
-        name: string;
-        installed: unknown;
-        available: Array<{ version: string; depends: Record<string, string>; sha256: string }>;
-      }>('info hello');
+      const info = await c.s.pkgOk<PackageInfo>('info hello');
       check(info.installed === null, 'pkg info hello says it is installed before any install');
       const a = info.available.find((x) => x.version === '1.0.0');
       check(
@@ -496,7 +469,7 @@ export const SCENARIOS: Scenario[] = [
           failed.push(e instanceof AcceptanceFailure ? e.why : String(e));
         }
       }
-      const files = await c.s.pkgOk<{ files: Array<{ path: string }> }>(`files ${seedBuilt(c)[0]?.name ?? 'lua'}`);
+      const files = await c.s.pkgOk<PackageFiles>(`files ${seedBuilt(c)[0]?.name ?? 'lua'}`);
       check(files.files.length > 0, 'pkg files lists nothing for an installed port');
       check(failed.length === 0, `seed ports failing: ${failed.join('; ')}`);
     },
@@ -554,26 +527,26 @@ export const SCENARIOS: Scenario[] = [
       const gBefore = (await c.s.storeDigest()).current;
       const { pkg, publish } = await publishHelloUpgrade(c.f, c.reporter);
       c.s.transcript.host(`published hello@${pkg.version} (sha256 ${pkg.sha256.slice(0, 16)}…): main catalog v${publish.catalogVersion}`);
-      const up = await c.s.pkgOk<{ repos: Array<{ repo: string; version: number; changed: boolean }> }>('update main');
+      const up = await c.s.pkgOk<UpdateResult>('update main');
       check(
         up.repos[0]?.version === publish.catalogVersion && up.repos[0].changed,
         `pkg update did not accept catalog v${publish.catalogVersion}`,
         JSON.stringify(up),
       );
-      const upg = await c.s.pkgOk<Listed[]>('list --upgradable');
+      const upg = await c.s.pkgOk<ListedPackage[]>('list --upgradable');
       check(
         upg.some((p) => p.name === 'hello' && p.latest === '1.1.0'),
         'pkg list --upgradable does not offer hello 1.1.0',
         JSON.stringify(upg),
       );
-      const dry = await c.s.pkgOk<Transaction & { dryRun: boolean }>('upgrade --dry-run');
+      const dry = await c.s.pkgOk<TransactionResult>('upgrade --dry-run');
       check(
         dry.dryRun && dry.plan.lines.some((l) => l.name === 'hello' && l.action === 'upgrade' && l.to === '1.1.0'),
         'upgrade --dry-run plan lacks hello -> 1.1.0',
         JSON.stringify(dry.plan),
       );
       check((await c.s.storeDigest()).current === gBefore, 'upgrade --dry-run changed current');
-      const tx = await c.s.pkgOk<Transaction>('upgrade --yes', { timeoutMs: 600_000 });
+      const tx = await c.s.pkgOk<TransactionResult>('upgrade --yes', { timeoutMs: 600_000 });
       check(
         tx.plan.lines.some((l) => l.name === 'hello' && l.action === 'upgrade' && l.from === '1.0.0' && l.to === '1.1.0'),
         'upgrade plan lacks hello 1.0.0 -> 1.1.0',
@@ -584,7 +557,7 @@ export const SCENARIOS: Scenario[] = [
       check(r1.store === 'clean', `shutdown reported store=${r1.store}`);
       await runHello(c, '1.1.0');
       check((await installed(c)).get('hello')?.version === '1.1.0', 'hello is not 1.1.0 after the reboot');
-      const rb = await c.s.pkgOk<{ from: number | null; to: number; changed: boolean }>('rollback --yes');
+      const rb = await c.s.pkgOk<RollbackResult>('rollback --yes');
       check(
         rb.changed && rb.from === tx.generation,
         `rollback went from ${rb.from} (expected the upgrade's generation ${tx.generation})`,
@@ -625,7 +598,7 @@ export const SCENARIOS: Scenario[] = [
       const same = await c.s.storeDigest();
       check(same.digest === before.digest && same.current === before.current, 'a refused remove changed the store');
       await c.s.pkgRefused('remove no-such-package-xyz --yes', 4, 'E_NOT_INSTALLED');
-      const rmHello = await c.s.pkgOk<Transaction>('remove hello --yes');
+      const rmHello = await c.s.pkgOk<TransactionResult>('remove hello --yes');
       check(
         rmHello.plan.lines.some((l) => l.name === 'hello' && l.action === 'remove'),
         'remove hello plan lacks hello',
@@ -638,13 +611,13 @@ export const SCENARIOS: Scenario[] = [
         'after remove hello: hello must be gone and libgreet (explicit) kept',
         JSON.stringify([...have.keys()]),
       );
-      await c.s.pkgOk<Transaction>('remove libgreet --yes');
+      await c.s.pkgOk<TransactionResult>('remove libgreet --yes');
       have = await installed(c);
       check(!have.has('libgreet'), 'libgreet still installed after its remove was allowed');
       await c.s.sh('test ! -e /pkg/current/share/libgreet/greeting.txt');
       const storeBefore = await c.s.sh('ls /pkg/store');
       check(/-hello-/.test(storeBefore.output), 'the store has no hello entry before gc (nothing to collect)', storeBefore.output);
-      const gc = await c.s.pkgOk<{ removedGenerations: number[]; removedStoreEntries: string[]; freedBytes: number }>('gc --keep 1 --yes');
+      const gc = await c.s.pkgOk<GcResult>('gc --keep 1 --yes');
       check(
         gc.removedStoreEntries.some((e) => /-hello-/.test(e)),
         'pkg gc --keep 1 removed no hello store entry',
@@ -710,7 +683,7 @@ export const SCENARIOS: Scenario[] = [
       check(v === accepted, `the accepted main catalog moved from v${accepted} to v${v} during the attacks`);
       // The genuine repository still works after all of it.
       await c.s.pkgOk('update main');
-      const good = await c.s.pkgOk<Transaction>(`install ${victim.name} --yes`);
+      const good = await c.s.pkgOk<TransactionResult>(`install ${victim.name} --yes`);
       check(good.generation !== null, `installing ${victim.name} from the genuine repository failed after the attacks`);
       await c.s.sh(victim.name);
       await c.s.pkgOk(`remove ${victim.name} --yes`);
@@ -732,9 +705,9 @@ export const SCENARIOS: Scenario[] = [
       check(resolved.output.trim() === '10.0.2.2', `${DNS_REPO_HOST} resolved to ${resolved.output.trim()}`);
       await c.s.writeFile('/tmp/acc/dns-root.pub', c.f.dnsRootPub);
       await c.s.pkgOk(`repo add dnsrepo ${dnsUrl} --key /tmp/acc/dns-root.pub`);
-      const up = await c.s.pkgOk<{ repos: Array<{ repo: string; version: number }> }>('update dnsrepo');
+      const up = await c.s.pkgOk<UpdateResult>('update dnsrepo');
       check(up.repos[0]?.version === c.f.dnsPublish.catalogVersion, 'dnsrepo catalog version differs from the host publish');
-      const tx = await c.s.pkgOk<Transaction>('install dnsdemo --yes');
+      const tx = await c.s.pkgOk<TransactionResult>('install dnsdemo --yes');
       check(tx.generation !== null, 'install dnsdemo made no generation');
       const out = await c.s.sh('dnsdemo');
       check(out.output.trim() === `dnsdemo 1.0.0 from ${DNS_REPO_HOST}`, `dnsdemo printed ${out.output.trim()}`);
@@ -773,7 +746,7 @@ export const SCENARIOS: Scenario[] = [
         "the main repository's catalog key is not among the trusted keys",
         JSON.stringify(keys),
       );
-      const tx = await c.s.pkgOk<Transaction>(`install ${signed} --yes`);
+      const tx = await c.s.pkgOk<TransactionResult>(`install ${signed} --yes`);
       check(
         tx.plan.lines.some((l) => l.name === 'local-signed' && l.action === 'install'),
         'signed local install plan lacks local-signed',
@@ -825,7 +798,7 @@ export const SCENARIOS: Scenario[] = [
       if ((await installed(c)).has('svc')) await c.s.pkgOk('remove svc --yes --no-health-check');
       await publishSvc(c.f, c.reporter, '1.0.0', 0);
       await c.s.pkgOk('update main');
-      const first = await c.s.pkgOk<Transaction & { health?: { state: string } }>('install svc@1.0.0 --yes', { timeoutMs: 600_000 });
+      const first = await c.s.pkgOk<TransactionResult>('install svc@1.0.0 --yes', { timeoutMs: 600_000 });
       check(first.health?.state === 'passed', 'svc 1.0.0 installed without its health check passing', JSON.stringify(first.health));
       const runSvc = async (v: string): Promise<void> => {
         // By path: busybox has an `svc` applet that comes first on PATH.
@@ -857,7 +830,7 @@ export const SCENARIOS: Scenario[] = [
 
       await publishSvc(c.f, c.reporter, '3.0.0', 0);
       await c.s.pkgOk('update main');
-      const good = await c.s.pkgOk<Transaction & { health?: { state: string } }>('upgrade svc --yes', { timeoutMs: 600_000 });
+      const good = await c.s.pkgOk<TransactionResult>('upgrade svc --yes', { timeoutMs: 600_000 });
       check(good.health?.state === 'passed', 'svc 3.0.0 did not pass its health check', JSON.stringify(good.health));
       await runSvc('3.0.0');
       await doctorClean(c);
@@ -1000,18 +973,11 @@ export const SCENARIOS: Scenario[] = [
       const R = '--root /pkg/offline';
       await c.s.sh('rm -rf /pkg/offline');
       await c.s.pkgOk(`${R} repo add media file:///media/offline/ --fingerprint ${rot.fingerprint}`);
-      const inst = await c.s.pkgOk<Transaction & { release?: { digest: string } }>(
-        `${R} install --release /media/offline/${v1.path} --yes`,
-        {
-          timeoutMs: 600_000,
-        },
-      );
+      const inst = await c.s.pkgOk<InstallReleaseResult>(`${R} install --release /media/offline/${v1.path} --yes`, {
+        timeoutMs: 600_000,
+      });
       check(inst.release?.digest === v1.digest, 'install --release did not report the v1 manifest digest', JSON.stringify(inst.release));
-      const doc1 = await c.s.pkgOk<{
-        healthy: boolean;
-        release: { id: string; version: number; digest: string } | null;
-        installed: { name: string; version: string; sha256: string }[];
-      }>(`${R} doctor`);
+      const doc1 = await c.s.pkgOk<DoctorReport>(`${R} doctor`);
       check(
         doc1.healthy && doc1.release?.digest === v1.digest && doc1.release.id === 'edge',
         'doctor --json does not show release edge v1 and its digest',
@@ -1025,9 +991,7 @@ export const SCENARIOS: Scenario[] = [
       const out1 = (await c.s.sh('/pkg/offline/current/bin/offtool')).output.trim();
       check(out1 === 'offtool 1.0.0', `offtool printed ${JSON.stringify(out1)}, expected 1.0.0`);
 
-      const dry = await c.s.pkgOk<Transaction & { dryRun: boolean; plan: { release?: { digest: string } } }>(
-        `${R} upgrade --release file:///media/offline/${v2.path} --dry-run`,
-      );
+      const dry = await c.s.pkgOk<TransactionResult>(`${R} upgrade --release file:///media/offline/${v2.path} --dry-run`);
       check(
         dry.dryRun &&
           dry.plan.release?.digest === v2.digest &&
@@ -1037,7 +1001,7 @@ export const SCENARIOS: Scenario[] = [
       );
       check((await c.s.sh('/pkg/offline/current/bin/offtool')).output.trim() === 'offtool 1.0.0', 'the dry run changed the installed set');
       await c.s.pkgOk(`${R} upgrade --release file:///media/offline/${v2.path} --yes`, { timeoutMs: 600_000 });
-      const doc2 = await c.s.pkgOk<{ healthy: boolean; release: { digest: string } | null }>(`${R} doctor`);
+      const doc2 = await c.s.pkgOk<DoctorReport>(`${R} doctor`);
       check(
         doc2.healthy && doc2.release?.digest === v2.digest,
         'doctor --json does not show the v2 digest after the upgrade',
@@ -1062,7 +1026,7 @@ export const SCENARIOS: Scenario[] = [
       // A generation without hello, then one that adds it: removing hello's store folder damages only the newer one.
       if ((await installed(c)).has('hello')) await c.s.pkgOk('remove hello --yes');
       await ensureInstalled(c, ['libgreet']);
-      const tx = await c.s.pkgOk<Transaction>('install hello --yes', { timeoutMs: 600_000 });
+      const tx = await c.s.pkgOk<TransactionResult>('install hello --yes', { timeoutMs: 600_000 });
       const damaged = tx.generation;
       const complete = tx.previousGeneration;
       check(damaged !== null && complete !== null, 'installing hello made no new generation over an old one', JSON.stringify(tx));
@@ -1151,7 +1115,7 @@ export const SCENARIOS: Scenario[] = [
         check(repos.find((r) => r.name === 'main')?.rootVersion === 1, 'the staged root of main is not the trusted root before any update');
         await staged.pkgOk('update main');
         await staged.pkgOk('install hello --yes', { timeoutMs: 600_000 });
-        const version = (await staged.pkgOk<Listed[]>('list')).find((p) => p.name === 'hello')?.version;
+        const version = (await staged.pkgOk<ListedPackage[]>('list')).find((p) => p.name === 'hello')?.version;
         const out = (await staged.sh('hello')).output.trim();
         check(out === `hello ${version}: greetings from libgreet 1.0.0`, `hello printed ${JSON.stringify(out)} on the staged guest`);
         const refused = await staged.pkgRefused('update decoy', 3, 'E_BAD_ROOT');

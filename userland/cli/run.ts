@@ -6,7 +6,8 @@ import { COMMANDS, type CommandDef } from './commands.js';
 import { GLOBAL_FLAGS, commandHelp, globalHelp, topicHelp } from './help.js';
 import { CollectingReporter, TerminalReporter, escapeTerminalLines, jsonText, okEnvelope, renderError } from '../../edge/index.js';
 import { pkgVersion } from './version.js';
-import type { PkgContext, PlanGate } from '../index.js';
+import type { PkgContext, PkgOptions, PlanGate } from '../index.js';
+import type { Reporter } from '../../catalog/index.js';
 
 /**
  * The package arch of the machine pkg runs on, from Node's `process.arch`
@@ -112,58 +113,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     return fail(e);
   }
   const { cmd, words, rest } = found;
-  if (!cmd) {
-    const hasHelp = argv.includes('--help') || argv.includes('-h') || words[0] === 'help';
-    if (argv.includes('--version') || argv.includes('-V')) {
-      out(wantsJson ? jsonText(okEnvelope({ version: pkgVersion() })) : `pkg ${pkgVersion()}\n`);
-      return 0;
-    }
-    const topic = words[0] === 'help' ? words[1] : words[0];
-    if (topic !== undefined && COMMANDS.some((c) => c.words[0] === topic && c.words.length === 2)) {
-      const sub = words[0] === 'help' ? COMMANDS.find((c) => c.words[0] === topic && c.words[1] === words[2]) : undefined;
-      const text = sub ? commandHelp(sub) : topicHelp(topic, COMMANDS);
-      const given = words[0] === 'help' ? undefined : words[1];
-      if (given !== undefined && !hasHelp) {
-        // `pkg repo ad`: a near miss of one of the topic's commands, said as for a top-level command.
-        const subs = COMMANDS.filter((c) => c.words[0] === topic).map((c) => `pkg ${c.words.join(' ')}`);
-        return fail(
-          new UsageProblem(`unknown command \`pkg ${topic} ${given}\``, `run \`pkg ${topic} --help\` for its commands`, {
-            word: `pkg ${topic} ${given}`,
-            among: subs,
-          }),
-        );
-      }
-      if (hasHelp) {
-        out(text);
-        return 0;
-      }
-      err(text);
-      return fail(
-        new UsageProblem(
-          `\`pkg ${topic}\` needs a command: ${COMMANDS.filter((c) => c.words[0] === topic)
-            .map((c) => c.words[1])
-            .join(', ')}`,
-        ),
-      );
-    }
-    if (words[0] === 'help' && topic !== undefined) {
-      const c = COMMANDS.find((x) => x.words.length === 1 && x.words[0] === topic);
-      if (c) {
-        out(commandHelp(c));
-        return 0;
-      }
-    }
-    if (words.length === 0 || hasHelp) {
-      out(globalHelp(COMMANDS, pkgVersion()));
-      return words.length === 0 && !hasHelp ? 2 : 0;
-    }
-    return fail(
-      new UsageProblem(`unknown command \`${words.join(' ')}\``, 'run `pkg --help` for the list of commands', {
-        word: [words.join(' '), words[0]!],
-        among: [...new Set(COMMANDS.flatMap((c) => [c.words.join(' '), ...(c.words.length === 2 ? [c.words[0]!] : [])]))],
-      }),
-    );
-  }
+  if (!cmd) return answerWithoutCommand(argv, words, { out, err, fail, wantsJson });
   const name = `pkg ${cmd.words.join(' ')}`;
   if (rest.includes('--help') || rest.includes('-h')) {
     out(commandHelp(cmd));
@@ -187,43 +137,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
   let ctx: PkgContext | undefined;
   try {
     const api = await import('../index.js');
-    const env = io.env;
-    const stall = typeof g['stall-timeout'] === 'number' ? g['stall-timeout'] : envNumber(env, 'PKG_STALL_TIMEOUT');
-    const lock = typeof g['lock-timeout'] === 'number' ? g['lock-timeout'] : envNumber(env, 'PKG_LOCK_TIMEOUT');
-    const minBytes = envNumber(env, 'PKG_STALL_MIN_BYTES');
-    const minRate = typeof g['min-rate'] === 'number' ? g['min-rate'] : envNumber(env, 'PKG_MIN_RATE');
-    const deadline = typeof g['fetch-deadline'] === 'number' ? g['fetch-deadline'] : envNumber(env, 'PKG_FETCH_DEADLINE');
-    const retries = envNumber(env, 'PKG_FETCH_RETRIES');
-    const downloads = typeof g['downloads'] === 'number' ? g['downloads'] : envNumber(env, 'PKG_DOWNLOADS');
-    if (downloads !== undefined && !(Number.isInteger(downloads) && downloads >= 1 && downloads <= 64))
-      throw new UsageProblem(`--downloads ${downloads} must be a whole number from 1 to 64`);
-    const maxCatalog = envNumber(env, 'PKG_MAX_CATALOG_BYTES');
-    const now = env['PKG_TEST_NOW'];
-    const root = typeof g['root'] === 'string' ? g['root'] : env['PKG_ROOT'] || '/pkg';
-    const { DEFAULT_CLIENT } = await import('../../catalog/index.js');
-    ctx = api.createContext({
-      root: resolvePath(root),
-      reporter,
-      command: ['pkg', ...argv.filter((a) => a !== '--json')].join(' '),
-      client: {
-        arch: env['PKG_CLIENT_ARCH'] || machineArch(process.arch),
-        abi: env['PKG_CLIENT_ABI'] || DEFAULT_CLIENT.abi,
-        format: envNumber(env, 'PKG_CLIENT_FORMAT') ?? DEFAULT_CLIENT.format,
-      },
-      limits: {
-        ...(stall !== undefined ? { stallMs: Math.max(1, Math.round(stall * 1000)) } : {}),
-        ...(minBytes !== undefined ? { minBytes } : {}),
-        ...(minRate !== undefined ? { minBytesPerSecond: minRate } : {}),
-        ...(deadline !== undefined ? { deadlineMs: Math.round(deadline * 1000) } : {}),
-      },
-      ...(retries !== undefined ? { retries: Math.floor(retries) } : {}),
-      ...(downloads !== undefined ? { downloads } : {}),
-      ...(lock !== undefined ? { lockTimeoutMs: Math.round(lock * 1000) } : {}),
-      ...(maxCatalog !== undefined ? { maxCatalogBytes: maxCatalog } : {}),
-      ...(env['PKG_HEALTH_DIR'] ? { healthDir: resolvePath(env['PKG_HEALTH_DIR']) } : {}),
-      ...(env['PKG_STAGED_REPOS_DIR'] ? { stagedReposDir: resolvePath(env['PKG_STAGED_REPOS_DIR']) } : {}),
-      ...(now ? { now: () => new Date(now) } : {}),
-    });
+    ctx = api.createContext(await contextOptions(argv, g, io.env, reporter));
 
     if (cmd.reads === true && !existsSync(ctx.paths.root)) {
       reporter.warn(
@@ -232,29 +146,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     }
     // Results carry names, summaries and paths from packages and servers: escaped for the terminal.
     const print = (line: string): void => out(`${escapeTerminalLines(line)}\n`);
-    const gate: PlanGate<unknown> = {};
-    const showPlan = cmd.plan;
-    if (showPlan && g['dry-run'] === true) gate.dryRun = true;
-    else if (showPlan) {
-      const show = (plan: unknown): void => {
-        if (!json) showPlan(plan, print);
-      };
-      if (g['yes'] === true) gate.show = show;
-      else if (json || io.stdin.isTTY !== true || io.stderr.isTTY !== true) {
-        gate.confirm = async (plan) => {
-          show(plan);
-          const { SwpkgError } = await import('../../catalog/index.js');
-          throw new SwpkgError('E_CONFIRM', `${name} changes the root; without a terminal it needs --yes`, {
-            hint: `review the plan (${name} --dry-run), then rerun with --yes`,
-          });
-        };
-      } else {
-        gate.confirm = async (plan) => {
-          show(plan);
-          return ask(io, 'Proceed? [y/N] ');
-        };
-      }
-    }
+    const gate = planGate(cmd, g, { json, io, name, print });
     // Installs, doctor's re-hashing, update of a large catalog: buffer garbage stays bounded (memory-guard.ts).
     const stopGuard = (await import('./memory-guard.js')).startMemoryGuard();
     let result: unknown;
@@ -279,4 +171,136 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
   } finally {
     await ctx?.close().catch(() => {});
   }
+}
+
+/** No command matched: the version, help for the tool, a topic or a command, or a usage error with a near miss. */
+async function answerWithoutCommand(
+  argv: string[],
+  words: string[],
+  o: { out: (s: string) => void; err: (s: string) => void; fail: (e: unknown) => Promise<number>; wantsJson: boolean },
+): Promise<number> {
+  const { out, err, fail, wantsJson } = o;
+  const hasHelp = argv.includes('--help') || argv.includes('-h') || words[0] === 'help';
+  if (argv.includes('--version') || argv.includes('-V')) {
+    out(wantsJson ? jsonText(okEnvelope({ version: pkgVersion() })) : `pkg ${pkgVersion()}\n`);
+    return 0;
+  }
+  const topic = words[0] === 'help' ? words[1] : words[0];
+  if (topic !== undefined && COMMANDS.some((c) => c.words[0] === topic && c.words.length === 2)) {
+    const sub = words[0] === 'help' ? COMMANDS.find((c) => c.words[0] === topic && c.words[1] === words[2]) : undefined;
+    const text = sub ? commandHelp(sub) : topicHelp(topic, COMMANDS);
+    const given = words[0] === 'help' ? undefined : words[1];
+    if (given !== undefined && !hasHelp) {
+      // `pkg repo ad`: a near miss of one of the topic's commands, said as for a top-level command.
+      const subs = COMMANDS.filter((c) => c.words[0] === topic).map((c) => `pkg ${c.words.join(' ')}`);
+      return fail(
+        new UsageProblem(`unknown command \`pkg ${topic} ${given}\``, `run \`pkg ${topic} --help\` for its commands`, {
+          word: `pkg ${topic} ${given}`,
+          among: subs,
+        }),
+      );
+    }
+    if (hasHelp) {
+      out(text);
+      return 0;
+    }
+    err(text);
+    return fail(
+      new UsageProblem(
+        `\`pkg ${topic}\` needs a command: ${COMMANDS.filter((c) => c.words[0] === topic)
+          .map((c) => c.words[1])
+          .join(', ')}`,
+      ),
+    );
+  }
+  if (words[0] === 'help' && topic !== undefined) {
+    const c = COMMANDS.find((x) => x.words.length === 1 && x.words[0] === topic);
+    if (c) {
+      out(commandHelp(c));
+      return 0;
+    }
+  }
+  if (words.length === 0 || hasHelp) {
+    out(globalHelp(COMMANDS, pkgVersion()));
+    return words.length === 0 && !hasHelp ? 2 : 0;
+  }
+  return fail(
+    new UsageProblem(`unknown command \`${words.join(' ')}\``, 'run `pkg --help` for the list of commands', {
+      word: [words.join(' '), words[0]!],
+      among: [...new Set(COMMANDS.flatMap((c) => [c.words.join(' '), ...(c.words.length === 2 ? [c.words[0]!] : [])]))],
+    }),
+  );
+}
+
+/** The context's options from the global flags, then PKG_* variables, then defaults. */
+async function contextOptions(argv: string[], g: Record<string, unknown>, env: NodeJS.ProcessEnv, reporter: Reporter): Promise<PkgOptions> {
+  const stall = typeof g['stall-timeout'] === 'number' ? g['stall-timeout'] : envNumber(env, 'PKG_STALL_TIMEOUT');
+  const lock = typeof g['lock-timeout'] === 'number' ? g['lock-timeout'] : envNumber(env, 'PKG_LOCK_TIMEOUT');
+  const minBytes = envNumber(env, 'PKG_STALL_MIN_BYTES');
+  const minRate = typeof g['min-rate'] === 'number' ? g['min-rate'] : envNumber(env, 'PKG_MIN_RATE');
+  const deadline = typeof g['fetch-deadline'] === 'number' ? g['fetch-deadline'] : envNumber(env, 'PKG_FETCH_DEADLINE');
+  const retries = envNumber(env, 'PKG_FETCH_RETRIES');
+  const downloads = typeof g['downloads'] === 'number' ? g['downloads'] : envNumber(env, 'PKG_DOWNLOADS');
+  if (downloads !== undefined && !(Number.isInteger(downloads) && downloads >= 1 && downloads <= 64))
+    throw new UsageProblem(`--downloads ${downloads} must be a whole number from 1 to 64`);
+  const maxCatalog = envNumber(env, 'PKG_MAX_CATALOG_BYTES');
+  const now = env['PKG_TEST_NOW'];
+  const root = typeof g['root'] === 'string' ? g['root'] : env['PKG_ROOT'] || '/pkg';
+  const { DEFAULT_CLIENT } = await import('../../catalog/index.js');
+  return {
+    root: resolvePath(root),
+    reporter,
+    command: ['pkg', ...argv.filter((a) => a !== '--json')].join(' '),
+    client: {
+      arch: env['PKG_CLIENT_ARCH'] || machineArch(process.arch),
+      abi: env['PKG_CLIENT_ABI'] || DEFAULT_CLIENT.abi,
+      format: envNumber(env, 'PKG_CLIENT_FORMAT') ?? DEFAULT_CLIENT.format,
+    },
+    limits: {
+      ...(stall !== undefined ? { stallMs: Math.max(1, Math.round(stall * 1000)) } : {}),
+      ...(minBytes !== undefined ? { minBytes } : {}),
+      ...(minRate !== undefined ? { minBytesPerSecond: minRate } : {}),
+      ...(deadline !== undefined ? { deadlineMs: Math.round(deadline * 1000) } : {}),
+    },
+    ...(retries !== undefined ? { retries: Math.floor(retries) } : {}),
+    ...(downloads !== undefined ? { downloads } : {}),
+    ...(lock !== undefined ? { lockTimeoutMs: Math.round(lock * 1000) } : {}),
+    ...(maxCatalog !== undefined ? { maxCatalogBytes: maxCatalog } : {}),
+    ...(env['PKG_HEALTH_DIR'] ? { healthDir: resolvePath(env['PKG_HEALTH_DIR']) } : {}),
+    ...(env['PKG_STAGED_REPOS_DIR'] ? { stagedReposDir: resolvePath(env['PKG_STAGED_REPOS_DIR']) } : {}),
+    ...(now ? { now: () => new Date(now) } : {}),
+  };
+}
+
+/** How a command that changes the root shows its plan and asks: --dry-run, --yes, a prompt, or E_CONFIRM without a terminal. */
+function planGate(
+  cmd: CommandDef,
+  g: Record<string, unknown>,
+  o: { json: boolean; io: CliIo; name: string; print: (line: string) => void },
+): PlanGate<unknown> {
+  const { json, io, name, print } = o;
+  const gate: PlanGate<unknown> = {};
+  const showPlan = cmd.plan;
+  if (showPlan && g['dry-run'] === true) gate.dryRun = true;
+  else if (showPlan) {
+    const show = (plan: unknown): void => {
+      if (!json) showPlan(plan, print);
+    };
+    if (g['yes'] === true) gate.show = show;
+    else if (json || io.stdin.isTTY !== true || io.stderr.isTTY !== true) {
+      gate.confirm = async (plan) => {
+        show(plan);
+        const { SwpkgError } = await import('../../catalog/index.js');
+        throw new SwpkgError('E_CONFIRM', `${name} changes the root; without a terminal it needs --yes`, {
+          hint: `review the plan (${name} --dry-run), then rerun with --yes`,
+        });
+      };
+    } else {
+      gate.confirm = async (plan) => {
+        show(plan);
+        return ask(io, 'Proceed? [y/N] ');
+      };
+    }
+  }
+  return gate;
 }

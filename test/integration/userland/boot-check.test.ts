@@ -1,6 +1,7 @@
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { readFile, readlink, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { GenerationSummary } from '../../../userland/index.js';
 import { buildFakeRepo, cleanupFakeRepos, type FakeRepo } from '../../helpers/fake-repo.js';
 import { startTableServer, type TableServer } from '../../helpers/http-table-server.js';
 import { tempDir, treeHash } from '../../helpers/tmp.js';
@@ -54,7 +55,7 @@ describe('pkg boot-check', () => {
     expect(r.json?.result.fallback.problems[0]).toMatch(/two@1\.0\.0/);
     expect(await readlink(join(root, 'current'))).toBe('generations/1');
     const plain = await pkgJson(root, ['generations']);
-    const gens = plain.json?.result as { number: number; bootFallback?: { from: number; to: number } }[];
+    const gens = plain.json?.result as GenerationSummary[];
     expect(gens.find((g) => g.number === 2)?.bootFallback).toMatchObject({ from: 2, to: 1 });
     const doc = await pkgJson(root, ['doctor']);
     expect(doc.json?.ok, doc.stdout).toBe(true);
@@ -83,7 +84,7 @@ describe('pkg boot-check', () => {
     await rm(join(root, 'generations/2/generation.json'));
     const r = await pkgJson(root, ['boot-check']);
     expect(r.json?.result).toMatchObject({ outcome: 'fallback', current: 1, fallback: { from: 2, to: 1 } });
-    const gens = (await pkgJson(root, ['generations'])).json?.result as { number: number; damaged?: string; bootFallback?: unknown }[];
+    const gens = (await pkgJson(root, ['generations'])).json?.result as GenerationSummary[];
     expect(gens.find((g) => g.number === 2)).toMatchObject({ damaged: expect.any(String) as string, bootFallback: { from: 2, to: 1 } });
     expect((await pkgJson(root, ['doctor'])).json?.ok).toBe(true);
   });
@@ -104,7 +105,7 @@ describe('pkg boot-check', () => {
     const r = await pkgJson(root, ['boot-check']);
     expect(r.json?.result).toEqual({ outcome: 'ok', current: 2 });
     expect(r.json?.warnings?.join('\n')).toMatch(/health checks of generation 3 were interrupted/);
-    const gens = (await pkgJson(root, ['generations'])).json?.result as { number: number; health?: { state: string } }[];
+    const gens = (await pkgJson(root, ['generations'])).json?.result as GenerationSummary[];
     expect(gens.find((g) => g.number === 3)?.health?.state).toBe('interrupted');
     expect((await pkgJson(root, ['doctor'])).json?.ok).toBe(true);
   });

@@ -2,7 +2,7 @@ import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { chmod, mkdir, readFile, readlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { HealthCheck } from '../../../catalog/index.js';
-import { HEALTH_OUTPUT_TAIL_BYTES } from '../../../userland/index.js';
+import { HEALTH_OUTPUT_TAIL_BYTES, type GenerationSummary } from '../../../userland/index.js';
 import { buildFakeRepo, cleanupFakeRepos, type FakeRepo } from '../../helpers/fake-repo.js';
 import { startTableServer, type TableServer } from '../../helpers/http-table-server.js';
 import { tempDir, treeHash } from '../../helpers/tmp.js';
@@ -63,11 +63,7 @@ describe('health checks after a change', () => {
     expect(await current()).toBe('generations/1');
     expect(await readFile(join(root, 'current/bin/app'), 'utf8')).toContain('app 1.0.0');
 
-    const gens = (await pkgJson(root, ['generations'])).json?.result as {
-      number: number;
-      current: boolean;
-      health?: Record<string, unknown>;
-    }[];
+    const gens = (await pkgJson(root, ['generations'])).json?.result as GenerationSummary[];
     expect(gens.map((g) => [g.number, g.current])).toEqual([
       [1, true],
       [2, false],
@@ -81,7 +77,7 @@ describe('health checks after a change', () => {
     expect(ok.json?.ok, ok.stdout).toBe(true);
     expect(ok.json?.result).toMatchObject({ generation: 3, health: { state: 'passed' } });
     expect(await current()).toBe('generations/3');
-    const after = (await pkgJson(root, ['generations'])).json?.result as { health?: { state: string } }[];
+    const after = (await pkgJson(root, ['generations'])).json?.result as GenerationSummary[];
     expect(after.map((g) => g.health?.state ?? '-')).toEqual(['-', 'failed', 'passed']);
   });
 
@@ -165,7 +161,7 @@ describe('health checks after a change', () => {
     const r = await upgrade(['--no-health-check']);
     expect(r.json?.ok, r.stdout).toBe(true);
     expect(r.json?.result.health).toEqual({ state: 'skipped', checks: [] });
-    const gens = (await pkgJson(root, ['generations'])).json?.result as { health?: { state: string } }[];
+    const gens = (await pkgJson(root, ['generations'])).json?.result as GenerationSummary[];
     expect(gens[1]!.health?.state).toBe('skipped');
 
     const before = await treeHash(root);

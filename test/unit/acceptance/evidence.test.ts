@@ -1,8 +1,16 @@
 import { existsSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { pruneStoreImages } from '../../acceptance/evidence.js';
+import {
+  createEvidenceDir,
+  finishEvidence,
+  pruneStoreImages,
+  writeScenarioResult,
+  type DeploymentFacts,
+  type RunResult,
+} from '../../acceptance/evidence.js';
+import { ScenarioTranscript } from '../../acceptance/guest-session.js';
 import { tempDir } from '../../helpers/tmp.js';
 
 describe('evidence store-image pruning', () => {
@@ -43,5 +51,65 @@ describe('evidence store-image pruning', () => {
       expect(existsSync(join(base, '2026-01-01T03-00-00Z', d))).toBe(true);
     }
     expect(existsSync(join(base, '2026-01-01T01-00-00Z', 'result.json'))).toBe(true);
+  });
+});
+
+// The suite and the main job write their evidence through these functions: one header, one record.
+describe('the evidence writer', () => {
+  it('writes a scenario transcript with the shared header and returns its row', async () => {
+    const runDir = await createEvidenceDir(await tempDir('evidence-'), 'stamp');
+    const t = new ScenarioTranscript();
+    t.note('step one');
+    const pass = await writeScenarioResult(runDir, { number: 3, name: 'boot', title: 'the guest boots' }, { startedMs: Date.now() }, t);
+    expect(pass).toMatchObject({ name: 'boot', ok: true, transcript: 'scenarios/03-boot.txt', commands: 0 });
+    expect(pass.why).toBeUndefined();
+    const text = await readFile(join(runDir, pass.transcript), 'utf8');
+    expect(text.split('\n').slice(0, 2)).toEqual(['scenario boot: the guest boots', 'result: PASS']);
+    expect(text).toContain('step one');
+
+    const fail = await writeScenarioResult(
+      runDir,
+      { number: 12, name: 'main-job', title: 'x' },
+      { startedMs: Date.now(), why: 'no shell' },
+      t,
+    );
+    expect(fail).toMatchObject({ ok: false, why: 'no shell', transcript: 'scenarios/12-main-job.txt' });
+    expect((await readFile(join(runDir, fail.transcript), 'utf8')).split('\n')[1]).toBe('result: FAIL: no shell');
+  });
+
+  it('finishes a run: result.json, manifest.txt, then latest points at it', async () => {
+    const base = await tempDir('evidence-');
+    const runDir = await createEvidenceDir(base, 'stamp');
+    const result: RunResult = {
+      format: 1,
+      arch: 'x86_64',
+      mode: '--main-job',
+      started: '2026-12-02T00:00:00.000Z',
+      finished: '2026-12-02T00:01:00.000Z',
+      seconds: 60,
+      ok: false,
+      scenarios: [{ name: 'main-job', ok: false, seconds: 60, why: 'no shell', transcript: 'scenarios/01-main-job.txt', commands: 0 }],
+      notRun: [],
+      timings: {},
+      evidence: runDir,
+    };
+    const facts: DeploymentFacts = {
+      git: { revision: 'abc', branch: 'main', worktree: 'clean' },
+      host: { node: 'v24', kernel: 'Linux' },
+      qemu: null,
+      artifactsDir: '/artifacts',
+      manifest: null,
+      deployment: null,
+      storeImage: join(runDir, 'store.img'),
+      repositories: ['main  http://10.0.2.2:8080/'],
+      seedPorts: ['curl'],
+      forwards: [],
+    };
+    await finishEvidence(base, result, facts);
+    expect(JSON.parse(await readFile(join(runDir, 'result.json'), 'utf8'))).toEqual(result);
+    const manifest = await readFile(join(runDir, 'manifest.txt'), 'utf8');
+    expect(manifest).toContain('result:         FAIL');
+    expect(manifest).toMatch(/FAIL {4}main-job/);
+    expect(await readlink(join(base, 'latest'))).toBe('stamp');
   });
 });

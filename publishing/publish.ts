@@ -21,7 +21,7 @@ import {
   type CatalogDocument,
 } from '../catalog/index.js';
 import { renderIndexHtml } from './index-html.js';
-import { FolderTarget, readFileIfExists, type PublishTarget } from './storage.js';
+import { FolderTarget, raceLost, readFileIfExists, type PublishTarget } from './storage.js';
 import { listReleases, releasePinnedPaths, renderIndexHtmlAgain } from './release.js';
 import { silentReporter, type Reporter } from '../catalog/index.js';
 import { checkDependencyClosure } from '../catalog/index.js';
@@ -200,12 +200,27 @@ async function eachLimit<T>(items: T[], limit: number, fn: (item: T) => Promise<
  * last, when no kept catalog names them. Private keys are never written here.
  */
 export async function publishRepository(o: PublishOptions): Promise<PublishResult> {
+  const target = o.target ?? new FolderTarget(o.out);
+  const before = await target.readPointer(POINTER, 64 * 1024);
+  try {
+    return await publishOnce(o, target);
+  } catch (e) {
+    // A write refused while another publish moved the pointer is that race, whatever status the store gave it.
+    if (!(e instanceof SwpkgError) || e.code !== 'E_HTTP') throw e;
+    const after = await target.readPointer(POINTER, 64 * 1024).catch(() => before);
+    if (after.token === before.token) throw e;
+    const lost = raceLost(target.where, POINTER);
+    lost.details['cause'] = e.message;
+    throw lost;
+  }
+}
+
+async function publishOnce(o: PublishOptions, target: PublishTarget): Promise<PublishResult> {
   const now = o.now ?? new Date();
   const reporter = o.reporter ?? silentReporter;
   const expiresIn = o.expiresIn ?? 14 * DAY;
   const retainSeconds = o.retainSeconds ?? 7 * DAY;
   const keepCatalogs = o.keepCatalogs ?? 5;
-  const target = o.target ?? new FolderTarget(o.out);
   const concurrency = o.concurrency ?? (o.target && !(o.target instanceof FolderTarget) ? 8 : 1);
   if (!(expiresIn > 0)) throw new SwpkgError('E_USAGE', 'the catalog must expire in the future (--expires)');
   if (!Number.isInteger(keepCatalogs) || keepCatalogs < 1) throw new SwpkgError('E_USAGE', '--keep-catalogs must be a positive integer');

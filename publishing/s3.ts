@@ -53,6 +53,9 @@ const SHA_HEADER = 'x-amz-meta-sha256';
  * UNSIGNED-PAYLOAD: the catalog's SHA-256 protects their bytes, the
  * signature protects the request.
  */
+/** Tries of one write when the store answers 5xx (the first included). */
+const WRITE_ATTEMPTS = 4;
+
 export class S3Target implements PublishTarget {
   readonly where: string;
   private readonly aws: AwsClient;
@@ -82,6 +85,24 @@ export class S3Target implements PublishTarget {
       .split('/')
       .map((s) => encodeURIComponent(s))
       .join('/')}`;
+  }
+
+  /**
+   * A write, retried on the answers S3 stores give for a passing overload or an internal hiccup
+   * (500, 502, 503 SlowDown, 504), a bounded number of times with backoff, as the AWS SDKs do.
+   * `makeInit` builds the request again each time: a streamed body cannot be sent twice.
+   */
+  private async sendWrite(
+    method: string,
+    url: string,
+    makeInit: () => RequestInit & { headers?: Record<string, string> },
+  ): Promise<Response> {
+    for (let attempt = 1; ; attempt++) {
+      const res = await this.send(method, url, makeInit());
+      if (![500, 502, 503, 504].includes(res.status) || attempt >= WRITE_ATTEMPTS) return res;
+      await res.body?.cancel();
+      await new Promise((r) => setTimeout(r, 200 * 2 ** (attempt - 1)));
+    }
   }
 
   private async send(method: string, url: string, init: RequestInit & { headers?: Record<string, string> } = {}): Promise<Response> {
@@ -221,14 +242,16 @@ export class S3Target implements PublishTarget {
     if ('file' in body) {
       headers['content-length'] = String(body.size);
       headers['x-amz-content-sha256'] = 'UNSIGNED-PAYLOAD';
-      res = await this.send('PUT', url, {
+      const file = body.file;
+      res = await this.sendWrite('PUT', url, () => ({
         headers,
-        body: fileStream(body.file),
+        body: fileStream(file),
         signal: AbortSignal.timeout(30 * 60_000),
         duplex: 'half',
-      });
+      }));
     } else {
-      res = await this.send('PUT', url, { headers, body: bodyBytes(body.bytes) });
+      const bytes = body.bytes;
+      res = await this.sendWrite('PUT', url, () => ({ headers, body: bodyBytes(bytes) }));
     }
     if (res.ok) {
       await res.body?.cancel();
@@ -246,17 +269,17 @@ export class S3Target implements PublishTarget {
 
   async putMutable(path: string, bytes: Uint8Array | string): Promise<void> {
     const url = this.url(path);
-    const res = await this.send('PUT', url, {
+    const res = await this.sendWrite('PUT', url, () => ({
       headers: { 'cache-control': POINTER_CACHE, 'content-type': contentType(path) },
       body: bodyBytes(bytes),
-    });
+    }));
     if (!res.ok) throw await this.unexpected('PUT', url, res);
     await res.body?.cancel();
   }
 
   async swapPointer(path: string, bytes: Uint8Array | string, token: string | null): Promise<void> {
     const url = this.url(path);
-    const res = await this.send('PUT', url, {
+    const res = await this.sendWrite('PUT', url, () => ({
       headers: {
         'cache-control': POINTER_CACHE,
         'content-type': contentType(path),
@@ -264,7 +287,7 @@ export class S3Target implements PublishTarget {
         ...(token === null ? { 'if-none-match': '*' } : { 'if-match': token.replace(/^(W\/)?"|"$/g, '') }),
       },
       body: bodyBytes(bytes),
-    });
+    }));
     if (res.status === 412 || res.status === 409) {
       await res.body?.cancel();
       throw raceLost(this.where, path);

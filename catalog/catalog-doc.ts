@@ -102,33 +102,33 @@ const SIGNED_FIELDS = ['type', 'format', 'repo', 'version', 'generated', 'expire
 
 const PACKAGE_PATH = /^packages\/[A-Za-z0-9+._-]+\.swpkg$/;
 
-function parsePackageEntry(v: unknown, i: number): CatalogPackage {
-  if (!isRecord(v)) throw badCatalog(`packages[${i}] must be an object`);
-  assertKnownFields(v, PACKAGE_FIELDS, `catalog packages[${i}]`);
+/**
+ * The fields a catalog entry and a release entry share (`packages[i]` of either document), checked
+ * one way; `bad` makes the document's own refusal. A catalog may leave provides/conflicts out.
+ */
+export function parsePackageFields(
+  v: Record<string, unknown>,
+  i: number,
+  bad: (why: string, details?: Record<string, unknown>) => SwpkgError,
+  o: { listsMayBeAbsent: boolean },
+): Omit<CatalogPackage, 'path'> {
   const str = (k: string): string => {
     const x = v[k];
-    if (typeof x !== 'string') throw badCatalog(`packages[${i}].${k} must be a string`, { field: `packages[${i}].${k}` });
+    if (typeof x !== 'string') throw bad(`packages[${i}].${k} must be a string`, { field: `packages[${i}].${k}` });
     return x;
   };
   const int = (k: string): number => {
     const x = v[k];
-    if (typeof x !== 'number' || !Number.isSafeInteger(x) || x < 0) throw badCatalog(`packages[${i}].${k} must be a non-negative integer`);
+    if (typeof x !== 'number' || !Number.isSafeInteger(x) || x < 0) throw bad(`packages[${i}].${k} must be a non-negative integer`);
     return x;
   };
   const list = (k: string): string[] => {
-    const x = v[k] ?? [];
-    if (!Array.isArray(x) || x.some((e) => typeof e !== 'string')) throw badCatalog(`packages[${i}].${k} must be an array of strings`);
+    const x = o.listsMayBeAbsent ? (v[k] ?? []) : v[k];
+    if (!Array.isArray(x) || x.some((e) => typeof e !== 'string')) throw bad(`packages[${i}].${k} must be an array of strings`);
     return x as string[];
   };
   const sha256 = str('sha256');
-  if (!SHA256_HEX.test(sha256)) throw badCatalog(`packages[${i}].sha256 is not a SHA-256 digest`);
-  const path = str('path');
-  // The path is joined onto the repository URL: it must stay a plain file under packages/.
-  if (!PACKAGE_PATH.test(path)) {
-    throw new SwpkgError('E_UNSAFE_PATH', `catalog: packages[${i}].path ${JSON.stringify(path)} is not a plain packages/ file name`, {
-      details: { path },
-    });
-  }
+  if (!SHA256_HEX.test(sha256)) throw bad(`packages[${i}].sha256 is not a SHA-256 digest`);
   return {
     name: assertName(v['name'], `packages[${i}].name`),
     version: assertVersion(v['version'], `packages[${i}].version`),
@@ -140,10 +140,26 @@ function parsePackageEntry(v: unknown, i: number): CatalogPackage {
     size: int('size'),
     installedSize: int('installedSize'),
     sha256,
-    path,
     summary: str('summary'),
     license: str('license'),
   };
+}
+
+function parsePackageEntry(v: unknown, i: number): CatalogPackage {
+  if (!isRecord(v)) throw badCatalog(`packages[${i}] must be an object`);
+  assertKnownFields(v, PACKAGE_FIELDS, `catalog packages[${i}]`);
+  const path = v['path'];
+  // The path is joined onto the repository URL: it must stay a plain file under packages/.
+  if (typeof path === 'string' && !PACKAGE_PATH.test(path)) {
+    throw new SwpkgError('E_UNSAFE_PATH', `catalog: packages[${i}].path ${JSON.stringify(path)} is not a plain packages/ file name`, {
+      details: { path },
+    });
+  }
+  const fields = parsePackageFields(v, i, badCatalog, { listsMayBeAbsent: true });
+  if (typeof path !== 'string') throw badCatalog(`packages[${i}].path must be a string`, { field: `packages[${i}].path` });
+  // Key order as the document has it: the entry is written back as an index line and shown as JSON.
+  const { summary, license, ...head } = fields;
+  return { ...head, path, summary, license };
 }
 
 /** Structural parse of a catalog payload (strict JSON, unknown fields refused); trust checks are in verifyCatalog. */

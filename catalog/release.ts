@@ -1,10 +1,9 @@
 import { SwpkgError } from './errors.js';
-import { SHA256_HEX } from './hash.js';
 import type { KeyPair } from './keys.js';
-import { assertName, assertVersion, validateDepends } from './manifest.js';
+import { assertName } from './manifest.js';
 import { assertNotExpired, checkReleaseThreshold, parseTime, type RootDocument, type Signed } from './root.js';
 import { parseEnvelope, payloadSha256, signEnvelope, PAYLOAD_TYPES } from './envelope.js';
-import { type CatalogPackage, type ClientIdentity } from './catalog-doc.js';
+import { parsePackageFields, type CatalogPackage, type ClientIdentity } from './catalog-doc.js';
 import { assertKnownFields, isJsonObject, parseStrictJson } from './strict-json.js';
 
 /**
@@ -117,38 +116,9 @@ const SIGNED_FIELDS = [
 function parseReleasePackage(v: unknown, i: number): ReleasePackage {
   if (!isJsonObject(v)) throw badRelease(`packages[${i}] must be an object`);
   assertKnownFields(v, PACKAGE_FIELDS, `release packages[${i}]`);
-  const str = (k: string): string => {
-    const x = v[k];
-    if (typeof x !== 'string') throw badRelease(`packages[${i}].${k} must be a string`, { field: `packages[${i}].${k}` });
-    return x;
-  };
-  const int = (k: string): number => {
-    const x = v[k];
-    if (typeof x !== 'number' || !Number.isSafeInteger(x) || x < 0) throw badRelease(`packages[${i}].${k} must be a non-negative integer`);
-    return x;
-  };
-  const list = (k: string): string[] => {
-    const x = v[k];
-    if (!Array.isArray(x) || x.some((e) => typeof e !== 'string')) throw badRelease(`packages[${i}].${k} must be an array of strings`);
-    return x as string[];
-  };
-  const sha256 = str('sha256');
-  if (!SHA256_HEX.test(sha256)) throw badRelease(`packages[${i}].sha256 is not a SHA-256 digest`);
-  return {
-    name: assertName(v['name'], `packages[${i}].name`),
-    version: assertVersion(v['version'], `packages[${i}].version`),
-    arch: str('arch'),
-    abi: str('abi'),
-    depends: validateDepends(v['depends'], `packages[${i}].depends`),
-    provides: list('provides'),
-    conflicts: list('conflicts'),
-    size: int('size'),
-    installedSize: int('installedSize'),
-    sha256,
-    location: assertReleaseLocation(v['location'], `packages[${i}].location`),
-    summary: str('summary'),
-    license: str('license'),
-  };
+  const fields = parsePackageFields(v, i, badRelease, { listsMayBeAbsent: false });
+  const { summary, license, ...head } = fields;
+  return { ...head, location: assertReleaseLocation(v['location'], `packages[${i}].location`), summary, license };
 }
 
 /** Structural parse of a release payload (strict JSON, unknown fields refused); trust checks are in verifyRelease. */

@@ -35,6 +35,17 @@ describe('swpkg image (built CLI)', { timeout: 120_000 }, () => {
     expect(await treeHash(d)).toBe(before);
   });
 
+  it('system-disk refuses an artifact folder without a manifest (E_NOT_FOUND) and writes no disk', async () => {
+    const d = await tempDir();
+    await mkdir(join(d, 'images'));
+    await writeFile(join(d, 'images', 'vmlinuz'), 'not a kernel');
+    const before = await treeHash(d);
+    const r = await runCli('swpkg', ['image', 'system-disk', '--artifacts', join(d, 'images'), '--out', join(d, 'sys.img'), '--json']);
+    expect([r.code, r.json.error.code], r.stdout).toEqual([2, 'E_NOT_FOUND']);
+    expect(existsSync(join(d, 'sys.img'))).toBe(false);
+    expect(await treeHash(d)).toBe(before);
+  });
+
   it('build refuses a --stage-repo without its three parts, or with a bad URL, before writing anything (E_USAGE)', async () => {
     for (const v of ['main,http://10.0.2.2:8080/', 'main,ftp://10.0.2.2/,' + 'ab'.repeat(32)]) {
       const d = await tempDir();

@@ -20,7 +20,9 @@ import {
  * The loader's state is file names on the ESP: `loader/entries/slotA.conf`
  * is a good entry, `slotB+2-1.conf` one being tried (2 tries left, 1 done),
  * `slotB+0-3.conf` one that used its tries up, which systemd-boot sorts last
- * by itself: that is the automatic fallback. Among entries that are not bad,
+ * by itself: that is the automatic fallback. `slotB+0.conf` (no tries left,
+ * none done) is a slot set aside by `pkg system rollback`: the loader treats
+ * it like a bad one, but no boot of it failed. Among entries that are not bad,
  * the lower `sort-key` boots first; a release's key falls as its version
  * rises, so a newly staged slot comes first without the active slot's entry
  * being touched.
@@ -87,8 +89,11 @@ export function entryText(o: { slot: SlotName; version: string; release: number;
 export interface SlotStatus {
   slot: SlotName;
   active: boolean;
-  /** empty: no entry (never installed, or cleared while being written); good; trying (tries left); bad (tries used up). */
-  state: 'empty' | 'good' | 'trying' | 'bad';
+  /**
+   * empty: no entry (never installed, or cleared while being written); good; trying (tries left);
+   * bad (failed boots used its tries up); set-aside (`pkg system rollback` moved off it; no boot failed).
+   */
+  state: 'empty' | 'good' | 'trying' | 'bad' | 'set-aside';
   entry: string | null;
   version: string | null;
   triesLeft: number | null;
@@ -142,10 +147,11 @@ export async function readSystemStatus(layout: Pick<SystemLayout, 'esp' | 'activ
     const e = entries.find((x) => x.name.slot === slot);
     if (!e) return { slot, active: slot === layout.active, state: 'empty', entry: null, version: null, triesLeft: null, triesDone: null };
     const left = e.name.triesLeft;
+    const done = e.name.triesDone ?? 0;
     return {
       slot,
       active: slot === layout.active,
-      state: left === undefined ? 'good' : left === 0 ? 'bad' : 'trying',
+      state: left === undefined ? 'good' : left > 0 ? 'trying' : done > 0 ? 'bad' : 'set-aside',
       entry: e.file,
       version: field(e.text, 'version'),
       triesLeft: left ?? null,
@@ -200,14 +206,15 @@ export async function markSlotGood(
 
 /**
  * `pkg system rollback`: the next boot starts the other slot. The running
- * slot's entry is marked as having no tries left, which systemd-boot sorts
- * after every other entry; nothing of the other slot is written.
+ * slot's entry is marked as having no tries left and none done (`+0`), which
+ * systemd-boot sorts after every other entry and status reports as set aside
+ * rather than failed; nothing of the other slot is written.
  */
 export async function rollbackSlot(layout: Pick<SystemLayout, 'esp' | 'active'>): Promise<{ from: SlotName; to: SlotName }> {
   const status = await readSystemStatus(layout);
   const to = otherSlot(layout.active);
   const target = status.slots.find((s) => s.slot === to);
-  if (!target || target.state === 'empty' || target.state === 'bad') {
+  if (!target || target.state === 'empty' || target.state === 'bad' || target.state === 'set-aside') {
     throw new SwpkgError(
       'E_NOT_FOUND',
       `slot ${to.toUpperCase()} holds no bootable system to roll back to (it is ${target?.state ?? 'empty'})`,
@@ -217,8 +224,7 @@ export async function rollbackSlot(layout: Pick<SystemLayout, 'esp' | 'active'>)
     );
   }
   const mine = status.slots.find((s) => s.slot === layout.active);
-  if (mine?.entry)
-    await renameEntry(layout.esp, mine.entry, entryFileName({ slot: layout.active, triesLeft: 0, triesDone: mine.triesDone ?? 1 }));
+  if (mine?.entry) await renameEntry(layout.esp, mine.entry, entryFileName({ slot: layout.active, triesLeft: 0 }));
   return { from: layout.active, to };
 }
 

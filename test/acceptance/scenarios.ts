@@ -185,7 +185,7 @@ type Slot = 'a' | 'b';
 interface SystemSlot {
   slot: Slot;
   active: boolean;
-  state: 'empty' | 'good' | 'trying' | 'bad';
+  state: 'empty' | 'good' | 'trying' | 'bad' | 'set-aside';
   entry: string | null;
   version: string | null;
   triesLeft: number | null;

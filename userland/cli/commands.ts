@@ -723,12 +723,17 @@ export const COMMANDS: CommandDef[] = [
     flags: systemFlags,
     summary: 'Show the A/B system slots: versions, which runs, which boots next, tries left, the last failure.',
     description:
-      'Reads the loader entries on the EFI system partition (--esp, default /boot/efi). The running slot comes from swpkg.slot= on the kernel command line unless --slot names it. A slot is empty, good, trying (N tries left) or bad (its tries ran out, so the loader fell back from it).',
+      'Reads the loader entries on the EFI system partition (--esp, default /boot/efi). The running slot comes from swpkg.slot= on the kernel command line unless --slot names it. A slot is empty, good, trying (N tries left), bad (its tries ran out, so the loader fell back from it) or set aside (pkg system rollback moved off it).',
     examples: ['pkg system status', 'pkg system status --json', 'pkg system status --esp /mnt/esp --slot a'],
     run: ({ api, ctx }, p) => api.systemStatus(ctx, systemTarget(api, p)),
     render(r, print) {
       for (const s of r.slots) {
-        const state = s.state === 'trying' ? `trying, ${s.triesLeft} tries left` : s.state;
+        const state =
+          s.state === 'trying'
+            ? `trying, ${s.triesLeft} tries left`
+            : s.state === 'set-aside'
+              ? 'set aside by pkg system rollback'
+              : s.state;
         print(`slot ${s.slot.toUpperCase()}${s.active ? ' (running)' : ''}: ${s.version ? `version ${s.version}, ` : ''}${state}`);
       }
       print(`next boot: ${r.nextBoot ? `slot ${r.nextBoot.toUpperCase()}` : 'no bootable slot'}`);

@@ -166,7 +166,11 @@ describe('pkg system update (staging into the inactive slot)', () => {
     // Rollback from B: A boots next, with nothing of A written.
     const espA = await treeHash(join(layout.esp, 'slotA'));
     expect(await rollbackSlot(booted)).toEqual({ from: 'b', to: 'a' });
-    expect((await readSystemStatus(booted)).nextBoot).toBe('a');
+    const after = await readSystemStatus(booted);
+    expect(after.nextBoot).toBe('a');
+    // Set aside by hand, not failed: no boot of B ran out of tries.
+    expect(after.slots[1]).toMatchObject({ slot: 'b', state: 'set-aside', entry: 'slotB+0.conf', triesLeft: 0 });
+    expect(after.lastFailure).toBeNull();
     expect(await treeHash(join(layout.esp, 'slotA'))).toBe(espA);
   });
 

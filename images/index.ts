@@ -41,7 +41,14 @@ export {
 export { moduleLoadOrder, readModuleInfo, type ModuleInfo } from './module-info.js';
 export { bundlePkgClient, choosePkgBundle, PKG_ENTRY, type PkgBundle, type PkgBundleMode } from './pkg-bundle.js';
 export { chooseAccelerator, qemuVersion, type Accelerator, type AcceleratorChoice } from './accelerator.js';
-export { netdevArgument, normalisePorts, ensureRelayScript, type GuestNetworkMode, type PortForward } from './guest-network.js';
+export {
+  netdevArgument,
+  normalisePorts,
+  findRelayProgram,
+  relayCommand,
+  type GuestNetworkMode,
+  type PortForward,
+} from './guest-network.js';
 export {
   BOOT_FAIL,
   BOOT_OK,

@@ -11,7 +11,14 @@ import { chooseAccelerator, qemuVersion, type AcceleratorChoice, type KvmProbeKe
 import { ARTIFACT_FILES, verifyArtifacts, type ArtifactManifest } from './build-images.js';
 import type { GuestArch } from '../kernel/index.js';
 import { GUEST_ARCH_PROFILES, hostGuestArch, type GuestArchProfile } from './guest-arch.js';
-import { ensureRelayScript, netdevArgument, normalisePorts, type GuestNetworkMode, type PortForward } from './guest-network.js';
+import {
+  RELAY_PROGRAM,
+  findRelayProgram,
+  netdevArgument,
+  normalisePorts,
+  type GuestNetworkMode,
+  type PortForward,
+} from './guest-network.js';
 import { BOOT_OK, GUEST_FATAL, GUEST_PROMPT, SHUTDOWN_OK, SerialConsole } from './serial-console.js';
 import { createStoreImage } from './store-image.js';
 import { UEFI_FILES, ensureEfiVars } from './uefi-disk.js';
@@ -305,8 +312,8 @@ export async function startGuest(o: StartGuestOptions): Promise<GuestHandle> {
   const profile = GUEST_ARCH_PROFILES[arch];
   const qemu = o.qemu ?? (arch === 'x86_64' ? process.env.SWPKG_QEMU : process.env.SWPKG_QEMU_AARCH64) ?? profile.qemuSystem;
   const ports = normalisePorts(o.hostPorts ?? []);
-  const relayScript = await ensureRelayScript();
-  const netdev = netdevArgument(mode, ports, { node: process.execPath, script: relayScript });
+  // host-loopback mode forwards nothing, so it needs no relay program.
+  const netdev = netdevArgument(mode, ports, { socat: mode === 'restricted' ? findRelayProgram() : RELAY_PROGRAM });
   const accelerator = await acceleratorFor(qemu, profile, o.accel ?? 'auto', {
     path: join(artifactsDir, ARTIFACT_FILES.kernel),
     console: profile.console,

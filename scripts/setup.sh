@@ -9,6 +9,8 @@ APT_PACKAGES=(
   qemu-system-x86 qemu-utils musl-tools bubblewrap chromium e2fsprogs cpio busybox-static
   pacman-package-manager dpkg-dev apt-utils libarchive-tools zstd nginx-light curl hyperfine
   xz-utils bzip2 file bc patch make gcc jq
+  # socat relays each guest TCP connection to the host (restricted guest networking).
+  socat
   # aarch64: Debian's cross gcc, musl for arm64 (it ships /usr/bin/aarch64-linux-musl-gcc), the
   # arm64 kernel headers, qemu-user to smoke-test ports, qemu-system-arm and UEFI for the guest.
   gcc-aarch64-linux-gnu musl-dev:arm64 linux-libc-dev-arm64-cross qemu-user-static

@@ -4,11 +4,12 @@
  * verification, the network arguments, and startGuest's refusals, each
  * checked for its error code and for leaving things as they were.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { createServer, connect, type Socket } from 'node:net';
+import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
@@ -21,6 +22,8 @@ import {
   hostGuestArch,
   kernelAppend,
   netdevArgument,
+  findRelayProgram,
+  relayCommand,
   normalisePorts,
   parseGuestArch,
   qemuArguments,
@@ -142,13 +145,13 @@ describe('artifact verification', () => {
 });
 
 describe('guest network arguments', () => {
-  const relay = { node: '/usr/bin/node', script: '/tmp/relay,1.mjs' };
+  const relay = { socat: '/opt/bin,1/socat' };
 
   it('restricted: restrict=on, gateway moved off 10.0.2.2, one relay per forwarded port', () => {
     const arg = netdevArgument('restricted', normalisePorts([8080, { guest: 53, host: 40053 }]), relay);
     expect(arg.split(',').slice(0, 6)).toEqual(['user', 'id=n0', 'net=10.0.2.0/24', 'host=10.0.2.1', 'ipv6=off', 'restrict=on']);
-    expect(arg).toContain(`guestfwd=tcp:10.0.2.2:8080-cmd:'/usr/bin/node' --no-warnings '/tmp/relay,,1.mjs' 8080`);
-    expect(arg).toContain(`guestfwd=tcp:10.0.2.2:53-cmd:'/usr/bin/node' --no-warnings '/tmp/relay,,1.mjs' 40053`);
+    expect(arg).toContain(`guestfwd=tcp:10.0.2.2:8080-cmd:'/opt/bin,,1/socat' -t 600 -lf /dev/null FD:0,,shut-down TCP:127.0.0.1:8080,`);
+    expect(arg).toContain(`guestfwd=tcp:10.0.2.2:53-cmd:'/opt/bin,,1/socat' -t 600 -lf /dev/null FD:0,,shut-down TCP:127.0.0.1:40053`);
   });
 
   it('host-loopback: no restriction, and no port mapping it cannot honour', () => {
@@ -156,6 +159,45 @@ describe('guest network arguments', () => {
     expect(() => netdevArgument('host-loopback', normalisePorts([{ guest: 80, host: 8080 }]), relay)).toThrow(
       expect.objectContaining({ code: 'E_USAGE' }),
     );
+  });
+
+  it('finds socat on PATH, and names the package when it is missing', () => {
+    expect(() => findRelayProgram('/nonexistent-a:/nonexistent-b')).toThrow(expect.objectContaining({ code: 'E_NOT_FOUND' }));
+    expect(findRelayProgram(`/nonexistent-a:${dirname(findRelayProgram())}`)).toBe(findRelayProgram());
+  });
+
+  it('the relay carries a guest connection to the host and passes the host close back', async () => {
+    // The host service answers once and closes; the guest must then see the end of the stream,
+    // as an HTTP client reading to EOF or a TCP DNS client does.
+    const host = createServer((c) => c.once('data', (d) => c.end(`answer:${String(d)}`)));
+    await new Promise<void>((r) => host.listen(0, '127.0.0.1', r));
+    const hostPort = (host.address() as { port: number }).port;
+    // QEMU hands the relay the guest connection as fds 0-2: here, the accepted side of a loopback pair.
+    const relaySide = createServer();
+    await new Promise<void>((r) => relaySide.listen(0, '127.0.0.1', r));
+    const accepted = new Promise<Socket>((r) => relaySide.once('connection', r));
+    const guest = connect((relaySide.address() as { port: number }).port, '127.0.0.1');
+    const fd = await accepted;
+    // The command QEMU runs, with QEMU's doubled commas undone and glib's shell quoting dropped.
+    const words = relayCommand(findRelayProgram(), hostPort).replace(/,,/g, ',').split(' ');
+    const child = spawn(words[0]!.replace(/'/g, ''), words.slice(1), { stdio: [fd, fd, fd] });
+    fd.destroy();
+    const received: Buffer[] = [];
+    guest.on('data', (d: Buffer) => received.push(d));
+    guest.write('hello');
+    await new Promise<void>((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error('the guest never saw the host close')), 10_000);
+      guest.on('end', () => {
+        clearTimeout(t);
+        resolve();
+      });
+    });
+    expect(Buffer.concat(received).toString()).toBe('answer:hello');
+    guest.end();
+    const code = await new Promise<number | null>((r) => child.on('exit', r));
+    expect(code).toBe(0);
+    host.close();
+    relaySide.close();
   });
 
   it('refuses invalid and duplicate ports', () => {

@@ -15,13 +15,19 @@ if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-V')) {
   // bundle is compiled before this line runs; its launcher in the guest sets NODE_COMPILE_CACHE.
   enableCompileCache();
   const { runCli } = await import('./run.js');
+  // process.stdin is made on first use (a tty, pipe or socket stream, with the modules behind it):
+  // only a prompt reads it, so commands that never ask (the guest's boot-check) do not pay for it.
+  let stdinUsed = false;
   const code = await runCli(argv, {
     stdout: process.stdout,
     stderr: process.stderr,
-    stdin: process.stdin,
+    get stdin() {
+      stdinUsed = true;
+      return process.stdin;
+    },
     env: process.env,
   });
   process.exitCode = code;
   // stdin may hold the event loop open after a prompt; pending writes still flush before exit.
-  process.stdin.unref?.();
+  if (stdinUsed) process.stdin.unref?.();
 }

@@ -1,6 +1,5 @@
 import { existsSync } from 'node:fs';
 import { resolve as resolvePath } from 'node:path';
-import { createInterface } from 'node:readline';
 import { parseTokens, UsageProblem, type FlagSpec } from './args.js';
 import { COMMANDS, type CommandDef } from './commands.js';
 import { GLOBAL_FLAGS, commandHelp, globalHelp, topicHelp } from './help.js';
@@ -65,6 +64,8 @@ function envNumber(env: NodeJS.ProcessEnv, name: string): number | undefined {
 }
 
 async function ask(io: CliIo, question: string): Promise<boolean> {
+  // Loaded here, not at start-up: only an interactive confirmation needs readline.
+  const { createInterface } = await import('node:readline');
   const rl = createInterface({ input: io.stdin, output: io.stderr, terminal: false });
   try {
     io.stderr.write(question);

@@ -51,8 +51,12 @@ describe('pkg system', () => {
     expect(await treeHash(esp)).toBe(before);
     const r = await pkg(['rollback', '--slot', 'b', '--yes']);
     expect(r.json.result).toMatchObject({ from: 'b', to: 'a', changed: true });
-    expect(await entries()).toEqual(['slotA.conf', 'slotB+0-1.conf']);
-    expect((await pkg(['status', '--slot', 'b'])).json.result.nextBoot).toBe('a');
+    expect(await entries()).toEqual(['slotA.conf', 'slotB+0.conf']);
+    const after = (await pkg(['status', '--slot', 'b'])).json.result;
+    expect(after.nextBoot).toBe('a');
+    // Set aside by the rollback, not reported as a slot whose boots failed.
+    expect(after.slots[1]).toMatchObject({ slot: 'b', state: 'set-aside' });
+    expect(after.lastFailure).toBeNull();
   });
 
   it('refuses a rollback with nothing to go back to, a bad slot name, and a missing ESP, changing nothing', async () => {

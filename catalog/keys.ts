@@ -186,24 +186,29 @@ function canonicalY(b: Uint8Array): boolean {
 }
 
 /**
- * Per public key: its OpenSSL handle, or false when the strict policy refuses
- * the key itself (not a canonical point encoding, or of small order). Keys
- * come from roots and trust stores, so there are few; the bound only keeps
- * memory flat if a caller ever feeds many.
+ * Per public key: its OpenSSL handle; false when the strict policy refuses
+ * the key itself (not a canonical point encoding, or of small order); null
+ * when OpenSSL will not load a key the policy accepts (the JS check decides).
+ * Keys come from roots and trust stores, so there are few; the bound only
+ * keeps memory flat if a caller ever feeds many.
  */
-const verifierKeys = new Map<string, KeyObject | false>();
+const verifierKeys = new Map<string, KeyObject | false | null>();
 const VERIFIER_KEYS_MAX = 1024;
 
-function verifierKey(publicHex: string): KeyObject | false {
+function verifierKey(publicHex: string): KeyObject | false | null {
   let key = verifierKeys.get(publicHex);
   if (key !== undefined) return key;
   const bytes = hexToBytes(publicHex);
+  let usable: boolean;
   try {
-    key = ed.Point.fromBytes(bytes, false).isSmallOrder()
-      ? false
-      : createPublicKey({ key: Buffer.concat([SPKI_ED25519_PREFIX, bytes]), format: 'der', type: 'spki' });
+    usable = !ed.Point.fromBytes(bytes, false).isSmallOrder();
   } catch {
-    key = false;
+    usable = false;
+  }
+  try {
+    key = usable ? createPublicKey({ key: Buffer.concat([SPKI_ED25519_PREFIX, bytes]), format: 'der', type: 'spki' }) : false;
+  } catch {
+    key = null;
   }
   if (verifierKeys.size >= VERIFIER_KEYS_MAX) verifierKeys.clear();
   verifierKeys.set(publicHex, key);
@@ -258,11 +263,16 @@ export function verifyBytesWith(
   if (!scalarBelowL(sig.subarray(32)) || !canonicalY(r) || SMALL_ORDER_ENCODINGS.some((e) => e.equals(r))) return false;
   const key = verifierKey(publicHex);
   if (key === false) return false;
-  if (native(message, sig, key)) return true;
-  return cofactoredVerify(message, sig, publicHex);
+  let accepted = false;
+  try {
+    accepted = key !== null && native(message, sig, key);
+  } catch {
+    // A native error is no verdict: the JS check gives the policy's answer.
+  }
+  return accepted || cofactoredVerify(message, sig, publicHex);
 }
 
-/** The pure-JS strict cofactored check, for what OpenSSL's cofactorless check refuses. */
+/** The pure-JS strict cofactored check (the policy itself), for whatever OpenSSL refuses. */
 function cofactoredVerify(message: Uint8Array, sig: Buffer, publicHex: string): boolean {
   try {
     if (ed.Point.fromBytes(sig.subarray(0, 32), false).isSmallOrder()) return false;

@@ -13,7 +13,7 @@ import {
   type DetachedSignature,
 } from '../catalog/index.js';
 import type { PkgContext } from './context.js';
-import { ensureDir, exists, findUnexpectedPaths, fsyncDir, makeDurable, removeTree } from './fs-util.js';
+import { ensureDir, exists, findUnexpectedPaths, fsyncDir, removeTree } from './fs-util.js';
 import { storeDirName, TMP_PREFIX, TRASH_PREFIX } from './paths.js';
 import { crashPoint } from './crash-point.js';
 
@@ -133,7 +133,7 @@ async function makeReadOnly(tmp: string, m: PackageManifest): Promise<void> {
   await chmod(tmp, 0o555);
 }
 
-/** Written into a staging folder; made durable with the rest of the batch by one syncfs (commitStoreEntries). */
+/** Written into a staging folder; made durable with the rest of the transaction by one syncfs (before commitStoreEntries). */
 async function writeMeta(path: string, data: Uint8Array): Promise<void> {
   const fh = await open(path, 'wx', 0o444);
   try {
@@ -170,7 +170,7 @@ export async function reuseStoreEntry(ctx: PkgContext, sha256: string, name: str
  * Extracts a package into `store/.tmp-*`: every byte is checked against the
  * manifest while it streams (extractPackage), `.SWPKG/` gets the manifest
  * (and signature), and the tree is made read-only. Not yet durable nor
- * visible: commitStoreEntries does both for a whole batch. A crash leaves
+ * visible: the transaction's one syncfs and commitStoreEntries do that. A crash leaves
  * only the `.tmp-*`, which the next writer removes.
  */
 export async function stageStoreEntry(
@@ -184,7 +184,7 @@ export async function stageStoreEntry(
   crashPoint('store.extract');
   let verified;
   try {
-    // No fsync per file: one syncfs for the batch before anything is renamed (commitStoreEntries).
+    // No fsync per file: one syncfs for the whole transaction before anything is renamed.
     verified = await extractPackage(file, tmp, {
       fsync: false,
       readOnlyFiles: true,
@@ -225,10 +225,12 @@ export async function stageStoreEntry(
 }
 
 /**
- * Publishes staged entries: one syncfs makes every staged byte durable,
- * then each is renamed to `store/<sha256>-NAME-VERSION` and the store folder
- * fsynced. A crash before a rename leaves a `.tmp-*`; after it, a complete
- * entry (unreferenced until a generation names it).
+ * Publishes staged entries the caller has already made durable (the
+ * transaction's one barrier covers them and the staged generation): each is
+ * renamed to `store/<sha256>-NAME-VERSION`, then the store folder is
+ * fsynced, before any generation naming them is renamed into place. A crash
+ * before a rename leaves a `.tmp-*`; after it, a complete entry
+ * (unreferenced until a generation names it).
  */
 export async function commitStoreEntries(
   ctx: PkgContext,
@@ -236,8 +238,6 @@ export async function commitStoreEntries(
   onAdded: (dir: string) => void = () => {},
 ): Promise<StoreEntry[]> {
   if (staged.length === 0) return [];
-  await makeDurable(staged.map((e) => e.tmp));
-  crashPoint('store.synced');
   const out: StoreEntry[] = [];
   for (const e of staged) {
     const dest = join(ctx.paths.store, e.dir);

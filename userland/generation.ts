@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, readlink, rename, rm, symlink, lstat } from 'node:fs/promises';
+import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { readFile, readlink, rename, rm, symlink, lstat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { SwpkgError, fromFsError, parseJson, type PackageManifest } from '../catalog/index.js';
 import type { PkgContext } from './context.js';
@@ -252,7 +253,9 @@ export async function stageGeneration(
     ...(o.release && { release: o.release }),
   };
   try {
-    await mkdir(tmp, { mode: 0o755 });
+    // Synchronous calls: a tree of thousands of links costs one syscall each here, against a hand-off
+    // to libuv's thread pool and back per fs/promises call (most of an install's futex and epoll calls).
+    mkdirSync(tmp, { mode: 0o755 });
     crashPoint('generation.tmp');
     const made = new Set<string>(['']);
     const allDirs = new Set<string>(o.tree.dirs);
@@ -260,23 +263,18 @@ export async function stageGeneration(
     for (const d of [...allDirs].sort()) {
       for (const p of [...parents(d), d]) {
         if (made.has(p)) continue;
-        await mkdir(join(tmp, p), { mode: 0o755 });
+        mkdirSync(join(tmp, p), { mode: 0o755 });
         made.add(p);
       }
     }
     crashPoint('generation.dirs');
     let i = 0;
     for (const l of o.tree.links) {
-      await symlink(l.target, join(tmp, l.path));
+      symlinkSync(l.target, join(tmp, l.path));
       if (++i % 5000 === 0) crashPoint('generation.links');
     }
     crashPoint('generation.linked');
-    const fh = await open(join(tmp, GENERATION_FILE), 'wx', 0o444);
-    try {
-      await fh.writeFile(JSON.stringify(gen, null, 2) + '\n');
-    } finally {
-      await fh.close();
-    }
+    writeFileSync(join(tmp, GENERATION_FILE), JSON.stringify(gen, null, 2) + '\n', { flag: 'wx', mode: 0o444 });
     crashPoint('generation.recorded');
   } catch (e) {
     await rm(tmp, { recursive: true, force: true }).catch(() => {});

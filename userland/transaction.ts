@@ -1,3 +1,4 @@
+import { rmSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import semver from 'semver';
 import { join, resolve as resolvePath } from 'node:path';
@@ -464,7 +465,7 @@ async function apply(
     crashPoint('transaction.switched');
 
     // 6. Downloads now live in the store.
-    for (const f of files.values()) if (f.startsWith(ctx.paths.cache)) await rm(f, { force: true });
+    for (const f of files.values()) if (f.startsWith(ctx.paths.cache)) rmSync(f, { force: true });
     crashPoint('transaction.cleaned');
     return { generation, downloads, guard };
   } catch (e) {

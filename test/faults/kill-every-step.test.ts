@@ -216,6 +216,14 @@ describe('kill -9 at every step', () => {
       const trace = (await readFile(traceFile, 'utf8')).trim().split('\n');
       const points = FULL ? trace : sample(trace);
       expect(trace).toEqual(expect.arrayContaining(flow.reaches ?? []));
+      // One durability barrier per transaction (docs/design.md): it comes before any name appears.
+      const synced = trace.filter((p) => p.startsWith('transaction.synced:'));
+      if (trace.some((p) => p.startsWith('generation.renamed:'))) {
+        expect(synced, `${flow.name}: one barrier`).toEqual(['transaction.synced:1']);
+        const at = trace.indexOf('transaction.synced:1');
+        for (const [i, p] of trace.entries())
+          if (/^(store|generation|current)\.renamed:/.test(p)) expect(i, `${p} after the barrier`).toBeGreaterThan(at);
+      }
       const newSet = await installedSet(traceRoot);
       const newCurrent = await currentTarget(traceRoot);
       const newCatalog = (await readCatalogState(createContext({ root: traceRoot }), 'main'))?.version;

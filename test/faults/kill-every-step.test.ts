@@ -124,6 +124,13 @@ const check: HealthCheck[] = [
   { name: 'again', command: 'libexec/app/check', timeout: 10, level: 'required' },
 ];
 
+/**
+ * No run here is meant to stall, and the server answering it lives in this busy test process
+ * (two kills in flight, doctor in between): the spawn helper's 2-second stall window turned a
+ * slow answer under load into E_STALLED instead of the kill under test.
+ */
+const UNHURRIED = { PKG_STALL_TIMEOUT: '30' };
+
 let repo: FakeRepo;
 let server: TableServer;
 let work: string;
@@ -211,7 +218,7 @@ describe('kill -9 at every step', () => {
       const traceRoot = join(work, `${flow.name}-trace`);
       copyTree(template, traceRoot);
       const traceFile = join(work, `${flow.name}.trace`);
-      const clean = await spawnPkg(traceRoot, flow.command, { PKG_TEST_CRASH_TRACE: traceFile });
+      const clean = await spawnPkg(traceRoot, flow.command, { PKG_TEST_CRASH_TRACE: traceFile, ...UNHURRIED });
       expect(clean.code, clean.stderr).toBe(flow.exit ?? 0);
       const trace = (await readFile(traceFile, 'utf8')).trim().split('\n');
       const points = FULL ? trace : sample(trace);
@@ -234,7 +241,7 @@ describe('kill -9 at every step', () => {
       const one = async (point: string): Promise<void> => {
         const root = join(work, `${flow.name}-${point.replace(/[^a-z0-9.-]/gi, '_')}`);
         copyTree(template, root);
-        const killed = await spawnPkg(root, flow.command, { PKG_TEST_CRASH_AT: point });
+        const killed = await spawnPkg(root, flow.command, { PKG_TEST_CRASH_AT: point, ...UNHURRIED });
         expect(killed.signal, `${point}: ${killed.stderr}`).toBe('SIGKILL');
 
         const ctx = createContext({ root });

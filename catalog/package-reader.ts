@@ -1,5 +1,5 @@
 import { createReadStream, openSync, writeSync, closeSync, fsyncSync, fchmodSync, mkdirSync, symlinkSync, chmodSync } from 'node:fs';
-import { mkdir, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { createGunzip } from 'node:zlib';
 import { once } from 'node:events';
@@ -49,7 +49,8 @@ export interface ExtractOptions extends ReadOptions {
   /**
    * Files get their manifest mode without the write bits (a read-only store), set on the open
    * descriptor before it is closed: one fchmod instead of a chmod by path now and another later.
-   * Folders keep theirs, so entries can still be created in them; the caller seals them.
+   * Folders are left 0755 (whatever the manifest says) so entries can still be created in them:
+   * the caller sets each folder's final mode once when it seals the tree, not a second chmod here.
    */
   readOnlyFiles?: boolean;
 }
@@ -432,18 +433,20 @@ export async function verifyPackageFile(path: string, opts: ReadOptions = {}): P
  */
 export async function extractPackage(path: string, destDir: string, opts: ExtractOptions = {}): Promise<VerifiedPackage> {
   try {
-    await mkdir(dirname(destDir), { recursive: true });
-    await mkdir(destDir, { mode: 0o755 });
+    // Synchronous, as every write of the extraction is: each fs/promises call is a hand-off to libuv's thread pool.
+    mkdirSync(dirname(destDir), { recursive: true });
+    mkdirSync(destDir, { mode: 0o755 });
   } catch (e) {
     throw fromFsError(e, `creating ${destDir}`);
   }
   const fsync = opts.fsync ?? true;
-  const fileMask = opts.readOnlyFiles === true ? 0o7555 : 0o7777;
+  const readOnly = opts.readOnlyFiles === true;
+  const fileMask = readOnly ? 0o7555 : 0o7777;
   let fd: number | undefined;
   const sink: Sink = {
     dir(e) {
       mkdirSync(join(destDir, e.path), { mode: 0o755 });
-      chmodSync(join(destDir, e.path), e.mode);
+      if (!readOnly) chmodSync(join(destDir, e.path), e.mode);
     },
     symlink(e) {
       symlinkSync(e.target!, join(destDir, e.path));

@@ -362,6 +362,12 @@ export interface FetchBytesOptions {
   limits: TransferLimits;
   /** Origins a redirect may lead to (the repository's servers); default the URL's own. */
   origins?: string[];
+  /**
+   * The body is a gzip file (a catalog's `.gz` sibling): it is inflated as it arrives and the
+   * inflated bytes are returned, `maxBytes` capping them too (a gzip bomb stops at the cap:
+   * E_TOO_LARGE). A stream that is not gzip or ends early is E_CORRUPT.
+   */
+  gunzip?: boolean;
 }
 
 /**
@@ -388,9 +394,11 @@ export async function fetchBytes(url: string, o: FetchBytesOptions): Promise<Uin
     await res.discard();
     throw tooLarge(url, o.maxBytes, declared);
   }
+  const body = guarded(url, res, o.limits, ctl, deadlineAt);
+  if (o.gunzip === true) return inflateBody(url, res, body, o.maxBytes);
   const chunks: Uint8Array[] = [];
   let n = 0;
-  for await (const chunk of guarded(url, res, o.limits, ctl, deadlineAt)) {
+  for await (const chunk of body) {
     n += chunk.length;
     if (n > o.maxBytes) {
       await res.discard();
@@ -399,6 +407,60 @@ export async function fetchBytes(url: string, o: FetchBytesOptions): Promise<Uin
     chunks.push(chunk);
   }
   return Buffer.concat(chunks, n);
+}
+
+/**
+ * Inflates a gzip body chunk by chunk, holding at most `maxBytes` of output: the compressed
+ * bytes are counted against the same cap, and each chunk is written only once the one before
+ * was inflated, so a bomb is stopped one chunk past the cap, never inflated whole.
+ */
+async function inflateBody(url: string, res: HttpResponse, body: AsyncIterable<Uint8Array>, maxBytes: number): Promise<Uint8Array> {
+  const { createGunzip } = await import('node:zlib');
+  const { finished } = await import('node:stream/promises');
+  // The default 16 KiB output chunk costs a main-thread round trip each; a catalog inflates to tens of MiB.
+  const gunzip = createGunzip({ chunkSize: 256 * 1024 });
+  const out: Buffer[] = [];
+  let inflated = 0;
+  let compressed = 0;
+  let failure: SwpkgError | undefined;
+  const fail = (e: SwpkgError): void => {
+    failure ??= e;
+    gunzip.destroy();
+  };
+  const corrupt = (e: Error): SwpkgError =>
+    new SwpkgError('E_CORRUPT', `${url} is not a whole gzip file: ${e.message}`, {
+      hint: 'the server sent a damaged compressed catalog; use another mirror, or tell the publisher',
+      details: { url, check: 'gzip' },
+      cause: e,
+    });
+  gunzip.on('data', (c: Buffer) => {
+    inflated += c.length;
+    if (inflated > maxBytes) fail(tooLarge(url, maxBytes, inflated));
+    else out.push(c);
+  });
+  gunzip.on('error', (e) => fail(corrupt(e)));
+  const done = finished(gunzip).catch((e: Error) => fail(corrupt(e)));
+  try {
+    for await (const chunk of body) {
+      compressed += chunk.length;
+      if (compressed > maxBytes) fail(tooLarge(url, maxBytes, compressed));
+      if (failure) break;
+      // zlib never calls a write's callback when that chunk fails (not gzip): the stream's close ends the wait too.
+      await new Promise<void>((resolve) => {
+        gunzip.once('close', resolve);
+        gunzip.write(chunk, () => {
+          gunzip.off('close', resolve);
+          resolve();
+        });
+      });
+    }
+    if (!failure) gunzip.end();
+    await done;
+  } finally {
+    if (failure) await res.discard();
+  }
+  if (failure) throw failure;
+  return Buffer.concat(out, inflated);
 }
 
 export interface DownloadOptions {

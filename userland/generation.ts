@@ -1,9 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, readlink, rename, rm, symlink, lstat } from 'node:fs/promises';
+import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { readFile, readlink, rename, rm, symlink, lstat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { SwpkgError, fromFsError, parseJson, type PackageManifest } from '../catalog/index.js';
 import type { PkgContext } from './context.js';
-import { ensureDir, fsyncDir, listDir, makeDurable } from './fs-util.js';
+import { ensureDir, fsyncDir, listDir } from './fs-util.js';
 import { TMP_PREFIX } from './paths.js';
 import { crashPoint } from './crash-point.js';
 
@@ -212,14 +213,21 @@ function parents(path: string): string[] {
   return out;
 }
 
+/** A generation written into `generations/.tmp-*`, not yet durable nor under its number. */
+export interface StagedGeneration {
+  tmp: string;
+  generation: Generation;
+}
+
 /**
- * Builds generation N beside the others: `generations/.tmp-*` gets the tree
- * and generation.json, the filesystem is synced, then it is renamed to
- * `generations/N` and the parent fsynced. A crash before the rename leaves a
- * `.tmp-*` the next writer removes; after it, a complete generation that
- * `current` does not point at yet (harmless; `pkg generations` lists it).
+ * Writes generation N beside the others into `generations/.tmp-*`: the tree
+ * of links and generation.json, nothing synced. The links may name store
+ * entries that are still staged: nothing follows them before `current` does.
+ * The transaction makes this folder durable with its store entries in one
+ * barrier, then commitGeneration puts it under its number. A crash before
+ * that leaves a `.tmp-*` the next writer removes.
  */
-export async function buildGeneration(
+export async function stageGeneration(
   ctx: PkgContext,
   o: {
     packages: GenerationPackage[];
@@ -229,7 +237,7 @@ export async function buildGeneration(
     parent: number | null;
     release?: GenerationRelease;
   },
-): Promise<Generation> {
+): Promise<StagedGeneration> {
   await ensureDir(ctx.paths.generations);
   const existing = await listGenerationNumbers(ctx);
   const number = (existing[existing.length - 1] ?? 0) + 1;
@@ -245,7 +253,9 @@ export async function buildGeneration(
     ...(o.release && { release: o.release }),
   };
   try {
-    await mkdir(tmp, { mode: 0o755 });
+    // Synchronous calls: a tree of thousands of links costs one syscall each here, against a hand-off
+    // to libuv's thread pool and back per fs/promises call (most of an install's futex and epoll calls).
+    mkdirSync(tmp, { mode: 0o755 });
     crashPoint('generation.tmp');
     const made = new Set<string>(['']);
     const allDirs = new Set<string>(o.tree.dirs);
@@ -253,35 +263,46 @@ export async function buildGeneration(
     for (const d of [...allDirs].sort()) {
       for (const p of [...parents(d), d]) {
         if (made.has(p)) continue;
-        await mkdir(join(tmp, p), { mode: 0o755 });
+        mkdirSync(join(tmp, p), { mode: 0o755 });
         made.add(p);
       }
     }
     crashPoint('generation.dirs');
     let i = 0;
     for (const l of o.tree.links) {
-      await symlink(l.target, join(tmp, l.path));
+      symlinkSync(l.target, join(tmp, l.path));
       if (++i % 5000 === 0) crashPoint('generation.links');
     }
     crashPoint('generation.linked');
-    const fh = await open(join(tmp, GENERATION_FILE), 'wx', 0o444);
-    try {
-      await fh.writeFile(JSON.stringify(gen, null, 2) + '\n');
-    } finally {
-      await fh.close();
-    }
+    writeFileSync(join(tmp, GENERATION_FILE), JSON.stringify(gen, null, 2) + '\n', { flag: 'wx', mode: 0o444 });
     crashPoint('generation.recorded');
-    // One syncfs for the whole tree (folders, links, record) before the rename publishes it.
-    await makeDurable([tmp]);
-    crashPoint('generation.synced');
-    await rename(tmp, generationDir(ctx, number));
-    await fsyncDir(ctx.paths.generations);
-    crashPoint('generation.renamed');
   } catch (e) {
     await rm(tmp, { recursive: true, force: true }).catch(() => {});
-    throw e instanceof SwpkgError ? e : fromFsError(e, `building generation ${number}`);
+    throw e instanceof SwpkgError ? e : fromFsError(e, `building generation ${gen.number}`);
   }
-  return gen;
+  return { tmp, generation: gen };
+}
+
+/**
+ * Renames a staged generation, already durable (the transaction's one
+ * barrier), to `generations/N` and fsyncs that folder, so `current` is
+ * only ever pointed at a generation a power cut cannot take back.
+ */
+export async function commitGeneration(ctx: PkgContext, staged: StagedGeneration): Promise<Generation> {
+  const n = staged.generation.number;
+  try {
+    await rename(staged.tmp, generationDir(ctx, n));
+    crashPoint('generation.renamed');
+    await fsyncDir(ctx.paths.generations);
+  } catch (e) {
+    throw fromFsError(e, `building generation ${n}`);
+  }
+  return staged.generation;
+}
+
+/** Removes a staged generation that will not be committed (the transaction failed). */
+export async function discardStagedGeneration(staged: StagedGeneration): Promise<void> {
+  await rm(staged.tmp, { recursive: true, force: true });
 }
 
 /**

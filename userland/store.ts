@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { chmod, lstat, mkdir, readFile, readdir, readlink, rename, open } from 'node:fs/promises';
+import { chmodSync, createReadStream, mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { lstat, readFile, readdir, readlink, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   SwpkgError,
@@ -13,7 +13,7 @@ import {
   type DetachedSignature,
 } from '../catalog/index.js';
 import type { PkgContext } from './context.js';
-import { ensureDir, exists, findUnexpectedPaths, fsyncDir, makeDurable, removeTree } from './fs-util.js';
+import { ensureDir, exists, findUnexpectedPaths, fsyncDir, removeTree } from './fs-util.js';
 import { storeDirName, TMP_PREFIX, TRASH_PREFIX } from './paths.js';
 import { crashPoint } from './crash-point.js';
 
@@ -126,21 +126,20 @@ export async function checkStoreEntry(ctx: PkgContext, dir: string, manifest?: P
  * wrote exactly that), which saves a stat per path. Symlink modes mean
  * nothing on Linux and are left alone.
  */
-async function makeReadOnly(tmp: string, m: PackageManifest): Promise<void> {
+function makeReadOnly(tmp: string, m: PackageManifest): void {
   const dirs = m.files.filter((f) => f.type === 'dir').sort((a, b) => b.path.length - a.path.length);
-  for (const d of dirs) await chmod(join(tmp, d.path), d.mode & 0o7555);
-  await chmod(join(tmp, STORE_META_DIR), 0o555);
-  await chmod(tmp, 0o555);
+  for (const d of dirs) chmodSync(join(tmp, d.path), d.mode & 0o7555);
+  chmodSync(join(tmp, STORE_META_DIR), 0o555);
+  chmodSync(tmp, 0o555);
 }
 
-/** Written into a staging folder; made durable with the rest of the batch by one syncfs (commitStoreEntries). */
-async function writeMeta(path: string, data: Uint8Array): Promise<void> {
-  const fh = await open(path, 'wx', 0o444);
-  try {
-    await fh.writeFile(data);
-  } finally {
-    await fh.close();
-  }
+/**
+ * Written into a staging folder; made durable with the rest of the transaction by one syncfs
+ * (before commitStoreEntries). Synchronous like the extraction's own writes: a small file is
+ * cheaper written in place than handed to libuv's thread pool three times.
+ */
+function writeMeta(path: string, data: Uint8Array): void {
+  writeFileSync(path, data, { flag: 'wx', mode: 0o444 });
 }
 
 /** A package extracted and sealed in `store/.tmp-*`, not yet under its name. */
@@ -170,7 +169,7 @@ export async function reuseStoreEntry(ctx: PkgContext, sha256: string, name: str
  * Extracts a package into `store/.tmp-*`: every byte is checked against the
  * manifest while it streams (extractPackage), `.SWPKG/` gets the manifest
  * (and signature), and the tree is made read-only. Not yet durable nor
- * visible: commitStoreEntries does both for a whole batch. A crash leaves
+ * visible: the transaction's one syncfs and commitStoreEntries do that. A crash leaves
  * only the `.tmp-*`, which the next writer removes.
  */
 export async function stageStoreEntry(
@@ -184,7 +183,7 @@ export async function stageStoreEntry(
   crashPoint('store.extract');
   let verified;
   try {
-    // No fsync per file: one syncfs for the batch before anything is renamed (commitStoreEntries).
+    // No fsync per file: one syncfs for the whole transaction before anything is renamed.
     verified = await extractPackage(file, tmp, {
       fsync: false,
       readOnlyFiles: true,
@@ -210,12 +209,12 @@ export async function stageStoreEntry(
       );
     }
     crashPoint('store.extracted');
-    await mkdir(join(tmp, STORE_META_DIR), { mode: 0o755 });
+    mkdirSync(join(tmp, STORE_META_DIR), { mode: 0o755 });
     // The manifest's exact bytes, so a kept signature still verifies over them.
-    await writeMeta(join(tmp, MANIFEST_FILE), verified.manifestBytes);
+    writeMeta(join(tmp, MANIFEST_FILE), verified.manifestBytes);
     const sig = verified.signature ?? expect.signature;
-    if (sig) await writeMeta(join(tmp, SIGNATURE_FILE), encodeDetachedSignature(sig));
-    await makeReadOnly(tmp, verified.manifest);
+    if (sig) writeMeta(join(tmp, SIGNATURE_FILE), encodeDetachedSignature(sig));
+    makeReadOnly(tmp, verified.manifest);
     crashPoint('store.sealed');
   } catch (e) {
     await removeTree(tmp);
@@ -225,10 +224,12 @@ export async function stageStoreEntry(
 }
 
 /**
- * Publishes staged entries: one syncfs makes every staged byte durable,
- * then each is renamed to `store/<sha256>-NAME-VERSION` and the store folder
- * fsynced. A crash before a rename leaves a `.tmp-*`; after it, a complete
- * entry (unreferenced until a generation names it).
+ * Publishes staged entries the caller has already made durable (the
+ * transaction's one barrier covers them and the staged generation): each is
+ * renamed to `store/<sha256>-NAME-VERSION`, then the store folder is
+ * fsynced, before any generation naming them is renamed into place. A crash
+ * before a rename leaves a `.tmp-*`; after it, a complete entry
+ * (unreferenced until a generation names it).
  */
 export async function commitStoreEntries(
   ctx: PkgContext,
@@ -236,8 +237,6 @@ export async function commitStoreEntries(
   onAdded: (dir: string) => void = () => {},
 ): Promise<StoreEntry[]> {
   if (staged.length === 0) return [];
-  await makeDurable(staged.map((e) => e.tmp));
-  crashPoint('store.synced');
   const out: StoreEntry[] = [];
   for (const e of staged) {
     const dest = join(ctx.paths.store, e.dir);
@@ -248,7 +247,8 @@ export async function commitStoreEntries(
         out.push({ dir: e.dir, manifest: e.manifest, sha256: e.sha256, added: false });
         continue;
       }
-      await rename(e.tmp, dest);
+      // Synchronous: one rename per entry, without a thread-pool hand-off each.
+      renameSync(e.tmp, dest);
     } catch (err) {
       throw fromFsError(err, `adding ${e.dir} to the store`);
     }

@@ -1,3 +1,4 @@
+import { rmSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import semver from 'semver';
 import { join, resolve as resolvePath } from 'node:path';
@@ -35,18 +36,21 @@ import {
   type StagedEntry,
 } from './store.js';
 import {
-  buildGeneration,
+  commitGeneration,
+  discardStagedGeneration,
+  stageGeneration,
   planTree,
   readCurrent,
   switchCurrent,
   type Generation,
   type GenerationPackage,
+  type StagedGeneration,
   type GenerationRelease,
   type TreeInput,
 } from './generation.js';
 import { storeDirName } from './paths.js';
 import { healCurrent, prepareHealth, runGuard, type HealthGuard, type HealthOutcome } from './health.js';
-import { ensureDir, exists, removeTree } from './fs-util.js';
+import { ensureDir, exists, makeDurable, removeTree } from './fs-util.js';
 import { trustedKeys, type TrustedKey } from './trusted-keys.js';
 import { planThenApply, type PlanGate } from './writer.js';
 import { crashPoint } from './crash-point.js';
@@ -392,8 +396,9 @@ async function view(ctx: PkgContext, plan: PkgPlan, w: World, warnings: string[]
  * Applies a plan: download (resumable, capped, hashed while streaming,
  * renamed only when the SHA-256 matches the catalog) → extract into hidden
  * `store/.tmp-*`, every file checked against the manifest → refuse file
- * conflicts over the whole next set → syncfs, rename into the store → build
- * generation N+1 → switch `current`. Nothing is visible before the switch. On failure, store entries added by
+ * conflicts over the whole next set → generation N+1 staged beside them →
+ * one syncfs for all of it → renames into `store/`, then `generations/`
+ * (each folder fsynced) → switch `current`. Nothing is visible before the switch. On failure, store entries added by
  * this run are removed again, and so are its downloads unless the failure
  * was the network's (then they stay for the next run to resume).
  */
@@ -408,6 +413,7 @@ async function apply(
   const addedStore: string[] = [];
   const staged: StagedEntry[] = [];
   const fetchedFiles: string[] = [];
+  let stagedGeneration: StagedGeneration | undefined;
   try {
     // 1. Downloads, a few at a time.
     const { files, downloads } = await downloadPlanPackages(ctx, plan, fetchedFiles);
@@ -425,13 +431,8 @@ async function apply(
       p.installed ? { ...p.installed, explicit: p.explicit } : generationRecord(p.candidate!, p.explicit),
     );
 
-    // 4. Durable, then under their names (still unreferenced until the generation names them).
-    await commitStoreEntries(ctx, staged, (dir) => addedStore.push(dir));
-    staged.length = 0;
-    crashPoint('transaction.stored');
-
-    // 5. The new generation, then the one atomic step that makes it visible.
-    const generation = await buildGeneration(ctx, {
+    // 4. The new generation beside the others, still under a .tmp- name; its links may name staged entries.
+    stagedGeneration = await stageGeneration(ctx, {
       packages: records,
       tree,
       command: ctx.command,
@@ -439,6 +440,17 @@ async function apply(
       parent: w.current?.number ?? null,
       ...(release && { release }),
     });
+
+    // 5. The one durability barrier: a syncfs of the root's filesystem covers every staged store
+    // entry and the staged generation. Then the names, each folder fsynced before anything that
+    // relies on it: store entries (store/ fsynced), the generation (generations/ fsynced), `current`.
+    await makeDurable([...staged.map((e) => e.tmp), stagedGeneration.tmp]);
+    crashPoint('transaction.synced');
+    await commitStoreEntries(ctx, staged, (dir) => addedStore.push(dir));
+    staged.length = 0;
+    crashPoint('transaction.stored');
+    const generation = await commitGeneration(ctx, stagedGeneration);
+    stagedGeneration = undefined;
     // The generation names the new store entries now: a later failure must not take them from under it.
     addedStore.length = 0;
     // Checks of what this change added or changed: recorded as pending before the switch (see prepareHealth).
@@ -453,11 +465,12 @@ async function apply(
     crashPoint('transaction.switched');
 
     // 6. Downloads now live in the store.
-    for (const f of files.values()) if (f.startsWith(ctx.paths.cache)) await rm(f, { force: true });
+    for (const f of files.values()) if (f.startsWith(ctx.paths.cache)) rmSync(f, { force: true });
     crashPoint('transaction.cleaned');
     return { generation, downloads, guard };
   } catch (e) {
     for (const e of staged) await removeTree(e.tmp).catch(() => {});
+    if (stagedGeneration) await discardStagedGeneration(stagedGeneration).catch(() => {});
     for (const dir of addedStore) await discardStoreEntry(ctx, dir).catch(() => {});
     const exit = e instanceof SwpkgError ? ERROR_CODES[e.code] : ExitCode.UNEXPECTED;
     if (exit !== ExitCode.NETWORK) for (const f of fetchedFiles) await rm(f, { force: true }).catch(() => {});

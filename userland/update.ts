@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { SwpkgError, parseHostedRepo, payloadSha256, walkTrust, type MetadataFetcher } from '../catalog/index.js';
 import type { PkgContext } from './context.js';
 import { fetchBytes, isUnreachable, joinUrl, mirrorSetOf, originsOf, tryMirrors } from './download.js';
@@ -44,13 +45,17 @@ const CURRENT_CATALOG = 'catalog.json';
 function mirrorFetcher(ctx: PkgContext, bases: string[], onSource: (path: string, url: string) => void): MetadataFetcher {
   return async (path, o, accept) => {
     const transport = await ctx.transport();
+    const get = (url: string, gunzip = false): Promise<Uint8Array> =>
+      fetchBytes(url, { transport, maxBytes: o.maxBytes, limits: ctx.limits, origins: originsOf(bases), gunzip });
     return tryMirrors(
       bases,
       async (base) => {
-        const url = joinUrl(base, path === CURRENT_CATALOG ? await catalogPath(ctx, base, bases) : path);
-        let bytes: Uint8Array;
+        const hint = path === CURRENT_CATALOG ? await catalogPath(ctx, base, bases) : { path };
+        const url = joinUrl(base, hint.path);
+        // The source named is the catalog's URL even when its bytes came through the gzip sibling.
+        let bytes = hint.gzip !== undefined ? await fetchCatalogGzip(get, joinUrl(base, hint.gzip), hint.path) : undefined;
         try {
-          bytes = await fetchBytes(url, { transport, maxBytes: o.maxBytes, limits: ctx.limits, origins: originsOf(bases) });
+          bytes ??= await get(url);
         } catch (e) {
           if (o.optional && e instanceof SwpkgError && e.code === 'E_HTTP' && e.details['status'] === 404) return undefined;
           throw e;
@@ -65,11 +70,44 @@ function mirrorFetcher(ctx: PkgContext, bases: string[], onSource: (path: string
   };
 }
 
+/** catalogs/VERSION-SHA256.json: the SHA-256 of the catalog's bytes is in its name. */
+const HASHED_CATALOG = /^catalogs\/\d+-([0-9a-f]{64})\.json$/;
+
+/**
+ * The catalog through its gzip sibling (hosted-repo.json's `catalogGzip`): inflated as it
+ * arrives, capped like the catalog itself, and its inflated bytes must hash to the SHA-256 the
+ * catalog's name carries (E_HASH_MISMATCH otherwise, before the signature is even looked at).
+ * Undefined when the server has no such file (404): the plain catalog is read instead.
+ */
+async function fetchCatalogGzip(
+  get: (url: string, gunzip?: boolean) => Promise<Uint8Array>,
+  url: string,
+  catalog: string,
+): Promise<Uint8Array | undefined> {
+  let bytes: Uint8Array;
+  try {
+    bytes = await get(url, true);
+  } catch (e) {
+    if (e instanceof SwpkgError && e.code === 'E_HTTP' && e.details['status'] === 404) return undefined;
+    throw e;
+  }
+  const named = HASHED_CATALOG.exec(catalog)?.[1];
+  const actual = createHash('sha256').update(bytes).digest('hex');
+  if (named !== undefined && actual !== named) {
+    throw new SwpkgError('E_HASH_MISMATCH', `${url} inflates to bytes with SHA-256 ${actual}, not the ${named} its catalog's name says`, {
+      hint: 'the server sent a compressed catalog that is not the catalog it names; use another mirror, or tell the publisher',
+      details: { url, expected: named, actual },
+    });
+  }
+  return bytes;
+}
+
 /**
  * Reads one server's hosted-repo.json catalog path (an untrusted hint, the repository's one mutable
- * pointer): any plain relative path, default catalog.json.
+ * pointer): any plain relative path, default catalog.json; and its gzip sibling when the hint names
+ * one, which must be that path plus `.gz` (anything else is ignored).
  */
-async function catalogPath(ctx: PkgContext, base: string, bases: string[]): Promise<string> {
+async function catalogPath(ctx: PkgContext, base: string, bases: string[]): Promise<{ path: string; gzip?: string }> {
   const transport = await ctx.transport();
   try {
     const bytes = await fetchBytes(joinUrl(base, 'hosted-repo.json'), {
@@ -79,13 +117,14 @@ async function catalogPath(ctx: PkgContext, base: string, bases: string[]): Prom
       origins: originsOf(bases),
     });
     const hint = parseHostedRepo(bytes);
-    if (CATALOG_PATH.test(hint.catalog) && !hint.catalog.split('/').includes('..')) return hint.catalog;
+    if (CATALOG_PATH.test(hint.catalog) && !hint.catalog.split('/').includes('..'))
+      return { path: hint.catalog, ...(hint.catalogGzip === `${hint.catalog}.gz` ? { gzip: hint.catalogGzip } : {}) };
   } catch (e) {
     // An unreachable server is a failed mirror, not a missing hint: asking it for catalog.json would cost a second timeout.
     if (!(e instanceof SwpkgError) || isUnreachable(e)) throw e;
     // The hint is optional: a host without it still serves catalog.json.
   }
-  return 'catalog.json';
+  return { path: 'catalog.json' };
 }
 
 async function updateOne(ctx: PkgContext, repo: RepoConfig): Promise<RepoUpdate> {

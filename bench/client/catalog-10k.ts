@@ -4,10 +4,13 @@
  * with caret ranges), for timing `pkg update` and the resolver at scale.
  * Only metadata: the package files are never fetched by these measurements.
  *
- *   npx node bench/client/catalog-10k.ts --out DIR [--n 10000]
- * Writes DIR/www and DIR/repo.json ({fingerprint, last}).
+ *   npx node bench/client/catalog-10k.ts --out DIR [--n 10000] [--hosted plain|gzip]
+ * Writes DIR/www and DIR/repo.json ({fingerprint, last}). With --hosted, the catalog is also
+ * published the way `swpkg repo publish` lays it out: `catalogs/VERSION-SHA256.json` named by a
+ * `hosted-repo.json`, and with `gzip` its `.gz` sibling (level 9) named there too.
  */
 import { mkdir, writeFile } from 'node:fs/promises';
+import { gzipSync, constants } from 'node:zlib';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { createRoot, encodeEnvelope, generateKeyPair, rootFingerprint, signCatalog, type CatalogPackage } from '../../catalog/index.js';
@@ -15,6 +18,9 @@ import { buildCatalog } from '../../publishing/index.js';
 
 const o = process.argv.indexOf('--out');
 const out = process.argv[o + 1]!;
+const hi = process.argv.indexOf('--hosted');
+const hosted = hi >= 0 ? process.argv[hi + 1] : undefined;
+if (hosted !== undefined && hosted !== 'plain' && hosted !== 'gzip') throw new Error('--hosted takes plain or gzip');
 const ni = process.argv.indexOf('--n');
 const n = Number(ni >= 0 ? process.argv[ni + 1] : '10000');
 const names = Math.max(1, Math.floor(n / 2));
@@ -65,6 +71,22 @@ await writeFile(join(www, 'repo-root.pub'), encodeEnvelope(root));
 await writeFile(join(www, 'roots', '1.json'), encodeEnvelope(root));
 const catalogBytes = encodeEnvelope(doc);
 await writeFile(join(www, 'catalog.json'), catalogBytes);
+if (hosted !== undefined) {
+  const catalog = `catalogs/${doc.signed.version}-${createHash('sha256').update(catalogBytes).digest('hex')}.json`;
+  await mkdir(join(www, 'catalogs'));
+  await writeFile(join(www, catalog), catalogBytes);
+  if (hosted === 'gzip') await writeFile(join(www, `${catalog}.gz`), gzipSync(catalogBytes, { level: constants.Z_BEST_COMPRESSION }));
+  const pointer = {
+    format: 1,
+    name: 'syn',
+    catalog,
+    rootFingerprint: rootFingerprint(root),
+    rootVersion: 1,
+    mirrors: [],
+    ...(hosted === 'gzip' ? { catalogGzip: `${catalog}.gz` } : {}),
+  };
+  await writeFile(join(www, 'hosted-repo.json'), JSON.stringify(pointer, null, 2) + '\n');
+}
 const last = `syn-${String(names - 1).padStart(5, '0')}`;
 await writeFile(
   join(out, 'repo.json'),

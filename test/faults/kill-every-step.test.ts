@@ -124,6 +124,13 @@ const check: HealthCheck[] = [
   { name: 'again', command: 'libexec/app/check', timeout: 10, level: 'required' },
 ];
 
+/**
+ * No run here is meant to stall, and the server answering it lives in this busy test process
+ * (two kills in flight, doctor in between): the spawn helper's 2-second stall window turned a
+ * slow answer under load into E_STALLED instead of the kill under test.
+ */
+const UNHURRIED = { PKG_STALL_TIMEOUT: '30' };
+
 let repo: FakeRepo;
 let server: TableServer;
 let work: string;
@@ -211,11 +218,19 @@ describe('kill -9 at every step', () => {
       const traceRoot = join(work, `${flow.name}-trace`);
       copyTree(template, traceRoot);
       const traceFile = join(work, `${flow.name}.trace`);
-      const clean = await spawnPkg(traceRoot, flow.command, { PKG_TEST_CRASH_TRACE: traceFile });
+      const clean = await spawnPkg(traceRoot, flow.command, { PKG_TEST_CRASH_TRACE: traceFile, ...UNHURRIED });
       expect(clean.code, clean.stderr).toBe(flow.exit ?? 0);
       const trace = (await readFile(traceFile, 'utf8')).trim().split('\n');
       const points = FULL ? trace : sample(trace);
       expect(trace).toEqual(expect.arrayContaining(flow.reaches ?? []));
+      // One durability barrier per transaction (docs/design.md): it comes before any name appears.
+      const synced = trace.filter((p) => p.startsWith('transaction.synced:'));
+      if (trace.some((p) => p.startsWith('generation.renamed:'))) {
+        expect(synced, `${flow.name}: one barrier`).toEqual(['transaction.synced:1']);
+        const at = trace.indexOf('transaction.synced:1');
+        for (const [i, p] of trace.entries())
+          if (/^(store|generation|current)\.renamed:/.test(p)) expect(i, `${p} after the barrier`).toBeGreaterThan(at);
+      }
       const newSet = await installedSet(traceRoot);
       const newCurrent = await currentTarget(traceRoot);
       const newCatalog = (await readCatalogState(createContext({ root: traceRoot }), 'main'))?.version;
@@ -226,7 +241,7 @@ describe('kill -9 at every step', () => {
       const one = async (point: string): Promise<void> => {
         const root = join(work, `${flow.name}-${point.replace(/[^a-z0-9.-]/gi, '_')}`);
         copyTree(template, root);
-        const killed = await spawnPkg(root, flow.command, { PKG_TEST_CRASH_AT: point });
+        const killed = await spawnPkg(root, flow.command, { PKG_TEST_CRASH_AT: point, ...UNHURRIED });
         expect(killed.signal, `${point}: ${killed.stderr}`).toBe('SIGKILL');
 
         const ctx = createContext({ root });

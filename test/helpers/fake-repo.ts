@@ -13,7 +13,7 @@ import {
   type HealthCheck,
 } from '../../catalog/index.js';
 import { publishRepository, rotatePublishedRoot } from '../../publishing/index.js';
-import type { ResponseTable, ResponseSpec } from './http-table-server.js';
+import type { RequestInfo, ResponseEntry, ResponseTable, ResponseSpec } from './http-table-server.js';
 
 /** A package to build: payload files by relative path (string or bytes), or `{ symlink }`. */
 export interface FakePackage {
@@ -209,6 +209,13 @@ export async function buildFakeRepo(o: {
           const e = table.get('catalog.json');
           return typeof e === 'function' ? e(req) : e;
         });
+        // The gzip sibling answers only while catalog.json is the published one: once a test replaces
+        // the catalog, the sibling is gone (404) and clients read the replacement, as they do on a
+        // server without siblings.
+        const published = table.get('catalog.json');
+        const gz = table.get(`${hint.catalog}.gz`);
+        if (gz !== undefined)
+          table.set(`${hint.catalog}.gz`, (req) => (table.get('catalog.json') === published ? resolveGz(gz, req) : undefined));
       }
     },
     async bytes(path) {
@@ -225,4 +232,8 @@ export async function buildFakeRepo(o: {
 /** Removes every fake repository made in this process (call from afterAll). */
 export async function cleanupFakeRepos(): Promise<void> {
   while (made.length) await rm(made.pop()!, { recursive: true, force: true });
+}
+
+function resolveGz(e: ResponseEntry, req: RequestInfo): ResponseSpec | undefined {
+  return typeof e === 'function' ? e(req) : e;
 }

@@ -1,4 +1,5 @@
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import {
   ERROR_CODES,
   catalogPayload,
@@ -245,5 +246,58 @@ describe('pkg update', () => {
   it('stops at an expired root', async () => {
     await addAndUpdate();
     await expectRefused('E_EXPIRED', { PKG_TEST_NOW: new Date(Date.now() + 400 * 86400_000).toISOString() });
+  });
+});
+
+describe('the catalog compressed on the wire', () => {
+  /** The gzip sibling hosted-repo.json names (publish writes one beside every content-addressed catalog). */
+  async function gzPath(): Promise<string> {
+    const hint = JSON.parse((await repo.bytes('hosted-repo.json')).toString()) as { catalog: string; catalogGzip?: string };
+    expect(hint.catalogGzip).toBe(`${hint.catalog}.gz`);
+    return hint.catalogGzip!;
+  }
+
+  it('reads the gzip sibling the pointer names instead of the catalog, and the catalog when the sibling is missing', async () => {
+    const gz = await gzPath();
+    const plain = gz.slice(0, -3);
+    expect(gunzipSync(await repo.bytes(gz))).toEqual(await repo.bytes(plain));
+    await addAndUpdate();
+    const fetched = server.requests.map((r) => r.path);
+    expect(fetched).toContain(gz);
+    expect(fetched).not.toContain(plain);
+    // An older web root, or a mirror that copied only the plain file: the sibling answers 404.
+    await repo.publish([{ name: 'gamma', version: '0.1.0' }]);
+    repo.table.delete(await gzPath());
+    const up = await pkgJson(root, ['update']);
+    expect(up.json?.result.repos[0]).toMatchObject({ changed: true, packages: 3 });
+  });
+
+  it('refuses a gzip sibling that inflates to other bytes than the catalog its name hashes (E_HASH_MISMATCH), storing nothing', async () => {
+    const gz = await gzPath();
+    await pkgJson(root, ['repo', 'add', 'main', server.url, '--fingerprint', repo.fingerprint]);
+    // Another valid catalog of the same repository: only the hash in the name tells it apart.
+    const other = await repo.bytes(gz.slice(0, -3));
+    repo.table.set(gz, { body: gzipSync(Buffer.concat([other, Buffer.from('\n')])) });
+    await expectRefused('E_HASH_MISMATCH');
+  });
+
+  it('stops a gzip bomb at the catalog size cap (E_TOO_LARGE), storing nothing', async () => {
+    const gz = await gzPath();
+    await pkgJson(root, ['repo', 'add', 'main', server.url, '--fingerprint', repo.fingerprint]);
+    // 64 MiB of zeros in about 64 KiB: the cap is 1 MiB, so inflating must stop long before the end.
+    const bomb = gzipSync(Buffer.alloc(64 * 1024 * 1024), { level: 9 });
+    expect(bomb.length).toBeLessThan(1024 * 1024);
+    repo.table.set(gz, { body: bomb });
+    await expectRefused('E_TOO_LARGE', { PKG_MAX_CATALOG_BYTES: String(1024 * 1024) });
+  });
+
+  it('refuses a truncated or non-gzip sibling as a corrupt download (E_CORRUPT), storing nothing', async () => {
+    const gz = await gzPath();
+    await pkgJson(root, ['repo', 'add', 'main', server.url, '--fingerprint', repo.fingerprint]);
+    const whole = await repo.bytes(gz);
+    repo.table.set(gz, { body: whole.subarray(0, Math.floor(whole.length / 2)) });
+    await expectRefused('E_CORRUPT');
+    repo.table.set(gz, { body: await repo.bytes(gz.slice(0, -3)) });
+    await expectRefused('E_CORRUPT');
   });
 });

@@ -26,8 +26,45 @@ import { listReleases, releasePinnedPaths, renderIndexHtmlAgain } from './releas
 import { silentReporter, type Reporter } from '../catalog/index.js';
 import { checkDependencyClosure } from '../catalog/index.js';
 
-export function packageFileName(p: { name: string; version: string; arch: string }): string {
-  return `${p.name}-${p.version}-${p.arch}.swpkg`;
+/**
+ * A published package's file name: the readable NAME-VERSION-ARCH, then the SHA-256 of its bytes.
+ * The name is derived from the content, so it never has to change and a mirror or CDN can cache
+ * it forever (Debian's by-hash, TUF's consistent snapshots); one flat packages/ folder keeps
+ * listing and retention simple.
+ */
+export function packageFileName(p: { name: string; version: string; arch: string }, sha256: string): string {
+  return `${packageStem(p)}.${sha256}.swpkg`;
+}
+
+/** NAME-VERSION-ARCH: what a package file name starts with, in this layout and the one before it. */
+function packageStem(p: { name: string; version: string; arch: string }): string {
+  return `${p.name}-${p.version}-${p.arch}`;
+}
+
+/** packages/STEM.SHA256.swpkg: the hash in the name is the bytes' (verify-hosted checks it). */
+export const HASHED_PACKAGE = /^packages\/[A-Za-z0-9+._-]+\.([0-9a-f]{64})\.swpkg$/;
+
+/**
+ * Files already published for this name, version and arch under other bytes: STEM.OTHERHASH.swpkg,
+ * or STEM.swpkg of the layout before hash names (its bytes are hashed to tell).
+ */
+async function otherBytesFor(
+  target: PublishTarget,
+  published: Set<string>,
+  pkg: CatalogPackage,
+): Promise<{ path: string; sha256: string } | undefined> {
+  const stem = packageStem(pkg);
+  for (const n of published) {
+    if (!n.startsWith(`${stem}.`)) continue;
+    const rest = n.slice(stem.length + 1);
+    const m = /^([0-9a-f]{64})\.swpkg$/.exec(rest);
+    if (m && m[1] !== pkg.sha256) return { path: `packages/${n}`, sha256: m[1]! };
+    if (rest === 'swpkg') {
+      const sha256 = await target.sha256Of(`packages/${n}`);
+      if (sha256 !== undefined && sha256 !== pkg.sha256) return { path: `packages/${n}`, sha256 };
+    }
+  }
+  return undefined;
 }
 
 /**
@@ -47,16 +84,17 @@ export async function indexPackages(dir: string, reporter: Reporter = silentRepo
   for (const name of names) {
     const v = await verifyPackageFile(join(dir, name));
     const m = v.manifest;
-    const file = packageFileName(m);
-    const prev = seen.get(file);
+    const stem = packageStem(m);
+    const prev = seen.get(stem);
     if (prev !== undefined) {
       throw new SwpkgError('E_IMMUTABLE', `${name} and ${prev} are both ${m.name}@${m.version} for ${m.arch}`, {
         hint: 'keep one file per name, version and arch in the folder',
         details: { files: [prev, name] },
       });
     }
-    seen.set(file, name);
-    out.push({ ...catalogFieldsOf(m, v), path: `packages/${file}` });
+    seen.set(stem, name);
+    const fields = catalogFieldsOf(m, v);
+    out.push({ ...fields, path: `packages/${packageFileName(m, fields.sha256)}` });
     reporter.progress('indexing', ++i, names.length, 'items');
   }
   return out.sort((a, b) => comparePaths(a.name, b.name) || comparePaths(a.version, b.version) || comparePaths(a.arch, b.arch));
@@ -272,12 +310,20 @@ async function publishOnce(o: PublishOptions, target: PublishTarget): Promise<Pu
   const published = new Set(await target.list('packages'));
   const plan: { pkg: CatalogPackage; source: { file: string; size: number }; added: boolean }[] = [];
   await eachLimit(packages, concurrency, async (pkg) => {
+    // A version means one content: other bytes under this name, version and arch are refused, even
+    // though their hash would give them a file name of their own (clients and releases pin NAME@VERSION).
+    const other = await otherBytesFor(target, published, pkg);
     const existing = published.has(basename(pkg.path)) ? await target.sha256Of(pkg.path) : undefined;
-    if (existing !== undefined && existing !== pkg.sha256) {
-      throw new SwpkgError('E_IMMUTABLE', `${pkg.path} is already published with different bytes`, {
-        hint: `a published name-version-arch never changes: bump the version of ${pkg.name}`,
-        details: { path: pkg.path, published: existing, offered: pkg.sha256 },
-      });
+    const clash = other ?? (existing !== undefined && existing !== pkg.sha256 ? { path: pkg.path, sha256: existing } : undefined);
+    if (clash !== undefined) {
+      throw new SwpkgError(
+        'E_IMMUTABLE',
+        `${pkg.name}@${pkg.version} (${pkg.arch}) is already published with different bytes (${clash.path})`,
+        {
+          hint: `a published name-version-arch never changes: bump the version of ${pkg.name}`,
+          details: { path: clash.path, published: clash.sha256, offered: pkg.sha256 },
+        },
+      );
     }
     plan.push({ pkg, source: sources.get(pkg.sha256)!, added: existing === undefined });
   });

@@ -22,6 +22,7 @@ import {
   type Reporter,
   type RootDocument,
 } from '../catalog/index.js';
+import { HASHED_PACKAGE } from './publish.js';
 
 /**
  * How verify-hosted reads a published root: a folder or a URL. Injected so
@@ -217,6 +218,10 @@ export async function verifyHosted(
     warnings.push(`${catalogPath} is not content-addressed: republish with this swpkg so mirrors and CDNs never serve a torn state`);
   }
 
+  const unhashed = catalog?.signed.packages.filter((p) => !HASHED_PACKAGE.test(p.path)).length ?? 0;
+  if (unhashed > 0)
+    warnings.push(`${unhashed} package(s) are not named by their hash: republish with this swpkg so a cached name never changes its bytes`);
+
   // catalog.json (+ .sha256) is the copy older clients read; a publish in the current layout writes it after the pointer.
   const legacy = await reader.read('catalog.json', SMALL);
   if (legacy !== undefined || !hashed) {
@@ -298,6 +303,7 @@ export async function verifyHosted(
           const { sha256 } = await sha256File(dest);
           if (sha256 !== p.sha256)
             throw hashMismatch(`${p.path}: SHA-256 ${sha256}, catalog says ${p.sha256}`, { sha256, expected: p.sha256 });
+          checkNamedHash(p);
         } finally {
           await rm(dest, { force: true });
         }
@@ -318,6 +324,16 @@ export async function verifyHosted(
   return result;
 }
 
+/**
+ * A package named by its hash (packages/STEM.SHA256.swpkg) must carry its catalog hash in the name: a
+ * mirror or CDN caches that name forever, so a name that lies about its bytes is refused.
+ */
+function checkNamedHash(p: { path: string; sha256: string }): void {
+  const named = HASHED_PACKAGE.exec(p.path)?.[1];
+  if (named !== undefined && named !== p.sha256)
+    throw hashMismatch(`${p.path}: the name says ${named}, the catalog says ${p.sha256}`, { path: p.path, named, expected: p.sha256 });
+}
+
 /** The first word of a `.sha256` sidecar (`HEX  NAME`). */
 async function readSidecar(reader: RepoReader, path: string): Promise<string | undefined> {
   const bytes = await reader.read(path, 4096);
@@ -336,6 +352,7 @@ async function checkPackageFile(reader: RepoReader, p: CatalogPackage, dest: str
     const { sha256, size } = await sha256File(dest);
     if (size !== p.size) throw hashMismatch(`size ${size}, catalog says ${p.size}`, { size, expected: p.size });
     if (sha256 !== p.sha256) throw hashMismatch(`SHA-256 ${sha256}, catalog says ${p.sha256}`, { sha256, expected: p.sha256 });
+    checkNamedHash(p);
     const v = await verifyPackageFile(dest);
     if (v.manifest.name !== p.name || v.manifest.version !== p.version)
       throw new SwpkgError('E_CORRUPT', `contains ${v.manifest.name}@${v.manifest.version}`, {

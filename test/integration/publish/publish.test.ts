@@ -22,6 +22,7 @@ import { FolderTarget, publishRepository, verifyHosted, rotatePublishedRoot } fr
 import { startStaticServer } from '../../../repo-server/index.js';
 import { DirRepoReader, HttpRepoReader } from '../../../cli/shared/repo-readers.js';
 import { tempDir, treeHash } from '../../helpers/tmp.js';
+import { hashedName, publishedPath } from '../../helpers/published.js';
 
 async function makePackage(
   dir: string,
@@ -54,7 +55,12 @@ describe('repo publish', () => {
   it('writes a complete web root that verifies from a folder and over HTTP', async () => {
     const { d, key, web } = await setup();
     const r = await publishRepository({ packagesDir: join(d, 'pkgs'), out: web, key, name: 'main' });
-    expect(r.packages.map((p) => p.path)).toEqual(['packages/curl-7.88.1-x86_64.swpkg', 'packages/zlib-1.2.13-x86_64.swpkg']);
+    expect(r.packages.map((p) => p.path)).toEqual([
+      expect.stringMatching(hashedName('curl-7.88.1-x86_64')),
+      expect.stringMatching(hashedName('zlib-1.2.13-x86_64')),
+    ]);
+    // The name carries the bytes' hash: a cache may keep it forever.
+    for (const p of r.packages) expect(p.path).toBe(`packages/${p.name}-${p.version}-${p.arch}.${p.sha256}.swpkg`);
     const files = (await readdir(web)).sort();
     expect(files).toEqual([
       'catalog.json',
@@ -106,6 +112,29 @@ describe('repo publish', () => {
     expect(await treeHash(web)).toBe(before);
   });
 
+  it('a web root in the layout before hash names: other bytes under the old name are refused, the same bytes move and the old name expires', async () => {
+    const { d, key, web } = await setup();
+    const t0 = new Date('2026-11-24T00:00:00Z');
+    await publishRepository({ packagesDir: join(d, 'pkgs'), out: web, key, now: t0 });
+    // What a publish before hash names left: packages/NAME-VERSION-ARCH.swpkg.
+    const oldName = 'packages/zlib-1.2.13-x86_64.swpkg';
+    await writeFile(join(web, oldName), 'bytes an older publish wrote');
+    const before = await treeHash(web);
+    await expect(publishRepository({ packagesDir: join(d, 'pkgs'), out: web, key, now: t0 })).rejects.toMatchObject({
+      code: 'E_IMMUTABLE',
+    });
+    expect(await treeHash(web)).toBe(before);
+
+    const current = await publishedPath(web, 'zlib-1.2.13-x86_64');
+    await copyFile(join(web, current), join(web, oldName));
+    const r1 = await publishRepository({ packagesDir: join(d, 'pkgs'), out: web, key, now: new Date(t0.getTime() + 1000) });
+    expect(r1.packages.find((p) => p.name === 'zlib')?.path).toBe(current);
+    expect(r1.retained).toEqual([oldName]);
+    const r2 = await publishRepository({ packagesDir: join(d, 'pkgs'), out: web, key, now: new Date(t0.getTime() + 8 * 86400000) });
+    expect(r2.deleted).toEqual([oldName]);
+    await expect(stat(join(web, oldName))).rejects.toThrow();
+  });
+
   it('refuses a corrupt package and a key the root does not accept, writing nothing', async () => {
     const { d, key, web } = await setup();
     await publishRepository({ packagesDir: join(d, 'pkgs'), out: web, key });
@@ -124,12 +153,14 @@ describe('repo publish', () => {
     await publishRepository({ packagesDir: join(d, 'pkgs'), out: web, key, now: t0 });
     await rm(join(d, 'pkgs', 'zlib-1.2.13.swpkg'));
     await makePackage(d, 'zlib', '1.3.0');
+    const old = await publishedPath(web, 'zlib-1.2.13-x86_64');
     const r1 = await publishRepository({ packagesDir: join(d, 'pkgs'), out: web, key, now: new Date(t0.getTime() + 1000) });
-    expect(r1.retained).toEqual(['packages/zlib-1.2.13-x86_64.swpkg']);
-    await stat(join(web, 'packages/zlib-1.2.13-x86_64.swpkg'));
+    expect(r1.retained).toEqual([old]);
+    await stat(join(web, old));
     const r2 = await publishRepository({ packagesDir: join(d, 'pkgs'), out: web, key, now: new Date(t0.getTime() + 8 * 86400000) });
-    expect(r2.deleted).toEqual(['packages/zlib-1.2.13-x86_64.swpkg']);
-    await expect(stat(join(web, 'packages/zlib-1.2.13-x86_64.swpkg'))).rejects.toThrow();
+    expect(r2.deleted).toEqual([old]);
+    await expect(stat(join(web, old))).rejects.toThrow();
+    await expect(stat(join(web, `${old}.sha256`))).rejects.toThrow();
   });
 
   it('rotates the root: v2 chains from v1 and signs later catalogs with a new catalog key', async () => {
@@ -157,7 +188,8 @@ describe('repo publish', () => {
   it('verify-hosted reports a missing package and a wrong sidecar as FAIL', async () => {
     const { d, key, web } = await setup();
     await publishRepository({ packagesDir: join(d, 'pkgs'), out: web, key });
-    await rm(join(web, 'packages/zlib-1.2.13-x86_64.swpkg'));
+    const zlib = await publishedPath(web, 'zlib-1.2.13-x86_64');
+    await rm(join(web, zlib));
     await writeFile(join(web, 'catalog.json.sha256'), `${'0'.repeat(64)}  catalog.json\n`);
     const v = await verifyHosted(new DirRepoReader(web));
     expect(v.ok).toBe(false);
@@ -165,13 +197,14 @@ describe('repo publish', () => {
       .filter((c) => !c.ok)
       .map((c) => c.name)
       .sort();
-    expect(failed).toEqual(['catalog.json.sha256 sidecar', 'packages/zlib-1.2.13-x86_64.swpkg']);
+    expect(failed).toEqual(['catalog.json.sha256 sidecar', zlib]);
   });
 
   it('verify-hosted fails a flipped byte in a package and in the catalog', async () => {
     const { d, key, web } = await setup();
     await publishRepository({ packagesDir: join(d, 'pkgs'), out: web, key });
-    const p = join(web, 'packages/curl-7.88.1-x86_64.swpkg');
+    const curl = await publishedPath(web, 'curl-7.88.1-x86_64');
+    const p = join(web, curl);
     const bytes = await readFile(p);
     bytes[bytes.length - 10] = bytes[bytes.length - 10]! ^ 0xff;
     await writeFile(p, bytes);
@@ -189,14 +222,16 @@ describe('repo publish', () => {
     expect(failed.map((c) => c.name)).toContain(`${current.slice(web.length + 1)} named by its hash`);
     await copyFile(join(d, 'catalog.bak'), current);
     const v2 = await verifyHosted(new DirRepoReader(web));
-    expect(v2.checks.filter((c) => !c.ok).map((c) => c.name)).toEqual(['packages/curl-7.88.1-x86_64.swpkg']);
+    expect(v2.checks.filter((c) => !c.ok).map((c) => c.name)).toEqual([curl]);
   });
 
   it('verify-hosted over HTTP reads through the client transport: every FAIL row carries a code', async () => {
     const { d, key, web } = await setup();
     await publishRepository({ packagesDir: join(d, 'pkgs'), out: web, key });
-    await rm(join(web, 'packages/zlib-1.2.13-x86_64.swpkg'));
-    const p = join(web, 'packages/curl-7.88.1-x86_64.swpkg');
+    const zlib = await publishedPath(web, 'zlib-1.2.13-x86_64');
+    const curl = await publishedPath(web, 'curl-7.88.1-x86_64');
+    await rm(join(web, zlib));
+    const p = join(web, curl);
     const bytes = await readFile(p);
     bytes[bytes.length - 10] = bytes[bytes.length - 10]! ^ 0xff;
     await writeFile(p, bytes);
@@ -208,8 +243,8 @@ describe('repo publish', () => {
       expect(v.ok).toBe(false);
       const failed = Object.fromEntries(v.checks.filter((c) => !c.ok).map((c) => [c.name, c.code]));
       expect(failed).toEqual({
-        'packages/zlib-1.2.13-x86_64.swpkg': 'E_FETCH',
-        'packages/curl-7.88.1-x86_64.swpkg': 'E_HASH_MISMATCH',
+        [zlib]: 'E_FETCH',
+        [curl]: 'E_HASH_MISMATCH',
       });
     } finally {
       await reader.close();
@@ -269,6 +304,7 @@ describe('repo publish', () => {
     const { d, key, web } = await setup();
     const t0 = new Date();
     const r1 = await publishRepository({ packagesDir: join(d, 'pkgs'), out: web, key, now: t0 });
+    const zlib = await publishedPath(web, 'zlib-1.2.13-x86_64');
     await rm(join(d, 'pkgs', 'zlib-1.2.13.swpkg'));
     await makePackage(d, 'zlib', '1.3.0');
     const r2 = await publishRepository({ packagesDir: join(d, 'pkgs'), out: web, key, now: new Date(t0.getTime() + 1000) });
@@ -276,7 +312,7 @@ describe('repo publish', () => {
     const ok = await verifyHosted(new DirRepoReader(web), { now: new Date(t0.getTime() + 2000) });
     expect(ok.checks.filter((c) => !c.ok)).toEqual([]);
     expect(ok.checks.map((c) => c.name)).toContain(`retained ${r1.catalogPath}`);
-    await rm(join(web, 'packages/zlib-1.2.13-x86_64.swpkg'));
+    await rm(join(web, zlib));
     const v = await verifyHosted(new DirRepoReader(web), { now: new Date(t0.getTime() + 2000) });
     expect(v.checks.filter((c) => !c.ok).map((c) => c.name)).toEqual([`retained ${r1.catalogPath}`]);
   });

@@ -9,6 +9,7 @@ import { buildPackage, type FakePackage } from '../../helpers/fake-repo.js';
 import { runCli } from '../../helpers/run-cli.js';
 import { bucketState, freshBucket, putObject, startRgw, type Rgw } from '../../helpers/rgw.js';
 import { tempDir, treeHash } from '../../helpers/tmp.js';
+import { hashedName } from '../../helpers/published.js';
 import { pkgJson } from '../userland/helpers.js';
 
 /**
@@ -79,7 +80,10 @@ describe('swpkg repo publish --to s3:// (Ceph RGW)', { timeout: 120_000 }, () =>
     // Hashed names are cacheable forever, the pointer only briefly.
     const cc = async (p: string): Promise<string | null> => (await fetch(`${b.url}${p}`, { method: 'HEAD' })).headers.get('cache-control');
     expect(await cc(pub.json.result.catalogPath)).toMatch(/immutable/);
-    expect(await cc('packages/alpha-1.0.0-x86_64.swpkg')).toMatch(/immutable/);
+    const alphaPath = (pub.json.result.packages as { name: string; path: string }[]).find((p) => p.name === 'alpha')!.path;
+    expect(alphaPath).toMatch(hashedName('alpha-1.0.0-x86_64'));
+    expect(await cc(alphaPath)).toMatch(/immutable/);
+    expect(await cc(`${alphaPath}.sha256`)).toMatch(/immutable/);
     expect(await cc('roots/1.json')).toMatch(/immutable/);
     expect(await cc('hosted-repo.json')).toBe('public, max-age=60');
 
@@ -114,7 +118,8 @@ describe('swpkg repo publish --to s3:// (Ceph RGW)', { timeout: 120_000 }, () =>
     });
     // alpha 1.0.0 left the catalog but v1, still kept, names it.
     expect(r2.retainedCatalogs).toEqual([r1.catalogPath]);
-    expect((await fetch(`${b.url}packages/alpha-1.0.0-x86_64.swpkg`)).status).toBe(200);
+    const alpha10 = r1.packages[0]!.path;
+    expect((await fetch(`${b.url}${alpha10}`)).status).toBe(200);
     expect((await verifyHosted(new HttpRepoReader(b.url), { now: at(2) })).checks.filter((c) => !c.ok)).toEqual([]);
     // Two minutes on: past --retain, v1 and the package only it named are gone; v2 stays (N = 2).
     const r3 = await publishTo(target(b.bucket), await packagesDir([{ ...A, version: '1.2.0' }]), key, {
@@ -123,10 +128,11 @@ describe('swpkg repo publish --to s3:// (Ceph RGW)', { timeout: 120_000 }, () =>
       retainSeconds: 60,
     });
     expect(r3.retainedCatalogs).toEqual([r2.catalogPath]);
-    expect(r3.deleted).toEqual(['packages/alpha-1.0.0-x86_64.swpkg']);
+    expect(r3.deleted).toEqual([alpha10]);
+    expect((await fetch(`${b.url}${alpha10}.sha256`)).status).not.toBe(200);
     expect((await fetch(`${b.url}${r1.catalogPath}`)).status).not.toBe(200);
     expect((await fetch(`${b.url}${r2.catalogPath}`)).status).toBe(200);
-    expect((await fetch(`${b.url}packages/alpha-1.1.0-x86_64.swpkg`)).status).toBe(200);
+    expect((await fetch(`${b.url}${r2.packages[0]!.path}`)).status).toBe(200);
   });
 
   it('refuses a bucket that holds something other than a repository, writing nothing', async () => {
@@ -240,10 +246,10 @@ describe('swpkg repo publish --to s3:// (Ceph RGW)', { timeout: 120_000 }, () =>
     const key = generateKeyPair();
     const dir = await packagesDir([A]);
     const r = await publishTo(target(b.bucket), dir, key);
-    await putObject(rgw, b.bucket, 'repo/packages/alpha-1.0.0-x86_64.swpkg', 'someone else’s bytes');
+    await putObject(rgw, b.bucket, `repo/${r.packages[0]!.path}`, 'someone else’s bytes');
     const v = await verifyHosted(new HttpRepoReader(b.url));
     expect(v.ok).toBe(false);
-    expect(v.checks.filter((c) => !c.ok).map((c) => c.name)).toEqual(['packages/alpha-1.0.0-x86_64.swpkg']);
+    expect(v.checks.filter((c) => !c.ok).map((c) => c.name)).toEqual([r.packages[0]!.path]);
     const before = await bucketState(rgw, b.bucket);
     await expect(publishTo(target(b.bucket), dir, key)).rejects.toMatchObject({ code: 'E_IMMUTABLE' });
     expect(await bucketState(rgw, b.bucket)).toEqual(before);

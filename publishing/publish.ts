@@ -1,4 +1,4 @@
-import { mkdir, readdir, stat } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import { join, basename } from 'node:path';
 import { SwpkgError, fromFsError } from '../catalog/index.js';
 import { parseJson } from '../catalog/index.js';
@@ -380,9 +380,8 @@ async function publishOnce(o: PublishOptions, target: PublishTarget): Promise<Pu
   const current = new Set(packages.map((p) => p.path));
   const retained: string[] = [];
   const expired: string[] = [];
-  // A package a live release names is never deleted: the pinned set must stay installable (issue 15). Releases live in
-  // a web root folder (`swpkg release create`), so an object-store target has none yet.
-  const pinned = target instanceof FolderTarget ? await releasePinnedPaths(o.out, now) : new Set<string>();
+  // A package a live release names is never deleted: the pinned set must stay installable (issue 15).
+  const pinned = await releasePinnedPaths(target, now);
   for (const path of (await target.list('packages')).filter((n) => n.endsWith('.swpkg')).map((n) => `packages/${n}`)) {
     if (current.has(path)) {
       delete retention[path];
@@ -419,7 +418,7 @@ async function publishOnce(o: PublishOptions, target: PublishTarget): Promise<Pu
       rootFingerprint: hosted.rootFingerprint,
       rootVersion: root.signed.version,
       packages,
-      releases: target instanceof FolderTarget ? await listReleases(o.out) : [],
+      releases: await listReleases(target),
     }),
   );
 
@@ -458,25 +457,30 @@ async function publishOnce(o: PublishOptions, target: PublishTarget): Promise<Pu
   };
 }
 
-/** Writes a new root version (rotation) into a published web root: roots/N.json, then repo-root.pub. */
-export async function publishRoot(out: string, root: RootDocument): Promise<void> {
-  await mkdir(join(out, 'roots'), { recursive: true });
-  const file = join(out, 'roots', `${root.signed.version}.json`);
-  try {
-    await stat(file);
-    throw new SwpkgError('E_IMMUTABLE', `roots/${root.signed.version}.json already exists`, { details: { path: file } });
-  } catch (e) {
-    if (e instanceof SwpkgError) throw e;
-  }
-  await writeFileAtomic(file, encodeEnvelope(root));
-  await writeFileAtomic(join(out, 'repo-root.pub'), encodeEnvelope(root));
-  const hostedBytes = await readFileIfExists(join(out, 'hosted-repo.json'));
-  const hosted = hostedBytes === undefined ? undefined : parseHostedRepo(hostedBytes);
-  if (hosted) {
-    await writeFileAtomic(
-      join(out, 'hosted-repo.json'),
-      JSON.stringify({ ...hosted, rootFingerprint: rootFingerprint(root), rootVersion: root.signed.version }, null, 2) + '\n',
-    );
+/**
+ * Writes a new root version (rotation) into a published repository: roots/N.json create-only, then
+ * repo-root.pub, then the pointer's root fields. The pointer is swapped by compare-and-swap against
+ * a fresh read; only its root fields change, so a publish that moved it in between is not undone:
+ * the swap is tried again on the new pointer (a few times, then E_PUBLISH_RACE).
+ */
+export async function publishRoot(target: PublishTarget, root: RootDocument): Promise<void> {
+  const path = `roots/${root.signed.version}.json`;
+  if ((await target.list('roots')).includes(`${root.signed.version}.json`))
+    throw new SwpkgError('E_IMMUTABLE', `${path} already exists`, { details: { path, where: target.where } });
+  const bytes = encodeEnvelope(root);
+  await target.putImmutable(path, { bytes }, sha256Hex(bytes));
+  await target.putMutable('repo-root.pub', bytes);
+  for (let attempt = 1; ; attempt++) {
+    const pointer = await target.readPointer(POINTER, 64 * 1024);
+    if (pointer.bytes === undefined) return;
+    const hosted = parseHostedRepo(pointer.bytes);
+    const next = JSON.stringify({ ...hosted, rootFingerprint: rootFingerprint(root), rootVersion: root.signed.version }, null, 2) + '\n';
+    try {
+      await target.swapPointer(POINTER, next, pointer.token);
+      return;
+    } catch (e) {
+      if (!(e instanceof SwpkgError) || e.code !== 'E_PUBLISH_RACE' || attempt >= 3) throw e;
+    }
   }
 }
 
@@ -526,7 +530,10 @@ export async function signCatalogFile(o: {
 
 /** `swpkg repo rotate-root`: publishes root N+1 signed by the old and the new root keys. */
 export async function rotatePublishedRoot(o: {
+  /** The web root folder; ignored when `target` is given. */
   out: string;
+  /** Where the repository is published (a folder or an S3 bucket); default a FolderTarget on `out`. */
+  target?: PublishTarget;
   oldRootKeys: KeyPair[];
   newRootKeys: KeyPair[];
   catalogKeys?: PublicKey[];
@@ -537,9 +544,10 @@ export async function rotatePublishedRoot(o: {
   expiresIn: number;
   now?: Date;
 }): Promise<{ version: number; fingerprint: string }> {
-  const current = await latestRoot(o.out);
+  const target = o.target ?? new FolderTarget(o.out);
+  const current = await latestRootIn(target);
   if (!current) {
-    throw new SwpkgError('E_NOT_FOUND', `${o.out} has no roots/ folder: nothing to rotate`, {
+    throw new SwpkgError('E_NOT_FOUND', `${target.where} has no roots/ folder: nothing to rotate`, {
       hint: 'publish the repository first (`swpkg repo publish`)',
     });
   }
@@ -555,8 +563,8 @@ export async function rotatePublishedRoot(o: {
     ...(o.rootThreshold !== undefined ? { rootThreshold: o.rootThreshold } : {}),
     ...(o.catalogThreshold !== undefined ? { catalogThreshold: o.catalogThreshold } : {}),
   });
-  await publishRoot(o.out, next);
-  await pointAtRoot(o.out, next);
+  await publishRoot(target, next);
+  await pointAtRoot(target, next);
   return { version: next.signed.version, fingerprint: rootFingerprint(next) };
 }
 
@@ -565,7 +573,7 @@ export async function rotatePublishedRoot(o: {
  * the new root at once, not only after the next publish (issue 11). The catalog is unchanged, so
  * the page is rendered again from it; a web root without a catalog has no page yet.
  */
-async function pointAtRoot(out: string, root: RootDocument): Promise<void> {
+async function pointAtRoot(target: PublishTarget, root: RootDocument): Promise<void> {
   // hosted-repo.json was already pointed at the new root by publishRoot.
-  await renderIndexHtmlAgain(out, root);
+  await renderIndexHtmlAgain(target, root);
 }

@@ -11,6 +11,9 @@ import {
   canonicalBytes,
   PAYLOAD_TYPES,
   ERROR_CODES,
+  sha256Hex,
+  signCatalog,
+  parseRelease,
   ExitCode,
   verifyCatalog,
   type ErrorCode,
@@ -18,7 +21,14 @@ import {
   type KeyPair,
   type PackageMeta,
 } from '../../../catalog/index.js';
-import { FolderTarget, publishRepository, verifyHosted, rotatePublishedRoot } from '../../../publishing/index.js';
+import {
+  FolderTarget,
+  buildCatalog,
+  createRelease,
+  publishRepository,
+  verifyHosted,
+  rotatePublishedRoot,
+} from '../../../publishing/index.js';
 import { startStaticServer } from '../../../repo-server/index.js';
 import { DirRepoReader, HttpRepoReader } from '../../../cli/shared/repo-readers.js';
 import { tempDir, treeHash } from '../../helpers/tmp.js';
@@ -315,6 +325,64 @@ describe('repo publish', () => {
     await rm(join(web, zlib));
     const v = await verifyHosted(new DirRepoReader(web), { now: new Date(t0.getTime() + 2000) });
     expect(v.checks.filter((c) => !c.ok).map((c) => c.name)).toEqual([`retained ${r1.catalogPath}`]);
+  });
+
+  it('verify-hosted checks releases: each signed by the release role, every package a live one pins present with its hash', async () => {
+    const { d, key, web } = await setup();
+    const rel = generateKeyPair();
+    await publishRepository({ packagesDir: join(d, 'pkgs'), out: web, key });
+    await rotatePublishedRoot({
+      out: web,
+      oldRootKeys: [key],
+      newRootKeys: [key],
+      releaseKeys: [{ type: 'ed25519', public: Buffer.from(rel.publicKey).toString('hex') }],
+      expiresIn: 365 * 86400,
+    });
+    const r = await createRelease({ out: web, id: 'edge', keys: [rel], arch: 'x86_64', expiresIn: 86400, packages: ['zlib@1.2.13'] });
+    const zlib = r.packages[0]!.location;
+    // The catalog moves on without zlib 1.2.13; the release alone keeps it.
+    await rm(join(d, 'pkgs', 'zlib-1.2.13.swpkg'));
+    await makePackage(d, 'zlib', '1.3.0');
+    const pub = await publishRepository({ packagesDir: join(d, 'pkgs'), out: web, key, keepCatalogs: 1, retainSeconds: 0 });
+    expect(pub.retained).toEqual([zlib]);
+    const good = await verifyHosted(new DirRepoReader(web));
+    expect(good.checks.filter((c) => !c.ok)).toEqual([]);
+    expect(good.checks.find((c) => c.name === r.path)?.detail).toMatch(/1 package\(s\), 1 in this repository, all present/);
+
+    await rm(join(web, zlib));
+    const gone = await verifyHosted(new DirRepoReader(web));
+    expect(gone.checks.filter((c) => !c.ok).map((c) => [c.name, c.code])).toEqual([[r.path, 'E_FETCH']]);
+
+    // A release whose payload was changed after signing (signature kept).
+    const relFile = join(web, r.path);
+    const relDoc = parseRelease(await readFile(relFile), r.path);
+    const payload = Buffer.from(Buffer.from(relDoc.payload).toString('utf8').replace('"edge"', '"edgy"'));
+    await writeFile(relFile, encodeEnvelope({ ...relDoc, payload }));
+    const forged = await verifyHosted(new DirRepoReader(web));
+    expect(forged.checks.filter((c) => !c.ok).map((c) => [c.name, c.code])).toEqual([[r.path, 'E_SIGNATURE']]);
+  });
+
+  it('verify-hosted refuses a package whose hash name is not its catalog hash', async () => {
+    const { d, key, web } = await setup();
+    const r = await publishRepository({ packagesDir: join(d, 'pkgs'), out: web, key });
+    const zlib = r.packages.find((p) => p.name === 'zlib')!;
+    // A publisher (or a broken tool) signs a catalog whose name for zlib claims other bytes.
+    const liar = zlib.path.replace(zlib.sha256, 'f'.repeat(64));
+    await copyFile(join(web, zlib.path), join(web, liar));
+    await copyFile(join(web, `${zlib.path}.sha256`), join(web, `${liar}.sha256`));
+    const current = JSON.parse(await readFile(join(web, 'hosted-repo.json'), 'utf8')) as { catalog: string };
+    const packages = parseCatalog(await readFile(join(web, current.catalog))).signed.packages.map((p) =>
+      p.name === 'zlib' ? { ...p, path: liar } : p,
+    );
+    const signed = buildCatalog({ repo: 'web', packages, now: new Date(), expiresIn: 14 * 86400, previousVersion: r.catalogVersion });
+    const text = encodeEnvelope(signCatalog(signed, [key]));
+    const path = `catalogs/${signed.version}-${sha256Hex(text)}.json`;
+    await writeFile(join(web, path), text);
+    await writeFile(join(web, 'hosted-repo.json'), JSON.stringify({ ...current, catalog: path, retainedCatalogs: [] }));
+    await rm(join(web, 'catalog.json'));
+    await rm(join(web, 'catalog.json.sha256'));
+    const v = await verifyHosted(new DirRepoReader(web));
+    expect(v.checks.filter((c) => !c.ok).map((c) => [c.name, c.code])).toEqual([[liar, 'E_HASH_MISMATCH']]);
   });
 
   it('warns when the catalog expires within 7 days', async () => {

@@ -420,6 +420,8 @@ describe('releases and root rotation on an S3 target (Ceph RGW)', { timeout: 180
     expect((await fetch(`${b.url}${alpha10}`)).status).toBe(200);
     const v = await verifyHosted(new HttpRepoReader(b.url), { pinnedFingerprint: rot['fingerprint'] as string });
     expect(v.checks.filter((c) => !c.ok)).toEqual([]);
+    // The release row: signed by the release role, alpha 1.0.0 (no longer in the catalog) present with its hash.
+    expect(v.checks.find((c) => c.name === 'releases/edge/1.json')?.detail).toMatch(/2 package\(s\), 2 in this repository, all present/);
 
     const root = await tempDir('pkg-root-');
     expect((await pkgJson(root, ['repo', 'add', 'main', b.url, '--fingerprint', pub['rootFingerprint'] as string])).json?.ok).toBe(true);

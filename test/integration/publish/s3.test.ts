@@ -417,6 +417,8 @@ describe('releases and root rotation on an S3 target (Ceph RGW)', { timeout: 180
     ]);
     expect(next['retained']).toEqual([alpha10]);
     expect(next['deleted']).toEqual([]);
+    // The page a publish renders into the bucket lists the bucket's releases.
+    expect(await (await fetch(`${b.url}index.html`)).text()).toContain('releases/edge/1.json');
     expect((await fetch(`${b.url}${alpha10}`)).status).toBe(200);
     const v = await verifyHosted(new HttpRepoReader(b.url), { pinnedFingerprint: rot['fingerprint'] as string });
     expect(v.checks.filter((c) => !c.ok)).toEqual([]);

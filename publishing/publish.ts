@@ -50,21 +50,30 @@ export const HASHED_PACKAGE = /^packages\/[A-Za-z0-9+._-]+\.([0-9a-f]{64})\.swpk
  */
 async function otherBytesFor(
   target: PublishTarget,
-  published: Set<string>,
+  byStem: Map<string, string[]>,
   pkg: CatalogPackage,
 ): Promise<{ path: string; sha256: string } | undefined> {
   const stem = packageStem(pkg);
-  for (const n of published) {
-    if (!n.startsWith(`${stem}.`)) continue;
-    const rest = n.slice(stem.length + 1);
-    const m = /^([0-9a-f]{64})\.swpkg$/.exec(rest);
-    if (m && m[1] !== pkg.sha256) return { path: `packages/${n}`, sha256: m[1]! };
-    if (rest === 'swpkg') {
+  for (const n of byStem.get(stem) ?? []) {
+    const named = /\.([0-9a-f]{64})\.swpkg$/.exec(n)?.[1];
+    if (named !== undefined && named !== pkg.sha256) return { path: `packages/${n}`, sha256: named };
+    if (named === undefined) {
       const sha256 = await target.sha256Of(`packages/${n}`);
       if (sha256 !== undefined && sha256 !== pkg.sha256) return { path: `packages/${n}`, sha256 };
     }
   }
   return undefined;
+}
+
+/** Published package file names by their NAME-VERSION-ARCH (hash names and names of the layout before them). */
+function namesByStem(names: Iterable<string>): Map<string, string[]> {
+  const byStem = new Map<string, string[]>();
+  for (const n of names) {
+    const stem = /^(.+?)(?:\.[0-9a-f]{64})?\.swpkg$/.exec(n)?.[1];
+    if (stem === undefined) continue;
+    byStem.set(stem, [...(byStem.get(stem) ?? []), n]);
+  }
+  return byStem;
 }
 
 /**
@@ -308,11 +317,12 @@ async function publishOnce(o: PublishOptions, target: PublishTarget): Promise<Pu
     sources.set(v.sha256, { file: join(o.packagesDir, f), size: v.size });
   }
   const published = new Set(await target.list('packages'));
+  const byStem = namesByStem(published);
   const plan: { pkg: CatalogPackage; source: { file: string; size: number }; added: boolean }[] = [];
   await eachLimit(packages, concurrency, async (pkg) => {
     // A version means one content: other bytes under this name, version and arch are refused, even
     // though their hash would give them a file name of their own (clients and releases pin NAME@VERSION).
-    const other = await otherBytesFor(target, published, pkg);
+    const other = await otherBytesFor(target, byStem, pkg);
     const existing = published.has(basename(pkg.path)) ? await target.sha256Of(pkg.path) : undefined;
     const clash = other ?? (existing !== undefined && existing !== pkg.sha256 ? { path: pkg.path, sha256: existing } : undefined);
     if (clash !== undefined) {

@@ -107,7 +107,8 @@ async function publishedVersions(target: PublishTarget, id: string): Promise<num
 /** Every release document in the repository, parsed strictly (signatures are the client's business). */
 export async function readReleases(target: PublishTarget): Promise<{ path: string; doc: ReleaseDocument }[]> {
   const found: { path: string; doc: ReleaseDocument }[] = [];
-  for (const id of (await target.folders(RELEASES_DIR)).sort()) {
+  // Only names release create could have made: a folder named otherwise (`..`, in a bucket) is not a release id.
+  for (const id of (await target.folders(RELEASES_DIR)).filter((n) => NAME_RE.test(n)).sort()) {
     for (const v of await publishedVersions(target, id)) {
       const path = releasePath(id, v);
       const bytes = await target.read(path, MAX_RELEASE_BYTES);

@@ -23,7 +23,7 @@ export interface IndexHtmlPackage {
   abi: string;
   size: number;
   sha256: string;
-  /** Relative to the web root, e.g. `packages/NAME-VERSION-ARCH.swpkg`. */
+  /** Relative to the web root, e.g. `packages/NAME-VERSION-ARCH.SHA256.swpkg`. */
   path: string;
   depends: Record<string, string>;
   summary: string;

@@ -24,6 +24,7 @@ import {
   type RootDocument,
 } from '../catalog/index.js';
 import { writeReleaseListing } from './release.js';
+import { FolderTarget } from './storage.js';
 import type { RepoReader } from './verify-hosted.js';
 
 export interface MirrorOptions {
@@ -197,7 +198,7 @@ export async function mirrorRepository(o: MirrorOptions): Promise<MirrorResult> 
       written.push(path);
       bytes += got.size;
     }
-    await writeReleaseListing(tmp);
+    await writeReleaseListing(new FolderTarget(tmp));
     await rename(tmp, o.dest);
     return {
       dest: o.dest,

@@ -1,4 +1,4 @@
-import { mkdir, readdir, stat } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import { join, basename } from 'node:path';
 import { SwpkgError, fromFsError } from '../catalog/index.js';
 import { parseJson } from '../catalog/index.js';
@@ -26,8 +26,54 @@ import { listReleases, releasePinnedPaths, renderIndexHtmlAgain } from './releas
 import { silentReporter, type Reporter } from '../catalog/index.js';
 import { checkDependencyClosure } from '../catalog/index.js';
 
-export function packageFileName(p: { name: string; version: string; arch: string }): string {
-  return `${p.name}-${p.version}-${p.arch}.swpkg`;
+/**
+ * A published package's file name: the readable NAME-VERSION-ARCH, then the SHA-256 of its bytes.
+ * The name is derived from the content, so it never has to change and a mirror or CDN can cache
+ * it forever (Debian's by-hash, TUF's consistent snapshots); one flat packages/ folder keeps
+ * listing and retention simple.
+ */
+export function packageFileName(p: { name: string; version: string; arch: string }, sha256: string): string {
+  return `${packageStem(p)}.${sha256}.swpkg`;
+}
+
+/** NAME-VERSION-ARCH: what a package file name starts with, in this layout and the one before it. */
+function packageStem(p: { name: string; version: string; arch: string }): string {
+  return `${p.name}-${p.version}-${p.arch}`;
+}
+
+/** packages/STEM.SHA256.swpkg: the hash in the name is the bytes' (verify-hosted checks it). */
+export const HASHED_PACKAGE = /^packages\/[A-Za-z0-9+._-]+\.([0-9a-f]{64})\.swpkg$/;
+
+/**
+ * Files already published for this name, version and arch under other bytes: STEM.OTHERHASH.swpkg,
+ * or STEM.swpkg of the layout before hash names (its bytes are hashed to tell).
+ */
+async function otherBytesFor(
+  target: PublishTarget,
+  byStem: Map<string, string[]>,
+  pkg: CatalogPackage,
+): Promise<{ path: string; sha256: string } | undefined> {
+  const stem = packageStem(pkg);
+  for (const n of byStem.get(stem) ?? []) {
+    const named = /\.([0-9a-f]{64})\.swpkg$/.exec(n)?.[1];
+    if (named !== undefined && named !== pkg.sha256) return { path: `packages/${n}`, sha256: named };
+    if (named === undefined) {
+      const sha256 = await target.sha256Of(`packages/${n}`);
+      if (sha256 !== undefined && sha256 !== pkg.sha256) return { path: `packages/${n}`, sha256 };
+    }
+  }
+  return undefined;
+}
+
+/** Published package file names by their NAME-VERSION-ARCH (hash names and names of the layout before them). */
+function namesByStem(names: Iterable<string>): Map<string, string[]> {
+  const byStem = new Map<string, string[]>();
+  for (const n of names) {
+    const stem = /^(.+?)(?:\.[0-9a-f]{64})?\.swpkg$/.exec(n)?.[1];
+    if (stem === undefined) continue;
+    byStem.set(stem, [...(byStem.get(stem) ?? []), n]);
+  }
+  return byStem;
 }
 
 /**
@@ -47,16 +93,17 @@ export async function indexPackages(dir: string, reporter: Reporter = silentRepo
   for (const name of names) {
     const v = await verifyPackageFile(join(dir, name));
     const m = v.manifest;
-    const file = packageFileName(m);
-    const prev = seen.get(file);
+    const stem = packageStem(m);
+    const prev = seen.get(stem);
     if (prev !== undefined) {
       throw new SwpkgError('E_IMMUTABLE', `${name} and ${prev} are both ${m.name}@${m.version} for ${m.arch}`, {
         hint: 'keep one file per name, version and arch in the folder',
         details: { files: [prev, name] },
       });
     }
-    seen.set(file, name);
-    out.push({ ...catalogFieldsOf(m, v), path: `packages/${file}` });
+    seen.set(stem, name);
+    const fields = catalogFieldsOf(m, v);
+    out.push({ ...fields, path: `packages/${packageFileName(m, fields.sha256)}` });
     reporter.progress('indexing', ++i, names.length, 'items');
   }
   return out.sort((a, b) => comparePaths(a.name, b.name) || comparePaths(a.version, b.version) || comparePaths(a.arch, b.arch));
@@ -270,14 +317,23 @@ async function publishOnce(o: PublishOptions, target: PublishTarget): Promise<Pu
     sources.set(v.sha256, { file: join(o.packagesDir, f), size: v.size });
   }
   const published = new Set(await target.list('packages'));
+  const byStem = namesByStem(published);
   const plan: { pkg: CatalogPackage; source: { file: string; size: number }; added: boolean }[] = [];
   await eachLimit(packages, concurrency, async (pkg) => {
+    // A version means one content: other bytes under this name, version and arch are refused, even
+    // though their hash would give them a file name of their own (clients and releases pin NAME@VERSION).
+    const other = await otherBytesFor(target, byStem, pkg);
     const existing = published.has(basename(pkg.path)) ? await target.sha256Of(pkg.path) : undefined;
-    if (existing !== undefined && existing !== pkg.sha256) {
-      throw new SwpkgError('E_IMMUTABLE', `${pkg.path} is already published with different bytes`, {
-        hint: `a published name-version-arch never changes: bump the version of ${pkg.name}`,
-        details: { path: pkg.path, published: existing, offered: pkg.sha256 },
-      });
+    const clash = other ?? (existing !== undefined && existing !== pkg.sha256 ? { path: pkg.path, sha256: existing } : undefined);
+    if (clash !== undefined) {
+      throw new SwpkgError(
+        'E_IMMUTABLE',
+        `${pkg.name}@${pkg.version} (${pkg.arch}) is already published with different bytes (${clash.path})`,
+        {
+          hint: `a published name-version-arch never changes: bump the version of ${pkg.name}`,
+          details: { path: clash.path, published: clash.sha256, offered: pkg.sha256 },
+        },
+      );
     }
     plan.push({ pkg, source: sources.get(pkg.sha256)!, added: existing === undefined });
   });
@@ -337,9 +393,8 @@ async function publishOnce(o: PublishOptions, target: PublishTarget): Promise<Pu
   const current = new Set(packages.map((p) => p.path));
   const retained: string[] = [];
   const expired: string[] = [];
-  // A package a live release names is never deleted: the pinned set must stay installable (issue 15). Releases live in
-  // a web root folder (`swpkg release create`), so an object-store target has none yet.
-  const pinned = target instanceof FolderTarget ? await releasePinnedPaths(o.out, now) : new Set<string>();
+  // A package a live release names is never deleted: the pinned set must stay installable (issue 15).
+  const pinned = await releasePinnedPaths(target, now);
   for (const path of (await target.list('packages')).filter((n) => n.endsWith('.swpkg')).map((n) => `packages/${n}`)) {
     if (current.has(path)) {
       delete retention[path];
@@ -377,7 +432,7 @@ async function publishOnce(o: PublishOptions, target: PublishTarget): Promise<Pu
       rootFingerprint: hosted.rootFingerprint,
       rootVersion: root.signed.version,
       packages,
-      releases: target instanceof FolderTarget ? await listReleases(o.out) : [],
+      releases: await listReleases(target),
     }),
   );
 
@@ -416,25 +471,30 @@ async function publishOnce(o: PublishOptions, target: PublishTarget): Promise<Pu
   };
 }
 
-/** Writes a new root version (rotation) into a published web root: roots/N.json, then repo-root.pub. */
-export async function publishRoot(out: string, root: RootDocument): Promise<void> {
-  await mkdir(join(out, 'roots'), { recursive: true });
-  const file = join(out, 'roots', `${root.signed.version}.json`);
-  try {
-    await stat(file);
-    throw new SwpkgError('E_IMMUTABLE', `roots/${root.signed.version}.json already exists`, { details: { path: file } });
-  } catch (e) {
-    if (e instanceof SwpkgError) throw e;
-  }
-  await writeFileAtomic(file, encodeEnvelope(root));
-  await writeFileAtomic(join(out, 'repo-root.pub'), encodeEnvelope(root));
-  const hostedBytes = await readFileIfExists(join(out, 'hosted-repo.json'));
-  const hosted = hostedBytes === undefined ? undefined : parseHostedRepo(hostedBytes);
-  if (hosted) {
-    await writeFileAtomic(
-      join(out, 'hosted-repo.json'),
-      JSON.stringify({ ...hosted, rootFingerprint: rootFingerprint(root), rootVersion: root.signed.version }, null, 2) + '\n',
-    );
+/**
+ * Writes a new root version (rotation) into a published repository: roots/N.json create-only, then
+ * repo-root.pub, then the pointer's root fields. The pointer is swapped by compare-and-swap against
+ * a fresh read; only its root fields change, so a publish that moved it in between is not undone:
+ * the swap is tried again on the new pointer (a few times, then E_PUBLISH_RACE).
+ */
+export async function publishRoot(target: PublishTarget, root: RootDocument): Promise<void> {
+  const path = `roots/${root.signed.version}.json`;
+  if ((await target.list('roots')).includes(`${root.signed.version}.json`))
+    throw new SwpkgError('E_IMMUTABLE', `${path} already exists`, { details: { path, where: target.where } });
+  const bytes = encodeEnvelope(root);
+  await target.putImmutable(path, { bytes }, sha256Hex(bytes));
+  await target.putMutable('repo-root.pub', bytes);
+  for (let attempt = 1; ; attempt++) {
+    const pointer = await target.readPointer(POINTER, 64 * 1024);
+    if (pointer.bytes === undefined) return;
+    const hosted = parseHostedRepo(pointer.bytes);
+    const next = JSON.stringify({ ...hosted, rootFingerprint: rootFingerprint(root), rootVersion: root.signed.version }, null, 2) + '\n';
+    try {
+      await target.swapPointer(POINTER, next, pointer.token);
+      return;
+    } catch (e) {
+      if (!(e instanceof SwpkgError) || e.code !== 'E_PUBLISH_RACE' || attempt >= 3) throw e;
+    }
   }
 }
 
@@ -484,7 +544,10 @@ export async function signCatalogFile(o: {
 
 /** `swpkg repo rotate-root`: publishes root N+1 signed by the old and the new root keys. */
 export async function rotatePublishedRoot(o: {
+  /** The web root folder; ignored when `target` is given. */
   out: string;
+  /** Where the repository is published (a folder or an S3 bucket); default a FolderTarget on `out`. */
+  target?: PublishTarget;
   oldRootKeys: KeyPair[];
   newRootKeys: KeyPair[];
   catalogKeys?: PublicKey[];
@@ -495,9 +558,10 @@ export async function rotatePublishedRoot(o: {
   expiresIn: number;
   now?: Date;
 }): Promise<{ version: number; fingerprint: string }> {
-  const current = await latestRoot(o.out);
+  const target = o.target ?? new FolderTarget(o.out);
+  const current = await latestRootIn(target);
   if (!current) {
-    throw new SwpkgError('E_NOT_FOUND', `${o.out} has no roots/ folder: nothing to rotate`, {
+    throw new SwpkgError('E_NOT_FOUND', `${target.where} has no roots/ folder: nothing to rotate`, {
       hint: 'publish the repository first (`swpkg repo publish`)',
     });
   }
@@ -513,8 +577,8 @@ export async function rotatePublishedRoot(o: {
     ...(o.rootThreshold !== undefined ? { rootThreshold: o.rootThreshold } : {}),
     ...(o.catalogThreshold !== undefined ? { catalogThreshold: o.catalogThreshold } : {}),
   });
-  await publishRoot(o.out, next);
-  await pointAtRoot(o.out, next);
+  await publishRoot(target, next);
+  await pointAtRoot(target, next);
   return { version: next.signed.version, fingerprint: rootFingerprint(next) };
 }
 
@@ -523,9 +587,9 @@ export async function rotatePublishedRoot(o: {
  * the new root at once, not only after the next publish (issue 11). The catalog is unchanged, so
  * the page is rendered again from it; a web root without a catalog has no page yet.
  */
-async function pointAtRoot(out: string, root: RootDocument): Promise<void> {
+async function pointAtRoot(target: PublishTarget, root: RootDocument): Promise<void> {
   // hosted-repo.json was already pointed at the new root by publishRoot.
-  await renderIndexHtmlAgain(out, root);
+  await renderIndexHtmlAgain(target, root);
 }
 
 /** gzip of a catalog's exact bytes (level 9: written once, read by every client), off the main thread. */

@@ -1,5 +1,3 @@
-import { lstat, mkdir, open, readdir, readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import {
   SwpkgError,
   checkReleaseThreshold,
@@ -9,15 +7,16 @@ import {
   rootFingerprint,
   type RootDocument,
   encodeEnvelope,
-  fromFsError,
   parseCatalog,
+  parseHostedRepo,
   parseRelease,
   releaseDigest,
-  sha256File,
+  sha256Hex,
   signRelease,
   unmetDependencies,
-  writeFileAtomic,
+  MAX_RELEASE_BYTES,
   RELEASE_FORMAT,
+  type CatalogDocument,
   type KeyPair,
   type ReleaseDocument,
   type ReleasePackage,
@@ -25,18 +24,21 @@ import {
 } from '../catalog/index.js';
 import semver from 'semver';
 import { renderIndexHtml, type IndexHtmlRelease } from './index-html.js';
-import { readFileIfExists } from './storage.js';
+import { FolderTarget, type PublishTarget } from './storage.js';
 
 /**
- * Releases in a web root (issue 15): `releases/ID/VERSION.json`, each a signed release document,
- * written once and never changed, and `releases/index.json`, an unsigned listing for people and
- * tools (clients verify the documents themselves, never the listing).
+ * Releases in a web root or a bucket (issue 15): `releases/ID/VERSION.json`, each a signed release
+ * document, written once (create-only) and never changed, and `releases/index.json`, an unsigned
+ * listing for people and tools (clients verify the documents themselves, never the listing), written
+ * after the document. Everything goes through the PublishTarget a publish uses.
  */
 export const RELEASES_DIR = 'releases';
 
 export interface CreateReleaseOptions {
-  /** The published web root the release is made from and written into. */
+  /** The published web root the release is made from and written into; ignored when `target` is given. */
   out: string;
+  /** Where the repository is published (a folder or an S3 bucket); default a FolderTarget on `out`. */
+  target?: PublishTarget;
   id: string;
   /** Default: one more than the newest published version of this id. */
   version?: number;
@@ -67,54 +69,61 @@ function releasePath(id: string, version: number): string {
   return `${RELEASES_DIR}/${id}/${version}.json`;
 }
 
+const MAX_ROOT_BYTES = 1024 * 1024;
+const MAX_CATALOG_BYTES = 64 * 1024 * 1024;
+
 /**
- * The web root's current root: `repo-root.pub`, which publish and rotate-root keep equal to the
+ * The repository's current root: `repo-root.pub`, which publish and rotate-root keep equal to the
  * newest roots/N.json; checked against its own root keys before it decides anything.
  */
-async function latestRoot(out: string): Promise<RootDocument | undefined> {
-  const bytes = await readFileIfExists(join(out, 'repo-root.pub'));
+async function latestRoot(target: PublishTarget): Promise<RootDocument | undefined> {
+  const bytes = await target.read('repo-root.pub', MAX_ROOT_BYTES);
   if (bytes === undefined) return undefined;
   const root = parseRoot(bytes, 'repo-root.pub');
   checkThreshold(root, root.signed.roles.root, root.signed.keys, 'repo-root.pub');
   return root;
 }
 
+/**
+ * The catalog clients follow: the one hosted-repo.json names, else catalog.json (a repository
+ * published before the pointer). Undefined when there is none.
+ */
+async function currentCatalog(target: PublishTarget): Promise<{ path: string; doc: CatalogDocument } | undefined> {
+  const hint = await target.read('hosted-repo.json', 64 * 1024);
+  const path = hint === undefined ? 'catalog.json' : parseHostedRepo(hint).catalog;
+  const bytes = await target.read(path, MAX_CATALOG_BYTES);
+  return bytes === undefined ? undefined : { path, doc: parseCatalog(bytes, path) };
+}
+
 /** Published versions of one release id, ascending. */
-async function publishedVersions(out: string, id: string): Promise<number[]> {
-  let names: string[];
-  try {
-    names = await readdir(join(out, RELEASES_DIR, id));
-  } catch {
-    return [];
-  }
-  return names
+async function publishedVersions(target: PublishTarget, id: string): Promise<number[]> {
+  return (await target.list(`${RELEASES_DIR}/${id}`))
     .map((n) => /^([1-9]\d*)\.json$/.exec(n)?.[1])
     .filter((v): v is string => v !== undefined)
     .map(Number)
     .sort((a, b) => a - b);
 }
 
-/** Every release document in the web root, parsed strictly (signatures are the client's business). */
-export async function readReleases(out: string): Promise<{ path: string; doc: ReleaseDocument }[]> {
-  let ids: string[];
-  try {
-    ids = (await readdir(join(out, RELEASES_DIR), { withFileTypes: true })).filter((d) => d.isDirectory()).map((d) => d.name);
-  } catch {
-    return [];
-  }
+/** Every release document in the repository, parsed strictly (signatures are the client's business). */
+export async function readReleases(target: PublishTarget): Promise<{ path: string; doc: ReleaseDocument }[]> {
   const found: { path: string; doc: ReleaseDocument }[] = [];
-  for (const id of ids.sort()) {
-    for (const v of await publishedVersions(out, id)) {
+  // Only names release create could have made: a folder named otherwise (`..`, in a bucket) is not a release id.
+  for (const id of (await target.folders(RELEASES_DIR)).filter((n) => NAME_RE.test(n)).sort()) {
+    for (const v of await publishedVersions(target, id)) {
       const path = releasePath(id, v);
-      found.push({ path, doc: parseRelease(await readFile(join(out, path)), path) });
+      const bytes = await target.read(path, MAX_RELEASE_BYTES);
+      // Listed a moment ago and gone now: a release is never deleted, so this is someone else's hand.
+      if (bytes === undefined)
+        throw new SwpkgError('E_NOT_FOUND', `${path} vanished from ${target.where} while it was read`, { details: { path } });
+      found.push({ path, doc: parseRelease(bytes, path) });
     }
   }
   return found;
 }
 
 /** The listing index.html and releases/index.json show: newest version first within each id. */
-export async function listReleases(out: string): Promise<IndexHtmlRelease[]> {
-  return (await readReleases(out))
+export async function listReleases(target: PublishTarget): Promise<IndexHtmlRelease[]> {
+  return (await readReleases(target))
     .map(({ path, doc }) => ({
       id: doc.signed.id,
       version: doc.signed.version,
@@ -128,12 +137,12 @@ export async function listReleases(out: string): Promise<IndexHtmlRelease[]> {
 }
 
 /**
- * Package files in this web root that a release not yet expired refers to: retention
+ * Package files in the repository that a release not yet expired refers to: retention
  * (publish.ts) keeps them even after they left the catalog, so a pinned set stays installable.
  */
-export async function releasePinnedPaths(out: string, now: Date): Promise<Set<string>> {
+export async function releasePinnedPaths(target: PublishTarget, now: Date): Promise<Set<string>> {
   const pinned = new Set<string>();
-  for (const { doc } of await readReleases(out)) {
+  for (const { doc } of await readReleases(target)) {
     if (Date.parse(doc.signed.expires) <= now.getTime()) continue;
     for (const p of doc.signed.packages) if (!/^[a-z]+:/.test(p.location)) pinned.add(p.location);
   }
@@ -171,24 +180,26 @@ function pickPackages(catalog: ReleasePackage[], arch: string, specs: string[] |
 
 /**
  * `swpkg release create`: picks exact packages from the published catalog, checks each file in the
- * web root against its size and SHA-256 and the set for closed dependencies, signs with the release
- * keys (refused unless the root's release role accepts them), and writes `releases/ID/N.json`
- * once: a published version never changes (E_IMMUTABLE). Then the listing and index.html.
+ * repository against its SHA-256 and the set for closed dependencies, signs with the release keys
+ * (refused unless the root's release role accepts them), and writes `releases/ID/N.json` once,
+ * create-only: a published version never changes (E_IMMUTABLE), and of two creators racing for one
+ * version only one wins. Then the listing and index.html, rendered from what is published.
  */
 export async function createRelease(o: CreateReleaseOptions): Promise<CreateReleaseResult> {
+  const target = o.target ?? new FolderTarget(o.out);
   const now = o.now ?? new Date();
   if (!(o.expiresIn > 0)) throw new SwpkgError('E_USAGE', 'the release must expire in the future (--expires)');
   // The id becomes a folder name under releases/: checked before any path is built from it.
   if (!NAME_RE.test(o.id)) throw new SwpkgError('E_USAGE', `release id ${JSON.stringify(o.id)} must be a name: a-z, 0-9, +, ., _, -`);
-  const root = await latestRoot(o.out);
-  const catalogBytes = await readFileIfExists(join(o.out, 'catalog.json'));
-  if (!root || catalogBytes === undefined) {
-    throw new SwpkgError('E_NOT_FOUND', `${o.out} is not a published repository (no roots/ or catalog.json)`, {
+  const root = await latestRoot(target);
+  const current = await currentCatalog(target);
+  if (!root || current === undefined) {
+    throw new SwpkgError('E_NOT_FOUND', `${target.where} is not a published repository (no repo-root.pub or catalog)`, {
       hint: 'publish it first (`swpkg repo publish`)',
-      details: { out: o.out },
+      details: { out: target.where },
     });
   }
-  const catalog = parseCatalog(catalogBytes, 'catalog.json').signed;
+  const catalog = current.doc.signed;
   const picked = pickPackages(
     catalog.packages.map(({ path, ...p }) => ({ ...p, location: path })),
     o.arch,
@@ -202,21 +213,20 @@ export async function createRelease(o: CreateReleaseOptions): Promise<CreateRele
     });
   }
   for (const p of picked) {
-    const file = join(o.out, p.location);
-    const st = await lstat(file).catch(() => undefined);
-    if (!st || !st.isFile()) {
-      throw new SwpkgError('E_NOT_FOUND', `${p.location} (${p.name}@${p.version}) is not a file in ${o.out}`, {
+    // The hash decides (it fixes the size too); an object store answers it from the hash recorded at upload.
+    const got = await target.sha256Of(p.location);
+    if (got === undefined) {
+      throw new SwpkgError('E_NOT_FOUND', `${p.location} (${p.name}@${p.version}) is not a file in ${target.where}`, {
         details: { path: p.location },
       });
     }
-    const got = await sha256File(file);
-    if (got.sha256 !== p.sha256 || got.size !== p.size) {
-      throw new SwpkgError('E_HASH_MISMATCH', `${p.location} does not match the catalog (SHA-256 ${got.sha256}, ${got.size} bytes)`, {
-        details: { path: p.location, expected: p.sha256, actual: got.sha256, size: got.size, expectedSize: p.size },
+    if (got !== p.sha256) {
+      throw new SwpkgError('E_HASH_MISMATCH', `${p.location} does not match the catalog (SHA-256 ${got})`, {
+        details: { path: p.location, expected: p.sha256, actual: got },
       });
     }
   }
-  const versions = await publishedVersions(o.out, o.id);
+  const versions = await publishedVersions(target, o.id);
   const last = versions[versions.length - 1];
   const version = o.version ?? (last ?? 0) + 1;
   if (last !== undefined && version < last) {
@@ -244,37 +254,23 @@ export async function createRelease(o: CreateReleaseOptions): Promise<CreateRele
   if (abi.length > 1) throw new SwpkgError('E_USAGE', `the packages are for several ABIs (${abi.join(', ')}); a release is for one`);
   const doc = signRelease(signed, o.keys);
   const path = releasePath(o.id, version);
-  // The root in this web root decides: a key it does not name as a release key signs nothing here.
+  // The root of this repository decides: a key it does not name as a release key signs nothing here.
   checkReleaseThreshold(doc, root, path);
   const bytes = encodeEnvelope(doc);
-  const existing = await readFileIfExists(join(o.out, path));
-  if (existing !== undefined) {
-    throw new SwpkgError('E_IMMUTABLE', `${path} is already published; a published release never changes`, {
+  const taken = (): SwpkgError =>
+    new SwpkgError('E_IMMUTABLE', `${path} is already published; a published release never changes`, {
       hint: `publish the new set as the next version (v${version + 1}), which supersedes this one`,
       details: { path },
     });
-  }
+  if (versions.includes(version)) throw taken();
+  // Create-only: two writers racing for one version cannot both win (the loser's bytes differ: E_IMMUTABLE).
   try {
-    await mkdir(join(o.out, RELEASES_DIR, o.id), { recursive: true });
+    await target.putImmutable(path, { bytes }, sha256Hex(bytes));
   } catch (e) {
-    throw fromFsError(e, `creating ${RELEASES_DIR}/${o.id}`);
+    if (e instanceof SwpkgError && e.code === 'E_IMMUTABLE') throw taken();
+    throw e;
   }
-  // 'wx': two writers racing for one version cannot both win.
-  try {
-    const fh = await open(join(o.out, path), 'wx', 0o644);
-    try {
-      await fh.writeFile(bytes);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'EEXIST') {
-      throw new SwpkgError('E_IMMUTABLE', `${path} is already published; a published release never changes`, { details: { path } });
-    }
-    throw fromFsError(e, `writing ${path}`);
-  }
-  await writeReleaseListing(o.out);
+  await writeReleaseListing(target);
   return {
     path,
     id: o.id,
@@ -285,24 +281,24 @@ export async function createRelease(o: CreateReleaseOptions): Promise<CreateRele
   };
 }
 
-/** releases/index.json and index.html, rendered again from what is on disk. */
-export async function writeReleaseListing(out: string): Promise<void> {
-  const releases = await listReleases(out);
-  await writeFileAtomic(join(out, RELEASES_DIR, 'index.json'), JSON.stringify({ format: 1, releases }, null, 2) + '\n');
-  const root = await latestRoot(out);
-  if (root) await renderIndexHtmlAgain(out, root);
+/** releases/index.json and index.html, rendered again from what is published. */
+export async function writeReleaseListing(target: PublishTarget): Promise<void> {
+  const releases = await listReleases(target);
+  await target.putMutable(`${RELEASES_DIR}/index.json`, JSON.stringify({ format: 1, releases }, null, 2) + '\n');
+  const root = await latestRoot(target);
+  if (root) await renderIndexHtmlAgain(target, root);
 }
 
 /**
- * index.html rendered again from the web root's catalog.json, its releases and `root` (after a
- * rotation or a new release: the catalog is unchanged). A web root without a catalog has no page yet.
+ * index.html rendered again from the repository's current catalog, its releases and `root` (after a
+ * rotation or a new release: the catalog is unchanged). A repository without a catalog has no page yet.
  */
-export async function renderIndexHtmlAgain(out: string, root: RootDocument): Promise<void> {
-  const catalogBytes = await readFileIfExists(join(out, 'catalog.json'));
-  if (catalogBytes === undefined) return;
-  const { signed } = parseCatalog(catalogBytes, 'catalog.json');
-  await writeFileAtomic(
-    join(out, 'index.html'),
+export async function renderIndexHtmlAgain(target: PublishTarget, root: RootDocument): Promise<void> {
+  const current = await currentCatalog(target);
+  if (current === undefined) return;
+  const { signed } = current.doc;
+  await target.putMutable(
+    'index.html',
     renderIndexHtml({
       repo: signed.repo,
       catalogVersion: signed.version,
@@ -311,7 +307,7 @@ export async function renderIndexHtmlAgain(out: string, root: RootDocument): Pro
       rootFingerprint: rootFingerprint(root),
       rootVersion: root.signed.version,
       packages: signed.packages,
-      releases: await listReleases(out),
+      releases: await listReleases(target),
     }),
   );
 }

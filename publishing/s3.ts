@@ -204,6 +204,12 @@ export class S3Target implements PublishTarget {
     return (await this.listKeys(prefix, true)).filter((k) => !k.endsWith('/')).map((k) => k.slice(prefix.length));
   }
 
+  async folders(dir: string): Promise<string[]> {
+    const prefix = `${this.key(dir)}/`;
+    // With a delimiter, the "folders" come back as common prefixes, each ending in the delimiter.
+    return (await this.listKeys(prefix, true)).filter((k) => k.endsWith('/')).map((k) => k.slice(prefix.length, -1));
+  }
+
   async hasAnything(): Promise<boolean> {
     return (await this.listKeys(this.o.prefix ? `${this.o.prefix}/` : '', false, 1)).length > 0;
   }

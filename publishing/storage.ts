@@ -21,6 +21,8 @@ export interface PublishTarget {
   readPointer(path: string, maxBytes: number): Promise<{ bytes?: Uint8Array; token: string | null }>;
   /** File names directly under a folder (`packages`), no slashes; empty when it does not exist. */
   list(dir: string): Promise<string[]>;
+  /** Folder names directly under a folder (`releases` → release ids), no slashes; empty when it does not exist. */
+  folders(dir: string): Promise<string[]>;
   /** True when the target holds anything at all (a fresh folder or bucket prefix does not). */
   hasAnything(): Promise<boolean>;
   /** SHA-256 of an existing file, undefined when absent. */
@@ -99,6 +101,15 @@ export class FolderTarget implements PublishTarget {
       return (await readdir(this.abs(dir), { withFileTypes: true }))
         .filter((d) => d.isFile() && !d.name.includes('.tmp-'))
         .map((d) => d.name);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw fromFsError(e, `reading ${this.abs(dir)}`);
+    }
+  }
+
+  async folders(dir: string): Promise<string[]> {
+    try {
+      return (await readdir(this.abs(dir), { withFileTypes: true })).filter((d) => d.isDirectory()).map((d) => d.name);
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
       throw fromFsError(e, `reading ${this.abs(dir)}`);

@@ -21,7 +21,16 @@ import {
   type MetadataFetcher,
   type Reporter,
   type RootDocument,
+  checkReleaseThreshold,
+  isJsonObject,
+  parseEnvelope,
+  parseRelease,
+  parseStrictJson,
+  MAX_RELEASE_BYTES,
+  NAME_RE,
+  PAYLOAD_TYPES,
 } from '../catalog/index.js';
+import { HASHED_PACKAGE } from './publish.js';
 
 /**
  * How verify-hosted reads a published root: a folder or a URL. Injected so
@@ -217,6 +226,10 @@ export async function verifyHosted(
     warnings.push(`${catalogPath} is not content-addressed: republish with this swpkg so mirrors and CDNs never serve a torn state`);
   }
 
+  const unhashed = catalog?.signed.packages.filter((p) => !HASHED_PACKAGE.test(p.path)).length ?? 0;
+  if (unhashed > 0)
+    warnings.push(`${unhashed} package(s) are not named by their hash: republish with this swpkg so a cached name never changes its bytes`);
+
   // catalog.json (+ .sha256) is the copy older clients read; a publish in the current layout writes it after the pointer.
   const legacy = await reader.read('catalog.json', SMALL);
   if (legacy !== undefined || !hashed) {
@@ -292,15 +305,7 @@ export async function verifyHosted(
       let n = 0;
       for (const p of doc.signed.packages) {
         if (current.has(p.path)) continue;
-        const dest = join(tmpdir(), `swpkg-verify-retained-${process.pid}.swpkg`);
-        try {
-          if (!(await reader.download(p.path, dest, { size: p.size, sha256: p.sha256 }))) throw missing(p.path);
-          const { sha256 } = await sha256File(dest);
-          if (sha256 !== p.sha256)
-            throw hashMismatch(`${p.path}: SHA-256 ${sha256}, catalog says ${p.sha256}`, { sha256, expected: p.sha256 });
-        } finally {
-          await rm(dest, { force: true });
-        }
+        await presentWithHash(reader, p.path, p);
         n++;
       }
       return [
@@ -310,12 +315,86 @@ export async function verifyHosted(
     });
   }
 
+  // Releases: each listed document signed by the release role of the newest root, and every package a
+  // live one pins present with the right hash (publish keeps them past retention for exactly this).
+  const listing = await check('releases/index.json', async () => {
+    const bytes = await reader.read('releases/index.json', MAX_RELEASE_BYTES);
+    if (bytes === undefined) return [[], 'no releases published'];
+    const v = fromServer('releases/index.json', () => parseStrictJson(bytes, 'releases/index.json'));
+    const list = isJsonObject(v) && Array.isArray(v['releases']) ? (v['releases'] as unknown[]) : undefined;
+    if (list === undefined) throw new SwpkgError('E_CORRUPT', 'has no "releases" list', { details: { path: 'releases/index.json' } });
+    const ids = list.flatMap((r) =>
+      isJsonObject(r) &&
+      typeof r['id'] === 'string' &&
+      NAME_RE.test(r['id']) &&
+      typeof r['version'] === 'number' &&
+      Number.isSafeInteger(r['version']) &&
+      r['version'] > 0
+        ? [{ id: r['id'], version: r['version'] }]
+        : [],
+    );
+    if (ids.length !== list.length)
+      throw new SwpkgError('E_CORRUPT', 'lists an entry without a plain id and a positive version', {
+        details: { path: 'releases/index.json' },
+      });
+    return [ids, `${ids.length} release(s)`];
+  });
+  const verifiedAbove = new Map(catalog?.signed.packages.map((p) => [p.path, p.sha256]) ?? []);
+  for (const r of listing ?? []) {
+    const path = `releases/${r.id}/${r.version}.json`;
+    await check(path, async () => {
+      const trust = walked.root ?? pinned;
+      if (!trust) throw new SwpkgError('E_UNTRUSTED', 'no trusted root to check the release against');
+      const bytes = await need(path, MAX_RELEASE_BYTES);
+      checkReleaseThreshold(
+        fromServer(path, () => parseEnvelope(bytes, PAYLOAD_TYPES.release, path)),
+        trust,
+        path,
+      );
+      const doc = fromServer(path, () => parseRelease(bytes, path));
+      if (doc.signed.id !== r.id || doc.signed.version !== r.version)
+        throw new SwpkgError('E_BAD_RELEASE', `holds release ${doc.signed.id} v${doc.signed.version}`, { details: { path } });
+      if (Date.parse(doc.signed.expires) <= now.getTime()) return [true, `expired ${doc.signed.expires}: its packages may be gone`];
+      let n = 0;
+      for (const p of doc.signed.packages) {
+        if (/^[a-z]+:/.test(p.location)) continue;
+        if (verifiedAbove.get(p.location) !== p.sha256) await presentWithHash(reader, p.location, p);
+        n++;
+      }
+      return [true, `release ${r.id} v${r.version}: ${doc.signed.packages.length} package(s), ${n} in this repository, all present`];
+    });
+  }
+
   const result: VerifyHostedResult = { ok: checks.every((c) => c.ok), checks, warnings, packages: count };
   if (catalog) {
     result.catalogVersion = catalog.signed.version;
     result.expires = catalog.signed.expires;
   }
   return result;
+}
+
+/** A package file that a retained catalog or a release names: present, its bytes as named. */
+async function presentWithHash(reader: RepoReader, path: string, want: { size: number; sha256: string }): Promise<void> {
+  const dest = join(tmpdir(), `swpkg-verify-named-${process.pid}-${Math.random().toString(36).slice(2)}.swpkg`);
+  try {
+    if (!(await reader.download(path, dest, want))) throw missing(path);
+    const { sha256 } = await sha256File(dest);
+    if (sha256 !== want.sha256)
+      throw hashMismatch(`${path}: SHA-256 ${sha256}, signed metadata says ${want.sha256}`, { sha256, expected: want.sha256 });
+    checkNamedHash({ path, sha256: want.sha256 });
+  } finally {
+    await rm(dest, { force: true });
+  }
+}
+
+/**
+ * A package named by its hash (packages/STEM.SHA256.swpkg) must carry its catalog hash in the name: a
+ * mirror or CDN caches that name forever, so a name that lies about its bytes is refused.
+ */
+function checkNamedHash(p: { path: string; sha256: string }): void {
+  const named = HASHED_PACKAGE.exec(p.path)?.[1];
+  if (named !== undefined && named !== p.sha256)
+    throw hashMismatch(`${p.path}: the name says ${named}, the catalog says ${p.sha256}`, { path: p.path, named, expected: p.sha256 });
 }
 
 /** The first word of a `.sha256` sidecar (`HEX  NAME`). */
@@ -336,6 +415,7 @@ async function checkPackageFile(reader: RepoReader, p: CatalogPackage, dest: str
     const { sha256, size } = await sha256File(dest);
     if (size !== p.size) throw hashMismatch(`size ${size}, catalog says ${p.size}`, { size, expected: p.size });
     if (sha256 !== p.sha256) throw hashMismatch(`SHA-256 ${sha256}, catalog says ${p.sha256}`, { sha256, expected: p.sha256 });
+    checkNamedHash(p);
     const v = await verifyPackageFile(dest);
     if (v.manifest.name !== p.name || v.manifest.version !== p.version)
       throw new SwpkgError('E_CORRUPT', `contains ${v.manifest.name}@${v.manifest.version}`, {

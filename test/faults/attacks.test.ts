@@ -91,17 +91,19 @@ describe('attacks through pkg install', () => {
 
   it('a package whose bytes differ from the catalog (E_HASH_MISMATCH)', async () => {
     await repo.publish([{ name: 'victim', version: '1.0.0' }]);
-    const real = await repo.bytes('packages/victim-1.0.0-x86_64.swpkg');
+    const victim = repo.packages.get('victim@1.0.0')!.path;
+    const real = await repo.bytes(victim);
     const forged = Buffer.from(real);
     forged[forged.length - 10] = forged[forged.length - 10]! ^ 0xff;
-    repo.table.set('packages/victim-1.0.0-x86_64.swpkg', { body: forged });
+    repo.table.set(victim, { body: forged });
     await refused(['install', 'victim', '--yes'], 'E_HASH_MISMATCH');
   });
 
   it('a package larger than the catalog declares (E_TOO_LARGE)', async () => {
     await repo.publish([{ name: 'victim', version: '1.0.0' }]);
-    const real = await repo.bytes('packages/victim-1.0.0-x86_64.swpkg');
-    repo.table.set('packages/victim-1.0.0-x86_64.swpkg', { body: Buffer.concat([real, Buffer.alloc(4096, 7)]), omitLength: true });
+    const victim = repo.packages.get('victim@1.0.0')!.path;
+    const real = await repo.bytes(victim);
+    repo.table.set(victim, { body: Buffer.concat([real, Buffer.alloc(4096, 7)]), omitLength: true });
     await refused(['install', 'victim', '--yes'], 'E_TOO_LARGE');
   });
 

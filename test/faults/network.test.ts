@@ -12,7 +12,8 @@ import { addMainRepo, pkgJson } from '../integration/userland/helpers.js';
  * mid-stream (the next run resumes with Range), a stall, more bytes than
  * declared, wrong bytes, 404/500, a stale catalog, and failover to a mirror.
  */
-const PATH = 'packages/big-1.0.0-x86_64.swpkg';
+/** The package's hash name in the web root (set with each fresh repository). */
+let PATH: string;
 let repo: FakeRepo;
 let server: TableServer;
 let root: string;
@@ -20,6 +21,7 @@ let root: string;
 beforeEach(async () => {
   // Incompressible content so the package is large enough to cut in the middle.
   repo = await buildFakeRepo({ packages: [{ name: 'big', version: '1.0.0', files: { 'share/big/blob': randomBytes(600_000) } }] });
+  PATH = repo.packages.get('big@1.0.0')!.path;
   server = await startTableServer(repo.table);
   root = await tempDir('pkg-root-');
   await addMainRepo(root, server.url, repo.fingerprint);

@@ -12,7 +12,7 @@ import {
   type RootDocument,
   type HealthCheck,
 } from '../../catalog/index.js';
-import { publishRepository, rotatePublishedRoot } from '../../publishing/index.js';
+import { packageFileName, publishRepository, rotatePublishedRoot } from '../../publishing/index.js';
 import type { RequestInfo, ResponseEntry, ResponseTable, ResponseSpec } from './http-table-server.js';
 
 /** A package to build: payload files by relative path (string or bytes), or `{ symlink }`. */
@@ -37,7 +37,7 @@ export interface BuiltPackage {
   version: string;
   /** The `.swpkg` in the build folder (outside the web root). */
   file: string;
-  /** Path inside the web root, e.g. `packages/a-1.0.0-x86_64.swpkg`. */
+  /** Path inside the web root, e.g. `packages/a-1.0.0-x86_64.SHA256.swpkg`. */
   path: string;
   sha256: string;
   size: number;
@@ -106,7 +106,8 @@ export async function buildPackage(buildDir: string, p: FakePackage): Promise<Bu
     name: p.name,
     version: p.version,
     file,
-    path: `packages/${p.name}-${p.version}-${meta.arch}.swpkg`,
+    // Where publishRepository puts it: named by its hash (the same function names it there).
+    path: `packages/${packageFileName(meta, r.sha256)}`,
     sha256: r.sha256,
     size: r.size,
   };

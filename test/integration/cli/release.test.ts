@@ -9,6 +9,7 @@ import { parseRelease, parseRoot } from '../../../catalog/index.js';
 import { runCli } from '../../helpers/run-cli.js';
 import { ok, pack, releaseRepo } from '../../helpers/release-repo.js';
 import { tempDir, treeHash } from '../../helpers/tmp.js';
+import { publishedPath } from '../../helpers/published.js';
 
 describe('swpkg release keys', { timeout: 180_000 }, () => {
   it('rotate-root --release-key adds a release role that later rotations keep', async () => {
@@ -110,13 +111,13 @@ describe('swpkg release create', { timeout: 180_000 }, () => {
         name: 'an altered package file',
         args: ['--key', releaseKey],
         code: 'E_HASH_MISMATCH',
-        before: () => writeFile(join(web, 'packages/lib-1.0.0-x86_64.swpkg'), 'not the package'),
+        before: async () => writeFile(join(web, await publishedPath(web, 'lib-1.0.0-x86_64')), 'not the package'),
       },
       {
         name: 'a missing package file',
         args: ['--key', releaseKey],
         code: 'E_NOT_FOUND',
-        before: () => rm(join(web, 'packages/lib-1.0.0-x86_64.swpkg')),
+        before: async () => rm(join(web, await publishedPath(web, 'lib-1.0.0-x86_64'))),
       },
     ];
     for (const c of cases) {
@@ -133,13 +134,15 @@ describe('swpkg release create', { timeout: 180_000 }, () => {
     const d = await tempDir();
     const { web, releaseKey, catalogKey } = await releaseRepo(d);
     await ok('swpkg', ['release', 'create', web, '--id', 'edge', '--key', releaseKey, '--arch', 'x86_64', '--package', 'lib@1.0.0']);
+    const tool = await publishedPath(web, 'tool-1.0.0-x86_64');
+    const lib = await publishedPath(web, 'lib-1.0.0-x86_64');
     // The next set drops both packages: tool goes at once, lib stays because release edge v1 pins it.
     await rm(join(d, 'pkgs'), { recursive: true });
     await mkdir(join(d, 'pkgs'));
     await pack(d, 'other', '1.0.0');
     const pub = await ok('swpkg', ['repo', 'publish', join(d, 'pkgs'), '--key', catalogKey, '--out', web, '--retain', '0s']);
-    expect(pub.deleted).toEqual(['packages/tool-1.0.0-x86_64.swpkg']);
-    expect(pub.retained).toEqual(['packages/lib-1.0.0-x86_64.swpkg']);
+    expect(pub.deleted).toEqual([tool]);
+    expect(pub.retained).toEqual([lib]);
     expect(await readFile(join(web, 'index.html'), 'utf8')).toContain('releases/edge/1.json');
   });
 });
@@ -151,9 +154,8 @@ describe('swpkg repo mirror', { timeout: 180_000 }, () => {
     const v1 = await ok('swpkg', ['release', 'create', web, '--id', 'edge', '--key', releaseKey, '--arch', 'x86_64']);
     const full = await ok('swpkg', ['repo', 'mirror', web, join(d, 'full'), '--fingerprint', fingerprint]);
     expect(full.releases).toEqual([{ id: 'edge', version: 1, digest: v1.digest }]);
-    expect(await readFile(join(d, 'full/packages/tool-1.0.0-x86_64.swpkg'))).toEqual(
-      await readFile(join(web, 'packages/tool-1.0.0-x86_64.swpkg')),
-    );
+    const tool = await publishedPath(web, 'tool-1.0.0-x86_64');
+    expect(await readFile(join(d, 'full', tool))).toEqual(await readFile(join(web, tool)));
 
     const media = join(d, 'media');
     const one = await ok('swpkg', ['repo', 'mirror', web, media, '--release', 'edge@1']);
@@ -170,7 +172,7 @@ describe('swpkg repo mirror', { timeout: 180_000 }, () => {
     await ok('swpkg', ['release', 'create', web, '--id', 'edge', '--key', releaseKey, '--arch', 'x86_64']);
     const wrongFp = await runCli('swpkg', ['repo', 'mirror', web, join(d, 'out'), '--fingerprint', 'a'.repeat(64), '--json']);
     expect(wrongFp.json?.error?.code).toBe('E_BAD_ROOT');
-    const lib = join(web, 'packages/lib-1.0.0-x86_64.swpkg');
+    const lib = join(web, await publishedPath(web, 'lib-1.0.0-x86_64'));
     const good = await readFile(lib);
     await writeFile(lib, Buffer.concat([good.subarray(0, good.length - 1), Buffer.from([good[good.length - 1]! ^ 1])]));
     const altered = await runCli('swpkg', ['repo', 'mirror', web, join(d, 'out'), '--json']);

@@ -3,6 +3,7 @@ import { mkdir, writeFile, readdir, stat, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runCli } from '../../helpers/run-cli.js';
 import { tempDir, treeHash } from '../../helpers/tmp.js';
+import { hashedName, publishedPath } from '../../helpers/published.js';
 import { startStaticServer } from '../../../repo-server/index.js';
 import { craftManifest, craftSwpkg, type CraftEntry } from '../../faults/craft.js';
 
@@ -69,7 +70,7 @@ describe('swpkg end to end (built CLI)', { timeout: 180_000 }, () => {
     ]);
     expect(pub.code, pub.stderr).toBe(0);
     expect(pub.json.warnings).toEqual([expect.stringContaining('requires libc@*')]);
-    expect(pub.json.result.packages[0].path).toBe('packages/hello-1.0.0-x86_64.swpkg');
+    expect(pub.json.result.packages[0].path).toMatch(hashedName('hello-1.0.0-x86_64'));
 
     const server = await startStaticServer({ root: join(d, 'web') });
     try {
@@ -220,15 +221,17 @@ describe('swpkg end to end (built CLI)', { timeout: 180_000 }, () => {
     ]);
     await runCli('swpkg', ['repo', 'publish', join(d, 'pkgs'), '--key', join(d, 'keys/swpkg.key'), '--out', join(d, 'web')]);
     const { rm } = await import('node:fs/promises');
-    await rm(join(d, 'web/packages/x-0.1.0-x86_64.swpkg'));
+    const x = await publishedPath(join(d, 'web'), 'x-0.1.0-x86_64');
+    await rm(join(d, 'web', x));
     const vh = await runCli('swpkg', ['repo', 'verify-hosted', join(d, 'web')]);
     expect(vh.code).toBe(3);
-    expect(vh.stdout).toMatch(/FAIL {2}packages\/x-0.1.0-x86_64.swpkg: .*\[E_FETCH\]$/m);
+    expect(vh.stdout).toContain(`FAIL  ${x}: `);
+    expect(vh.stdout).toMatch(/FAIL {2}packages\/x-0\.1\.0-x86_64\.[0-9a-f]{64}\.swpkg: .*\[E_FETCH\]$/m);
     const js = await runCli('swpkg', ['repo', 'verify-hosted', join(d, 'web'), '--json']);
     expect(js.code).toBe(3);
     expect(js.json.error.code).toBe('E_HOSTED_CHECK');
     // Every FAIL row carries its code under --json too, so a script branches on codes, not wording.
     const failed = (js.json.error.details.checks as { name: string; ok: boolean; code?: string }[]).filter((c) => !c.ok);
-    expect(failed.map((c) => [c.name, c.code])).toEqual([['packages/x-0.1.0-x86_64.swpkg', 'E_FETCH']]);
+    expect(failed.map((c) => [c.name, c.code])).toEqual([[x, 'E_FETCH']]);
   });
 });

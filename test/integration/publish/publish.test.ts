@@ -11,6 +11,9 @@ import {
   canonicalBytes,
   PAYLOAD_TYPES,
   ERROR_CODES,
+  sha256Hex,
+  signCatalog,
+  parseRelease,
   ExitCode,
   verifyCatalog,
   type ErrorCode,
@@ -18,10 +21,18 @@ import {
   type KeyPair,
   type PackageMeta,
 } from '../../../catalog/index.js';
-import { FolderTarget, publishRepository, verifyHosted, rotatePublishedRoot } from '../../../publishing/index.js';
+import {
+  FolderTarget,
+  buildCatalog,
+  createRelease,
+  publishRepository,
+  verifyHosted,
+  rotatePublishedRoot,
+} from '../../../publishing/index.js';
 import { startStaticServer } from '../../../repo-server/index.js';
 import { DirRepoReader, HttpRepoReader } from '../../../cli/shared/repo-readers.js';
 import { tempDir, treeHash } from '../../helpers/tmp.js';
+import { hashedName, publishedPath } from '../../helpers/published.js';
 
 async function makePackage(
   dir: string,
@@ -54,7 +65,12 @@ describe('repo publish', () => {
   it('writes a complete web root that verifies from a folder and over HTTP', async () => {
     const { d, key, web } = await setup();
     const r = await publishRepository({ packagesDir: join(d, 'pkgs'), out: web, key, name: 'main' });
-    expect(r.packages.map((p) => p.path)).toEqual(['packages/curl-7.88.1-x86_64.swpkg', 'packages/zlib-1.2.13-x86_64.swpkg']);
+    expect(r.packages.map((p) => p.path)).toEqual([
+      expect.stringMatching(hashedName('curl-7.88.1-x86_64')),
+      expect.stringMatching(hashedName('zlib-1.2.13-x86_64')),
+    ]);
+    // The name carries the bytes' hash: a cache may keep it forever.
+    for (const p of r.packages) expect(p.path).toBe(`packages/${p.name}-${p.version}-${p.arch}.${p.sha256}.swpkg`);
     const files = (await readdir(web)).sort();
     expect(files).toEqual([
       'catalog.json',
@@ -106,6 +122,29 @@ describe('repo publish', () => {
     expect(await treeHash(web)).toBe(before);
   });
 
+  it('a web root in the layout before hash names: other bytes under the old name are refused, the same bytes move and the old name expires', async () => {
+    const { d, key, web } = await setup();
+    const t0 = new Date('2026-11-24T00:00:00Z');
+    await publishRepository({ packagesDir: join(d, 'pkgs'), out: web, key, now: t0 });
+    // What a publish before hash names left: packages/NAME-VERSION-ARCH.swpkg.
+    const oldName = 'packages/zlib-1.2.13-x86_64.swpkg';
+    await writeFile(join(web, oldName), 'bytes an older publish wrote');
+    const before = await treeHash(web);
+    await expect(publishRepository({ packagesDir: join(d, 'pkgs'), out: web, key, now: t0 })).rejects.toMatchObject({
+      code: 'E_IMMUTABLE',
+    });
+    expect(await treeHash(web)).toBe(before);
+
+    const current = await publishedPath(web, 'zlib-1.2.13-x86_64');
+    await copyFile(join(web, current), join(web, oldName));
+    const r1 = await publishRepository({ packagesDir: join(d, 'pkgs'), out: web, key, now: new Date(t0.getTime() + 1000) });
+    expect(r1.packages.find((p) => p.name === 'zlib')?.path).toBe(current);
+    expect(r1.retained).toEqual([oldName]);
+    const r2 = await publishRepository({ packagesDir: join(d, 'pkgs'), out: web, key, now: new Date(t0.getTime() + 8 * 86400000) });
+    expect(r2.deleted).toEqual([oldName]);
+    await expect(stat(join(web, oldName))).rejects.toThrow();
+  });
+
   it('refuses a corrupt package and a key the root does not accept, writing nothing', async () => {
     const { d, key, web } = await setup();
     await publishRepository({ packagesDir: join(d, 'pkgs'), out: web, key });
@@ -124,12 +163,14 @@ describe('repo publish', () => {
     await publishRepository({ packagesDir: join(d, 'pkgs'), out: web, key, now: t0 });
     await rm(join(d, 'pkgs', 'zlib-1.2.13.swpkg'));
     await makePackage(d, 'zlib', '1.3.0');
+    const old = await publishedPath(web, 'zlib-1.2.13-x86_64');
     const r1 = await publishRepository({ packagesDir: join(d, 'pkgs'), out: web, key, now: new Date(t0.getTime() + 1000) });
-    expect(r1.retained).toEqual(['packages/zlib-1.2.13-x86_64.swpkg']);
-    await stat(join(web, 'packages/zlib-1.2.13-x86_64.swpkg'));
+    expect(r1.retained).toEqual([old]);
+    await stat(join(web, old));
     const r2 = await publishRepository({ packagesDir: join(d, 'pkgs'), out: web, key, now: new Date(t0.getTime() + 8 * 86400000) });
-    expect(r2.deleted).toEqual(['packages/zlib-1.2.13-x86_64.swpkg']);
-    await expect(stat(join(web, 'packages/zlib-1.2.13-x86_64.swpkg'))).rejects.toThrow();
+    expect(r2.deleted).toEqual([old]);
+    await expect(stat(join(web, old))).rejects.toThrow();
+    await expect(stat(join(web, `${old}.sha256`))).rejects.toThrow();
   });
 
   it('rotates the root: v2 chains from v1 and signs later catalogs with a new catalog key', async () => {
@@ -157,7 +198,8 @@ describe('repo publish', () => {
   it('verify-hosted reports a missing package and a wrong sidecar as FAIL', async () => {
     const { d, key, web } = await setup();
     await publishRepository({ packagesDir: join(d, 'pkgs'), out: web, key });
-    await rm(join(web, 'packages/zlib-1.2.13-x86_64.swpkg'));
+    const zlib = await publishedPath(web, 'zlib-1.2.13-x86_64');
+    await rm(join(web, zlib));
     await writeFile(join(web, 'catalog.json.sha256'), `${'0'.repeat(64)}  catalog.json\n`);
     const v = await verifyHosted(new DirRepoReader(web));
     expect(v.ok).toBe(false);
@@ -165,13 +207,14 @@ describe('repo publish', () => {
       .filter((c) => !c.ok)
       .map((c) => c.name)
       .sort();
-    expect(failed).toEqual(['catalog.json.sha256 sidecar', 'packages/zlib-1.2.13-x86_64.swpkg']);
+    expect(failed).toEqual(['catalog.json.sha256 sidecar', zlib]);
   });
 
   it('verify-hosted fails a flipped byte in a package and in the catalog', async () => {
     const { d, key, web } = await setup();
     await publishRepository({ packagesDir: join(d, 'pkgs'), out: web, key });
-    const p = join(web, 'packages/curl-7.88.1-x86_64.swpkg');
+    const curl = await publishedPath(web, 'curl-7.88.1-x86_64');
+    const p = join(web, curl);
     const bytes = await readFile(p);
     bytes[bytes.length - 10] = bytes[bytes.length - 10]! ^ 0xff;
     await writeFile(p, bytes);
@@ -189,14 +232,16 @@ describe('repo publish', () => {
     expect(failed.map((c) => c.name)).toContain(`${current.slice(web.length + 1)} named by its hash`);
     await copyFile(join(d, 'catalog.bak'), current);
     const v2 = await verifyHosted(new DirRepoReader(web));
-    expect(v2.checks.filter((c) => !c.ok).map((c) => c.name)).toEqual(['packages/curl-7.88.1-x86_64.swpkg']);
+    expect(v2.checks.filter((c) => !c.ok).map((c) => c.name)).toEqual([curl]);
   });
 
   it('verify-hosted over HTTP reads through the client transport: every FAIL row carries a code', async () => {
     const { d, key, web } = await setup();
     await publishRepository({ packagesDir: join(d, 'pkgs'), out: web, key });
-    await rm(join(web, 'packages/zlib-1.2.13-x86_64.swpkg'));
-    const p = join(web, 'packages/curl-7.88.1-x86_64.swpkg');
+    const zlib = await publishedPath(web, 'zlib-1.2.13-x86_64');
+    const curl = await publishedPath(web, 'curl-7.88.1-x86_64');
+    await rm(join(web, zlib));
+    const p = join(web, curl);
     const bytes = await readFile(p);
     bytes[bytes.length - 10] = bytes[bytes.length - 10]! ^ 0xff;
     await writeFile(p, bytes);
@@ -208,8 +253,8 @@ describe('repo publish', () => {
       expect(v.ok).toBe(false);
       const failed = Object.fromEntries(v.checks.filter((c) => !c.ok).map((c) => [c.name, c.code]));
       expect(failed).toEqual({
-        'packages/zlib-1.2.13-x86_64.swpkg': 'E_FETCH',
-        'packages/curl-7.88.1-x86_64.swpkg': 'E_HASH_MISMATCH',
+        [zlib]: 'E_FETCH',
+        [curl]: 'E_HASH_MISMATCH',
       });
     } finally {
       await reader.close();
@@ -269,6 +314,7 @@ describe('repo publish', () => {
     const { d, key, web } = await setup();
     const t0 = new Date();
     const r1 = await publishRepository({ packagesDir: join(d, 'pkgs'), out: web, key, now: t0 });
+    const zlib = await publishedPath(web, 'zlib-1.2.13-x86_64');
     await rm(join(d, 'pkgs', 'zlib-1.2.13.swpkg'));
     await makePackage(d, 'zlib', '1.3.0');
     const r2 = await publishRepository({ packagesDir: join(d, 'pkgs'), out: web, key, now: new Date(t0.getTime() + 1000) });
@@ -276,9 +322,67 @@ describe('repo publish', () => {
     const ok = await verifyHosted(new DirRepoReader(web), { now: new Date(t0.getTime() + 2000) });
     expect(ok.checks.filter((c) => !c.ok)).toEqual([]);
     expect(ok.checks.map((c) => c.name)).toContain(`retained ${r1.catalogPath}`);
-    await rm(join(web, 'packages/zlib-1.2.13-x86_64.swpkg'));
+    await rm(join(web, zlib));
     const v = await verifyHosted(new DirRepoReader(web), { now: new Date(t0.getTime() + 2000) });
     expect(v.checks.filter((c) => !c.ok).map((c) => c.name)).toEqual([`retained ${r1.catalogPath}`]);
+  });
+
+  it('verify-hosted checks releases: each signed by the release role, every package a live one pins present with its hash', async () => {
+    const { d, key, web } = await setup();
+    const rel = generateKeyPair();
+    await publishRepository({ packagesDir: join(d, 'pkgs'), out: web, key });
+    await rotatePublishedRoot({
+      out: web,
+      oldRootKeys: [key],
+      newRootKeys: [key],
+      releaseKeys: [{ type: 'ed25519', public: Buffer.from(rel.publicKey).toString('hex') }],
+      expiresIn: 365 * 86400,
+    });
+    const r = await createRelease({ out: web, id: 'edge', keys: [rel], arch: 'x86_64', expiresIn: 86400, packages: ['zlib@1.2.13'] });
+    const zlib = r.packages[0]!.location;
+    // The catalog moves on without zlib 1.2.13; the release alone keeps it.
+    await rm(join(d, 'pkgs', 'zlib-1.2.13.swpkg'));
+    await makePackage(d, 'zlib', '1.3.0');
+    const pub = await publishRepository({ packagesDir: join(d, 'pkgs'), out: web, key, keepCatalogs: 1, retainSeconds: 0 });
+    expect(pub.retained).toEqual([zlib]);
+    const good = await verifyHosted(new DirRepoReader(web));
+    expect(good.checks.filter((c) => !c.ok)).toEqual([]);
+    expect(good.checks.find((c) => c.name === r.path)?.detail).toMatch(/1 package\(s\), 1 in this repository, all present/);
+
+    await rm(join(web, zlib));
+    const gone = await verifyHosted(new DirRepoReader(web));
+    expect(gone.checks.filter((c) => !c.ok).map((c) => [c.name, c.code])).toEqual([[r.path, 'E_FETCH']]);
+
+    // A release whose payload was changed after signing (signature kept).
+    const relFile = join(web, r.path);
+    const relDoc = parseRelease(await readFile(relFile), r.path);
+    const payload = Buffer.from(Buffer.from(relDoc.payload).toString('utf8').replace('"edge"', '"edgy"'));
+    await writeFile(relFile, encodeEnvelope({ ...relDoc, payload }));
+    const forged = await verifyHosted(new DirRepoReader(web));
+    expect(forged.checks.filter((c) => !c.ok).map((c) => [c.name, c.code])).toEqual([[r.path, 'E_SIGNATURE']]);
+  });
+
+  it('verify-hosted refuses a package whose hash name is not its catalog hash', async () => {
+    const { d, key, web } = await setup();
+    const r = await publishRepository({ packagesDir: join(d, 'pkgs'), out: web, key });
+    const zlib = r.packages.find((p) => p.name === 'zlib')!;
+    // A publisher (or a broken tool) signs a catalog whose name for zlib claims other bytes.
+    const liar = zlib.path.replace(zlib.sha256, 'f'.repeat(64));
+    await copyFile(join(web, zlib.path), join(web, liar));
+    await copyFile(join(web, `${zlib.path}.sha256`), join(web, `${liar}.sha256`));
+    const current = JSON.parse(await readFile(join(web, 'hosted-repo.json'), 'utf8')) as { catalog: string };
+    const packages = parseCatalog(await readFile(join(web, current.catalog))).signed.packages.map((p) =>
+      p.name === 'zlib' ? { ...p, path: liar } : p,
+    );
+    const signed = buildCatalog({ repo: 'web', packages, now: new Date(), expiresIn: 14 * 86400, previousVersion: r.catalogVersion });
+    const text = encodeEnvelope(signCatalog(signed, [key]));
+    const path = `catalogs/${signed.version}-${sha256Hex(text)}.json`;
+    await writeFile(join(web, path), text);
+    await writeFile(join(web, 'hosted-repo.json'), JSON.stringify({ ...current, catalog: path, retainedCatalogs: [] }));
+    await rm(join(web, 'catalog.json'));
+    await rm(join(web, 'catalog.json.sha256'));
+    const v = await verifyHosted(new DirRepoReader(web));
+    expect(v.checks.filter((c) => !c.ok).map((c) => [c.name, c.code])).toEqual([[liar, 'E_HASH_MISMATCH']]);
   });
 
   it('warns when the catalog expires within 7 days', async () => {

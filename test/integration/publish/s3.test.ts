@@ -3,12 +3,20 @@ import { copyFile, mkdir } from 'node:fs/promises';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { generateKeyPair, type KeyPair } from '../../../catalog/index.js';
-import { S3Target, publishRepository, verifyHosted, type PublishOptions } from '../../../publishing/index.js';
+import {
+  S3Target,
+  createRelease,
+  publishRepository,
+  rotatePublishedRoot,
+  verifyHosted,
+  type PublishOptions,
+} from '../../../publishing/index.js';
 import { HttpRepoReader } from '../../../cli/shared/repo-readers.js';
 import { buildPackage, type FakePackage } from '../../helpers/fake-repo.js';
 import { runCli } from '../../helpers/run-cli.js';
 import { bucketState, freshBucket, putObject, startRgw, type Rgw } from '../../helpers/rgw.js';
 import { tempDir, treeHash } from '../../helpers/tmp.js';
+import { hashedName } from '../../helpers/published.js';
 import { pkgJson } from '../userland/helpers.js';
 
 /**
@@ -79,7 +87,10 @@ describe('swpkg repo publish --to s3:// (Ceph RGW)', { timeout: 120_000 }, () =>
     // Hashed names are cacheable forever, the pointer only briefly.
     const cc = async (p: string): Promise<string | null> => (await fetch(`${b.url}${p}`, { method: 'HEAD' })).headers.get('cache-control');
     expect(await cc(pub.json.result.catalogPath)).toMatch(/immutable/);
-    expect(await cc('packages/alpha-1.0.0-x86_64.swpkg')).toMatch(/immutable/);
+    const alphaPath = (pub.json.result.packages as { name: string; path: string }[]).find((p) => p.name === 'alpha')!.path;
+    expect(alphaPath).toMatch(hashedName('alpha-1.0.0-x86_64'));
+    expect(await cc(alphaPath)).toMatch(/immutable/);
+    expect(await cc(`${alphaPath}.sha256`)).toMatch(/immutable/);
     expect(await cc('roots/1.json')).toMatch(/immutable/);
     expect(await cc('hosted-repo.json')).toBe('public, max-age=60');
 
@@ -114,7 +125,8 @@ describe('swpkg repo publish --to s3:// (Ceph RGW)', { timeout: 120_000 }, () =>
     });
     // alpha 1.0.0 left the catalog but v1, still kept, names it.
     expect(r2.retainedCatalogs).toEqual([r1.catalogPath]);
-    expect((await fetch(`${b.url}packages/alpha-1.0.0-x86_64.swpkg`)).status).toBe(200);
+    const alpha10 = r1.packages[0]!.path;
+    expect((await fetch(`${b.url}${alpha10}`)).status).toBe(200);
     expect((await verifyHosted(new HttpRepoReader(b.url), { now: at(2) })).checks.filter((c) => !c.ok)).toEqual([]);
     // Two minutes on: past --retain, v1 and the package only it named are gone; v2 stays (N = 2).
     const r3 = await publishTo(target(b.bucket), await packagesDir([{ ...A, version: '1.2.0' }]), key, {
@@ -123,10 +135,11 @@ describe('swpkg repo publish --to s3:// (Ceph RGW)', { timeout: 120_000 }, () =>
       retainSeconds: 60,
     });
     expect(r3.retainedCatalogs).toEqual([r2.catalogPath]);
-    expect(r3.deleted).toEqual(['packages/alpha-1.0.0-x86_64.swpkg']);
+    expect(r3.deleted).toEqual([alpha10]);
+    expect((await fetch(`${b.url}${alpha10}.sha256`)).status).not.toBe(200);
     expect((await fetch(`${b.url}${r1.catalogPath}`)).status).not.toBe(200);
     expect((await fetch(`${b.url}${r2.catalogPath}`)).status).toBe(200);
-    expect((await fetch(`${b.url}packages/alpha-1.1.0-x86_64.swpkg`)).status).toBe(200);
+    expect((await fetch(`${b.url}${r2.packages[0]!.path}`)).status).toBe(200);
   });
 
   it('refuses a bucket that holds something other than a repository, writing nothing', async () => {
@@ -240,10 +253,10 @@ describe('swpkg repo publish --to s3:// (Ceph RGW)', { timeout: 120_000 }, () =>
     const key = generateKeyPair();
     const dir = await packagesDir([A]);
     const r = await publishTo(target(b.bucket), dir, key);
-    await putObject(rgw, b.bucket, 'repo/packages/alpha-1.0.0-x86_64.swpkg', 'someone else’s bytes');
+    await putObject(rgw, b.bucket, `repo/${r.packages[0]!.path}`, 'someone else’s bytes');
     const v = await verifyHosted(new HttpRepoReader(b.url));
     expect(v.ok).toBe(false);
-    expect(v.checks.filter((c) => !c.ok).map((c) => c.name)).toEqual(['packages/alpha-1.0.0-x86_64.swpkg']);
+    expect(v.checks.filter((c) => !c.ok).map((c) => c.name)).toEqual([r.packages[0]!.path]);
     const before = await bucketState(rgw, b.bucket);
     await expect(publishTo(target(b.bucket), dir, key)).rejects.toMatchObject({ code: 'E_IMMUTABLE' });
     expect(await bucketState(rgw, b.bucket)).toEqual(before);
@@ -332,5 +345,201 @@ describe('swpkg repo publish --to s3:// (Ceph RGW)', { timeout: 120_000 }, () =>
     const stale = await pkgJson(root, ['update']);
     expect(stale.json?.error?.code).toBe('E_ROLLBACK');
     expect(await treeHash(root)).toBe(before);
+  });
+});
+
+/** A bucket repository whose root names a release key (rotated in through the same target). */
+async function releaseBucket(): Promise<{ b: Awaited<ReturnType<typeof freshBucket>>; key: KeyPair; rel: KeyPair; t: S3Target }> {
+  const b = await freshBucket(rgw);
+  const key = generateKeyPair();
+  const rel = generateKeyPair();
+  const t = target(b.bucket);
+  await publishTo(t, await packagesDir([A, B]), key);
+  await rotatePublishedRoot({
+    out: t.where,
+    target: t,
+    oldRootKeys: [key],
+    newRootKeys: [key],
+    releaseKeys: [{ type: 'ed25519', public: Buffer.from(rel.publicKey).toString('hex') }],
+    expiresIn: 365 * 86400,
+  });
+  return { b, key, rel, t };
+}
+
+describe('releases and root rotation on an S3 target (Ceph RGW)', { timeout: 180_000 }, () => {
+  it('rotate-root and release create --to s3://; the pinned package survives a publish that drops it; verify-hosted and pkg read it over HTTP', async () => {
+    const b = await freshBucket(rgw);
+    const d = await tempDir();
+    for (const k of ['root', 'release']) expect((await runCli('swpkg', ['key', 'generate', '--out', join(d, k)])).code).toBe(0);
+    const rootKey = join(d, 'root/swpkg.key');
+    const s3 = ['--to', b.s3, '--endpoint', rgw.endpoint];
+    const cli = async (args: string[]): Promise<Record<string, unknown>> => {
+      const r = await runCli('swpkg', [...args, '--json'], { env: rgw.env });
+      expect(r.json?.ok, `${args.join(' ')}: ${r.stdout}${r.stderr}`).toBe(true);
+      return r.json.result;
+    };
+    const pub = await cli(['repo', 'publish', await packagesDir([A, B]), '--key', rootKey, ...s3, '--name', 'main']);
+    const alpha10 = (pub['packages'] as { name: string; path: string }[]).find((p) => p.name === 'alpha')!.path;
+    const rot = await cli([
+      'repo',
+      'rotate-root',
+      ...s3,
+      '--old-key',
+      rootKey,
+      '--new-key',
+      rootKey,
+      '--release-key',
+      join(d, 'release/swpkg.pub'),
+    ]);
+    expect(rot['version']).toBe(2);
+    expect((await hostedPointer(b.url)) as unknown).toMatchObject({ rootVersion: 2, rootFingerprint: rot['fingerprint'] });
+    const rel = await cli(['release', 'create', ...s3, '--id', 'edge', '--key', join(d, 'release/swpkg.key'), '--arch', 'x86_64']);
+    expect(rel['path']).toBe('releases/edge/1.json');
+    expect((rel['packages'] as { location: string }[]).map((p) => p.location)).toContain(alpha10);
+    const head = await fetch(`${b.url}releases/edge/1.json`, { method: 'HEAD' });
+    expect(head.headers.get('cache-control')).toMatch(/immutable/);
+    const listing = (await (await fetch(`${b.url}releases/index.json`)).json()) as { releases: { id: string; version: number }[] };
+    expect(listing.releases.map((r) => [r.id, r.version])).toEqual([['edge', 1]]);
+    expect(await (await fetch(`${b.url}index.html`)).text()).toContain('releases/edge/1.json');
+
+    // The next set drops alpha 1.0.0; nothing but the release keeps it (one catalog kept, no retention window).
+    const next = await cli([
+      'repo',
+      'publish',
+      await packagesDir([{ ...A, version: '1.1.0' }, B]),
+      '--key',
+      rootKey,
+      ...s3,
+      '--retain',
+      '0s',
+      '--keep-catalogs',
+      '1',
+    ]);
+    expect(next['retained']).toEqual([alpha10]);
+    expect(next['deleted']).toEqual([]);
+    // The page a publish renders into the bucket lists the bucket's releases.
+    expect(await (await fetch(`${b.url}index.html`)).text()).toContain('releases/edge/1.json');
+    expect((await fetch(`${b.url}${alpha10}`)).status).toBe(200);
+    const v = await verifyHosted(new HttpRepoReader(b.url), { pinnedFingerprint: rot['fingerprint'] as string });
+    expect(v.checks.filter((c) => !c.ok)).toEqual([]);
+    // The release row: signed by the release role, alpha 1.0.0 (no longer in the catalog) present with its hash.
+    expect(v.checks.find((c) => c.name === 'releases/edge/1.json')?.detail).toMatch(/2 package\(s\), 2 in this repository, all present/);
+
+    const root = await tempDir('pkg-root-');
+    expect((await pkgJson(root, ['repo', 'add', 'main', b.url, '--fingerprint', pub['rootFingerprint'] as string])).json?.ok).toBe(true);
+    // The client walks to root v2 (roots/2.json in the bucket), whose release role trusts the release key.
+    expect((await pkgJson(root, ['update'])).json?.ok).toBe(true);
+    const inst = await pkgJson(root, ['install', '--release', `${b.url}releases/edge/1.json`, '--yes']);
+    expect(inst.json?.ok, inst.stdout + inst.stderr).toBe(true);
+    expect(inst.json?.result.release.digest).toBe(rel['digest']);
+  });
+
+  it('refuses a key the root does not name, a taken version, an altered or missing package, a bucket with no repository: nothing written', async () => {
+    const { b, key, rel, t } = await releaseBucket();
+    const opts = { out: t.where, target: t, id: 'edge', arch: 'x86_64', expiresIn: 86400 };
+    await createRelease({ ...opts, keys: [rel] });
+    const republished = await publishTo(t, await packagesDir([A, B]), key);
+    const alpha = republished.packages.find((p) => p.name === 'alpha')!.path;
+    const beta = republished.packages.find((p) => p.name === 'beta')!.path;
+    const cases: { name: string; run: () => Promise<unknown>; code: string; before?: () => Promise<void> }[] = [
+      { name: 'the catalog key', run: () => createRelease({ ...opts, keys: [key] }), code: 'E_UNKNOWN_KEY' },
+      { name: 'a published version', run: () => createRelease({ ...opts, keys: [rel], version: 1 }), code: 'E_IMMUTABLE' },
+      {
+        name: 'a rotation not signed by the current root key',
+        run: () =>
+          rotatePublishedRoot({
+            out: t.where,
+            target: t,
+            oldRootKeys: [generateKeyPair()],
+            newRootKeys: [generateKeyPair()],
+            expiresIn: 86400,
+          }),
+        code: 'E_UNKNOWN_KEY',
+      },
+      {
+        name: 'a missing package object',
+        before: async () => {
+          const del = await rgw.aws.fetch(`${rgw.endpoint}/${b.bucket}/repo/${beta}`, { method: 'DELETE' });
+          expect(del.ok).toBe(true);
+        },
+        run: () => createRelease({ ...opts, keys: [rel] }),
+        code: 'E_NOT_FOUND',
+      },
+      {
+        name: 'an altered package object',
+        before: () => putObject(rgw, b.bucket, `repo/${alpha}`, 'someone else’s bytes'),
+        run: () => createRelease({ ...opts, keys: [rel] }),
+        code: 'E_HASH_MISMATCH',
+      },
+    ];
+    for (const c of cases) {
+      await c.before?.();
+      const before = await bucketState(rgw, b.bucket);
+      await expect(c.run(), c.name).rejects.toMatchObject({ code: c.code });
+      expect(await bucketState(rgw, b.bucket), c.name).toEqual(before);
+    }
+    const empty = await freshBucket(rgw);
+    const et = target(empty.bucket);
+    await expect(createRelease({ ...opts, out: et.where, target: et, keys: [rel] })).rejects.toMatchObject({ code: 'E_NOT_FOUND' });
+    await expect(
+      rotatePublishedRoot({ out: et.where, target: et, oldRootKeys: [key], newRootKeys: [key], expiresIn: 86400 }),
+    ).rejects.toMatchObject({ code: 'E_NOT_FOUND' });
+    expect(await bucketState(rgw, empty.bucket)).toEqual([]);
+  });
+
+  it('two release creators racing for one version: one wins, the other gets E_IMMUTABLE; the listing names the winner', async () => {
+    const { b, rel, t } = await releaseBucket();
+    const opts = { id: 'edge', arch: 'x86_64', expiresIn: 86400, keys: [rel], version: 1 };
+    const results = await Promise.allSettled([
+      createRelease({ ...opts, out: t.where, target: target(b.bucket), packages: ['alpha@1.0.0'] }),
+      createRelease({ ...opts, out: t.where, target: target(b.bucket), packages: ['alpha@1.0.0', 'beta@2.0.0'] }),
+    ]);
+    const won = results.filter((r) => r.status === 'fulfilled');
+    expect(won).toHaveLength(1);
+    for (const r of results) if (r.status === 'rejected') expect(r.reason).toMatchObject({ code: 'E_IMMUTABLE' });
+    const listing = (await (await fetch(`${b.url}releases/index.json`)).json()) as { releases: { digest: string }[] };
+    expect(listing.releases.map((r) => r.digest)).toEqual([(won[0] as PromiseFulfilledResult<{ digest: string }>).value.digest]);
+  });
+
+  it('a rotation whose pointer swap meets a publish keeps the publish: the pointer names its catalog and the new root', async () => {
+    const b = await freshBucket(rgw);
+    const key = generateKeyPair();
+    await publishTo(target(b.bucket), await packagesDir([A]), key);
+    let other: Awaited<ReturnType<typeof publishRepository>> | undefined;
+    class Interleaved extends S3Target {
+      override async swapPointer(path: string, bytes: Uint8Array | string, token: string | null): Promise<void> {
+        other ??= await publishTo(target(b.bucket), await packagesDir([A, B]), key);
+        return super.swapPointer(path, bytes, token);
+      }
+    }
+    const t = new Interleaved({
+      bucket: b.bucket,
+      prefix: 'repo',
+      endpoint: rgw.endpoint,
+      accessKeyId: rgw.accessKeyId,
+      secretAccessKey: rgw.secretAccessKey,
+    });
+    const rot = await rotatePublishedRoot({ out: t.where, target: t, oldRootKeys: [key], newRootKeys: [key], expiresIn: 365 * 86400 });
+    expect(await hostedPointer(b.url)).toMatchObject({ catalog: other!.catalogPath, rootVersion: 2, rootFingerprint: rot.fingerprint });
+    expect((await verifyHosted(new HttpRepoReader(b.url))).checks.filter((c) => !c.ok)).toEqual([]);
+  });
+
+  it('release create and rotate-root --to: usage errors before any request (exit 2), nothing written', async () => {
+    const b = await freshBucket(rgw);
+    const d = await tempDir();
+    await runCli('swpkg', ['key', 'generate', '--out', join(d, 'keys')]);
+    const key = join(d, 'keys/swpkg.key');
+    const cases: string[][] = [
+      ['release', 'create', '--to', b.s3, '--id', 'edge', '--key', key, '--arch', 'x86_64'],
+      ['release', 'create', d, '--to', b.s3, '--endpoint', rgw.endpoint, '--id', 'edge', '--key', key, '--arch', 'x86_64'],
+      ['release', 'create', '--id', 'edge', '--key', key, '--arch', 'x86_64'],
+      ['repo', 'rotate-root', '--to', `s3://${b.bucket}/../x`, '--endpoint', rgw.endpoint, '--old-key', key, '--new-key', key],
+    ];
+    for (const args of cases) {
+      const r = await runCli('swpkg', [...args, '--json'], { env: rgw.env });
+      expect(r.code, `${args.join(' ')}: ${r.stdout}${r.stderr}`).toBe(2);
+      expect(r.json?.error?.code, args.join(' ')).toBe('E_USAGE');
+    }
+    expect(await bucketState(rgw, b.bucket)).toEqual([]);
   });
 });

@@ -11,6 +11,7 @@ import { describe, expect, it } from 'vitest';
 import { runCli } from '../../helpers/run-cli.js';
 import { ok, releaseRepo } from '../../helpers/release-repo.js';
 import { tempDir, treeHash } from '../../helpers/tmp.js';
+import { publishedPath } from '../../helpers/published.js';
 
 /** A plain static server over a folder (no Range: resume is tested over file://). */
 async function serve(dir: string): Promise<{ url: string; server: Server }> {
@@ -68,7 +69,7 @@ describe('pkg fetch', { timeout: 180_000 }, () => {
     const root = join(d, 'pkgroot');
     await ok('pkg', ['--root', root, 'repo', 'add', 'main', web, '--fingerprint', fingerprint]);
     await ok('pkg', ['--root', root, 'update']);
-    const pkgFile = join(web, 'packages/lib-1.0.0-x86_64.swpkg');
+    const pkgFile = join(web, await publishedPath(web, 'lib-1.0.0-x86_64'));
     const bytes = await readFile(pkgFile);
     const sha = createHash('sha256').update(bytes).digest('hex');
     // What an interrupted run leaves: the first part of the file under .part.

@@ -8,6 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { runCli } from '../../helpers/run-cli.js';
 import { ok, releaseRepo } from '../../helpers/release-repo.js';
 import { tempDir, treeHash } from '../../helpers/tmp.js';
+import { publishedPath } from '../../helpers/published.js';
 
 describe('pkg with a repository on offline media', { timeout: 180_000 }, () => {
   it('a folder and a file:// URL work as repositories: add, update, install', async () => {
@@ -40,7 +41,7 @@ describe('pkg with a repository on offline media', { timeout: 180_000 }, () => {
     expect(await treeHash(root)).toBe(before);
 
     // A package on the media that is a link to a file elsewhere on this machine.
-    const lib = join(web, 'packages/lib-1.0.0-x86_64.swpkg');
+    const lib = join(web, await publishedPath(web, 'lib-1.0.0-x86_64'));
     await copyFile(lib, join(d, 'outside.swpkg'));
     await rm(lib);
     await symlink(join(d, 'outside.swpkg'), lib);
@@ -70,7 +71,7 @@ describe('pkg with a repository on offline media', { timeout: 180_000 }, () => {
     const { web, fingerprint } = await releaseRepo(d);
     const root = join(d, 'pkgroot');
     const copy = join(d, 'copy.swpkg');
-    await copyFile(join(web, 'packages/lib-1.0.0-x86_64.swpkg'), copy);
+    await copyFile(join(web, await publishedPath(web, 'lib-1.0.0-x86_64')), copy);
     const untrusted = await runCli('pkg', ['--root', root, 'install', copy, '--yes', '--json']);
     expect(untrusted.json?.error?.code).toBe('E_UNKNOWN_KEY');
     await expect(lstat(join(root, 'current'))).rejects.toThrow();

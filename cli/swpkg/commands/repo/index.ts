@@ -13,7 +13,7 @@ interface Result {
 export default class RepoIndex extends BaseCommand<Result> {
   static override summary = 'Index a folder of packages into an unsigned catalog.';
   static override description =
-    'Verifies every .swpkg and writes a catalog document with no signatures; sign it with `swpkg repo sign` (once per key when the root needs several). `repo publish` does index, sign and publish in one step.';
+    'Verifies every .swpkg and writes a catalog document with no signatures; sign it with `swpkg repo sign` (once per key when the root needs several). The path of each entry is packages/NAME-VERSION-ARCH.SHA256.swpkg: serve each package under that name. `repo publish` does index, sign and publish in one step.';
   static override examples = ['<%= config.bin %> repo index ./packages --name main --out catalog.json'];
   static override args = { packages: Args.directory({ description: 'Folder of .swpkg files.', required: true, exists: true }) };
   static override flags = {

@@ -1,12 +1,12 @@
 import { Args, Flags } from '@oclif/core';
 import { BaseCommand } from '../../../shared/base-command.js';
 import { parseDuration } from '../../../../catalog/index.js';
-import { SwpkgError } from '../../../../catalog/index.js';
-import { S3Target, parseS3Url, publishRepository, readPrivateKey, type PublishResult } from '../../../../publishing/index.js';
+import { publishRepository, readPrivateKey, type PublishResult } from '../../../../publishing/index.js';
+import { s3Flags, s3TargetFromFlags } from '../../../shared/s3-target.js';
 
 export default class RepoPublish extends BaseCommand<PublishResult> {
   static override summary = 'Publish a folder of packages as a signed static repository (into a folder or an S3 bucket).';
-  static override description = `Writes a web root any static host, mirror or CDN can serve: roots/N.json, catalogs/VERSION-SHA256.json, packages/NAME-VERSION-ARCH.swpkg (+ .sha256), then the one mutable pointer hosted-repo.json, then repo-root.pub, catalog.json (+ .sha256, for older clients) and index.html.
+  static override description = `Writes a web root any static host, mirror or CDN can serve: roots/N.json, catalogs/VERSION-SHA256.json, packages/NAME-VERSION-ARCH.SHA256.swpkg (+ .sha256), then the one mutable pointer hosted-repo.json, then repo-root.pub, catalog.json (+ .sha256, for older clients) and index.html.
 Every package is verified first; nothing is written if one is bad, if a dependency is met by no package in the folder (unless --allow-unmet-dependencies), or if the target holds files but no repository. Every file but the pointer is written create-only and never changes (bump the version instead); the pointer is swapped last with a compare-and-swap, so two racing publishes cannot interleave (the loser gets E_PUBLISH_RACE and reruns). The last --keep-catalogs catalogs and the packages they name stay downloadable for --retain. The catalog version always increases.
 --to s3://BUCKET/PREFIX --endpoint URL publishes to any S3-compatible store (SigV4; credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY); clients read the bucket over plain HTTP (a public-read policy or a CDN in front).
 The first publish creates root v1 with --root-key (default: --key) as root key and --key as catalog key. Private keys are never written into the web root.`;
@@ -26,8 +26,7 @@ The first publish creates root v1 with --root-key (default: --key) as root key a
       summary: 'Object storage target instead of --out: s3://BUCKET/PREFIX (needs --endpoint).',
       exactlyOne: ['out', 'to'],
     }),
-    endpoint: Flags.string({ summary: 'S3 API endpoint for --to, e.g. http://127.0.0.1:7480 (path-style requests).', dependsOn: ['to'] }),
-    region: Flags.string({ summary: 'SigV4 region for --to (default: AWS_REGION, else us-east-1).', dependsOn: ['to'] }),
+    ...s3Flags,
     'keep-catalogs': Flags.integer({ summary: 'How many catalogs stay fetchable, the new one included.', default: 5, min: 1 }),
     concurrency: Flags.integer({ summary: 'Uploads at once (default 8 for --to, 1 for --out).', min: 1, max: 64 }),
     name: Flags.string({ summary: "Repository name (default: the previous catalog's, else the folder name)." }),
@@ -43,25 +42,7 @@ The first publish creates root v1 with --root-key (default: --key) as root key a
     const { args, flags } = await this.parse(RepoPublish);
     const key = await readPrivateKey(flags.key);
     const rootKey = flags['root-key'] ? await readPrivateKey(flags['root-key']) : undefined;
-    let target: S3Target | undefined;
-    if (flags.to !== undefined) {
-      if (flags.endpoint === undefined) throw new SwpkgError('E_USAGE', '--to needs --endpoint URL (the S3 API of the store)');
-      const accessKeyId = process.env['AWS_ACCESS_KEY_ID'];
-      const secretAccessKey = process.env['AWS_SECRET_ACCESS_KEY'];
-      if (!accessKeyId || !secretAccessKey)
-        throw new SwpkgError('E_USAGE', '--to needs AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment');
-      if (!/^https?:\/\/[^/]+\/?$/.test(flags.endpoint))
-        throw new SwpkgError('E_USAGE', `--endpoint ${flags.endpoint} is not http(s)://HOST[:PORT]`, {
-          details: { endpoint: flags.endpoint },
-        });
-      target = new S3Target({
-        ...parseS3Url(flags.to),
-        endpoint: flags.endpoint,
-        region: flags.region ?? process.env['AWS_REGION'] ?? 'us-east-1',
-        accessKeyId,
-        secretAccessKey,
-      });
-    }
+    const target = flags.to === undefined ? undefined : s3TargetFromFlags({ ...flags, to: flags.to });
     return publishRepository({
       packagesDir: args.packages,
       out: flags.out ?? flags.to ?? '',

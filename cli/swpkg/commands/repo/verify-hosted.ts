@@ -6,7 +6,7 @@ import { verifyHosted, type VerifyHostedResult } from '../../../../publishing/in
 
 export default class RepoVerifyHosted extends BaseCommand<VerifyHostedResult> {
   static override summary = 'Check a published repository from the outside, the way a client would.';
-  static override description = `Fetches hosted-repo.json, repo-root.pub and the roots/ chain, verifies the catalog's signatures and expiry, the sidecars, and downloads every package to check its size, SHA-256 and contents. Each check prints PASS or FAIL; any FAIL exits 3. A catalog expiring within 7 days is a warning.`;
+  static override description = `Fetches hosted-repo.json, repo-root.pub and the roots/ chain, verifies the catalog's signatures and expiry, the sidecars, and downloads every package to check its size, SHA-256 (also against a hash name) and contents; then every retained catalog and every listed release (its release-role signature, and each package a live one pins present with its SHA-256). Each check prints PASS or FAIL; any FAIL exits 3. A catalog expiring within 7 days is a warning.`;
   static override examples = [
     '<%= config.bin %> repo verify-hosted http://127.0.0.1:8080/',
     '<%= config.bin %> repo verify-hosted ./webroot --json',

@@ -21,8 +21,10 @@ import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import * as core from '../../catalog/index.js';
 
-// Both formats' entry points, looked up at run time (the older commit lacks the envelope functions).
-const api = core as unknown as Record<string, ((...a: unknown[]) => unknown) | undefined>;
+// Both formats' entry points, looked up at run time (the older commit lacks the envelope functions;
+// buildCatalog has since moved from catalog/ to publishing/, which older commits do not have).
+const publishing: object = await import('../../publishing/index.js').catch(() => ({}));
+const api = { ...core, ...publishing } as unknown as Record<string, ((...a: unknown[]) => unknown) | undefined>;
 const call = (name: string, ...args: unknown[]): unknown => {
   const f = api[name];
   if (!f) throw new Error(`catalog/ has no ${name}`);

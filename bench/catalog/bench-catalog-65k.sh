@@ -22,20 +22,15 @@ RES=$BENCH_DIR/results-catalog-65k
 [ -x "$NODE" ] || { echo "no $NODE: run npm ci in $ROOT" >&2; exit 1; }
 
 rm -rf "$W"
-mkdir -p "$W/old/bench/catalog" "$RES"
+mkdir -p "$RES"
 trap 'rm -rf "$W"' EXIT
 : > "$RES/runs.jsonl"
 
-# The baseline's catalog/ from git, with this script's driver beside it; its node_modules are ours.
-git -C "$ROOT" archive "$BASE" catalog | tar -x -C "$W/old"
-cp "$HERE/catalog-65k.ts" "$W/old/bench/catalog/"
-ln -s "$ROOT/node_modules" "$W/old/node_modules"
-bundle() {
-  "$ESBUILD" "$1" --bundle --platform=node --format=esm --target=node24 --outfile="$2" --log-level=warning \
-    --banner:js="import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);"
-}
-bundle "$HERE/catalog-65k.ts" "$W/new.mjs"
-bundle "$W/old/bench/catalog/catalog-65k.ts" "$W/old.mjs"
+# The baseline's catalog/ (and publishing/) from git, with this script's driver beside it.
+. "$ROOT/bench/lib/baseline.sh"
+bench_baseline_tree "$BASE" "$W/old" "$HERE/catalog-65k.ts"
+bench_bundle "$HERE/catalog-65k.ts" "$W/new.mjs"
+bench_bundle "$W/old/bench/catalog/catalog-65k.ts" "$W/old.mjs"
 
 for run in $(seq 1 "$RUNS"); do
   for v in old new; do

@@ -25,20 +25,16 @@ RES=$BENCH_DIR/results-verify-65k
 [ -x /usr/bin/time ] || { echo "needs GNU time (/usr/bin/time)" >&2; exit 1; }
 
 rm -rf "$W"
-mkdir -p "$W/old/bench/catalog" "$RES"
+mkdir -p "$RES"
 trap 'rm -rf "$W"' EXIT
 : > "$RES/runs.jsonl"
 
-git -C "$ROOT" archive "$BASE" catalog | tar -x -C "$W/old"
-cp "$HERE/verify-65k.ts" "$W/old/bench/catalog/"
-ln -s "$ROOT/node_modules" "$W/old/node_modules"
-bundle() {
-  "$ESBUILD" "$1" --bundle --platform=node --format=esm --target=node24 --outfile="$2" --log-level=warning \
-    --banner:js="import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);"
-}
-bundle "$HERE/verify-65k.ts" "$W/new.mjs"
-bundle "$W/old/bench/catalog/verify-65k.ts" "$W/old.mjs"
-bundle "$ROOT/bench/client/catalog-10k.ts" "$W/catalog-10k.mjs"
+# The baseline's catalog/ (and publishing/) from git, with this script's driver beside it.
+. "$ROOT/bench/lib/baseline.sh"
+bench_baseline_tree "$BASE" "$W/old" "$HERE/verify-65k.ts"
+bench_bundle "$HERE/verify-65k.ts" "$W/new.mjs"
+bench_bundle "$W/old/bench/catalog/verify-65k.ts" "$W/old.mjs"
+bench_bundle "$ROOT/bench/client/catalog-10k.ts" "$W/catalog-10k.mjs"
 
 "$NODE" "$W/catalog-10k.mjs" --out "$W/cat" --n "$N"
 for run in $(seq 1 "$RUNS"); do

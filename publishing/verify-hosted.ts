@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { gunzipSync } from 'node:zlib';
 import {
   SwpkgError,
   isSwpkgError,
@@ -224,6 +225,29 @@ export async function verifyHosted(
     });
   } else {
     warnings.push(`${catalogPath} is not content-addressed: republish with this swpkg so mirrors and CDNs never serve a torn state`);
+  }
+
+  // The gzip sibling clients read instead of the catalog when the pointer names it: it must inflate to the same bytes.
+  const gzipPath = hosted?.catalogGzip;
+  if (gzipPath !== undefined) {
+    await check(`${gzipPath} (the compressed catalog)`, async () => {
+      const gz = await need(gzipPath);
+      let inflated: Buffer;
+      try {
+        inflated = gunzipSync(gz, { maxOutputLength: SMALL });
+      } catch (e) {
+        throw new SwpkgError('E_CORRUPT', `does not inflate within ${SMALL} bytes: ${(e as Error).message}`, {
+          cause: e,
+          details: { path: gzipPath },
+        });
+      }
+      const expected = hashed?.[2] ?? (catalogBytes ? sha256Hex(catalogBytes) : undefined);
+      if (expected === undefined) throw missing(catalogPath);
+      const actual = sha256Hex(inflated);
+      if (actual !== expected)
+        throw hashMismatch(`inflates to bytes hashing to ${actual}, the catalog is ${expected}`, { expected, sha256: actual });
+      return [true, `${gz.length} bytes, inflates to the catalog (${inflated.length} bytes)`];
+    });
   }
 
   const unhashed = catalog?.signed.packages.filter((p) => !HASHED_PACKAGE.test(p.path)).length ?? 0;

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { mkdir, writeFile, readFile, readdir, stat, rm, copyFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import {
   packPackage,
   generateKeyPair,
@@ -210,6 +211,25 @@ describe('repo publish', () => {
     expect(failed).toEqual(['catalog.json.sha256 sidecar', zlib]);
   });
 
+  it('verify-hosted checks the compressed catalog: other bytes or a truncated gzip are a FAIL with its code', async () => {
+    const { d, key, web } = await setup();
+    await publishRepository({ packagesDir: join(d, 'pkgs'), out: web, key });
+    const hosted = JSON.parse(await readFile(join(web, 'hosted-repo.json'), 'utf8')) as { catalog: string; catalogGzip?: string };
+    expect(hosted.catalogGzip).toBe(`${hosted.catalog}.gz`);
+    const name = `${hosted.catalogGzip} (the compressed catalog)`;
+    const row = async (): Promise<{ ok: boolean; code?: string } | undefined> =>
+      (await verifyHosted(new DirRepoReader(web))).checks.find((c) => c.name === name);
+    expect(await row()).toMatchObject({ ok: true });
+    const gz = join(web, hosted.catalogGzip!);
+    const good = await readFile(gz);
+    await writeFile(gz, gzipSync(Buffer.from('{"other":"bytes"}')));
+    expect(await row()).toMatchObject({ ok: false, code: 'E_HASH_MISMATCH' });
+    await writeFile(gz, good.subarray(0, good.length >> 1));
+    expect(await row()).toMatchObject({ ok: false, code: 'E_CORRUPT' });
+    await rm(gz);
+    expect(await row()).toMatchObject({ ok: false, code: 'E_FETCH' });
+  });
+
   it('verify-hosted fails a flipped byte in a package and in the catalog', async () => {
     const { d, key, web } = await setup();
     await publishRepository({ packagesDir: join(d, 'pkgs'), out: web, key });
@@ -378,7 +398,11 @@ describe('repo publish', () => {
     const text = encodeEnvelope(signCatalog(signed, [key]));
     const path = `catalogs/${signed.version}-${sha256Hex(text)}.json`;
     await writeFile(join(web, path), text);
-    await writeFile(join(web, 'hosted-repo.json'), JSON.stringify({ ...current, catalog: path, retainedCatalogs: [] }));
+    // The new pointer names no gzip sibling: the old one inflates to the old catalog (verify-hosted would say so).
+    await writeFile(
+      join(web, 'hosted-repo.json'),
+      JSON.stringify({ ...current, catalog: path, retainedCatalogs: [], catalogGzip: undefined }),
+    );
     await rm(join(web, 'catalog.json'));
     await rm(join(web, 'catalog.json.sha256'));
     const v = await verifyHosted(new DirRepoReader(web));

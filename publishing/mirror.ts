@@ -1,5 +1,6 @@
 import { lstat, mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
 import {
   SwpkgError,
   assertNotExpired,
@@ -8,6 +9,9 @@ import {
   fromFsError,
   isJsonObject,
   parseEnvelope,
+  parseHostedRepo,
+  refusedFromServer,
+  sha256Hex,
   parseRelease,
   parseRoot,
   parseStrictJson,
@@ -124,13 +128,62 @@ export async function mirrorRepository(o: MirrorOptions): Promise<MirrorResult> 
     }
     await keep('repo-root.pub', pub);
 
-    // 2. The catalog; its packages are copied for a whole mirror, not for one release's closure.
-    const catalogBytes = await need('catalog.json', DEFAULT_MAX_CATALOG_BYTES);
+    // 2. The catalog the source's pointer names (clients follow it), else catalog.json; its packages
+    // are copied for a whole mirror, not for one release's closure.
+    const hostedBytes = await read('hosted-repo.json', MAX_ROOT_BYTES);
+    let hosted: ReturnType<typeof parseHostedRepo> | undefined;
+    if (hostedBytes !== undefined) {
+      try {
+        hosted = parseHostedRepo(hostedBytes);
+      } catch (e) {
+        throw refusedFromServer(e, 'hosted-repo.json');
+      }
+    }
+    const catalogRel = hosted?.catalog ?? 'catalog.json';
+    const addressed = /^catalogs\/\d+-([0-9a-f]{64})\.json$/.exec(catalogRel);
+    if (catalogRel !== 'catalog.json' && !addressed) {
+      throw new SwpkgError('E_CORRUPT', `hosted-repo.json of ${o.source} names ${JSON.stringify(catalogRel)}, not a catalog path`, {
+        details: { path: catalogRel },
+      });
+    }
+    const catalogBytes = await need(catalogRel, DEFAULT_MAX_CATALOG_BYTES);
+    const catalogSha256 = sha256Hex(catalogBytes);
+    if (addressed && addressed[1] !== catalogSha256) {
+      throw new SwpkgError('E_HASH_MISMATCH', `${catalogRel} of ${o.source} hashes to ${catalogSha256}, not the hash in its name`, {
+        details: { path: catalogRel, sha256: catalogSha256 },
+      });
+    }
     const catalog = verifyCatalog(catalogBytes, { root, now, client: null });
-    await keep('catalog.json', catalogBytes);
-    for (const extra of ['hosted-repo.json', 'catalog.json.sha256']) {
-      const b = await read(extra, MAX_ROOT_BYTES);
-      if (b !== undefined) await keep(extra, b);
+    await keep(catalogRel, catalogBytes);
+    if (addressed) {
+      // The copy older clients read, with its sidecar made from these bytes (the source's could be a publish behind).
+      await keep('catalog.json', catalogBytes);
+      await keep('catalog.json.sha256', Buffer.from(`${catalogSha256}  catalog.json\n`));
+      // The gzip sibling only when it inflates to exactly these bytes; clients read the plain catalog otherwise.
+      const gzRel = hosted?.catalogGzip === `${catalogRel}.gz` ? hosted.catalogGzip : undefined;
+      const gz = gzRel === undefined ? undefined : await read(gzRel, DEFAULT_MAX_CATALOG_BYTES);
+      let gzipKept = false;
+      if (gzRel !== undefined && gz !== undefined) {
+        let inflated: Buffer | undefined;
+        try {
+          inflated = gunzipSync(gz, { maxOutputLength: DEFAULT_MAX_CATALOG_BYTES });
+        } catch {
+          inflated = undefined;
+        }
+        if (inflated !== undefined && sha256Hex(inflated) === catalogSha256) {
+          await keep(gzRel, gz);
+          gzipKept = true;
+        }
+      }
+      // The copy's own pointer: this catalog only (older ones are not copied), and the sibling if it came along.
+      const { catalogGzip: _dropped, ...rest } = hosted!;
+      const pointer = { ...rest, retainedCatalogs: [], ...(gzipKept ? { catalogGzip: gzRel } : {}) };
+      await keep('hosted-repo.json', Buffer.from(JSON.stringify(pointer, null, 2) + '\n'));
+    } else {
+      for (const extra of ['hosted-repo.json', 'catalog.json.sha256']) {
+        const b = await read(extra, MAX_ROOT_BYTES);
+        if (b !== undefined) await keep(extra, b);
+      }
     }
     const files = new Map<string, { sha256: string; size: number }>();
     const add = (path: string, want: { sha256: string; size: number }): void => {

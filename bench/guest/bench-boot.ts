@@ -16,7 +16,9 @@
  *
  * `--baseline-cpu` (repeatable) also times the baseline under other TCG CPU models, e.g.
  * `--arch aarch64 --baseline-cpu max --baseline-cpu max,pauth-impdef=on`: the evidence for the
- * aarch64 guest's choice of cortex-a72 (images/guest-arch.ts).
+ * aarch64 guest's choice of cortex-a72 (images/guest-arch.ts). `--cpu MODEL` boots the full guest
+ * under that TCG model instead of the arch's; run it in turn with and without (the x86_64
+ * comparison of max and Nehalem in bench/README.md, "Guest boot, 2026-12-03").
  */
 import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -47,6 +49,8 @@ const pkgBundle = bundleArg >= 0 ? args[bundleArg + 1] : undefined;
 const archArg = args.indexOf('--arch');
 const profile = GUEST_ARCH_PROFILES[archArg >= 0 ? parseGuestArch(args[archArg + 1] ?? '') : 'x86_64'];
 const baselineCpus = args.flatMap((a, i) => (args[i - 1] === '--baseline-cpu' ? [a] : []));
+const cpuArg = args.indexOf('--cpu');
+const guestCpu = cpuArg >= 0 ? args[cpuArg + 1] : undefined;
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -124,7 +128,7 @@ async function main(): Promise<void> {
           })
         : { accel: 'tcg' as const, reason: `${profile.arch} guest on a ${process.arch} host` };
     const m = built.manifest;
-    console.log(`arch: ${profile.arch}; accelerator: ${accel.accel} (${accel.reason})`);
+    console.log(`arch: ${profile.arch}; accelerator: ${accel.accel} (${accel.reason}); TCG cpu: ${guestCpu ?? profile.tcgCpu}`);
     console.log(
       `artifacts: initramfs ${(m.outputs.initramfs.size / 1e6).toFixed(2)} MB, base ${(m.outputs.base.size / 1e6).toFixed(1)} MB, vmlinuz ${(m.outputs.kernel.size / 1e6).toFixed(1)} MB, pkg ${m.pkgClient ? `${(m.pkgClient.size / 1e6).toFixed(2)} MB` : 'absent'}`,
     );
@@ -142,7 +146,13 @@ async function main(): Promise<void> {
         add(`baseline -cpu ${cpu}: guest uptime at marker (ms)`, o.uptimeMs);
       }
       const store = (await createStoreImage({ path: join(work, `store-${i}.img`), sizeMiB: 256 })).path;
-      const g = await startGuest({ arch: profile.arch, storeImage: store, serialLog: join(work, `serial-${i}.log`), verify: false });
+      const g = await startGuest({
+        arch: profile.arch,
+        storeImage: store,
+        serialLog: join(work, `serial-${i}.log`),
+        verify: false,
+        ...(guestCpu !== undefined ? { tcgCpu: guestCpu } : {}),
+      });
       try {
         add('boot: QEMU start to shell answering (ms)', g.boot.wallMs);
         add('boot: guest uptime at SWPKG-BOOT-OK (ms)', g.boot.uptime * 1000);

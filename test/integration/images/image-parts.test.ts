@@ -229,6 +229,11 @@ describe('per-arch QEMU machine', () => {
     const argv = qemuArguments({ ...common, profile: GUEST_ARCH_PROFILES.x86_64 });
     expect(value(argv, '-machine')).toEqual(['q35,accel=tcg']);
     expect(value(argv, '-cpu')).toEqual(['max']);
+    // bench-boot --cpu: another TCG model; KVM always passes the host CPU through.
+    expect(value(qemuArguments({ ...common, tcgCpu: 'Nehalem', profile: GUEST_ARCH_PROFILES.x86_64 }), '-cpu')).toEqual(['Nehalem']);
+    expect(value(qemuArguments({ ...common, accel: 'kvm', tcgCpu: 'Nehalem', profile: GUEST_ARCH_PROFILES.x86_64 }), '-cpu')).toEqual([
+      'host',
+    ]);
     expect(value(argv, '-drive')).toEqual(['file=/a/base.img,if=virtio,format=raw,readonly=on', 'file=/s/store.img,if=virtio,format=raw']);
     expect(kernelAppend('restricted', 'swpkg', GUEST_ARCH_PROFILES.x86_64.console)).toMatch(/^console=ttyS0,115200 /);
   });
@@ -285,6 +290,10 @@ describe('startGuest refusals (no guest is booted)', () => {
     await expect(startGuest({ artifactsDir: dir, storeImage: join(tmp, 'none.img') })).rejects.toMatchObject({ code: 'E_NOT_FOUND' });
     await writeFile(store, 'store');
     await expect(startGuest({ artifactsDir: dir, storeImage: store, rtcBase: 'yesterday' })).rejects.toMatchObject({ code: 'E_USAGE' });
+    // A CPU model is one -cpu value: nothing that would start another QEMU option.
+    for (const tcgCpu of ['', 'max -snapshot', '-cpu', 'max,,pauth']) {
+      await expect(startGuest({ artifactsDir: dir, storeImage: store, tcgCpu })).rejects.toMatchObject({ code: 'E_USAGE' });
+    }
     // A set records its arch (a set without one is x86_64): booting it as another arch is refused.
     await expect(startGuest({ arch: 'aarch64', artifactsDir: dir, storeImage: store })).rejects.toMatchObject({
       code: 'E_USAGE',

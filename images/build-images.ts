@@ -377,14 +377,26 @@ async function buildCompileCache(
   arch: GuestArch,
 ): Promise<{ files: Array<{ path: string; data: Buffer }> }> {
   const root = `/tmp/swpkg-compile-cache-${sha256Hex(`${arch} ${node.sha256} ${bundleSha256}`).slice(0, 16)}`;
-  // Another build of the same inputs may hold the folder: it makes the same bytes, so wait for it.
+  // Another build of the same inputs may hold the folder (its pid in `owner`): it makes the same
+  // bytes, so wait for it. A folder whose owner is gone (a killed build) is removed at once.
   for (let waited = 0; ; waited += 1) {
     try {
       await mkdir(root, { mode: 0o700 });
+      await writeFile(join(root, 'owner'), String(process.pid));
       break;
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw fromFsError(e, `creating ${root}`);
-      if (waited >= 300) await rm(root, { recursive: true, force: true });
+      const owner = Number(await readFile(join(root, 'owner'), 'utf8').catch(() => ''));
+      let alive = Number.isInteger(owner) && owner > 0;
+      if (alive) {
+        try {
+          process.kill(owner, 0);
+        } catch (k) {
+          alive = (k as NodeJS.ErrnoException).code === 'EPERM';
+        }
+      }
+      // No owner yet may be a build between its mkdir and its write: give it a few seconds.
+      if ((!alive && (owner > 0 || waited >= 5)) || waited >= 300) await rm(root, { recursive: true, force: true });
       else await new Promise((r) => setTimeout(r, 1000));
     }
   }

@@ -1,4 +1,5 @@
 import { open, readFile, rm, type FileHandle } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
 import { crc32 } from 'node:zlib';
 import { join } from 'node:path';
 import {
@@ -7,12 +8,12 @@ import {
   assertNotExpired,
   openVerifiedCatalog,
   parseEnvelope,
-  payloadSha256,
   sha256Hex,
   PAYLOAD_TYPES,
   NAME_RE,
   type CatalogDocument,
   type CatalogPackage,
+  type VerifiedCatalogSummary,
 } from '../catalog/index.js';
 import type { PkgContext } from './context.js';
 import { readJsonIfExists, writeFileAtomic, listDir } from './fs-util.js';
@@ -69,32 +70,36 @@ export async function readCatalogState(ctx: PkgContext, repo: string): Promise<C
   return v;
 }
 
-/** Records a verified catalog as the last accepted one for `repo`. */
+/**
+ * Records a verified catalog as the last accepted one for `repo`: its bytes, the index built from
+ * its entries as they were verified (CatalogIndexBuilder fed by verifyCatalogStream), then the state.
+ */
 export async function saveAcceptedCatalog(
   ctx: PkgContext,
   repo: string,
   bytes: Uint8Array,
-  doc: CatalogDocument,
+  catalog: VerifiedCatalogSummary,
+  entries: CatalogIndexBuilder,
   o: { rootVersion: number; source: string },
 ): Promise<CatalogState> {
   const sha256 = sha256Hex(bytes);
   const previous = await readCatalogState(ctx, repo);
   await writeFileAtomic(bytesPath(ctx, repo, sha256), bytes);
-  const index = encodeCatalogIndex(doc, sha256);
-  await writeFileAtomic(indexPath(ctx, repo, sha256), index.bytes);
+  const index = entries.finish(sha256, catalog.signed);
+  await writeFileAtomic(indexPath(ctx, repo, sha256), index.parts);
   const state: CatalogState = {
     format: 1,
     repo,
-    version: doc.signed.version,
+    version: catalog.signed.version,
     sha256,
-    payloadSha256: payloadSha256(doc),
-    expires: doc.signed.expires,
-    generated: doc.signed.generated,
+    payloadSha256: catalog.payloadSha256,
+    expires: catalog.signed.expires,
+    generated: catalog.signed.generated,
     acceptedAt: ctx.now().toISOString(),
     rootVersion: o.rootVersion,
     source: o.source,
-    packages: doc.signed.packages.length,
-    indexSha256: sha256Hex(index.bytes),
+    packages: catalog.packages,
+    indexSha256: index.sha256,
     indexHeaderSha256: index.headSha256,
   };
   // The state is renamed in last: a crash before it leaves the old state, its bytes and index intact.
@@ -208,41 +213,70 @@ function table(map: Map<string, string[]>): Buffer {
   return Buffer.concat(rows.sort((a, b) => Buffer.compare(key(a), key(b))));
 }
 
-function encodeCatalogIndex(doc: CatalogDocument, catalogSha256: string): { bytes: Buffer; headSha256: string } {
-  const names = new Map<string, string[]>();
-  const provides = new Map<string, string[]>();
-  const lines: Buffer[] = [];
-  let at = 0;
-  for (const p of doc.signed.packages) {
-    const line = Buffer.from(`${JSON.stringify(p)}\n`);
-    const where = `${at}:${line.length}:${crc32(line).toString(16)}`;
-    const got = names.get(p.name);
+/** Entry lines are packed into buffers of this size (a line longer than it gets its own). */
+const ENTRY_CHUNK = 1024 * 1024;
+
+/**
+ * Builds the index of a catalog from its entries one at a time, in catalog order, as
+ * verifyCatalogStream hands them over: the entry lines go straight into large buffers (no string
+ * or buffer per entry kept), and only the tables are held as strings. Use it only once the
+ * catalog verified: entries arrive before verification ends.
+ */
+export class CatalogIndexBuilder {
+  private readonly names = new Map<string, string[]>();
+  private readonly provides = new Map<string, string[]>();
+  private readonly chunks: Buffer[] = [];
+  private chunk = Buffer.allocUnsafe(ENTRY_CHUNK);
+  private used = 0;
+  private at = 0;
+
+  add(p: CatalogPackage): void {
+    const line = `${JSON.stringify(p)}\n`;
+    // A UTF-16 unit is at most 3 bytes of UTF-8; the exact length is counted only near a chunk's end.
+    if (this.used + line.length * 3 > this.chunk.length) {
+      const need = Buffer.byteLength(line);
+      if (this.used + need > this.chunk.length) {
+        this.chunks.push(this.chunk.subarray(0, this.used));
+        this.chunk = Buffer.allocUnsafe(Math.max(ENTRY_CHUNK, need));
+        this.used = 0;
+      }
+    }
+    const n = this.chunk.write(line, this.used);
+    const where = `${this.at}:${n}:${crc32(this.chunk.subarray(this.used, this.used + n)).toString(16)}`;
+    this.used += n;
+    this.at += n;
+    const got = this.names.get(p.name);
     if (got) got.push(where);
-    else names.set(p.name, [where]);
+    else this.names.set(p.name, [where]);
     for (const v of p.provides) {
       const virt = v.includes('@') ? v.slice(0, v.indexOf('@')) : v;
       // The schema takes any string here, but requests and dependencies are names (NAME_RE): another provide meets nothing.
       if (!NAME_RE.test(virt)) continue;
-      const list = provides.get(virt) ?? [];
+      const list = this.provides.get(virt) ?? [];
       if (!list.includes(p.name)) list.push(p.name);
-      provides.set(virt, list);
+      this.provides.set(virt, list);
     }
-    lines.push(line);
-    at += line.length;
   }
-  const namesTable = table(names);
-  const providesTable = table(provides);
-  const header: IndexHeader = {
-    format: 1,
-    catalogSha256,
-    version: doc.signed.version,
-    expires: doc.signed.expires,
-    namesBytes: namesTable.length,
-    providesBytes: providesTable.length,
-  };
-  const json = Buffer.from(`${JSON.stringify(header)}\n`);
-  const head = Buffer.concat([Buffer.from(`${String(json.length).padStart(HEADER_DIGITS, '0')}\n`), json, namesTable, providesTable]);
-  return { bytes: Buffer.concat([head, ...lines]), headSha256: sha256Hex(head) };
+
+  /** The whole index as the parts to write in order, its SHA-256, and that of its head (header and tables). */
+  finish(catalogSha256: string, signed: { version: number; expires: string }): { parts: Buffer[]; sha256: string; headSha256: string } {
+    const namesTable = table(this.names);
+    const providesTable = table(this.provides);
+    const header: IndexHeader = {
+      format: 1,
+      catalogSha256,
+      version: signed.version,
+      expires: signed.expires,
+      namesBytes: namesTable.length,
+      providesBytes: providesTable.length,
+    };
+    const json = Buffer.from(`${JSON.stringify(header)}\n`);
+    const head = Buffer.concat([Buffer.from(`${String(json.length).padStart(HEADER_DIGITS, '0')}\n`), json, namesTable, providesTable]);
+    const parts = [head, ...this.chunks, this.chunk.subarray(0, this.used)];
+    const hash = createHash('sha256');
+    for (const x of parts) hash.update(x);
+    return { parts, sha256: hash.digest('hex'), headSha256: sha256Hex(head) };
+  }
 }
 
 /** The value of `key` in a table of sorted `KEY VALUE\n` rows, by binary search over its bytes. */

@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
-import { SwpkgError, parseHostedRepo, payloadSha256, walkTrust, type MetadataFetcher } from '../catalog/index.js';
+import { SwpkgError, parseHostedRepo, verifyCatalogStream, walkTrust, type MetadataFetcher } from '../catalog/index.js';
 import type { PkgContext } from './context.js';
 import { fetchBytes, isUnreachable, joinUrl, mirrorSetOf, originsOf, tryMirrors } from './download.js';
 import { readRepos, saveMirrorStatus, saveTrustedRoot, trustStart, acceptStagedRoot, type RepoConfig } from './repos.js';
-import { readCatalogState, saveAcceptedCatalog, storedCatalogIntact } from './catalog-store.js';
+import { CatalogIndexBuilder, readCatalogState, saveAcceptedCatalog, storedCatalogIntact } from './catalog-store.js';
 import { withWriterLock } from './writer.js';
 import { crashPoint } from './crash-point.js';
 
@@ -140,25 +140,33 @@ async function updateOne(ctx: PkgContext, repo: RepoConfig): Promise<RepoUpdate>
   const {
     root,
     rotated,
-    catalog: doc,
+    catalog: { summary, entries },
     catalogBytes: bytes,
-  } = await walkTrust({
-    trusted,
-    fetch: mirrorFetcher(ctx, bases, (p, url) => {
-      if (p === path) source = url;
-    }),
-    catalogPath: path,
-    now: ctx.now(),
-    catalog: {
-      ...(state
-        ? { lastAccepted: { version: state.version, ...(state.payloadSha256 ? { payloadSha256: state.payloadSha256 } : {}) } }
-        : {}),
-      maxBytes: ctx.maxCatalogBytes,
-      client: ctx.client,
-      // The configured name is bound into what is accepted: another repository signed by the same keys is refused.
-      repo: repo.name,
+  } = await walkTrust(
+    {
+      trusted,
+      fetch: mirrorFetcher(ctx, bases, (p, url) => {
+        if (p === path) source = url;
+      }),
+      catalogPath: path,
+      now: ctx.now(),
+      catalog: {
+        ...(state
+          ? { lastAccepted: { version: state.version, ...(state.payloadSha256 ? { payloadSha256: state.payloadSha256 } : {}) } }
+          : {}),
+        maxBytes: ctx.maxCatalogBytes,
+        client: ctx.client,
+        // The configured name is bound into what is accepted: another repository signed by the same keys is refused.
+        repo: repo.name,
+      },
     },
-  });
+    // The catalog is never built whole: each entry, once checked, goes into the index, which is
+    // kept only if the whole catalog verifies (a fresh one per copy fetched, as mirrors may be tried in turn).
+    (b, v) => {
+      const index = new CatalogIndexBuilder();
+      return { summary: verifyCatalogStream(b, v, (p) => index.add(p)), entries: index };
+    },
+  );
   crashPoint('update.catalog-verified');
   // The new root is kept only once a catalog verified under it, so a refused update changes nothing.
   if (start.fromStagedPin) {
@@ -169,18 +177,18 @@ async function updateOne(ctx: PkgContext, repo: RepoConfig): Promise<RepoUpdate>
     crashPoint('update.root-saved');
   }
   // What was signed decides "changed": the same payload re-framed is the same catalog, and the copy already kept stays.
-  const changed = !state || state.payloadSha256 !== payloadSha256(doc);
+  const changed = !state || state.payloadSha256 !== summary.payloadSha256;
   if (changed || rotated.length > 0 || start.fromStagedPin || !(await storedCatalogIntact(ctx, repo.name, state)))
-    await saveAcceptedCatalog(ctx, repo.name, bytes, doc, { rootVersion: root.signed.version, source });
+    await saveAcceptedCatalog(ctx, repo.name, bytes, summary, entries, { rootVersion: root.signed.version, source });
   await saveMirrorStatus(ctx, repo, mirrorSetOf(await ctx.transport()));
   // The outcome is the result (RepoUpdate): the CLI prints it once, so nothing is reported here.
   crashPoint('update.saved');
   const out: RepoUpdate = {
     repo: repo.name,
-    version: doc.signed.version,
+    version: summary.signed.version,
     changed,
-    packages: doc.signed.packages.length,
-    expires: doc.signed.expires,
+    packages: summary.packages,
+    expires: summary.signed.expires,
     rootVersion: root.signed.version,
     rotatedRoots: rotated,
     source,

@@ -100,16 +100,27 @@ export function parseStrictJsonBytes(bytes: Uint8Array, what: string, hooks: Str
   // isUtf8 checks without decoding; on failure the decoder gives the refusal (and the BOM is refused first, as it always was).
   if (!isUtf8(bytes) || (bytes.length >= 3 && bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf)) decodeStrictUtf8(bytes, what);
   const b = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  return new StrictParser(b, what, hooks).parseDocument();
+  return new StrictParser(b as Slicing, what, hooks).parseDocument();
+}
+
+/** Strings up to this many bytes go through the parser's cache; its size is a power of two. */
+const SHORT_STRING = 40;
+const SHORT_CACHE_SIZE = 4096;
+
+/** Buffer's decoders without toString's argument handling: called once per string. */
+interface Slicing extends Buffer {
+  latin1Slice(start: number, end: number): string;
+  utf8Slice(start: number, end: number): string;
 }
 
 class StrictParser {
   private pos = 0;
   private readonly path: (string | number)[] = [];
   private readonly w: Where;
+  private readonly short: (string | undefined)[] = new Array<string | undefined>(SHORT_CACHE_SIZE);
 
   constructor(
-    private readonly b: Buffer,
+    private readonly b: Slicing,
     what: string,
     private readonly hooks: StrictJsonHooks,
   ) {
@@ -301,13 +312,13 @@ class StrictParser {
     const start = this.pos + 1;
     let p = start;
     let high = 0;
+    let h = 0;
     // Fast path: no escapes, which is nearly every string.
     for (;;) {
       const c = b[p] ?? -1;
       if (c === 0x22) {
         this.pos = p + 1;
-        // ASCII decodes the same either way, and latin1 skips the UTF-8 decoder.
-        return b.toString(high < 0x80 ? 'latin1' : 'utf8', start, p);
+        return high < 0x80 ? this.ascii(start, p, h) : this.b.utf8Slice(start, p);
       }
       if (c === 0x5c) break;
       if (c < 0x20) {
@@ -315,6 +326,7 @@ class StrictParser {
         throw this.syntax(c === -1 ? 'unterminated string' : 'control character in a string');
       }
       high |= c;
+      h = (h * 31 + c) | 0;
       p++;
     }
     let out = b.toString('utf8', start, p);
@@ -384,6 +396,27 @@ class StrictParser {
       }
       run = p;
     }
+  }
+
+  /**
+   * An ASCII string's bytes as a string. Short ones (keys, names, versions: the same few thousand
+   * again and again in a catalog) come from a small cache, checked byte for byte, so the parse
+   * does not allocate a new copy of "version" for each of 65 000 entries.
+   */
+  private ascii(start: number, end: number, h: number): string {
+    const b = this.b;
+    const n = end - start;
+    if (n > SHORT_STRING) return b.latin1Slice(start, end);
+    const slot = (h ^ (h >>> 12)) & (SHORT_CACHE_SIZE - 1);
+    const hit = this.short[slot];
+    if (hit !== undefined && hit.length === n) {
+      let i = 0;
+      while (i < n && hit.charCodeAt(i) === b[start + i]) i++;
+      if (i === n) return hit;
+    }
+    const s = b.latin1Slice(start, end);
+    this.short[slot] = s;
+    return s;
   }
 
   private hex4(at: number): number {

@@ -52,11 +52,11 @@ function referencePayload(s: CatalogSigned): Buffer {
 
 /** Enough entries (with dependencies out of order and non-ASCII summaries) to cross the writer's batches and the decoder's slices. */
 function manyPackages(n: number): CatalogPackage[] {
-  return Array.from({ length: n }, (_, i) => ({
-    ...catalogPackage(`p${i}`),
-    depends: i % 3 === 0 ? { zlib: '^1', alpha: '>=2.0.0', [`p${i >> 1}`]: '^1.0.0' } : { alpha: '^1' },
-    summary: i % 7 === 0 ? `naïve façade № ${i} — ✓ 𝄞` : `package ${i} ${'x'.repeat(i % 200)}`,
-  }));
+  return Array.from({ length: n }, (_, i) => {
+    const depends: Record<string, string> = i % 3 === 0 ? { zlib: '^1', alpha: '>=2.0.0', [`p${i >> 1}`]: '^1.0.0' } : { alpha: '^1' };
+    const summary = i % 7 === 0 ? `naïve façade № ${i} — ✓ 𝄞` : `package ${i} ${'x'.repeat(i % 200)}`;
+    return { ...catalogPackage(`p${i}`), depends, summary };
+  });
 }
 
 /** Signs raw payload bytes as a catalog: for payloads our writer never produces. */
@@ -272,7 +272,7 @@ describe('verifyCatalogStream', () => {
 
   it('accepts a payload our writer would not produce (other key order, whitespace) with the same entries', () => {
     const a = catalogPackage('a');
-    const reordered = `{\n  "packages": [ ${JSON.stringify({ license: a.license, ...a })} ],\n  ${head}\n}`;
+    const reordered = `{\n  "packages": [ ${JSON.stringify(Object.fromEntries(Object.entries(a).reverse()))} ],\n  ${head}\n}`;
     const got: CatalogPackage[] = [];
     const summary = verifyCatalogStream(signedRaw(reordered), { root, now: NOW }, (p) => got.push(p));
     expect(got).toEqual([a]);

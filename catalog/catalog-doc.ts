@@ -288,19 +288,13 @@ export function catalogPayload(s: CatalogSigned): Buffer {
     compatibility: { arch: s.compatibility.arch, abi: s.compatibility.abi, minClientFormat: s.compatibility.minClientFormat },
     packages: [],
   });
-  // The document is written a batch of entries at a time, never as one string or one parsed copy:
-  // each entry is stringified alone (as JSON.stringify of the whole would write it) and the batches
-  // land in one buffer with room for PAE's head before it, so signing reads it where it is.
-  const batches: Buffer[] = [Buffer.from(head.slice(0, -2))];
-  let parts: string[] = [];
-  let pending = 0;
-  const flush = (): void => {
-    batches.push(Buffer.from(parts.join('')));
-    parts = [];
-    pending = 0;
-  };
-  s.packages.forEach((p, i) => {
-    const entry = JSON.stringify({
+  // The document is never one string or one parsed copy: each entry is stringified alone (as
+  // JSON.stringify of the whole would write it), twice: once to count the bytes, once to write
+  // them into one buffer of that size with room for PAE's head before it, so signing reads it in
+  // place. Stringifying twice costs less than holding every entry's bytes until the total is known.
+  const open = Buffer.from(head.slice(0, -2));
+  const entry = (p: CatalogPackage): string =>
+    JSON.stringify({
       name: p.name,
       version: p.version,
       arch: p.arch,
@@ -315,21 +309,19 @@ export function catalogPayload(s: CatalogSigned): Buffer {
       summary: p.summary,
       license: p.license,
     });
-    parts.push(i === 0 ? entry : `,${entry}`);
-    pending += entry.length;
-    if (pending >= PAYLOAD_BATCH) flush();
-  });
-  parts.push(']}');
-  flush();
-  const length = batches.reduce((n, x) => n + x.length, 0);
+  let length = open.length + Math.max(0, s.packages.length - 1) + 2;
+  for (const p of s.packages) length += Buffer.byteLength(entry(p));
   const out = payloadWithPaeRoom(PAYLOAD_TYPES.catalog, length);
-  let at = 0;
-  for (const x of batches) at += x.copy(out, at);
+  let at = open.copy(out, 0);
+  s.packages.forEach((p, i) => {
+    if (i > 0) out[at++] = 0x2c;
+    at += out.write(entry(p), at);
+  });
+  at += out.write(']}', at);
+  // The two passes must agree; a package list changed in between would leave bytes unwritten.
+  if (at !== length) throw new SwpkgError('E_INTERNAL', 'catalogPayload: the catalog changed while it was being written');
   return out;
 }
-
-/** About this many characters of entries are turned into bytes at once. */
-const PAYLOAD_BATCH = 1 << 20;
 
 function sortedDepends(d: Record<string, string>): Record<string, string> {
   const keys = Object.keys(d);

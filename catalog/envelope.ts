@@ -44,8 +44,12 @@ const encoder = new TextEncoder();
 // A plain character class, not a grouped repetition: the payload is tens of MB and must not meet a backtracking regex.
 const BASE64_CHARS = /^[A-Za-z0-9+/]*={0,2}$/;
 const KEYID = /^[0-9a-f]{64}$/;
-/** Base64 is encoded and decoded this many payload bytes at a time (a multiple of 3: whole quanta). */
-const BASE64_SLICE = 3 * 1024 * 1024;
+/**
+ * Base64 is encoded and decoded this many payload bytes at a time (a multiple of 3: whole
+ * quanta). Small enough that each slice's string stays on V8's young heap, collected at once,
+ * where strings over about 1 MB would be external memory freed only by a full collection.
+ */
+const BASE64_SLICE = 48 * 1024;
 const BASE64_BODY = /^[A-Za-z0-9+/]*$/;
 /** The first format (canonical JSON under `signed`); recognised only to refuse it clearly. */
 export const LEGACY_FORMAT = 'swpkg 1 ({signed, signatures} over RFC 8785 canonical JSON)';

@@ -1,7 +1,8 @@
+import { closeSync, mkdirSync, openSync, readSync, rmdirSync, rmSync, writeSync } from 'node:fs';
 import { open, readFile, rm, type FileHandle } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { crc32 } from 'node:zlib';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import {
   SwpkgError,
   fromFsError,
@@ -17,6 +18,7 @@ import {
 } from '../catalog/index.js';
 import type { PkgContext } from './context.js';
 import { readJsonIfExists, writeFileAtomic, listDir } from './fs-util.js';
+import { commitFile, tempPathFor } from '../catalog/index.js';
 
 /**
  * What the client last accepted for a repository (`db/catalogs/<repo>.json`).
@@ -85,8 +87,7 @@ export async function saveAcceptedCatalog(
   const sha256 = sha256Hex(bytes);
   const previous = await readCatalogState(ctx, repo);
   await writeFileAtomic(bytesPath(ctx, repo, sha256), bytes);
-  const index = entries.finish(sha256, catalog.signed);
-  await writeFileAtomic(indexPath(ctx, repo, sha256), index.parts);
+  const index = await entries.writeTo(indexPath(ctx, repo, sha256), sha256, catalog.signed);
   const state: CatalogState = {
     format: 1,
     repo,
@@ -213,22 +214,30 @@ function table(map: Map<string, string[]>): Buffer {
   return Buffer.concat(rows.sort((a, b) => Buffer.compare(key(a), key(b))));
 }
 
-/** Entry lines are packed into buffers of this size (a line longer than it gets its own). */
+/** Entry lines are packed into a buffer of this size (a line longer than it gets its own). */
 const ENTRY_CHUNK = 1024 * 1024;
 
 /**
  * Builds the index of a catalog from its entries one at a time, in catalog order, as
- * verifyCatalogStream hands them over: the entry lines go straight into large buffers (no string
- * or buffer per entry kept), and only the tables are held as strings. Use it only once the
- * catalog verified: entries arrive before verification ends.
+ * verifyCatalogStream hands them over. Only the tables stay in memory: the entry lines go through
+ * one buffer into a temp file in the catalogs folder (`.tmp-…`, removed by discard, or by the next
+ * writer after a crash, strayCatalogFiles), so the 27 MB of lines of a 65 000-entry catalog are
+ * never held beside its bytes and payload. Entries arrive before verification ends: write the
+ * index (writeTo) only once the catalog verified, and discard the builder in every case.
  */
 export class CatalogIndexBuilder {
   private readonly names = new Map<string, string[]>();
   private readonly provides = new Map<string, string[]>();
-  private readonly chunks: Buffer[] = [];
   private chunk = Buffer.allocUnsafe(ENTRY_CHUNK);
   private used = 0;
   private at = 0;
+  private fd: number | undefined;
+  private readonly spill: string;
+  private madeDir: string | undefined;
+
+  constructor(private readonly dir: string) {
+    this.spill = tempPathFor(join(dir, 'entries'));
+  }
 
   add(p: CatalogPackage): void {
     const line = `${JSON.stringify(p)}\n`;
@@ -236,9 +245,8 @@ export class CatalogIndexBuilder {
     if (this.used + line.length * 3 > this.chunk.length) {
       const need = Buffer.byteLength(line);
       if (this.used + need > this.chunk.length) {
-        this.chunks.push(this.chunk.subarray(0, this.used));
-        this.chunk = Buffer.allocUnsafe(Math.max(ENTRY_CHUNK, need));
-        this.used = 0;
+        this.flush();
+        if (need > this.chunk.length) this.chunk = Buffer.allocUnsafe(need);
       }
     }
     const n = this.chunk.write(line, this.used);
@@ -258,8 +266,28 @@ export class CatalogIndexBuilder {
     }
   }
 
-  /** The whole index as the parts to write in order, its SHA-256, and that of its head (header and tables). */
-  finish(catalogSha256: string, signed: { version: number; expires: string }): { parts: Buffer[]; sha256: string; headSha256: string } {
+  /** Synchronous: entries are handed over inside the (synchronous) verification. */
+  private flush(): void {
+    if (this.used === 0) return;
+    if (this.fd === undefined) {
+      // A folder made here is removed again by discard if nothing is kept: a refused update changes nothing.
+      this.madeDir = mkdirSync(this.dir, { recursive: true }) === undefined ? undefined : this.dir;
+      this.fd = openSync(this.spill, 'wx+', 0o644);
+    }
+    writeAll(this.fd, this.chunk.subarray(0, this.used));
+    this.used = 0;
+  }
+
+  /**
+   * Writes the whole index to `path` crash-safely (temp file, fsync, rename): header and tables,
+   * then the entry lines. Returns its SHA-256 and that of its head (header and tables).
+   */
+  async writeTo(
+    path: string,
+    catalogSha256: string,
+    signed: { version: number; expires: string },
+  ): Promise<{ sha256: string; headSha256: string }> {
+    this.flush();
     const namesTable = table(this.names);
     const providesTable = table(this.provides);
     const header: IndexHeader = {
@@ -272,11 +300,58 @@ export class CatalogIndexBuilder {
     };
     const json = Buffer.from(`${JSON.stringify(header)}\n`);
     const head = Buffer.concat([Buffer.from(`${String(json.length).padStart(HEADER_DIGITS, '0')}\n`), json, namesTable, providesTable]);
-    const parts = [head, ...this.chunks, this.chunk.subarray(0, this.used)];
-    const hash = createHash('sha256');
-    for (const x of parts) hash.update(x);
-    return { parts, sha256: hash.digest('hex'), headSha256: sha256Hex(head) };
+    const sha256 = createHash('sha256').update(head);
+    const tmp = tempPathFor(path);
+    let out: number | undefined;
+    try {
+      mkdirSync(dirname(path), { recursive: true });
+      out = openSync(tmp, 'wx', 0o644);
+      writeAll(out, head);
+      if (this.fd !== undefined) {
+        // The entries' bytes, read back through the one buffer and hashed after the head, as the whole file is.
+        let pos = 0;
+        for (;;) {
+          const n = readSync(this.fd, this.chunk, 0, this.chunk.length, pos);
+          if (n === 0) break;
+          const data = this.chunk.subarray(0, n);
+          sha256.update(data);
+          writeAll(out, data);
+          pos += n;
+        }
+      }
+      closeSync(out);
+      out = undefined;
+    } catch (e) {
+      if (out !== undefined) closeSync(out);
+      rmSync(tmp, { force: true });
+      throw fromFsError(e, `writing ${path}`);
+    }
+    await commitFile(tmp, path);
+    this.madeDir = undefined;
+    return { sha256: sha256.digest('hex'), headSha256: sha256Hex(head) };
   }
+
+  /** Removes the temp file of entries (and a catalogs folder it created for nothing). Safe to call twice. */
+  discard(): void {
+    if (this.fd !== undefined) {
+      closeSync(this.fd);
+      this.fd = undefined;
+      rmSync(this.spill, { force: true });
+    }
+    if (this.madeDir !== undefined) {
+      try {
+        rmdirSync(this.madeDir);
+      } catch {
+        // Not empty: something else was written there meanwhile, so it stays.
+      }
+      this.madeDir = undefined;
+    }
+  }
+}
+
+function writeAll(fd: number, data: Buffer): void {
+  let off = 0;
+  while (off < data.length) off += writeSync(fd, data, off);
 }
 
 /** The value of `key` in a table of sorted `KEY VALUE\n` rows, by binary search over its bytes. */

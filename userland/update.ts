@@ -163,24 +163,34 @@ async function updateOne(ctx: PkgContext, repo: RepoConfig): Promise<RepoUpdate>
     // The catalog is never built whole: each entry, once checked, goes into the index, which is
     // kept only if the whole catalog verifies (a fresh one per copy fetched, as mirrors may be tried in turn).
     (b, v) => {
-      const index = new CatalogIndexBuilder();
-      return { summary: verifyCatalogStream(b, v, (p) => index.add(p)), entries: index };
+      const index = new CatalogIndexBuilder(ctx.paths.catalogsDir);
+      try {
+        return { summary: verifyCatalogStream(b, v, (p) => index.add(p)), entries: index };
+      } catch (e) {
+        index.discard();
+        throw e;
+      }
     },
   );
-  crashPoint('update.catalog-verified');
-  // The new root is kept only once a catalog verified under it, so a refused update changes nothing.
-  if (start.fromStagedPin) {
-    await acceptStagedRoot(ctx, repo, root);
-    crashPoint('update.root-saved');
-  } else if (rotated.length > 0) {
-    await saveTrustedRoot(ctx, repo.name, root);
-    crashPoint('update.root-saved');
-  }
   // What was signed decides "changed": the same payload re-framed is the same catalog, and the copy already kept stays.
   const changed = !state || state.payloadSha256 !== summary.payloadSha256;
-  if (changed || rotated.length > 0 || start.fromStagedPin || !(await storedCatalogIntact(ctx, repo.name, state)))
-    await saveAcceptedCatalog(ctx, repo.name, bytes, summary, entries, { rootVersion: root.signed.version, source });
-  await saveMirrorStatus(ctx, repo, mirrorSetOf(await ctx.transport()));
+  try {
+    crashPoint('update.catalog-verified');
+    // The new root is kept only once a catalog verified under it, so a refused update changes nothing.
+    if (start.fromStagedPin) {
+      await acceptStagedRoot(ctx, repo, root);
+      crashPoint('update.root-saved');
+    } else if (rotated.length > 0) {
+      await saveTrustedRoot(ctx, repo.name, root);
+      crashPoint('update.root-saved');
+    }
+    if (changed || rotated.length > 0 || start.fromStagedPin || !(await storedCatalogIntact(ctx, repo.name, state)))
+      await saveAcceptedCatalog(ctx, repo.name, bytes, summary, entries, { rootVersion: root.signed.version, source });
+    await saveMirrorStatus(ctx, repo, mirrorSetOf(await ctx.transport()));
+  } finally {
+    // The index's temp file of entries, written or not; a crash leaves it to the next writer (strayCatalogFiles).
+    entries.discard();
+  }
   // The outcome is the result (RepoUpdate): the CLI prints it once, so nothing is reported here.
   crashPoint('update.saved');
   const out: RepoUpdate = {

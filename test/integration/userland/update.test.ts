@@ -249,6 +249,28 @@ describe('pkg update', () => {
     }
   });
 
+  it('a catalog whose entries spill to a temp file: refused late, it leaves nothing (not even the catalogs folder); accepted, its index answers', async () => {
+    const doc = await currentCatalog();
+    const base = doc.signed.packages[0]!;
+    // Over 1 MiB of index lines, so the builder writes its temp file of entries before the refusal.
+    const many = Array.from({ length: 6000 }, (_, i) => ({
+      ...base,
+      name: `bulk${i}`,
+      path: `packages/bulk${i}-1.0.0-x86_64.swpkg`,
+      summary: 'x'.repeat(100),
+    }));
+    const big = { ...doc.signed, version: doc.signed.version + 1, packages: [...doc.signed.packages, ...many] };
+    await pkgJson(root, ['repo', 'add', 'main', server.url, '--fingerprint', repo.fingerprint]);
+    serveCatalog(signCatalog({ ...big, repo: 'other' }, [repo.key]));
+    await expectRefused('E_WRONG_REPO');
+    serveCatalog(signCatalog(big, [repo.key]));
+    const up = await pkgJson(root, ['update']);
+    expect(up.json?.result.repos[0], up.stdout).toMatchObject({ packages: 6002 });
+    const plan = await pkgJson(root, ['install', 'bulk5999', '--dry-run']);
+    expect(plan.json?.ok, plan.stdout).toBe(true);
+    expect(JSON.stringify(plan.json?.result)).toContain('bulk5999');
+  });
+
   it('follows a root rotation and keeps the new root', async () => {
     await addAndUpdate();
     await repo.rotateRoot();

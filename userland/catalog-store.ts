@@ -209,9 +209,9 @@ const HEADER_DIGITS = 10;
 
 /** Rows of `KEY VALUE\n`: every key and value is a NAME_RE name, so none holds a space, comma or newline. */
 function table(map: Map<string, string[]>): Buffer {
-  const rows = [...map].map(([k, v]) => Buffer.from(`${k} ${v.join(',')}\n`));
-  const key = (b: Buffer): Buffer => b.subarray(0, b.indexOf(32));
-  return Buffer.concat(rows.sort((a, b) => Buffer.compare(key(a), key(b))));
+  // NAME_RE names are ASCII, so sorting the strings by UTF-16 unit is sorting their bytes, without a buffer per row.
+  const keys = [...map.keys()].sort();
+  return Buffer.from(keys.map((k) => `${k} ${map.get(k)!.join(',')}\n`).join(''));
 }
 
 /** Entry lines are packed into a buffer of this size (a line longer than it gets its own). */

@@ -208,10 +208,17 @@ interface IndexHeader {
 const HEADER_DIGITS = 10;
 
 /** Rows of `KEY VALUE\n`: every key and value is a NAME_RE name, so none holds a space, comma or newline. */
-function table(map: Map<string, string[]>): Buffer {
+function table<V>(map: Map<string, V[]>, value: (v: V[]) => string): Buffer {
   // NAME_RE names are ASCII, so sorting the strings by UTF-16 unit is sorting their bytes, without a buffer per row.
   const keys = [...map.keys()].sort();
-  return Buffer.from(keys.map((k) => `${k} ${map.get(k)!.join(',')}\n`).join(''));
+  return Buffer.from(keys.map((k) => `${k} ${value(map.get(k)!)}\n`).join(''));
+}
+
+/** START:LENGTH:CRC32 of each entry of a name, from the flat triples the builder keeps. */
+function placesOf(triples: number[]): string {
+  const out: string[] = [];
+  for (let i = 0; i < triples.length; i += 3) out.push(`${triples[i]}:${triples[i + 1]}:${triples[i + 2]!.toString(16)}`);
+  return out.join(',');
 }
 
 /** Entry lines are packed into a buffer of this size (a line longer than it gets its own). */
@@ -226,7 +233,8 @@ const ENTRY_CHUNK = 1024 * 1024;
  * index (writeTo) only once the catalog verified, and discard the builder in every case.
  */
 export class CatalogIndexBuilder {
-  private readonly names = new Map<string, string[]>();
+  /** Per name, START, LENGTH, CRC32 of each of its entries, flat: numbers kept in the array, not a string per entry. */
+  private readonly names = new Map<string, number[]>();
   private readonly provides = new Map<string, string[]>();
   private chunk = Buffer.allocUnsafe(ENTRY_CHUNK);
   private used = 0;
@@ -250,12 +258,12 @@ export class CatalogIndexBuilder {
       }
     }
     const n = this.chunk.write(line, this.used);
-    const where = `${this.at}:${n}:${crc32(this.chunk.subarray(this.used, this.used + n)).toString(16)}`;
+    const crc = crc32(this.chunk.subarray(this.used, this.used + n));
+    const got = this.names.get(p.name);
+    if (got) got.push(this.at, n, crc);
+    else this.names.set(p.name, [this.at, n, crc]);
     this.used += n;
     this.at += n;
-    const got = this.names.get(p.name);
-    if (got) got.push(where);
-    else this.names.set(p.name, [where]);
     for (const v of p.provides) {
       const virt = v.includes('@') ? v.slice(0, v.indexOf('@')) : v;
       // The schema takes any string here, but requests and dependencies are names (NAME_RE): another provide meets nothing.
@@ -288,8 +296,8 @@ export class CatalogIndexBuilder {
     signed: { version: number; expires: string },
   ): Promise<{ sha256: string; headSha256: string }> {
     this.flush();
-    const namesTable = table(this.names);
-    const providesTable = table(this.provides);
+    const namesTable = table(this.names, placesOf);
+    const providesTable = table(this.provides, (v) => v.join(','));
     const header: IndexHeader = {
       format: 1,
       catalogSha256,

@@ -3,15 +3,7 @@ import { SHA256_HEX } from './hash.js';
 import type { KeyPair } from './keys.js';
 import { ARCHES, assertName, assertVersion, validateDepends, type PackageManifest } from './manifest.js';
 import { assertNotExpired, type RootDocument, type Signed } from './root.js';
-import {
-  checkThreshold,
-  parseEnvelope,
-  payloadSha256,
-  payloadWithPaeRoom,
-  signEnvelope,
-  PAYLOAD_TYPES,
-  type Envelope,
-} from './envelope.js';
+import { checkThreshold, parseEnvelope, payloadSha256, paeHead, signEnvelope, PAYLOAD_TYPES, type Envelope } from './envelope.js';
 import { assertKnownFields, isJsonObject, parseStrictJson, parseStrictJsonBytes, StreamedJsonArray } from './strict-json.js';
 
 /** The client format this code understands; catalogs demanding more are refused as incompatible. */
@@ -289,12 +281,22 @@ export function catalogPayload(s: CatalogSigned): Buffer {
     packages: [],
   });
   // The document is never one string or one parsed copy: each entry is stringified alone (as
-  // JSON.stringify of the whole would write it), twice: once to count the bytes, once to write
-  // them into one buffer of that size with room for PAE's head before it, so signing reads it in
-  // place. Stringifying twice costs less than holding every entry's bytes until the total is known.
+  // JSON.stringify of the whole would write it) straight into one buffer, after room for PAE's
+  // head, so signing reads the payload in place. The head's length depends on the payload's, so
+  // the room is for the widest head, and the head is written last, just before the payload.
   const open = Buffer.from(head.slice(0, -2));
-  const entry = (p: CatalogPackage): string =>
-    JSON.stringify({
+  const room = paeHead(PAYLOAD_TYPES.catalog, Number.MAX_SAFE_INTEGER).length;
+  // Generous: pages never written are never touched, so only the bytes written count in memory.
+  let buf = Buffer.allocUnsafe(room + open.length + 2 + s.packages.length * PAYLOAD_ENTRY_ESTIMATE);
+  let at = room + open.copy(buf, room);
+  const reserve = (n: number): void => {
+    if (at + n <= buf.length) return;
+    const bigger = Buffer.allocUnsafe(Math.max(Math.floor(buf.length * 1.5), at + n));
+    buf.copy(bigger, 0, 0, at);
+    buf = bigger;
+  };
+  s.packages.forEach((p, i) => {
+    const entry = JSON.stringify({
       name: p.name,
       version: p.version,
       arch: p.arch,
@@ -309,19 +311,20 @@ export function catalogPayload(s: CatalogSigned): Buffer {
       summary: p.summary,
       license: p.license,
     });
-  let length = open.length + Math.max(0, s.packages.length - 1) + 2;
-  for (const p of s.packages) length += Buffer.byteLength(entry(p));
-  const out = payloadWithPaeRoom(PAYLOAD_TYPES.catalog, length);
-  let at = open.copy(out, 0);
-  s.packages.forEach((p, i) => {
-    if (i > 0) out[at++] = 0x2c;
-    at += out.write(entry(p), at);
+    // A UTF-16 unit is at most 3 bytes of UTF-8.
+    reserve(entry.length * 3 + 1);
+    if (i > 0) buf[at++] = 0x2c;
+    at += buf.write(entry, at);
   });
-  at += out.write(']}', at);
-  // The two passes must agree; a package list changed in between would leave bytes unwritten.
-  if (at !== length) throw new SwpkgError('E_INTERNAL', 'catalogPayload: the catalog changed while it was being written');
-  return out;
+  reserve(2);
+  at += buf.write(']}', at);
+  const pae = paeHead(PAYLOAD_TYPES.catalog, at - room);
+  pae.copy(buf, room - pae.length);
+  return buf.subarray(room, at);
 }
+
+/** Bytes set aside per catalog entry before any is written (a Debian-like entry is about 450). */
+const PAYLOAD_ENTRY_ESTIMATE = 1024;
 
 function sortedDepends(d: Record<string, string>): Record<string, string> {
   const keys = Object.keys(d);

@@ -1,5 +1,5 @@
 import { closeSync, mkdirSync, openSync, readSync, rmdirSync, rmSync, writeSync } from 'node:fs';
-import { open, readFile, rm, type FileHandle } from 'node:fs/promises';
+import { open, readFile, rm, stat, type FileHandle } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { crc32 } from 'node:zlib';
 import { dirname, join } from 'node:path';
@@ -158,6 +158,15 @@ export async function storedCatalogIntact(ctx: PkgContext, repo: string, state: 
     return sha256Hex(await readFile(bytesPath(ctx, repo, state.sha256))) === state.sha256;
   } catch {
     return false;
+  }
+}
+
+/** Size of the stored catalog bytes `sha256` names, or undefined when there are none. */
+export async function storedSize(ctx: PkgContext, repo: string, sha256: string): Promise<number | undefined> {
+  try {
+    return (await stat(bytesPath(ctx, repo, sha256))).size;
+  } catch {
+    return undefined;
   }
 }
 

@@ -3,8 +3,8 @@ import { SHA256_HEX } from './hash.js';
 import type { KeyPair } from './keys.js';
 import { ARCHES, assertName, assertVersion, validateDepends, type PackageManifest } from './manifest.js';
 import { assertNotExpired, type RootDocument, type Signed } from './root.js';
-import { checkThreshold, parseEnvelope, payloadSha256, signEnvelope, PAYLOAD_TYPES, type Envelope } from './envelope.js';
-import { assertKnownFields, isJsonObject, parseStrictJson } from './strict-json.js';
+import { checkThreshold, parseEnvelope, payloadSha256, paeHead, signEnvelope, PAYLOAD_TYPES, type Envelope } from './envelope.js';
+import { assertKnownFields, isJsonObject, parseStrictJson, parseStrictJsonBytes, StreamedJsonArray } from './strict-json.js';
 
 /** The client format this code understands; catalogs demanding more are refused as incompatible. */
 export const CLIENT_FORMAT = 1;
@@ -164,7 +164,49 @@ function parsePackageEntry(v: unknown, i: number): CatalogPackage {
 
 /** Structural parse of a catalog payload (strict JSON, unknown fields refused); trust checks are in verifyCatalog. */
 export function parseCatalogPayload(payload: Uint8Array): CatalogSigned {
-  const s = parseStrictJson(payload, 'catalog payload');
+  const packages: CatalogPackage[] = [];
+  const { head } = parseCatalogPayloadStream(payload, (p) => packages.push(p));
+  return { ...head, packages };
+}
+
+/** A catalog's signed fields other than its entries. */
+export type CatalogHead = Omit<CatalogSigned, 'packages'>;
+
+/**
+ * parseCatalogPayload without holding the entries: each one, once checked, goes to `onPackage`
+ * in catalog order. The refusals are parseCatalogPayload's, in its order: the whole payload's
+ * syntax first, then the fields outside `packages`, then the first bad entry, then a duplicate.
+ * So entries handed over may belong to a payload refused at the end: the caller keeps them
+ * aside until this returns.
+ */
+export function parseCatalogPayloadStream(
+  payload: Uint8Array,
+  onPackage: (p: CatalogPackage, i: number) => void,
+): { head: CatalogHead; packages: number } {
+  let entryError: Error | undefined;
+  let duplicate: string | undefined;
+  const seen = new Set<string>();
+  const s = parseStrictJsonBytes(payload, 'catalog payload', {
+    streamArray: {
+      key: 'packages',
+      onElement: (v, i) => {
+        // Only the first bad entry counts, and only once the whole payload parsed (a later syntax error wins);
+        // entries after a duplicate are still checked, since a bad one is refused before duplicates are.
+        if (entryError !== undefined) return;
+        let p: CatalogPackage;
+        try {
+          p = parsePackageEntry(v, i);
+        } catch (e) {
+          entryError = e instanceof Error ? e : new Error(String(e));
+          return;
+        }
+        const id = `${p.name}@${p.version}@${p.arch}`;
+        if (seen.has(id)) duplicate ??= id;
+        seen.add(id);
+        if (duplicate === undefined) onPackage(p, i);
+      },
+    },
+  });
   if (!isRecord(s)) throw badCatalog('payload is not an object');
   assertKnownFields(s, SIGNED_FIELDS, 'catalog payload');
   if (s['type'] !== 'catalog') throw badCatalog(`type is ${JSON.stringify(s['type'])}, expected "catalog"`);
@@ -181,30 +223,26 @@ export function parseCatalogPayload(payload: Uint8Array): CatalogSigned {
   }
   assertKnownFields(c, ['arch', 'abi', 'minClientFormat'], 'catalog compatibility');
   if (![...c['arch'], ...c['abi']].every((x) => typeof x === 'string')) throw badCatalog('compatibility arch[] and abi[] must be strings');
-  if (!Array.isArray(s['packages'])) throw badCatalog('packages must be an array');
-  let packages: CatalogPackage[];
-  try {
-    packages = s['packages'].map(parsePackageEntry);
-  } catch (e) {
+  const packages = s['packages'];
+  if (!(packages instanceof StreamedJsonArray)) throw badCatalog('packages must be an array');
+  if (entryError !== undefined) {
     // The shared name, version and range validators speak of usage errors (exit 2); in a catalog they are the server's bytes.
-    if (e instanceof SwpkgError && e.exitCode === 2) throw badCatalog(e.message, { ...e.details, cause: e.code });
-    throw e;
+    if (entryError instanceof SwpkgError && entryError.exitCode === 2)
+      throw badCatalog(entryError.message, { ...entryError.details, cause: entryError.code });
+    throw entryError;
   }
-  const seen = new Set<string>();
-  for (const p of packages) {
-    const id = `${p.name}@${p.version}@${p.arch}`;
-    if (seen.has(id)) throw badCatalog(`lists ${id} twice`);
-    seen.add(id);
-  }
+  if (duplicate !== undefined) throw badCatalog(`lists ${duplicate} twice`);
   return {
-    type: 'catalog',
-    format: s['format'],
-    repo: s['repo'],
-    version,
-    generated: s['generated'] as string,
-    expires: s['expires'] as string,
-    compatibility: { arch: c['arch'] as string[], abi: c['abi'] as string[], minClientFormat: c['minClientFormat'] },
-    packages,
+    head: {
+      type: 'catalog',
+      format: s['format'],
+      repo: s['repo'],
+      version,
+      generated: s['generated'] as string,
+      expires: s['expires'] as string,
+      compatibility: { arch: c['arch'] as string[], abi: c['abi'] as string[], minClientFormat: c['minClientFormat'] },
+    },
+    packages: packages.length,
   };
 }
 
@@ -232,7 +270,7 @@ export function openVerifiedCatalog(env: Envelope): CatalogDocument {
  * (bench/catalog) and verification never depends on it: it reads the bytes.
  */
 export function catalogPayload(s: CatalogSigned): Buffer {
-  const ordered = {
+  const head = JSON.stringify({
     type: s.type,
     format: s.format,
     repo: s.repo,
@@ -240,12 +278,30 @@ export function catalogPayload(s: CatalogSigned): Buffer {
     generated: s.generated,
     expires: s.expires,
     compatibility: { arch: s.compatibility.arch, abi: s.compatibility.abi, minClientFormat: s.compatibility.minClientFormat },
-    packages: s.packages.map((p) => ({
+    packages: [],
+  });
+  // The document is never one string or one parsed copy: each entry is stringified alone (as
+  // JSON.stringify of the whole would write it) straight into one buffer, after room for PAE's
+  // head, so signing reads the payload in place. The head's length depends on the payload's, so
+  // the room is for the widest head, and the head is written last, just before the payload.
+  const open = Buffer.from(head.slice(0, -2));
+  const room = paeHead(PAYLOAD_TYPES.catalog, Number.MAX_SAFE_INTEGER).length;
+  // Generous: pages never written are never touched, so only the bytes written count in memory.
+  let buf = Buffer.allocUnsafe(room + open.length + 2 + s.packages.length * PAYLOAD_ENTRY_ESTIMATE);
+  let at = room + open.copy(buf, room);
+  const reserve = (n: number): void => {
+    if (at + n <= buf.length) return;
+    const bigger = Buffer.allocUnsafe(Math.max(Math.floor(buf.length * 1.5), at + n));
+    buf.copy(bigger, 0, 0, at);
+    buf = bigger;
+  };
+  s.packages.forEach((p, i) => {
+    const entry = JSON.stringify({
       name: p.name,
       version: p.version,
       arch: p.arch,
       abi: p.abi,
-      depends: Object.fromEntries(Object.entries(p.depends).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))),
+      depends: sortedDepends(p.depends),
       provides: p.provides,
       conflicts: p.conflicts,
       size: p.size,
@@ -254,9 +310,28 @@ export function catalogPayload(s: CatalogSigned): Buffer {
       path: p.path,
       summary: p.summary,
       license: p.license,
-    })),
-  };
-  return Buffer.from(JSON.stringify(ordered));
+    });
+    // A UTF-16 unit is at most 3 bytes of UTF-8.
+    reserve(entry.length * 3 + 1);
+    if (i > 0) buf[at++] = 0x2c;
+    at += buf.write(entry, at);
+  });
+  reserve(2);
+  at += buf.write(']}', at);
+  const pae = paeHead(PAYLOAD_TYPES.catalog, at - room);
+  pae.copy(buf, room - pae.length);
+  return buf.subarray(room, at);
+}
+
+/** Bytes set aside per catalog entry before any is written (a Debian-like entry is about 450). */
+const PAYLOAD_ENTRY_ESTIMATE = 1024;
+
+function sortedDepends(d: Record<string, string>): Record<string, string> {
+  const keys = Object.keys(d);
+  let sorted = true;
+  for (let i = 1; i < keys.length && sorted; i++) sorted = keys[i - 1]! < keys[i]!;
+  if (sorted) return d;
+  return Object.fromEntries(Object.entries(d).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 }
 
 export function signCatalog(signed: CatalogSigned, keys: KeyPair[]): CatalogDocument {
@@ -289,6 +364,41 @@ export interface VerifyCatalogOptions {
  * with another signed payload (equivocation), and compatibility.
  */
 export function verifyCatalog(bytes: Uint8Array, o: VerifyCatalogOptions): CatalogDocument {
+  const packages: CatalogPackage[] = [];
+  let env: Envelope | undefined;
+  const v = verifyCatalogStream(
+    bytes,
+    o,
+    (p) => packages.push(p),
+    (e) => (env = e),
+  );
+  if (!env) throw new SwpkgError('E_INTERNAL', 'verifyCatalog: the envelope was not kept');
+  return { ...env, signed: { ...v.signed, packages } };
+}
+
+/** A catalog that passed verifyCatalogStream, without its entries (they went to its callback). */
+export interface VerifiedCatalogSummary {
+  signed: CatalogHead;
+  /** How many entries it has. */
+  packages: number;
+  /** SHA-256 of the signed payload bytes (payloadSha256). */
+  payloadSha256: string;
+}
+
+/**
+ * verifyCatalog without building the document: the same checks in the same order, with the same
+ * refusals, but each entry goes to `onPackage` once checked and is not kept, and the payload is
+ * read in place (no second copy for PAE, no copy of the whole text). Entries are handed over
+ * before the checks that follow the parse (repository, expiry, rollback, equivocation,
+ * compatibility), so the caller must hold them aside until this returns and drop them if it
+ * throws. `onEnvelope` hears the parsed envelope (verifyCatalog keeps it; pkg update does not).
+ */
+export function verifyCatalogStream(
+  bytes: Uint8Array,
+  o: VerifyCatalogOptions,
+  onPackage: (p: CatalogPackage, i: number) => void,
+  onEnvelope?: (env: Envelope) => void,
+): VerifiedCatalogSummary {
   const max = o.maxBytes ?? DEFAULT_MAX_CATALOG_BYTES;
   if (bytes.length > max) {
     throw new SwpkgError('E_TOO_LARGE', `catalog is ${bytes.length} bytes, more than the ${max} allowed`, {
@@ -299,7 +409,8 @@ export function verifyCatalog(bytes: Uint8Array, o: VerifyCatalogOptions): Catal
   const env = parseEnvelope(bytes, PAYLOAD_TYPES.catalog, 'catalog');
   const root = o.root.signed;
   checkThreshold(env, root.roles.catalog, root.keys, 'catalog');
-  const doc: CatalogDocument = { ...env, signed: parseCatalogPayload(env.payload) };
+  const parsed = parseCatalogPayloadStream(env.payload, onPackage);
+  const doc = { signed: parsed.head };
   if (o.repo !== undefined && doc.signed.repo !== o.repo) {
     throw new SwpkgError('E_WRONG_REPO', `the catalog is for repository "${doc.signed.repo}", but this is repository "${o.repo}"`, {
       hint: 'the server is serving another repository signed by the same keys; check the URL, or add it under its own name',
@@ -327,7 +438,9 @@ export function verifyCatalog(bytes: Uint8Array, o: VerifyCatalogOptions): Catal
       });
     }
   }
-  if (o.client === null) return doc;
+  onEnvelope?.(env);
+  const out: VerifiedCatalogSummary = { signed: parsed.head, packages: parsed.packages, payloadSha256: sha256 };
+  if (o.client === null) return out;
   const client = o.client ?? DEFAULT_CLIENT;
   const compat = doc.signed.compatibility;
   if (doc.signed.format > CATALOG_FORMAT || compat.minClientFormat > client.format) {
@@ -352,7 +465,7 @@ export function verifyCatalog(bytes: Uint8Array, o: VerifyCatalogOptions): Catal
       details: { catalogAbi: compat.abi, clientAbi: client.abi },
     });
   }
-  return doc;
+  return out;
 }
 
 /** Packages of a verified catalog usable by this client (its arch or `any`, its ABI). */

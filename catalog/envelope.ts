@@ -1,7 +1,7 @@
 import { SwpkgError } from './errors.js';
 import { sha256Hex } from './hash.js';
 import { signBytes, verifyBytes, type KeyPair, type PublicKey, type Signature } from './keys.js';
-import { assertKnownFields, isJsonObject, parseStrictJson } from './strict-json.js';
+import { assertKnownFields, isJsonObject, parseStrictJson, parseStrictJsonBytes, RawJsonString } from './strict-json.js';
 
 /**
  * Every signed swpkg document is a DSSE envelope (github.com/secure-systems-lab/dsse):
@@ -44,6 +44,13 @@ const encoder = new TextEncoder();
 // A plain character class, not a grouped repetition: the payload is tens of MB and must not meet a backtracking regex.
 const BASE64_CHARS = /^[A-Za-z0-9+/]*={0,2}$/;
 const KEYID = /^[0-9a-f]{64}$/;
+/**
+ * Base64 is encoded and decoded this many payload bytes at a time (a multiple of 3: whole
+ * quanta). Small enough that each slice's string stays on V8's young heap, collected at once,
+ * where strings over about 1 MB would be external memory freed only by a full collection.
+ */
+const BASE64_SLICE = 48 * 1024;
+const BASE64_BODY = /^[A-Za-z0-9+/]*$/;
 /** The first format (canonical JSON under `signed`); recognised only to refuse it clearly. */
 export const LEGACY_FORMAT = 'swpkg 1 ({signed, signatures} over RFC 8785 canonical JSON)';
 
@@ -62,17 +69,47 @@ export function decodeStrictBase64(s: string, what: string): Buffer {
 
 /** DSSE's pre-authentication encoding: what each signature covers. */
 export function pae(payloadType: string, payload: Uint8Array): Uint8Array {
-  const type = encoder.encode(payloadType);
-  const head = encoder.encode(`DSSEv1 ${type.length} ${payloadType} ${payload.length} `);
+  const head = paeHead(payloadType, payload.length);
   const out = new Uint8Array(head.length + payload.length);
   out.set(head, 0);
   out.set(payload, head.length);
   return out;
 }
 
+/** PAE's bytes before the payload. */
+export function paeHead(payloadType: string, payloadLength: number): Buffer {
+  return Buffer.from(`DSSEv1 ${encoder.encode(payloadType).length} ${payloadType} ${payloadLength} `);
+}
+
+/**
+ * A payload of `length` bytes with room for its PAE head before it: fill `payload`, and signing
+ * or verifying it reads the PAE in place (signedMessage) instead of copying tens of MB.
+ */
+export function payloadWithPaeRoom(payloadType: string, length: number): Buffer {
+  const head = paeHead(payloadType, length);
+  const buf = Buffer.allocUnsafe(head.length + length);
+  head.copy(buf, 0);
+  return buf.subarray(head.length);
+}
+
+/**
+ * PAE(type, payload): a view over the payload's own memory when the bytes just before it are the
+ * PAE head (a payload from payloadWithPaeRoom or parseEnvelope), else a copy. The view is chosen
+ * by comparing the bytes, never by where the payload came from, so it is PAE either way.
+ */
+export function signedMessage(payloadType: string, payload: Uint8Array): Uint8Array {
+  const head = paeHead(payloadType, payload.length);
+  if (payload.byteOffset >= head.length) {
+    const start = payload.byteOffset - head.length;
+    if (head.equals(new Uint8Array(payload.buffer, start, head.length)))
+      return new Uint8Array(payload.buffer, start, head.length + payload.length);
+  }
+  return pae(payloadType, payload);
+}
+
 /** Signs `payload` as `payloadType` with each key; signatures sorted by key id, so the same input gives the same bytes. */
 export function signEnvelope(payloadType: string, payload: Uint8Array, keys: KeyPair[]): Envelope {
-  const message = pae(payloadType, payload);
+  const message = signedMessage(payloadType, payload);
   const byId = new Map(keys.map((k) => [k.keyid, k]));
   const signatures = [...byId.values()].map((k) => signBytes(message, k)).sort((a, b) => (a.keyid < b.keyid ? -1 : 1));
   return { payloadType, payload, signatures };
@@ -80,7 +117,7 @@ export function signEnvelope(payloadType: string, payload: Uint8Array, keys: Key
 
 /** Adds (or replaces) one key's signature, keeping the payload bytes as they are. */
 export function addSignature(env: Envelope, key: KeyPair): Envelope {
-  const mine = signBytes(pae(env.payloadType, env.payload), key);
+  const mine = signBytes(signedMessage(env.payloadType, env.payload), key);
   const signatures = [...env.signatures.filter((s) => s.keyid !== key.keyid), mine].sort((a, b) => (a.keyid < b.keyid ? -1 : 1));
   return { payloadType: env.payloadType, payload: env.payload, signatures };
 }
@@ -90,12 +127,15 @@ export function encodeEnvelope(env: Envelope): Buffer {
   const sigs = env.signatures.map((s) => `    {"keyid": ${JSON.stringify(s.keyid)}, "sig": ${JSON.stringify(s.sig)}}`).join(',\n');
   const head = Buffer.from(`{\n  "payloadType": ${JSON.stringify(env.payloadType)},\n  "payload": "`);
   const tail = Buffer.from(`",\n  "signatures": [${sigs ? `\n${sigs}\n  ` : ''}]\n}\n`);
-  const payload = Buffer.from(env.payload.buffer, env.payload.byteOffset, env.payload.byteLength).toString('base64');
-  // Written straight into the output: a catalog's base64 is tens of MB, and one copy fewer is that much less peak memory.
-  const out = Buffer.allocUnsafe(head.length + payload.length + tail.length);
+  const payload = Buffer.from(env.payload.buffer, env.payload.byteOffset, env.payload.byteLength);
+  const b64Length = 4 * Math.ceil(payload.length / 3);
+  // Written straight into the output a slice at a time: a catalog's base64 is tens of MB, and neither it nor a second copy is held whole.
+  const out = Buffer.allocUnsafe(head.length + b64Length + tail.length);
   head.copy(out, 0);
-  out.write(payload, head.length, 'latin1');
-  tail.copy(out, head.length + payload.length);
+  let at = head.length;
+  for (let i = 0; i < payload.length; i += BASE64_SLICE)
+    at += out.write(payload.toString('base64', i, Math.min(i + BASE64_SLICE, payload.length)), at, 'latin1');
+  tail.copy(out, at);
   return out;
 }
 
@@ -133,15 +173,49 @@ function assertType(actual: unknown, expected: PayloadType, what: string): void 
  * payload stays bytes until its signatures have been checked.
  */
 export function parseEnvelope(bytes: Uint8Array, expected: PayloadType, what: string): Envelope {
-  const v = parseStrictJson(bytes, what);
+  // The payload's base64 stays in `bytes` (no copy as a string) unless it holds an escape.
+  const v = parseStrictJsonBytes(bytes, what, { rawString: 'payload' });
   if (!isJsonObject(v)) throw new SwpkgError('E_MALFORMED', `${what} is not a signed envelope`, { details: { what } });
   if ('signed' in v && !('payload' in v)) throw legacy(what);
   assertKnownFields(v, ['payloadType', 'payload', 'signatures'], what);
   assertType(v['payloadType'], expected, what);
   const payload = v['payload'];
-  if (typeof payload !== 'string') throw new SwpkgError('E_MALFORMED', `${what}: payload must be a base64 string`, { details: { what } });
+  if (typeof payload !== 'string' && !(payload instanceof RawJsonString))
+    throw new SwpkgError('E_MALFORMED', `${what}: payload must be a base64 string`, { details: { what } });
   const signatures = parseSignatureList(v['signatures'], what);
-  return { payloadType: expected, payload: decodeStrictBase64(payload, `${what}: payload`), signatures };
+  const decoded =
+    typeof payload === 'string'
+      ? decodeStrictBase64(payload, `${what}: payload`)
+      : decodeStrictBase64Range(bytes, payload, expected, `${what}: payload`);
+  return { payloadType: expected, payload: decoded, signatures };
+}
+
+/**
+ * decodeStrictBase64 over base64 left in the envelope's bytes (escape-free, so those bytes are
+ * the string), decoded a slice at a time into a buffer with PAE's head before it
+ * (payloadWithPaeRoom): the signature check then reads the payload where it is.
+ */
+function decodeStrictBase64Range(bytes: Uint8Array, range: RawJsonString, payloadType: string, what: string): Buffer {
+  const src = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const { start, end } = range;
+  const refuse = (): SwpkgError => new SwpkgError('E_MALFORMED', `${what} is not canonical standard base64`, { details: { what } });
+  const length = end - start;
+  if (length % 4 !== 0) throw refuse();
+  const last = src.toString('latin1', end - 4, end);
+  if (length > 0 && Buffer.from(last, 'base64').toString('base64') !== last) throw refuse();
+  const pad = length === 0 ? 0 : last.endsWith('==') ? 2 : last.endsWith('=') ? 1 : 0;
+  const out = payloadWithPaeRoom(payloadType, (length / 4) * 3 - pad);
+  const slice = (BASE64_SLICE / 3) * 4;
+  let at = 0;
+  for (let i = start; i < end; i += slice) {
+    const e = Math.min(i + slice, end);
+    const text = src.toString('latin1', i, e);
+    // Buffer's decoder skips what is not base64, so every character is checked first; '=' only at the very end.
+    if (!(e === end ? BASE64_CHARS : BASE64_BODY).test(text)) throw refuse();
+    at += out.write(text, at, 'base64');
+  }
+  if (at !== out.length) throw refuse();
+  return out;
 }
 
 /** A package's `.SWPKG/signature.json`: a DSSE envelope whose payload is the manifest entry, kept detached. */
@@ -176,7 +250,7 @@ export function payloadSha256(env: Envelope): string {
  * not met.
  */
 export function checkThreshold(env: Envelope, role: RoleKeys, keys: Record<string, PublicKey>, what: string): void {
-  const message = pae(env.payloadType, env.payload);
+  const message = signedMessage(env.payloadType, env.payload);
   const good = new Set<string>();
   let badByRoleKey = 0;
   let unknown = 0;

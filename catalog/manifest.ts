@@ -135,10 +135,27 @@ function bad(
 }
 
 /** Semver exactly, no leading "v", no loose forms: versions are compared by the resolver and must mean one thing. */
+/**
+ * Strings semver already accepted, as a version and as a range: a 65 000-entry catalog repeats a
+ * few thousand of them, and semver's parse (regexes, a Range object per call) was most of the
+ * time and garbage of checking it. Only acceptances are kept, so a refusal is always semver's
+ * own; the sets are emptied when full, which bounds them.
+ */
+const knownVersions = new Set<string>();
+const knownRanges = new Set<string>();
+const KNOWN_MAX = 16384;
+
+function remember(set: Set<string>, s: string): void {
+  if (set.size >= KNOWN_MAX) set.clear();
+  set.add(s);
+}
+
 export function assertVersion(version: unknown, field = 'version'): string {
+  if (typeof version === 'string' && knownVersions.has(version)) return version;
   if (typeof version !== 'string' || semver.valid(version) !== version) {
     throw bad(field, version, 'is not a semantic version (MAJOR.MINOR.PATCH, e.g. 1.2.3)', 'E_INVALID_VERSION');
   }
+  remember(knownVersions, version);
   return version;
 }
 
@@ -150,9 +167,11 @@ export function assertName(name: unknown, field = 'name'): string {
 }
 
 export function assertRange(range: unknown, field: string): string {
+  if (typeof range === 'string' && knownRanges.has(range)) return range;
   if (typeof range !== 'string' || semver.validRange(range) === null) {
     throw bad(field, range, 'is not a semver range (e.g. ^1.2.0, >=2 <3, *)', 'E_INVALID_RANGE');
   }
+  remember(knownRanges, range);
   return range;
 }
 

@@ -38,14 +38,23 @@ export interface TrustWalkOptions {
   onRoot?: (root: RootDocument, rotated: number[]) => void;
 }
 
-export interface TrustWalk {
+export interface TrustWalk<C = CatalogDocument> {
   /** The newest root, reached from `trusted` one signed step at a time. */
   root: RootDocument;
   /** Root versions accepted by rotation in this walk (empty when `trusted` is still the newest). */
   rotated: number[];
-  catalog: CatalogDocument;
+  /** What the catalog check returned (verifyCatalog's document by default). */
+  catalog: C;
   catalogBytes: Uint8Array;
 }
+
+/**
+ * How the walk checks the catalog's bytes: verifyCatalog, or a caller's wrapper around one of
+ * its forms (pkg update streams the entries into its index with verifyCatalogStream). It is
+ * called once per copy fetched (a refused copy sends the fetcher to the next mirror), and must
+ * apply every check of verifyCatalog with the options it is given.
+ */
+export type CatalogCheck<C> = (bytes: Uint8Array, o: VerifyCatalogOptions) => C;
 
 /**
  * The one walk of the trust chain, shared by `pkg update` and `swpkg repo
@@ -66,7 +75,9 @@ export interface TrustWalk {
  * file, never usage errors (refusedFromServer). Nothing is stored here:
  * the caller keeps the new root only once the catalog verified under it.
  */
-export async function walkTrust(o: TrustWalkOptions): Promise<TrustWalk> {
+export async function walkTrust(o: TrustWalkOptions): Promise<TrustWalk>;
+export async function walkTrust<C>(o: TrustWalkOptions, check: CatalogCheck<C>): Promise<TrustWalk<C>>;
+export async function walkTrust(o: TrustWalkOptions, check: CatalogCheck<unknown> = verifyCatalog): Promise<TrustWalk<unknown>> {
   let root = o.trusted;
   const rotated: number[] = [];
   for (let step = 0; step < MAX_ROOT_STEPS; step++) {
@@ -89,7 +100,7 @@ export async function walkTrust(o: TrustWalkOptions): Promise<TrustWalk> {
   const maxBytes = o.catalog?.maxBytes ?? DEFAULT_MAX_CATALOG_BYTES;
   const got = await o.fetch(o.catalogPath, { maxBytes, optional: false }, (bytes) => {
     try {
-      return { bytes, doc: verifyCatalog(bytes, { ...o.catalog, maxBytes, root: trustedRoot, now: o.now }) };
+      return { bytes, doc: check(bytes, { ...o.catalog, maxBytes, root: trustedRoot, now: o.now }) };
     } catch (e) {
       throw refusedFromServer(e, o.catalogPath);
     }

@@ -1,21 +1,24 @@
-import { open, readFile, rm, type FileHandle } from 'node:fs/promises';
+import { closeSync, mkdirSync, openSync, readSync, rmdirSync, rmSync, writeSync } from 'node:fs';
+import { open, readFile, rm, stat, type FileHandle } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
 import { crc32 } from 'node:zlib';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import {
   SwpkgError,
   fromFsError,
   assertNotExpired,
   openVerifiedCatalog,
   parseEnvelope,
-  payloadSha256,
   sha256Hex,
   PAYLOAD_TYPES,
   NAME_RE,
   type CatalogDocument,
   type CatalogPackage,
+  type VerifiedCatalogSummary,
 } from '../catalog/index.js';
 import type { PkgContext } from './context.js';
 import { readJsonIfExists, writeFileAtomic, listDir } from './fs-util.js';
+import { commitFile, tempPathFor } from '../catalog/index.js';
 
 /**
  * What the client last accepted for a repository (`db/catalogs/<repo>.json`).
@@ -69,32 +72,35 @@ export async function readCatalogState(ctx: PkgContext, repo: string): Promise<C
   return v;
 }
 
-/** Records a verified catalog as the last accepted one for `repo`. */
+/**
+ * Records a verified catalog as the last accepted one for `repo`: its bytes, the index built from
+ * its entries as they were verified (CatalogIndexBuilder fed by verifyCatalogStream), then the state.
+ */
 export async function saveAcceptedCatalog(
   ctx: PkgContext,
   repo: string,
   bytes: Uint8Array,
-  doc: CatalogDocument,
+  catalog: VerifiedCatalogSummary,
+  entries: CatalogIndexBuilder,
   o: { rootVersion: number; source: string },
 ): Promise<CatalogState> {
   const sha256 = sha256Hex(bytes);
   const previous = await readCatalogState(ctx, repo);
   await writeFileAtomic(bytesPath(ctx, repo, sha256), bytes);
-  const index = encodeCatalogIndex(doc, sha256);
-  await writeFileAtomic(indexPath(ctx, repo, sha256), index.bytes);
+  const index = await entries.writeTo(indexPath(ctx, repo, sha256), sha256, catalog.signed);
   const state: CatalogState = {
     format: 1,
     repo,
-    version: doc.signed.version,
+    version: catalog.signed.version,
     sha256,
-    payloadSha256: payloadSha256(doc),
-    expires: doc.signed.expires,
-    generated: doc.signed.generated,
+    payloadSha256: catalog.payloadSha256,
+    expires: catalog.signed.expires,
+    generated: catalog.signed.generated,
     acceptedAt: ctx.now().toISOString(),
     rootVersion: o.rootVersion,
     source: o.source,
-    packages: doc.signed.packages.length,
-    indexSha256: sha256Hex(index.bytes),
+    packages: catalog.packages,
+    indexSha256: index.sha256,
     indexHeaderSha256: index.headSha256,
   };
   // The state is renamed in last: a crash before it leaves the old state, its bytes and index intact.
@@ -155,6 +161,15 @@ export async function storedCatalogIntact(ctx: PkgContext, repo: string, state: 
   }
 }
 
+/** Size of the stored catalog bytes `sha256` names, or undefined when there are none. */
+export async function storedSize(ctx: PkgContext, repo: string, sha256: string): Promise<number | undefined> {
+  try {
+    return (await stat(bytesPath(ctx, repo, sha256))).size;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Catalog files no state points at (a crash between the two writes); removed by the next writer. */
 export async function strayCatalogFiles(ctx: PkgContext): Promise<string[]> {
   const names = await listDir(ctx.paths.catalogsDir);
@@ -202,47 +217,158 @@ interface IndexHeader {
 const HEADER_DIGITS = 10;
 
 /** Rows of `KEY VALUE\n`: every key and value is a NAME_RE name, so none holds a space, comma or newline. */
-function table(map: Map<string, string[]>): Buffer {
-  const rows = [...map].map(([k, v]) => Buffer.from(`${k} ${v.join(',')}\n`));
-  const key = (b: Buffer): Buffer => b.subarray(0, b.indexOf(32));
-  return Buffer.concat(rows.sort((a, b) => Buffer.compare(key(a), key(b))));
+function table<V>(map: Map<string, V[]>, value: (v: V[]) => string): Buffer {
+  // NAME_RE names are ASCII, so sorting the strings by UTF-16 unit is sorting their bytes, without a buffer per row.
+  const keys = [...map.keys()].sort();
+  return Buffer.from(keys.map((k) => `${k} ${value(map.get(k)!)}\n`).join(''));
 }
 
-function encodeCatalogIndex(doc: CatalogDocument, catalogSha256: string): { bytes: Buffer; headSha256: string } {
-  const names = new Map<string, string[]>();
-  const provides = new Map<string, string[]>();
-  const lines: Buffer[] = [];
-  let at = 0;
-  for (const p of doc.signed.packages) {
-    const line = Buffer.from(`${JSON.stringify(p)}\n`);
-    const where = `${at}:${line.length}:${crc32(line).toString(16)}`;
-    const got = names.get(p.name);
-    if (got) got.push(where);
-    else names.set(p.name, [where]);
+/** START:LENGTH:CRC32 of each entry of a name, from the flat triples the builder keeps. */
+function placesOf(triples: number[]): string {
+  const out: string[] = [];
+  for (let i = 0; i < triples.length; i += 3) out.push(`${triples[i]}:${triples[i + 1]}:${triples[i + 2]!.toString(16)}`);
+  return out.join(',');
+}
+
+/** Entry lines are packed into a buffer of this size (a line longer than it gets its own). */
+const ENTRY_CHUNK = 1024 * 1024;
+
+/**
+ * Builds the index of a catalog from its entries one at a time, in catalog order, as
+ * verifyCatalogStream hands them over. Only the tables stay in memory: the entry lines go through
+ * one buffer into a temp file in the catalogs folder (`.tmp-…`, removed by discard, or by the next
+ * writer after a crash, strayCatalogFiles), so the 27 MB of lines of a 65 000-entry catalog are
+ * never held beside its bytes and payload. Entries arrive before verification ends: write the
+ * index (writeTo) only once the catalog verified, and discard the builder in every case.
+ */
+export class CatalogIndexBuilder {
+  /** Per name, START, LENGTH, CRC32 of each of its entries, flat: numbers kept in the array, not a string per entry. */
+  private readonly names = new Map<string, number[]>();
+  private readonly provides = new Map<string, string[]>();
+  private chunk = Buffer.allocUnsafe(ENTRY_CHUNK);
+  private used = 0;
+  private at = 0;
+  private fd: number | undefined;
+  private readonly spill: string;
+  private madeDir: string | undefined;
+
+  constructor(private readonly dir: string) {
+    this.spill = tempPathFor(join(dir, 'entries'));
+  }
+
+  add(p: CatalogPackage): void {
+    const line = `${JSON.stringify(p)}\n`;
+    // A UTF-16 unit is at most 3 bytes of UTF-8; the exact length is counted only near a chunk's end.
+    if (this.used + line.length * 3 > this.chunk.length) {
+      const need = Buffer.byteLength(line);
+      if (this.used + need > this.chunk.length) {
+        this.flush();
+        if (need > this.chunk.length) this.chunk = Buffer.allocUnsafe(need);
+      }
+    }
+    const n = this.chunk.write(line, this.used);
+    const crc = crc32(this.chunk.subarray(this.used, this.used + n));
+    const got = this.names.get(p.name);
+    if (got) got.push(this.at, n, crc);
+    else this.names.set(p.name, [this.at, n, crc]);
+    this.used += n;
+    this.at += n;
     for (const v of p.provides) {
       const virt = v.includes('@') ? v.slice(0, v.indexOf('@')) : v;
       // The schema takes any string here, but requests and dependencies are names (NAME_RE): another provide meets nothing.
       if (!NAME_RE.test(virt)) continue;
-      const list = provides.get(virt) ?? [];
+      const list = this.provides.get(virt) ?? [];
       if (!list.includes(p.name)) list.push(p.name);
-      provides.set(virt, list);
+      this.provides.set(virt, list);
     }
-    lines.push(line);
-    at += line.length;
   }
-  const namesTable = table(names);
-  const providesTable = table(provides);
-  const header: IndexHeader = {
-    format: 1,
-    catalogSha256,
-    version: doc.signed.version,
-    expires: doc.signed.expires,
-    namesBytes: namesTable.length,
-    providesBytes: providesTable.length,
-  };
-  const json = Buffer.from(`${JSON.stringify(header)}\n`);
-  const head = Buffer.concat([Buffer.from(`${String(json.length).padStart(HEADER_DIGITS, '0')}\n`), json, namesTable, providesTable]);
-  return { bytes: Buffer.concat([head, ...lines]), headSha256: sha256Hex(head) };
+
+  /** Synchronous: entries are handed over inside the (synchronous) verification. */
+  private flush(): void {
+    if (this.used === 0) return;
+    if (this.fd === undefined) {
+      // A folder made here is removed again by discard if nothing is kept: a refused update changes nothing.
+      this.madeDir = mkdirSync(this.dir, { recursive: true }) === undefined ? undefined : this.dir;
+      this.fd = openSync(this.spill, 'wx+', 0o644);
+    }
+    writeAll(this.fd, this.chunk.subarray(0, this.used));
+    this.used = 0;
+  }
+
+  /**
+   * Writes the whole index to `path` crash-safely (temp file, fsync, rename): header and tables,
+   * then the entry lines. Returns its SHA-256 and that of its head (header and tables).
+   */
+  async writeTo(
+    path: string,
+    catalogSha256: string,
+    signed: { version: number; expires: string },
+  ): Promise<{ sha256: string; headSha256: string }> {
+    this.flush();
+    const namesTable = table(this.names, placesOf);
+    const providesTable = table(this.provides, (v) => v.join(','));
+    const header: IndexHeader = {
+      format: 1,
+      catalogSha256,
+      version: signed.version,
+      expires: signed.expires,
+      namesBytes: namesTable.length,
+      providesBytes: providesTable.length,
+    };
+    const json = Buffer.from(`${JSON.stringify(header)}\n`);
+    const head = Buffer.concat([Buffer.from(`${String(json.length).padStart(HEADER_DIGITS, '0')}\n`), json, namesTable, providesTable]);
+    const sha256 = createHash('sha256').update(head);
+    const tmp = tempPathFor(path);
+    let out: number | undefined;
+    try {
+      mkdirSync(dirname(path), { recursive: true });
+      out = openSync(tmp, 'wx', 0o644);
+      writeAll(out, head);
+      if (this.fd !== undefined) {
+        // The entries' bytes, read back through the one buffer and hashed after the head, as the whole file is.
+        let pos = 0;
+        for (;;) {
+          const n = readSync(this.fd, this.chunk, 0, this.chunk.length, pos);
+          if (n === 0) break;
+          const data = this.chunk.subarray(0, n);
+          sha256.update(data);
+          writeAll(out, data);
+          pos += n;
+        }
+      }
+      closeSync(out);
+      out = undefined;
+    } catch (e) {
+      if (out !== undefined) closeSync(out);
+      rmSync(tmp, { force: true });
+      throw fromFsError(e, `writing ${path}`);
+    }
+    await commitFile(tmp, path);
+    this.madeDir = undefined;
+    return { sha256: sha256.digest('hex'), headSha256: sha256Hex(head) };
+  }
+
+  /** Removes the temp file of entries (and a catalogs folder it created for nothing). Safe to call twice. */
+  discard(): void {
+    if (this.fd !== undefined) {
+      closeSync(this.fd);
+      this.fd = undefined;
+      rmSync(this.spill, { force: true });
+    }
+    if (this.madeDir !== undefined) {
+      try {
+        rmdirSync(this.madeDir);
+      } catch {
+        // Not empty: something else was written there meanwhile, so it stays.
+      }
+      this.madeDir = undefined;
+    }
+  }
+}
+
+function writeAll(fd: number, data: Buffer): void {
+  let off = 0;
+  while (off < data.length) off += writeSync(fd, data, off);
 }
 
 /** The value of `key` in a table of sorted `KEY VALUE\n` rows, by binary search over its bytes. */

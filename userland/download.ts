@@ -396,16 +396,24 @@ export async function fetchBytes(url: string, o: FetchBytesOptions): Promise<Uin
   }
   const body = guarded(url, res, o.limits, ctl, deadlineAt);
   if (o.gunzip === true) return inflateBody(url, res, body, o.maxBytes);
+  // With a declared length the bytes land in one buffer as they arrive: a 34 MB catalog is not
+  // held twice (its chunks, then their concatenation). A body longer than declared goes on in chunks.
+  const into = Number.isSafeInteger(declared) && declared >= 0 ? Buffer.allocUnsafe(declared) : undefined;
   const chunks: Uint8Array[] = [];
   let n = 0;
   for await (const chunk of body) {
-    n += chunk.length;
-    if (n > o.maxBytes) {
+    if (n + chunk.length > o.maxBytes) {
       await res.discard();
-      throw tooLarge(url, o.maxBytes, n);
+      throw tooLarge(url, o.maxBytes, n + chunk.length);
     }
-    chunks.push(chunk);
+    if (into && chunks.length === 0 && n + chunk.length <= into.length) into.set(chunk, n);
+    else {
+      if (into && chunks.length === 0) chunks.push(into.subarray(0, n));
+      chunks.push(chunk);
+    }
+    n += chunk.length;
   }
+  if (chunks.length === 0) return into ? into.subarray(0, n) : Buffer.alloc(0);
   return Buffer.concat(chunks, n);
 }
 

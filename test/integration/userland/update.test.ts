@@ -225,6 +225,52 @@ describe('pkg update', () => {
     }
   });
 
+  it('keeps the index of the copy that verified when a copy refused late (E_WRONG_REPO, after its entries were read) sent it to a mirror', async () => {
+    const doc = await currentCatalog();
+    const zeta = { ...doc.signed.packages[0]!, name: 'zeta', path: 'packages/zeta-1.0.0-x86_64.swpkg' };
+    const other = signCatalog({ ...doc.signed, repo: 'other', packages: [zeta, ...doc.signed.packages] }, [repo.key]);
+    // The first server has no pointer, so it is asked for catalog.json, and serves another repository's catalog.
+    const table = new Map(repo.table);
+    table.delete('hosted-repo.json');
+    table.set('catalog.json', { body: encodeEnvelope(other) });
+    const first = await startTableServer(table);
+    try {
+      const add = await pkgJson(root, ['repo', 'add', 'main', first.url, '--key', repo.rootFile, '--mirror', server.url]);
+      expect(add.json?.ok).toBe(true);
+      const up = await pkgJson(root, ['update']);
+      expect(up.json?.result.repos[0], up.stdout).toMatchObject({ repo: 'main', packages: 2 });
+      expect(up.json?.warnings?.join('\n')).toMatch(/E_WRONG_REPO/);
+      const beta = await pkgJson(root, ['install', 'beta', '--dry-run']);
+      expect(beta.json?.ok, beta.stdout).toBe(true);
+      const z = await pkgJson(root, ['install', 'zeta', '--dry-run']);
+      expect(z.json?.error?.code, z.stdout).toBe('E_RESOLVE');
+    } finally {
+      await first.close();
+    }
+  });
+
+  it('a catalog whose entries spill to a temp file: refused late, it leaves nothing (not even the catalogs folder); accepted, its index answers', async () => {
+    const doc = await currentCatalog();
+    const base = doc.signed.packages[0]!;
+    // Over 1 MiB of index lines, so the builder writes its temp file of entries before the refusal.
+    const many = Array.from({ length: 6000 }, (_, i) => ({
+      ...base,
+      name: `bulk${i}`,
+      path: `packages/bulk${i}-1.0.0-x86_64.swpkg`,
+      summary: 'x'.repeat(100),
+    }));
+    const big = { ...doc.signed, version: doc.signed.version + 1, packages: [...doc.signed.packages, ...many] };
+    await pkgJson(root, ['repo', 'add', 'main', server.url, '--fingerprint', repo.fingerprint]);
+    serveCatalog(signCatalog({ ...big, repo: 'other' }, [repo.key]));
+    await expectRefused('E_WRONG_REPO');
+    serveCatalog(signCatalog(big, [repo.key]));
+    const up = await pkgJson(root, ['update']);
+    expect(up.json?.result.repos[0], up.stdout).toMatchObject({ packages: 6002 });
+    const plan = await pkgJson(root, ['install', 'bulk5999', '--dry-run']);
+    expect(plan.json?.ok, plan.stdout).toBe(true);
+    expect(JSON.stringify(plan.json?.result)).toContain('bulk5999');
+  });
+
   it('follows a root rotation and keeps the new root', async () => {
     await addAndUpdate();
     await repo.rotateRoot();

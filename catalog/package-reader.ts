@@ -1,5 +1,6 @@
 import {
   createReadStream,
+  fstatSync,
   openSync,
   readSync,
   writeSync,
@@ -48,7 +49,7 @@ function compressionOf(head: Uint8Array): PackageCompression | undefined {
 }
 
 /** Opens a package and reads its first bytes to pick the decompressor: the descriptor is the stream's from then on. */
-function openPackage(path: string): { fd: number; compression: PackageCompression } {
+function openPackage(path: string): { fd: number; compression: PackageCompression; size: number } {
   let fd: number;
   try {
     fd = openSync(path, 'r');
@@ -60,7 +61,7 @@ function openPackage(path: string): { fd: number; compression: PackageCompressio
     const n = readSync(fd, head, 0, head.length, 0);
     const compression = compressionOf(head.subarray(0, n));
     if (compression === undefined) throw corrupt(path, 'neither zstd nor gzip');
-    return { fd, compression };
+    return { fd, compression, size: fstatSync(fd).size };
   } catch (e) {
     closeSync(fd);
     throw e instanceof SwpkgError ? e : fromFsError(e, `reading ${path}`);
@@ -407,8 +408,10 @@ async function streamPackage(path: string, opts: ReadOptions, sink: Sink, header
 
   const pkgHash = createHash('sha256');
   let compressed = 0;
-  const { fd, compression } = openPackage(path);
-  const input = createReadStream(path, { fd, start: 0, highWaterMark: 1 << 20 });
+  const { fd, compression, size } = openPackage(path);
+  // With `end` set, each read buffer is sized to what is left: without it every small package cost
+  // a 1 MiB buffer, a copy into one of the size read, and another 1 MiB buffer for the read at EOF.
+  const input = createReadStream(path, { fd, start: 0, end: Math.max(size, 1) - 1, highWaterMark: 1 << 20 });
   const inflate = decompressor(compression);
   input.on('error', (e) => fail(fromFsError(e, `reading ${path}`)));
   inflate.on('error', (e) => fail(corrupt(path, `${compression}: ${e.message}`, e)));

@@ -494,8 +494,14 @@ export async function verifyPackageFile(path: string, opts: ReadOptions = {}): P
 export async function extractPackage(path: string, destDir: string, opts: ExtractOptions = {}): Promise<VerifiedPackage> {
   try {
     // Synchronous, as every write of the extraction is: each fs/promises call is a hand-off to libuv's thread pool.
-    mkdirSync(dirname(destDir), { recursive: true });
-    mkdirSync(destDir, { mode: 0o755 });
+    // The parent usually exists (a store): make it only when the first mkdir says it is missing.
+    try {
+      mkdirSync(destDir, { mode: 0o755 });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      mkdirSync(dirname(destDir), { recursive: true });
+      mkdirSync(destDir, { mode: 0o755 });
+    }
   } catch (e) {
     throw fromFsError(e, `creating ${destDir}`);
   }

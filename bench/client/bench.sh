@@ -9,6 +9,7 @@
 #      dpkg, curl, GNU time (Debian: hyperfine pacman-package-manager dpkg-dev curl time).
 #      SKIP: measurement ids not to run (e.g. SKIP=install-dpkg: dpkg takes ~7 min a run);
 #      RESULTS: where results go (default $BENCH_DIR/client-results; a rerun can reuse the corpus).
+#      COMPRESSION: of the packed corpora, zstd (default) or gzip (the format before zstd); a BENCH_DIR keeps one.
 set -euo pipefail
 : "${BENCH_DIR:?set BENCH_DIR to a scratch directory}"
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -57,7 +58,7 @@ sec_install() {
     rm -rf "$P" "$S"
   fi
   [ -d "$P/arch" ] && [ -d "$P/deb-zst" ] || BENCH_DIR=$BENCH_DIR bash "$ANCHORS/build-formats.sh" small arch deb-zst
-  [ -f "$S/repo.json" ] || "$NODE" "$TOOLS/pack-corpus.mjs" --corpus "$corpus" --out "$S"
+  [ -f "$S/repo.json" ] || "$NODE" "$TOOLS/pack-corpus.mjs" --corpus "$corpus" --out "$S" --compression "${COMPRESSION:-zstd}"
   local fp names; fp=$(json "$S/repo.json" .fingerprint); names=$(json "$S/repo.json" ".names.join(' ')")
   serve "$S/www" "$PORT_BASE"
   local url="http://127.0.0.1:$PORT_BASE/" R=$W/root-pkg
@@ -78,7 +79,7 @@ sec_large() {
     "$NODE" "$ANCHORS/gen-corpus.mjs" --out "$BENCH_DIR/corpus" --only large --large 1 --large-mib "$LARGE_MIB"
     rm -rf "$S"
   fi
-  [ -f "$S/repo.json" ] || "$NODE" "$TOOLS/pack-corpus.mjs" --corpus "$L" --out "$S" --jobs 1
+  [ -f "$S/repo.json" ] || "$NODE" "$TOOLS/pack-corpus.mjs" --corpus "$L" --out "$S" --jobs 1 --compression "${COMPRESSION:-zstd}"
   local fp file; fp=$(json "$S/repo.json" .fingerprint); file=$(cd "$S/www" && ls packages/*.swpkg)
   serve "$S/www" $((PORT_BASE + 1))
   local url="http://127.0.0.1:$((PORT_BASE + 1))/" R=$W/root-large

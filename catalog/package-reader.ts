@@ -1,7 +1,19 @@
-import { createReadStream, openSync, writeSync, closeSync, fsyncSync, fchmodSync, mkdirSync, symlinkSync, chmodSync } from 'node:fs';
+import {
+  createReadStream,
+  fstatSync,
+  openSync,
+  readSync,
+  writeSync,
+  closeSync,
+  fsyncSync,
+  fchmodSync,
+  mkdirSync,
+  symlinkSync,
+  chmodSync,
+} from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
-import { createGunzip } from 'node:zlib';
+import { constants as zlibConstants, createGunzip, createZstdDecompress, type Gunzip, type ZstdDecompress } from 'node:zlib';
 import { once } from 'node:events';
 import { join, dirname } from 'node:path';
 import { Parser, type ReadEntry } from 'tar';
@@ -15,6 +27,52 @@ import { MANIFEST_ENTRY, SIGNATURE_ENTRY } from './package-writer.js';
 const MAX_SIGNATURE_BYTES = 64 * 1024;
 /** One PAX (or GNU long name) record; node-tar buffers it whole. */
 const MAX_TAR_META_BYTES = 16 * 1024;
+/**
+ * The largest zstd window a package may ask for (2^23 = 8 MiB). The decoder holds one window:
+ * a frame that declares more (a hostile one could ask for 2 GiB) is refused before any memory
+ * is taken for it. The writer's level 3 streams use 2^21.
+ */
+const ZSTD_WINDOW_LOG_MAX = 23;
+
+/** A package's compression, told by its first bytes: `swpkg pack` writes zstd; gzip, what it wrote before, is still read. */
+type PackageCompression = 'gzip' | 'zstd';
+
+const GZIP_MAGIC = Buffer.from([0x1f, 0x8b]);
+const ZSTD_MAGIC = Buffer.from([0x28, 0xb5, 0x2f, 0xfd]);
+
+/** What the first bytes of a file say it is; undefined when neither gzip nor zstd. */
+function compressionOf(head: Uint8Array): PackageCompression | undefined {
+  const b = Buffer.from(head.buffer, head.byteOffset, head.byteLength);
+  if (b.length >= ZSTD_MAGIC.length && b.subarray(0, ZSTD_MAGIC.length).equals(ZSTD_MAGIC)) return 'zstd';
+  if (b.length >= GZIP_MAGIC.length && b.subarray(0, GZIP_MAGIC.length).equals(GZIP_MAGIC)) return 'gzip';
+  return undefined;
+}
+
+/** Opens a package and reads its first bytes to pick the decompressor: the descriptor is the stream's from then on. */
+function openPackage(path: string): { fd: number; compression: PackageCompression; size: number } {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch (e) {
+    throw fromFsError(e, `reading ${path}`);
+  }
+  try {
+    const head = Buffer.alloc(ZSTD_MAGIC.length);
+    const n = readSync(fd, head, 0, head.length, 0);
+    const compression = compressionOf(head.subarray(0, n));
+    if (compression === undefined) throw corrupt(path, 'neither zstd nor gzip');
+    return { fd, compression, size: fstatSync(fd).size };
+  } catch (e) {
+    closeSync(fd);
+    throw e instanceof SwpkgError ? e : fromFsError(e, `reading ${path}`);
+  }
+}
+
+// 256 KiB output chunks: the default 16 KiB costs one main-thread round trip per chunk (bench/catalog profile).
+function decompressor(compression: PackageCompression): Gunzip | ZstdDecompress {
+  if (compression === 'gzip') return createGunzip({ chunkSize: 256 * 1024 });
+  return createZstdDecompress({ chunkSize: 256 * 1024, params: { [zlibConstants.ZSTD_d_windowLogMax]: ZSTD_WINDOW_LOG_MAX } });
+}
 
 export interface PackageHeader {
   manifest: PackageManifest;
@@ -350,11 +408,13 @@ async function streamPackage(path: string, opts: ReadOptions, sink: Sink, header
 
   const pkgHash = createHash('sha256');
   let compressed = 0;
-  const input = createReadStream(path, { highWaterMark: 1 << 20 });
-  // 256 KiB output chunks: the default 16 KiB costs one main-thread round trip per chunk (bench/catalog profile).
-  const gunzip = createGunzip({ chunkSize: 256 * 1024 });
+  const { fd, compression, size } = openPackage(path);
+  // With `end` set, each read buffer is sized to what is left: without it every small package cost
+  // a 1 MiB buffer, a copy into one of the size read, and another 1 MiB buffer for the read at EOF.
+  const input = createReadStream(path, { fd, start: 0, end: Math.max(size, 1) - 1, highWaterMark: 1 << 20 });
+  const inflate = decompressor(compression);
   input.on('error', (e) => fail(fromFsError(e, `reading ${path}`)));
-  gunzip.on('error', (e) => fail(corrupt(path, `gzip: ${e.message}`, e)));
+  inflate.on('error', (e) => fail(corrupt(path, `${compression}: ${e.message}`, e)));
   // Set once reading stops: a chunk already in flight after destroy() must not reach the finished hash
   // (a header-only read of a package larger than one read chunk used to crash with ERR_CRYPTO_HASH_FINALIZED).
   let stopped = false;
@@ -373,9 +433,9 @@ async function streamPackage(path: string, opts: ReadOptions, sink: Sink, header
       input.destroy();
     }
   });
-  input.pipe(gunzip);
+  input.pipe(inflate);
   try {
-    for await (const chunk of gunzip) {
+    for await (const chunk of inflate) {
       if (checker.stopped) break;
       if (!parser.write(chunk as Buffer)) await once(parser, 'drain');
     }
@@ -388,9 +448,9 @@ async function streamPackage(path: string, opts: ReadOptions, sink: Sink, header
     fail(e instanceof SwpkgError ? e : corrupt(path, (e as Error).message, e));
   } finally {
     stopped = true;
-    input.unpipe(gunzip);
+    input.unpipe(inflate);
     input.destroy();
-    gunzip.destroy();
+    inflate.destroy();
   }
   const { failure, manifest, manifestBytes, signature } = checker;
   if (failure !== undefined) {
@@ -434,8 +494,14 @@ export async function verifyPackageFile(path: string, opts: ReadOptions = {}): P
 export async function extractPackage(path: string, destDir: string, opts: ExtractOptions = {}): Promise<VerifiedPackage> {
   try {
     // Synchronous, as every write of the extraction is: each fs/promises call is a hand-off to libuv's thread pool.
-    mkdirSync(dirname(destDir), { recursive: true });
-    mkdirSync(destDir, { mode: 0o755 });
+    // The parent usually exists (a store): make it only when the first mkdir says it is missing.
+    try {
+      mkdirSync(destDir, { mode: 0o755 });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      mkdirSync(dirname(destDir), { recursive: true });
+      mkdirSync(destDir, { mode: 0o755 });
+    }
   } catch (e) {
     throw fromFsError(e, `creating ${destDir}`);
   }

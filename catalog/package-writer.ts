@@ -1,7 +1,7 @@
 import { createReadStream, createWriteStream } from 'node:fs';
 import { lstat, readdir, readlink, rm } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
-import { createGzip } from 'node:zlib';
+import { constants as zlibConstants, createGzip, createZstdCompress, type Gzip, type ZstdCompress } from 'node:zlib';
 import { once } from 'node:events';
 import { join } from 'node:path';
 import type { Writable } from 'node:stream';
@@ -27,6 +27,11 @@ export interface PackOptions {
   key?: KeyPair;
   /** mtime of every entry; default 0. Same inputs → same bytes. */
   sourceDateEpoch?: number;
+  /**
+   * zstd (default): at level 3 it packs in about a sixth of gzip -6's time and unpacks in about half,
+   * at the same size. gzip writes the format clients before zstd read; every client reads both.
+   */
+  compression?: 'zstd' | 'gzip';
   reporter?: Reporter;
 }
 
@@ -117,12 +122,21 @@ export async function buildManifest(dir: string, meta: PackageMeta): Promise<Pac
   return validateManifest(manifest);
 }
 
+/**
+ * The compressor of a package stream. Each is deterministic for the same bytes whatever the
+ * chunking (zstd single-threaded, no content size in a streamed frame): part of same input, same package.
+ */
+function compressor(kind: 'zstd' | 'gzip'): Gzip | ZstdCompress {
+  if (kind === 'gzip') return createGzip({ level: 6 });
+  return createZstdCompress({ params: { [zlibConstants.ZSTD_c_compressionLevel]: 3 } });
+}
+
 async function write(stream: Writable, chunk: Buffer): Promise<void> {
   if (!stream.write(chunk)) await once(stream, 'drain');
 }
 
 /**
- * Writes a reproducible `.swpkg`: gzip'd tar, `.SWPKG/manifest.json` first,
+ * Writes a reproducible `.swpkg`: a zstd (or gzip) compressed tar, `.SWPKG/manifest.json` first,
  * the optional signature second, then the payload in manifest order. Streams
  * every file (memory stays flat) and lands the output with a rename, so a
  * crash never leaves a half package under the final name.
@@ -137,25 +151,25 @@ export async function packPackage(opts: PackOptions): Promise<PackResult> {
   const tmp = `${opts.out}.tmp-${process.pid}`;
   const hash = createHash('sha256');
   let size = 0;
-  const gzip = createGzip({ level: 6 });
+  const compress = compressor(opts.compression ?? 'zstd');
   const file = createWriteStream(tmp, { mode: 0o644 });
-  gzip.on('data', (chunk: Buffer) => {
+  compress.on('data', (chunk: Buffer) => {
     hash.update(chunk);
     size += chunk.length;
   });
   const finished = new Promise<void>((resolve, reject) => {
     file.on('close', resolve);
     file.on('error', reject);
-    gzip.on('error', reject);
+    compress.on('error', reject);
   });
-  gzip.pipe(file);
+  compress.pipe(file);
   try {
-    await write(gzip, tarHeader({ path: MANIFEST_ENTRY, type: 'file', mode: 0o644, size: manifestBytes.length, mtime }));
-    await write(gzip, Buffer.concat([manifestBytes, padding(manifestBytes.length)]));
+    await write(compress, tarHeader({ path: MANIFEST_ENTRY, type: 'file', mode: 0o644, size: manifestBytes.length, mtime }));
+    await write(compress, Buffer.concat([manifestBytes, padding(manifestBytes.length)]));
     if (signature) {
       const sigBytes = signature;
-      await write(gzip, tarHeader({ path: SIGNATURE_ENTRY, type: 'file', mode: 0o644, size: sigBytes.length, mtime }));
-      await write(gzip, Buffer.concat([sigBytes, padding(sigBytes.length)]));
+      await write(compress, tarHeader({ path: SIGNATURE_ENTRY, type: 'file', mode: 0o644, size: sigBytes.length, mtime }));
+      await write(compress, Buffer.concat([sigBytes, padding(sigBytes.length)]));
     }
     let done = 0;
     for (const f of manifest.files) {
@@ -167,7 +181,7 @@ export async function packPackage(opts: PackOptions): Promise<PackResult> {
         mtime,
       };
       if (f.target !== undefined) header.linkTarget = f.target;
-      await write(gzip, tarHeader(header));
+      await write(compress, tarHeader(header));
       if (f.type === 'file') {
         const inner = createHash('sha256');
         let n = 0;
@@ -175,7 +189,7 @@ export async function packPackage(opts: PackOptions): Promise<PackResult> {
           const buf = chunk as Buffer;
           inner.update(buf);
           n += buf.length;
-          await write(gzip, buf);
+          await write(compress, buf);
         }
         // The file changed between scan and write: the manifest would lie.
         if (n !== f.size || inner.digest('hex') !== f.sha256) {
@@ -184,18 +198,21 @@ export async function packPackage(opts: PackOptions): Promise<PackResult> {
             details: { path: f.path },
           });
         }
-        await write(gzip, padding(n));
+        await write(compress, padding(n));
         done += n;
         opts.reporter?.progress(`packing ${manifest.name}`, done, manifest.installedSize);
       }
     }
-    await write(gzip, TAR_END);
-    gzip.end();
+    // Node's zstd stream ends the frame on the last chunk when end() finds it still queued, then
+    // writes a second, empty frame: so whether the file had one frame or two hung on timing. Ending
+    // only once every chunk is through gives one frame, always: same input, same bytes.
+    await new Promise<void>((resolve, reject) => compress.write(TAR_END, (e) => (e ? reject(e) : resolve())));
+    compress.end();
     await finished;
     // A package someone is about to publish or install: after a power cut it is whole or absent, never torn.
     await commitFile(tmp, opts.out);
   } catch (e) {
-    gzip.destroy();
+    compress.destroy();
     file.destroy();
     await rm(tmp, { force: true });
     throw e instanceof SwpkgError ? e : fromFsError(e, `writing ${opts.out}`);

@@ -7,7 +7,7 @@ import {
   currentNumber,
   generationDir,
   listGenerationNumbers,
-  planTree,
+  expectedTree,
   readGeneration,
   GENERATION_FILE,
   type Generation,
@@ -65,7 +65,10 @@ async function checkTree(
   const base = generationDir(ctx, g.number);
   let plan;
   try {
-    plan = planTree(g.packages.filter((p) => manifests.has(p.store)).map((p) => ({ pkg: p, manifest: manifests.get(p.store)! })));
+    plan = await expectedTree(
+      g.packages.filter((p) => manifests.has(p.store)).map((p) => ({ pkg: p, manifest: manifests.get(p.store)! })),
+      base,
+    );
   } catch (e) {
     problems.push({ kind: 'tree', path: relative(ctx.paths.root, base), detail: (e as Error).message });
     return;

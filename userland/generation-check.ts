@@ -6,7 +6,7 @@ import {
   currentNumber,
   generationDir,
   listGenerationNumbers,
-  planTree,
+  expectedTree,
   readGeneration,
   switchCurrent,
   type Generation,
@@ -67,14 +67,14 @@ export async function checkGeneration(ctx: PkgContext, n: number): Promise<Gener
     manifests.push({ pkg: p, manifest: m });
   }
   if (problems.length > 0) return done();
+  const base = generationDir(ctx, n);
   let tree;
   try {
-    tree = planTree(manifests);
+    tree = await expectedTree(manifests, base);
   } catch (e) {
     problems.push(`generations/${n}: ${(e as Error).message}`);
     return done();
   }
-  const base = generationDir(ctx, n);
   for (const d of tree.dirs) {
     const st = await lstat(join(base, d)).catch(() => undefined);
     if (!st?.isDirectory()) {

@@ -56,11 +56,13 @@ export {
   readGeneration,
   currentNumber,
   planTree,
+  expectedTree,
   GENERATION_FILE,
   type Generation,
   type GenerationPackage,
   type GenerationRelease,
   type TreePlan,
+  type TreeLink,
 } from './generation.js';
 export { checkStoreEntry, readStoreManifest, type StoreProblem } from './store.js';
 export { checkGeneration, newestCompleteGeneration, recoverCurrent, type GenerationCheck } from './generation-check.js';

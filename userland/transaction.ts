@@ -231,7 +231,7 @@ export function availableFrom(ctx: PkgContext, c: LoadedCatalog, bases: string[]
   }));
 }
 
-/** Extractions in flight: gunzip runs on libuv threads while the main thread hashes and writes. */
+/** Extractions in flight: decompression (zstd or gzip) runs on libuv threads while the main thread hashes and writes. */
 const EXTRACTIONS_IN_FLIGHT = 2;
 
 /** One progress line for all downloads of a transaction (bytes of every package together). */

@@ -1,6 +1,6 @@
 /**
  * zstd against gzip for package payloads, in one process on the same bytes (Node 24's node:zlib
- * has both): each `.swpkg` given is gunzipped to its tar stream, then that stream is compressed
+ * has both): each `.swpkg` given is decompressed (zstd or gzip) to its tar stream, then that stream is compressed
  * with gzip at level 6 (what `swpkg pack` writes) and with zstd at its default level 3, and each
  * result decompressed again (what `repo index` and `pkg install` do). Times are CPU-bound and
  * single-threaded, run back to back per file so load drifts hit both alike; ratios are zstd/gzip.
@@ -23,7 +23,9 @@ const time = (k, f) => {
   return r;
 };
 for (const f of files) {
-  const tar = gunzipSync(readFileSync(f));
+  const raw = readFileSync(f);
+  // Packages are zstd since 2026-12-03; older ones gzip: either way, the tar stream inside.
+  const tar = raw.readUInt32BE(0) === 0x28b52ffd ? zstdDecompressSync(raw) : gunzipSync(raw);
   bytes.tar += tar.length;
   const gz = time('gzip', () => gzipSync(tar, { level: 6 }));
   const zs = time('zstd', () => zstdCompressSync(tar, { params: { [constants.ZSTD_c_compressionLevel]: 3 } }));

@@ -3,12 +3,13 @@
 # times on shared machines are noise). See bench/client/README.md.
 #
 #   BENCH_DIR=/scratch bench/client/bench.sh [SECTION...]
-#   SECTION: install large startup catalog (default: all four)
+#   SECTION: install large startup catalog pack (default: the first four; pack needs the install corpus)
 # Env: N (small packages, default 1000), LARGE_MIB (default 1024), RUNS (default 3),
 #      ANCHORS (default ../shared/bench), PORT_BASE (default 18180). Needs hyperfine, pacman,
 #      dpkg, curl, GNU time (Debian: hyperfine pacman-package-manager dpkg-dev curl time).
 #      SKIP: measurement ids not to run (e.g. SKIP=install-dpkg: dpkg takes ~7 min a run);
 #      RESULTS: where results go (default $BENCH_DIR/client-results; a rerun can reuse the corpus).
+#      COMPRESSION: of the packed corpora, zstd (default) or gzip (the format before zstd); a BENCH_DIR keeps one.
 set -euo pipefail
 : "${BENCH_DIR:?set BENCH_DIR to a scratch directory}"
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -27,7 +28,7 @@ tool() {
   esbuild "$HERE/$1.ts" --bundle --platform=node --format=esm --target=node24 --outfile="$TOOLS/$1.mjs" --log-level=warning \
     --banner:js="import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);"
 }
-for t in pack-corpus serve catalog-10k summarize; do tool "$t"; done
+for t in pack-corpus pack-compare serve catalog-10k summarize; do tool "$t"; done
 # The guest's pkg, from the one client build (images/pkg-bundle.ts) the image builder and the tests use.
 [ -f "$REPO/dist/cli/swpkg/main.js" ] || (cd "$REPO" && npm run --silent build)
 "$REPO/bin/swpkg" image bundle "$TOOLS/pkg.mjs" -q
@@ -57,7 +58,7 @@ sec_install() {
     rm -rf "$P" "$S"
   fi
   [ -d "$P/arch" ] && [ -d "$P/deb-zst" ] || BENCH_DIR=$BENCH_DIR bash "$ANCHORS/build-formats.sh" small arch deb-zst
-  [ -f "$S/repo.json" ] || "$NODE" "$TOOLS/pack-corpus.mjs" --corpus "$corpus" --out "$S"
+  [ -f "$S/repo.json" ] || "$NODE" "$TOOLS/pack-corpus.mjs" --corpus "$corpus" --out "$S" --compression "${COMPRESSION:-zstd}"
   local fp names; fp=$(json "$S/repo.json" .fingerprint); names=$(json "$S/repo.json" ".names.join(' ')")
   serve "$S/www" "$PORT_BASE"
   local url="http://127.0.0.1:$PORT_BASE/" R=$W/root-pkg
@@ -78,17 +79,24 @@ sec_large() {
     "$NODE" "$ANCHORS/gen-corpus.mjs" --out "$BENCH_DIR/corpus" --only large --large 1 --large-mib "$LARGE_MIB"
     rm -rf "$S"
   fi
-  [ -f "$S/repo.json" ] || "$NODE" "$TOOLS/pack-corpus.mjs" --corpus "$L" --out "$S" --jobs 1
+  [ -f "$S/repo.json" ] || "$NODE" "$TOOLS/pack-corpus.mjs" --corpus "$L" --out "$S" --jobs 1 --compression "${COMPRESSION:-zstd}"
   local fp file; fp=$(json "$S/repo.json" .fingerprint); file=$(cd "$S/www" && ls packages/*.swpkg)
   serve "$S/www" $((PORT_BASE + 1))
   local url="http://127.0.0.1:$((PORT_BASE + 1))/" R=$W/root-large
   local prep="rm -rf $R && $PKG --root $R repo add swbench $url --fingerprint $fp -q >/dev/null && $PKG --root $R update -q >/dev/null"
   hf install-large-pkg "$prep" "$PKG --root $R install swl-0 --yes -q >/dev/null"
-  hf install-large-raw "rm -rf $W/raw && mkdir -p $W/raw" "curl -s ${url}$file | tee >(sha256sum >/dev/null) | tar -xz -C $W/raw"
+  # The same work by standard tools: fetch, hash, decompress and unpack (zstd since packages are zstd; gzip for older ones).
+  local untar="tar -xz"; [ "$(head -c4 "$S/www/$file" | od -An -tx1 | tr -d ' ')" = 28b52ffd ] && untar="tar -x --zstd"
+  hf install-large-raw "rm -rf $W/raw && mkdir -p $W/raw" "curl -s ${url}$file | tee >(sha256sum >/dev/null) | $untar -C $W/raw"
   # Peak RSS of one install, from GNU time (KiB).
   bash -c "$prep"
   /usr/bin/time -f '%M' -o "$RES/install-large-pkg.maxrss-kib" $PKG --root "$R" install swl-0 --yes -q >/dev/null
   echo "peak RSS of pkg install (1 package, $LARGE_MIB MiB): $(cat "$RES/install-large-pkg.maxrss-kib") KiB"
+}
+
+sec_pack() { # swpkg pack with zstd against gzip over the first PACK_N (200) corpus packages, in one process
+  echo "== pack-compare"
+  "$NODE" "$TOOLS/pack-compare.mjs" --corpus "$BENCH_DIR/corpus/small" --n "${PACK_N:-200}" | tee "$RES/pack-compare.txt"
 }
 
 sec_startup() {

@@ -3,7 +3,7 @@
  * .swpkg files and publishes them as a signed static web root, with the
  * same content the pacman and dpkg anchors install.
  *
- *   npx node bench/client/pack-corpus.ts --corpus DIR/small --out DIR [--jobs 2]
+ *   npx node bench/client/pack-corpus.ts --corpus DIR/small --out DIR [--jobs 2] [--compression zstd|gzip]
  *
  * Writes OUT/in/*.swpkg (signed with the repository's catalog key, so a
  * local-file install trusts them once the repository is added), OUT/www (the
@@ -31,6 +31,9 @@ function arg(name: string, fallback?: string): string {
 const corpus = arg('corpus');
 const out = arg('out');
 const jobs = Number(arg('jobs', '2'));
+const compressionArg = arg('compression', 'zstd');
+if (compressionArg !== 'zstd' && compressionArg !== 'gzip') throw new Error('--compression is zstd or gzip');
+const compression: 'zstd' | 'gzip' = compressionArg;
 const key = generateKeyPair();
 const inDir = join(out, 'in');
 await mkdir(inDir, { recursive: true });
@@ -57,6 +60,7 @@ async function worker(): Promise<void> {
       out: join(inDir, `${m.name}-${m.version}-any.swpkg`),
       key,
       sourceDateEpoch: 1704067200,
+      compression,
     });
     payloadBytes += r.manifest.installedSize;
   }

@@ -1,7 +1,7 @@
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { chmod, readFile, readlink, realpath, rm, symlink, unlink } from 'node:fs/promises';
+import { chmod, mkdir, readFile, readlink, realpath, rm, symlink, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { checkGeneration, createContext } from '../../../userland/index.js';
+import { checkGeneration, createContext, planTree, readGeneration, readStoreManifest } from '../../../userland/index.js';
 import { buildFakeRepo, cleanupFakeRepos, type FakeRepo } from '../../helpers/fake-repo.js';
 import { startTableServer, type TableServer } from '../../helpers/http-table-server.js';
 import { tempDir, treeHash } from '../../helpers/tmp.js';
@@ -104,11 +104,37 @@ describe('checkGeneration (the completeness rule, cheap: no re-hash)', () => {
     const fresh = await tempDir('pkg-root-');
     await addMainRepo(fresh, server.url, repo.fingerprint);
     expect((await pkgJson(fresh, ['install', 'two', '--yes'])).json?.ok).toBe(true);
-    await unlink(join(fresh, 'generations/1/bin/two'));
-    await symlink('../../../etc/passwd', join(fresh, 'generations/1/bin/two'));
+    // `two` alone has anything in bin/: the generation links that folder whole into its store entry.
+    await unlink(join(fresh, 'generations/1/bin'));
+    await symlink('../../etc', join(fresh, 'generations/1/bin'));
     const w = await checkGeneration(createContext({ root: fresh }), 1);
     expect(w.complete).toBe(false);
-    expect(w.problems[0]).toMatch(/bin\/two: points to \.\.\/\.\.\/\.\.\/etc\/passwd/);
+    expect(w.problems[0]).toMatch(/bin: points to \.\.\/\.\.\/etc/);
     expect(await readFile(join(fresh, 'generations/1/generation.json'), 'utf8')).toContain('"two"');
+  });
+
+  it('accepts a generation written before folder links (a link per file) and still finds damage in it', async () => {
+    const ctx = createContext({ root });
+    const gen = join(root, 'generations/1');
+    const inputs = await Promise.all(
+      (await readGeneration(ctx, 1)).packages.map(async (p) => ({ pkg: p, manifest: await readStoreManifest(ctx, p.store) })),
+    );
+    // Rewrite generation 1 as pkg wrote it before: real folders and one link per file where folder links are now.
+    const folders = planTree(inputs).links.filter((l) => l.folder);
+    expect(folders.map((l) => l.path)).toEqual(['bin', 'lib']);
+    const flat = planTree(inputs, { folderLinks: false });
+    for (const l of folders) await unlink(join(gen, l.path));
+    for (const d of flat.dirs) await mkdir(join(gen, d), { recursive: true });
+    for (const l of flat.links) await symlink(l.target, join(gen, l.path));
+    expect(await checkGeneration(ctx, 1)).toEqual({ generation: 1, complete: true, problems: [] });
+    expect((await pkgJson(root, ['doctor'])).json?.ok).toBe(true);
+    const back = await pkgJson(root, ['rollback', '--to', '1', '--yes']);
+    expect(back.json?.ok, back.stdout).toBe(true);
+    expect(await readFile(join(root, 'current/bin/one'), 'utf8')).toBe('one\n');
+
+    await unlink(join(gen, 'lib/one.so.1'));
+    const c = await checkGeneration(ctx, 1);
+    expect(c.complete).toBe(false);
+    expect(c.problems[0]).toMatch(/lib\/one\.so\.1: link is missing/);
   });
 });

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { mkdir, writeFile, symlink, readFile, chmod, readdir, stat } from 'node:fs/promises';
+import { mkdir, writeFile, symlink, readFile, chmod, readdir, stat, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { gzipSync, gunzipSync } from 'node:zlib';
+import { constants as zlibConstants, createZstdCompress, gzipSync, gunzipSync, zstdCompressSync, zstdDecompressSync } from 'node:zlib';
 import { randomBytes } from 'node:crypto';
 import {
   packPackage,
@@ -100,14 +100,35 @@ describe('.swpkg writer and reader', () => {
     expect((await stat(join(d, 'out/bin/hello'))).mode & 0o777).toBe(0o755);
   });
 
-  it('is reproducible: same inputs give the same bytes', async () => {
+  for (const compression of ['zstd', 'gzip'] as const) {
+    it(`is reproducible as ${compression}: same inputs give the same bytes`, async () => {
+      const d = await tempDir();
+      await payload(join(d, 'src'));
+      // Larger than one read chunk and one zstd block, so chunking could show if it changed the output.
+      await writeFile(join(d, 'src/share/blob'), Buffer.from(randomBytes(3 * 1024 * 1024).toString('hex')));
+      const a = await packPackage({ dir: join(d, 'src'), meta, out: join(d, 'a.swpkg'), sourceDateEpoch: 1700000000, compression });
+      await chmod(join(d, 'src/share/doc/hello/README'), 0o600); // umask noise is normalised away
+      const b = await packPackage({ dir: join(d, 'src'), meta, out: join(d, 'b.swpkg'), sourceDateEpoch: 1700000000, compression });
+      expect(b.sha256).toBe(a.sha256);
+      expect(await readFile(a.path)).toEqual(await readFile(b.path));
+    });
+  }
+
+  it('writes zstd unless told gzip, and reads both to the same tree', async () => {
     const d = await tempDir();
     await payload(join(d, 'src'));
-    const a = await packPackage({ dir: join(d, 'src'), meta, out: join(d, 'a.swpkg'), sourceDateEpoch: 1700000000 });
-    await chmod(join(d, 'src/share/doc/hello/README'), 0o600); // umask noise is normalised away
-    const b = await packPackage({ dir: join(d, 'src'), meta, out: join(d, 'b.swpkg'), sourceDateEpoch: 1700000000 });
-    expect(b.sha256).toBe(a.sha256);
-    expect(await readFile(a.path)).toEqual(await readFile(b.path));
+    const z = await packPackage({ dir: join(d, 'src'), meta, out: join(d, 'z.swpkg') });
+    const g = await packPackage({ dir: join(d, 'src'), meta, out: join(d, 'g.swpkg'), compression: 'gzip' });
+    expect((await readFile(z.path)).subarray(0, 4)).toEqual(Buffer.from([0x28, 0xb5, 0x2f, 0xfd]));
+    expect((await readFile(g.path)).subarray(0, 2)).toEqual(Buffer.from([0x1f, 0x8b]));
+    // The same tar inside: only the compression differs.
+    expect(zstdDecompressSync(await readFile(z.path))).toEqual(gunzipSync(await readFile(g.path)));
+    expect(z.manifest).toEqual(g.manifest);
+    for (const r of [z, g]) {
+      expect((await verifyPackageFile(r.path)).sha256).toBe(r.sha256);
+      await extractPackage(r.path, join(d, `out-${r.sha256}`), { expectedSha256: r.sha256 });
+      expect(await treeHash(join(d, `out-${r.sha256}`))).toBe(await treeHash(join(d, 'src')));
+    }
   });
 
   it('signs the manifest and verifies against trusted keys only', async () => {
@@ -357,18 +378,22 @@ describe('.swpkg writer and reader', () => {
       build: (o) =>
         writeFile(o, gzipSync(Buffer.concat([tarHeader({ path: 'a', type: 'file', mode: 0o644, size: 0, mtime: 0 }), TAR_END]))),
     },
-    { name: 'not gzip at all', code: 'E_CORRUPT', build: (o) => writeFile(o, 'hello, I am not a package') },
+    { name: 'neither zstd nor gzip', code: 'E_CORRUPT', build: (o) => writeFile(o, 'hello, I am not a package') },
   ];
+  // Every case in both formats: built as gzip, then the same tar recompressed as zstd (what pack writes now).
   for (const c of cases) {
-    it(`refuses ${c.name} (${c.code}) and extracts nothing`, async () => {
-      const d = await tempDir();
-      const file = join(d, 'bad.swpkg');
-      await c.build(file);
-      const before = await treeHash(d);
-      await expect(verifyPackageFile(file)).rejects.toMatchObject({ code: c.code });
-      await expect(extractPackage(file, join(d, 'out'))).rejects.toMatchObject({ code: c.code });
-      expect(await treeHash(d)).toBe(before);
-    });
+    for (const compression of ['gzip', 'zstd'] as const) {
+      it(`refuses ${c.name} (${c.code}) as ${compression} and extracts nothing`, async () => {
+        const d = await tempDir();
+        const file = join(d, 'bad.swpkg');
+        await c.build(file);
+        if (compression === 'zstd') await recompressZstd(file);
+        const before = await treeHash(d);
+        await expect(verifyPackageFile(file)).rejects.toMatchObject({ code: c.code });
+        await expect(extractPackage(file, join(d, 'out'))).rejects.toMatchObject({ code: c.code });
+        expect(await treeHash(d)).toBe(before);
+      });
+    }
   }
 
   it('stops before the payload when the manifest declares another installed size than the catalog', async () => {
@@ -388,20 +413,66 @@ describe('.swpkg writer and reader', () => {
     await extractPackage(r.path, join(d, 'out'), { installedSize: r.manifest.installedSize });
   });
 
-  it('refuses truncated gzip, one flipped byte, and a size over the cap', async () => {
+  for (const compression of ['zstd', 'gzip'] as const) {
+    it(`refuses truncated ${compression}, one flipped byte, and a size over the cap`, async () => {
+      const d = await tempDir();
+      await payload(join(d, 'src'));
+      const r = await packPackage({ dir: join(d, 'src'), meta, out: join(d, 'ok.swpkg'), compression });
+      const bytes = await readFile(r.path);
+      await writeFile(join(d, 'trunc.swpkg'), bytes.subarray(0, bytes.length - 40));
+      await expect(verifyPackageFile(join(d, 'trunc.swpkg'))).rejects.toMatchObject({ code: 'E_CORRUPT' });
+      // Flip one byte inside the payload (after decompression) and recompress: the per-file hash catches it.
+      const tar = compression === 'zstd' ? zstdDecompressSync(bytes) : gunzipSync(bytes);
+      const at = tar.indexOf('read me');
+      tar[at] = 'R'.charCodeAt(0);
+      await writeFile(join(d, 'flip.swpkg'), compression === 'zstd' ? zstdCompressSync(tar) : gzipSync(tar));
+      await expect(verifyPackageFile(join(d, 'flip.swpkg'))).rejects.toMatchObject({ code: 'E_HASH_MISMATCH' });
+      await expect(verifyPackageFile(r.path, { expectedSha256: '0'.repeat(64) })).rejects.toMatchObject({ code: 'E_HASH_MISMATCH' });
+      await expect(verifyPackageFile(r.path, { maxBytes: 100 })).rejects.toMatchObject({ code: 'E_TOO_LARGE' });
+    });
+  }
+
+  it('refuses a zstd package cut anywhere (E_CORRUPT) and extracts nothing', async () => {
     const d = await tempDir();
     await payload(join(d, 'src'));
     const r = await packPackage({ dir: join(d, 'src'), meta, out: join(d, 'ok.swpkg') });
     const bytes = await readFile(r.path);
-    await writeFile(join(d, 'trunc.swpkg'), bytes.subarray(0, bytes.length - 40));
-    await expect(verifyPackageFile(join(d, 'trunc.swpkg'))).rejects.toMatchObject({ code: 'E_CORRUPT' });
-    // Flip one byte inside the payload (after decompression) and recompress: the per-file hash catches it.
-    const tar = gunzipSync(bytes);
-    const at = tar.indexOf('read me');
-    tar[at] = 'R'.charCodeAt(0);
-    await writeFile(join(d, 'flip.swpkg'), gzipSync(tar));
-    await expect(verifyPackageFile(join(d, 'flip.swpkg'))).rejects.toMatchObject({ code: 'E_HASH_MISMATCH' });
-    await expect(verifyPackageFile(r.path, { expectedSha256: '0'.repeat(64) })).rejects.toMatchObject({ code: 'E_HASH_MISMATCH' });
-    await expect(verifyPackageFile(r.path, { maxBytes: 100 })).rejects.toMatchObject({ code: 'E_TOO_LARGE' });
+    const before = await treeHash(d);
+    // Inside the magic, right after the frame header, mid-block, one byte short of the end.
+    for (const keep of [0, 2, 6, 40, Math.floor(bytes.length / 2), bytes.length - 1]) {
+      const cut = join(d, `cut-${keep}.swpkg`);
+      await writeFile(cut, bytes.subarray(0, keep));
+      await expect(verifyPackageFile(cut)).rejects.toMatchObject({ code: 'E_CORRUPT' });
+      await expect(extractPackage(cut, join(d, 'out'))).rejects.toMatchObject({ code: 'E_CORRUPT' });
+      await rm(cut);
+    }
+    expect(await treeHash(d)).toBe(before);
+  });
+
+  it('refuses a zstd frame that asks for a window over 8 MiB before decoding it (E_CORRUPT)', async () => {
+    const d = await tempDir();
+    await payload(join(d, 'src'));
+    const r = await packPackage({ dir: join(d, 'src'), meta, out: join(d, 'ok.swpkg') });
+    const tar = zstdDecompressSync(await readFile(r.path));
+    // Streamed, so the frame carries no content size and declares the whole 2^27 window.
+    const z = createZstdCompress({ params: { [zlibConstants.ZSTD_c_windowLog]: 27 } });
+    const chunks: Buffer[] = [];
+    z.on('data', (c: Buffer) => chunks.push(c));
+    const ended = new Promise((resolve) => z.on('end', resolve));
+    z.end(tar);
+    await ended;
+    const file = join(d, 'wide.swpkg');
+    await writeFile(file, Buffer.concat(chunks));
+    const before = await treeHash(d);
+    await expect(verifyPackageFile(file)).rejects.toMatchObject({ code: 'E_CORRUPT' });
+    await expect(extractPackage(file, join(d, 'out'))).rejects.toMatchObject({ code: 'E_CORRUPT' });
+    expect(await treeHash(d)).toBe(before);
   });
 });
+
+/** Rewrites a gzip test package as zstd with the same tar inside (anything else is left as it is). */
+async function recompressZstd(file: string): Promise<void> {
+  const bytes = await readFile(file);
+  if (bytes[0] !== 0x1f || bytes[1] !== 0x8b) return;
+  await writeFile(file, zstdCompressSync(gunzipSync(bytes)));
+}

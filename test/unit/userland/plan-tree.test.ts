@@ -63,13 +63,59 @@ describe('planTree', () => {
     });
   }
 
-  it('links files relatively into the store and copies package symlinks', () => {
-    const t = planTree([input('a', [dir('bin'), file('bin/a'), dir('share'), dir('share/a'), file('share/a/x'), link('bin/b', 'a')])]);
+  it('links files relatively into the store and copies package symlinks (one link per file)', () => {
+    const t = planTree([input('a', [dir('bin'), file('bin/a'), dir('share'), dir('share/a'), file('share/a/x'), link('bin/b', 'a')])], {
+      folderLinks: false,
+    });
     expect(t.links).toEqual([
       { path: 'bin/a', target: '../../../store/h-a-1.0.0/bin/a', owner: 'a@1.0.0' },
       { path: 'share/a/x', target: '../../../../store/h-a-1.0.0/share/a/x', owner: 'a@1.0.0' },
       { path: 'bin/b', target: 'a', owner: 'a@1.0.0' },
     ]);
     expect(t.dirs).toEqual(['bin', 'share', 'share/a']);
+  });
+
+  it('links a folder whole where only one package has anything in it, the shared ones folder by folder', () => {
+    const t = planTree([
+      input('a', [
+        dir('bin'),
+        file('bin/a'),
+        dir('share'),
+        dir('share/a'),
+        dir('share/a/doc'),
+        file('share/a/doc/x'),
+        link('share/a/y', 'doc'),
+      ]),
+      input('b', [dir('bin'), file('bin/b'), dir('share'), dir('share/b'), file('share/b/x')]),
+    ]);
+    expect(t.links).toEqual([
+      { path: 'bin/a', target: '../../../store/h-a-1.0.0/bin/a', owner: 'a@1.0.0' },
+      { path: 'share/a', target: '../../../store/h-a-1.0.0/share/a', owner: 'a@1.0.0', folder: true },
+      { path: 'bin/b', target: '../../../store/h-b-1.0.0/bin/b', owner: 'b@1.0.0' },
+      { path: 'share/b', target: '../../../store/h-b-1.0.0/share/b', owner: 'b@1.0.0', folder: true },
+    ]);
+    expect(t.dirs).toEqual(['bin', 'share']);
+    // One package alone: its top folders are linked whole.
+    expect(planTree([input('a', [dir('bin'), file('bin/a'), link('bin/b', 'a')])]).links).toEqual([
+      { path: 'bin', target: '../../store/h-a-1.0.0/bin', owner: 'a@1.0.0', folder: true },
+    ]);
+  });
+
+  it('does not link a folder whole when a symlink in it could lead out of it', () => {
+    // From inside a folder linked whole, `../x` would resolve in the store entry, not in the merged tree.
+    for (const target of ['../bin/b', 'sub/x', '.', '..']) {
+      const t = planTree([input('a', [dir('lib'), dir('lib/sub'), file('lib/sub/x'), link('lib/l', target)])]);
+      expect(t.links.filter((l) => l.folder)).toEqual([
+        { path: 'lib/sub', target: '../../../store/h-a-1.0.0/lib/sub', owner: 'a@1.0.0', folder: true },
+      ]);
+      expect(t.links).toContainEqual({ path: 'lib/l', target, owner: 'a@1.0.0' });
+      expect(t.dirs).toEqual(['lib']);
+    }
+  });
+
+  it('refuses the same conflicts with folder links as without', () => {
+    for (const c of cases.filter((x) => x.conflict)) {
+      expect(maybeThrown(() => planTree(c.inputs, { folderLinks: false }))?.details).toMatchObject(c.conflict!);
+    }
   });
 });

@@ -113,8 +113,8 @@ export async function* verifyPackagesInOrder(paths: readonly string[], jobs: num
   }
   const pool = new WorkerVerifier(jobs);
   try {
-    // Two per worker in flight (one inflating while the other is hashed) and as many again queued.
-    yield* mapInOrder(paths, jobs * 4, (p) => pool.verify(p));
+    // Two per worker in flight: one inflates in libuv's pool while the worker hashes the other.
+    yield* mapInOrder(paths, jobs * 2, (p) => pool.verify(p));
   } finally {
     await pool.close();
   }

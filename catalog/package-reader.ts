@@ -345,7 +345,7 @@ class EntryChecker {
 /**
  * Read size for one archive: its own size, between 16 KiB and 1 MiB. A fixed 1 MiB buffer costs a
  * 300 KB package two 1 MiB allocations (its bytes, then end of file) and a copy; those short-lived
- * backing stores set off most of the garbage collection of `repo index` over many small packages.
+ * backing stores set off much of the garbage collection of `repo index` over many small packages.
  */
 function readChunkBytes(path: string): number {
   try {

@@ -60,7 +60,7 @@ fi
 [ -f "$ROOT/dist/cli/swpkg/main.js" ] || { echo "no dist/cli/swpkg/main.js: build failed" >&2; exit 1; }
 
 corpus_n() { [ -f "$C/$1/index.json" ] && jq -r "$2" "$C/$1/index.json" || echo none; }
-count() { find "$1" -maxdepth 1 -type f -name "$2" 2>/dev/null | wc -l; }
+count() { find "$1/" -maxdepth 1 -type f -name "$2" 2>/dev/null | wc -l; }
 
 skipped() { case " ${SKIP:-} " in *" $1 "*) echo "== $1: skipped (SKIP)"; return 0 ;; esac; return 1; }
 
@@ -77,24 +77,24 @@ hf() {
 # change in the machine's load reaches every side alike; the first round (page cache, V8's compile
 # cache) is not counted. Writes one hyperfine-shaped $RES/ID.json per command with the runs merged.
 hf_turns() {
-  local -n ids=$1 cmds=$2
+  local -n turn_ids=$1 turn_cmds=$2
   local k r
-  echo "== in turn: ${ids[*]} (1 warm-up round, then $RUNS)"
-  for k in "${!ids[@]}"; do rm -f "$RES/${ids[$k]}".run-*.json; done
+  echo "== in turn: ${turn_ids[*]} (1 warm-up round, then $RUNS)"
+  for k in "${!turn_ids[@]}"; do rm -f "$RES/${turn_ids[$k]}".run-*.json; done
   for ((r = 0; r <= RUNS; r++)); do
-    for k in "${!ids[@]}"; do
-      hyperfine --shell bash --style none --runs 1 --export-json "$RES/${ids[$k]}.run-$r.json" -n "${ids[$k]}" "${cmds[$k]}" >/dev/null
+    for k in "${!turn_ids[@]}"; do
+      hyperfine --shell bash --style none --runs 1 --export-json "$RES/${turn_ids[$k]}.run-$r.json" -n "${turn_ids[$k]}" "${turn_cmds[$k]}" >/dev/null
     done
   done
-  for k in "${!ids[@]}"; do
-    rm -f "$RES/${ids[$k]}.run-0.json"
+  for k in "${!turn_ids[@]}"; do
+    rm -f "$RES/${turn_ids[$k]}.run-0.json"
     jq -s '[.[].results[0]] as $r | ($r | map(.times[0]) | sort) as $t | ($t | length) as $n | {results: [$r[0] + {
         times: ($r | map(.times[0])), user: ($r | map(.user) | add / $n), system: ($r | map(.system) | add / $n),
         mean: ($t | add / $n), min: $t[0], max: $t[-1],
         median: (if $n % 2 == 1 then $t[($n - 1) / 2] else ($t[$n / 2 - 1] + $t[$n / 2]) / 2 end)}]}' \
-      "$RES/${ids[$k]}".run-*.json > "$RES/${ids[$k]}.json"
-    rm -f "$RES/${ids[$k]}".run-*.json
-    jq -r '.results[0] | "   \(.command): wall median \(.median) s (\(.min)–\(.max)), CPU mean \(.user + .system) s"' "$RES/${ids[$k]}.json"
+      "$RES/${turn_ids[$k]}".run-*.json > "$RES/${turn_ids[$k]}.json"
+    rm -f "$RES/${turn_ids[$k]}".run-*.json
+    jq -r '.results[0] | "   \(.command): wall median \(.median) s (\(.min)–\(.max)), CPU mean \(.user + .system) s"' "$RES/${turn_ids[$k]}.json"
   done
 }
 

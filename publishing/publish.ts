@@ -516,7 +516,7 @@ export interface IndexToFileOptions {
   previousVersion?: number;
   now?: Date;
   reporter?: Reporter;
-  /** Packages verified at once (1: on this thread); default one worker per core for a folder large enough to repay them. */
+  /** Packages verified at once (1: on this thread); default `defaultVerifyJobs`: a worker per 32 packages, at most one per core. */
   jobs?: number;
 }
 

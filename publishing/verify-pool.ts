@@ -95,7 +95,7 @@ export class WorkerVerifier {
   }
 }
 
-/** Packages verified at once when the caller does not say: one worker per core, none for a folder too small to repay starting them. */
+/** Packages verified at once when the caller does not say: a worker per 32 packages, at most one per core (1: none, on this thread). */
 export function defaultVerifyJobs(packages: number): number {
   // Starting a worker (a thread, the core's modules) costs about as much as verifying 20 small packages.
   return Math.max(1, Math.min(availableParallelism(), Math.floor(packages / 32)));

@@ -24,7 +24,7 @@ export default class RepoIndex extends BaseCommand<Result> {
     jobs: Flags.integer({
       summary: 'Packages verified at once, in worker threads (1: one at a time, in the main thread).',
       description:
-        'Default: one per CPU core, and none for a folder of fewer than 64 packages (starting a worker costs about as much as verifying 20 small ones).',
+        'Default: one worker per 32 packages, at most one per CPU core, and none below 64 packages (starting a worker costs about as much as verifying 20 small ones).',
       min: 1,
     }),
   };

@@ -1,15 +1,4 @@
-import {
-  createReadStream,
-  statSync,
-  openSync,
-  writeSync,
-  closeSync,
-  fsyncSync,
-  fchmodSync,
-  mkdirSync,
-  symlinkSync,
-  chmodSync,
-} from 'node:fs';
+import { createReadStream, openSync, writeSync, closeSync, fsyncSync, fchmodSync, mkdirSync, symlinkSync, chmodSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { createGunzip } from 'node:zlib';
@@ -342,19 +331,6 @@ class EntryChecker {
   }
 }
 
-/**
- * Read size for one archive: its own size, between 16 KiB and 1 MiB. A fixed 1 MiB buffer costs a
- * 300 KB package two 1 MiB allocations (its bytes, then end of file) and a copy; those short-lived
- * backing stores set off much of the garbage collection of `repo index` over many small packages.
- */
-function readChunkBytes(path: string): number {
-  try {
-    return Math.min(Math.max(statSync(path).size, 16 * 1024), 1 << 20);
-  } catch {
-    return 1 << 20; // the read itself reports what is wrong with the path
-  }
-}
-
 async function streamPackage(path: string, opts: ReadOptions, sink: Sink, headerOnly: boolean): Promise<VerifiedPackage> {
   const checker = new EntryChecker(path, opts, sink, headerOnly);
   const fail = (e: unknown): void => checker.fail(e);
@@ -374,7 +350,7 @@ async function streamPackage(path: string, opts: ReadOptions, sink: Sink, header
 
   const pkgHash = createHash('sha256');
   let compressed = 0;
-  const input = createReadStream(path, { highWaterMark: readChunkBytes(path) });
+  const input = createReadStream(path, { highWaterMark: 1 << 20 });
   // 256 KiB output chunks: the default 16 KiB costs one main-thread round trip per chunk (bench/catalog profile).
   const gunzip = createGunzip({ chunkSize: 256 * 1024 });
   input.on('error', (e) => fail(fromFsError(e, `reading ${path}`)));

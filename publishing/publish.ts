@@ -6,7 +6,6 @@ import { addSignature, encodeEnvelope, signEnvelope, PAYLOAD_TYPES } from '../ca
 import { HOSTED_REPO_FORMAT, parseHostedRepo, type HostedRepo } from '../catalog/index.js';
 import { sha256File, sha256Hex, writeFileAtomic } from '../catalog/index.js';
 import type { KeyPair, PublicKey } from '../catalog/index.js';
-import { verifyPackageFile } from '../catalog/index.js';
 import { comparePaths } from '../catalog/index.js';
 import { checkThreshold, createRoot, parseRoot, rotateRoot, rootFingerprint, type RootDocument } from '../catalog/index.js';
 import {
@@ -24,6 +23,7 @@ import { renderIndexHtml } from './index-html.js';
 import { FolderTarget, raceLost, readFileIfExists, type PublishTarget } from './storage.js';
 import { listReleases, releasePinnedPaths, renderIndexHtmlAgain } from './release.js';
 import { silentReporter, type Reporter } from '../catalog/index.js';
+import { defaultVerifyJobs, verifyPackagesInOrder } from './verify-pool.js';
 import { checkDependencyClosure } from '../catalog/index.js';
 
 /**
@@ -79,8 +79,15 @@ function namesByStem(names: Iterable<string>): Map<string, string[]> {
 /**
  * Reads every `.swpkg` in a folder, verifying each fully (manifest, every
  * file's hash), and returns catalog entries. This is `swpkg repo index`.
+ * `jobs` packages are verified at once (worker threads when above 1; see
+ * verifyPackagesInOrder); the answer, and the refusal when a package is bad,
+ * are the same as verifying them one by one in name order.
  */
-export async function indexPackages(dir: string, reporter: Reporter = silentReporter): Promise<CatalogPackage[]> {
+export async function indexPackages(
+  dir: string,
+  reporter: Reporter = silentReporter,
+  jobs: number | 'auto' = 1,
+): Promise<CatalogPackage[]> {
   let names: string[];
   try {
     names = (await readdir(dir)).filter((n) => n.endsWith('.swpkg')).sort(comparePaths);
@@ -90,8 +97,9 @@ export async function indexPackages(dir: string, reporter: Reporter = silentRepo
   const out: CatalogPackage[] = [];
   const seen = new Map<string, string>();
   let i = 0;
-  for (const name of names) {
-    const v = await verifyPackageFile(join(dir, name));
+  const paths = names.map((n) => join(dir, n));
+  for await (const v of verifyPackagesInOrder(paths, jobs === 'auto' ? defaultVerifyJobs(names.length) : jobs)) {
+    const name = names[i]!;
     const m = v.manifest;
     const stem = packageStem(m);
     const prev = seen.get(stem);
@@ -508,11 +516,13 @@ export interface IndexToFileOptions {
   previousVersion?: number;
   now?: Date;
   reporter?: Reporter;
+  /** Packages verified at once (1: on this thread); default `defaultVerifyJobs`: a worker per 32 packages, at most one per core. */
+  jobs?: number;
 }
 
 /** `swpkg repo index`: an unsigned catalog envelope (`signatures: []`) for `swpkg repo sign`. */
 export async function indexToFile(o: IndexToFileOptions): Promise<CatalogSigned> {
-  const packages = await indexPackages(o.packagesDir, o.reporter);
+  const packages = await indexPackages(o.packagesDir, o.reporter, o.jobs ?? 'auto');
   const signed = buildCatalog({
     repo: o.name,
     packages,

@@ -19,6 +19,8 @@ APT_PACKAGES=(
   ovmf systemd-boot-efi mtools dosfstools gdisk
   # A single-node Ceph RADOS Gateway on 127.0.0.1 for the S3 publish tests (scripts/rgw.sh).
   radosgw ceph-mon ceph-osd ceph-common uuid-runtime
+  # libmakepkg, which pacman's repo-add sources (bench/catalog/bench-catalog.sh index).
+  makepkg
 )
 
 sudo_cmd=()

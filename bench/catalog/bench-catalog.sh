@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Core formats and publishing, measured as ratios against baselines run in the same script:
-#   index  `swpkg repo index` over N corpus packages vs pacman `repo-add` and `dpkg-scanpackages`
-#          over the same content (anchor kit, ../shared/bench), plus a gunzip+sha256 floor
+#   index  `swpkg repo index` over N corpus packages vs `apt-ftparchive packages`, pacman `repo-add`
+#          and `dpkg-scanpackages` over the same content (anchor kit, ../shared/bench), plus a
+#          gunzip+sha256 floor; `swpkg repo index --jobs 1` (one thread, as apt-ftparchive) beside it
 #   pack   `swpkg pack` of a 200 MiB incompressible folder vs `tar -czf` (both gzip level 6)
 #   mem    peak RSS of `swpkg pack` / `swpkg verify` on a 1 GiB payload vs the same commands on a
 #          small package (flat: the peak does not grow with the payload; the bar is under 200 MiB)
@@ -11,7 +12,10 @@
 # Env: BENCH_DIR (default /tmp/swpkg-bench-catalog), BENCH_KIT (anchor kit, default
 # ../shared/bench), KIT_NODE (Node >= 20 for the kit's scripts, default /usr/bin/node),
 # N (corpus size, default 1000), RUNS (hyperfine runs, default 3), REPO_ADD_RUNS (default 1: one
-# repo-add run of 1000 packages takes tens of minutes), SKIP_BUILD=1 (use dist/ as is).
+# repo-add run of 1000 packages takes tens of minutes), SKIP_BUILD=1 (use dist/ as is),
+# SKIP (ids of index baselines not to run, e.g. SKIP='index-repo-add index-dpkg-scanpackages').
+# Index pairs (swpkg, then its baseline) alternate run by run, so a change in the machine's load
+# reaches both sides: hyperfine runs each command's runs back to back.
 # Reused between runs when present: $BENCH_DIR/corpus (gen-corpus.mjs) and $BENCH_DIR/pkgs/small
 # (build-formats.sh, ~10 min on 2 cores). The .swpkg set is repacked every run (it is the product).
 # Removed on exit: $BENCH_DIR/work-catalog (outputs, the 1 GiB payload and its packages).
@@ -29,8 +33,8 @@ export SWPKG=$ROOT/bin/swpkg
 export C=$BENCH_DIR/corpus P=$BENCH_DIR/pkgs/small S=$BENCH_DIR/swpkg/small W=$BENCH_DIR/work-catalog
 RES=$BENCH_DIR/results-catalog
 
-for tool in hyperfine repo-add dpkg-scanpackages gzip jq /usr/bin/time; do
-  command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install hyperfine pacman-package-manager dpkg-dev gzip jq time)" >&2; exit 1; }
+for tool in hyperfine repo-add dpkg-scanpackages apt-ftparchive gzip jq /usr/bin/time; do
+  command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install hyperfine pacman-package-manager dpkg-dev apt-utils gzip jq time)" >&2; exit 1; }
 done
 # repo-add sources libmakepkg, which Debian ships in the separate `makepkg` package.
 [ -f "${LIBRARY:-/usr/share/makepkg}/util/compress.sh" ] || { echo "repo-add needs libmakepkg: apt-get install --no-install-recommends makepkg" >&2; exit 1; }
@@ -56,14 +60,42 @@ fi
 [ -f "$ROOT/dist/cli/swpkg/main.js" ] || { echo "no dist/cli/swpkg/main.js: build failed" >&2; exit 1; }
 
 corpus_n() { [ -f "$C/$1/index.json" ] && jq -r "$2" "$C/$1/index.json" || echo none; }
-count() { find "$1" -maxdepth 1 -type f -name "$2" 2>/dev/null | wc -l; }
+count() { find "$1/" -maxdepth 1 -type f -name "$2" 2>/dev/null | wc -l; }
+
+skipped() { case " ${SKIP:-} " in *" $1 "*) echo "== $1: skipped (SKIP)"; return 0 ;; esac; return 1; }
 
 # hf ID PREPARE CMD [WARMUP] [RUNS]: one hyperfine per command so each keeps its own prepare step.
 hf() {
+  skipped "$1" && return 0
   local a=(--shell bash --style basic --runs "${5:-$RUNS}" --warmup "${4:-0}" --export-json "$RES/$1.json" -n "$1")
   [ -n "$2" ] && a+=(--prepare "$2")
   echo "== $1"
   hyperfine "${a[@]}" "$3"
+}
+
+# hf_turns IDS CMDS: the commands taken in turn (A B C A B C ...), one hyperfine run each time, so a
+# change in the machine's load reaches every side alike; the first round (page cache, V8's compile
+# cache) is not counted. Writes one hyperfine-shaped $RES/ID.json per command with the runs merged.
+hf_turns() {
+  local -n turn_ids=$1 turn_cmds=$2
+  local k r
+  echo "== in turn: ${turn_ids[*]} (1 warm-up round, then $RUNS)"
+  for k in "${!turn_ids[@]}"; do rm -f "$RES/${turn_ids[$k]}".run-*.json; done
+  for ((r = 0; r <= RUNS; r++)); do
+    for k in "${!turn_ids[@]}"; do
+      hyperfine --shell bash --style none --runs 1 --export-json "$RES/${turn_ids[$k]}.run-$r.json" -n "${turn_ids[$k]}" "${turn_cmds[$k]}" >/dev/null
+    done
+  done
+  for k in "${!turn_ids[@]}"; do
+    rm -f "$RES/${turn_ids[$k]}.run-0.json"
+    jq -s '[.[].results[0]] as $r | ($r | map(.times[0]) | sort) as $t | ($t | length) as $n | {results: [$r[0] + {
+        times: ($r | map(.times[0])), user: ($r | map(.user) | add / $n), system: ($r | map(.system) | add / $n),
+        mean: ($t | add / $n), min: $t[0], max: $t[-1],
+        median: (if $n % 2 == 1 then $t[($n - 1) / 2] else ($t[$n / 2 - 1] + $t[$n / 2]) / 2 end)}]}' \
+      "$RES/${turn_ids[$k]}".run-*.json > "$RES/${turn_ids[$k]}.json"
+    rm -f "$RES/${turn_ids[$k]}".run-*.json
+    jq -r '.results[0] | "   \(.command): wall median \(.median) s (\(.min)–\(.max)), CPU mean \(.user + .system) s"' "$RES/${turn_ids[$k]}.json"
+  done
 }
 
 # timed ID CMD...: /usr/bin/time -v, recording peak RSS (KiB) and wall seconds into mem.json.
@@ -95,19 +127,32 @@ sec_index() {
   put "$META" packCorpus "$packed"
   put "$META" packages "$N"
 
-  hf index-swpkg '' '"$SWPKG" repo index "$S" --name bench --out "$W/catalog.json" >/dev/null'
+  # apt-ftparchive reads each .deb's control member and hashes the whole file (MD5, SHA1, SHA256,
+  # SHA512), on one thread; `repo index` also inflates every package and checks every file's hash.
+  # By default it verifies on every core (one worker thread each); --jobs 1 is the one-thread figure.
+  local ids=(index-swpkg index-apt-ftparchive index-swpkg-jobs1)
+  local cmds=('"$SWPKG" repo index "$S" --name bench --out "$W/catalog.json" >/dev/null'
+    'cd "$P" && apt-ftparchive packages deb-gz > "$W/Packages.ftp"'
+    '"$SWPKG" repo index "$S" --name bench --jobs 1 --out "$W/catalog1.json" >/dev/null')
+  hf_turns ids cmds
+  local load; load=$(cut -d' ' -f1-3 /proc/loadavg)
+  echo "   load average after the index pairs: $load"
+  put "$META" indexLoad "\"$load\""
   # repo-add forks several tools per package and took 12 to 30 min per run on the shared 2-core box,
   # ~40x the swpkg time: one run (REPO_ADD_RUNS) is enough for a ratio that size.
   hf index-repo-add 'rm -rf "$W/repo" && mkdir -p "$W/repo"' 'repo-add -q "$W/repo/bench.db.tar.gz" "$P"/arch/*.pkg.tar.zst' 0 "${REPO_ADD_RUNS:-1}"
   hf index-dpkg-scanpackages '' 'cd "$P" && dpkg-scanpackages deb-gz /dev/null > "$W/Packages" 2>/dev/null'
   # What `repo index` cannot avoid doing: read and hash every archive and inflate it.
   hf index-floor '' 'sha256sum "$S"/*.swpkg >/dev/null && gzip -dc "$S"/*.swpkg | sha256sum >/dev/null'
-  local a b c
-  a=$(jq '.signed.packages | length' "$W/catalog.json")
-  b=$(tar -tzf "$W/repo/bench.db.tar.gz" | grep -c '/desc$')
-  c=$(grep -c '^Package:' "$W/Packages")
-  echo "check: swpkg catalog $a packages; repo-add $b entries; dpkg-scanpackages $c"
-  [ "$a" = "$N" ] && [ "$b" = "$N" ] && [ "$c" = "$N" ] || { echo "index outputs disagree with N=$N" >&2; exit 1; }
+  # The catalog is a DSSE envelope: the entries are in its base64 payload.
+  local got=() f
+  got+=("swpkg=$(jq -r .payload "$W/catalog.json" | base64 -d | jq '.packages | length')")
+  got+=("swpkg-jobs1=$(jq -r .payload "$W/catalog1.json" | base64 -d | jq '.packages | length')")
+  got+=("apt-ftparchive=$(grep -c '^Package:' "$W/Packages.ftp")")
+  skipped index-repo-add >/dev/null || got+=("repo-add=$(tar -tzf "$W/repo/bench.db.tar.gz" | grep -c '/desc$')")
+  skipped index-dpkg-scanpackages >/dev/null || got+=("dpkg-scanpackages=$(grep -c '^Package:' "$W/Packages")")
+  echo "check: entries ${got[*]}"
+  for f in "${got[@]}"; do [ "${f#*=}" = "$N" ] || { echo "index outputs disagree with N=$N: $f" >&2; exit 1; }; done
 }
 
 # Large payloads come from the kit's generator (deterministic, incompressible AES-CTR bytes).

@@ -20,7 +20,6 @@ if (!corpus || !out) {
 }
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 const { packPackage } = await import(join(repoRoot, 'dist/catalog/index.js'));
-const { packageFileName } = await import(join(repoRoot, 'dist/publishing/index.js'));
 
 const EPOCH = 1704067200;
 const src = join(corpus, 'src');
@@ -42,7 +41,8 @@ for (const dir of names) {
     license: 'MIT',
     depends: Object.fromEntries(m.depends.map((d) => [d, '*'])),
   };
-  const file = typeof packageFileName === 'function' ? packageFileName(meta) : `${meta.name}-${meta.version}-${meta.arch}.swpkg`;
+  // Any name ending in .swpkg: `repo index` names each entry after its content.
+  const file = `${meta.name}-${meta.version}-${meta.arch}.swpkg`;
   const r = await packPackage({ dir: join(src, dir, 'payload'), meta, out: join(out, file), sourceDateEpoch: EPOCH });
   payload += r.manifest.installedSize;
   archives += r.size;

@@ -25,6 +25,38 @@ const idx = hf('index-swpkg');
 const n = meta.packages;
 if (idx && n) {
   const rate = (r) => `${f(n / r.median, 1)} pkg/s (${span(r)})`;
+  // CPU: hyperfine's mean user + system of the process tree (worker threads included).
+  const cpu = (r) => `${f(r.user + r.system, 2)} s CPU`;
+  const ftp = hf('index-apt-ftparchive');
+  const one = hf('index-swpkg-jobs1');
+  const load = meta.indexLoad ? `, load ${meta.indexLoad}` : '';
+  if (ftp) {
+    const what = `\`apt-ftparchive packages\` (.deb, gzip; one thread), runs in turn${load}`;
+    rows.push([`\`swpkg repo index\`, ${n} packages (a worker per core)`, rate(idx), what, rate(ftp), ratio(idx.median, ftp.median)]);
+    rows.push([
+      `\`swpkg repo index\`, ${n} packages: CPU`,
+      cpu(idx),
+      '`apt-ftparchive packages`: CPU',
+      cpu(ftp),
+      ratio(idx.user + idx.system, ftp.user + ftp.system),
+    ]);
+    if (one) {
+      rows.push([
+        `\`swpkg repo index --jobs 1\`, ${n} packages`,
+        rate(one),
+        '`apt-ftparchive packages`',
+        rate(ftp),
+        ratio(one.median, ftp.median),
+      ]);
+      rows.push([
+        `\`swpkg repo index --jobs 1\`: CPU`,
+        cpu(one),
+        '`apt-ftparchive packages`: CPU',
+        cpu(ftp),
+        ratio(one.user + one.system, ftp.user + ftp.system),
+      ]);
+    }
+  }
   for (const [id, what] of [
     ['index-repo-add', 'pacman `repo-add` (.pkg.tar.zst)'],
     ['index-dpkg-scanpackages', '`dpkg-scanpackages` (.deb, gzip)'],

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { enableCompileCache } from 'node:module';
 
 /**
  * Entry of `swpkg` and `swport` before oclif loads. `--version` is answered here: loading oclif
@@ -16,6 +17,9 @@ export async function start(bin: 'swpkg' | 'swport', argv: string[]): Promise<vo
     process.stdout.write(`${versionLine(bin)}\n`);
     return;
   }
+  // oclif and the command tree are many files: V8's compile cache (NODE_COMPILE_CACHE, else the temp
+  // folder; NODE_DISABLE_COMPILE_CACHE=1 turns it off) spares compiling them again on every run.
+  enableCompileCache();
   const { main } = await import('./main.js');
   await main(bin, argv);
 }

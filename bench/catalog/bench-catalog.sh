@@ -2,8 +2,8 @@
 # Core formats and publishing, measured as ratios against baselines run in the same script:
 #   index  `swpkg repo index` over N corpus packages vs `apt-ftparchive packages`, pacman `repo-add`
 #          and `dpkg-scanpackages` over the same content (anchor kit, ../shared/bench), plus a
-#          gunzip+sha256 floor; `swpkg repo index --jobs 1` (one thread, as apt-ftparchive) beside it
-#   pack   `swpkg pack` of a 200 MiB incompressible folder vs `tar -czf` (both gzip level 6)
+#          decompress+sha256 floor (zstd -dc reads gzip too); `swpkg repo index --jobs 1` (one thread, as apt-ftparchive) beside it
+#   pack   `swpkg pack` of a 200 MiB incompressible folder vs `tar --zstd -cf` (both zstd level 3; packages are zstd)
 #   mem    peak RSS of `swpkg pack` / `swpkg verify` on a 1 GiB payload vs the same commands on a
 #          small package (flat: the peak does not grow with the payload; the bar is under 200 MiB)
 #
@@ -143,7 +143,7 @@ sec_index() {
   hf index-repo-add 'rm -rf "$W/repo" && mkdir -p "$W/repo"' 'repo-add -q "$W/repo/bench.db.tar.gz" "$P"/arch/*.pkg.tar.zst' 0 "${REPO_ADD_RUNS:-1}"
   hf index-dpkg-scanpackages '' 'cd "$P" && dpkg-scanpackages deb-gz /dev/null > "$W/Packages" 2>/dev/null'
   # What `repo index` cannot avoid doing: read and hash every archive and inflate it.
-  hf index-floor '' 'sha256sum "$S"/*.swpkg >/dev/null && gzip -dc "$S"/*.swpkg | sha256sum >/dev/null'
+  hf index-floor '' 'sha256sum "$S"/*.swpkg >/dev/null && zstd -dcq "$S"/*.swpkg | sha256sum >/dev/null'
   # The catalog is a DSSE envelope: the entries are in its base64 payload.
   local got=() f
   got+=("swpkg=$(jq -r .payload "$W/catalog.json" | base64 -d | jq '.packages | length')")
@@ -169,13 +169,12 @@ sec_pack() {
   local dir
   if [ "$(jq -r '.mib' "$C/large/index.json" 2>/dev/null || true)" = 200 ]; then dir=$C/large/src/swl-0/payload; else dir=$(large_payload "$W/corpus-200" 200); fi
   export PACK_DIR=$dir
-  # Both sides read the folder from the page cache after the warmup run; tar's -z is gzip's default level 6,
-  # the level packPackage uses.
+  # Both sides read the folder from the page cache after the warmup run; zstd -3 is the level packPackage uses.
   hf pack200-swpkg 'rm -f "$W/p200.swpkg"' \
     '"$SWPKG" pack "$PACK_DIR" --name swl-0 --version 1.0.0 --arch any --summary large --license MIT --out "$W/p200.swpkg" >/dev/null' 1
-  hf pack200-tar 'rm -f "$W/p200.tar.gz"' 'tar -czf "$W/p200.tar.gz" -C "$PACK_DIR" .' 1
-  put "$META" pack200 "{\"mib\":200,\"payloadBytes\":$(du -sb --apparent-size "$dir" | cut -f1),\"swpkgBytes\":$(stat -c %s "$W/p200.swpkg"),\"tarBytes\":$(stat -c %s "$W/p200.tar.gz")}"
-  rm -f "$W/p200.swpkg" "$W/p200.tar.gz"
+  hf pack200-tar 'rm -f "$W/p200.tar.zst"' 'tar -c -C "$PACK_DIR" . | zstd -3 -q -o "$W/p200.tar.zst"' 1
+  put "$META" pack200 "{\"mib\":200,\"payloadBytes\":$(du -sb --apparent-size "$dir" | cut -f1),\"swpkgBytes\":$(stat -c %s "$W/p200.swpkg"),\"tarBytes\":$(stat -c %s "$W/p200.tar.zst")}"
+  rm -f "$W/p200.swpkg" "$W/p200.tar.zst"
 }
 
 sec_mem() {
@@ -187,10 +186,10 @@ sec_mem() {
   timed verify-tiny "$SWPKG" verify "$W/tiny.swpkg"
   timed pack-1g "$SWPKG" pack "$big" "${meta[@]}" --out "$W/p1g.swpkg"
   timed verify-1g "$SWPKG" verify "$W/p1g.swpkg"
-  timed tar-1g tar -czf "$W/p1g.tar.gz" -C "$big" .
-  rm -f "$W/p1g.tar.gz"
+  timed tar-1g bash -c 'tar -c -C "$0" . | zstd -3 -q -o "$1"' "$big" "$W/p1g.tar.zst"
+  rm -f "$W/p1g.tar.zst"
   export BIG_PKG=$W/p1g.swpkg
-  timed gunzip-1g bash -c 'sha256sum "$BIG_PKG" >/dev/null && gzip -dc "$BIG_PKG" | sha256sum >/dev/null'
+  timed unpack-1g bash -c 'sha256sum "$BIG_PKG" >/dev/null && zstd -dcq "$BIG_PKG" | sha256sum >/dev/null'
   rm -rf "$W/corpus-1g" "$W/p1g.swpkg"
 }
 

@@ -70,11 +70,11 @@ const p = hf('pack200-swpkg');
 const t = hf('pack200-tar');
 if (p && t && meta.pack200) {
   const mbs = (r) => `${f(meta.pack200.payloadBytes / r.median / 1e6, 1)} MB/s (${span(r)})`;
-  rows.push([`pack ${meta.pack200.mib} MiB folder`, mbs(p), '`tar -czf` (gzip -6)', mbs(t), ratio(p.median, t.median)]);
+  rows.push([`pack ${meta.pack200.mib} MiB folder`, mbs(p), '`tar -c \\| zstd -3`', mbs(t), ratio(p.median, t.median)]);
   rows.push([
     `pack ${meta.pack200.mib} MiB: output size`,
     `${meta.pack200.swpkgBytes} B`,
-    '`tar -czf` output',
+    '`tar -c \\| zstd -3` output',
     `${meta.pack200.tarBytes} B`,
     `${(meta.pack200.swpkgBytes / meta.pack200.tarBytes).toFixed(4)}x`,
   ]);
@@ -92,8 +92,8 @@ for (const [id, base, what, bWhat] of [
   rows.push([`${what}: peak RSS`, `${mib(a.maxRssKiB)} (${flat})`, bWhat, mib(b.maxRssKiB), `${f(a.maxRssKiB / b.maxRssKiB)}x`]);
 }
 for (const [id, base, what, bWhat] of [
-  ['pack-1g', 'tar-1g', 'swpkg pack, 1 GiB payload: time', '`tar -czf` of the same folder'],
-  ['verify-1g', 'gunzip-1g', 'swpkg verify, 1 GiB package: time', '`sha256sum` + `gzip -dc \\| sha256sum` of it'],
+  ['pack-1g', 'tar-1g', 'swpkg pack, 1 GiB payload: time', '`tar -c \\| zstd -3` of the same folder'],
+  ['verify-1g', 'unpack-1g', 'swpkg verify, 1 GiB package: time', '`sha256sum` + `zstd -dc \\| sha256sum` of it'],
 ]) {
   const a = mem[id];
   const b = mem[base];

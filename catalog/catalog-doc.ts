@@ -6,8 +6,13 @@ import { assertNotExpired, type RootDocument, type Signed } from './root.js';
 import { checkThreshold, parseEnvelope, payloadSha256, paeHead, signEnvelope, PAYLOAD_TYPES, type Envelope } from './envelope.js';
 import { assertKnownFields, isJsonObject, parseStrictJson, parseStrictJsonBytes, StreamedJsonArray } from './strict-json.js';
 
-/** The client format this code understands; catalogs demanding more are refused as incompatible. */
-export const CLIENT_FORMAT = 1;
+/**
+ * The client format this code understands; catalogs demanding more are refused as incompatible.
+ * 2: packages may be zstd (what `swpkg pack` writes since 2026-12-03). A format-1 client reads
+ * gzip only, so a catalog published now asks for 2 and such a client refuses it at `pkg update`
+ * with E_INCOMPATIBLE, not one package at a time as corrupt.
+ */
+export const CLIENT_FORMAT = 2;
 export const CATALOG_FORMAT = 1;
 /** A client never reads more catalog than this unless configured (endless-data attack). */
 export const DEFAULT_MAX_CATALOG_BYTES = 64 * 1024 * 1024;

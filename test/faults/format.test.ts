@@ -102,7 +102,7 @@ describe('pkg update refuses a hostile catalog, the store unchanged', () => {
     {
       name: 'an unknown field in compatibility',
       code: 'E_UNKNOWN_FIELD',
-      edit: (p) => replaceOnce(p, '"minClientFormat":1', '"minClientFormat":1,"maxClientFormat":9'),
+      edit: (p) => replaceOnce(p, '"minClientFormat":2', '"minClientFormat":2,"maxClientFormat":9'),
     },
     {
       name: 'an unknown field in a package entry',

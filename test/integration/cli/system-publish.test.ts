@@ -85,6 +85,17 @@ describe('swpkg system publish', () => {
       repo: 'main',
     });
     expect(doc.signed.version).toBe(2);
+    // A system whose pkg speaks client format 1 (before zstd packages) can still update to it.
+    expect(doc.signed.minClientFormat).toBe(1);
+    expect(
+      verifySystemRelease(await readFile(join(web, 'system/x86_64.json')), {
+        root,
+        now: new Date(),
+        arch: 'x86_64',
+        repo: 'main',
+        clientFormat: 1,
+      }).signed.version,
+    ).toBe(2);
     // --expires defaults to 90 days.
     expect(Date.parse(doc.signed.expires) - Date.parse(doc.signed.generated)).toBe(90 * 86400_000);
     for (const a of Object.values(doc.signed.artifacts)) {

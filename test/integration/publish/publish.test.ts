@@ -3,6 +3,7 @@ import { mkdir, writeFile, readFile, readdir, stat, rm, copyFile } from 'node:fs
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import {
+  CLIENT_FORMAT,
   packPackage,
   generateKeyPair,
   parseRoot,
@@ -91,6 +92,16 @@ describe('repo publish', () => {
     const local = await verifyHosted(new DirRepoReader(web));
     expect(local.checks.filter((c) => !c.ok)).toEqual([]);
     expect(local.packages).toBe(2);
+    // Packages are zstd, which a format-1 pkg cannot read: the catalog asks for this client format,
+    // so such a client refuses the whole catalog at update instead of each package as corrupt.
+    const root = parseRoot(await readFile(join(web, 'roots/1.json')), 'root');
+    const catalogBytes = await readFile(join(web, 'catalog.json'));
+    expect(verifyCatalog(catalogBytes, { root, now: new Date() }).signed.compatibility.minClientFormat).toBe(CLIENT_FORMAT);
+    expect(CLIENT_FORMAT).toBeGreaterThanOrEqual(2);
+    const old = { arch: 'x86_64', abi: 'linux-musl-static', format: 1 };
+    expect(() => verifyCatalog(catalogBytes, { root, now: new Date(), client: old })).toThrow(
+      expect.objectContaining({ code: 'E_INCOMPATIBLE' }),
+    );
     const server = await startStaticServer({ root: web });
     const reader = new HttpRepoReader(server.url);
     try {

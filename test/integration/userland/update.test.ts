@@ -1,6 +1,7 @@
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import {
+  CLIENT_FORMAT,
   ERROR_CODES,
   catalogPayload,
   createRoot,
@@ -159,7 +160,9 @@ describe('pkg update', () => {
     await pkgJson(root, ['repo', 'add', 'main', server.url, '--fingerprint', repo.fingerprint]);
     await expectRefused('E_INCOMPATIBLE', { PKG_CLIENT_ARCH: 'aarch64' });
     const doc = await currentCatalog();
-    serveCatalog(signCatalog({ ...doc.signed, compatibility: { ...doc.signed.compatibility, minClientFormat: 2 } }, [repo.key]));
+    serveCatalog(
+      signCatalog({ ...doc.signed, compatibility: { ...doc.signed.compatibility, minClientFormat: CLIENT_FORMAT + 1 } }, [repo.key]),
+    );
     await expectRefused('E_INCOMPATIBLE');
   });
 

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
+  CLIENT_FORMAT,
   assertReleaseLocation,
   createRoot,
   encodeEnvelope,
@@ -108,7 +109,11 @@ describe('release documents', () => {
         bytes: encodeEnvelope(signRelease(release({ packages: [pkg('tool', { arch: 'aarch64' })] }), [rel])),
         code: 'E_INCOMPATIBLE',
       },
-      { name: 'a newer client format', bytes: encodeEnvelope(signRelease(release({ minClientFormat: 2 }), [rel])), code: 'E_INCOMPATIBLE' },
+      {
+        name: 'a newer client format',
+        bytes: encodeEnvelope(signRelease(release({ minClientFormat: CLIENT_FORMAT + 1 }), [rel])),
+        code: 'E_INCOMPATIBLE',
+      },
       { name: 'another repository', bytes: good, o: { repo: 'other' }, code: 'E_WRONG_REPO' },
       {
         name: 'a catalog in its place',

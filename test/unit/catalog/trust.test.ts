@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import * as ed from '@noble/ed25519';
 import { createHash } from 'node:crypto';
 import {
+  CLIENT_FORMAT,
   createRoot,
   rotateRoot,
   verifyRootUpdate,
@@ -176,7 +177,12 @@ describe('verifyCatalog: one case per attack', () => {
       name: 'a newer client format',
       code: 'E_INCOMPATIBLE',
       bytes: () =>
-        enc(signCatalog(catalog(100, { compatibility: { arch: ['x86_64'], abi: ['linux-musl-static'], minClientFormat: 2 } }), [catKey])),
+        enc(
+          signCatalog(
+            catalog(100, { compatibility: { arch: ['x86_64'], abi: ['linux-musl-static'], minClientFormat: CLIENT_FORMAT + 1 } }),
+            [catKey],
+          ),
+        ),
     },
     { name: 'a catalog over the size cap', code: 'E_TOO_LARGE', bytes: () => goodBytes, opts: { maxBytes: 100 } },
     { name: 'garbage', code: 'E_MALFORMED', bytes: () => new TextEncoder().encode('{"payload": ') },

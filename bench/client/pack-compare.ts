@@ -9,13 +9,7 @@ import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { packPackage, type PackageMeta } from '../../catalog/index.js';
-
-function arg(name: string, fallback?: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  const v = i >= 0 ? process.argv[i + 1] : fallback;
-  if (v === undefined) throw new Error(`--${name} is required`);
-  return v;
-}
+import { arg } from '../lib/argv.js';
 
 const corpus = arg('corpus');
 const n = Number(arg('n', '200'));

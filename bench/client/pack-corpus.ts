@@ -13,19 +13,13 @@ import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { generateKeyPair, packPackage, type PackageMeta } from '../../catalog/index.js';
 import { publishRepository } from '../../publishing/index.js';
+import { arg } from '../lib/argv.js';
 
 interface CorpusManifest {
   name: string;
   version: string;
   description: string;
   depends: string[];
-}
-
-function arg(name: string, fallback?: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  const v = i >= 0 ? process.argv[i + 1] : fallback;
-  if (v === undefined) throw new Error(`--${name} is required`);
-  return v;
 }
 
 const corpus = arg('corpus');

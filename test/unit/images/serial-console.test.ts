@@ -3,6 +3,7 @@
  * and every marker the harness reads must wait for the whole line (issue 11: `store=c` was read
  * from `SWPKG-SHUTDOWN-OK store=clean`).
  */
+import { readFileSync } from 'node:fs';
 import { PassThrough } from 'node:stream';
 import { setImmediate as tick } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
@@ -41,6 +42,20 @@ describe('SerialConsole markers match whole lines only', () => {
     await send('lean\r\n');
     expect(w.value()?.match[1]).toBe('clean');
     expect(SHUTDOWN_OK.exec(con.transcript())?.[1]).toBe('clean');
+  });
+
+  it('reads the shutdown marker when the shell printed its prompt first: the script starts each line with a line break', async () => {
+    // The guest's shutdown script runs while the shell that ran `reboot` may print its prompt; a
+    // full run waited 15 minutes on "swpkg# SWPKG-SHUTDOWN-OK store=clean".
+    const script = readFileSync(new URL('../../../images/guest/lib/swpkg/shutdown', import.meta.url), 'utf8');
+    const prints = script.split('\n').filter((l) => l.includes('SWPKG-SHUTDOWN') && !l.trimStart().startsWith('#'));
+    expect(prints.length).toBe(2);
+    for (const l of prints) expect(l).toMatch(/^printf '\\nSWPKG-SHUTDOWN/);
+    const { con, send } = consoleOnPipe();
+    const w = track(con.waitFor(SHUTDOWN_OK, 10_000));
+    await send('SWPKG-SHUTDOWN t=3.1\r\nswpkg# \x1b[6n');
+    await send('\r\nSWPKG-SHUTDOWN-OK store=clean\r\n');
+    expect(w.value()?.match[1]).toBe('clean');
   });
 
   it('waits for the end of the boot line, split inside its number and before the line end', async () => {

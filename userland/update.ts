@@ -7,6 +7,7 @@ import {
   walkTrust,
   type MetadataFetcher,
   type VerifyCatalogOptions,
+  type VerifiedCatalogSummary,
 } from '../catalog/index.js';
 import type { PkgContext } from './context.js';
 import { fetchBytes, isUnreachable, joinUrl, mirrorSetOf, originsOf, tryMirrors } from './download.js';
@@ -147,15 +148,15 @@ async function updateOne(ctx: PkgContext, repo: RepoConfig): Promise<RepoUpdate>
   let source = '';
   // The size of the copy already kept: bytes of another size are another catalog, without hashing them.
   const keptSize = state ? await storedSize(ctx, repo.name, state.sha256) : undefined;
-  const indexFor = (b: Uint8Array, v: VerifyCatalogOptions): CatalogIndexBuilder => {
-    const index = new CatalogIndexBuilder(ctx.paths.catalogsDir);
+  // Verifies the bytes into a fresh index (discarded when they are refused).
+  const indexFor = (b: Uint8Array, v: VerifyCatalogOptions): { summary: VerifiedCatalogSummary; builder: CatalogIndexBuilder } => {
+    const builder = new CatalogIndexBuilder(ctx.paths.catalogsDir);
     try {
-      verifyCatalogStream(b, v, (p) => index.add(p));
+      return { summary: verifyCatalogStream(b, v, (p) => builder.add(p)), builder };
     } catch (e) {
-      index.discard();
+      builder.discard();
       throw e;
     }
-    return index;
   };
   const {
     root,
@@ -188,13 +189,8 @@ async function updateOne(ctx: PkgContext, repo: RepoConfig): Promise<RepoUpdate>
       if (keptSize === b.length && state && sha256Hex(b) === state.sha256) {
         return { summary: verifyCatalogStream(b, v, () => undefined), entries: undefined, checked: v };
       }
-      const index = new CatalogIndexBuilder(ctx.paths.catalogsDir);
-      try {
-        return { summary: verifyCatalogStream(b, v, (p) => index.add(p)), entries: index, checked: v };
-      } catch (e) {
-        index.discard();
-        throw e;
-      }
+      const index = indexFor(b, v);
+      return { summary: index.summary, entries: index.builder, checked: v };
     },
   );
   // What was signed decides "changed": the same payload re-framed is the same catalog, and the copy already kept stays.
@@ -211,7 +207,7 @@ async function updateOne(ctx: PkgContext, repo: RepoConfig): Promise<RepoUpdate>
       crashPoint('update.root-saved');
     }
     if (changed || rotated.length > 0 || start.fromStagedPin || !(await storedCatalogIntact(ctx, repo.name, state))) {
-      index ??= indexFor(bytes, checked);
+      index ??= indexFor(bytes, checked).builder;
       await saveAcceptedCatalog(ctx, repo.name, bytes, summary, index, { rootVersion: root.signed.version, source });
     }
     await saveMirrorStatus(ctx, repo, mirrorSetOf(await ctx.transport()));

@@ -134,7 +134,6 @@ function bad(
   });
 }
 
-/** Semver exactly, no leading "v", no loose forms: versions are compared by the resolver and must mean one thing. */
 /**
  * Strings semver already accepted, as a version and as a range: a 65 000-entry catalog repeats a
  * few thousand of them, and semver's parse (regexes, a Range object per call) was most of the
@@ -150,6 +149,7 @@ function remember(set: Set<string>, s: string): void {
   set.add(s);
 }
 
+/** Semver exactly, no leading "v", no loose forms: versions are compared by the resolver and must mean one thing. */
 export function assertVersion(version: unknown, field = 'version'): string {
   if (typeof version === 'string' && knownVersions.has(version)) return version;
   if (typeof version !== 'string' || semver.valid(version) !== version) {

@@ -78,4 +78,13 @@ describe('swpkg repo index --jobs (worker threads, built CLI)', { timeout: 180_0
     expect(r.json.error.code).toBe('E_IMMUTABLE');
     expect(await treeHash(d)).toBe(before);
   });
+
+  it('refuses --jobs 0 as a usage error (exit 2) and writes nothing', async () => {
+    const d = await tempDir();
+    await packages(join(d, 'pkgs'));
+    const before = await treeHash(d);
+    const r = await index(join(d, 'pkgs'), join(d, 'catalog.json'), 0);
+    expect([r.code, r.json.error.code]).toEqual([2, 'E_USAGE']);
+    expect(await treeHash(d)).toBe(before);
+  });
 });

@@ -104,6 +104,11 @@ log file = $DIR/log/\$name.log
 keyring = /dev/null
 [mon]
 mon data = $DIR/mon/\$id
+# The monitor refuses to start when its filesystem has under 5% free (a shared CI disk of 250 GB
+# at 95% still has 12 GB): its database here is a few MB of throwaway state, so only a nearly
+# full disk should stop it.
+mon data avail crit = 1
+mon data avail warn = 2
 [osd]
 # The OSD's own crush update at start goes out before it has the monitor map (fsid 0) under auth none; the script places it instead.
 osd crush update on start = false
@@ -118,7 +123,7 @@ EOF
   monmaptool --create --fsid "$fsid" --addv a "[v1:127.0.0.1:$MON_PORT]" "$DIR/monmap" >/dev/null
   ceph-mon -c "$CONF" --mkfs -i a --monmap "$DIR/monmap" || die "ceph-mon --mkfs failed"
   # Every daemon starts with the lock's descriptor closed (9>&-): a daemon holding it would block every later rgw.sh.
-  ceph-mon -c "$CONF" -i a 9>&- || die "ceph-mon did not start"
+  ceph-mon -c "$CONF" -i a 9>&- 2>>"$DIR/log/mon-start.log" || die "ceph-mon did not start"
   wait_for "$WAIT" "the monitor answering" timeout 5 ceph -c "$CONF" mon stat
   local id uuid
   uuid=$(uuidgen)

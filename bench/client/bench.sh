@@ -32,7 +32,8 @@ for t in pack-corpus pack-compare serve catalog-10k summarize; do tool "$t"; don
 # The guest's pkg, from the one client build (images/pkg-bundle.ts) the image builder and the tests use.
 [ -f "$REPO/dist/cli/swpkg/main.js" ] || (cd "$REPO" && npm run --silent build)
 "$REPO/bin/swpkg" image bundle "$TOOLS/pkg.mjs" -q
-PKG="$NODE $TOOLS/pkg.mjs"
+# Run as the guest's /usr/bin/pkg runs it (images/build-images.ts), young generation capped.
+PKG="$NODE --max-semi-space-size=4 $TOOLS/pkg.mjs"
 
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; }

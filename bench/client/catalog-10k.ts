@@ -64,7 +64,11 @@ for (let i = 0; i < names; i++) {
 const key = generateKeyPair();
 const now = new Date();
 const root = createRoot({ rootKeys: [key], catalogKeys: [key], expires: new Date(now.getTime() + 365 * 86400_000) });
-const doc = signCatalog(buildCatalog({ repo: 'syn', packages, now, expiresIn: 30 * 86400 }), [key]);
+const signed = buildCatalog({ repo: 'syn', packages, now, expiresIn: 30 * 86400 });
+// Nothing in this catalog is ever downloaded, so it need not ask for the zstd-reading client
+// (format 2): a baseline pkg from before zstd (format 1) accepts it, and the benches compare the two.
+signed.compatibility.minClientFormat = 1;
+const doc = signCatalog(signed, [key]);
 const www = join(out, 'www');
 await mkdir(join(www, 'roots'), { recursive: true });
 await writeFile(join(www, 'repo-root.pub'), encodeEnvelope(root));

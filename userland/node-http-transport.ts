@@ -1,0 +1,95 @@
+import { Agent as HttpAgent, request as httpRequest, type IncomingMessage, type ClientRequest, type RequestOptions } from 'node:http';
+import type { Agent as HttpsAgent } from 'node:https';
+import { SwpkgError } from '../catalog/index.js';
+import { MAX_HEADER_BYTES, networkError, type HttpTransport } from './http-transport.js';
+
+/**
+ * The production transport on `node:http`: Node's own HTTP client, already part of the binary's
+ * start-up snapshot, where undici (the package, or Node's copy behind fetch) is a large bundle
+ * compiled on first use plus a WebAssembly parser — about a third of `pkg update`'s CPU on the
+ * host and a second or more of it under the guest's TCG. Bounded as the others are: pkg's own
+ * header timer and stall rule, the same header limit, and no redirects (the 3xx goes back to
+ * download.ts, which decides).
+ */
+export function nodeHttpTransport(o: { maxSockets?: number } = {}): HttpTransport {
+  // Keep-alive: `pkg update` asks one server for root, catalog and siblings in turn, so one
+  // connection serves them all. Free sockets are unref'd by the agent, so they never keep pkg alive.
+  const opts = { keepAlive: true, keepAliveMsecs: 1_000, maxSockets: o.maxSockets ?? 8, scheduling: 'lifo' as const };
+  const httpAgent = new HttpAgent(opts);
+  // https is loaded only for an https URL: a plain-HTTP run never pays for TLS.
+  let httpsAgent: Promise<{ agent: HttpsAgent; request: typeof httpRequest }> | undefined;
+
+  async function clientFor(url: URL): Promise<{ agent: HttpAgent; request: typeof httpRequest }> {
+    if (url.protocol === 'http:') return { agent: httpAgent, request: httpRequest };
+    if (url.protocol === 'https:') {
+      httpsAgent ??= import('node:https').then((m) => ({ agent: new m.Agent(opts), request: m.request }));
+      return httpsAgent;
+    }
+    throw new SwpkgError('E_NETWORK', `${url.href}: the scheme ${url.protocol} is not HTTP`, {
+      hint: 'repository URLs are http://, https:// or file://',
+      details: { url: url.href, errno: 'EPROTO' },
+    });
+  }
+
+  return {
+    async get(url, req) {
+      if (req.signal.aborted && req.signal.reason instanceof SwpkgError) throw req.signal.reason;
+      let target: URL;
+      try {
+        target = new URL(url);
+      } catch (e) {
+        throw networkError(url, e);
+      }
+      const client = await clientFor(target);
+      let creq: ClientRequest | undefined;
+      let timer: NodeJS.Timeout | undefined;
+      const onAbort = (): void => {
+        creq?.destroy(req.signal.reason instanceof Error ? req.signal.reason : new Error('aborted'));
+      };
+      req.signal.addEventListener('abort', onAbort, { once: true });
+      try {
+        const res = await new Promise<IncomingMessage>((resolve, reject) => {
+          const ro: RequestOptions = { method: 'GET', headers: req.headers, agent: client.agent, maxHeaderSize: MAX_HEADER_BYTES };
+          creq = client.request(target, ro);
+          creq.once('response', resolve);
+          creq.once('error', reject);
+          timer = setTimeout(() => {
+            const err = new SwpkgError('E_STALLED', `${url}: no answer within ${req.headersTimeoutMs} ms`, {
+              hint: 'the mirror is too slow or unreachable; retry, or add another mirror',
+              details: { url, rule: 'headers', timeoutMs: req.headersTimeoutMs },
+            });
+            creq?.destroy(err);
+            reject(err);
+          }, req.headersTimeoutMs);
+          creq.end();
+        });
+        // Errors after the headers surface through the body's iterator; without a listener a late
+        // socket error on the request would be an unhandled 'error' event.
+        creq!.on('error', () => {});
+        return {
+          status: res.statusCode ?? 0,
+          header: (name) => {
+            const v = res.headers[name.toLowerCase()];
+            return Array.isArray(v) ? v[0] : v;
+          },
+          body: res,
+          discard: async () => {
+            res.on('error', () => {});
+            // Destroying the response closes its socket instead of returning it to the pool half-read.
+            res.destroy();
+          },
+        };
+      } catch (e) {
+        if (req.signal.aborted && req.signal.reason instanceof SwpkgError) throw req.signal.reason;
+        throw networkError(url, e);
+      } finally {
+        if (timer) clearTimeout(timer);
+        req.signal.removeEventListener('abort', onAbort);
+      }
+    },
+    async close() {
+      httpAgent.destroy();
+      if (httpsAgent) (await httpsAgent).agent.destroy();
+    },
+  };
+}

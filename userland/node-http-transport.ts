@@ -1,5 +1,4 @@
-import { Agent as HttpAgent, request as httpRequest, type IncomingMessage, type ClientRequest, type RequestOptions } from 'node:http';
-import type { Agent as HttpsAgent } from 'node:https';
+import type { Agent, IncomingMessage, ClientRequest, RequestOptions, request as httpRequest } from 'node:http';
 import { SwpkgError } from '../catalog/index.js';
 import { MAX_HEADER_BYTES, networkError, type HttpTransport } from './http-transport.js';
 
@@ -15,16 +14,15 @@ export function nodeHttpTransport(o: { maxSockets?: number } = {}): HttpTranspor
   // Keep-alive: `pkg update` asks one server for root, catalog and siblings in turn, so one
   // connection serves them all. Free sockets are unref'd by the agent, so they never keep pkg alive.
   const opts = { keepAlive: true, keepAliveMsecs: 1_000, maxSockets: o.maxSockets ?? 8, scheduling: 'lifo' as const };
-  const httpAgent = new HttpAgent(opts);
-  // https is loaded only for an https URL: a plain-HTTP run never pays for TLS.
-  let httpsAgent: Promise<{ agent: HttpsAgent; request: typeof httpRequest }> | undefined;
+  // Both modules load on the first request, not when pkg starts: boot-check and every command
+  // that never touches the network skip them (index.ts re-exports this file).
+  type Client = { agent: Agent; request: typeof httpRequest };
+  let http: Promise<Client> | undefined;
+  let https: Promise<Client> | undefined;
 
-  async function clientFor(url: URL): Promise<{ agent: HttpAgent; request: typeof httpRequest }> {
-    if (url.protocol === 'http:') return { agent: httpAgent, request: httpRequest };
-    if (url.protocol === 'https:') {
-      httpsAgent ??= import('node:https').then((m) => ({ agent: new m.Agent(opts), request: m.request }));
-      return httpsAgent;
-    }
+  async function clientFor(url: URL): Promise<Client> {
+    if (url.protocol === 'http:') return (http ??= import('node:http').then((m) => ({ agent: new m.Agent(opts), request: m.request })));
+    if (url.protocol === 'https:') return (https ??= import('node:https').then((m) => ({ agent: new m.Agent(opts), request: m.request })));
     throw new SwpkgError('E_NETWORK', `${url.href}: the scheme ${url.protocol} is not HTTP`, {
       hint: 'repository URLs are http://, https:// or file://',
       details: { url: url.href, errno: 'EPROTO' },
@@ -88,8 +86,7 @@ export function nodeHttpTransport(o: { maxSockets?: number } = {}): HttpTranspor
       }
     },
     async close() {
-      httpAgent.destroy();
-      if (httpsAgent) (await httpsAgent).agent.destroy();
+      for (const c of [http, https]) if (c) (await c).agent.destroy();
     },
   };
 }

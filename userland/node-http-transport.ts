@@ -17,12 +17,20 @@ export function nodeHttpTransport(o: { maxSockets?: number } = {}): HttpTranspor
   // Both modules load on the first request, not when pkg starts: boot-check and every command
   // that never touches the network skip them (index.ts re-exports this file).
   type Client = { agent: Agent; request: typeof httpRequest };
-  let http: Promise<Client> | undefined;
-  let https: Promise<Client> | undefined;
+  let http: Client | undefined;
+  let https: Client | undefined;
 
-  async function clientFor(url: URL): Promise<Client> {
-    if (url.protocol === 'http:') return (http ??= import('node:http').then((m) => ({ agent: new m.Agent(opts), request: m.request })));
-    if (url.protocol === 'https:') return (https ??= import('node:https').then((m) => ({ agent: new m.Agent(opts), request: m.request })));
+  function clientFor(url: URL): Client {
+    // getBuiltinModule, not import(): an ESM import of node:http builds its module facade by reading
+    // every export, and one of them is a getter that loads undici (http.WebSocket and friends).
+    if (url.protocol === 'http:') {
+      const m = process.getBuiltinModule('node:http');
+      return (http ??= { agent: new m.Agent(opts), request: m.request });
+    }
+    if (url.protocol === 'https:') {
+      const m = process.getBuiltinModule('node:https');
+      return (https ??= { agent: new m.Agent(opts), request: m.request });
+    }
     throw new SwpkgError('E_NETWORK', `${url.href}: the scheme ${url.protocol} is not HTTP`, {
       hint: 'repository URLs are http://, https:// or file://',
       details: { url: url.href, errno: 'EPROTO' },
@@ -38,7 +46,7 @@ export function nodeHttpTransport(o: { maxSockets?: number } = {}): HttpTranspor
       } catch (e) {
         throw networkError(url, e);
       }
-      const client = await clientFor(target);
+      const client = clientFor(target);
       let creq: ClientRequest | undefined;
       let timer: NodeJS.Timeout | undefined;
       const onAbort = (): void => {
@@ -86,7 +94,7 @@ export function nodeHttpTransport(o: { maxSockets?: number } = {}): HttpTranspor
       }
     },
     async close() {
-      for (const c of [http, https]) if (c) (await c).agent.destroy();
+      for (const c of [http, https]) c?.agent.destroy();
     },
   };
 }

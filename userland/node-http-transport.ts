@@ -3,8 +3,8 @@ import { SwpkgError } from '../catalog/index.js';
 import { MAX_HEADER_BYTES, networkError, type HttpTransport } from './http-transport.js';
 
 /**
- * The production transport on `node:http`: Node's own HTTP client, already part of the binary's
- * start-up snapshot, where undici (the package, or Node's copy behind fetch) is a large bundle
+ * The production transport on `node:http`: Node's own HTTP client, built into the binary with its
+ * code cache, where undici (the package, or Node's copy behind fetch) is a large bundle
  * compiled on first use plus a WebAssembly parser — about a third of `pkg update`'s CPU on the
  * host and a second or more of it under the guest's TCG. Bounded as the others are: pkg's own
  * header timer and stall rule, the same header limit, and no redirects (the 3xx goes back to

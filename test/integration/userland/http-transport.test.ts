@@ -165,6 +165,14 @@ describe('the node:http transport', () => {
     expect(err.details?.['errno']).toBe('ECONNREFUSED');
   });
 
+  it('refuses a scheme that is not HTTP with E_NETWORK before connecting anywhere', async () => {
+    let err: { code?: string; details?: Record<string, unknown> } = {};
+    await nodeHttp.get('ftp://127.0.0.1/c.json', req()).catch((e: unknown) => (err = e as typeof err));
+    expect(err.code).toBe('E_NETWORK');
+    expect(err.details).toMatchObject({ url: 'ftp://127.0.0.1/c.json', errno: 'EPROTO' });
+    expect(loop.requests).toEqual([]);
+  });
+
   it('keeps one connection for requests made one after another', async () => {
     const t = nodeHttpTransport();
     const sockets = new Set<string>();

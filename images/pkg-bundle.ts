@@ -39,8 +39,8 @@ const lazyBuiltins: Plugin = {
  * The bundle talks HTTP through `node:http` (see defaultTransport in userland/http-transport.ts),
  * so the undici package stays out of it. Anything that still imports it gets a module that says so.
  */
-const builtinUndici: Plugin = {
-  name: 'builtin-undici',
+const noUndici: Plugin = {
+  name: 'no-undici',
   setup(b) {
     b.onResolve({ filter: /^undici$/ }, () => ({ path: 'undici', namespace: 'no-undici' }));
     b.onLoad({ filter: /.*/, namespace: 'no-undici' }, () => ({
@@ -91,7 +91,7 @@ export async function bundlePkgClient(repoRoot: string, outFile: string): Promis
       metafile: true,
       // userland/cli/version.ts reads PKG_VERSION.
       define: { PKG_VERSION: JSON.stringify(version) },
-      plugins: [lazyBuiltins, builtinUndici],
+      plugins: [lazyBuiltins, noUndici],
       banner: {
         js: "import { createRequire as __pkgCreateRequire } from 'node:module'; const require = __pkgCreateRequire(import.meta.url);",
       },

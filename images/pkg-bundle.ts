@@ -36,16 +36,15 @@ const lazyBuiltins: Plugin = {
 };
 
 /**
- * The bundle talks HTTP through Node's built-in undici (fetch; see defaultTransport in
- * userland/http-transport.ts), so the undici package stays out of it. Anything that still imports
- * it gets a module that says so.
+ * The bundle talks HTTP through `node:http` (see defaultTransport in userland/http-transport.ts),
+ * so the undici package stays out of it. Anything that still imports it gets a module that says so.
  */
-const builtinUndici: Plugin = {
-  name: 'builtin-undici',
+const noUndici: Plugin = {
+  name: 'no-undici',
   setup(b) {
     b.onResolve({ filter: /^undici$/ }, () => ({ path: 'undici', namespace: 'no-undici' }));
     b.onLoad({ filter: /.*/, namespace: 'no-undici' }, () => ({
-      contents: "throw new Error('the pkg bundle uses Node\\'s built-in fetch; the undici package is not bundled');",
+      contents: "throw new Error('the pkg bundle talks HTTP through node:http; the undici package is not bundled');",
       loader: 'js',
     }));
   },
@@ -90,9 +89,9 @@ export async function bundlePkgClient(repoRoot: string, outFile: string): Promis
       minify: true,
       legalComments: 'none',
       metafile: true,
-      // userland/cli/version.ts reads PKG_VERSION; http-transport.ts uses Node's own fetch when PKG_BUILTIN_FETCH.
-      define: { PKG_VERSION: JSON.stringify(version), PKG_BUILTIN_FETCH: 'true' },
-      plugins: [lazyBuiltins, builtinUndici],
+      // userland/cli/version.ts reads PKG_VERSION.
+      define: { PKG_VERSION: JSON.stringify(version) },
+      plugins: [lazyBuiltins, noUndici],
       banner: {
         js: "import { createRequire as __pkgCreateRequire } from 'node:module'; const require = __pkgCreateRequire(import.meta.url);",
       },

@@ -13,7 +13,7 @@ export interface PkgOptions {
   now?: () => Date;
   /** What this machine is, for catalog and package compatibility. */
   client?: ClientIdentity;
-  /** The network; default undici (see defaultTransport), created on first use. */
+  /** The network; default node:http (see defaultTransport), created on first use. */
   transport?: HttpTransport;
   limits?: Partial<TransferLimits>;
   /** Resume attempts per mirror after a reset or stall. */

@@ -21,9 +21,10 @@ export interface HttpRequest {
 }
 
 /**
- * The network edge of pkg, kept small so tests can swap it: `undiciTransport`
- * talks to real servers; `fetchTransport` goes through WHATWG fetch, where
- * msw intercepts unit-level edge cases. A transport never follows
+ * The network edge of pkg, kept small so tests can swap it: `nodeHttpTransport`
+ * (node-http-transport.ts) talks to real servers, as `undiciTransport` can;
+ * `fetchTransport` goes through WHATWG fetch, where msw intercepts
+ * unit-level edge cases. A transport never follows
  * redirects: it returns the 3xx, and `download.ts` decides which to follow
  * (same origin or another configured server of the repository).
  */
@@ -37,7 +38,8 @@ export function networkError(url: string, e: unknown): SwpkgError {
   if (e instanceof SwpkgError) return e;
   const err = e as { code?: string; message?: string; cause?: { code?: string; message?: string } };
   const code = err?.code ?? err?.cause?.code;
-  if (code === 'UND_ERR_HEADERS_OVERFLOW') {
+  // undici's name and node:http's parser's name for the same refusal.
+  if (code === 'UND_ERR_HEADERS_OVERFLOW' || code === 'HPE_HEADER_OVERFLOW') {
     return new SwpkgError('E_HEADERS_TOO_LARGE', `${url}: the server sent response headers larger than ${MAX_HEADER_BYTES} bytes`, {
       hint: 'the server or something in between is broken or hostile; use another mirror',
       details: { url, limit: MAX_HEADER_BYTES, errno: code },
@@ -59,7 +61,8 @@ export function networkError(url: string, e: unknown): SwpkgError {
 }
 
 /**
- * The production transport: undici's `request` with its own bounded timeouts.
+ * A transport on the undici package's `request`, with its own bounded timeouts; the production
+ * transport before `nodeHttpTransport`, kept so the same download tests run over both.
  * Loaded lazily so commands that never touch the network start fast.
  */
 export async function undiciTransport(o: { connectTimeoutMs?: number } = {}): Promise<HttpTransport> {
@@ -123,19 +126,15 @@ export async function undiciTransport(o: { connectTimeoutMs?: number } = {}): Pr
   };
 }
 
-/** Set by the client bundle (images/pkg-bundle.ts); undefined in the tsc build. */
-declare const PKG_BUILTIN_FETCH: boolean | undefined;
-
 /**
- * The transport pkg uses unless one is injected: the undici package, or in
- * the one-file guest bundle Node's own copy of undici behind fetch — the
- * package is 70% of the bundle's bytes, and every `pkg` start pays for
- * decoding them. Both are bounded the same way: pkg's own header timer and
- * stall rule, not the library's defaults.
+ * The transport pkg and swpkg use unless one is injected: `node:http`. Node's HTTP client is part
+ * of the binary's start-up snapshot, while undici (the package, or Node's own copy behind fetch)
+ * is a large module compiled on first use — in the guest under TCG that was a second or more of
+ * every `pkg update`. All transports are bounded the same way: pkg's own header timer and stall
+ * rule, not a library's defaults.
  */
 export async function defaultTransport(): Promise<HttpTransport> {
-  if (typeof PKG_BUILTIN_FETCH === 'boolean' && PKG_BUILTIN_FETCH) return fetchTransport();
-  return undiciTransport();
+  return (await import('./node-http-transport.js')).nodeHttpTransport();
 }
 
 /** A transport over WHATWG fetch (globalThis.fetch at call time by default), which msw intercepts in unit tests. */

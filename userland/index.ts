@@ -102,6 +102,7 @@ export {
   type HttpResponse,
   type HttpRequest,
 } from './http-transport.js';
+export { nodeHttpTransport } from './node-http-transport.js';
 export { crashPoint } from './crash-point.js';
 export { installRelease, loadRelease, recordAcceptedRelease, type InstallReleaseResult, type LoadedRelease } from './release.js';
 export { fetchPackages, type FetchResult } from './fetch-only.js';

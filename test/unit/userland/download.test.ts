@@ -3,21 +3,16 @@ import { setupServer } from 'msw/node';
 import { createHash, randomBytes } from 'node:crypto';
 import { readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { downloadFile, fetchBytes, fetchTransport, undiciTransport, type HttpTransport } from '../../../userland/index.js';
-import {
-  startTableServer,
-  tableHandlers,
-  type RequestInfo,
-  type ResponseTable,
-  type TableServer,
-} from '../../helpers/http-table-server.js';
+import { downloadFile, fetchBytes, fetchTransport } from '../../../userland/index.js';
+import { tableHandlers, type RequestInfo, type ResponseTable } from '../../helpers/http-table-server.js';
 import { tempDir } from '../../helpers/tmp.js';
 
 /**
  * Edge cases of the download path. The same response table is mounted by
  * msw (WHATWG fetch transport; unhandled requests are errors) for plain
- * answers, and by a loopback server (undici transport) for what needs a
- * real socket: resets mid-stream, stalls, bodies cut off while streaming.
+ * answers. What needs a real socket (resets mid-stream, stalls, bodies cut
+ * off while streaming) is in test/integration/userland/http-transport.test.ts,
+ * without msw, which would intercept node:http in this process.
  */
 const BASE = 'http://repo.test';
 const MIRROR = 'http://mirror.test';
@@ -25,26 +20,17 @@ const table: ResponseTable = new Map();
 const mirrorTable: ResponseTable = new Map();
 const requests: RequestInfo[] = [];
 const server = setupServer(...tableHandlers(table, BASE, requests), ...tableHandlers(mirrorTable, MIRROR));
-const loopTable: ResponseTable = new Map();
-let loop: TableServer;
-let undici: HttpTransport;
 
 beforeAll(async () => {
   server.listen({ onUnhandledFrame: 'error' });
-  loop = await startTableServer(loopTable);
-  undici = await undiciTransport();
 });
 afterEach(() => {
   table.clear();
   mirrorTable.clear();
-  loopTable.clear();
   requests.length = 0;
-  loop.requests.length = 0;
 });
 afterAll(async () => {
   server.close();
-  await undici.close?.();
-  await loop.close();
 });
 
 const transport = fetchTransport();
@@ -166,57 +152,5 @@ describe('fetchBytes', () => {
   it('times out when no headers arrive', async () => {
     table.set('slow.json', { body: Buffer.from('{}'), delayMs: 2000 });
     expect(await codeOf(fetchBytes(`${BASE}/slow.json`, { transport, maxBytes: 100, limits }))).toBe('E_STALLED');
-  });
-});
-
-describe('downloadFile over a real socket', () => {
-  const url = (): string => `${loop.url}p.swpkg`;
-
-  it('resumes a reset transfer with Range and hashes the part it already had', async () => {
-    const dir = await tempDir();
-    loopTable.set('p.swpkg', (req) => (req.count === 0 ? { body: payload, truncateAt: 70_000 } : { body: payload }));
-    const dest = join(dir, 'p.swpkg');
-    const r = await downloadFile([url()], { transport: undici, dest, size: payload.length, sha256: sha(payload), limits, retries: 1 });
-    expect(r.resumedFrom).toBeGreaterThan(0);
-    expect(loop.requests.map((q) => q.range)).toEqual([undefined, `bytes=${r.resumedFrom}-`]);
-    expect(sha(await readFile(dest))).toBe(sha(payload));
-  });
-
-  it('leaves the .part for the next run when retries are exhausted, and that run resumes', async () => {
-    const dir = await tempDir();
-    const dest = join(dir, 'p.swpkg');
-    loopTable.set('p.swpkg', { body: payload, truncateAt: 50_000 });
-    expect(
-      await codeOf(downloadFile([url()], { transport: undici, dest, size: payload.length, sha256: sha(payload), limits, retries: 0 })),
-    ).toBe('E_NETWORK');
-    const part = await readFile(`${dest}.part`);
-    expect(part.length).toBeGreaterThan(0);
-    loopTable.set('p.swpkg', { body: payload });
-    const r = await downloadFile([url()], { transport: undici, dest, size: payload.length, sha256: sha(payload), limits, retries: 0 });
-    expect(r.resumedFrom).toBe(part.length);
-    expect(loop.requests[loop.requests.length - 1]!.range).toBe(`bytes=${part.length}-`);
-    expect(sha(await readFile(dest))).toBe(sha(payload));
-  });
-
-  it('refuses a body that runs past the declared size while streaming (no Content-Length)', async () => {
-    const dir = await tempDir();
-    const dest = join(dir, 'p.swpkg');
-    loopTable.set('p.swpkg', { body: Buffer.concat([payload, randomBytes(10)]), omitLength: true });
-    expect(await codeOf(downloadFile([url()], { transport: undici, dest, size: payload.length, sha256: sha(payload), limits }))).toBe(
-      'E_TOO_LARGE',
-    );
-    expect(await readdir(dir)).toEqual([]);
-    loopTable.set('c.json', { body: Buffer.from('x'.repeat(100)), omitLength: true });
-    expect(await codeOf(fetchBytes(`${loop.url}c.json`, { transport: undici, maxBytes: 99, limits }))).toBe('E_TOO_LARGE');
-  });
-
-  it('reports a stall as E_STALLED and keeps what arrived for a resume', async () => {
-    const dir = await tempDir();
-    loopTable.set('p.swpkg', { body: payload, stallAfter: 1000 });
-    const dest = join(dir, 'p.swpkg');
-    expect(
-      await codeOf(downloadFile([url()], { transport: undici, dest, size: payload.length, sha256: sha(payload), limits, retries: 0 })),
-    ).toBe('E_STALLED');
-    expect((await readFile(`${dest}.part`)).length).toBe(1000);
   });
 });

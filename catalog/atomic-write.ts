@@ -58,7 +58,11 @@ export async function commitFile(tmp: string, path: string): Promise<void> {
 }
 
 /** Writes `data` to `path` crash-safely (temp, write, fsync, rename, fsync the folder); creates the folder. */
-export async function writeFileAtomic(path: string, data: string | Uint8Array, o: { mode?: number } = {}): Promise<void> {
+export async function writeFileAtomic(
+  path: string,
+  data: string | Uint8Array | Iterable<Uint8Array>,
+  o: { mode?: number } = {},
+): Promise<void> {
   const tmp = tempPathFor(path);
   try {
     await mkdir(dirname(path), { recursive: true });

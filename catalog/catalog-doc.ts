@@ -3,7 +3,16 @@ import { SHA256_HEX } from './hash.js';
 import type { KeyPair } from './keys.js';
 import { ARCHES, assertName, assertVersion, validateDepends, type PackageManifest } from './manifest.js';
 import { assertNotExpired, type RootDocument, type Signed } from './root.js';
-import { checkThreshold, parseEnvelope, payloadSha256, paeHead, signEnvelope, PAYLOAD_TYPES, type Envelope } from './envelope.js';
+import {
+  checkThreshold,
+  parseEnvelope,
+  parseEnvelopeInPlace,
+  payloadSha256,
+  paeHead,
+  signEnvelope,
+  PAYLOAD_TYPES,
+  type Envelope,
+} from './envelope.js';
 import { assertKnownFields, isJsonObject, parseStrictJson, parseStrictJsonBytes, StreamedJsonArray } from './strict-json.js';
 
 /**
@@ -371,12 +380,7 @@ export interface VerifyCatalogOptions {
 export function verifyCatalog(bytes: Uint8Array, o: VerifyCatalogOptions): CatalogDocument {
   const packages: CatalogPackage[] = [];
   let env: Envelope | undefined;
-  const v = verifyCatalogStream(
-    bytes,
-    o,
-    (p) => packages.push(p),
-    (e) => (env = e),
-  );
+  const v = verifyCatalogStream(bytes, o, (p) => packages.push(p), { onEnvelope: (e) => (env = e) });
   if (!env) throw new SwpkgError('E_INTERNAL', 'verifyCatalog: the envelope was not kept');
   return { ...env, signed: { ...v.signed, packages } };
 }
@@ -388,6 +392,8 @@ export interface VerifiedCatalogSummary {
   packages: number;
   /** SHA-256 of the signed payload bytes (payloadSha256). */
   payloadSha256: string;
+  /** The catalog's bytes as they arrived, in slices (after `inPlace`, rebuilt: see parseEnvelopeInPlace). */
+  originalBytes: () => Iterable<Uint8Array>;
 }
 
 /**
@@ -397,12 +403,14 @@ export interface VerifiedCatalogSummary {
  * before the checks that follow the parse (repository, expiry, rollback, equivocation,
  * compatibility), so the caller must hold them aside until this returns and drop them if it
  * throws. `onEnvelope` hears the parsed envelope (verifyCatalog keeps it; pkg update does not).
+ * `inPlace` decodes the payload inside `bytes` (parseEnvelopeInPlace): tens of MB less held at
+ * once, and `bytes` is spent, returned or thrown, so the caller keeps them through `originalBytes`.
  */
 export function verifyCatalogStream(
   bytes: Uint8Array,
   o: VerifyCatalogOptions,
   onPackage: (p: CatalogPackage, i: number) => void,
-  onEnvelope?: (env: Envelope) => void,
+  more: { onEnvelope?: (env: Envelope) => void; inPlace?: boolean } = {},
 ): VerifiedCatalogSummary {
   const max = o.maxBytes ?? DEFAULT_MAX_CATALOG_BYTES;
   if (bytes.length > max) {
@@ -411,7 +419,13 @@ export function verifyCatalogStream(
       details: { size: bytes.length, limit: max },
     });
   }
-  const env = parseEnvelope(bytes, PAYLOAD_TYPES.catalog, 'catalog');
+  let originalBytes = (): Iterable<Uint8Array> => [bytes];
+  let env: Envelope;
+  if (more.inPlace) {
+    const { originalBytes: rebuilt, ...parsed } = parseEnvelopeInPlace(bytes, PAYLOAD_TYPES.catalog, 'catalog');
+    env = parsed;
+    originalBytes = rebuilt;
+  } else env = parseEnvelope(bytes, PAYLOAD_TYPES.catalog, 'catalog');
   const root = o.root.signed;
   checkThreshold(env, root.roles.catalog, root.keys, 'catalog');
   const parsed = parseCatalogPayloadStream(env.payload, onPackage);
@@ -443,8 +457,13 @@ export function verifyCatalogStream(
       });
     }
   }
-  onEnvelope?.(env);
-  const out: VerifiedCatalogSummary = { signed: parsed.head, packages: parsed.packages, payloadSha256: sha256 };
+  more.onEnvelope?.(env);
+  const out: VerifiedCatalogSummary = {
+    signed: parsed.head,
+    packages: parsed.packages,
+    payloadSha256: sha256,
+    originalBytes,
+  };
   if (o.client === null) return out;
   const client = o.client ?? DEFAULT_CLIENT;
   const compat = doc.signed.compatibility;

@@ -173,6 +173,67 @@ function assertType(actual: unknown, expected: PayloadType, what: string): void 
  * payload stays bytes until its signatures have been checked.
  */
 export function parseEnvelope(bytes: Uint8Array, expected: PayloadType, what: string): Envelope {
+  const { payload, signatures } = parseFraming(bytes, expected, what);
+  const decoded =
+    typeof payload === 'string'
+      ? decodeStrictBase64(payload, `${what}: payload`)
+      : decodeStrictBase64Range(bytes, payload, expected, `${what}: payload`, false);
+  return { payloadType: expected, payload: decoded, signatures };
+}
+
+/** An envelope parsed by parseEnvelopeInPlace: the bytes it was read from are given back on demand. */
+export interface InPlaceEnvelope extends Envelope {
+  /**
+   * The envelope's bytes exactly as they arrived, in slices: the framing kept aside and the
+   * payload encoded again (canonical base64 has one spelling per byte string, so it is the same text).
+   */
+  originalBytes: () => Generator<Uint8Array>;
+}
+
+/**
+ * parseEnvelope that decodes the payload inside `bytes` itself, for a document of tens of MB
+ * (a catalog) whose fetched bytes and decoded payload would otherwise both be held: the
+ * caller must read nothing from `bytes` afterwards, whether this returns or throws, only from
+ * `originalBytes()`. A payload
+ * holding an escape (never written by swpkg) is decoded into a buffer of its own, `bytes` untouched.
+ */
+export function parseEnvelopeInPlace(bytes: Uint8Array, expected: PayloadType, what: string): InPlaceEnvelope {
+  const { payload, signatures } = parseFraming(bytes, expected, what);
+  if (typeof payload === 'string') {
+    const decoded = decodeStrictBase64(payload, `${what}: payload`);
+    return {
+      payloadType: expected,
+      payload: decoded,
+      signatures,
+      originalBytes: function* () {
+        yield bytes;
+      },
+    };
+  }
+  const src = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  // Copied before the decoding writes over the framing before the payload.
+  const before = Buffer.from(src.subarray(0, payload.start));
+  const after = src.subarray(payload.end);
+  const decoded = decodeStrictBase64Range(bytes, payload, expected, `${what}: payload`, true);
+  return {
+    payloadType: expected,
+    payload: decoded,
+    signatures,
+    originalBytes: function* () {
+      yield before;
+      for (let i = 0; i < decoded.length; i += BASE64_SLICE)
+        yield Buffer.from(decoded.toString('base64', i, Math.min(i + BASE64_SLICE, decoded.length)), 'latin1');
+      yield after;
+    },
+  };
+}
+
+/** The envelope's JSON, checked: its known fields, payload type and signature list; the payload still base64. */
+function parseFraming(
+  bytes: Uint8Array,
+  expected: PayloadType,
+  what: string,
+): { payload: string | RawJsonString; signatures: Signature[] } {
   // The payload's base64 stays in `bytes` (no copy as a string) unless it holds an escape.
   const v = parseStrictJsonBytes(bytes, what, { rawString: 'payload' });
   if (!isJsonObject(v)) throw new SwpkgError('E_MALFORMED', `${what} is not a signed envelope`, { details: { what } });
@@ -182,20 +243,19 @@ export function parseEnvelope(bytes: Uint8Array, expected: PayloadType, what: st
   const payload = v['payload'];
   if (typeof payload !== 'string' && !(payload instanceof RawJsonString))
     throw new SwpkgError('E_MALFORMED', `${what}: payload must be a base64 string`, { details: { what } });
-  const signatures = parseSignatureList(v['signatures'], what);
-  const decoded =
-    typeof payload === 'string'
-      ? decodeStrictBase64(payload, `${what}: payload`)
-      : decodeStrictBase64Range(bytes, payload, expected, `${what}: payload`);
-  return { payloadType: expected, payload: decoded, signatures };
+  return { payload, signatures: parseSignatureList(v['signatures'], what) };
 }
 
 /**
  * decodeStrictBase64 over base64 left in the envelope's bytes (escape-free, so those bytes are
- * the string), decoded a slice at a time into a buffer with PAE's head before it
- * (payloadWithPaeRoom): the signature check then reads the payload where it is.
+ * the string), decoded a slice at a time with PAE's head before it: the signature check then
+ * reads the payload where it is. Into a buffer of its own (payloadWithPaeRoom), or, `inPlace`,
+ * into `bytes` from its first byte: each slice is read into a string before its bytes are
+ * written, and what it writes (3 bytes per 4 characters, after the head) never reaches past
+ * the slice, so nothing is overwritten before it is read. Only an envelope whose first slice
+ * is too short for the head to fit that way (a payload of a few dozen bytes) gets a buffer of its own.
  */
-function decodeStrictBase64Range(bytes: Uint8Array, range: RawJsonString, payloadType: string, what: string): Buffer {
+function decodeStrictBase64Range(bytes: Uint8Array, range: RawJsonString, payloadType: string, what: string, inPlace: boolean): Buffer {
   const src = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const { start, end } = range;
   const refuse = (): SwpkgError => new SwpkgError('E_MALFORMED', `${what} is not canonical standard base64`, { details: { what } });
@@ -204,8 +264,12 @@ function decodeStrictBase64Range(bytes: Uint8Array, range: RawJsonString, payloa
   const last = src.toString('latin1', end - 4, end);
   if (length > 0 && Buffer.from(last, 'base64').toString('base64') !== last) throw refuse();
   const pad = length === 0 ? 0 : last.endsWith('==') ? 2 : last.endsWith('=') ? 1 : 0;
-  const out = payloadWithPaeRoom(payloadType, (length / 4) * 3 - pad);
+  const size = (length / 4) * 3 - pad;
   const slice = (BASE64_SLICE / 3) * 4;
+  const head = paeHead(payloadType, size);
+  // The first slice writes head.length + 3/4 of its characters from byte 0 and must end before the second slice begins.
+  const here = inPlace && head.length <= start + Math.min(slice, length) / 4;
+  const out = here ? src.subarray(head.length, head.length + size) : payloadWithPaeRoom(payloadType, size);
   let at = 0;
   for (let i = start; i < end; i += slice) {
     const e = Math.min(i + slice, end);
@@ -215,6 +279,7 @@ function decodeStrictBase64Range(bytes: Uint8Array, range: RawJsonString, payloa
     at += out.write(text, at, 'base64');
   }
   if (at !== out.length) throw refuse();
+  if (here) head.copy(src, 0);
   return out;
 }
 

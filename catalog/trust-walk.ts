@@ -45,6 +45,7 @@ export interface TrustWalk<C = CatalogDocument> {
   rotated: number[];
   /** What the catalog check returned (verifyCatalog's document by default). */
   catalog: C;
+  /** The catalog's bytes as the check left them: a check that decodes in place (pkg update's) has spent them. */
   catalogBytes: Uint8Array;
 }
 

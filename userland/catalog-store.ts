@@ -79,14 +79,14 @@ export async function readCatalogState(ctx: PkgContext, repo: string): Promise<C
 export async function saveAcceptedCatalog(
   ctx: PkgContext,
   repo: string,
-  bytes: Uint8Array,
+  fetched: { sha256: string; bytes: Iterable<Uint8Array> },
   catalog: VerifiedCatalogSummary,
   entries: CatalogIndexBuilder,
   o: { rootVersion: number; source: string },
 ): Promise<CatalogState> {
-  const sha256 = sha256Hex(bytes);
+  const { sha256 } = fetched;
   const previous = await readCatalogState(ctx, repo);
-  await writeFileAtomic(bytesPath(ctx, repo, sha256), bytes);
+  await writeFileAtomic(bytesPath(ctx, repo, sha256), fetched.bytes);
   const index = await entries.writeTo(indexPath(ctx, repo, sha256), sha256, catalog.signed);
   const state: CatalogState = {
     format: 1,

@@ -148,11 +148,13 @@ async function updateOne(ctx: PkgContext, repo: RepoConfig): Promise<RepoUpdate>
   let source = '';
   // The size of the copy already kept: bytes of another size are another catalog, without hashing them.
   const keptSize = state ? await storedSize(ctx, repo.name, state.sha256) : undefined;
-  // Verifies the bytes into a fresh index (discarded when they are refused).
+  // Verifies the bytes into a fresh index (discarded when they are refused). The payload is decoded
+  // inside the fetched bytes (tens of MB less held for a large catalog): they are spent from then
+  // on, and what is stored comes back through the summary's originalBytes.
   const indexFor = (b: Uint8Array, v: VerifyCatalogOptions): { summary: VerifiedCatalogSummary; builder: CatalogIndexBuilder } => {
     const builder = new CatalogIndexBuilder(ctx.paths.catalogsDir);
     try {
-      return { summary: verifyCatalogStream(b, v, (p) => builder.add(p)), builder };
+      return { summary: verifyCatalogStream(b, v, (p) => builder.add(p), { inPlace: true }), builder };
     } catch (e) {
       builder.discard();
       throw e;
@@ -161,8 +163,7 @@ async function updateOne(ctx: PkgContext, repo: RepoConfig): Promise<RepoUpdate>
   const {
     root,
     rotated,
-    catalog: { summary, entries, checked },
-    catalogBytes: bytes,
+    catalog: { summary, entries, checked, sha256 },
   } = await walkTrust(
     {
       trusted,
@@ -186,11 +187,13 @@ async function updateOne(ctx: PkgContext, repo: RepoConfig): Promise<RepoUpdate>
     // The very bytes already kept need no new index (the entries are only checked), unless the kept copy
     // turns out damaged: then they are verified once more into one, below.
     (b, v) => {
-      if (keptSize === b.length && state && sha256Hex(b) === state.sha256) {
-        return { summary: verifyCatalogStream(b, v, () => undefined), entries: undefined, checked: v };
+      // Hashed before verifying: the verification spends the bytes.
+      const sha256 = sha256Hex(b);
+      if (keptSize === b.length && state && sha256 === state.sha256) {
+        return { summary: verifyCatalogStream(b, v, () => undefined, { inPlace: true }), entries: undefined, checked: v, sha256 };
       }
       const index = indexFor(b, v);
-      return { summary: index.summary, entries: index.builder, checked: v };
+      return { summary: index.summary, entries: index.builder, checked: v, sha256 };
     },
   );
   // What was signed decides "changed": the same payload re-framed is the same catalog, and the copy already kept stays.
@@ -207,8 +210,12 @@ async function updateOne(ctx: PkgContext, repo: RepoConfig): Promise<RepoUpdate>
       crashPoint('update.root-saved');
     }
     if (changed || rotated.length > 0 || start.fromStagedPin || !(await storedCatalogIntact(ctx, repo.name, state))) {
-      index ??= indexFor(bytes, checked).builder;
-      await saveAcceptedCatalog(ctx, repo.name, bytes, summary, index, { rootVersion: root.signed.version, source });
+      // The bytes already kept, but the kept copy is damaged: the entries were only checked, so verify them again into an index.
+      index ??= indexFor(Buffer.concat([...summary.originalBytes()]), checked).builder;
+      await saveAcceptedCatalog(ctx, repo.name, { sha256, bytes: summary.originalBytes() }, summary, index, {
+        rootVersion: root.signed.version,
+        source,
+      });
     }
     await saveMirrorStatus(ctx, repo, mirrorSetOf(await ctx.transport()));
   } finally {

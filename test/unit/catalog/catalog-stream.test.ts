@@ -7,6 +7,7 @@ import {
   pae,
   parseCatalogPayload,
   parseEnvelope,
+  parseEnvelopeInPlace,
   parseStrictJsonBytes,
   payloadWithPaeRoom,
   signCatalog,
@@ -147,7 +148,66 @@ describe('parseEnvelope reads the payload in place', () => {
   it('checks the payload type before the payload (E_PAYLOAD_TYPE for a bad payload of the wrong type)', () => {
     const bytes = utf8(`{"payloadType":"x","payload":"QR==","signatures":[]}`);
     expect(codeOf(() => parseEnvelope(bytes, PAYLOAD_TYPES.catalog, 'c'))).toBe('E_PAYLOAD_TYPE');
+    expect(codeOf(() => parseEnvelopeInPlace(bytes, PAYLOAD_TYPES.catalog, 'c'))).toBe('E_PAYLOAD_TYPE');
   });
+});
+
+describe('parseEnvelopeInPlace decodes inside the bytes it is given and gives them back', () => {
+  const big = Buffer.alloc(3 * 1024 * 1024 + 2);
+  for (let i = 0; i < big.length; i++) big[i] = (i * 167 + (i >> 9)) & 0xff;
+  const b64 = big.toString('base64');
+  // Both field orders: the payload after payloadType (what encodeEnvelope writes) and first (less room before it than PAE's head).
+  const framings: { name: string; bytes: (payload: string) => Buffer }[] = [
+    { name: 'payload last', bytes: (p) => utf8(`{"payloadType":"${PAYLOAD_TYPES.catalog}","payload":"${p}","signatures":[]}\n`) },
+    { name: 'payload first', bytes: (p) => utf8(`{"payload":"${p}","payloadType":"${PAYLOAD_TYPES.catalog}","signatures":[]}`) },
+  ];
+  for (const f of framings) {
+    it(`${f.name}: the payload parseEnvelope gives, PAE in place, in the same memory, and the original bytes back`, () => {
+      const bytes = f.bytes(b64);
+      const copy = Buffer.from(bytes);
+      const env = parseEnvelopeInPlace(bytes, PAYLOAD_TYPES.catalog, 'c');
+      expect(Buffer.from(env.payload).equals(big)).toBe(true);
+      // Inside the bytes' own memory (not merely the same pool): the offsets, not only the ArrayBuffer.
+      expect(env.payload.buffer).toBe(bytes.buffer);
+      expect(env.payload.byteOffset - bytes.byteOffset).toBeGreaterThanOrEqual(0);
+      expect(env.payload.byteOffset + env.payload.length).toBeLessThanOrEqual(bytes.byteOffset + bytes.length);
+      expect(signedMessage(env.payloadType, env.payload).buffer).toBe(bytes.buffer);
+      expect(bytes.equals(copy)).toBe(false);
+      expect(Buffer.concat([...env.originalBytes()]).equals(copy)).toBe(true);
+    });
+  }
+
+  it("a payload too short for PAE's head to fit before it in place gets a buffer of its own, the bytes untouched", () => {
+    const bytes = framings[1]!.bytes('aGk=');
+    const copy = Buffer.from(bytes);
+    const env = parseEnvelopeInPlace(bytes, PAYLOAD_TYPES.catalog, 'c');
+    expect(Buffer.from(env.payload).toString()).toBe('hi');
+    expect(signedMessage(env.payloadType, env.payload)).toEqual(pae(PAYLOAD_TYPES.catalog, utf8('hi')));
+    expect(bytes.equals(copy)).toBe(true);
+    expect(Buffer.concat([...env.originalBytes()]).equals(copy)).toBe(true);
+  });
+
+  it('a payload spelled with JSON escapes is decoded apart and the bytes come back as they were', () => {
+    const bytes = utf8(`{"payloadType":"${PAYLOAD_TYPES.catalog}","payload":"aGVsbG8\\u003d","signatures":[]}`);
+    const copy = Buffer.from(bytes);
+    const env = parseEnvelopeInPlace(bytes, PAYLOAD_TYPES.catalog, 'c');
+    expect(Buffer.from(env.payload).toString()).toBe('hello');
+    expect(bytes.equals(copy)).toBe(true);
+    expect(Buffer.concat([...env.originalBytes()]).equals(copy)).toBe(true);
+  });
+
+  const refusals: { name: string; payload: string }[] = [
+    { name: "'=' inside a later slice", payload: `${b64.slice(0, 2 * 1024 * 1024 + 8)}QQ==${b64.slice(2 * 1024 * 1024 + 8)}` },
+    { name: 'a non-base64 character in a later slice', payload: `${b64.slice(0, 3 * 1024 * 1024)}*${b64.slice(3 * 1024 * 1024 + 1)}` },
+    { name: 'non-zero padding bits at the end', payload: `${b64.slice(0, -4)}QR==` },
+    { name: 'a length not a multiple of 4', payload: b64.slice(1) },
+  ];
+  for (const c of refusals) {
+    it(`refuses ${c.name} with parseEnvelope's code (E_MALFORMED)`, () => {
+      expect(codeOf(() => parseEnvelope(framings[0]!.bytes(c.payload), PAYLOAD_TYPES.catalog, 'c'))).toBe('E_MALFORMED');
+      expect(codeOf(() => parseEnvelopeInPlace(framings[0]!.bytes(c.payload), PAYLOAD_TYPES.catalog, 'c'))).toBe('E_MALFORMED');
+    });
+  }
 });
 
 describe('parseStrictJsonBytes hooks', () => {
@@ -224,6 +284,19 @@ describe('verifyCatalogStream', () => {
     expect(summary.signed).toEqual(head);
     expect(packages).toHaveLength(3000);
     expect(parseCatalogPayload(whole.payload)).toEqual(whole.signed);
+  });
+
+  it('in place: the same entries and summary, the bytes spent, and originalBytes gives them back exactly', () => {
+    const s = catalogSigned(NOW, 7, { packages: manyPackages(3000) });
+    const bytes = encodeEnvelope(signCatalog(s, [catKey]));
+    const copy = Buffer.from(bytes);
+    const whole = verifyCatalog(copy, { root, now: NOW });
+    const got: CatalogPackage[] = [];
+    const summary = verifyCatalogStream(bytes, { root, now: NOW }, (p) => got.push(p), { inPlace: true });
+    expect(got).toEqual(whole.signed.packages);
+    expect(summary.payloadSha256).toBe(verifyCatalogStream(copy, { root, now: NOW }, () => undefined).payloadSha256);
+    expect(bytes.equals(copy)).toBe(false);
+    expect(Buffer.concat([...summary.originalBytes()]).equals(copy)).toBe(true);
   });
 
   const head = `"type":"catalog","format":1,"repo":"main","version":5,"generated":"${NOW.toISOString()}","expires":"2026-12-01T00:00:00.000Z","compatibility":{"arch":["x86_64"],"abi":["linux-musl-static"],"minClientFormat":1}`;

@@ -14,9 +14,8 @@ import {
 import { rm } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { constants as zlibConstants, createGunzip, createZstdDecompress, type Gunzip, type ZstdDecompress } from 'node:zlib';
-import { once } from 'node:events';
 import { join, dirname } from 'node:path';
-import { Parser, type ReadEntry } from 'tar';
+import { TarReader, type TarReadHeader, type TarReadSink } from './tar-reader.js';
 import { ERROR_CODES, ExitCode, SwpkgError, fromFsError } from './errors.js';
 import { MANIFEST_LIMITS, validateManifest, type FileEntry, type PackageManifest } from './manifest.js';
 import { verifyBytes, type PublicKeyFile } from './keys.js';
@@ -25,8 +24,6 @@ import { parseStrictJson } from './strict-json.js';
 import { MANIFEST_ENTRY, SIGNATURE_ENTRY } from './package-writer.js';
 
 const MAX_SIGNATURE_BYTES = 64 * 1024;
-/** One PAX (or GNU long name) record; node-tar buffers it whole. */
-const MAX_TAR_META_BYTES = 16 * 1024;
 /**
  * The largest zstd window a package may ask for (2^23 = 8 MiB). The decoder holds one window:
  * a frame that declares more (a hostile one could ask for 2 GiB) is refused before any memory
@@ -160,36 +157,19 @@ interface Sink {
 
 const nullSink: Sink = { dir() {}, symlink() {}, fileStart() {}, fileData() {}, fileEnd() {}, abort() {} };
 
-function tarTypeOf(entry: ReadEntry): 'file' | 'dir' | 'symlink' | 'other' {
-  switch (entry.type) {
-    case 'File':
-    case 'OldFile':
-    case 'ContiguousFile':
-      return 'file';
-    case 'Directory':
-      return 'dir';
-    case 'SymbolicLink':
-      return 'symlink';
-    default:
-      return 'other';
-  }
+/** What the current entry's data and end go to; unset between entries and for entries without data. */
+interface EntryConsumer {
+  data(chunk: Buffer): void;
+  end(): void;
 }
 
 /**
- * Streams an archive once: hashes the compressed bytes, checks every entry
- * against the manifest (order, type, mode, size, SHA-256, link target) and
- * hands verified data to the sink. Throws on the first discrepancy; the
- * caller decides what a partial sink output means (extract deletes it).
+ * The tar side of streamPackage, fed by the TarReader. Any throw from here stops the read: the
+ * first failure recorded wins, and a header-only read stops once it has what it needs. Entries
+ * are checked in order against the manifest read from the first one; only content that matches
+ * it reaches the sink.
  */
-type TarType = ReturnType<typeof tarTypeOf>;
-
-/**
- * The tar side of streamPackage. The parser's event handlers share this state: the first
- * failure recorded wins, and from then on (or once a header-only read has what it needs)
- * every entry is drained unread. Entries are checked in order against the manifest read
- * from the first one; only content that matches it reaches the sink.
- */
-class EntryChecker {
+class EntryChecker implements TarReadSink {
   failure: unknown;
   manifest: PackageManifest | undefined;
   manifestBytes: Uint8Array | undefined;
@@ -199,6 +179,7 @@ class EntryChecker {
   /** Manifest files matched so far, so also the index of the next one expected. */
   filesMatched = 0;
   private entriesSeen = 0;
+  private consumer: EntryConsumer | undefined;
   // Payload bytes handed to the sink, against the smaller of the catalog's and the manifest's installed size.
   private unpacked = 0;
   private unpackLimit = Infinity;
@@ -218,40 +199,37 @@ class EntryChecker {
     if (this.failure === undefined) this.failure = e;
   }
 
-  onEntry(entry: ReadEntry): void {
-    if (this.stopped) {
-      entry.resume();
-      return;
-    }
-    const type = tarTypeOf(entry);
-    const rawPath = entry.path;
-    const entryPath = type === 'dir' && rawPath.endsWith('/') ? rawPath.slice(0, -1) : rawPath;
+  entry(h: TarReadHeader): void {
+    const entryPath = h.type === 'dir' && h.path.endsWith('/') ? h.path.slice(0, -1) : h.path;
     const position = this.entriesSeen++;
-    try {
-      if (position === 0) this.readManifest(entry, entryPath, type);
-      else if (this.manifest === undefined) throw corrupt(this.path, 'manifest unreadable');
-      else if (position === 1 && entryPath === SIGNATURE_ENTRY) this.readSignature(entry, type);
-      else if (this.headerOnly) {
-        this.done = true;
-        entry.resume();
-      } else this.checkPayloadEntry(entry, entryPath, type, this.manifest);
-    } catch (e) {
-      this.fail(e);
-      entry.resume();
-    }
+    if (position === 0) this.readManifest(h, entryPath);
+    else if (this.manifest === undefined) throw corrupt(this.path, 'manifest unreadable');
+    else if (position === 1 && entryPath === SIGNATURE_ENTRY) this.readSignature(h);
+    else if (this.headerOnly) this.done = true;
+    else this.checkPayloadEntry(h, entryPath, this.manifest);
   }
 
-  private readManifest(entry: ReadEntry, entryPath: string, type: TarType): void {
+  data(chunk: Buffer): void {
+    this.consumer?.data(chunk);
+  }
+
+  entryEnd(): void {
+    const c = this.consumer;
+    this.consumer = undefined;
+    c?.end();
+  }
+
+  private readManifest(h: TarReadHeader, entryPath: string): void {
     const path = this.path;
-    if (entryPath !== MANIFEST_ENTRY || type !== 'file')
+    if (entryPath !== MANIFEST_ENTRY || h.type !== 'file')
       throw corrupt(path, `first entry must be ${MANIFEST_ENTRY}, found ${JSON.stringify(entryPath)}`);
-    if (entry.size > MANIFEST_LIMITS.manifestBytes) {
-      throw new SwpkgError('E_TOO_LARGE', `${path}: the manifest is ${entry.size} bytes, more than ${MANIFEST_LIMITS.manifestBytes}`, {
+    if (h.size > MANIFEST_LIMITS.manifestBytes) {
+      throw new SwpkgError('E_TOO_LARGE', `${path}: the manifest is ${h.size} bytes, more than ${MANIFEST_LIMITS.manifestBytes}`, {
         hint: 'the package is malformed or hostile; do not install it',
-        details: { path, limit: MANIFEST_LIMITS.manifestBytes, size: entry.size },
+        details: { path, limit: MANIFEST_LIMITS.manifestBytes, size: h.size },
       });
     }
-    this.collect(entry, (buf) => {
+    this.collect((buf) => {
       let manifest: PackageManifest;
       try {
         manifest = validateManifest(parseStrictJson(buf, `${path}: ${MANIFEST_ENTRY}`));
@@ -267,24 +245,24 @@ class EntryChecker {
     });
   }
 
-  private readSignature(entry: ReadEntry, type: TarType): void {
-    if (type !== 'file' || entry.size > MAX_SIGNATURE_BYTES) throw corrupt(this.path, 'signature entry is malformed');
-    this.collect(entry, (buf) => {
+  private readSignature(h: TarReadHeader): void {
+    if (h.type !== 'file' || h.size > MAX_SIGNATURE_BYTES) throw corrupt(this.path, 'signature entry is malformed');
+    this.collect((buf) => {
       this.signature = parseDetachedSignature(buf, `${this.path}: ${SIGNATURE_ENTRY}`);
       if (this.headerOnly) this.done = true;
     });
   }
 
   /** A payload entry must be the next file the manifest lists, with its type, mode, target and size. */
-  private checkPayloadEntry(entry: ReadEntry, entryPath: string, type: TarType, manifest: PackageManifest): void {
+  private checkPayloadEntry(h: TarReadHeader, entryPath: string, manifest: PackageManifest): void {
     const path = this.path;
     const expected = manifest.files[this.filesMatched++];
-    if (type === 'other') {
+    if (h.type === 'other') {
       throw new SwpkgError(
         'E_UNSAFE_PATH',
-        `${path}: entry ${JSON.stringify(entryPath)} is a ${entry.type}; only files, folders and symlinks are allowed`,
+        `${path}: entry ${JSON.stringify(entryPath)} is a ${tarTypeName(h.typeflag)}; only files, folders and symlinks are allowed`,
         {
-          details: { path, entry: entryPath, type: entry.type },
+          details: { path, entry: entryPath, type: tarTypeName(h.typeflag) },
         },
       );
     }
@@ -297,114 +275,105 @@ class EntryChecker {
         },
       );
     }
-    if (expected.type !== type || ((entry.mode ?? 0) & 0o7777) !== expected.mode) {
+    if (expected.type !== h.type || (h.mode & 0o7777) !== expected.mode) {
       throw new SwpkgError('E_HASH_MISMATCH', `${path}: ${entryPath} differs from its manifest entry (type or mode)`, {
         details: {
           path,
           entry: entryPath,
           expectedType: expected.type,
-          actualType: type,
+          actualType: h.type,
           expectedMode: expected.mode,
-          actualMode: entry.mode,
+          actualMode: h.mode,
         },
       });
     }
-    if (type === 'dir') {
+    if (h.type === 'dir') {
       this.sink.dir(expected);
-      entry.resume();
-    } else if (type === 'symlink') {
-      if (entry.linkpath !== expected.target) {
+    } else if (h.type === 'symlink') {
+      if (h.linkpath !== expected.target) {
         throw new SwpkgError('E_HASH_MISMATCH', `${path}: symlink ${entryPath} points elsewhere than its manifest says`, {
-          details: { path, entry: entryPath, expected: expected.target, actual: entry.linkpath },
+          details: { path, entry: entryPath, expected: expected.target, actual: h.linkpath },
         });
       }
       this.sink.symlink(expected);
-      entry.resume();
     } else {
-      if (entry.size !== expected.size) {
-        throw new SwpkgError('E_HASH_MISMATCH', `${path}: ${entryPath} is ${entry.size} bytes, the manifest says ${expected.size}`, {
-          details: { path, entry: entryPath, expected: expected.size, actual: entry.size },
+      if (h.size !== expected.size) {
+        throw new SwpkgError('E_HASH_MISMATCH', `${path}: ${entryPath} is ${h.size} bytes, the manifest says ${expected.size}`, {
+          details: { path, entry: entryPath, expected: expected.size, actual: h.size },
         });
       }
-      this.streamFile(entry, expected);
+      this.streamFile(expected);
     }
   }
 
   /** Hashes a regular file's bytes as they pass to the sink; fileEnd only once the hash matches. */
-  private streamFile(entry: ReadEntry, expected: FileEntry): void {
+  private streamFile(expected: FileEntry): void {
     const path = this.path;
     this.sink.fileStart(expected);
     const hash = createHash('sha256');
     let n = 0;
-    entry.on('data', (chunk: Buffer) => {
-      if (this.failure !== undefined) return;
-      this.unpacked += chunk.length;
-      if (this.unpacked > this.unpackLimit) {
-        this.fail(
-          new SwpkgError('E_TOO_LARGE', `${path}: the payload unpacks to more than the ${this.unpackLimit} bytes declared`, {
+    this.consumer = {
+      data: (chunk) => {
+        this.unpacked += chunk.length;
+        if (this.unpacked > this.unpackLimit) {
+          throw new SwpkgError('E_TOO_LARGE', `${path}: the payload unpacks to more than the ${this.unpackLimit} bytes declared`, {
             details: { path, entry: expected.path, limit: this.unpackLimit },
-          }),
-        );
-        return;
-      }
-      hash.update(chunk);
-      n += chunk.length;
-      try {
+          });
+        }
+        hash.update(chunk);
+        n += chunk.length;
         this.sink.fileData(chunk);
-      } catch (e) {
-        this.fail(e);
-      }
-    });
-    entry.on('end', () => {
-      if (this.failure !== undefined) return;
-      const actual = hash.digest('hex');
-      if (actual !== expected.sha256 || n !== expected.size) {
-        this.fail(
-          new SwpkgError('E_HASH_MISMATCH', `${path}: ${expected.path} does not match its SHA-256 in the manifest`, {
+      },
+      end: () => {
+        const actual = hash.digest('hex');
+        if (actual !== expected.sha256 || n !== expected.size) {
+          throw new SwpkgError('E_HASH_MISMATCH', `${path}: ${expected.path} does not match its SHA-256 in the manifest`, {
             details: { path, entry: expected.path, expected: expected.sha256, actual },
-          }),
-        );
-        return;
-      }
-      try {
+          });
+        }
         this.sink.fileEnd(expected);
-      } catch (e) {
-        this.fail(e);
-      }
-    });
+      },
+    };
   }
 
   /** Buffers a small entry (manifest, signature: both size-checked before this) and hands it on. */
-  private collect(entry: ReadEntry, then: (buf: Buffer) => void): void {
+  private collect(then: (buf: Buffer) => void): void {
     const chunks: Buffer[] = [];
-    entry.on('data', (c: Buffer) => chunks.push(c));
-    entry.on('end', () => {
-      if (this.failure !== undefined) return;
-      try {
-        then(Buffer.concat(chunks));
-      } catch (e) {
-        this.fail(e);
-      }
-    });
+    this.consumer = {
+      // The reader's slices are views of a decompressed chunk the decompressor never writes again: kept without a copy.
+      data: (c) => chunks.push(c),
+      end: () => then(Buffer.concat(chunks)),
+    };
   }
 }
 
+/** The name of a tar type a package may not hold, for the refusal. */
+function tarTypeName(typeflag: string): string {
+  switch (typeflag) {
+    case '1':
+      return 'Link';
+    case '3':
+      return 'CharacterDevice';
+    case '4':
+      return 'BlockDevice';
+    case '6':
+      return 'FIFO';
+    case '7':
+      return 'ContiguousFile';
+    default:
+      return `tar type ${JSON.stringify(typeflag)}`;
+  }
+}
+
+/**
+ * Streams an archive once: hashes the compressed bytes, checks every entry
+ * against the manifest (order, type, mode, size, SHA-256, link target) and
+ * hands verified data to the sink. Throws on the first discrepancy; the
+ * caller decides what a partial sink output means (extract deletes it).
+ */
 async function streamPackage(path: string, opts: ReadOptions, sink: Sink, headerOnly: boolean): Promise<VerifiedPackage> {
   const checker = new EntryChecker(path, opts, sink, headerOnly);
-  const fail = (e: unknown): void => checker.fail(e);
-
-  // PAX records are buffered whole by the parser: ours hold a path and a link target (1 KiB each at most).
-  const parser = new Parser({ strict: true, maxMetaEntrySize: MAX_TAR_META_BYTES });
-  parser.on('warn', (_code: string, message: string) => fail(corrupt(path, `tar: ${message}`)));
-  parser.on('ignoredEntry', (entry: ReadEntry) =>
-    fail(
-      new SwpkgError('E_TOO_LARGE', `${path}: a tar metadata record of ${entry.size} bytes is larger than ${MAX_TAR_META_BYTES}`, {
-        details: { path, limit: MAX_TAR_META_BYTES, size: entry.size },
-      }),
-    ),
-  );
-  parser.on('error', (e: Error) => fail(corrupt(path, `tar: ${e.message}`, e)));
-  parser.on('entry', (entry: ReadEntry) => checker.onEntry(entry));
+  const tar = new TarReader(path, checker);
 
   const pkgHash = createHash('sha256');
   let compressed = 0;
@@ -413,11 +382,22 @@ async function streamPackage(path: string, opts: ReadOptions, sink: Sink, header
   // a 1 MiB buffer, a copy into one of the size read, and another 1 MiB buffer for the read at EOF.
   const input = createReadStream(path, { fd, start: 0, end: Math.max(size, 1) - 1, highWaterMark: 1 << 20 });
   const inflate = decompressor(compression);
-  input.on('error', (e) => fail(fromFsError(e, `reading ${path}`)));
-  inflate.on('error', (e) => fail(corrupt(path, `${compression}: ${e.message}`, e)));
   // Set once reading stops: a chunk already in flight after destroy() must not reach the finished hash
   // (a header-only read of a package larger than one read chunk used to crash with ERR_CRYPTO_HASH_FINALIZED).
   let stopped = false;
+  let settle!: () => void;
+  const settled = new Promise<void>((resolve) => (settle = resolve));
+  const stop = (failure?: unknown): void => {
+    if (failure !== undefined) checker.fail(failure);
+    if (stopped) return;
+    stopped = true;
+    input.unpipe(inflate);
+    input.destroy();
+    inflate.destroy();
+    settle();
+  };
+  input.on('error', (e) => stop(fromFsError(e, `reading ${path}`)));
+  inflate.on('error', (e) => stop(corrupt(path, `${compression}: ${e.message}`, e)));
   input.on('data', (chunk) => {
     if (stopped) return;
     const buf = chunk as Buffer;
@@ -425,33 +405,36 @@ async function streamPackage(path: string, opts: ReadOptions, sink: Sink, header
     pkgHash.update(buf);
     opts.onBytes?.(compressed);
     if (opts.maxBytes !== undefined && compressed > opts.maxBytes) {
-      fail(
+      stop(
         new SwpkgError('E_TOO_LARGE', `${path} is larger than the ${opts.maxBytes} bytes allowed`, {
           details: { path, limit: opts.maxBytes },
         }),
       );
-      input.destroy();
     }
   });
+  // Each decompressed chunk is parsed, checked and written synchronously before the next one is
+  // emitted, so nothing queues up: no per-chunk promise, and memory stays one chunk deep.
+  inflate.on('data', (chunk: Buffer) => {
+    if (stopped) return;
+    try {
+      tar.write(chunk);
+    } catch (e) {
+      stop(e);
+      return;
+    }
+    if (checker.stopped) stop();
+  });
+  inflate.on('end', () => {
+    if (stopped) return;
+    try {
+      tar.end();
+    } catch (e) {
+      checker.fail(e);
+    }
+    stop();
+  });
   input.pipe(inflate);
-  try {
-    for await (const chunk of inflate) {
-      if (checker.stopped) break;
-      if (!parser.write(chunk as Buffer)) await once(parser, 'drain');
-    }
-    if (!checker.stopped) {
-      const ended = once(parser, 'end');
-      parser.end();
-      await ended;
-    }
-  } catch (e) {
-    fail(e instanceof SwpkgError ? e : corrupt(path, (e as Error).message, e));
-  } finally {
-    stopped = true;
-    input.unpipe(inflate);
-    input.destroy();
-    inflate.destroy();
-  }
+  await settled;
   const { failure, manifest, manifestBytes, signature } = checker;
   if (failure !== undefined) {
     sink.abort();

@@ -2,7 +2,8 @@ import { mkdtemp, rm, readdir, lstat, readFile, readlink } from 'node:fs/promise
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
-import { afterEach } from 'vitest';
+import { afterEach, expect } from 'vitest';
+import { extractPackage, verifyPackageFile } from '../../catalog/index.js';
 
 const made: string[] = [];
 
@@ -48,4 +49,15 @@ export async function treeHash(root: string): Promise<string> {
   }
   await walk('');
   return h.digest('hex');
+}
+
+/**
+ * `file` (a package inside `dir`) is refused with `code` by verifyPackageFile and by extractPackage
+ * into `dir/out`, and `dir` is left exactly as it was: nothing extracted, nothing left behind.
+ */
+export async function expectPackageRefused(dir: string, file: string, code: string): Promise<void> {
+  const before = await treeHash(dir);
+  await expect(verifyPackageFile(file)).rejects.toMatchObject({ code });
+  await expect(extractPackage(file, join(dir, 'out'))).rejects.toMatchObject({ code });
+  expect(await treeHash(dir)).toBe(before);
 }

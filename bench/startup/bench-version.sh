@@ -15,7 +15,7 @@ W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT
 "$REPO/bin/swpkg" image bundle "$W/pkg.mjs" -q
 declare -A CMD=([swpkg]="$REPO/bin/swpkg --version" [swport]="$REPO/bin/swport --version" [pkg]="$REPO/bin/pkg --version"
-  [pkg-bundle]="env NODE_COMPILE_CACHE=$W/cache NODE_COMPILE_CACHE_PORTABLE=1 $NODE $W/pkg.mjs --version")
+  [pkg-bundle]="env NODE_COMPILE_CACHE=$W/cache NODE_COMPILE_CACHE_PORTABLE=1 $NODE --max-semi-space-size=4 $W/pkg.mjs --version")
 for tool in swpkg swport pkg pkg-bundle; do
   echo "== $tool --version vs node -e 0"
   if command -v farm-bench >/dev/null; then

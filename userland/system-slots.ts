@@ -14,6 +14,7 @@ import {
   type SystemArtifact,
   type SystemReleaseDocument,
 } from '../catalog/index.js';
+import { crashPoint } from './crash-point.js';
 
 /**
  * A/B system slots on a UEFI system disk booted by systemd-boot (issue 14).
@@ -419,6 +420,9 @@ export async function stageSystemUpdate(o: StageSystemUpdateOptions): Promise<St
     reporter.info(`writing slot ${slot.toUpperCase()}`);
     await copyFileSynced(staged.kernel, join(o.layout.esp, p.kernel));
     await copyFileSynced(staged.initramfs, join(o.layout.esp, p.initramfs));
+    // Kernel and initramfs written, the base image and the loader entry not: a half-written slot
+    // (the acceptance's system-power-cut pauses here and cuts the power).
+    crashPoint('system.slot-half-written');
     await writeSlot(staged.base, target);
     await fsyncDir(slotDir);
     const entry = entryFileName({ slot, triesLeft: tries });

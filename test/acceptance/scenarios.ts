@@ -1278,21 +1278,26 @@ export const SCENARIOS: Scenario[] = [
       c.s.transcript.host(`published system release ${rel.version}`);
       await c.s.pkgOk('update main');
       const store = await c.s.storeDigest();
-      // In the background, so the power can go while it writes; the loop returns once the slot write has begun.
+      // In the background, paused by the test hook (PKG_TEST_PAUSE_AT, userland/crash-point.ts) with the slot's kernel and
+      // initramfs written and its base image and loader entry not: the power goes exactly there, however fast the write is.
+      // (A wait for the "writing slot" line and two seconds lost the race once the write got faster: the entry was in place.)
       // stdin from /dev/null: a background job of the console's shell that touches the terminal would be stopped (SIGTTIN).
       await c.s.sh(
-        'rm -f /tmp/acc/sysup.log; pkg system update --repo main --yes </dev/null >/tmp/acc/sysup.log 2>&1 & echo $! >/tmp/acc/sysup.pid',
+        'rm -f /tmp/acc/sysup.log /tmp/acc/sysup.pause; PKG_TEST_PAUSE_AT=system.slot-half-written:1 PKG_TEST_PAUSE_FILE=/tmp/acc/sysup.pause ' +
+          'pkg system update --repo main --yes </dev/null >/tmp/acc/sysup.log 2>&1 & echo $! >/tmp/acc/sysup.pid',
       );
+      // Bounded (1800 x 0.5 s); ends early when pkg is gone, since then the pause file never comes.
       const w = await c.s.sh(
-        'p=$(cat /tmp/acc/sysup.pid); i=0; while [ $i -lt 1200 ] && kill -0 $p 2>/dev/null && ! grep -q "writing slot" /tmp/acc/sysup.log; do sleep 0.5; i=$((i+1)); done; ' +
-          'sleep 2; cat /tmp/acc/sysup.log; kill -0 $p 2>/dev/null && echo "@@still-writing@@"',
-        { timeoutMs: 900_000 },
+        'p=$(cat /tmp/acc/sysup.pid); i=0; while [ $i -lt 1800 ] && kill -0 $p 2>/dev/null && [ ! -e /tmp/acc/sysup.pause ]; do sleep 0.5; i=$((i+1)); done; ' +
+          'cat /tmp/acc/sysup.log; [ -e /tmp/acc/sysup.pause ] && kill -0 $p 2>/dev/null && echo "@@paused-writing@@"',
+        { timeoutMs: 960_000 },
       );
       check(
-        w.output.includes(`writing slot ${target.toUpperCase()}`) && w.output.includes('@@still-writing@@'),
+        w.output.includes(`writing slot ${target.toUpperCase()}`) && w.output.includes('@@paused-writing@@'),
         `the update was not caught while writing slot ${target}`,
         w.output,
       );
+      c.s.transcript.note(`pkg system update is paused with slot ${target}'s kernel and initramfs written; cutting the power now`);
       await c.s.powerCutAndBoot();
       const cut = await systemStatus(c);
       check(

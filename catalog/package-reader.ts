@@ -15,7 +15,7 @@ import { rm } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { constants as zlibConstants, createGunzip, createZstdDecompress, type Gunzip, type ZstdDecompress } from 'node:zlib';
 import { join, dirname } from 'node:path';
-import { TarReader, type TarReadHeader, type TarReadSink } from './tar-reader.js';
+import { corruptPackage as corrupt, TarReader, type TarReadHeader, type TarReadSink } from './tar-reader.js';
 import { ERROR_CODES, ExitCode, SwpkgError, fromFsError } from './errors.js';
 import { MANIFEST_LIMITS, validateManifest, type FileEntry, type PackageManifest } from './manifest.js';
 import { verifyBytes, type PublicKeyFile } from './keys.js';
@@ -135,14 +135,6 @@ function installedSizeMismatch(path: string, m: PackageManifest, declared: numbe
       details: { path, declared, manifest: m.installedSize },
     },
   );
-}
-
-function corrupt(path: string, why: string, cause?: unknown): SwpkgError {
-  return new SwpkgError('E_CORRUPT', `${path} is not a valid .swpkg: ${why}`, {
-    hint: 'download or build the package again; if it keeps failing the publisher shipped a broken file',
-    details: { path },
-    cause,
-  });
 }
 
 /** What happens to each verified payload entry: nothing (verify) or written below a folder (extract). */

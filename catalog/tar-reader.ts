@@ -15,8 +15,9 @@
  * PAX record set over 16 KiB).
  */
 import { SwpkgError } from './errors.js';
+import { paddingLength, TAR_BLOCK } from './tar-writer.js';
 
-const BLOCK = 512;
+const BLOCK = TAR_BLOCK;
 /** The PAX record set before one entry is held whole: ours hold a path and a link target (1 KiB each at most). */
 export const MAX_TAR_META_BYTES = 16 * 1024;
 
@@ -172,7 +173,7 @@ export class TarReader {
       }
       if (size === 0) throw this.corrupt('an empty PAX header');
       this.remaining = size;
-      this.padding = pad(size);
+      this.padding = paddingLength(size);
       this.state = 'pax';
       return;
     }
@@ -199,7 +200,7 @@ export class TarReader {
     this.entries++;
     this.sink.entry({ path, type, typeflag, mode, size, linkpath });
     this.remaining = size;
-    this.padding = pad(size);
+    this.padding = paddingLength(size);
     if (size === 0) this.finishEntry();
     else this.state = 'data';
   }
@@ -257,16 +258,17 @@ export class TarReader {
   }
 
   private corrupt(why: string): SwpkgError {
-    return new SwpkgError('E_CORRUPT', `${this.source} is not a valid .swpkg: tar: ${why} (after ${this.entries} entries)`, {
-      hint: 'download or build the package again; if it keeps failing the publisher shipped a broken file',
-      details: { path: this.source },
-    });
+    return corruptPackage(this.source, `tar: ${why} (after ${this.entries} entries)`);
   }
 }
 
-function pad(size: number): number {
-  const rem = size % BLOCK;
-  return rem === 0 ? 0 : BLOCK - rem;
+/** A package file that is not a `.swpkg` (E_CORRUPT): the one refusal for the tar layout and for the package reader above it. */
+export function corruptPackage(path: string, why: string, cause?: unknown): SwpkgError {
+  return new SwpkgError('E_CORRUPT', `${path} is not a valid .swpkg: ${why}`, {
+    hint: 'download or build the package again; if it keeps failing the publisher shipped a broken file',
+    details: { path },
+    cause,
+  });
 }
 
 function isZero(b: Buffer): boolean {

@@ -4,7 +4,9 @@
  * uid/gid 0, no user names, fixed mtime — the basis of reproducible packages.
  */
 
-const BLOCK = 512;
+/** The tar block: headers are one, and every entry's data is padded to a whole number of them. */
+export const TAR_BLOCK = 512;
+const BLOCK = TAR_BLOCK;
 
 export type TarEntryType = 'file' | 'dir' | 'symlink';
 
@@ -80,9 +82,14 @@ export function tarHeader(e: TarHeader): Buffer {
   return Buffer.concat([pax, body, padding(body.length), main]);
 }
 
-export function padding(size: number): Buffer {
+/** How many zero bytes follow `size` bytes of data to end them on a block boundary. */
+export function paddingLength(size: number): number {
   const rem = size % BLOCK;
-  return Buffer.alloc(rem === 0 ? 0 : BLOCK - rem, 0);
+  return rem === 0 ? 0 : BLOCK - rem;
+}
+
+export function padding(size: number): Buffer {
+  return Buffer.alloc(paddingLength(size), 0);
 }
 
 /** Two zero blocks end an archive. */

@@ -61,6 +61,15 @@ export function networkError(url: string, e: unknown): SwpkgError {
 }
 
 /**
+ * Why a request failed, for every transport: the reason pkg aborted it with (a stall or deadline
+ * its own timers decided, already coded) when that is what happened, else the network error.
+ */
+export function requestError(url: string, req: HttpRequest, e: unknown): SwpkgError {
+  if (req.signal.aborted && req.signal.reason instanceof SwpkgError) return req.signal.reason;
+  return networkError(url, e);
+}
+
+/**
  * A transport on the undici package's `request`, with its own bounded timeouts; the production
  * transport before `nodeHttpTransport`, kept so the same download tests run over both.
  * Loaded lazily so commands that never touch the network start fast.
@@ -113,8 +122,7 @@ export async function undiciTransport(o: { connectTimeoutMs?: number } = {}): Pr
           },
         };
       } catch (e) {
-        if (req.signal.aborted && req.signal.reason instanceof SwpkgError) throw req.signal.reason;
-        throw networkError(url, e);
+        throw requestError(url, req, e);
       } finally {
         if (timer) clearTimeout(timer);
         req.signal.removeEventListener('abort', onAbort);
@@ -166,8 +174,7 @@ export function fetchTransport(fetchImpl?: typeof fetch): HttpTransport {
           },
         };
       } catch (e) {
-        if (req.signal.aborted && req.signal.reason instanceof SwpkgError) throw req.signal.reason;
-        throw networkError(url, e);
+        throw requestError(url, req, e);
       } finally {
         if (timer) clearTimeout(timer);
       }

@@ -1,6 +1,6 @@
 import type { Agent, IncomingMessage, ClientRequest, RequestOptions, request as httpRequest } from 'node:http';
 import { SwpkgError } from '../catalog/index.js';
-import { MAX_HEADER_BYTES, networkError, type HttpTransport } from './http-transport.js';
+import { MAX_HEADER_BYTES, networkError, requestError, type HttpTransport } from './http-transport.js';
 
 /**
  * The production transport on `node:http`: Node's own HTTP client, built into the binary with its
@@ -86,8 +86,7 @@ export function nodeHttpTransport(o: { maxSockets?: number } = {}): HttpTranspor
           },
         };
       } catch (e) {
-        if (req.signal.aborted && req.signal.reason instanceof SwpkgError) throw req.signal.reason;
-        throw networkError(url, e);
+        throw requestError(url, req, e);
       } finally {
         if (timer) clearTimeout(timer);
         req.signal.removeEventListener('abort', onAbort);

@@ -1,9 +1,9 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
 import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { SwpkgError } from '../../../catalog/index.js';
+import { sha256Hex as sha, SwpkgError } from '../../../catalog/index.js';
 import {
   downloadFile,
   fetchBytes,
@@ -13,6 +13,7 @@ import {
   type HttpTransport,
 } from '../../../userland/index.js';
 import { startTableServer, type ResponseTable, type TableServer } from '../../helpers/http-table-server.js';
+import { failure } from '../../helpers/failure.js';
 import { tempDir } from '../../helpers/tmp.js';
 
 /**
@@ -42,16 +43,11 @@ afterAll(async () => {
 
 // The rate and deadline rules have their own tests (test/faults/network.test.ts); here they are off.
 const limits = { stallMs: 300, minBytes: 1, minBytesPerSecond: 0, deadlineMs: 0 };
-const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 const payload = randomBytes(200_000);
 
+/** The code of the coded error `p` rejects with (test/helpers/failure.ts: a success or an uncoded error fails the test). */
 async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-    return 'none';
-  } catch (e) {
-    return (e as { code?: string }).code ?? String(e);
-  }
+  return (await failure(p)).code;
 }
 
 describe.each([

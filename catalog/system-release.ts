@@ -2,15 +2,15 @@ import { SwpkgError } from './errors.js';
 import { SHA256_HEX } from './hash.js';
 import type { KeyPair } from './keys.js';
 import { CLIENT_FORMAT } from './catalog-doc.js';
+import { assertNotExpired, checkReleaseThreshold, type RootDocument, type Signed } from './root.js';
+import { parseEnvelope, payloadSha256, signEnvelope, PAYLOAD_TYPES } from './envelope.js';
+import { assertKnownFields, isJsonObject, parseStrictJson } from './strict-json.js';
 
 /**
  * The client format a system release asks for. Nothing a system update reads changed with client
  * format 2 (zstd packages), so a system whose pkg speaks 1 can still update to one published now.
  */
 export const SYSTEM_RELEASE_MIN_CLIENT_FORMAT = 1;
-import { assertNotExpired, checkReleaseThreshold, type RootDocument, type Signed } from './root.js';
-import { parseEnvelope, payloadSha256, signEnvelope, PAYLOAD_TYPES } from './envelope.js';
-import { assertKnownFields, isJsonObject, parseStrictJson } from './strict-json.js';
 
 /**
  * A system release: one signed document naming the kernel, initramfs and
